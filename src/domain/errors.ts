@@ -1,0 +1,43 @@
+import { Schema } from "effect"
+import { DatabaseRole } from "./environment.ts"
+
+/** One setting that is missing or invalid, named by the variable a person sets. */
+export class SettingProblem extends Schema.Class<SettingProblem>("SettingProblem")({
+  variable: Schema.String,
+  problem: Schema.String
+}) {}
+
+/** Every missing or invalid setting at once, so a person fixes them in one pass. */
+export class SettingsError extends Schema.TaggedError<SettingsError>()("SettingsError", {
+  environment: Schema.optional(Schema.String),
+  source: Schema.String,
+  problems: Schema.Array(SettingProblem)
+}) {
+  override get message(): string {
+    const where = this.environment === undefined ? "" : ` (ETL_ENVIRONMENT=${this.environment}, ${this.source})`
+    return `Invalid settings${where}:\n${this.problems.map((p) => `  - ${p.variable}: ${p.problem}`).join("\n")}`
+  }
+}
+
+/** A database that could not be reached or refused us; never carries a secret. */
+export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
+  database: DatabaseRole,
+  host: Schema.String,
+  port: Schema.Number,
+  attempts: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    const tries = this.attempts === 1 ? "1 attempt" : `${this.attempts} attempts`
+    return `Cannot connect to the ${this.database} database at ${this.host}:${this.port} after ${tries}: ${this.reason}`
+  }
+}
+
+/** A command whose capability has not been built yet. */
+export class NotImplementedError extends Schema.TaggedError<NotImplementedError>()("NotImplementedError", {
+  command: Schema.String
+}) {
+  override get message(): string {
+    return `'${this.command}' is not built yet in this version of opendental-etl`
+  }
+}

@@ -1,0 +1,30 @@
+import { Cause, Exit, Option } from "effect"
+
+/** Exit codes a scheduler or CI reads: the same for every command. */
+export const ExitCode = {
+  passed: 0,
+  checkFailed: 1,
+  configurationOrConnection: 2,
+  cleanupIncomplete: 3,
+  interrupted: 130
+} as const
+
+const codeByTag: Record<string, number> = {
+  SettingsError: ExitCode.configurationOrConnection,
+  ConnectionError: ExitCode.configurationOrConnection,
+  NotImplementedError: ExitCode.configurationOrConnection,
+  CleanupError: ExitCode.cleanupIncomplete
+}
+
+const tagOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
+
+/** The worst outcome wins: cleanup incomplete over configuration over a failed check. */
+export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return ExitCode.passed
+  const cause = exit.cause
+  if (Cause.isInterruptedOnly(cause)) return ExitCode.interrupted
+  const codes = Cause.failures(cause).pipe((chunk) => [...chunk].map((e) => codeByTag[tagOf(e) ?? ""] ?? ExitCode.checkFailed))
+  if (codes.length === 0) return Option.isSome(Cause.dieOption(cause)) ? ExitCode.checkFailed : ExitCode.checkFailed
+  return Math.max(...codes)
+}

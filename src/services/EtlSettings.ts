@@ -1,0 +1,252 @@
+import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
+import { Config, ConfigError, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
+import { SettingProblem, SettingsError } from "../domain/errors.ts"
+
+export interface DatabaseSettings {
+  readonly role: DatabaseRole
+  readonly host: string
+  readonly port: number
+  readonly database: string
+  readonly user: string
+  readonly password: Redacted.Redacted<string>
+}
+
+/** TLS to PostgreSQL: none, encrypted, or encrypted with the certificate verified against the host name. */
+export const sslModes = ["disable", "require", "verify-full"] as const
+export type SslMode = (typeof sslModes)[number]
+
+export interface AnalyticsSettings extends DatabaseSettings {
+  readonly schema: string
+  readonly sslMode: SslMode
+}
+
+export interface ConnectionPolicy {
+  /** How long one connection attempt may take. */
+  readonly connectTimeout: Duration.Duration
+  /** Attempts in all, the first included, for transient failures (refused, reset, timed out). */
+  readonly attempts: number
+}
+
+export interface PipelineSettings {
+  readonly tables: ReadonlyArray<string>
+  readonly batchSize: number
+  readonly lookbackSeconds: number
+}
+
+export interface Settings {
+  readonly environment: Environment
+  /** The settings file of the environment, and whether it was there to read. */
+  readonly settingsFile: { readonly path: string; readonly found: boolean }
+  readonly source: DatabaseSettings
+  /** The seeder's own credentials on the source; required before anything is seeded in production. */
+  readonly sourceWriter: Option.Option<DatabaseSettings>
+  readonly replication: DatabaseSettings
+  readonly analytics: AnalyticsSettings
+  readonly connection: ConnectionPolicy
+  readonly pipeline: PipelineSettings
+}
+
+export class EtlSettings extends Context.Tag("opendental-etl/EtlSettings")<EtlSettings, Settings>() {}
+
+export const defaultTables = ["patient", "appointment", "procedurelog", "procedurecode", "carrier", "insplan"] as const
+
+/** Defaults that make `ETL_ENVIRONMENT=local` work against the machine's own servers with no file. */
+const localDefaults: Record<string, string> = {
+  OPENDENTAL_SOURCE_HOST: "127.0.0.1",
+  OPENDENTAL_SOURCE_DB: "opendental_demo",
+  OPENDENTAL_SOURCE_USER: "root",
+  OPENDENTAL_SOURCE_PASSWORD: "",
+  OPENDENTAL_SOURCE_WRITER_USER: "root",
+  OPENDENTAL_SOURCE_WRITER_PASSWORD: "",
+  MYSQL_REPLICATION_HOST: "127.0.0.1",
+  MYSQL_REPLICATION_DB: "opendental_demo_replication",
+  MYSQL_REPLICATION_USER: "root",
+  MYSQL_REPLICATION_PASSWORD: "",
+  POSTGRES_ANALYTICS_HOST: "127.0.0.1",
+  POSTGRES_ANALYTICS_DB: "opendental_demo_analytics",
+  POSTGRES_ANALYTICS_USER: "postgres",
+  POSTGRES_ANALYTICS_PASSWORD: ""
+}
+
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "must be a port number from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
+  )
+
+const positive = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "must be a whole number above 0", validation: (n) => n > 0 })
+  )
+
+const identifier = (name: string) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: "must be a plain name (letters, digits, _ and $)",
+      validation: (s) => /^[A-Za-z0-9_$]+$/.test(s)
+    })
+  )
+
+const mysqlDatabase = (role: DatabaseRole, prefix: string): Config.Config<DatabaseSettings> =>
+  Config.all({
+    role: Config.succeed(role),
+    host: Config.nonEmptyString(`${prefix}_HOST`),
+    port: port(`${prefix}_PORT`, 3306),
+    database: identifier(`${prefix}_DB`),
+    user: Config.nonEmptyString(`${prefix}_USER`),
+    password: Config.redacted(`${prefix}_PASSWORD`)
+  })
+
+const writerCredentials = Config.all({
+  user: Config.nonEmptyString("OPENDENTAL_SOURCE_WRITER_USER"),
+  password: Config.redacted("OPENDENTAL_SOURCE_WRITER_PASSWORD")
+}).pipe(Config.option)
+
+const analyticsDatabase: Config.Config<AnalyticsSettings> = Config.all({
+  role: Config.succeed("analytics" as const),
+  host: Config.nonEmptyString("POSTGRES_ANALYTICS_HOST"),
+  port: port("POSTGRES_ANALYTICS_PORT", 5432),
+  database: identifier("POSTGRES_ANALYTICS_DB"),
+  schema: identifier("POSTGRES_ANALYTICS_SCHEMA").pipe(Config.withDefault("raw")),
+  user: Config.nonEmptyString("POSTGRES_ANALYTICS_USER"),
+  password: Config.redacted("POSTGRES_ANALYTICS_PASSWORD"),
+  sslMode: Config.literal(...sslModes)("POSTGRES_ANALYTICS_SSLMODE").pipe(Config.withDefault("disable" as const))
+})
+
+const tableList = Config.string("ETL_TABLES").pipe(
+  Config.map((s) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)),
+  Config.validate({
+    message: "must be a comma-separated list of table names",
+    validation: (ts) => ts.length > 0 && ts.every((t) => /^[A-Za-z0-9_$]+$/.test(t))
+  }),
+  Config.withDefault<ReadonlyArray<string>>(defaultTables)
+)
+
+const settingsConfig = Config.all({
+  source: mysqlDatabase("source", "OPENDENTAL_SOURCE"),
+  writer: writerCredentials,
+  replication: mysqlDatabase("replication", "MYSQL_REPLICATION"),
+  analytics: analyticsDatabase,
+  connection: Config.all({
+    connectTimeout: positive("ETL_CONNECT_TIMEOUT_SECONDS", 5).pipe(Config.map(Duration.seconds)),
+    attempts: positive("ETL_CONNECT_ATTEMPTS", 4)
+  }),
+  pipeline: Config.all({
+    tables: tableList,
+    batchSize: positive("ETL_BATCH_SIZE", 5000),
+    lookbackSeconds: Config.integer("ETL_LOOKBACK_SECONDS").pipe(
+      Config.withDefault(300),
+      Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 })
+    )
+  })
+})
+
+/** Flattens Effect's error tree into one problem per variable; "invalid" beats "missing". */
+const problemsOf = (error: ConfigError.ConfigError): ReadonlyArray<SettingProblem> => {
+  const byVariable = new Map<string, { invalid: boolean; problem: string }>()
+  const visit = (e: ConfigError.ConfigError): void => {
+    switch (e._op) {
+      case "And":
+      case "Or":
+        visit(e.left)
+        visit(e.right)
+        return
+      case "MissingData":
+      case "InvalidData":
+      case "SourceUnavailable":
+      case "Unsupported": {
+        const variable = e.path.join("_") || "(settings)"
+        const invalid = e._op !== "MissingData"
+        const problem = invalid ? e.message : "is required but not set"
+        const known = byVariable.get(variable)
+        if (known === undefined || (invalid && !known.invalid)) byVariable.set(variable, { invalid, problem })
+      }
+    }
+  }
+  visit(error)
+  return [...byVariable.entries()].map(([variable, { problem }]) => new SettingProblem({ variable, problem }))
+}
+
+export interface SettingsInputs {
+  /** The process environment: it selects the environment and overrides the file. */
+  readonly processEnv: Readonly<Record<string, string | undefined>>
+  /** Where `.env_<environment>` is looked for. */
+  readonly directory: string
+}
+
+const environmentFrom = (processEnv: SettingsInputs["processEnv"]) => {
+  const raw = processEnv[environmentVariable]
+  const found = environments.find((e) => e === raw)
+  if (found !== undefined) return Effect.succeed(found)
+  const got = raw === undefined ? "it is not set" : raw.trim() === "" ? "it is empty" : `got '${raw}'`
+  return Effect.fail(
+    new SettingsError({
+      source: "process environment",
+      problems: [
+        new SettingProblem({
+          variable: environmentVariable,
+          problem: `must be set in the process environment to one of ${environments.join(", ")} (${got}); it is never read from a file`
+        })
+      ]
+    })
+  )
+}
+
+export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInputs) {
+  const environment = yield* environmentFrom(inputs.processEnv)
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const settingsPath = path.join(inputs.directory, `.env_${environment}`)
+  const found = yield* fs.exists(settingsPath).pipe(Effect.orElseSucceed(() => false))
+
+  const processVariables = new Map(
+    Object.entries(inputs.processEnv).filter((entry): entry is [string, string] => entry[1] !== undefined)
+  )
+  let provider = ConfigProvider.fromMap(processVariables)
+  if (found) {
+    const fileProvider = yield* PlatformConfigProvider.fromDotEnv(settingsPath).pipe(
+      Effect.mapError(
+        (e) =>
+          new SettingsError({
+            environment,
+            source: settingsPath,
+            problems: [new SettingProblem({ variable: `.env_${environment}`, problem: `cannot be read: ${e.message}` })]
+          })
+      )
+    )
+    provider = ConfigProvider.orElse(provider, () => fileProvider)
+  }
+  if (environment === "local") {
+    provider = ConfigProvider.orElse(provider, () => ConfigProvider.fromMap(new Map(Object.entries(localDefaults))))
+  }
+  const sourceDescription = found ? `${settingsPath} and the process environment` : `the process environment (no ${settingsPath})`
+
+  const resolved = yield* Effect.withConfigProvider(settingsConfig, provider).pipe(
+    Effect.mapError((e) => new SettingsError({ environment, source: sourceDescription, problems: problemsOf(e) }))
+  )
+  const sourceWriter = Option.map(
+    resolved.writer,
+    (w): DatabaseSettings => ({ ...resolved.source, role: "source-writer", user: w.user, password: w.password })
+  )
+  return {
+    environment,
+    settingsFile: { path: settingsPath, found },
+    source: resolved.source,
+    sourceWriter,
+    replication: resolved.replication,
+    analytics: resolved.analytics,
+    connection: resolved.connection,
+    pipeline: resolved.pipeline
+  } satisfies Settings
+})
+
+/** Settings of the running process: its environment variables and the working directory's file. */
+export const layer = Layer.effect(
+  EtlSettings,
+  Effect.suspend(() => make({ processEnv: process.env, directory: process.cwd() }))
+)
+
+/** Fixed settings, for tests and for services that embed the library with settings of their own. */
+export const layerOf = (settings: Settings) => Layer.succeed(EtlSettings, settings)

@@ -1,0 +1,193 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { SqlClient, SqlConnection, SqlError, Statement } from "@effect/sql"
+import { asyncPauseResume } from "@effect/sql/SqlStream"
+import { makeCompiler } from "@effect/sql-mysql2/MysqlClient"
+import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
+import * as Mysql from "mysql2"
+import type { ConnectionError } from "../../domain/errors.ts"
+import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
+import { driverFailure, untilReachable } from "./reachability.ts"
+
+/** A MySQL/MariaDB database of the pipeline: its settings, an Effect SqlClient, and the driver for bulk work. */
+export interface MysqlDatabase {
+  readonly settings: DatabaseSettings
+  readonly serverVersion: string
+  readonly sql: SqlClient.SqlClient
+  /** A connection of its own for the scope, for streaming reads and bulk loads. */
+  readonly reserveDriver: Effect.Effect<Mysql.PoolConnection, SqlError.SqlError, Scope.Scope>
+}
+
+/**
+ * Every session speaks utf8mb4 and UTC: `timestamp` values are then exact instants, not wall-clock strings of
+ * the server's zone, which are ambiguous in the hour a daylight-saving change repeats.
+ */
+const sessionSetup = "SET time_zone = '+00:00'"
+
+const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy): Mysql.PoolOptions => ({
+  host: settings.host,
+  port: settings.port,
+  database: settings.database,
+  user: settings.user,
+  password: Redacted.value(settings.password),
+  charset: "UTF8MB4_UNICODE_CI",
+  connectTimeout: Duration.toMillis(policy.connectTimeout),
+  // Lossless values: dates as written ('0000-00-00' and '0001-01-01' are not JavaScript Dates),
+  // DECIMAL and 64-bit integers as strings (bigint unsigned reaches 18446744073709551615).
+  dateStrings: true,
+  supportBigNumbers: true,
+  bigNumberStrings: true,
+  decimalNumbers: false,
+  jsonStrings: true,
+  multipleStatements: false,
+  connectionLimit: 8,
+  maxIdle: 2,
+  idleTimeout: 60_000,
+  enableKeepAlive: true
+})
+
+const sqlError = (message: string) => (cause: unknown) => new SqlError.SqlError({ cause, message })
+
+const runQuery = (
+  conn: Mysql.Pool | Mysql.PoolConnection,
+  sql: string,
+  values: ReadonlyArray<unknown>,
+  options: { readonly rowsAsArray: boolean; readonly prepared: boolean }
+): Effect.Effect<unknown, SqlError.SqlError> =>
+  Effect.async<unknown, SqlError.SqlError>((resume) => {
+    const callback = (cause: Mysql.QueryError | null, results: unknown) =>
+      resume(cause ? Effect.fail(sqlError("Failed to execute statement")(cause)) : Effect.succeed(results))
+    const query = { sql, values: values as Array<unknown>, rowsAsArray: options.rowsAsArray }
+    if (options.prepared) conn.execute(query, callback)
+    else conn.query(query, callback)
+  })
+
+const rowsOf = <A>(results: unknown): ReadonlyArray<A> => (Array.isArray(results) ? results : [])
+
+const streamQuery = (conn: Mysql.Pool | Mysql.PoolConnection, sql: string, values: ReadonlyArray<unknown>) =>
+  asyncPauseResume<object, SqlError.SqlError>((emit) => {
+    const query = conn.query({ sql, values: values as Array<unknown> }).stream({ highWaterMark: 1024 })
+    query.on("error", (cause) => emit.fail(sqlError("Failed to stream statement")(cause)))
+    query.on("data", (row) => emit.single(row))
+    query.on("end", () => emit.end())
+    return {
+      onInterrupt: Effect.sync(() => query.destroy()),
+      onPause: Effect.sync(() => query.pause()),
+      onResume: Effect.sync(() => query.resume())
+    }
+  })
+
+const connectionOf = (conn: Mysql.Pool | Mysql.PoolConnection): SqlConnection.Connection => ({
+  execute: (sql, params, transformRows) =>
+    runQuery(conn, sql, params, { rowsAsArray: false, prepared: true }).pipe(
+      Effect.map((r) => (transformRows ? transformRows(rowsOf<object>(r)) : rowsOf<object>(r)))
+    ),
+  executeRaw: (sql, params) => runQuery(conn, sql, params, { rowsAsArray: false, prepared: true }),
+  executeValues: (sql, params) =>
+    runQuery(conn, sql, params, { rowsAsArray: true, prepared: true }).pipe(
+      Effect.map((r) => rowsOf<ReadonlyArray<unknown>>(r))
+    ),
+  executeUnprepared: (sql, params, transformRows) =>
+    runQuery(conn, sql, params, { rowsAsArray: false, prepared: false }).pipe(
+      Effect.map((r) => (transformRows ? transformRows(rowsOf<object>(r)) : rowsOf<object>(r)))
+    ),
+  executeStream: (sql, params, transformRows) => {
+    const stream = streamQuery(conn, sql, params)
+    return transformRows
+      ? Stream.mapChunks(stream, (c) => Chunk.unsafeFromArray(transformRows(Chunk.toReadonlyArray(c))))
+      : stream
+  }
+})
+
+const reserveFrom = (pool: Mysql.Pool) =>
+  Effect.acquireRelease(
+    Effect.async<Mysql.PoolConnection, SqlError.SqlError>((resume) =>
+      pool.getConnection((cause, conn) =>
+        resume(cause ? Effect.fail(sqlError("Failed to acquire connection")(cause)) : Effect.succeed(conn))
+      )
+    ),
+    (conn) => Effect.sync(() => conn.release())
+  )
+
+/**
+ * An SqlClient whose transactions live under a tag of this instance alone. With Effect 3's shared
+ * TransactionConnection slot, a MySQL query inside another database's transaction would run on that
+ * transaction's connection; with its own tag each client always reaches its own server.
+ */
+const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
+  Effect.gen(function* () {
+    const transactionTag = Context.GenericTag<"MysqlTransaction", readonly [SqlConnection.Connection, number]>(
+      `opendental-etl/${settings.role}/${crypto.randomUUID()}/transaction`
+    )
+    const spanAttributes: ReadonlyArray<readonly [string, unknown]> = [
+      ["db.system.name", "mysql"],
+      ["db.namespace", settings.database],
+      ["server.address", settings.host],
+      ["server.port", settings.port],
+      ["etl.database", settings.role]
+    ]
+    const poolConnection = connectionOf(pool)
+    const reserve = Effect.map(reserveFrom(pool), connectionOf)
+    const currentConnection = Effect.map(Effect.serviceOption(transactionTag), (tx) =>
+      Option.match(tx, { onNone: () => poolConnection, onSome: ([conn]) => conn })
+    )
+    const withTransaction = SqlClient.makeWithTransaction({
+      transactionTag,
+      spanAttributes,
+      acquireConnection: Effect.flatMap(Scope.make(), (scope) =>
+        Effect.map(Scope.extend(reserve, scope), (conn) => [scope, conn] as const)
+      ),
+      begin: (conn) => conn.executeUnprepared("BEGIN", [], undefined),
+      savepoint: (conn, id) => conn.executeUnprepared(`SAVEPOINT effect_sql_${id}`, [], undefined),
+      commit: (conn) => conn.executeUnprepared("COMMIT", [], undefined),
+      rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined),
+      rollbackSavepoint: (conn, id) => conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined)
+    })
+    const reactivity = yield* Reactivity.Reactivity
+    const statement = Statement.make(currentConnection, makeCompiler(), spanAttributes, undefined)
+    const client = Object.assign(statement, {
+      [SqlClient.TypeId]: SqlClient.TypeId as typeof SqlClient.TypeId,
+      safe: undefined as unknown as SqlClient.SqlClient,
+      withTransaction,
+      reserve,
+      withoutTransforms: () => client,
+      reactive: reactivity.stream,
+      reactiveMailbox: reactivity.query
+    })
+    client.safe = client
+    return client as SqlClient.SqlClient
+  })
+
+/** Opens the pool, proves the server answers (bounded retry), and closes the pool with the scope. */
+export const makeMysqlDatabase = (
+  settings: DatabaseSettings,
+  policy: ConnectionPolicy
+): Effect.Effect<MysqlDatabase, ConnectionError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const pool = Mysql.createPool(poolOptions(settings, policy))
+        pool.on("connection", (conn) => {
+          conn.query(sessionSetup, (error) => {
+            if (error) conn.destroy()
+          })
+        })
+        return pool
+      }),
+      (pool) => Effect.async<void>((resume) => pool.end(() => resume(Effect.void)))
+    )
+    const serverVersion = yield* untilReachable(
+      settings,
+      policy,
+      Effect.async<string, ReturnType<typeof driverFailure>>((resume) => {
+        pool.query("SELECT VERSION() AS version", (cause, rows) =>
+          resume(
+            cause
+              ? Effect.fail(driverFailure(cause))
+              : Effect.succeed(String((rows as Array<{ version: unknown }>)[0]?.version))
+          )
+        )
+      })
+    )
+    const sql = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
+    return { settings, serverVersion, sql, reserveDriver: reserveFrom(pool) }
+  })

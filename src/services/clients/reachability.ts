@@ -1,0 +1,85 @@
+import { Duration, Effect, Redacted, Ref, Schedule } from "effect"
+import { ConnectionError } from "../../domain/errors.ts"
+import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
+
+/** A driver's failure to connect or answer, before it becomes a ConnectionError. */
+export interface DriverFailure {
+  readonly code: string | undefined
+  readonly message: string
+}
+
+export const driverFailure = (cause: unknown): DriverFailure => {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    return { code: typeof code === "string" ? code : undefined, message: cause.message }
+  }
+  return { code: undefined, message: String(cause) }
+}
+
+/** Failures worth another attempt: the server was down, busy or cut us off. Bad credentials are not. */
+const transientCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_CON_COUNT_ERROR",
+  "CONNECT_TIMEOUT",
+  "57P03", // PostgreSQL: the server is starting up or shutting down
+  "53300" // PostgreSQL: too many connections
+])
+
+export const isTransient = (failure: DriverFailure): boolean =>
+  failure.code !== undefined && transientCodes.has(failure.code)
+
+/** Drivers sometimes echo connection strings; a secret must never reach a message. */
+export const scrub = (text: string, password: Redacted.Redacted<string>): string => {
+  const secret = Redacted.value(password)
+  return secret.length >= 3 ? text.split(secret).join("<redacted>") : text
+}
+
+/**
+ * Runs a driver's round trip (typically `SELECT VERSION()`) until it answers, with a timeout per attempt and a
+ * bounded, jittered exponential backoff between transient failures. Gives up as a ConnectionError that names the
+ * database role, host and port.
+ */
+export const untilReachable = <A>(
+  settings: DatabaseSettings,
+  policy: ConnectionPolicy,
+  roundTrip: Effect.Effect<A, DriverFailure>
+): Effect.Effect<A, ConnectionError> =>
+  Effect.gen(function* () {
+    const attempts = yield* Ref.make(0)
+    const timeoutFailure: DriverFailure = {
+      code: "CONNECT_TIMEOUT",
+      message: `no answer within ${Duration.format(policy.connectTimeout)}`
+    }
+    const attempt = Ref.update(attempts, (n) => n + 1).pipe(
+      Effect.zipRight(roundTrip),
+      Effect.timeoutFail({ duration: policy.connectTimeout, onTimeout: () => timeoutFailure })
+    )
+    const backoff = Schedule.exponential(Duration.millis(250), 2).pipe(
+      Schedule.jittered,
+      Schedule.intersect(Schedule.recurs(policy.attempts - 1))
+    )
+    return yield* attempt.pipe(
+      Effect.retry({ schedule: backoff, while: isTransient }),
+      Effect.catchAll((failure) =>
+        Effect.flatMap(Ref.get(attempts), (n) =>
+          Effect.fail(
+            new ConnectionError({
+              database: settings.role,
+              host: settings.host,
+              port: settings.port,
+              attempts: n,
+              reason: scrub(failure.code === undefined ? failure.message : `${failure.code}: ${failure.message}`, settings.password)
+            })
+          )
+        )
+      )
+    )
+  })
