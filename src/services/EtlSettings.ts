@@ -69,16 +69,17 @@ const localDefaults: Record<string, string> = {
   POSTGRES_ANALYTICS_PASSWORD: ""
 }
 
+// Each validation comes before its default: after it, the error would lose the variable's name.
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: "must be a port number from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
+    Config.validate({ message: "must be a port number from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 }),
+    Config.withDefault(fallback)
   )
 
 const positive = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: "must be a whole number above 0", validation: (n) => n > 0 })
+    Config.validate({ message: "must be a whole number above 0", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
   )
 
 const identifier = (name: string) =>
@@ -137,8 +138,8 @@ const settingsConfig = Config.all({
     tables: tableList,
     batchSize: positive("ETL_BATCH_SIZE", 5000),
     lookbackSeconds: Config.integer("ETL_LOOKBACK_SECONDS").pipe(
-      Config.withDefault(300),
-      Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 })
+      Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 }),
+      Config.withDefault(300)
     )
   })
 })

@@ -1,0 +1,156 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer, Option, Redacted } from "effect"
+import { SettingsError } from "../../src/domain/errors.ts"
+import * as EtlSettings from "../../src/services/EtlSettings.ts"
+import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
+
+const completeTestFile = `
+OPENDENTAL_SOURCE_HOST=file-source
+OPENDENTAL_SOURCE_DB=opendental
+OPENDENTAL_SOURCE_USER=reader
+OPENDENTAL_SOURCE_PASSWORD=file-secret
+MYSQL_REPLICATION_HOST=file-replica
+MYSQL_REPLICATION_DB=replica
+MYSQL_REPLICATION_USER=replicator
+MYSQL_REPLICATION_PASSWORD=file-secret
+POSTGRES_ANALYTICS_HOST=file-analytics
+POSTGRES_ANALYTICS_DB=analytics
+POSTGRES_ANALYTICS_USER=loader
+POSTGRES_ANALYTICS_PASSWORD=file-secret
+`
+
+/** Resolves settings in a fresh directory holding the given settings files. */
+const resolve = (processEnv: Record<string, string | undefined>, files: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const directory = yield* fs.makeTempDirectoryScoped()
+    for (const [name, content] of Object.entries(files)) yield* fs.writeFileString(`${directory}/${name}`, content)
+    return yield* EtlSettings.make({ processEnv, directory })
+  }).pipe(Effect.scoped)
+
+const problemsOf = (result: Either.Either<unknown, SettingsError>) => {
+  if (Either.isRight(result)) throw new Error("expected settings to be rejected")
+  return Object.fromEntries(result.left.problems.map((p) => [p.variable, p.problem]))
+}
+
+describe("EtlSettings", () => {
+  it.layer(NodeContext.layer)((it) => {
+    it.effect("refuses to start without ETL_ENVIRONMENT, naming it and the allowed values", () =>
+      Effect.gen(function* () {
+        for (const value of [undefined, "", "prod", "Production"]) {
+          const result = yield* Effect.either(resolve({ ETL_ENVIRONMENT: value }, { ".env_production": completeTestFile }))
+          const problems = problemsOf(result)
+          expect(Object.keys(problems)).toEqual(["ETL_ENVIRONMENT"])
+          expect(problems.ETL_ENVIRONMENT).toContain("production, test, local")
+        }
+      })
+    )
+
+    it.effect("never takes ETL_ENVIRONMENT from a settings file", () =>
+      Effect.gen(function* () {
+        const files = { ".env_production": `ETL_ENVIRONMENT=production\n${completeTestFile}`, ".env": "ETL_ENVIRONMENT=production" }
+        const problems = problemsOf(yield* Effect.either(resolve({}, files)))
+        expect(problems.ETL_ENVIRONMENT).toContain("it is not set")
+      })
+    )
+
+    it.effect("lists every missing setting of the environment in one error", () =>
+      Effect.gen(function* () {
+        const result = yield* Effect.either(resolve({ ETL_ENVIRONMENT: "production", OPENDENTAL_SOURCE_HOST: "db" }))
+        const problems = problemsOf(result)
+        expect(Object.keys(problems).sort()).toEqual(
+          [
+            "OPENDENTAL_SOURCE_DB",
+            "OPENDENTAL_SOURCE_USER",
+            "OPENDENTAL_SOURCE_PASSWORD",
+            "MYSQL_REPLICATION_HOST",
+            "MYSQL_REPLICATION_DB",
+            "MYSQL_REPLICATION_USER",
+            "MYSQL_REPLICATION_PASSWORD",
+            "POSTGRES_ANALYTICS_HOST",
+            "POSTGRES_ANALYTICS_DB",
+            "POSTGRES_ANALYTICS_USER",
+            "POSTGRES_ANALYTICS_PASSWORD"
+          ].sort()
+        )
+        if (Either.isLeft(result)) expect(result.left.message).toContain("ETL_ENVIRONMENT=production")
+      })
+    )
+
+    it.effect("reports invalid values together with missing ones, each by variable", () =>
+      Effect.gen(function* () {
+        const problems = problemsOf(
+          yield* Effect.either(
+            resolve(
+              { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_PORT: "33o6", ETL_BATCH_SIZE: "0", POSTGRES_ANALYTICS_SSLMODE: "prefer" },
+              { ".env_test": completeTestFile.replace("MYSQL_REPLICATION_HOST=file-replica\n", "") }
+            )
+          )
+        )
+        expect(Object.keys(problems).sort()).toEqual(
+          ["ETL_BATCH_SIZE", "MYSQL_REPLICATION_HOST", "OPENDENTAL_SOURCE_PORT", "POSTGRES_ANALYTICS_SSLMODE"].sort()
+        )
+        expect(problems.MYSQL_REPLICATION_HOST).toBe("is required but not set")
+        expect(problems.ETL_BATCH_SIZE).toContain("above 0")
+      })
+    )
+
+    it.effect("loads .env_<environment> and lets process variables override it", () =>
+      Effect.gen(function* () {
+        const settings = yield* resolve(
+          { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: "from-process", ETL_TABLES: "patient, appointment" },
+          { ".env_test": completeTestFile, ".env_production": completeTestFile.replace("file-replica", "wrong-file") }
+        )
+        expect(settings.environment).toBe("test")
+        expect(settings.settingsFile.found).toBe(true)
+        expect(settings.source.host).toBe("from-process")
+        expect(settings.replication.host).toBe("file-replica")
+        expect(settings.analytics.schema).toBe("raw")
+        expect(settings.source.port).toBe(3306)
+        expect(settings.pipeline.tables).toEqual(["patient", "appointment"])
+        expect(Redacted.value(settings.source.password)).toBe("file-secret")
+      })
+    )
+
+    it.effect("runs locally with no file against the machine's own servers", () =>
+      Effect.gen(function* () {
+        const settings = yield* resolve({ ETL_ENVIRONMENT: "local" })
+        expect(settings.settingsFile.found).toBe(false)
+        expect([settings.source.host, settings.replication.host, settings.analytics.host]).toEqual([
+          "127.0.0.1",
+          "127.0.0.1",
+          "127.0.0.1"
+        ])
+        expect(settings.source.database).not.toBe(settings.replication.database)
+      })
+    )
+
+    it.effect("keeps passwords redacted when settings are printed or serialised", () =>
+      Effect.gen(function* () {
+        const secret = "Sup3r-Distinctive-Pa55"
+        const settings = yield* resolve(
+          { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_PASSWORD: secret, OPENDENTAL_SOURCE_WRITER_USER: "w", OPENDENTAL_SOURCE_WRITER_PASSWORD: secret },
+          { ".env_test": completeTestFile }
+        )
+        const printed = [JSON.stringify(settings), String(settings.source.password), `${Option.getOrThrow(settings.sourceWriter).password}`]
+        for (const text of printed) expect(text).not.toContain(secret)
+      })
+    )
+
+    it.effect("refuses a production source writer without its own credentials, naming both variables", () =>
+      Effect.gen(function* () {
+        const settings = yield* resolve({ ETL_ENVIRONMENT: "production" }, { ".env_production": completeTestFile })
+        const result = yield* Effect.either(
+          Effect.scoped(Layer.build(SourceWriterDb.layer.pipe(Layer.provide(EtlSettings.layerOf(settings)))))
+        )
+        expect(Either.isLeft(result) && result.left instanceof SettingsError).toBe(true)
+        expect(Object.keys(problemsOf(result as Either.Either<never, SettingsError>))).toEqual([
+          "OPENDENTAL_SOURCE_WRITER_USER",
+          "OPENDENTAL_SOURCE_WRITER_PASSWORD"
+        ])
+      })
+    )
+  })
+})
