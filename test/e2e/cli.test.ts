@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { runCli, workingDirectory } from "../support/cli.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -29,10 +29,10 @@ const envFileFor = (names: TestDatabases.TestDatabaseNames, overrides: Record<st
   return Object.entries(values).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
 }
 
-const layer = Layer.merge(Layer.scoped(TestDatabases.TestDatabases, TestDatabases.createTestDatabases), NodeContext.layer)
+const cliLayer = Layer.merge(Layer.scoped(TestDatabases.TestDatabases, TestDatabases.createTestDatabases), NodeContext.layer)
 
 describe("the CLI", () => {
-  it.layer(layer, { excludeTestServices: true })((it) => {
+  layer(cliLayer, { excludeTestServices: true })((it) => {
     it.scoped("exits 2 naming ETL_ENVIRONMENT when it is unset, empty or unknown, before any connection", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, layer } from "@effect/vitest"
 import { Duration, Effect, Either, Redacted } from "effect"
 import * as net from "node:net"
 import { ConnectionError } from "../../src/domain/errors.ts"
@@ -26,7 +26,7 @@ const closedPort = Effect.promise(
 const quickPolicy = { connectTimeout: Duration.seconds(2), attempts: 3 }
 
 describe("database connections", () => {
-  it.layer(TestDatabases.layer, { excludeTestServices: true })((it) => {
+  layer(TestDatabases.layer, { excludeTestServices: true })((it) => {
     it.effect("each service reaches its own database", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases

@@ -25,8 +25,10 @@ POSTGRES_ANALYTICS_PASSWORD=file-secret
 const resolve = (processEnv: Record<string, string | undefined>, files: Record<string, string> = {}) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const directory = yield* fs.makeTempDirectoryScoped()
-    for (const [name, content] of Object.entries(files)) yield* fs.writeFileString(`${directory}/${name}`, content)
+    const directory = yield* fs.makeTempDirectoryScoped().pipe(Effect.orDie)
+    for (const [name, content] of Object.entries(files)) {
+      yield* fs.writeFileString(`${directory}/${name}`, content).pipe(Effect.orDie)
+    }
     return yield* EtlSettings.make({ processEnv, directory })
   }).pipe(Effect.scoped)
 
