@@ -41,3 +41,27 @@ export class NotImplementedError extends Schema.TaggedError<NotImplementedError>
     return `'${this.command}' is not built yet in this version of opendental-etl`
   }
 }
+
+/** A table or column that is not what the pipeline needs: missing, without a primary key, or drifted. */
+export class SchemaError extends Schema.TaggedError<SchemaError>()("SchemaError", {
+  database: DatabaseRole,
+  table: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `Table '${this.table}' in the ${this.database} database: ${this.problem}`
+  }
+}
+
+/** A copy that failed part-way: which table, which stage, and where the copy state was left. */
+export class ReplicationError extends Schema.TaggedError<ReplicationError>()("ReplicationError", {
+  table: Schema.String,
+  stage: Schema.Literal("read", "write", "swap", "state"),
+  reason: Schema.String,
+  resumeFrom: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    const resume = this.resumeFrom === undefined ? "" : `; a rerun resumes from ${this.resumeFrom}`
+    return `Replicating '${this.table}' failed while it was at the ${this.stage} stage: ${this.reason}${resume}`
+  }
+}

@@ -32,6 +32,10 @@ export interface PipelineSettings {
   readonly tables: ReadonlyArray<string>
   readonly batchSize: number
   readonly lookbackSeconds: number
+  /** Per-table watermark columns that override OpenDental's own (`DateTStamp`, `SecDateTEdit`). */
+  readonly watermarkColumns: Readonly<Record<string, string>>
+  /** Copy the source's secondary indexes to the replica (slow bulk loads; for sites that query the replica). */
+  readonly replicaSecondaryIndexes: boolean
 }
 
 export interface Settings {
@@ -125,6 +129,17 @@ const tableList = Config.string("ETL_TABLES").pipe(
   Config.withDefault<ReadonlyArray<string>>(defaultTables)
 )
 
+const watermarkColumns = Config.string("ETL_WATERMARK_COLUMNS").pipe(
+  Config.validate({
+    message: "must be a comma-separated list of table:column pairs",
+    validation: (s) => s.split(",").every((pair) => /^\s*[A-Za-z0-9_$]+:[A-Za-z0-9_$]+\s*$/.test(pair))
+  }),
+  Config.map((s) =>
+    Object.fromEntries(s.split(",").map((pair) => pair.trim().split(":") as [string, string]))
+  ),
+  Config.withDefault<Readonly<Record<string, string>>>({})
+)
+
 const settingsConfig = Config.all({
   source: mysqlDatabase("source", "OPENDENTAL_SOURCE"),
   writer: writerCredentials,
@@ -140,7 +155,9 @@ const settingsConfig = Config.all({
     lookbackSeconds: Config.integer("ETL_LOOKBACK_SECONDS").pipe(
       Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 }),
       Config.withDefault(300)
-    )
+    ),
+    watermarkColumns,
+    replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false))
   })
 })
 

@@ -85,7 +85,10 @@ export const createTestDatabases = Effect.gen(function* () {
 })
 
 /** Settings of the `test` environment pointing at one set of test databases. */
-export const settingsFor = (names: TestDatabaseNames): EtlSettings.Settings => {
+export const settingsFor = (
+  names: TestDatabaseNames,
+  pipeline: Partial<EtlSettings.PipelineSettings> = {}
+): EtlSettings.Settings => {
   const mysql = (role: "source" | "replication", database: string): EtlSettings.DatabaseSettings => ({
     role,
     host: testServers.mysql.host,
@@ -111,16 +114,25 @@ export const settingsFor = (names: TestDatabaseNames): EtlSettings.Settings => {
       sslMode: "disable"
     },
     connection: { connectTimeout: Duration.seconds(5), attempts: 3 },
-    pipeline: { tables: EtlSettings.defaultTables, batchSize: 500, lookbackSeconds: 300 }
+    pipeline: {
+      tables: EtlSettings.defaultTables,
+      batchSize: 500,
+      lookbackSeconds: 300,
+      watermarkColumns: {},
+      replicaSecondaryIndexes: false,
+      ...pipeline
+    }
   }
 }
 
 const namesLayer = Layer.scoped(TestDatabases, createTestDatabases)
 
-const settingsLayer = Layer.effect(EtlSettings.EtlSettings, Effect.map(TestDatabases, settingsFor))
+/** The databases' services over fresh test databases, with pipeline settings of the test's choosing. */
+export const layerWith = (pipeline: Partial<EtlSettings.PipelineSettings> = {}) =>
+  Layer.mergeAll(SourceDb.layer, SourceWriterDb.layer, ReplicationDb.layer, AnalyticsDb.layer).pipe(
+    Layer.provideMerge(Layer.effect(EtlSettings.EtlSettings, Effect.map(TestDatabases, (names) => settingsFor(names, pipeline)))),
+    Layer.provideMerge(namesLayer)
+  )
 
 /** The databases' services over fresh test databases: what most integration tests need. */
-export const layer = Layer.mergeAll(SourceDb.layer, SourceWriterDb.layer, ReplicationDb.layer, AnalyticsDb.layer).pipe(
-  Layer.provideMerge(settingsLayer),
-  Layer.provideMerge(namesLayer)
-)
+export const layer = layerWith()

@@ -19,9 +19,11 @@ export interface MysqlDatabase {
 
 /**
  * Every session speaks utf8mb4 and UTC: `timestamp` values are then exact instants, not wall-clock strings of
- * the server's zone, which are ambiguous in the hour a daylight-saving change repeats.
+ * the server's zone, which are ambiguous in the hour a daylight-saving change repeats. Strict mode stays, but zero
+ * and partial zero dates are accepted: old OpenDental data holds them and the replica must hold them as they are.
  */
-const sessionSetup = "SET time_zone = '+00:00'"
+const sessionSetup =
+  "SET time_zone = '+00:00', sql_mode = REPLACE(REPLACE(@@SESSION.sql_mode, 'NO_ZERO_IN_DATE', ''), 'NO_ZERO_DATE', '')"
 
 const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy): Mysql.PoolOptions => ({
   host: settings.host,
@@ -39,6 +41,8 @@ const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy): Mysq
   decimalNumbers: false,
   jsonStrings: true,
   multipleStatements: false,
+  // Affected rows count changed rows only, so an upsert of an unchanged row reports 0, not 1.
+  flags: ["-FOUND_ROWS"],
   connectionLimit: 8,
   maxIdle: 2,
   idleTimeout: 60_000,
@@ -81,7 +85,9 @@ const connectionOf = (conn: Mysql.Pool | Mysql.PoolConnection): SqlConnection.Co
     runQuery(conn, sql, params, { rowsAsArray: false, prepared: true }).pipe(
       Effect.map((r) => (transformRows ? transformRows(rowsOf<object>(r)) : rowsOf<object>(r)))
     ),
-  executeRaw: (sql, params) => runQuery(conn, sql, params, { rowsAsArray: false, prepared: true }),
+  // The text protocol: no 65,535-placeholder limit for multi-row writes, and the raw result header
+  // (affected rows, duplicates) that bulk upserts report.
+  executeRaw: (sql, params) => runQuery(conn, sql, params, { rowsAsArray: false, prepared: false }),
   executeValues: (sql, params) =>
     runQuery(conn, sql, params, { rowsAsArray: true, prepared: true }).pipe(
       Effect.map((r) => rowsOf<ReadonlyArray<unknown>>(r))

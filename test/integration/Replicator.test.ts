@@ -1,0 +1,260 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import * as Catalog from "../../src/services/Catalog.ts"
+import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
+import * as Replicator from "../../src/services/Replicator.ts"
+import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
+import { SourceDb } from "../../src/services/SourceDb.ts"
+import { compareMysqlTables } from "../support/compare.ts"
+import * as TestDatabases from "../support/TestDatabases.ts"
+
+/** A Replicator over fresh databases of its own, so every test starts from an empty replica. */
+const withReplicator = (pipeline: Partial<PipelineSettings> = {}) =>
+  Effect.provide(
+    Replicator.layer.pipe(Layer.provideMerge(Catalog.layer), Layer.provideMerge(TestDatabases.layerWith(pipeline)))
+  )
+
+const keyOf = (table: string) => openDentalTables.find((t) => t.name === table)?.primaryKey ?? "id"
+
+/** Every row and column of the replica equals the source, checked by a comparison query in the database. */
+const expectReplicaEqualsSource = (tables: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const names = yield* TestDatabases.TestDatabases
+    const admin = yield* TestDatabases.mysqlAdmin
+    for (const table of tables) {
+      const difference = yield* compareMysqlTables(admin, table, names.source, names.replication, keyOf(table))
+      expect({ table, ...difference }).toEqual({
+        table,
+        sourceRows: difference.sourceRows,
+        copyRows: difference.sourceRows,
+        missing: [],
+        extra: [],
+        different: []
+      })
+    }
+  })
+
+const replicateAll = (tables: ReadonlyArray<string>) =>
+  Effect.flatMap(Replicator.Replicator, (r) => Effect.forEach(tables, (t) => r.replicate(t)))
+
+const count = (table: string) =>
+  Effect.flatMap(ReplicationDb, ({ sql }) =>
+    Effect.map(sql<{ n: string }>`SELECT COUNT(*) AS n FROM ${sql(table)}`, ([r]) => Number(r?.n))
+  )
+
+const allTables = openDentalTables.map((t) => t.name)
+
+describe("Replicator", () => {
+  for (const engine of ["InnoDB", "MyISAM"] as const) {
+    it.scopedLive(`copies a generated ${engine} OpenDental source, then follows inserts and updates incrementally`, () =>
+      Effect.gen(function* () {
+        const { sql } = yield* SourceDb
+        const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine })
+
+        const first = yield* replicateAll(allTables)
+        expect(first.map((r) => [r.table, r.strategy, r.reason, r.rowsRead])).toEqual(
+          allTables.map((t) => [t, "full", "first copy", loaded[t]])
+        )
+        yield* expectReplicaEqualsSource(allTables)
+
+        yield* sql`UPDATE patient SET Preferred = CONCAT('Pref ', PatNum), EstBalance = EstBalance + 0.5 WHERE PatNum <= 40`
+        yield* sql`INSERT INTO patient (PatNum, LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName,
+                     EmployerNum, ClinicNum, PlannedIsDone, Premed, PreferConfirmMethod, PreferContactMethod, PreferRecallMethod,
+                     SchedDayOfWeek, PayPlanDue, SiteNum, ResponsParty, CanadianEligibilityCode, AskToArriveEarly,
+                     PreferContactConfidential, SuperFamily, TxtMsgOk, SmokingSnoMed, Country, SecUserNumEntry,
+                     HasSuperBilling, PatNumCloneFrom, DiscountPlanNum, HasSignedTil, ShortCodeOptIn, SecurityHash)
+                   SELECT PatNum + 100000, 'Newcomb', 'Ada', PatNum + 100000, 1, 0, 0, 0, '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                          0, 0, 0, '', '', 0, 0, 0, 0, 0, 0, ''
+                     FROM patient WHERE PatNum <= 25`
+        yield* sql`UPDATE procedurelog SET BillingNote = CONCAT('Rebilled ', ProcNum) WHERE ProcNum BETWEEN 100 AND 160`
+
+        const second = yield* replicateAll(["patient", "procedurelog", "appointment"])
+        expect(second.map((r) => [r.table, r.strategy, r.rowsInserted, r.rowsUpdated])).toEqual([
+          ["patient", "incremental", 25, 40],
+          ["procedurelog", "incremental", 0, 61],
+          ["appointment", "incremental", 0, 0]
+        ])
+        yield* expectReplicaEqualsSource(allTables)
+      }).pipe(withReplicator({ batchSize: 700 }))
+    )
+  }
+
+  it.scopedLive("creates the replica table with the primary key and one (watermark, key) index only", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
+      yield* replicateAll(["procedurelog"])
+      const replica = yield* ReplicationDb
+      const indexes = yield* replica.sql<{ name: string; engine: string }>`
+        SELECT DISTINCT s.INDEX_NAME AS name, t.ENGINE AS engine FROM information_schema.STATISTICS s
+          JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME)
+         WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = 'procedurelog' ORDER BY 1`
+      expect(indexes).toEqual([
+        { name: "etl_watermark", engine: "InnoDB" },
+        { name: "PRIMARY", engine: "InnoDB" }
+      ])
+    }).pipe(withReplicator())
+  )
+
+  it.scopedLive("a rerun with no source change writes nothing and leaves the replica as it was", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 300, engine: "InnoDB" })
+      yield* replicateAll(allTables)
+      const replica = yield* ReplicationDb
+      const checksum = replica.sql<{ Checksum: string }>`CHECKSUM TABLE patient, procedurelog EXTENDED`
+      const before = yield* checksum
+      const rerun = yield* replicateAll(allTables)
+      expect(rerun.every((r) => r.strategy === "incremental" && r.rowsWritten === 0)).toBe(true)
+      expect(yield* checksum).toEqual(before)
+    }).pipe(withReplicator())
+  )
+
+  it.scopedLive("keeps every row of a watermark second split across a page boundary", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+      yield* replicateAll(["patient"])
+      // Seven rows share one second, copied in pages of three: two pages end inside that second.
+      yield* sql`UPDATE patient SET FName = 'Same-Second', DateTStamp = '2030-01-01 00:00:00' WHERE PatNum IN (3, 5, 8, 13, 21, 22, 29)`
+      const [result] = yield* replicateAll(["patient"])
+      expect(result).toMatchObject({ strategy: "incremental", rowsUpdated: 7, watermarkTo: "2030-01-01 00:00:00" })
+      yield* expectReplicaEqualsSource(["patient"])
+    }).pipe(withReplicator({ batchSize: 3, lookbackSeconds: 0 }))
+  )
+
+  it.scopedLive("copies a row committed late with an older watermark inside the lookback window, not outside it", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+      yield* sql`UPDATE carrier SET SecDateTEdit = '2030-06-01 12:00:00' WHERE CarrierNum = 1`
+      yield* replicateAll(["carrier"])
+      yield* sql`UPDATE carrier SET CarrierName = 'Late, inside', SecDateTEdit = '2030-06-01 11:58:00' WHERE CarrierNum = 2`
+      yield* sql`UPDATE carrier SET CarrierName = 'Late, outside', SecDateTEdit = '2030-06-01 11:00:00' WHERE CarrierNum = 3`
+      const [result] = yield* replicateAll(["carrier"])
+      expect(result).toMatchObject({ strategy: "incremental", rowsUpdated: 1 })
+      const replica = yield* ReplicationDb
+      const names = yield* replica.sql<{ n: string }>`SELECT CarrierName AS n FROM carrier WHERE CarrierNum IN (2, 3) ORDER BY CarrierNum`
+      expect(names[0]?.n).toBe("Late, inside")
+      expect(names[1]?.n).not.toBe("Late, outside")
+    }).pipe(withReplicator({ lookbackSeconds: 300 }))
+  )
+
+  it.scopedLive("copies a table without a watermark in full through a shadow table, deletes included", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* sql`CREATE TABLE preference (PrefNum bigint(20) NOT NULL AUTO_INCREMENT PRIMARY KEY, PrefName varchar(255) DEFAULT '',
+                   ValueString mediumtext NOT NULL, Comments text) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
+      yield* sql`INSERT INTO preference (PrefName, ValueString, Comments) VALUES ('A', 'x', NULL), ('B', 'y\\\\z', 'c'), ('C', '', '')`
+      const [first] = yield* replicateAll(["preference"])
+      expect(first).toMatchObject({ strategy: "full", reason: "first copy", rowsRead: 3 })
+      yield* sql`DELETE FROM preference WHERE PrefName = 'A'`
+      yield* sql`UPDATE preference SET ValueString = 'changed' WHERE PrefName = 'B'`
+      const [second] = yield* replicateAll(["preference"])
+      expect(second).toMatchObject({ strategy: "full", reason: "the table has no watermark column", rowsRead: 2 })
+      const replica = yield* ReplicationDb
+      const tables = yield* replica.sql<{ name: string }>`
+        SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1`
+      expect(tables.map((t) => t.name)).toEqual(["etl_copy_status", "preference"])
+      const rows = yield* replica.sql`SELECT PrefName, ValueString, Comments FROM preference ORDER BY PrefNum`
+      expect(rows).toEqual([
+        { PrefName: "B", ValueString: "changed", Comments: "c" },
+        { PrefName: "C", ValueString: "", Comments: "" }
+      ])
+    }).pipe(withReplicator())
+  )
+
+  it.scopedLive("gives the replica the columns the source gained, reports them, and fills them for every row", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 50, engine: "InnoDB" })
+      yield* replicateAll(["carrier"])
+      yield* sql`ALTER TABLE carrier ADD COLUMN PaySuiteTransSup varchar(20) NOT NULL DEFAULT 'ERA'`
+      const [result] = yield* replicateAll(["carrier"])
+      expect(result?.strategy).toBe("full")
+      expect(result?.schemaChanges).toEqual(["column PaySuiteTransSup (varchar(20)) added in the source"])
+      yield* expectReplicaEqualsSource(["carrier"])
+    }).pipe(withReplicator())
+  )
+
+  it.scopedLive("a failure in the middle of an incremental copy leaves the state at the last written page; a rerun converges", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      const replica = yield* ReplicationDb
+      yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+      yield* replicateAll(["patient"])
+      yield* sql`UPDATE patient SET Email = CONCAT('moved-', PatNum, '@example.test'), DateTStamp = DATE_ADD('2031-01-01', INTERVAL PatNum SECOND)`
+      // The replica refuses the third page (patients 101..150): a real failure part-way through the table.
+      yield* replica.sql.unsafe(
+        "CREATE TRIGGER refuse_page BEFORE UPDATE ON patient FOR EACH ROW BEGIN IF NEW.PatNum = 120 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+      )
+      const failed = yield* Effect.either(replicateAll(["patient"]))
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("ReplicationError")
+      if (Either.isLeft(failed)) expect(failed.left.message).toContain("injected failure")
+      const [state] = yield* replica.sql<{ status: string; watermark: string; lastKey: string }>`
+        SELECT status, watermark, last_key AS lastKey FROM etl_copy_status WHERE table_name = 'patient'`
+      expect(state).toEqual({ status: "failed", watermark: "2031-01-01 00:01:40", lastKey: "100" })
+      const [copied] = yield* replica.sql<{ n: string }>`SELECT COUNT(*) AS n FROM patient WHERE Email LIKE 'moved-%'`
+      expect(Number(copied?.n)).toBe(100)
+
+      yield* replica.sql`DROP TRIGGER refuse_page`
+      const [rerun] = yield* replicateAll(["patient"])
+      expect(rerun?.strategy).toBe("incremental")
+      yield* expectReplicaEqualsSource(["patient"])
+    }).pipe(withReplicator({ batchSize: 50, lookbackSeconds: 0 }))
+  )
+
+  it.scopedLive("a first copy that fails part-way keeps page and state together, then resumes where it stopped", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      const replica = yield* ReplicationDb
+      yield* createGeneratedOpenDental(sql, { patients: 150, engine: "MyISAM" })
+      // Run once so the state table exists, then start over with a state write that fails after 200 rows.
+      yield* replicateAll(["carrier"])
+      yield* replica.sql.unsafe(
+        "CREATE TRIGGER refuse_state BEFORE UPDATE ON etl_copy_status FOR EACH ROW BEGIN IF NEW.table_name = 'appointment' AND NEW.rows_copied > 200 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected state failure'; END IF; END"
+      )
+      const failed = yield* Effect.either(replicateAll(["appointment"]))
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("ReplicationError")
+      expect(yield* count("appointment__etl_shadow")).toBe(200)
+      const tables = yield* replica.sql<{ name: string }>`
+        SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'appointment'`
+      expect(tables).toEqual([])
+
+      yield* replica.sql`DROP TRIGGER refuse_state`
+      const [resumed] = yield* replicateAll(["appointment"])
+      expect(resumed).toMatchObject({ strategy: "full", rowsRead: 100 })
+      yield* expectReplicaEqualsSource(["appointment"])
+      expect(yield* count("appointment")).toBe(300)
+    }).pipe(withReplicator({ batchSize: 50 }))
+  )
+
+  it.scopedLive("a table missing from the source is a SchemaError naming it, and nothing is created", () =>
+    Effect.gen(function* () {
+      const replicator = yield* Replicator.Replicator
+      const result = yield* Effect.either(replicator.replicate("procedure"))
+      if (Either.isRight(result)) throw new Error("copied a table that does not exist")
+      expect(result.left).toMatchObject({ _tag: "SchemaError", database: "source", table: "procedure" })
+      expect(result.left.message).toContain("'procedure'")
+      const replica = yield* ReplicationDb
+      const tables = yield* replica.sql<{ name: string }>`
+        SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`
+      expect(tables.map((t) => t.name)).toEqual(["etl_copy_status"])
+    }).pipe(withReplicator())
+  )
+
+  it.scopedLive("a table without a primary key is refused with a clear error, never copied", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* sql`CREATE TABLE securitylog_nokey (SecurityLogNum bigint, LogText text) ENGINE=MyISAM`
+      yield* sql`INSERT INTO securitylog_nokey VALUES (1, 'a'), (1, 'a')`
+      const replicator = yield* Replicator.Replicator
+      const result = yield* Effect.either(replicator.replicate("securitylog_nokey"))
+      if (Either.isRight(result)) throw new Error("copied a table without a primary key")
+      expect(result.left._tag).toBe("SchemaError")
+      expect(result.left.message).toContain("has no primary key")
+    }).pipe(withReplicator())
+  )
+})

@@ -1,0 +1,58 @@
+import { Effect } from "effect"
+import type * as Mysql from "mysql2/promise"
+
+const q = (name: string) => "`" + name.replace(/`/g, "``") + "`"
+
+export interface TableDifference {
+  readonly sourceRows: number
+  readonly copyRows: number
+  /** Keys in the source the copy lacks. */
+  readonly missing: ReadonlyArray<string>
+  /** Keys in the copy the source lacks. */
+  readonly extra: ReadonlyArray<string>
+  /** Keys whose values differ in some column, with the first differing column. */
+  readonly different: ReadonlyArray<string>
+}
+
+/**
+ * Compares a table in two databases of one MySQL server, every row and every column, in the database itself
+ * (NULL-safe equality, binary comparison of strings so case and accents count).
+ */
+export const compareMysqlTables = (
+  admin: Mysql.Connection,
+  table: string,
+  sourceDb: string,
+  copyDb: string,
+  key: string
+) =>
+  Effect.promise(async () => {
+    const [columns] = await admin.query<Array<Mysql.RowDataPacket>>(
+      "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+      [sourceDb, table]
+    )
+    const s = `${q(sourceDb)}.${q(table)}`
+    const c = `${q(copyDb)}.${q(table)}`
+    const equal = columns
+      .map((col) => `BINARY s.${q(col.name)} <=> BINARY c.${q(col.name)}`)
+      .join(" AND ")
+    const firstDifferent = `CASE ${columns.map((col) => `WHEN NOT (BINARY s.${q(col.name)} <=> BINARY c.${q(col.name)}) THEN '${col.name}'`).join(" ")} END`
+    const [[counts]] = await admin.query<Array<Mysql.RowDataPacket>>(
+      `SELECT (SELECT COUNT(*) FROM ${s}) AS sourceRows, (SELECT COUNT(*) FROM ${c}) AS copyRows`
+    )
+    const [missing] = await admin.query<Array<Mysql.RowDataPacket>>(
+      `SELECT s.${q(key)} AS k FROM ${s} s LEFT JOIN ${c} c ON c.${q(key)} = s.${q(key)} WHERE c.${q(key)} IS NULL ORDER BY 1 LIMIT 20`
+    )
+    const [extra] = await admin.query<Array<Mysql.RowDataPacket>>(
+      `SELECT c.${q(key)} AS k FROM ${c} c LEFT JOIN ${s} s ON s.${q(key)} = c.${q(key)} WHERE s.${q(key)} IS NULL ORDER BY 1 LIMIT 20`
+    )
+    const [different] = await admin.query<Array<Mysql.RowDataPacket>>(
+      `SELECT CONCAT(s.${q(key)}, ':', ${firstDifferent}) AS k FROM ${s} s JOIN ${c} c ON c.${q(key)} = s.${q(key)} WHERE NOT (${equal}) ORDER BY s.${q(key)} LIMIT 20`
+    )
+    return {
+      sourceRows: Number(counts?.sourceRows),
+      copyRows: Number(counts?.copyRows),
+      missing: missing.map((r) => String(r.k)),
+      extra: extra.map((r) => String(r.k)),
+      different: different.map((r) => String(r.k))
+    } satisfies TableDifference
+  })
