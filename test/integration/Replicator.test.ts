@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
+import type * as Mysql from "mysql2/promise"
 import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
@@ -8,6 +9,7 @@ import * as Replicator from "../../src/services/Replicator.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareMysqlTables } from "../support/compare.ts"
+import { type FaultProxy, makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 /** A Replicator over fresh databases of its own, so every test starts from an empty replica. */
@@ -15,6 +17,24 @@ const withReplicator = (pipeline: Partial<PipelineSettings> = {}) =>
   Effect.provide(
     Replicator.layer.pipe(Layer.provideMerge(Catalog.layer), Layer.provideMerge(TestDatabases.layerWith(pipeline)))
   )
+
+/** A Replicator whose replica connection goes through a FaultProxy. */
+const withReplicaBehindProxy = (pipeline: Partial<PipelineSettings>) =>
+  <A, E, R>(test: (proxy: FaultProxy) => Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const names = yield* TestDatabases.createTestDatabases
+      const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+      const settings = TestDatabases.settingsFor(names, pipeline)
+      const throughProxy = { ...settings, replication: { ...settings.replication, port: proxy.port } }
+      return yield* test(proxy).pipe(
+        Effect.provide(
+          Replicator.layer.pipe(
+            Layer.provideMerge(Catalog.layer),
+            Layer.provideMerge(TestDatabases.servicesFor(names, throughProxy))
+          )
+        )
+      )
+    })
 
 const keyOf = (table: string) => openDentalTables.find((t) => t.name === table)?.primaryKey ?? "id"
 
@@ -229,6 +249,52 @@ describe("Replicator", () => {
       yield* expectReplicaEqualsSource(["appointment"])
       expect(yield* count("appointment")).toBe(300)
     }).pipe(withReplicator({ batchSize: 50 }))
+  )
+
+  it.scopedLive("the replica dropping mid-copy fails as ConnectionError, state at the last written page; a rerun converges", () =>
+    withReplicaBehindProxy({ batchSize: 50 })((proxy) =>
+      Effect.gen(function* () {
+        const { sql } = yield* SourceDb
+        yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+        // About two and a half pages of upserts reach the replica, then it goes away and stays away.
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 150_000, thenRecover: false })
+        const failed = yield* Effect.either(replicateAll(["patient"]))
+        if (Either.isRight(failed)) throw new Error("the copy survived a replica that stayed down")
+        expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "replication", port: proxy.port, attempts: 3 })
+
+        proxy.setFault({ _tag: "passThrough" })
+        const names = yield* TestDatabases.TestDatabases
+        const admin = yield* TestDatabases.mysqlAdmin
+        const [[state]] = yield* Effect.promise(() =>
+          admin.query<Array<Mysql.RowDataPacket>>(
+            `SELECT rows_copied AS copied, last_key AS lastKey, (SELECT COUNT(*) FROM \`${names.replication}\`.patient__etl_shadow) AS shadowRows
+               FROM \`${names.replication}\`.etl_copy_status WHERE table_name = 'patient'`
+          )
+        )
+        const shadowRows = Number(state?.shadowRows)
+        expect(shadowRows).toBeGreaterThan(0)
+        expect(shadowRows % 50).toBe(0)
+        expect({ copied: String(state?.copied), lastKey: state?.lastKey }).toEqual({ copied: String(shadowRows), lastKey: String(shadowRows) })
+
+        const [rerun] = yield* replicateAll(["patient"])
+        expect(rerun).toMatchObject({ strategy: "full", rowsRead: 200 - shadowRows })
+        yield* expectReplicaEqualsSource(["patient"])
+      })
+    )
+  )
+
+  it.scopedLive("a transient reset of the replica connection is retried and the copy completes", () =>
+    withReplicaBehindProxy({ batchSize: 50 })((proxy) =>
+      Effect.gen(function* () {
+        const { sql } = yield* SourceDb
+        yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 150_000, thenRecover: true })
+        const [result] = yield* replicateAll(["patient"])
+        expect(proxy.resets()).toBeGreaterThan(0)
+        expect(result).toMatchObject({ strategy: "full", rowsRead: 200 })
+        yield* expectReplicaEqualsSource(["patient"])
+      })
+    )
   )
 
   it.scopedLive("a table missing from the source is a SchemaError naming it, and nothing is created", () =>

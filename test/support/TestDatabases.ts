@@ -127,9 +127,18 @@ export const settingsFor = (
 
 const namesLayer = Layer.scoped(TestDatabases, createTestDatabases)
 
+const databaseServices = Layer.mergeAll(SourceDb.layer, SourceWriterDb.layer, ReplicationDb.layer, AnalyticsDb.layer)
+
+/** The databases' services over given settings, e.g. with one database reached through a FaultProxy. */
+export const servicesFor = (names: TestDatabaseNames, settings: EtlSettings.Settings) =>
+  databaseServices.pipe(
+    Layer.provideMerge(EtlSettings.layerOf(settings)),
+    Layer.provideMerge(Layer.succeed(TestDatabases, names))
+  )
+
 /** The databases' services over fresh test databases, with pipeline settings of the test's choosing. */
 export const layerWith = (pipeline: Partial<EtlSettings.PipelineSettings> = {}) =>
-  Layer.mergeAll(SourceDb.layer, SourceWriterDb.layer, ReplicationDb.layer, AnalyticsDb.layer).pipe(
+  databaseServices.pipe(
     Layer.provideMerge(Layer.effect(EtlSettings.EtlSettings, Effect.map(TestDatabases, (names) => settingsFor(names, pipeline)))),
     Layer.provideMerge(namesLayer)
   )

@@ -6,7 +6,7 @@ import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } fro
 import * as Mysql from "mysql2"
 import type { ConnectionError } from "../../domain/errors.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
-import { driverFailure, untilReachable } from "./reachability.ts"
+import { driverFailure, isTransient, untilReachable } from "./reachability.ts"
 
 /** A MySQL/MariaDB database of the pipeline: its settings, an Effect SqlClient, and the driver for bulk work. */
 export interface MysqlDatabase {
@@ -115,6 +115,17 @@ const reserveFrom = (pool: Mysql.Pool) =>
   )
 
 /**
+ * A server rolls back the open transaction of a connection it lost, so a ROLLBACK that cannot reach it has
+ * nothing left to do; the statement's own failure is what the caller sees.
+ */
+const unlessConnectionGone = <A>(rollback: Effect.Effect<A, SqlError.SqlError>) =>
+  Effect.catchIf(
+    Effect.asVoid(rollback),
+    (e) => isTransient(driverFailure(e.cause)),
+    () => Effect.void
+  )
+
+/**
  * An SqlClient whose transactions live under a tag of this instance alone. With Effect 3's shared
  * TransactionConnection slot, a MySQL query inside another database's transaction would run on that
  * transaction's connection; with its own tag each client always reaches its own server.
@@ -145,8 +156,9 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
       begin: (conn) => conn.executeUnprepared("BEGIN", [], undefined),
       savepoint: (conn, id) => conn.executeUnprepared(`SAVEPOINT effect_sql_${id}`, [], undefined),
       commit: (conn) => conn.executeUnprepared("COMMIT", [], undefined),
-      rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined),
-      rollbackSavepoint: (conn, id) => conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined)
+      rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined).pipe(unlessConnectionGone),
+      rollbackSavepoint: (conn, id) =>
+        conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined).pipe(unlessConnectionGone)
     })
     const reactivity = yield* Reactivity.Reactivity
     const statement = Statement.make(currentConnection, makeCompiler(), spanAttributes, undefined)

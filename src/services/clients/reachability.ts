@@ -6,12 +6,14 @@ import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
 export interface DriverFailure {
   readonly code: string | undefined
   readonly message: string
+  /** mysql2's mark of an error that ended the connection. */
+  readonly fatal?: boolean
 }
 
 export const driverFailure = (cause: unknown): DriverFailure => {
   if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code
-    return { code: typeof code === "string" ? code : undefined, message: cause.message }
+    const { code, fatal } = cause as { code?: unknown; fatal?: unknown }
+    return { code: typeof code === "string" ? code : undefined, message: cause.message, fatal: fatal === true }
   }
   return { code: undefined, message: String(cause) }
 }
@@ -33,8 +35,12 @@ const transientCodes = new Set([
   "53300" // PostgreSQL: too many connections
 ])
 
+/**
+ * A fatal error without a server code is a connection that is already gone (a pool can hand one out after a
+ * network blip): another connection may well work. Refused credentials come with a code and are not retried.
+ */
 export const isTransient = (failure: DriverFailure): boolean =>
-  failure.code !== undefined && transientCodes.has(failure.code)
+  failure.code !== undefined ? transientCodes.has(failure.code) : failure.fatal === true
 
 /** Drivers sometimes echo connection strings; a secret must never reach a message. */
 export const scrub = (text: string, password: Redacted.Redacted<string>): string => {

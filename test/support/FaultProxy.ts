@@ -1,0 +1,110 @@
+import { Effect } from "effect"
+import * as net from "node:net"
+
+/**
+ * What the proxy does to traffic between a client and a database server on 127.0.0.1.
+ * - `resetAfterBytes`: after `bytes` more bytes from clients, every open connection is reset; then either the
+ *   proxy passes traffic again (`thenRecover`) or refuses every new connection (the server stays down).
+ */
+export type Fault =
+  | { readonly _tag: "passThrough" }
+  | { readonly _tag: "latency"; readonly millis: number }
+  | { readonly _tag: "refuse" }
+  | { readonly _tag: "resetAfterBytes"; readonly bytes: number; readonly thenRecover: boolean }
+  | { readonly _tag: "stall" }
+
+export interface FaultProxy {
+  readonly host: string
+  readonly port: number
+  readonly setFault: (fault: Fault) => void
+  /** How many connections the proxy has reset so far. */
+  readonly resets: () => number
+}
+
+interface Pair {
+  readonly client: net.Socket
+  readonly server: net.Socket
+}
+
+/** A TCP proxy to `target` for the scope; its faults are switched by the test. */
+export const makeFaultProxy = (target: { readonly host: string; readonly port: number }) =>
+  Effect.acquireRelease(
+    Effect.async<{ proxy: FaultProxy; close: () => Promise<void> }>((resume) => {
+      let fault: Fault = { _tag: "passThrough" }
+      let bytesLeft = Infinity
+      let resets = 0
+      const pairs = new Set<Pair>()
+
+      const resetAll = () => {
+        for (const pair of pairs) {
+          pair.client.resetAndDestroy()
+          pair.server.destroy()
+          resets++
+        }
+        pairs.clear()
+      }
+
+      const forward = (from: net.Socket, to: net.Socket, countsAgainstBudget: boolean) =>
+        from.on("data", (chunk: Buffer) => {
+          if (fault._tag === "stall") return
+          if (countsAgainstBudget && fault._tag === "resetAfterBytes") {
+            bytesLeft -= chunk.length
+            if (bytesLeft <= 0) {
+              fault = fault.thenRecover ? { _tag: "passThrough" } : { _tag: "refuse" }
+              bytesLeft = Infinity
+              resetAll()
+              return
+            }
+          }
+          if (fault._tag === "latency") {
+            const delay = fault.millis
+            from.pause()
+            setTimeout(() => {
+              if (!to.destroyed) to.write(chunk)
+              from.resume()
+            }, delay)
+          } else if (!to.destroyed) to.write(chunk)
+        })
+
+      const server = net.createServer((client) => {
+        if (fault._tag === "refuse") {
+          client.resetAndDestroy()
+          return
+        }
+        const upstream = net.connect(target.port, target.host)
+        const pair: Pair = { client, server: upstream }
+        pairs.add(pair)
+        const close = () => {
+          pairs.delete(pair)
+          client.destroy()
+          upstream.destroy()
+        }
+        client.on("error", close).on("close", close)
+        upstream.on("error", close).on("close", close)
+        forward(client, upstream, true)
+        forward(upstream, client, false)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as net.AddressInfo
+        resume(
+          Effect.succeed({
+            proxy: {
+              host: "127.0.0.1",
+              port,
+              setFault: (next) => {
+                fault = next
+                bytesLeft = next._tag === "resetAfterBytes" ? next.bytes : Infinity
+              },
+              resets: () => resets
+            },
+            close: () =>
+              new Promise<void>((done) => {
+                resetAll()
+                server.close(() => done())
+              })
+          })
+        )
+      })
+    }),
+    ({ close }) => Effect.promise(close)
+  ).pipe(Effect.map(({ proxy }) => proxy))
