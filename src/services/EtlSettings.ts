@@ -36,7 +36,12 @@ export interface PipelineSettings {
   readonly watermarkColumns: Readonly<Record<string, string>>
   /** Copy the source's secondary indexes to the replica (slow bulk loads; for sites that query the replica). */
   readonly replicaSecondaryIndexes: boolean
+  /** How a full copy writes pages: `LOAD DATA LOCAL INFILE` (fast; needs local_infile on the server) or INSERTs. */
+  readonly replicaBulkMethod: ReplicaBulkMethod
 }
+
+export const replicaBulkMethods = ["load-data", "insert"] as const
+export type ReplicaBulkMethod = (typeof replicaBulkMethods)[number]
 
 export interface Settings {
   readonly environment: Environment
@@ -157,7 +162,10 @@ const settingsConfig = Config.all({
       Config.withDefault(300)
     ),
     watermarkColumns,
-    replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false))
+    replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false)),
+    replicaBulkMethod: Config.literal(...replicaBulkMethods)("ETL_REPLICA_BULK_METHOD").pipe(
+      Config.withDefault<ReplicaBulkMethod>("load-data")
+    )
   })
 })
 

@@ -8,9 +8,10 @@ import {
   upsertOutcome,
   upsertStatement
 } from "../domain/replicaStatements.ts"
+import { encodeLoadDataRows, loadDataStatement } from "../domain/loadData.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog } from "./Catalog.ts"
-import type { MysqlDatabase } from "./clients/mysql.ts"
+import { bulkStatement, type MysqlDatabase } from "./clients/mysql.ts"
 import { driverFailure, isTransient, scrub } from "./clients/reachability.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
@@ -89,12 +90,12 @@ export const make = Effect.gen(function* () {
 
   /** Maps a database failure of `db` at `stage` of copying `table`, leaving other errors as they are. */
   const mapSqlError =
-    (db: MysqlDatabase, table: string, stage: ReplicationError["stage"]) =>
+    (db: MysqlDatabase, table: string, stage: ReplicationError["stage"], resumeFrom?: string) =>
     <A, E, R>(self: Effect.Effect<A, E | SqlError, R>) =>
       Effect.catchIf(
         self,
         (e): e is SqlError => e instanceof SqlError,
-        (e) => Effect.fail(failure(db, table, stage, settings.connection.attempts)(e))
+        (e) => Effect.fail(failure(db, table, stage, settings.connection.attempts, resumeFrom)(e))
       )
 
   yield* rsql`
@@ -165,13 +166,45 @@ export const make = Effect.gen(function* () {
     rsql.withTransaction(
       Effect.gen(function* () {
         const columns = shape.columns.map((c) => c.name)
-        const header = (yield* rsql
-          .unsafe(upsertStatement(target, columns, shape.primaryKey, rows.length), rows.flat())
-          .raw) as { affectedRows: number; info: string }
+        const statement = bulkStatement(upsertStatement(target, columns, shape.primaryKey, rows.length), rows.flat())
+        const header = (yield* rsql.unsafe(statement).raw) as { affectedRows: number; info: string }
         yield* commitState
         return upsertOutcome(header)
       })
     )
+
+  /**
+   * Loads a page into an empty-keyed shadow with LOAD DATA LOCAL INFILE, with the state, in one transaction. Any
+   * warning (a value the server had to adjust) fails the page: nothing is truncated silently.
+   */
+  const loadPage = (
+    target: string,
+    shape: TableShape,
+    rows: ReadonlyArray<ReadonlyArray<unknown>>,
+    commitState: Effect.Effect<unknown, SqlError>
+  ) =>
+    rsql.withTransaction(
+      Effect.gen(function* () {
+        const statement = loadDataStatement(target, shape.columns.map((c) => c.name))
+        const loaded = yield* replica.loadLocal(statement, encodeLoadDataRows(rows))
+        if (loaded.warningStatus > 0 || loaded.affectedRows !== rows.length) {
+          const warnings = yield* rsql<{ Message: string }>`SHOW WARNINGS LIMIT 3`
+          return yield* new ReplicationError({
+            table: shape.name,
+            stage: "write",
+            reason: `the replica accepted ${loaded.affectedRows} of ${rows.length} rows with ${loaded.warningStatus} warnings: ${warnings.map((w) => w.Message).join("; ")}`
+          })
+        }
+        yield* commitState
+        return { inserted: loaded.affectedRows, updated: 0 }
+      })
+    )
+
+  /** LOAD DATA cannot take BIT values as bytes; such tables are written with INSERTs. */
+  const bulkWriter = (shape: TableShape) =>
+    settings.pipeline.replicaBulkMethod === "load-data" && !shape.columns.some((c) => c.dataType === "bit")
+      ? loadPage
+      : writePage
 
   const selectList = (shape: TableShape) => shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")
 
@@ -225,6 +258,7 @@ export const make = Effect.gen(function* () {
       const select = selectList(shape)
       const key = escapeIdentifier(shape.primaryKey[0] as string)
       const keyAt = keyIndex(shape)
+      const write = bulkWriter(shape)
       let rowsRead = 0
       let inserted = 0
       let page = 0
@@ -238,7 +272,7 @@ export const make = Effect.gen(function* () {
                 : `SELECT ${select} FROM ${escapeIdentifier(table)} WHERE ${key} > ${keyPlaceholder(shape)} ORDER BY ${key} LIMIT ?`,
               position === null ? [batchSize] : [position, batchSize]
             )
-            .values.pipe(Effect.mapError(failure(source, table, "read", settings.connection.attempts)))
+            .values.pipe(mapSqlError(source, table, "read"))
         )
         if (rows.length === 0) break
         const next: CopyState = {
@@ -247,8 +281,8 @@ export const make = Effect.gen(function* () {
           rowsCopied: state.rowsCopied + rows.length
         }
         const outcome = yield* retryTransient(
-          writePage(shadow, shape, rows, writeState(table, shape, runId, next)).pipe(
-            Effect.mapError(failure(replica, table, "write", settings.connection.attempts, position ?? "the first row"))
+          write(shadow, shape, rows, writeState(table, shape, runId, next)).pipe(
+            mapSqlError(replica, table, "write", position ?? "the first row")
           )
         )
         state = next
@@ -262,7 +296,7 @@ export const make = Effect.gen(function* () {
         Option.isSome(existing)
           ? `RENAME TABLE ${escapeIdentifier(table)} TO ${escapeIdentifier(retired)}, ${escapeIdentifier(shadow)} TO ${escapeIdentifier(table)}`
           : `RENAME TABLE ${escapeIdentifier(shadow)} TO ${escapeIdentifier(table)}`
-      ).pipe(Effect.mapError(failure(replica, table, "swap", 1)))
+      ).pipe(mapSqlError(replica, table, "swap"))
       if (Option.isSome(existing)) yield* rsql.unsafe(`DROP TABLE ${escapeIdentifier(retired)}`)
       const done: CopyState = { ...state, status: "complete", watermark: state.copyStartedWatermark, lastKey: null }
       yield* writeState(table, shape, runId, done)
@@ -305,7 +339,7 @@ export const make = Effect.gen(function* () {
         const rows = yield* retryTransient(
           source.sql
             .unsafe(`${base} ${where} ${order}`, [...params, batchSize])
-            .values.pipe(Effect.mapError(failure(source, table, "read", settings.connection.attempts)))
+            .values.pipe(mapSqlError(source, table, "read"))
         )
         if (rows.length === 0) break
         const last = rows[rows.length - 1] as ReadonlyArray<unknown>
@@ -318,7 +352,7 @@ export const make = Effect.gen(function* () {
         }
         const outcome = yield* retryTransient(
           writePage(table, shape, rows, writeState(table, shape, runId, next)).pipe(
-            Effect.mapError(failure(replica, table, "write", settings.connection.attempts, `watermark ${state.watermark}`))
+            mapSqlError(replica, table, "write", `watermark ${state.watermark}`)
           )
         )
         state = next

@@ -120,6 +120,7 @@ export const settingsFor = (
       lookbackSeconds: 300,
       watermarkColumns: {},
       replicaSecondaryIndexes: false,
+      replicaBulkMethod: "load-data",
       ...pipeline
     }
   }

@@ -4,6 +4,7 @@ import { asyncPauseResume } from "@effect/sql/SqlStream"
 import { makeCompiler } from "@effect/sql-mysql2/MysqlClient"
 import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
 import * as Mysql from "mysql2"
+import { Readable } from "node:stream"
 import type { ConnectionError } from "../../domain/errors.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
 import { driverFailure, isTransient, untilReachable } from "./reachability.ts"
@@ -15,15 +16,39 @@ export interface MysqlDatabase {
   readonly sql: SqlClient.SqlClient
   /** A connection of its own for the scope, for streaming reads and bulk loads. */
   readonly reserveDriver: Effect.Effect<Mysql.PoolConnection, SqlError.SqlError, Scope.Scope>
+  /**
+   * Runs a `LOAD DATA LOCAL INFILE` statement fed with `payload`, on the current transaction's connection when
+   * there is one (so the load commits with the statements around it).
+   */
+  readonly loadLocal: (statement: string, payload: Buffer) => Effect.Effect<LoadResult, SqlError.SqlError>
+}
+
+export interface LoadResult {
+  readonly affectedRows: number
+  readonly warningStatus: number
+}
+
+/** A Connection of ours: the SqlClient's statements plus LOAD DATA LOCAL. */
+interface LocalLoadingConnection extends SqlConnection.Connection {
+  readonly loadLocal: (statement: string, payload: Buffer) => Effect.Effect<LoadResult, SqlError.SqlError>
 }
 
 /**
  * Every session speaks utf8mb4 and UTC: `timestamp` values are then exact instants, not wall-clock strings of
  * the server's zone, which are ambiguous in the hour a daylight-saving change repeats. Strict mode stays, but zero
  * and partial zero dates are accepted: old OpenDental data holds them and the replica must hold them as they are.
+ * Backslash escapes stay on because bulk statements are escaped client-side (see `bulkStatement`).
  */
 const sessionSetup =
-  "SET time_zone = '+00:00', sql_mode = REPLACE(REPLACE(@@SESSION.sql_mode, 'NO_ZERO_IN_DATE', ''), 'NO_ZERO_DATE', '')"
+  "SET time_zone = '+00:00', sql_mode = REPLACE(REPLACE(REPLACE(@@SESSION.sql_mode, 'NO_ZERO_IN_DATE', ''), 'NO_ZERO_DATE', ''), 'NO_BACKSLASH_ESCAPES', '')"
+
+/**
+ * A multi-row statement with its values escaped by mysql2 exactly as `query()` does. Bulk pages carry hundreds of
+ * thousands of values: more than a prepared statement's 65,535 placeholders, and more than @effect/sql's statement
+ * compiler can spread into a parameter list.
+ */
+export const bulkStatement = (text: string, values: ReadonlyArray<unknown>): string =>
+  Mysql.format(text, values as Array<Mysql.SqlValue>)
 
 const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy): Mysql.PoolOptions => ({
   host: settings.host,
@@ -80,7 +105,20 @@ const streamQuery = (conn: Mysql.Pool | Mysql.PoolConnection, sql: string, value
     }
   })
 
-const connectionOf = (conn: Mysql.Pool | Mysql.PoolConnection): SqlConnection.Connection => ({
+const loadLocal = (conn: Mysql.Pool | Mysql.PoolConnection, statement: string, payload: Buffer) =>
+  Effect.async<LoadResult, SqlError.SqlError>((resume) => {
+    conn.query(
+      { sql: statement, infileStreamFactory: () => Readable.from([payload]) },
+      (cause: Mysql.QueryError | null, result: unknown) => {
+        if (cause) return resume(Effect.fail(sqlError("Failed to load data")(cause)))
+        const header = result as Mysql.ResultSetHeader
+        resume(Effect.succeed({ affectedRows: header.affectedRows, warningStatus: header.warningStatus }))
+      }
+    )
+  })
+
+const connectionOf = (conn: Mysql.Pool | Mysql.PoolConnection): LocalLoadingConnection => ({
+  loadLocal: (statement, payload) => loadLocal(conn, statement, payload),
   execute: (sql, params, transformRows) =>
     runQuery(conn, sql, params, { rowsAsArray: false, prepared: true }).pipe(
       Effect.map((r) => (transformRows ? transformRows(rowsOf<object>(r)) : rowsOf<object>(r)))
@@ -143,6 +181,9 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
       ["etl.database", settings.role]
     ]
     const poolConnection = connectionOf(pool)
+    const currentLoader = Effect.map(Effect.serviceOption(transactionTag), (tx) =>
+      Option.match(tx, { onNone: () => poolConnection, onSome: ([conn]) => conn as LocalLoadingConnection })
+    )
     const reserve = Effect.map(reserveFrom(pool), connectionOf)
     const currentConnection = Effect.map(Effect.serviceOption(transactionTag), (tx) =>
       Option.match(tx, { onNone: () => poolConnection, onSome: ([conn]) => conn })
@@ -172,7 +213,9 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
       reactiveMailbox: reactivity.query
     })
     client.safe = client
-    return client as SqlClient.SqlClient
+    const load = (statement: string, payload: Buffer) =>
+      Effect.flatMap(currentLoader, (conn) => conn.loadLocal(statement, payload))
+    return { sql: client as SqlClient.SqlClient, loadLocal: load }
   })
 
 /** Opens the pool, proves the server answers (bounded retry), and closes the pool with the scope. */
@@ -206,6 +249,6 @@ export const makeMysqlDatabase = (
         )
       })
     )
-    const sql = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
-    return { settings, serverVersion, sql, reserveDriver: reserveFrom(pool) }
+    const { sql, loadLocal } = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
+    return { settings, serverVersion, sql, reserveDriver: reserveFrom(pool), loadLocal }
   })

@@ -1,0 +1,60 @@
+import { escapeIdentifier } from "./replicaStatements.ts"
+
+/**
+ * Rows in the text format of `LOAD DATA ... FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'`:
+ * NULL is `\N`; a backslash, tab, newline, carriage return or NUL inside a value is escaped. Strings are written
+ * as UTF-8 (the statement declares utf8mb4); binary values byte for byte.
+ */
+export const loadDataStatement = (table: string, columns: ReadonlyArray<string>): string =>
+  `LOAD DATA LOCAL INFILE 'etl-page.tsv' INTO TABLE ${escapeIdentifier(table)} CHARACTER SET utf8mb4 ` +
+  `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${columns.map(escapeIdentifier).join(",")})`
+
+const specialCharacters = /[\\\t\n\r\0]/g
+const escapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0" }
+
+const escapeText = (text: string) => (specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] as string) : text)
+
+const byteEscapes = new Map<number, Buffer>([
+  [0x5c, Buffer.from("\\\\")],
+  [0x09, Buffer.from("\\t")],
+  [0x0a, Buffer.from("\\n")],
+  [0x0d, Buffer.from("\\r")],
+  [0x00, Buffer.from("\\0")]
+])
+
+const escapeBytes = (bytes: Uint8Array): Buffer => {
+  const parts: Array<Buffer> = []
+  let start = 0
+  for (let i = 0; i < bytes.length; i++) {
+    const escaped = byteEscapes.get(bytes[i] as number)
+    if (escaped !== undefined) {
+      parts.push(Buffer.from(bytes.subarray(start, i)), escaped)
+      start = i + 1
+    }
+  }
+  parts.push(Buffer.from(bytes.subarray(start)))
+  return Buffer.concat(parts)
+}
+
+/** Encodes a page of rows (arrays in column order); text is gathered in one string between binary values. */
+export const encodeLoadDataRows = (rows: ReadonlyArray<ReadonlyArray<unknown>>): Buffer => {
+  const chunks: Array<Buffer> = []
+  let text = ""
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) {
+      if (i > 0) text += "\t"
+      const value = row[i]
+      if (value === null || value === undefined) text += "\\N"
+      else if (typeof value === "string") text += escapeText(value)
+      else if (typeof value === "number" || typeof value === "bigint") text += String(value)
+      else if (typeof value === "boolean") text += value ? "1" : "0"
+      else if (value instanceof Uint8Array) {
+        chunks.push(Buffer.from(text, "utf8"), escapeBytes(value))
+        text = ""
+      } else text += escapeText(JSON.stringify(value))
+    }
+    text += "\n"
+  }
+  chunks.push(Buffer.from(text, "utf8"))
+  return Buffer.concat(chunks)
+}
