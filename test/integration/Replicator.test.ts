@@ -292,8 +292,9 @@ describe("Replicator", () => {
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
-        // About two and a half pages of upserts reach the replica, then it goes away and stays away.
-        proxy.setFault({ _tag: "resetAfterBytes", bytes: 150_000, thenRecover: false })
+        // A page of 50 patients is about 25 KB of LOAD DATA: a couple of pages reach the replica, then it goes away
+        // and stays away.
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 80_000, thenRecover: false })
         const failed = yield* Effect.either(replicateAll(["patient"]))
         if (Either.isRight(failed)) throw new Error("the copy survived a replica that stayed down")
         expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "replication", port: proxy.port, attempts: 3 })
@@ -324,7 +325,7 @@ describe("Replicator", () => {
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
-        proxy.setFault({ _tag: "resetAfterBytes", bytes: 150_000, thenRecover: true })
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 80_000, thenRecover: true })
         const [result] = yield* replicateAll(["patient"])
         expect(proxy.resets()).toBeGreaterThan(0)
         expect(result).toMatchObject({ strategy: "full", rowsRead: 200 })

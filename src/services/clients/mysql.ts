@@ -14,8 +14,6 @@ export interface MysqlDatabase {
   readonly settings: DatabaseSettings
   readonly serverVersion: string
   readonly sql: SqlClient.SqlClient
-  /** A connection of its own for the scope, for streaming reads and bulk loads. */
-  readonly reserveDriver: Effect.Effect<Mysql.PoolConnection, SqlError.SqlError, Scope.Scope>
   /**
    * Runs a `LOAD DATA LOCAL INFILE` statement fed with `payload`, on the current transaction's connection when
    * there is one (so the load commits with the statements around it).
@@ -250,5 +248,5 @@ export const makeMysqlDatabase = (
       })
     )
     const { sql, loadLocal } = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
-    return { settings, serverVersion, sql, reserveDriver: reserveFrom(pool), loadLocal }
+    return { settings, serverVersion, sql, loadLocal }
   })
