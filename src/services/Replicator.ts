@@ -8,6 +8,14 @@ import {
   upsertOutcome,
   upsertStatement
 } from "../domain/replicaStatements.ts"
+import {
+  columnIndex,
+  keyIndex,
+  keyOrderPage,
+  laterWatermark,
+  type WatermarkPosition,
+  watermarkPage
+} from "../domain/keysetPages.ts"
 import { encodeLoadDataRows, loadDataStatement } from "../domain/loadData.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog } from "./Catalog.ts"
@@ -62,12 +70,6 @@ interface CopyState {
   readonly rowsCopied: number
 }
 
-const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "bigint"])
-
-/** No lower bound can be computed below a zero date; such a watermark means "from the start". */
-const isZeroDate = (watermark: string | null) => watermark === null || watermark.startsWith("0000-00-00")
-
-const later = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : a >= b ? a : b)
 
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
@@ -206,15 +208,6 @@ export const make = Effect.gen(function* () {
       ? loadPage
       : writePage
 
-  const selectList = (shape: TableShape) => shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")
-
-  /** Binds a key as the column's own integer type: a string compared with a bigint would go through a double. */
-  const keyPlaceholder = (shape: TableShape) => {
-    const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
-    return key !== undefined && integerTypes.has(key.dataType) ? `CAST(? AS ${key.unsigned ? "UNSIGNED" : "SIGNED"})` : "?"
-  }
-
-  const keyIndex = (shape: TableShape) => shape.columns.findIndex((c) => c.name === shape.primaryKey[0])
 
   const progress = (table: string, strategy: Strategy, page: number, rowsRead: number) =>
     page % 10 === 0
@@ -255,8 +248,6 @@ export const make = Effect.gen(function* () {
         state = { strategy: "full", status: "running", watermark: null, lastKey: null, copyStartedWatermark: startWatermark, rowsCopied: 0 }
         yield* writeState(table, shape, runId, state)
       }
-      const select = selectList(shape)
-      const key = escapeIdentifier(shape.primaryKey[0] as string)
       const keyAt = keyIndex(shape)
       const write = bulkWriter(shape)
       let rowsRead = 0
@@ -264,15 +255,9 @@ export const make = Effect.gen(function* () {
       let page = 0
       for (;;) {
         const position = state.lastKey
+        const query = keyOrderPage(shape, position, batchSize)
         const rows = yield* retryTransient(
-          sourceSql
-            .unsafe(
-              position === null
-                ? `SELECT ${select} FROM ${escapeIdentifier(table)} ORDER BY ${key} LIMIT ?`
-                : `SELECT ${select} FROM ${escapeIdentifier(table)} WHERE ${key} > ${keyPlaceholder(shape)} ORDER BY ${key} LIMIT ?`,
-              position === null ? [batchSize] : [position, batchSize]
-            )
-            .values.pipe(mapSqlError(source, table, "read"))
+          sourceSql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read"))
         )
         if (rows.length === 0) break
         const next: CopyState = {
@@ -310,44 +295,27 @@ export const make = Effect.gen(function* () {
   const incrementalCopy = (table: string, shape: TableShape, previous: CopyState, runId: string) =>
     Effect.gen(function* () {
       const watermark = Option.getOrThrow(shape.watermark)
-      const wm = escapeIdentifier(watermark)
-      const key = escapeIdentifier(shape.primaryKey[0] as string)
-      const wmAt = shape.columns.findIndex((c) => c.name === watermark)
+      const wmAt = columnIndex(shape, watermark)
       const keyAt = keyIndex(shape)
-      const from = previous.watermark
-      const lowerBound = isZeroDate(from) ? null : from
-      const base = `SELECT ${selectList(shape)} FROM ${escapeIdentifier(table)}`
-      const order = `ORDER BY ${wm}, ${key} LIMIT ?`
+      const window = { from: previous.watermark, lookbackSeconds }
       let state: CopyState = { ...previous, strategy: "incremental", status: "running", lastKey: null }
-      let after: readonly [string, string] | null = null
+      let after: WatermarkPosition | null = null
       let rowsRead = 0
       let inserted = 0
       let updated = 0
       let page = 0
       for (;;) {
-        const conditions: Array<string> = []
-        const params: Array<unknown> = []
-        if (lowerBound !== null) {
-          conditions.push(`${wm} >= CAST(? AS DATETIME(6)) - INTERVAL ? SECOND`)
-          params.push(lowerBound, lookbackSeconds)
-        }
-        if (after !== null) {
-          conditions.push(`(${wm} > ? OR (${wm} = ? AND ${key} > ${keyPlaceholder(shape)}))`)
-          params.push(after[0], after[0], after[1])
-        }
-        const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
+        const query = watermarkPage(shape, watermark, window, after, batchSize)
         const rows = yield* retryTransient(
-          source.sql
-            .unsafe(`${base} ${where} ${order}`, [...params, batchSize])
-            .values.pipe(mapSqlError(source, table, "read"))
+          source.sql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read"))
         )
         if (rows.length === 0) break
         const last = rows[rows.length - 1] as ReadonlyArray<unknown>
-        after = [String(last[wmAt]), String(last[keyAt])]
+        after = { watermark: String(last[wmAt]), key: String(last[keyAt]) }
         const next: CopyState = {
           ...state,
-          watermark: later(state.watermark, after[0]),
-          lastKey: after[1],
+          watermark: laterWatermark(state.watermark, after.watermark),
+          lastKey: after.key,
           rowsCopied: state.rowsCopied + rows.length
         }
         const outcome = yield* retryTransient(

@@ -1,18 +1,76 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Redacted, type Scope } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Duration, Effect, Exit, Redacted, type Scope } from "effect"
+import { Readable } from "node:stream"
+import { pipeline } from "node:stream/promises"
 import Pg from "pg"
+import copyStreams from "pg-copy-streams"
 import type { ConnectionError } from "../../domain/errors.ts"
 import type { AnalyticsSettings, ConnectionPolicy, SslMode } from "../EtlSettings.ts"
 import { driverFailure, untilReachable } from "./reachability.ts"
 
-/** The analytics database: its settings, an Effect PgClient, and the pool for COPY. */
+/** The analytics database: its settings, an Effect PgClient, and sessions for COPY and explicit transactions. */
 export interface PostgresDatabase {
   readonly settings: AnalyticsSettings
   readonly serverVersion: string
   readonly sql: PgClient.PgClient
-  readonly pool: Pg.Pool
+  /** One pooled connection for the scope; COPY and the merge around it must share it. */
+  readonly session: Effect.Effect<PostgresSession, SqlError, Scope.Scope>
 }
+
+export interface PostgresSession {
+  readonly query: <A extends object = Record<string, unknown>>(
+    text: string,
+    params?: ReadonlyArray<unknown>
+  ) => Effect.Effect<{ readonly rows: ReadonlyArray<A>; readonly rowCount: number }, SqlError>
+  /** `COPY ... FROM STDIN` fed with `payload`; the number of rows copied. */
+  readonly copyFrom: (statement: string, payload: string | Buffer) => Effect.Effect<number, SqlError>
+  /**
+   * BEGIN, the effect, COMMIT; ROLLBACK on failure or interruption. Only this session's statements are in it,
+   * whatever other databases the effect touches.
+   */
+  readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
+}
+
+const sqlError = (message: string) => (cause: unknown) => new SqlError({ cause, message })
+
+const sessionOf = (client: Pg.PoolClient): PostgresSession => {
+  const query = <A extends object>(text: string, params: ReadonlyArray<unknown> = []) =>
+    Effect.tryPromise({
+      try: () => client.query(text, params as Array<unknown>),
+      catch: sqlError("Failed to execute statement")
+    }).pipe(Effect.map((r) => ({ rows: r.rows as ReadonlyArray<A>, rowCount: r.rowCount ?? 0 })))
+  const copyFrom = (statement: string, payload: string | Buffer) =>
+    Effect.tryPromise({
+      try: async () => {
+        const stream = client.query(copyStreams.from(statement))
+        await pipeline(Readable.from([payload]), stream)
+        return stream.rowCount ?? 0
+      },
+      catch: sqlError("Failed to copy rows")
+    })
+  // A COMMIT that fails (a lost connection) is the caller's typed error, not a defect.
+  const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        yield* query("BEGIN")
+        const result = yield* restore(effect).pipe(
+          Effect.onExit((exit) => (Exit.isFailure(exit) ? Effect.ignore(query("ROLLBACK")) : Effect.void))
+        )
+        yield* query("COMMIT")
+        return result
+      })
+    )
+  return { query, copyFrom, transaction }
+}
+
+const sessionFrom = (pool: Pg.Pool) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({ try: () => pool.connect(), catch: sqlError("Failed to acquire connection") }),
+    // A session that failed mid-statement may be unusable; the pool discards it rather than lend it again.
+    (client, exit) => Effect.sync(() => client.release(Exit.isFailure(exit)))
+  ).pipe(Effect.map(sessionOf))
 
 /**
  * date, time, timestamp, timestamptz and interval come back as PostgreSQL prints them: a JavaScript Date
@@ -72,5 +130,5 @@ export const makePostgresDatabase = (
       Effect.provide(Reactivity.layer),
       Effect.orDie
     )
-    return { settings, serverVersion, sql, pool }
+    return { settings, serverVersion, sql, session: sessionFrom(pool) }
   })

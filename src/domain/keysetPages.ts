@@ -1,0 +1,77 @@
+import { escapeIdentifier } from "./replicaStatements.ts"
+import type { TableShape } from "./tableShape.ts"
+
+/**
+ * Keyset page queries on a MySQL table: pages follow an index instead of OFFSET, so page N costs what page 1
+ * costs, and a copy can resume from the last row it wrote.
+ */
+
+export interface PageQuery {
+  readonly text: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/** Where the last page ended, in (watermark, key) order. */
+export interface WatermarkPosition {
+  readonly watermark: string
+  readonly key: string
+}
+
+const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "bigint"])
+
+/** Binds a key as the column's own integer type: a string compared with a bigint would go through a double. */
+const keyPlaceholder = (shape: TableShape) => {
+  const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
+  return key !== undefined && integerTypes.has(key.dataType) ? `CAST(? AS ${key.unsigned ? "UNSIGNED" : "SIGNED"})` : "?"
+}
+
+const selectFrom = (shape: TableShape) =>
+  `SELECT ${shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")} FROM ${escapeIdentifier(shape.name)}`
+
+export const keyIndex = (shape: TableShape) => shape.columns.findIndex((c) => c.name === shape.primaryKey[0])
+
+export const columnIndex = (shape: TableShape, column: string) => shape.columns.findIndex((c) => c.name === column)
+
+/** The next page of the whole table in primary-key order, after `afterKey`. */
+export const keyOrderPage = (shape: TableShape, afterKey: string | null, batchSize: number): PageQuery => {
+  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  return afterKey === null
+    ? { text: `${selectFrom(shape)} ORDER BY ${key} LIMIT ?`, params: [batchSize] }
+    : { text: `${selectFrom(shape)} WHERE ${key} > ${keyPlaceholder(shape)} ORDER BY ${key} LIMIT ?`, params: [afterKey, batchSize] }
+}
+
+/** A zero or missing watermark has no lower bound below it: the table is read from the start. */
+export const lowerBoundOf = (watermark: string | null) =>
+  watermark === null || watermark.startsWith("0000-00-00") ? null : watermark
+
+/**
+ * The next page of rows changed since `from` less `lookbackSeconds` (rows committed late carry an older
+ * watermark), in (watermark, key) order after `after`. The lower bound is inclusive: a row sharing the last
+ * watermark is read again rather than lost.
+ */
+export const watermarkPage = (
+  shape: TableShape,
+  watermarkColumn: string,
+  window: { readonly from: string | null; readonly lookbackSeconds: number },
+  after: WatermarkPosition | null,
+  batchSize: number
+): PageQuery => {
+  const wm = escapeIdentifier(watermarkColumn)
+  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  const conditions: Array<string> = []
+  const params: Array<unknown> = []
+  const lowerBound = lowerBoundOf(window.from)
+  if (lowerBound !== null) {
+    conditions.push(`${wm} >= CAST(? AS DATETIME(6)) - INTERVAL ? SECOND`)
+    params.push(lowerBound, window.lookbackSeconds)
+  }
+  if (after !== null) {
+    conditions.push(`(${wm} > ? OR (${wm} = ? AND ${key} > ${keyPlaceholder(shape)}))`)
+    params.push(after.watermark, after.watermark, after.key)
+  }
+  const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`
+  return { text: `${selectFrom(shape)}${where} ORDER BY ${wm}, ${key} LIMIT ?`, params: [...params, batchSize] }
+}
+
+/** Watermarks are compared as the strings MySQL prints ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which sort as times. */
+export const laterWatermark = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : a >= b ? a : b)
