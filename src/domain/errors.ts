@@ -65,3 +65,29 @@ export class ReplicationError extends Schema.TaggedError<ReplicationError>()("Re
     return `Replicating '${this.table}' failed while it was at the ${this.stage} stage: ${this.reason}${resume}`
   }
 }
+
+/** A source value PostgreSQL cannot hold, named so a person can find and fix the row. */
+export class DataValidationError extends Schema.TaggedError<DataValidationError>()("DataValidationError", {
+  table: Schema.String,
+  key: Schema.String,
+  column: Schema.String,
+  value: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `Table '${this.table}', key ${this.key}, column ${this.column}: value '${this.value}' ${this.problem}. ` +
+      "Nothing of this load was committed; fix the row, or rerun with --on-bad-row=quarantine to load the others " +
+      "and keep this one in etl_rejected_rows."
+  }
+}
+
+/** A load into the analytics database that failed part-way, with the stage it failed at. */
+export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
+  table: Schema.String,
+  stage: Schema.Literal("read", "write", "merge", "swap", "state"),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Loading '${this.table}' into analytics failed at the ${this.stage} stage: ${this.reason}; the previous data and load status are unchanged`
+  }
+}

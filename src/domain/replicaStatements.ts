@@ -14,7 +14,11 @@ const plainName = /^[A-Za-z0-9_]+$/
  */
 export const columnDefinition = (column: Column): string => {
   const charset =
-    column.charset !== null && column.collation !== null && plainName.test(column.charset) && plainName.test(column.collation)
+    column.dataType !== "json" &&
+    column.charset !== null &&
+    column.collation !== null &&
+    plainName.test(column.charset) &&
+    plainName.test(column.collation)
       ? ` CHARACTER SET ${column.charset} COLLATE ${column.collation}`
       : ""
   const precision = column.datetimePrecision ? `(${column.datetimePrecision})` : ""

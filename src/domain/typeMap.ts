@@ -29,7 +29,7 @@ export type FieldWriter = (value: unknown, counts: ConversionCounts) => string
 
 export interface ColumnMapping {
   readonly name: string
-  /** The PostgreSQL type, e.g. `numeric(20,0)`, `timestamptz(6)`. */
+  /** The PostgreSQL type as format_type prints it: `numeric(20,0)`, `timestamp(6) with time zone`. */
   readonly postgresType: string
   /** NOT NULL is kept unless a conversion can produce NULL. */
   readonly nullable: boolean
@@ -107,7 +107,9 @@ const writeTime: FieldWriter = (value) => {
   return text
 }
 
-const withPrecision = (base: string, precision: number | null) => (precision ? `${base}(${precision})` : base)
+/** Types are written as PostgreSQL's format_type prints them, so a drifted raw table can be told by comparing text. */
+const zoned = (base: "timestamp" | "time", precision: number | null, zone: "with" | "without") =>
+  `${base}(${precision ?? 0}) ${zone} time zone`
 
 /** The PostgreSQL column for a MySQL column, with its value writer. */
 export const mapColumn = (column: Column): ColumnMapping => {
@@ -140,7 +142,7 @@ export const mapColumn = (column: Column): ColumnMapping => {
         : { ...base, postgresType: "bigint", write: writeBits }
     case "char":
     case "varchar":
-      return { ...base, postgresType: `varchar(${lengthOf()})`, write: writeText, lossy: "NUL characters stripped" }
+      return { ...base, postgresType: `character varying(${lengthOf()})`, write: writeText, lossy: "NUL characters stripped" }
     case "tinytext":
     case "text":
     case "mediumtext":
@@ -162,7 +164,7 @@ export const mapColumn = (column: Column): ColumnMapping => {
     case "datetime":
       return {
         ...base,
-        postgresType: withPrecision("timestamp", column.datetimePrecision),
+        postgresType: zoned("timestamp", column.datetimePrecision, "without"),
         nullable: true,
         write: writeDate,
         lossy: "zero dates -> NULL"
@@ -170,13 +172,13 @@ export const mapColumn = (column: Column): ColumnMapping => {
     case "timestamp":
       return {
         ...base,
-        postgresType: withPrecision("timestamptz", column.datetimePrecision),
+        postgresType: zoned("timestamp", column.datetimePrecision, "with"),
         nullable: true,
         write: writeInstant,
         lossy: "zero dates -> NULL"
       }
     case "time":
-      return { ...base, postgresType: withPrecision("time", column.datetimePrecision), write: writeTime }
+      return { ...base, postgresType: zoned("time", column.datetimePrecision, "without"), write: writeTime }
     default:
       return { ...base, postgresType: "text", write: writeText }
   }

@@ -77,7 +77,10 @@ const find = Effect.fn("Catalog.find")(function* (
       FROM information_schema.STATISTICS
      WHERE TABLE_SCHEMA = ${schema} AND TABLE_NAME = ${table}
      ORDER BY INDEX_NAME, SEQ_IN_INDEX`
-  const columns = columnRows.map(columnOf)
+  const jsonColumns = yield* mariadbJsonColumns(db, table)
+  const columns = columnRows
+    .map(columnOf)
+    .map((c) => (jsonColumns.has(c.name) && c.dataType === "longtext" ? { ...c, dataType: "json", columnType: "json" } : c))
   const primaryKey = indexRows.filter((r) => r.name === "PRIMARY").map((r) => r.columnName)
   const indexes = new Map<string, { unique: boolean; parts: Array<readonly [string, number | null]> }>()
   for (const r of indexRows) {
@@ -112,6 +115,18 @@ const describe = Effect.fn("Catalog.describe")(function* (
   }
   return found.value
 })
+
+/**
+ * MariaDB stores JSON as longtext with a json_valid() check; the check is how a JSON column is told apart. MySQL
+ * has a real JSON type (and no TABLE_NAME in CHECK_CONSTRAINTS), so the look-up may find nothing there.
+ */
+const mariadbJsonColumns = (db: MysqlDatabase, table: string) =>
+  db.sql<{ clause: string }>`
+    SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS
+     WHERE CONSTRAINT_SCHEMA = ${db.settings.database} AND TABLE_NAME = ${table}`.pipe(
+    Effect.map((rows) => new Set(rows.flatMap((r) => /^json_valid\(`([^`]+)`\)$/.exec(r.clause)?.slice(1, 2) ?? []))),
+    Effect.orElseSucceed(() => new Set<string>())
+  )
 
 /** A configured watermark must exist and be a date-time column; otherwise OpenDental's own change columns are used. */
 const watermarkOf = (db: MysqlDatabase, table: string, columns: ReadonlyArray<Column>, configured: string | undefined) => {

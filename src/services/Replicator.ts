@@ -238,8 +238,12 @@ export const make = Effect.gen(function* () {
         state = { ...previous.value, status: "running" }
         yield* Effect.logInfo(`${table}: resuming the full copy after key ${state.lastKey}, ${state.rowsCopied} rows already copied`)
       } else {
-        yield* rsql.unsafe(`DROP TABLE IF EXISTS ${escapeIdentifier(shadow)}`)
-        yield* rsql.unsafe(createReplicaTable(shadow, shape, { secondaryIndexes: settings.pipeline.replicaSecondaryIndexes }))
+        yield* rsql
+          .unsafe(`DROP TABLE IF EXISTS ${escapeIdentifier(shadow)}`)
+          .pipe(
+            Effect.zipRight(rsql.unsafe(createReplicaTable(shadow, shape, { secondaryIndexes: settings.pipeline.replicaSecondaryIndexes }))),
+            mapSqlError(replica, table, "write")
+          )
         const startWatermark = Option.isSome(shape.watermark)
           ? ((yield* sourceSql.unsafe<{ w: string | null }>(
               `SELECT MAX(${escapeIdentifier(shape.watermark.value)}) AS w FROM ${escapeIdentifier(table)}`

@@ -1,5 +1,10 @@
 import { Effect } from "effect"
 import type * as Mysql from "mysql2/promise"
+import { compareRow } from "../../src/domain/comparison.ts"
+import { escapeIdentifier } from "../../src/domain/replicaStatements.ts"
+import { AnalyticsDb } from "../../src/services/AnalyticsDb.ts"
+import { Catalog } from "../../src/services/Catalog.ts"
+import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 
 const q = (name: string) => "`" + name.replace(/`/g, "``") + "`"
 
@@ -55,4 +60,43 @@ export const compareMysqlTables = (
       extra: extra.map((r) => String(r.k)),
       different: different.map((r) => String(r.k))
     } satisfies TableDifference
+  })
+
+/**
+ * Compares every row and column of a replica table with raw.<table> in analytics through the type map's
+ * normalisation: differences by key and column, and documented lossy conversions counted by kind.
+ */
+export const compareReplicaWithAnalytics = (table: string) =>
+  Effect.gen(function* () {
+    const replica = yield* ReplicationDb
+    const analytics = yield* AnalyticsDb
+    const catalog = yield* Catalog
+    const shape = yield* catalog.describe(replica, table)
+    const key = shape.primaryKey[0] as string
+    const keyAt = shape.columns.findIndex((c) => c.name === key)
+    const mysqlRows = yield* replica.sql
+      .unsafe(`SELECT ${shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")} FROM ${escapeIdentifier(table)} ORDER BY ${escapeIdentifier(key)}`)
+      .values
+    const pgRows = yield* analytics.sql
+      .unsafe(
+        `SELECT ${shape.columns.map((c) => `"${c.name}"`).join(", ")} FROM "${analytics.settings.schema}"."${table}" ORDER BY "${key}"`
+      )
+      .values
+    const byKey = new Map(pgRows.map((r) => [String(r[keyAt]), r]))
+    const differences: Array<string> = []
+    const conversions: Record<string, number> = {}
+    const missing: Array<string> = []
+    for (const row of mysqlRows) {
+      const k = String(row[keyAt])
+      const other = byKey.get(k)
+      if (other === undefined) {
+        missing.push(k)
+        continue
+      }
+      byKey.delete(k)
+      const compared = compareRow(shape.columns, row, other)
+      for (const d of compared.differences) differences.push(`${k}.${d.column}: ${d.expected} != ${d.actual}`)
+      for (const c of compared.conversions) conversions[c] = (conversions[c] ?? 0) + 1
+    }
+    return { rows: mysqlRows.length, missing, extra: [...byKey.keys()], differences, conversions }
   })

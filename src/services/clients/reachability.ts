@@ -31,16 +31,26 @@ const transientCodes = new Set([
   "PROTOCOL_SEQUENCE_TIMEOUT",
   "ER_CON_COUNT_ERROR",
   "CONNECT_TIMEOUT",
+  "57P01", // PostgreSQL: the server was shut down by an administrator
+  "57P02", // PostgreSQL: crash shutdown
   "57P03", // PostgreSQL: the server is starting up or shutting down
-  "53300" // PostgreSQL: too many connections
+  "53300", // PostgreSQL: too many connections
+  "08000", // PostgreSQL: connection exception
+  "08003", // PostgreSQL: connection does not exist
+  "08006" // PostgreSQL: connection failure
 ])
+
+/** node-postgres reports a connection that ends under it without a code. */
+const lostConnection = /Connection terminated|connection error|Client has encountered a connection error/i
 
 /**
  * A fatal error without a server code is a connection that is already gone (a pool can hand one out after a
  * network blip): another connection may well work. Refused credentials come with a code and are not retried.
  */
 export const isTransient = (failure: DriverFailure): boolean =>
-  failure.code !== undefined ? transientCodes.has(failure.code) : failure.fatal === true
+  failure.code !== undefined
+    ? transientCodes.has(failure.code)
+    : failure.fatal === true || lostConnection.test(failure.message)
 
 /** Drivers sometimes echo connection strings; a secret must never reach a message. */
 export const scrub = (text: string, password: Redacted.Redacted<string>): string => {

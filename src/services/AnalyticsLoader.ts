@@ -1,0 +1,486 @@
+import { SqlError } from "@effect/sql/SqlError"
+import { Statement } from "@effect/sql"
+import { Clock, Context, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { ConnectionError, DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
+import {
+  columnIndex,
+  keyIndex,
+  keyOrderPage,
+  laterWatermark,
+  type WatermarkPosition,
+  watermarkPage
+} from "../domain/keysetPages.ts"
+import { escapeIdentifier as mysqlIdentifier } from "../domain/replicaStatements.ts"
+import type { TableShape } from "../domain/tableShape.ts"
+import {
+  type ColumnMapping,
+  type ConversionCounts,
+  copyLine,
+  mapColumn,
+  noConversions,
+  RowConversionFailure
+} from "../domain/typeMap.ts"
+import { AnalyticsDb } from "./AnalyticsDb.ts"
+import { Catalog } from "./Catalog.ts"
+import type { PostgresSession } from "./clients/postgres.ts"
+import { driverFailure, isTransient, scrub } from "./clients/reachability.ts"
+import { EtlSettings } from "./EtlSettings.ts"
+import { ReplicationDb } from "./ReplicationDb.ts"
+
+export type LoadStrategy = "incremental" | "full"
+export type BadRowPolicy = "fail" | "quarantine"
+
+export interface LoadResult {
+  readonly table: string
+  readonly strategy: LoadStrategy
+  readonly reason: string
+  readonly rowsRead: number
+  readonly rowsInserted: number
+  readonly rowsUpdated: number
+  /** Rows kept out of raw.<table> and written to etl_rejected_rows (quarantine only). */
+  readonly rowsRejected: number
+  /** The documented lossy conversions this load made. */
+  readonly conversions: ConversionCounts
+  readonly watermarkFrom: string | null
+  readonly watermarkTo: string | null
+  readonly durationMs: number
+}
+
+export interface LoadOptions {
+  readonly full?: boolean
+  readonly onBadRow?: BadRowPolicy
+  readonly runId?: string
+}
+
+export type LoadFailure = SchemaError | DataValidationError | LoadError | ConnectionError
+
+export interface AnalyticsLoaderService {
+  readonly load: (table: string, options?: LoadOptions) => Effect.Effect<LoadResult, LoadFailure>
+}
+
+export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<AnalyticsLoader, AnalyticsLoaderService>() {}
+
+const pgIdentifier = Statement.defaultEscape('"')
+
+export const loadStatusTable = "etl_load_status"
+export const rejectedRowsTable = "etl_rejected_rows"
+
+interface LoadState {
+  readonly strategy: LoadStrategy
+  readonly status: "running" | "complete" | "failed"
+  readonly watermark: string | null
+}
+
+interface Rejection {
+  readonly key: string
+  readonly column: string
+  readonly value: string
+  readonly problem: string
+}
+
+/** A page converted to COPY text, with the rows that could not be converted. */
+interface ConvertedPage {
+  readonly text: string
+  readonly loaded: number
+  readonly rejected: ReadonlyArray<Rejection>
+}
+
+export const make = Effect.gen(function* () {
+  const replica = yield* ReplicationDb
+  const analytics = yield* AnalyticsDb
+  const catalog = yield* Catalog
+  const settings = yield* EtlSettings
+  const { batchSize, lookbackSeconds } = settings.pipeline
+  const schema = analytics.settings.schema
+  const qualified = (name: string) => `${pgIdentifier(schema)}.${pgIdentifier(name)}`
+  const attempts = settings.connection.attempts
+
+  const failure =
+    (database: "replication" | "analytics", table: string, stage: LoadError["stage"]) =>
+    (error: SqlError): ConnectionError | LoadError => {
+      const db = database === "replication" ? replica.settings : analytics.settings
+      const cause = driverFailure(error.cause)
+      const reason = scrub(cause.code === undefined ? cause.message : `${cause.code}: ${cause.message}`, db.password)
+      return isTransient(cause)
+        ? new ConnectionError({ database, host: db.host, port: db.port, attempts, reason })
+        : new LoadError({ table, stage, reason })
+    }
+
+  const mapSqlError =
+    (database: "replication" | "analytics", table: string, stage: LoadError["stage"]) =>
+    <A, E, R>(self: Effect.Effect<A, E | SqlError, R>) =>
+      Effect.catchIf(
+        self,
+        (e): e is SqlError => e instanceof SqlError,
+        (e) => Effect.fail(failure(database, table, stage)(e))
+      )
+
+  const retryTransient = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.retry(effect, {
+      schedule: Schedule.exponential(Duration.millis(200), 2).pipe(
+        Schedule.jittered,
+        Schedule.intersect(Schedule.recurs(attempts - 1))
+      ),
+      while: (e) => e instanceof ConnectionError
+    })
+
+  // Two loaders starting together must not race to create the same bookkeeping tables.
+  yield* Effect.scoped(
+    Effect.flatMap(analytics.session, (session) =>
+      session.transaction(
+        Effect.all([
+          session.query("SELECT pg_advisory_xact_lock(hashtext('opendental-etl:analytics-ddl'))"),
+          session.query(`CREATE SCHEMA IF NOT EXISTS ${pgIdentifier(schema)}`),
+          session.query(`CREATE TABLE IF NOT EXISTS ${qualified(loadStatusTable)} (
+            table_name text PRIMARY KEY,
+            strategy text NOT NULL,
+            status text NOT NULL,
+            watermark text,
+            rows_loaded bigint NOT NULL DEFAULT 0,
+            run_id text NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            last_error text)`),
+          session.query(`CREATE TABLE IF NOT EXISTS ${qualified(rejectedRowsTable)} (
+            id bigserial PRIMARY KEY,
+            run_id text NOT NULL,
+            table_name text NOT NULL,
+            primary_key text NOT NULL,
+            column_name text NOT NULL,
+            value text,
+            problem text NOT NULL,
+            rejected_at timestamptz NOT NULL DEFAULT now())`)
+        ])
+      )
+    )
+  ).pipe(mapSqlError("analytics", loadStatusTable, "state"))
+
+  const readState = (session: PostgresSession, table: string) =>
+    session
+      .query<LoadState>(`SELECT strategy, status, watermark FROM ${qualified(loadStatusTable)} WHERE table_name = $1`, [table])
+      .pipe(Effect.map((r) => Option.fromNullable(r.rows[0])))
+
+  const writeState = (
+    session: PostgresSession,
+    table: string,
+    runId: string,
+    state: LoadState & { readonly rowsLoaded: number },
+    error: string | null = null
+  ) =>
+    session.query(
+      `INSERT INTO ${qualified(loadStatusTable)} (table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error)
+       VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+       ON CONFLICT (table_name) DO UPDATE SET strategy = EXCLUDED.strategy, status = EXCLUDED.status,
+         watermark = EXCLUDED.watermark, rows_loaded = EXCLUDED.rows_loaded, run_id = EXCLUDED.run_id,
+         updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error`,
+      [table, state.strategy, state.status, state.watermark, state.rowsLoaded, runId, error]
+    )
+
+  /** raw.<table> as PostgreSQL holds it: column names and format_type() types, in order. */
+  const existingColumns = (session: PostgresSession, table: string) =>
+    session
+      .query<{ name: string; type: string }>(
+        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum`,
+        [schema, table]
+      )
+      .pipe(Effect.map((r) => r.rows))
+
+  /** A drifted raw table is never dropped (dbt models depend on it): the error says what differs and how to fix it. */
+  const checkDrift = (table: string, mappings: ReadonlyArray<ColumnMapping>, existing: ReadonlyArray<{ name: string; type: string }>) => {
+    const found = new Map(existing.map((c) => [c.name, c.type]))
+    const expected = new Set(mappings.map((m) => m.name))
+    const problems: Array<string> = []
+    const fixes: Array<string> = []
+    for (const m of mappings) {
+      const type = found.get(m.name)
+      if (type === undefined) {
+        problems.push(`column "${m.name}" is missing (the replica has it as ${m.postgresType})`)
+        fixes.push(`ALTER TABLE ${qualified(table)} ADD COLUMN ${pgIdentifier(m.name)} ${m.postgresType};`)
+      } else if (type !== m.postgresType) {
+        problems.push(`column "${m.name}" is ${type}, the type map gives ${m.postgresType}`)
+        fixes.push(`ALTER TABLE ${qualified(table)} ALTER COLUMN ${pgIdentifier(m.name)} TYPE ${m.postgresType};`)
+      }
+    }
+    for (const c of existing) {
+      if (!expected.has(c.name)) {
+        problems.push(`column "${c.name}" is not in the replica`)
+        fixes.push(`ALTER TABLE ${qualified(table)} DROP COLUMN ${pgIdentifier(c.name)};`)
+      }
+    }
+    return problems.length === 0
+      ? Effect.void
+      : Effect.fail(
+          new SchemaError({
+            database: "analytics",
+            table: `${schema}.${table}`,
+            problem: `its columns drifted from the replica: ${problems.join("; ")}. Fix it with: ${fixes.join(" ")} then rerun with --full`
+          })
+        )
+  }
+
+  const createTable = (session: PostgresSession, name: string, mappings: ReadonlyArray<ColumnMapping>, key: string) =>
+    session.query(
+      `CREATE TABLE ${qualified(name)} (${mappings
+        .map((m) => `${pgIdentifier(m.name)} ${m.postgresType}${m.nullable ? "" : " NOT NULL"}`)
+        .join(", ")}, CONSTRAINT ${pgIdentifier(`${name}_pkey`)} PRIMARY KEY (${pgIdentifier(key)}))`
+    )
+
+  /** Rows to COPY text; a value PostgreSQL cannot hold fails the load or, in quarantine, sets the row aside. */
+  const convertPage = (
+    table: string,
+    shape: TableShape,
+    mappings: ReadonlyArray<ColumnMapping>,
+    rows: ReadonlyArray<ReadonlyArray<unknown>>,
+    counts: ConversionCounts,
+    policy: BadRowPolicy
+  ): Effect.Effect<ConvertedPage, DataValidationError> => {
+    const keyAt = keyIndex(shape)
+    let text = ""
+    let loaded = 0
+    const rejected: Array<Rejection> = []
+    for (const row of rows) {
+      try {
+        text += copyLine(mappings, row, counts)
+        loaded++
+      } catch (e) {
+        if (!(e instanceof RowConversionFailure)) throw e
+        const rejection: Rejection = {
+          key: `${shape.primaryKey[0]}=${String(row[keyAt])}`,
+          column: (mappings[e.columnIndex] as ColumnMapping).name,
+          value: e.failure.value.slice(0, 1000),
+          problem: e.failure.problem
+        }
+        if (policy === "fail") return Effect.fail(new DataValidationError({ table, ...rejection }))
+        rejected.push(rejection)
+      }
+    }
+    return Effect.succeed({ text, loaded, rejected })
+  }
+
+  const quarantine = (session: PostgresSession, table: string, runId: string, rejected: ReadonlyArray<Rejection>) =>
+    rejected.length === 0
+      ? Effect.void
+      : session.query(
+          `INSERT INTO ${qualified(rejectedRowsTable)} (run_id, table_name, primary_key, column_name, value, problem)
+           SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])`,
+          [runId, table, rejected.map((r) => r.key), rejected.map((r) => r.column), rejected.map((r) => r.value), rejected.map((r) => r.problem)]
+        )
+
+  const copyStatement = (name: string, mappings: ReadonlyArray<ColumnMapping>) =>
+    `COPY ${qualified(name)} (${mappings.map((m) => pgIdentifier(m.name)).join(", ")}) FROM STDIN`
+
+  const readPage = (table: string, query: { text: string; params: ReadonlyArray<unknown> }) =>
+    retryTransient(replica.sql.unsafe(query.text, query.params).values.pipe(mapSqlError("replication", table, "read")))
+
+  /**
+   * Everything into raw.<table>__etl_shadow with COPY, then one transaction: a new table is renamed into place,
+   * an existing one is emptied and refilled from the shadow (dependent views stay valid) together with its load
+   * status. Readers see the old rows until that commit.
+   */
+  const fullLoad = (
+    session: PostgresSession,
+    table: string,
+    shape: TableShape,
+    mappings: ReadonlyArray<ColumnMapping>,
+    tableExists: boolean,
+    policy: BadRowPolicy,
+    runId: string
+  ) =>
+    Effect.gen(function* () {
+      const shadow = `${table}__etl_shadow`
+      const key = shape.primaryKey[0] as string
+      yield* session.query(`DROP TABLE IF EXISTS ${qualified(shadow)}`)
+      yield* createTable(session, shadow, mappings, key)
+      const startWatermark = Option.isSome(shape.watermark)
+        ? ((yield* replica.sql
+            .unsafe<{ w: string | null }>(`SELECT MAX(${mysqlIdentifier(shape.watermark.value)}) AS w FROM ${mysqlIdentifier(table)}`)
+            .pipe(mapSqlError("replication", table, "read")))[0]?.w ?? null)
+        : null
+      const counts = noConversions()
+      const keyAt = keyIndex(shape)
+      let afterKey: string | null = null
+      let rowsRead = 0
+      let loaded = 0
+      let rejected = 0
+      for (;;) {
+        const rows: ReadonlyArray<ReadonlyArray<unknown>> = yield* readPage(table, keyOrderPage(shape, afterKey, batchSize))
+        if (rows.length === 0) break
+        afterKey = String((rows[rows.length - 1] as ReadonlyArray<unknown>)[keyAt])
+        const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
+        if (page.loaded > 0) yield* session.copyFrom(copyStatement(shadow, mappings), page.text)
+        yield* quarantine(session, table, runId, page.rejected)
+        rowsRead += rows.length
+        loaded += page.loaded
+        rejected += page.rejected.length
+        if (rowsRead % (batchSize * 10) === 0) yield* Effect.logInfo(`${table}: full load, ${rowsRead} rows read`)
+        if (rows.length < batchSize) break
+      }
+      const columns = mappings.map((m) => pgIdentifier(m.name)).join(", ")
+      yield* session.transaction(
+        Effect.gen(function* () {
+          if (tableExists) {
+            yield* session.query(`TRUNCATE ${qualified(table)}`)
+            yield* session.query(`INSERT INTO ${qualified(table)} (${columns}) SELECT ${columns} FROM ${qualified(shadow)}`)
+            yield* session.query(`DROP TABLE ${qualified(shadow)}`)
+          } else {
+            yield* session.query(`ALTER TABLE ${qualified(shadow)} RENAME TO ${pgIdentifier(table)}`)
+            yield* session.query(
+              `ALTER TABLE ${qualified(table)} RENAME CONSTRAINT ${pgIdentifier(`${shadow}_pkey`)} TO ${pgIdentifier(`${table}_pkey`)}`
+            )
+          }
+          yield* writeState(session, table, runId, { strategy: "full", status: "complete", watermark: startWatermark, rowsLoaded: loaded })
+        })
+      ).pipe(mapSqlError("analytics", table, "swap"))
+      return { rowsRead, inserted: loaded, updated: 0, rejected, counts, watermarkTo: startWatermark }
+    }).pipe(
+      Effect.onError(() => Effect.ignore(session.query(`DROP TABLE IF EXISTS ${qualified(`${table}__etl_shadow`)}`)))
+    )
+
+  /**
+   * Rows changed since the last load (less the lookback window), page by page: each page is copied into a
+   * session-local staging table and merged with INSERT ... ON CONFLICT DO UPDATE, in one transaction with the
+   * load status, so a failure leaves the previous state and a rerun is idempotent.
+   */
+  const incrementalLoad = (
+    session: PostgresSession,
+    table: string,
+    shape: TableShape,
+    mappings: ReadonlyArray<ColumnMapping>,
+    previous: LoadState,
+    policy: BadRowPolicy,
+    runId: string
+  ) =>
+    Effect.gen(function* () {
+      const watermark = Option.getOrThrow(shape.watermark)
+      const key = shape.primaryKey[0] as string
+      const stage = `etl_stage_${table}`
+      yield* session.query(`CREATE TEMP TABLE IF NOT EXISTS ${pgIdentifier(stage)} (LIKE ${qualified(table)} INCLUDING DEFAULTS)`)
+      const names = mappings.map((m) => pgIdentifier(m.name))
+      const updates = mappings.filter((m) => m.name !== key).map((m) => `${pgIdentifier(m.name)} = EXCLUDED.${pgIdentifier(m.name)}`)
+      const changed = `(${names.map((n) => `t.${n}`).join(", ")}) IS DISTINCT FROM (${names.map((n) => `EXCLUDED.${n}`).join(", ")})`
+      const merge = `INSERT INTO ${qualified(table)} AS t (${names.join(", ")}) SELECT ${names.join(", ")} FROM ${pgIdentifier(stage)}
+        ON CONFLICT (${pgIdentifier(key)}) DO UPDATE SET ${updates.join(", ")} WHERE ${changed}
+        RETURNING (xmax = 0) AS inserted`
+      const copyToStage = `COPY ${pgIdentifier(stage)} (${names.join(", ")}) FROM STDIN`
+      const counts = noConversions()
+      const wmAt = columnIndex(shape, watermark)
+      const keyAt = keyIndex(shape)
+      const window = { from: previous.watermark, lookbackSeconds }
+      let after: WatermarkPosition | null = null
+      let reached = previous.watermark
+      let rowsRead = 0
+      let inserted = 0
+      let updated = 0
+      let rejected = 0
+      for (;;) {
+        const rows = yield* readPage(table, watermarkPage(shape, watermark, window, after, batchSize))
+        if (rows.length === 0) break
+        const last = rows[rows.length - 1] as ReadonlyArray<unknown>
+        after = { watermark: String(last[wmAt]), key: String(last[keyAt]) }
+        const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
+        const nextWatermark = laterWatermark(reached, after.watermark)
+        const merged = yield* retryTransient(
+          session
+            .transaction(
+              Effect.gen(function* () {
+                yield* session.query(`TRUNCATE ${pgIdentifier(stage)}`)
+                if (page.loaded > 0) yield* session.copyFrom(copyToStage, page.text)
+                const result = yield* session.query<{ inserted: boolean }>(merge)
+                yield* quarantine(session, table, runId, page.rejected)
+                yield* writeState(session, table, runId, {
+                  strategy: "incremental",
+                  status: "running",
+                  watermark: nextWatermark,
+                  rowsLoaded: rowsRead + rows.length
+                })
+                return result.rows
+              })
+            )
+            .pipe(mapSqlError("analytics", table, "merge"))
+        )
+        reached = nextWatermark
+        rowsRead += rows.length
+        rejected += page.rejected.length
+        const insertedRows = merged.filter((r) => r.inserted).length
+        inserted += insertedRows
+        updated += merged.length - insertedRows
+        if (rows.length < batchSize) break
+      }
+      yield* writeState(session, table, runId, { strategy: "incremental", status: "complete", watermark: reached, rowsLoaded: rowsRead })
+      return { rowsRead, inserted, updated, rejected, counts, watermarkTo: reached }
+    })
+
+  const load = Effect.fn("AnalyticsLoader.load")(function* (table: string, options: LoadOptions = {}) {
+    const startedAt = yield* Clock.currentTimeMillis
+    const runId = options.runId ?? crypto.randomUUID()
+    const policy = options.onBadRow ?? "fail"
+    const configuredWatermark = settings.pipeline.watermarkColumns[table]
+    const shape = yield* catalog
+      .describe(replica, table, configuredWatermark === undefined ? {} : { watermark: configuredWatermark })
+      .pipe(mapSqlError("replication", table, "read"))
+    if (shape.primaryKey.length !== 1) {
+      return yield* new SchemaError({
+        database: "replication",
+        table,
+        problem: "needs a single-column primary key to be merged into analytics"
+      })
+    }
+    const mappings = shape.columns.map(mapColumn)
+    return yield* Effect.scoped(
+      Effect.gen(function* () {
+        const session = yield* analytics.session.pipe(mapSqlError("analytics", table, "state"))
+        const existing = yield* existingColumns(session, table).pipe(mapSqlError("analytics", table, "state"))
+        if (existing.length > 0) yield* checkDrift(table, mappings, existing)
+        const previous = yield* readState(session, table).pipe(mapSqlError("analytics", table, "state"))
+        const reason = options.full
+          ? "full reload requested"
+          : existing.length === 0
+            ? "first load"
+            : Option.isNone(shape.watermark)
+              ? "the table has no watermark column"
+              : Option.isNone(previous) || previous.value.strategy === "full" && previous.value.status !== "complete"
+                ? "no completed load to continue from"
+                : undefined
+        const strategy: LoadStrategy = reason === undefined ? "incremental" : "full"
+        const watermarkFrom = Option.isSome(previous) ? previous.value.watermark : null
+        const outcome = yield* (strategy === "full"
+          ? fullLoad(session, table, shape, mappings, existing.length > 0, policy, runId)
+          : incrementalLoad(session, table, shape, mappings, Option.getOrThrow(previous), policy, runId)
+        ).pipe(
+          mapSqlError("analytics", table, "write"),
+          Effect.tapError((error) =>
+            Option.match(previous, {
+              onNone: () => Effect.void,
+              onSome: (state) =>
+                Effect.ignore(writeState(session, table, runId, { ...state, status: "failed", rowsLoaded: 0 }, error.message))
+            })
+          )
+        )
+        const finishedAt = yield* Clock.currentTimeMillis
+        const result: LoadResult = {
+          table,
+          strategy,
+          reason: reason ?? `continuing from watermark ${watermarkFrom} less ${lookbackSeconds} s of lookback`,
+          rowsRead: outcome.rowsRead,
+          rowsInserted: outcome.inserted,
+          rowsUpdated: outcome.updated,
+          rowsRejected: outcome.rejected,
+          conversions: outcome.counts,
+          watermarkFrom,
+          watermarkTo: outcome.watermarkTo,
+          durationMs: finishedAt - startedAt
+        }
+        yield* Effect.logInfo(
+          `${table}: ${strategy} load (${result.reason}): ${result.rowsRead} read, ${result.rowsInserted} inserted, ${result.rowsUpdated} updated, ${result.rowsRejected} rejected in ${result.durationMs} ms`
+        )
+        return result
+      })
+    )
+  })
+
+  return { load } satisfies AnalyticsLoaderService
+})
+
+export const layer = Layer.effect(AnalyticsLoader, make)
