@@ -454,7 +454,9 @@ export const make = Effect.gen(function* () {
             Option.match(previous, {
               onNone: () => Effect.void,
               onSome: (state) =>
-                Effect.ignore(writeState(session, table, runId, { ...state, status: "failed", rowsLoaded: 0 }, error.message))
+                Effect.ignore(
+                  writeState(session, table, runId, { ...state, strategy, status: "failed", rowsLoaded: 0 }, error.message)
+                )
             })
           )
         )

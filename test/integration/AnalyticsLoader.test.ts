@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Either, Layer } from "effect"
+import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { AnalyticsDb } from "../../src/services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../../src/services/AnalyticsLoader.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
@@ -23,7 +25,7 @@ const bothHops = (tables: ReadonlyArray<string>, options: AnalyticsLoader.LoadOp
     const replicator = yield* Replicator.Replicator
     const loader = yield* AnalyticsLoader.AnalyticsLoader
     return yield* Effect.forEach(tables, (table) =>
-      Effect.zipRight(replicator.replicate(table), loader.load(table, options))
+      Effect.zipRight(replicator.replicate(table, { full: options.full === true }), loader.load(table, options))
     )
   })
 
@@ -134,6 +136,142 @@ describe("AnalyticsLoader", () => {
       })
       const [comparison] = yield* expectAnalyticsMatchesReplica(["awkward"])
       expect(comparison?.conversions).toEqual({ "zero date -> NULL": 2, "NUL stripped": 1 })
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("loads a generated OpenDental source, then merges only what changed; a rerun changes nothing", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      const loaded = yield* createGeneratedOpenDental(sql, { patients: 1500, engine: "MyISAM" })
+      const tables = openDentalTables.map((t) => t.name)
+      const first = yield* bothHops(tables)
+      expect(first.map((r) => [r.table, r.strategy, r.rowsInserted])).toEqual(tables.map((t) => [t, "full", loaded[t]]))
+      const comparisons = yield* expectAnalyticsMatchesReplica(tables)
+      const zeroDates = comparisons.reduce((n, c) => n + (c.conversions["zero date -> NULL"] ?? 0), 0)
+      expect(zeroDates).toBe(first.reduce((n, r) => n + r.conversions.zeroDatesToNull, 0))
+      expect(zeroDates).toBeGreaterThan(0)
+
+      yield* sql`UPDATE appointment SET Note = CONCAT('Rescheduled: ', AptNum), AptStatus = 2 WHERE AptNum <= 30`
+      yield* sql`DELETE FROM procedurelog WHERE ProcNum > 5990`
+      const second = yield* bothHops(["appointment", "procedurelog"])
+      expect(second.map((r) => [r.table, r.strategy, r.rowsInserted, r.rowsUpdated])).toEqual([
+        ["appointment", "incremental", 0, 30],
+        ["procedurelog", "incremental", 0, 0]
+      ])
+      yield* expectAnalyticsMatchesReplica(["appointment"])
+
+      const status = analyticsRows(`SELECT table_name, watermark, rows_loaded, status FROM raw.etl_load_status ORDER BY 1`)
+      const before = yield* status
+      const rerun = yield* bothHops(tables)
+      expect(rerun.every((r) => r.strategy === "incremental" && r.rowsInserted === 0 && r.rowsUpdated === 0)).toBe(true)
+      expect((yield* status).map((s) => [s.table_name, s.watermark])).toEqual(before.map((s) => [s.table_name, s.watermark]))
+    }).pipe(withBothHops({ batchSize: 1000 }))
+  )
+
+  it.scopedLive("a failure in the middle of a merge leaves the table and its load status as they were", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 100, engine: "InnoDB" })
+      yield* bothHops(["patient"])
+      const snapshot = analyticsRows(
+        `SELECT (SELECT md5(string_agg(p::text, '|' ORDER BY "PatNum")) FROM raw.patient p) AS rows,
+                (SELECT row_to_json(s)::text FROM raw.etl_load_status s WHERE table_name = 'patient') AS status`
+      )
+      const before = yield* snapshot
+      yield* sql`UPDATE patient SET FName = CONCAT('Renamed ', PatNum), DateTStamp = '2031-05-05 05:05:05'`
+      const { sql: pg } = yield* AnalyticsDb
+      yield* pg.unsafe(`CREATE FUNCTION raw.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                          BEGIN IF NEW."PatNum" = 77 THEN RAISE EXCEPTION 'injected merge failure'; END IF; RETURN NEW; END $$`)
+      yield* pg.unsafe(`CREATE TRIGGER refuse BEFORE UPDATE ON raw.patient FOR EACH ROW EXECUTE FUNCTION raw.refuse()`)
+      const failed = yield* Effect.either(bothHops(["patient"]))
+      if (Either.isRight(failed)) throw new Error("the merge survived its injected failure")
+      expect(failed.left).toMatchObject({ _tag: "LoadError", table: "patient", stage: "merge" })
+      expect(failed.left.message).toContain("injected merge failure")
+      const after = yield* snapshot
+      expect(after[0]?.rows).toBe(before[0]?.rows)
+      expect(JSON.parse(String(after[0]?.status)).watermark).toBe(JSON.parse(String(before[0]?.status)).watermark)
+
+      yield* pg.unsafe(`DROP TRIGGER refuse ON raw.patient`)
+      const [rerun] = yield* bothHops(["patient"])
+      expect(rerun).toMatchObject({ strategy: "incremental", rowsUpdated: 100 })
+      yield* expectAnalyticsMatchesReplica(["patient"])
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("a value PostgreSQL cannot hold fails the table, naming table, key, column and value; nothing is loaded", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 40, engine: "InnoDB" })
+      yield* sql`UPDATE patient SET SchedBeforeTime = '25:30:00' WHERE PatNum = 17`
+      const failed = yield* Effect.either(bothHops(["patient"]))
+      if (Either.isRight(failed)) throw new Error("loaded a time PostgreSQL cannot hold")
+      expect(failed.left).toMatchObject({
+        _tag: "DataValidationError",
+        table: "patient",
+        key: "PatNum=17",
+        column: "SchedBeforeTime",
+        value: "25:30:00"
+      })
+      const tables = yield* analyticsRows(`SELECT tablename FROM pg_tables WHERE schemaname = 'raw' ORDER BY 1`)
+      expect(tables.map((t) => t.tablename)).toEqual(["etl_load_status", "etl_rejected_rows"])
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("quarantine loads the other rows and keeps the bad one in raw.etl_rejected_rows", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 40, engine: "InnoDB" })
+      yield* sql`UPDATE patient SET SchedBeforeTime = '-01:00:00' WHERE PatNum = 17`
+      const [result] = yield* bothHops(["patient"], { onBadRow: "quarantine" })
+      expect(result).toMatchObject({ rowsRead: 40, rowsInserted: 39, rowsRejected: 1 })
+      const rejected = yield* analyticsRows(`SELECT table_name, primary_key, column_name, value, problem FROM raw.etl_rejected_rows`)
+      expect(rejected).toEqual([
+        {
+          table_name: "patient",
+          primary_key: "PatNum=17",
+          column_name: "SchedBeforeTime",
+          value: "-01:00:00",
+          problem: "is outside a time of day (00:00:00 to 23:59:59)"
+        }
+      ])
+      const [count] = yield* analyticsRows(`SELECT count(*)::int AS n FROM raw.patient WHERE "PatNum" = 17`)
+      expect(count?.n).toBe(0)
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("a raw table whose columns drifted is a SchemaError that says what differs and how to fix it", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 10, engine: "InnoDB" })
+      yield* bothHops(["carrier"])
+      const { sql: pg } = yield* AnalyticsDb
+      yield* pg.unsafe(`CREATE VIEW raw.carrier_names AS SELECT "CarrierName" FROM raw.carrier`)
+      yield* pg.unsafe(`ALTER TABLE raw.carrier DROP COLUMN "TIN", ALTER COLUMN "Phone" TYPE text`)
+      const failed = yield* Effect.either(bothHops(["carrier"]))
+      if (Either.isRight(failed)) throw new Error("loaded into a drifted table")
+      expect(failed.left).toMatchObject({ _tag: "SchemaError", database: "analytics", table: "raw.carrier" })
+      expect(failed.left.message).toContain(`column "TIN" is missing`)
+      expect(failed.left.message).toContain(`column "Phone" is text, the type map gives character varying(255)`)
+      expect(failed.left.message).toContain(`ALTER TABLE "raw"."carrier" ADD COLUMN "TIN" character varying(255);`)
+      const views = yield* analyticsRows(`SELECT viewname FROM pg_views WHERE schemaname = 'raw'`)
+      expect(views).toEqual([{ viewname: "carrier_names" }])
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("a full reload swaps in one transaction and keeps the views that depend on the table", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 60, engine: "InnoDB" })
+      yield* bothHops(["patient"])
+      const { sql: pg } = yield* AnalyticsDb
+      yield* pg.unsafe(`CREATE VIEW raw.patient_names AS SELECT "PatNum", "LName" FROM raw.patient`)
+      yield* sql`DELETE FROM patient WHERE PatNum > 50`
+      const [reload] = yield* bothHops(["patient"], { full: true })
+      expect(reload).toMatchObject({ strategy: "full", reason: "full reload requested", rowsInserted: 50 })
+      const [viewCount] = yield* analyticsRows(`SELECT count(*)::int AS n FROM raw.patient_names`)
+      expect(viewCount?.n).toBe(50)
+      const shadows = yield* analyticsRows(`SELECT tablename FROM pg_tables WHERE tablename LIKE '%etl_shadow%'`)
+      expect(shadows).toEqual([])
     }).pipe(withBothHops())
   )
 })
