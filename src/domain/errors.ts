@@ -91,3 +91,36 @@ export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
     return `Loading '${this.table}' into analytics failed at the ${this.stage} stage: ${this.reason}; the previous data and load status are unchanged`
   }
 }
+
+/** Another pipeline run holds a table's lock for longer than this run will wait. */
+export class LockTimeoutError extends Schema.TaggedError<LockTimeoutError>()("LockTimeoutError", {
+  table: Schema.String,
+  database: DatabaseRole,
+  waitedSeconds: Schema.Number
+}) {
+  override get message(): string {
+    return `Another pipeline run is writing '${this.table}' (its lock in the ${this.database} database is held); gave up after ${this.waitedSeconds} s. Rerun when it has finished, or raise ETL_LOCK_TIMEOUT_SECONDS.`
+  }
+}
+
+/** The external pipeline command failed or could not be started. */
+export class ExternalPipelineError extends Schema.TaggedError<ExternalPipelineError>()("ExternalPipelineError", {
+  command: Schema.String,
+  exitCode: Schema.optional(Schema.Number),
+  output: Schema.String
+}) {
+  override get message(): string {
+    const how = this.exitCode === undefined ? "could not be started" : `exited with code ${this.exitCode}`
+    return `The external pipeline command '${this.command}' ${how}${this.output ? `: ${this.output}` : ""}`
+  }
+}
+
+/** A pipeline run in which some tables failed; each table's own error is in the run's results. */
+export class PipelineFailedError extends Schema.TaggedError<PipelineFailedError>()("PipelineFailedError", {
+  failed: Schema.Array(Schema.String),
+  total: Schema.Number
+}) {
+  override get message(): string {
+    return `${this.failed.length} of ${this.total} tables failed: ${this.failed.join(", ")}`
+  }
+}

@@ -1,9 +1,11 @@
 import { Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit } from "effect"
+import { Cause, Console, Effect, Exit, Option } from "effect"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
 import { NotImplementedError } from "../domain/errors.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
+import { PipelineLive } from "../layers/Live.ts"
+import { runPipeline } from "./pipeline.ts"
 import { testConnections } from "./testConnections.ts"
 
 /** Every command resolves its settings first, so a bad environment fails before any connection. */
@@ -23,10 +25,33 @@ const tables = Options.text("tables").pipe(
   Options.optional
 )
 
+const tableList = (option: Option.Option<string>) =>
+  Option.map(option, (t) => t.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
+
+const pipelineCommand = Command.make(
+  "pipeline",
+  {
+    tables,
+    full: Options.boolean("full").pipe(Options.withDescription("Reload every table in full through shadow tables")),
+    onBadRow: Options.choice("on-bad-row", ["fail", "quarantine"]).pipe(
+      Options.withDefault("fail" as const),
+      Options.withDescription("A value PostgreSQL cannot hold: fail the table, or keep the row in etl_rejected_rows")
+    )
+  },
+  (options) =>
+    withSettings(
+      runPipeline({
+        ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
+        full: options.full,
+        onBadRow: options.onBadRow
+      }).pipe(Effect.provide(PipelineLive))
+    )
+).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
+
 const commands = [
   testConnectionsCommand,
   Command.make("validate", { tables }, () => notBuilt("validate")),
-  Command.make("pipeline", { tables }, () => notBuilt("pipeline")),
+  pipelineCommand,
   Command.make("sweep", {}, () => notBuilt("sweep")),
   Command.make("check-access", {}, () => notBuilt("check-access")),
   Command.make("demo", {}, () => notBuilt("demo"))

@@ -38,6 +38,10 @@ export interface PipelineSettings {
   readonly replicaSecondaryIndexes: boolean
   /** How a full copy writes pages: `LOAD DATA LOCAL INFILE` (fast; needs local_infile on the server) or INSERTs. */
   readonly replicaBulkMethod: ReplicaBulkMethod
+  /** How long a run waits for another run's lock on a table before giving up. */
+  readonly lockTimeoutSeconds: number
+  /** A pipeline written elsewhere, run with the tables as arguments, for the harness to validate. */
+  readonly externalCommand: Option.Option<ReadonlyArray<string>>
 }
 
 export const replicaBulkMethods = ["load-data", "insert"] as const
@@ -145,6 +149,10 @@ const watermarkColumns = Config.string("ETL_WATERMARK_COLUMNS").pipe(
   Config.withDefault<Readonly<Record<string, string>>>({})
 )
 
+/** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
+export const commandLine = (text: string): ReadonlyArray<string> =>
+  text.trim().startsWith("[") ? (JSON.parse(text) as Array<string>) : text.trim().split(/\s+/)
+
 const settingsConfig = Config.all({
   source: mysqlDatabase("source", "OPENDENTAL_SOURCE"),
   writer: writerCredentials,
@@ -165,7 +173,9 @@ const settingsConfig = Config.all({
     replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false)),
     replicaBulkMethod: Config.literal(...replicaBulkMethods)("ETL_REPLICA_BULK_METHOD").pipe(
       Config.withDefault<ReplicaBulkMethod>("load-data")
-    )
+    ),
+    lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
+    externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option)
   })
 })
 

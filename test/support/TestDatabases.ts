@@ -121,6 +121,8 @@ export const settingsFor = (
       watermarkColumns: {},
       replicaSecondaryIndexes: false,
       replicaBulkMethod: "load-data",
+      lockTimeoutSeconds: 60,
+      externalCommand: Option.none(),
       ...pipeline
     }
   }

@@ -1,0 +1,164 @@
+import { Command, CommandExecutor } from "@effect/platform"
+import { Clock, Context, Effect, Layer, Stream, String as Str } from "effect"
+import { ExternalPipelineError, LockTimeoutError } from "../domain/errors.ts"
+import { AnalyticsDb } from "./AnalyticsDb.ts"
+import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
+import { EtlSettings } from "./EtlSettings.ts"
+import { ReplicationDb } from "./ReplicationDb.ts"
+import { type ReplicateError, type ReplicationResult, Replicator } from "./Replicator.ts"
+
+export interface TableRun {
+  readonly table: string
+  readonly success: boolean
+  readonly durationMs: number
+  readonly replication?: ReplicationResult
+  readonly analytics?: LoadResult
+  /** The failure, by its tag and its message: what a person needs to act. */
+  readonly error?: { readonly tag: string; readonly message: string }
+}
+
+export interface RunOptions {
+  readonly full?: boolean
+  readonly onBadRow?: BadRowPolicy
+  readonly runId?: string
+}
+
+export interface PipelineService {
+  /** Both hops for each table; one table's failure does not stop the others. */
+  readonly run: (tables: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<ReadonlyArray<TableRun>>
+}
+
+export class Pipeline extends Context.Tag("opendental-etl/Pipeline")<Pipeline, PipelineService>() {}
+
+type TableFailure = ReplicateError | LoadFailure | LockTimeoutError
+
+const failureOf = (error: TableFailure | { readonly _tag: string; readonly message: string }) => ({
+  tag: error._tag,
+  message: error.message
+})
+
+/** The built-in pipeline: Replicator then AnalyticsLoader, per table, under that table's locks. */
+export const make = Effect.gen(function* () {
+  const replicator = yield* Replicator
+  const loader = yield* AnalyticsLoader
+  const replica = yield* ReplicationDb
+  const analytics = yield* AnalyticsDb
+  const settings = yield* EtlSettings
+  const timeout = settings.pipeline.lockTimeoutSeconds
+
+  /**
+   * GET_LOCK on the replica and an advisory lock in PostgreSQL, each held by a connection of its own for the
+   * scope (both locks belong to a session). The name carries the replica's database, so two pipelines with
+   * different replicas on one server do not wait for each other.
+   */
+  const tableLock = (table: string) =>
+    Effect.gen(function* () {
+      const name = `etl:${replica.settings.database}:${table}`.slice(0, 64)
+      const connection = yield* replica.sql.reserve
+      const [got] = yield* connection.execute("SELECT GET_LOCK(?, ?) AS got", [name, timeout], undefined)
+      if (Number((got as { got: unknown } | undefined)?.got) !== 1) {
+        return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeout })
+      }
+      yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
+      const session = yield* analytics.session
+      yield* session.query(`SET lock_timeout = '${timeout}s'`)
+      yield* session
+        .query("SELECT pg_advisory_lock(hashtext($1))", [name])
+        .pipe(
+          Effect.catchIf(
+            (e) => String((e.cause as { code?: unknown })?.code) === "55P03",
+            () => Effect.fail(new LockTimeoutError({ table, database: "analytics", waitedSeconds: timeout }))
+          )
+        )
+      yield* Effect.addFinalizer(() => Effect.ignore(session.query("SELECT pg_advisory_unlock(hashtext($1))", [name])))
+    })
+
+  const runTable = (table: string, options: RunOptions) =>
+    Effect.gen(function* () {
+      const startedAt = yield* Clock.currentTimeMillis
+      const outcome = yield* Effect.scoped(
+        Effect.gen(function* () {
+          yield* tableLock(table)
+          const replication = yield* replicator.replicate(table, { full: options.full === true, ...(options.runId ? { runId: options.runId } : {}) })
+          const loaded = yield* loader
+            .load(table, {
+              full: options.full === true,
+              onBadRow: options.onBadRow ?? "fail",
+              ...(options.runId ? { runId: options.runId } : {})
+            })
+            .pipe(Effect.either)
+          return { replication, loaded }
+        })
+      ).pipe(Effect.either)
+      const durationMs = (yield* Clock.currentTimeMillis) - startedAt
+      if (outcome._tag === "Left") {
+        return { table, success: false, durationMs, error: failureOf(outcome.left) } satisfies TableRun
+      }
+      const { replication, loaded } = outcome.right
+      return loaded._tag === "Left"
+        ? ({ table, success: false, durationMs, replication, error: failureOf(loaded.left) } satisfies TableRun)
+        : ({ table, success: true, durationMs, replication, analytics: loaded.right } satisfies TableRun)
+    }).pipe(
+      Effect.catchAllDefect((defect) =>
+        Effect.succeed<TableRun>({ table, success: false, durationMs: 0, error: { tag: "Defect", message: String(defect) } })
+      ),
+      Effect.withSpan("Pipeline.table", { attributes: { table } })
+    )
+
+  const run = Effect.fn("Pipeline.run")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {
+    const runs: Array<TableRun> = []
+    for (const table of tables) {
+      const result = yield* runTable(table, options)
+      yield* result.success
+        ? Effect.logInfo(`${table}: done in ${result.durationMs} ms`)
+        : Effect.logWarning(`${table}: failed: ${result.error?.message}`)
+      runs.push(result)
+    }
+    return runs
+  })
+
+  return { run } satisfies PipelineService
+})
+
+export const layer = Layer.effect(Pipeline, make)
+
+/**
+ * A pipeline written elsewhere, run as `<command> <table>...`: the harness then validates what it did. It reports
+ * one outcome for all tables, since the command reports one exit code.
+ */
+export const makeExternal = (command: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const executor = yield* CommandExecutor.CommandExecutor
+    const run = Effect.fn("Pipeline.runExternal")(function* (tables: ReadonlyArray<string>) {
+      const startedAt = yield* Clock.currentTimeMillis
+      const [program = "", ...args] = command
+      const described = [...command, ...tables].join(" ")
+      const outcome = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const process = yield* Command.start(Command.make(program, ...args, ...tables))
+          const [output, exitCode] = yield* Effect.all(
+            [Stream.mkString(Stream.decodeText(Stream.merge(process.stdout, process.stderr))), process.exitCode],
+            { concurrency: "unbounded" }
+          )
+          return { exitCode: Number(exitCode), output: Str.takeRight(output.trim(), 2000) }
+        })
+      ).pipe(
+        Effect.provideService(CommandExecutor.CommandExecutor, executor),
+        Effect.either
+      )
+      const durationMs = (yield* Clock.currentTimeMillis) - startedAt
+      const error =
+        outcome._tag === "Left"
+          ? new ExternalPipelineError({ command: described, output: outcome.left.message })
+          : outcome.right.exitCode !== 0
+            ? new ExternalPipelineError({ command: described, exitCode: outcome.right.exitCode, output: outcome.right.output })
+            : undefined
+      return tables.map(
+        (table): TableRun =>
+          error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error: failureOf(error) }
+      )
+    })
+    return { run } satisfies PipelineService
+  })
+
+export const layerExternal = (command: ReadonlyArray<string>) => Layer.effect(Pipeline, makeExternal(command))
