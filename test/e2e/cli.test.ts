@@ -1,7 +1,12 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import * as Catalog from "../../src/services/Catalog.ts"
+import { SourceDb } from "../../src/services/SourceDb.ts"
 import { runCli, workingDirectory } from "../support/cli.ts"
+import { compareReplicaWithAnalytics } from "../support/compare.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 /** A `.env_test` as a user writes it, pointing at this run's databases. */
@@ -29,7 +34,7 @@ const envFileFor = (names: TestDatabases.TestDatabaseNames, overrides: Record<st
   return Object.entries(values).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
 }
 
-const cliLayer = Layer.merge(Layer.scoped(TestDatabases.TestDatabases, TestDatabases.createTestDatabases), NodeContext.layer)
+const cliLayer = Layer.mergeAll(TestDatabases.layer, Catalog.layer, NodeContext.layer)
 
 describe("the CLI", () => {
   layer(cliLayer, { excludeTestServices: true })((it) => {
@@ -84,6 +89,47 @@ describe("the CLI", () => {
         const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).not.toBe(0)
         expect(result.stderr).toContain("'validate' is not built yet")
+      })
+    )
+  
+    it.scoped("pipeline copies a generated OpenDental source to raw; every column of every row matches but the counted conversions", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const { sql } = yield* SourceDb
+        const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine: "MyISAM" })
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_BATCH_SIZE: "1500" }) })
+        const first = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(first.stderr).toBe("")
+        expect(first.code).toBe(0)
+        for (const table of openDentalTables) {
+          expect(first.stdout).toMatch(new RegExp(`${table.name}\\s+ok\\s+full: ${loaded[table.name]} read`))
+          const comparison = yield* compareReplicaWithAnalytics(table.name)
+          expect({ table: table.name, missing: comparison.missing, extra: comparison.extra, differences: comparison.differences }).toEqual({
+            table: table.name,
+            missing: [],
+            extra: [],
+            differences: []
+          })
+        }
+        const procedures = yield* compareReplicaWithAnalytics("procedurelog")
+        expect(procedures.conversions["zero date -> NULL"]).toBeGreaterThan(0)
+
+        yield* sql`UPDATE patient SET HmPhone = '(503) 555-0000' WHERE PatNum <= 10`
+        const second = yield* runCli(["pipeline", "--tables", "patient"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(second.code).toBe(0)
+        expect(second.stdout).toMatch(/patient\s+ok\s+incremental: \d+ read, 10 written\s+incremental: 0 new, 10 changed/)
+      })
+    )
+
+    it.scoped("pipeline exits 1 and names the table when a table fails, after running the others", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
+        const result = yield* runCli(["pipeline", "--tables", "carrier,no_such_table"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(1)
+        expect(result.stdout).toMatch(/no_such_table\s+FAILED/)
+        expect(result.stdout).toContain("SchemaError: Table 'no_such_table' in the source database")
+        expect(result.stderr).toContain("1 of 2 tables failed: no_such_table")
       })
     )
   })

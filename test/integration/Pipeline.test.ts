@@ -1,0 +1,105 @@
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer } from "effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { PipelineLive } from "../../src/layers/Live.ts"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
+import * as Pipeline from "../../src/services/Pipeline.ts"
+import { SourceDb } from "../../src/services/SourceDb.ts"
+import { compareReplicaWithAnalytics } from "../support/compare.ts"
+import * as TestDatabases from "../support/TestDatabases.ts"
+
+const withPipeline = (pipeline: Partial<PipelineSettings> = {}) =>
+  Effect.provide(PipelineLive.pipe(Layer.provideMerge(TestDatabases.layerWith(pipeline))))
+
+describe("Pipeline", () => {
+  it.scopedLive("runs both hops per table; one table's failure does not stop the others", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 50, engine: "InnoDB" })
+      const pipeline = yield* Pipeline.Pipeline
+      const runs = yield* pipeline.run(["carrier", "procedure", "patient"])
+      expect(runs.map((r) => [r.table, r.success, r.error?.tag])).toEqual([
+        ["carrier", true, undefined],
+        ["procedure", false, "SchemaError"],
+        ["patient", true, undefined]
+      ])
+      expect(runs[2]).toMatchObject({ replication: { rowsRead: 50 }, analytics: { rowsInserted: 50 } })
+      const comparison = yield* compareReplicaWithAnalytics("patient")
+      expect([comparison.missing, comparison.differences]).toEqual([[], []])
+    }).pipe(withPipeline())
+  )
+
+  it.scopedLive("a table whose lock another run holds fails after the bounded wait; the others go on", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      const names = yield* TestDatabases.TestDatabases
+      yield* createGeneratedOpenDental(sql, { patients: 20, engine: "InnoDB" })
+      const admin = yield* TestDatabases.mysqlAdmin
+      yield* Effect.promise(() => admin.query("SELECT GET_LOCK(?, 0)", [`etl:${names.replication}:patient`]))
+      const pipeline = yield* Pipeline.Pipeline
+      const runs = yield* pipeline.run(["patient", "carrier"])
+      expect(runs.map((r) => [r.table, r.success, r.error?.tag])).toEqual([
+        ["patient", false, "LockTimeoutError"],
+        ["carrier", true, undefined]
+      ])
+      expect(runs[0]?.error?.message).toContain("Another pipeline run is writing 'patient'")
+      yield* Effect.promise(() => admin.query("SELECT RELEASE_LOCK(?)", [`etl:${names.replication}:patient`]))
+      const [retry] = yield* pipeline.run(["patient"])
+      expect(retry?.success).toBe(true)
+    }).pipe(withPipeline({ lockTimeoutSeconds: 1 }))
+  )
+
+  it.scopedLive("two runs on the same table at once both succeed, one after the other, and leave one copy of each row", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 400, engine: "InnoDB" })
+      const pipeline = yield* Pipeline.Pipeline
+      const first = yield* Effect.fork(pipeline.run(["appointment", "procedurelog"]))
+      const second = yield* Effect.fork(pipeline.run(["procedurelog", "appointment"]))
+      const runs = [...(yield* Fiber.join(first)), ...(yield* Fiber.join(second))]
+      expect(runs.every((r) => r.success)).toBe(true)
+      for (const table of ["appointment", "procedurelog"]) {
+        const comparison = yield* compareReplicaWithAnalytics(table)
+        expect([comparison.rows, comparison.missing, comparison.extra, comparison.differences]).toEqual([
+          table === "appointment" ? 800 : 1600,
+          [],
+          [],
+          []
+        ])
+      }
+    }).pipe(withPipeline({ batchSize: 100 }))
+  )
+
+  it.scopedLive("the external-command pipeline runs the command with the tables and reports its exit code", () =>
+    Effect.gen(function* () {
+      const directory = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "etl-external-"))),
+        (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
+      )
+      const script = path.join(directory, "fake-pipeline.mjs")
+      const record = path.join(directory, "called-with.txt")
+      yield* Effect.promise(() =>
+        fs.writeFile(
+          script,
+          `import { writeFileSync } from "node:fs"
+           writeFileSync(${JSON.stringify(record)}, process.argv.slice(2).join(" "))
+           if (process.argv.includes("broken")) { console.error("cannot copy table broken"); process.exit(3) }`
+        )
+      )
+      const external = yield* Pipeline.makeExternal(["node", script])
+      const ok = yield* external.run(["patient", "carrier"])
+      expect(ok.map((r) => [r.table, r.success])).toEqual([
+        ["patient", true],
+        ["carrier", true]
+      ])
+      expect(yield* Effect.promise(() => fs.readFile(record, "utf8"))).toBe("patient carrier")
+      const failed = yield* external.run(["patient", "broken"])
+      expect(failed.every((r) => !r.success && r.error?.tag === "ExternalPipelineError")).toBe(true)
+      expect(failed[0]?.error?.message).toContain("exited with code 3: cannot copy table broken")
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+})
