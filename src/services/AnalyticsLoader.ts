@@ -10,6 +10,7 @@ import {
   type WatermarkPosition,
   watermarkPage
 } from "../domain/keysetPages.ts"
+import { readAhead } from "../domain/readAhead.ts"
 import { escapeIdentifier as mysqlIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import {
@@ -220,11 +221,12 @@ export const make = Effect.gen(function* () {
         )
   }
 
-  const createTable = (session: PostgresSession, name: string, mappings: ReadonlyArray<ColumnMapping>, key: string) =>
+  /** Without its primary key: a shadow table gets it after the COPY, as one sorted index build. */
+  const createTable = (session: PostgresSession, name: string, mappings: ReadonlyArray<ColumnMapping>) =>
     session.query(
       `CREATE TABLE ${qualified(name)} (${mappings
         .map((m) => `${pgIdentifier(m.name)} ${m.postgresType}${m.nullable ? "" : " NOT NULL"}`)
-        .join(", ")}, CONSTRAINT ${pgIdentifier(`${name}_pkey`)} PRIMARY KEY (${pgIdentifier(key)}))`
+        .join(", ")})`
     )
 
   /** Rows to COPY text; a value PostgreSQL cannot hold fails the load or, in quarantine, sets the row aside. */
@@ -292,7 +294,7 @@ export const make = Effect.gen(function* () {
       const shadow = `${table}__etl_shadow`
       const key = shape.primaryKey[0] as string
       yield* session.query(`DROP TABLE IF EXISTS ${qualified(shadow)}`)
-      yield* createTable(session, shadow, mappings, key)
+      yield* createTable(session, shadow, mappings)
       const startWatermark = Option.isSome(shape.watermark)
         ? ((yield* replica.sql
             .unsafe<{ w: string | null }>(`SELECT MAX(${mysqlIdentifier(shape.watermark.value)}) AS w FROM ${mysqlIdentifier(table)}`)
@@ -300,23 +302,28 @@ export const make = Effect.gen(function* () {
         : null
       const counts = noConversions()
       const keyAt = keyIndex(shape)
-      let afterKey: string | null = null
       let rowsRead = 0
       let loaded = 0
       let rejected = 0
-      for (;;) {
-        const rows: ReadonlyArray<ReadonlyArray<unknown>> = yield* readPage(table, keyOrderPage(shape, afterKey, batchSize))
-        if (rows.length === 0) break
-        afterKey = String((rows[rows.length - 1] as ReadonlyArray<unknown>)[keyAt])
-        const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
-        if (page.loaded > 0) yield* session.copyFrom(copyStatement(shadow, mappings), page.text)
-        yield* quarantine(session, table, runId, page.rejected)
-        rowsRead += rows.length
-        loaded += page.loaded
-        rejected += page.rejected.length
-        if (rowsRead % (batchSize * 10) === 0) yield* Effect.logInfo(`${table}: full load, ${rowsRead} rows read`)
-        if (rows.length < batchSize) break
-      }
+      yield* readAhead({
+        start: null as string | null,
+        batchSize,
+        read: (afterKey) => readPage(table, keyOrderPage(shape, afterKey, batchSize)),
+        positionAfter: (rows) => String((rows[rows.length - 1] as ReadonlyArray<unknown>)[keyAt]),
+        write: (rows) =>
+          Effect.gen(function* () {
+            const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
+            if (page.loaded > 0) yield* session.copyFrom(copyStatement(shadow, mappings), page.text)
+            yield* quarantine(session, table, runId, page.rejected)
+            rowsRead += rows.length
+            loaded += page.loaded
+            rejected += page.rejected.length
+            if (rowsRead % (batchSize * 10) === 0) yield* Effect.logInfo(`${table}: full load, ${rowsRead} rows read`)
+          })
+      })
+      yield* session.query(
+        `ALTER TABLE ${qualified(shadow)} ADD CONSTRAINT ${pgIdentifier(`${shadow}_pkey`)} PRIMARY KEY (${pgIdentifier(key)})`
+      )
       const columns = mappings.map((m) => pgIdentifier(m.name)).join(", ")
       yield* session.transaction(
         Effect.gen(function* () {
@@ -368,46 +375,52 @@ export const make = Effect.gen(function* () {
       const wmAt = columnIndex(shape, watermark)
       const keyAt = keyIndex(shape)
       const window = { from: previous.watermark, lookbackSeconds }
-      let after: WatermarkPosition | null = null
+      const positionOf = (row: ReadonlyArray<unknown>): WatermarkPosition => ({
+        watermark: String(row[wmAt]),
+        key: String(row[keyAt])
+      })
       let reached = previous.watermark
       let rowsRead = 0
       let inserted = 0
       let updated = 0
       let rejected = 0
-      for (;;) {
-        const rows = yield* readPage(table, watermarkPage(shape, watermark, window, after, batchSize))
-        if (rows.length === 0) break
-        const last = rows[rows.length - 1] as ReadonlyArray<unknown>
-        after = { watermark: String(last[wmAt]), key: String(last[keyAt]) }
-        const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
-        const nextWatermark = laterWatermark(reached, after.watermark)
-        const merged = yield* retryTransient(
-          session
-            .transaction(
-              Effect.gen(function* () {
-                yield* session.query(`TRUNCATE ${pgIdentifier(stage)}`)
-                if (page.loaded > 0) yield* session.copyFrom(copyToStage, page.text)
-                const result = yield* session.query<{ inserted: boolean }>(merge)
-                yield* quarantine(session, table, runId, page.rejected)
-                yield* writeState(session, table, runId, {
-                  strategy: "incremental",
-                  status: "running",
-                  watermark: nextWatermark,
-                  rowsLoaded: rowsRead + rows.length
-                })
-                return result.rows
-              })
+      yield* readAhead({
+        start: null as WatermarkPosition | null,
+        batchSize,
+        read: (after) => readPage(table, watermarkPage(shape, watermark, window, after, batchSize)),
+        positionAfter: (rows) => positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>),
+        write: (rows) =>
+          Effect.gen(function* () {
+            const after = positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>)
+            const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
+            const nextWatermark = laterWatermark(reached, after.watermark)
+            const merged = yield* retryTransient(
+              session
+                .transaction(
+                  Effect.gen(function* () {
+                    yield* session.query(`TRUNCATE ${pgIdentifier(stage)}`)
+                    if (page.loaded > 0) yield* session.copyFrom(copyToStage, page.text)
+                    const result = yield* session.query<{ inserted: boolean }>(merge)
+                    yield* quarantine(session, table, runId, page.rejected)
+                    yield* writeState(session, table, runId, {
+                      strategy: "incremental",
+                      status: "running",
+                      watermark: nextWatermark,
+                      rowsLoaded: rowsRead + rows.length
+                    })
+                    return result.rows
+                  })
+                )
+                .pipe(mapSqlError("analytics", table, "merge"))
             )
-            .pipe(mapSqlError("analytics", table, "merge"))
-        )
-        reached = nextWatermark
-        rowsRead += rows.length
-        rejected += page.rejected.length
-        const insertedRows = merged.filter((r) => r.inserted).length
-        inserted += insertedRows
-        updated += merged.length - insertedRows
-        if (rows.length < batchSize) break
-      }
+            reached = nextWatermark
+            rowsRead += rows.length
+            rejected += page.rejected.length
+            const insertedRows = merged.filter((r) => r.inserted).length
+            inserted += insertedRows
+            updated += merged.length - insertedRows
+          })
+      })
       yield* writeState(session, table, runId, { strategy: "incremental", status: "complete", watermark: reached, rowsLoaded: rowsRead })
       return { rowsRead, inserted, updated, rejected, counts, watermarkTo: reached }
     })

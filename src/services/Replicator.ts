@@ -17,6 +17,7 @@ import {
   watermarkPage
 } from "../domain/keysetPages.ts"
 import { encodeLoadDataRows, loadDataStatement } from "../domain/loadData.ts"
+import { readAhead } from "../domain/readAhead.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog } from "./Catalog.ts"
 import { bulkStatement, type MysqlDatabase } from "./clients/mysql.ts"
@@ -257,29 +258,32 @@ export const make = Effect.gen(function* () {
       let rowsRead = 0
       let inserted = 0
       let page = 0
-      for (;;) {
-        const position = state.lastKey
-        const query = keyOrderPage(shape, position, batchSize)
-        const rows = yield* retryTransient(
-          sourceSql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read"))
-        )
-        if (rows.length === 0) break
-        const next: CopyState = {
-          ...state,
-          lastKey: String(rows[rows.length - 1]?.[keyAt]),
-          rowsCopied: state.rowsCopied + rows.length
-        }
-        const outcome = yield* retryTransient(
-          write(shadow, shape, rows, writeState(table, shape, runId, next)).pipe(
-            mapSqlError(replica, table, "write", position ?? "the first row")
-          )
-        )
-        state = next
-        rowsRead += rows.length
-        inserted += outcome.inserted
-        yield* progress(table, "full", ++page, rowsRead)
-        if (rows.length < batchSize) break
-      }
+      yield* readAhead({
+        start: state.lastKey,
+        batchSize,
+        read: (position: string | null) => {
+          const query = keyOrderPage(shape, position, batchSize)
+          return retryTransient(sourceSql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read")))
+        },
+        positionAfter: (rows) => String(rows[rows.length - 1]?.[keyAt]),
+        write: (rows) =>
+          Effect.gen(function* () {
+            const next: CopyState = {
+              ...state,
+              lastKey: String(rows[rows.length - 1]?.[keyAt]),
+              rowsCopied: state.rowsCopied + rows.length
+            }
+            const outcome = yield* retryTransient(
+              write(shadow, shape, rows, writeState(table, shape, runId, next)).pipe(
+                mapSqlError(replica, table, "write", state.lastKey ?? "the first row")
+              )
+            )
+            state = next
+            rowsRead += rows.length
+            inserted += outcome.inserted
+            yield* progress(table, "full", ++page, rowsRead)
+          })
+      })
       const existing = yield* catalog.find(replica, table)
       yield* rsql.unsafe(
         Option.isSome(existing)
@@ -302,38 +306,44 @@ export const make = Effect.gen(function* () {
       const wmAt = columnIndex(shape, watermark)
       const keyAt = keyIndex(shape)
       const window = { from: previous.watermark, lookbackSeconds }
+      const positionOf = (row: ReadonlyArray<unknown>): WatermarkPosition => ({
+        watermark: String(row[wmAt]),
+        key: String(row[keyAt])
+      })
       let state: CopyState = { ...previous, strategy: "incremental", status: "running", lastKey: null }
-      let after: WatermarkPosition | null = null
       let rowsRead = 0
       let inserted = 0
       let updated = 0
       let page = 0
-      for (;;) {
-        const query = watermarkPage(shape, watermark, window, after, batchSize)
-        const rows = yield* retryTransient(
-          source.sql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read"))
-        )
-        if (rows.length === 0) break
-        const last = rows[rows.length - 1] as ReadonlyArray<unknown>
-        after = { watermark: String(last[wmAt]), key: String(last[keyAt]) }
-        const next: CopyState = {
-          ...state,
-          watermark: laterWatermark(state.watermark, after.watermark),
-          lastKey: after.key,
-          rowsCopied: state.rowsCopied + rows.length
-        }
-        const outcome = yield* retryTransient(
-          writePage(table, shape, rows, writeState(table, shape, runId, next)).pipe(
-            mapSqlError(replica, table, "write", `watermark ${state.watermark}`)
-          )
-        )
-        state = next
-        rowsRead += rows.length
-        inserted += outcome.inserted
-        updated += outcome.updated
-        yield* progress(table, "incremental", ++page, rowsRead)
-        if (rows.length < batchSize) break
-      }
+      yield* readAhead({
+        start: null as WatermarkPosition | null,
+        batchSize,
+        read: (after) => {
+          const query = watermarkPage(shape, watermark, window, after, batchSize)
+          return retryTransient(source.sql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read")))
+        },
+        positionAfter: (rows) => positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>),
+        write: (rows) =>
+          Effect.gen(function* () {
+            const after = positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>)
+            const next: CopyState = {
+              ...state,
+              watermark: laterWatermark(state.watermark, after.watermark),
+              lastKey: after.key,
+              rowsCopied: state.rowsCopied + rows.length
+            }
+            const outcome = yield* retryTransient(
+              writePage(table, shape, rows, writeState(table, shape, runId, next)).pipe(
+                mapSqlError(replica, table, "write", `watermark ${state.watermark}`)
+              )
+            )
+            state = next
+            rowsRead += rows.length
+            inserted += outcome.inserted
+            updated += outcome.updated
+            yield* progress(table, "incremental", ++page, rowsRead)
+          })
+      })
       yield* writeState(table, shape, runId, { ...state, status: "complete", lastKey: null })
       return { rowsRead, inserted, updated, watermarkTo: state.watermark }
     })

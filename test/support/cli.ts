@@ -4,7 +4,6 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))
-const tsx = `${repository}node_modules/.bin/tsx`
 const entry = `${repository}src/programs/main.ts`
 
 export interface CliResult {
@@ -24,7 +23,11 @@ const inherited = () =>
 /** Runs the CLI as a user would, in `cwd`, and collects its exit code and output. */
 export const runCli = (args: ReadonlyArray<string>, options: { readonly env: Record<string, string>; readonly cwd: string }) =>
   Effect.async<CliResult>((resume) => {
-    const child = spawn(tsx, [entry, ...args], { cwd: options.cwd, env: { ...inherited(), ...options.env } })
+    // As package.json's scripts run it; --import resolves tsx from the repository, whatever the working directory.
+    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", `${repository}node_modules/tsx/dist/loader.mjs`, entry, ...args], {
+      cwd: options.cwd,
+      env: { ...inherited(), ...options.env }
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d) => (stdout += d))
