@@ -58,3 +58,11 @@ if ! postgres_answers; then
 fi
 
 log "MariaDB $(mariadb -uroot -h127.0.0.1 -Nse 'SELECT VERSION()') and PostgreSQL $(psql -h127.0.0.1 -U postgres -Atc 'SHOW server_version') are answering"
+
+# --demo-databases: the databases ETL_ENVIRONMENT=local uses (npm run demo), created when missing.
+if [ "${1:-}" = "--demo-databases" ]; then
+  mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS opendental_demo CHARACTER SET utf8mb3; CREATE DATABASE IF NOT EXISTS opendental_demo_replication CHARACTER SET utf8mb4"
+  psql -h127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'opendental_demo_analytics'" | grep -q 1 \
+    || psql -h127.0.0.1 -U postgres -qc "CREATE DATABASE opendental_demo_analytics"
+  log "demo databases opendental_demo, opendental_demo_replication and opendental_demo_analytics are there"
+fi

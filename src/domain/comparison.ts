@@ -1,4 +1,5 @@
 import type { Column } from "./tableShape.ts"
+import { hasZeroPart } from "./typeMap.ts"
 
 /**
  * Cross-database comparison of one value: both sides are put in one canonical text form, with the type's own
@@ -75,8 +76,7 @@ export type LossyConversion = "zero date -> NULL" | "NUL stripped"
 export const documentedConversion = (column: Column, mysqlValue: unknown): { readonly expected: Canonical; readonly kind: LossyConversion } | undefined => {
   if (mysqlValue === null || mysqlValue === undefined) return undefined
   if (column.dataType === "date" || column.dataType === "datetime" || column.dataType === "timestamp") {
-    const text = String(mysqlValue)
-    if (text.startsWith("0000") || text.slice(5, 7) === "00" || text.slice(8, 10) === "00") return { expected: null, kind: "zero date -> NULL" }
+    if (hasZeroPart(String(mysqlValue))) return { expected: null, kind: "zero date -> NULL" }
   }
   if (typeof mysqlValue === "string" && mysqlValue.includes("\0")) {
     return { expected: mysqlValue.replaceAll("\0", ""), kind: "NUL stripped" }

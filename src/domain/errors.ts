@@ -124,3 +124,32 @@ export class PipelineFailedError extends Schema.TaggedError<PipelineFailedError>
     return `${this.failed.length} of ${this.total} tables failed: ${this.failed.join(", ")}`
   }
 }
+
+/** Seeding test rows failed; whatever was seeded has been deleted again. */
+export class SeedError extends Schema.TaggedError<SeedError>()("SeedError", {
+  step: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Seeding test rows failed while ${this.step}: ${this.reason}`
+  }
+}
+
+/** Seeded rows that could not all be deleted: they are listed, and `npm run sweep` removes them later. */
+export class CleanupError extends Schema.TaggedError<CleanupError>()("CleanupError", {
+  runId: Schema.String,
+  remaining: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `Cleanup of validation run ${this.runId} is incomplete: ${this.remaining.join("; ")}. Run \`npm run sweep\` to remove what is left.`
+  }
+}
+
+/** The demo could not prepare its local servers or databases. */
+export class DemoSetupError extends Schema.TaggedError<DemoSetupError>()("DemoSetupError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `The demo cannot start: ${this.reason}`
+  }
+}

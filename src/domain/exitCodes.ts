@@ -13,6 +13,7 @@ const codeByTag: Record<string, number> = {
   SettingsError: ExitCode.configurationOrConnection,
   ConnectionError: ExitCode.configurationOrConnection,
   NotImplementedError: ExitCode.configurationOrConnection,
+  DemoSetupError: ExitCode.configurationOrConnection,
   CleanupError: ExitCode.cleanupIncomplete
 }
 

@@ -77,7 +77,7 @@ const writeBits: FieldWriter = (value) => {
 }
 
 /** A date whose year, month or day is zero has no PostgreSQL equivalent: NULL, counted. '0001-01-01' stays. */
-const hasZeroPart = (date: string) =>
+export const hasZeroPart = (date: string) =>
   date.startsWith("0000") || date.slice(5, 7) === "00" || date.slice(8, 10) === "00"
 
 const writeDate: FieldWriter = (value, counts) => {

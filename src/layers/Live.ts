@@ -1,11 +1,16 @@
 import { Layer } from "effect"
 import * as AnalyticsDb from "../services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../services/AnalyticsLoader.ts"
+import * as Benchmark from "../services/Benchmark.ts"
 import * as Catalog from "../services/Catalog.ts"
 import * as Pipeline from "../services/Pipeline.ts"
 import * as ReplicationDb from "../services/ReplicationDb.ts"
 import * as Replicator from "../services/Replicator.ts"
+import * as Reporter from "../services/Reporter.ts"
+import * as SeededData from "../services/SeededData.ts"
 import * as SourceDb from "../services/SourceDb.ts"
+import * as SourceWriterDb from "../services/SourceWriterDb.ts"
+import * as Verifier from "../services/Verifier.ts"
 
 /** The pipeline's three connections (never the source writer: the pipeline only reads the source). */
 export const PipelineDatabases = Layer.mergeAll(SourceDb.layer, ReplicationDb.layer, AnalyticsDb.layer)
@@ -16,3 +21,12 @@ export const PipelineLive = Pipeline.layer.pipe(
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(PipelineDatabases)
 )
+
+/** The harness's own services: the seeder (the only user of the source writer), verifier, benchmark, reporter. */
+export const HarnessLive = Layer.mergeAll(SeededData.layer, Verifier.layer, Benchmark.layer, Reporter.layer).pipe(
+  Layer.provideMerge(Catalog.layer),
+  Layer.provideMerge(Layer.mergeAll(PipelineDatabases, SourceWriterDb.layer))
+)
+
+/** What `validate` runs on: the harness and a pipeline (built-in, or an external command's). */
+export const validationWith = <E, R>(pipeline: Layer.Layer<Pipeline.Pipeline, E, R>) => Layer.merge(HarnessLive, pipeline)

@@ -1,12 +1,19 @@
 import { Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Option } from "effect"
+import { Cause, Console, Context, Effect, Exit, Layer, Option } from "effect"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
 import { NotImplementedError } from "../domain/errors.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
-import { PipelineLive } from "../layers/Live.ts"
+import { HarnessLive, PipelineLive, validationWith } from "../layers/Live.ts"
+import { commandLine } from "../services/EtlSettings.ts"
+import * as Pipeline from "../services/Pipeline.ts"
+import { demo, ensureLocalServers } from "./demo.ts"
 import { runPipeline } from "./pipeline.ts"
+import { sweep, validate } from "./validate.ts"
 import { testConnections } from "./testConnections.ts"
+
+/** How the report names the pipeline it validated. */
+class PipelineName extends Context.Tag("opendental-etl/PipelineName")<PipelineName, string>() {}
 
 /** Every command resolves its settings first, so a bad environment fails before any connection. */
 const withSettings = <A, E, R>(program: Effect.Effect<A, E, R>) =>
@@ -48,13 +55,71 @@ const pipelineCommand = Command.make(
     )
 ).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
 
+/** The pipeline validate runs: --pipeline-command, else ETL_PIPELINE_COMMAND, else the built-in one. */
+const pipelineFor = (command: Option.Option<string>) =>
+  Layer.unwrapEffect(
+    Effect.map(EtlSettings.EtlSettings, (settings) => {
+      const external = Option.orElse(Option.map(command, commandLine), () => settings.pipeline.externalCommand)
+      return Option.match(external, {
+        onNone: () => ({ name: "built-in", layer: validationWith(PipelineLive) }),
+        onSome: (line) => ({ name: line.join(" "), layer: validationWith(Pipeline.layerExternal(line)) })
+      })
+    }).pipe(Effect.map(({ name, layer }) => Layer.merge(layer, Layer.succeed(PipelineName, name))))
+  )
+
+const validateCommand = Command.make(
+  "validate",
+  {
+    tables,
+    junit: Options.file("junit").pipe(Options.withDescription("Also write the report as JUnit XML to this file"), Options.optional),
+    reportDir: Options.directory("report-dir").pipe(Options.withDescription("Where the JSON report goes (default ETL_REPORT_DIR or reports)"), Options.optional),
+    pipelineCommand: Options.text("pipeline-command").pipe(
+      Options.withDescription("Validate a pipeline written elsewhere: its command line; the tables are appended"),
+      Options.optional
+    )
+  },
+  (options) =>
+    withSettings(
+      Effect.flatMap(PipelineName, (pipelineName) =>
+        validate({
+          pipelineName,
+          ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
+          ...Option.match(options.junit, { onNone: () => ({}), onSome: (junitPath) => ({ junitPath }) }),
+          ...Option.match(options.reportDir, { onNone: () => ({}), onSome: (reportDirectory) => ({ reportDirectory }) })
+        })
+      ).pipe(Effect.provide(pipelineFor(options.pipelineCommand)))
+    )
+).pipe(Command.withDescription("Seed marked test rows, run the pipeline, verify every stage, measure, clean up, report."))
+
+const sweepCommand = Command.make(
+  "sweep",
+  {
+    dryRun: Options.boolean("dry-run").pipe(Options.withDescription("List what would be deleted, delete nothing")),
+    staleAfter: Options.integer("stale-after-seconds").pipe(
+      Options.withDescription("A run is dead when its heartbeat is older (default ETL_SWEEP_STALE_AFTER_SECONDS)"),
+      Options.optional
+    )
+  },
+  (options) =>
+    withSettings(
+      sweep({
+        dryRun: options.dryRun,
+        ...Option.match(options.staleAfter, { onNone: () => ({}), onSome: (staleAfterSeconds) => ({ staleAfterSeconds }) })
+      }).pipe(Effect.provide(HarnessLive))
+    )
+).pipe(Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger."))
+
+const demoCommand = Command.make("demo", {}, () =>
+  ensureLocalServers.pipe(Effect.zipRight(withSettings(demo.pipe(Effect.provide(validationWith(PipelineLive))))))
+).pipe(Command.withDescription("A complete validation on the local servers with a generated OpenDental source."))
+
 const commands = [
   testConnectionsCommand,
-  Command.make("validate", { tables }, () => notBuilt("validate")),
+  validateCommand,
   pipelineCommand,
-  Command.make("sweep", {}, () => notBuilt("sweep")),
+  sweepCommand,
   Command.make("check-access", {}, () => notBuilt("check-access")),
-  Command.make("demo", {}, () => notBuilt("demo"))
+  demoCommand
 ] as const
 
 const cli = Command.make("opendental-etl").pipe(

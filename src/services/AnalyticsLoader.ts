@@ -1,7 +1,6 @@
-import { SqlError } from "@effect/sql/SqlError"
 import { Statement } from "@effect/sql"
-import { Clock, Context, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { ConnectionError, DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
+import { Clock, Context, Effect, Layer, Option } from "effect"
+import { type ConnectionError, DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
 import {
   columnIndex,
   keyIndex,
@@ -24,7 +23,7 @@ import {
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
 import type { PostgresSession } from "./clients/postgres.ts"
-import { driverFailure, isTransient, scrub } from "./clients/reachability.ts"
+import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients/failures.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 
@@ -96,34 +95,17 @@ export const make = Effect.gen(function* () {
   const qualified = (name: string) => `${pgIdentifier(schema)}.${pgIdentifier(name)}`
   const attempts = settings.connection.attempts
 
-  const failure =
-    (database: "replication" | "analytics", table: string, stage: LoadError["stage"]) =>
-    (error: SqlError): ConnectionError | LoadError => {
-      const db = database === "replication" ? replica.settings : analytics.settings
-      const cause = driverFailure(error.cause)
-      const reason = scrub(cause.code === undefined ? cause.message : `${cause.code}: ${cause.message}`, db.password)
-      return isTransient(cause)
-        ? new ConnectionError({ database, host: db.host, port: db.port, attempts, reason })
-        : new LoadError({ table, stage, reason })
-    }
-
-  const mapSqlError =
-    (database: "replication" | "analytics", table: string, stage: LoadError["stage"]) =>
-    <A, E, R>(self: Effect.Effect<A, E | SqlError, R>) =>
-      Effect.catchIf(
-        self,
-        (e): e is SqlError => e instanceof SqlError,
-        (e) => Effect.fail(failure(database, table, stage)(e))
+  /** A lost connection is a ConnectionError naming the database; anything else names the table and stage. */
+  const mapSqlError = (database: "replication" | "analytics", table: string, stage: LoadError["stage"]) =>
+    mapSqlErrors(
+      classifySqlError(
+        database === "replication" ? replica.settings : analytics.settings,
+        attempts,
+        (reason) => new LoadError({ table, stage, reason })
       )
+    )
 
-  const retryTransient = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.retry(effect, {
-      schedule: Schedule.exponential(Duration.millis(200), 2).pipe(
-        Schedule.jittered,
-        Schedule.intersect(Schedule.recurs(attempts - 1))
-      ),
-      while: (e) => e instanceof ConnectionError
-    })
+  const retryTransient = retryOnConnectionLoss(attempts)
 
   // Two loaders starting together must not race to create the same bookkeeping tables.
   yield* Effect.scoped(

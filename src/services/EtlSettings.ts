@@ -47,6 +47,25 @@ export interface PipelineSettings {
 export const replicaBulkMethods = ["load-data", "insert"] as const
 export type ReplicaBulkMethod = (typeof replicaBulkMethods)[number]
 
+export interface ValidationSettings {
+  /** Seeded rows per table: patients, and per patient appointments, per appointment procedures. */
+  readonly seedPatients: number
+  readonly seedAppointmentsPerPatient: number
+  readonly seedProceduresPerAppointment: number
+  /** The text column of each seeded table that carries the run's marker. */
+  readonly markerColumns: Readonly<Record<string, string>>
+  /** OpenDental statuses that hide seeded rows from clinic staff (deleted patient, deleted procedure). */
+  readonly hiddenPatientStatus: number
+  readonly hiddenProcedureStatus: number
+  readonly heartbeatInterval: Duration.Duration
+  /** A run whose heartbeat is older than this, and not marked clean, is dead for `sweep`. */
+  readonly staleAfter: Duration.Duration
+  /** Budgets the Benchmark judges against. */
+  readonly runBudget: Duration.Duration
+  readonly tableBudget: Duration.Duration
+  readonly reportDirectory: string
+}
+
 export interface Settings {
   readonly environment: Environment
   /** The settings file of the environment, and whether it was there to read. */
@@ -58,6 +77,7 @@ export interface Settings {
   readonly analytics: AnalyticsSettings
   readonly connection: ConnectionPolicy
   readonly pipeline: PipelineSettings
+  readonly validation: ValidationSettings
 }
 
 export class EtlSettings extends Context.Tag("opendental-etl/EtlSettings")<EtlSettings, Settings>() {}
@@ -153,6 +173,35 @@ const watermarkColumns = Config.string("ETL_WATERMARK_COLUMNS").pipe(
 export const commandLine = (text: string): ReadonlyArray<string> =>
   text.trim().startsWith("[") ? (JSON.parse(text) as Array<string>) : text.trim().split(/\s+/)
 
+const pairs = (name: string, fallback: Readonly<Record<string, string>>) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: "must be a comma-separated list of table:column pairs",
+      validation: (s) => s.split(",").every((pair) => /^\s*[A-Za-z0-9_$]+:[A-Za-z0-9_$]+\s*$/.test(pair))
+    }),
+    Config.map((s) => Object.fromEntries(s.split(",").map((pair) => pair.trim().split(":") as [string, string]))),
+    Config.withDefault<Readonly<Record<string, string>>>(fallback)
+  )
+
+const validationConfig = Config.all({
+  seedPatients: positive("ETL_SEED_PATIENTS", 3),
+  seedAppointmentsPerPatient: positive("ETL_SEED_APPOINTMENTS_PER_PATIENT", 2),
+  seedProceduresPerAppointment: positive("ETL_SEED_PROCEDURES_PER_APPOINTMENT", 2),
+  markerColumns: pairs("ETL_MARKER_COLUMNS", {
+    patient: "LName",
+    appointment: "Note",
+    procedurelog: "BillingNote",
+    carrier: "CarrierName"
+  }),
+  hiddenPatientStatus: Config.integer("ETL_SEED_PATIENT_STATUS").pipe(Config.withDefault(4)),
+  hiddenProcedureStatus: Config.integer("ETL_SEED_PROCEDURE_STATUS").pipe(Config.withDefault(6)),
+  heartbeatInterval: positive("ETL_HEARTBEAT_SECONDS", 10).pipe(Config.map(Duration.seconds)),
+  staleAfter: positive("ETL_SWEEP_STALE_AFTER_SECONDS", 600).pipe(Config.map(Duration.seconds)),
+  runBudget: positive("ETL_BUDGET_RUN_SECONDS", 300).pipe(Config.map(Duration.seconds)),
+  tableBudget: positive("ETL_BUDGET_TABLE_SECONDS", 120).pipe(Config.map(Duration.seconds)),
+  reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports"))
+})
+
 const settingsConfig = Config.all({
   source: mysqlDatabase("source", "OPENDENTAL_SOURCE"),
   writer: writerCredentials,
@@ -176,7 +225,8 @@ const settingsConfig = Config.all({
     ),
     lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
     externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option)
-  })
+  }),
+  validation: validationConfig
 })
 
 /** Flattens Effect's error tree into one problem per variable; "invalid" beats "missing". */
@@ -274,7 +324,8 @@ export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInp
     replication: resolved.replication,
     analytics: resolved.analytics,
     connection: resolved.connection,
-    pipeline: resolved.pipeline
+    pipeline: resolved.pipeline,
+    validation: resolved.validation
   } satisfies Settings
 })
 

@@ -136,8 +136,17 @@ export const makeExternal = (command: ReadonlyArray<string>) =>
       const outcome = yield* Effect.scoped(
         Effect.gen(function* () {
           const process = yield* Command.start(Command.make(program, ...args, ...tables))
+          // Its output is shown as it comes (a long run shows progress) and its tail kept for the error message.
           const [output, exitCode] = yield* Effect.all(
-            [Stream.mkString(Stream.decodeText(Stream.merge(process.stdout, process.stderr))), process.exitCode],
+            [
+              Stream.merge(process.stdout, process.stderr).pipe(
+                Stream.decodeText(),
+                Stream.splitLines,
+                Stream.tap((line) => Effect.logInfo(`external pipeline: ${line}`)),
+                Stream.runFold("", (tail, line) => Str.takeRight(`${tail}\n${line}`, 2000))
+              ),
+              process.exitCode
+            ],
             { concurrency: "unbounded" }
           )
           return { exitCode: Number(exitCode), output: Str.takeRight(output.trim(), 2000) }

@@ -1,6 +1,6 @@
-import { SqlError } from "@effect/sql/SqlError"
-import { Clock, Context, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { ConnectionError, ReplicationError, SchemaError } from "../domain/errors.ts"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Context, Effect, Layer, Option } from "effect"
+import { type ConnectionError, ReplicationError, SchemaError } from "../domain/errors.ts"
 import {
   createReplicaTable,
   escapeIdentifier,
@@ -21,7 +21,7 @@ import { readAhead } from "../domain/readAhead.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog } from "./Catalog.ts"
 import { bulkStatement, type MysqlDatabase } from "./clients/mysql.ts"
-import { driverFailure, isTransient, scrub } from "./clients/reachability.ts"
+import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients/failures.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import { SourceDb } from "./SourceDb.ts"
@@ -81,25 +81,14 @@ export const make = Effect.gen(function* () {
   const rsql = replica.sql
 
   /** A lost connection is a ConnectionError naming the database; anything else names the table and stage. */
-  const failure =
-    (db: MysqlDatabase, table: string, stage: ReplicationError["stage"], attempts: number, resumeFrom?: string) =>
-    (error: SqlError): ConnectionError | ReplicationError => {
-      const cause = driverFailure(error.cause)
-      const reason = scrub(cause.code === undefined ? cause.message : `${cause.code}: ${cause.message}`, db.settings.password)
-      return isTransient(cause)
-        ? new ConnectionError({ database: db.settings.role, host: db.settings.host, port: db.settings.port, attempts, reason })
-        : new ReplicationError({ table, stage, reason, ...(resumeFrom === undefined ? {} : { resumeFrom }) })
-    }
-
-  /** Maps a database failure of `db` at `stage` of copying `table`, leaving other errors as they are. */
-  const mapSqlError =
-    (db: MysqlDatabase, table: string, stage: ReplicationError["stage"], resumeFrom?: string) =>
-    <A, E, R>(self: Effect.Effect<A, E | SqlError, R>) =>
-      Effect.catchIf(
-        self,
-        (e): e is SqlError => e instanceof SqlError,
-        (e) => Effect.fail(failure(db, table, stage, settings.connection.attempts, resumeFrom)(e))
+  const mapSqlError = (db: MysqlDatabase, table: string, stage: ReplicationError["stage"], resumeFrom?: string) =>
+    mapSqlErrors(
+      classifySqlError(
+        db.settings,
+        settings.connection.attempts,
+        (reason) => new ReplicationError({ table, stage, reason, ...(resumeFrom === undefined ? {} : { resumeFrom }) })
       )
+    )
 
   yield* rsql`
     CREATE TABLE IF NOT EXISTS ${rsql(statusTable)} (
@@ -117,17 +106,8 @@ export const make = Effect.gen(function* () {
       last_error TEXT NULL
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`.pipe(mapSqlError(replica, statusTable, "state"))
 
-  /** A page is idempotent (keyset read, upsert), so a transient connection failure simply retries it. */
-  const retryTransient = <A, E>(effect: Effect.Effect<A, E>) =>
-    effect.pipe(
-      Effect.retry({
-        schedule: Schedule.exponential(Duration.millis(200), 2).pipe(
-          Schedule.jittered,
-          Schedule.intersect(Schedule.recurs(settings.connection.attempts - 1))
-        ),
-        while: (e) => e instanceof ConnectionError
-      })
-    )
+  /** A page is idempotent (keyset read, upsert), so a lost connection simply retries it. */
+  const retryTransient = retryOnConnectionLoss(settings.connection.attempts)
 
   const readState = (table: string) =>
     rsql<{

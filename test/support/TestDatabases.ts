@@ -87,7 +87,8 @@ export const createTestDatabases = Effect.gen(function* () {
 /** Settings of the `test` environment pointing at one set of test databases. */
 export const settingsFor = (
   names: TestDatabaseNames,
-  pipeline: Partial<EtlSettings.PipelineSettings> = {}
+  pipeline: Partial<EtlSettings.PipelineSettings> = {},
+  validation: Partial<EtlSettings.ValidationSettings> = {}
 ): EtlSettings.Settings => {
   const mysql = (role: "source" | "replication", database: string): EtlSettings.DatabaseSettings => ({
     role,
@@ -124,6 +125,20 @@ export const settingsFor = (
       lockTimeoutSeconds: 60,
       externalCommand: Option.none(),
       ...pipeline
+    },
+    validation: {
+      seedPatients: 3,
+      seedAppointmentsPerPatient: 2,
+      seedProceduresPerAppointment: 2,
+      markerColumns: { patient: "LName", appointment: "Note", procedurelog: "BillingNote", carrier: "CarrierName" },
+      hiddenPatientStatus: 4,
+      hiddenProcedureStatus: 6,
+      heartbeatInterval: Duration.seconds(10),
+      staleAfter: Duration.minutes(10),
+      runBudget: Duration.seconds(300),
+      tableBudget: Duration.seconds(120),
+      reportDirectory: "reports",
+      ...validation
     }
   }
 }

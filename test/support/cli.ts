@@ -2,6 +2,7 @@ import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import * as TestDatabases from "./TestDatabases.ts"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))
 const entry = `${repository}src/programs/main.ts`
@@ -20,21 +21,53 @@ const inherited = () =>
     )
   )
 
-/** Runs the CLI as a user would, in `cwd`, and collects its exit code and output. */
+export interface RunningCli {
+  /** Resolves once the output (stdout or stderr) contains `text`: a condition, not a clock. */
+  readonly waitFor: (text: string) => Effect.Effect<void>
+  readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
+  readonly done: Effect.Effect<CliResult>
+}
+
+/** Starts the CLI as a user would, in `cwd`; the process is killed if the scope ends first. */
+export const startCli = (args: ReadonlyArray<string>, options: { readonly env: Record<string, string>; readonly cwd: string }) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      // As package.json's scripts run it; --import resolves tsx from the repository, whatever the working directory.
+      const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", `${repository}node_modules/tsx/dist/loader.mjs`, entry, ...args], {
+        cwd: options.cwd,
+        env: { ...inherited(), ...options.env }
+      })
+      let stdout = ""
+      let stderr = ""
+      const watchers = new Set<() => void>()
+      const notify = () => watchers.forEach((w) => w())
+      child.stdout.on("data", (d) => ((stdout += d), notify()))
+      child.stderr.on("data", (d) => ((stderr += d), notify()))
+      const done = new Promise<CliResult>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })))
+      const running: RunningCli = {
+        waitFor: (text) =>
+          Effect.async<void>((resume) => {
+            const check = () => {
+              if (stdout.includes(text) || stderr.includes(text)) {
+                watchers.delete(check)
+                resume(Effect.void)
+              }
+            }
+            watchers.add(check)
+            check()
+            return Effect.sync(() => watchers.delete(check))
+          }),
+        signal: (signal) => Effect.sync(() => void child.kill(signal)),
+        done: Effect.promise(() => done)
+      }
+      return { child, running }
+    }),
+    ({ child }) => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL"))
+  ).pipe(Effect.map(({ running }) => running))
+
+/** Runs the CLI to its end and collects its exit code and output. */
 export const runCli = (args: ReadonlyArray<string>, options: { readonly env: Record<string, string>; readonly cwd: string }) =>
-  Effect.async<CliResult>((resume) => {
-    // As package.json's scripts run it; --import resolves tsx from the repository, whatever the working directory.
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", `${repository}node_modules/tsx/dist/loader.mjs`, entry, ...args], {
-      cwd: options.cwd,
-      env: { ...inherited(), ...options.env }
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("close", (code) => resume(Effect.succeed({ code, stdout, stderr })))
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
+  Effect.scoped(Effect.flatMap(startCli(args, options), (cli) => cli.done))
 
 /** A scoped working directory with the given settings files in it. */
 export const workingDirectory = (files: Record<string, string>) =>
@@ -44,3 +77,29 @@ export const workingDirectory = (files: Record<string, string>) =>
     for (const [name, content] of Object.entries(files)) yield* fs.writeFileString(`${directory}/${name}`, content)
     return directory
   })
+
+/** A `.env_test` as a user writes it, pointing at this run's databases. */
+export const envFileFor = (names: TestDatabases.TestDatabaseNames, overrides: Record<string, string> = {}) => {
+  const { mysql, postgres } = TestDatabases.testServers
+  const values: Record<string, string> = {
+    OPENDENTAL_SOURCE_HOST: mysql.host,
+    OPENDENTAL_SOURCE_PORT: String(mysql.port),
+    OPENDENTAL_SOURCE_DB: names.source,
+    OPENDENTAL_SOURCE_USER: mysql.user,
+    OPENDENTAL_SOURCE_PASSWORD: mysql.password,
+    MYSQL_REPLICATION_HOST: mysql.host,
+    MYSQL_REPLICATION_PORT: String(mysql.port),
+    MYSQL_REPLICATION_DB: names.replication,
+    MYSQL_REPLICATION_USER: mysql.user,
+    MYSQL_REPLICATION_PASSWORD: mysql.password,
+    POSTGRES_ANALYTICS_HOST: postgres.host,
+    POSTGRES_ANALYTICS_PORT: String(postgres.port),
+    POSTGRES_ANALYTICS_DB: names.analytics,
+    POSTGRES_ANALYTICS_USER: postgres.user,
+    POSTGRES_ANALYTICS_PASSWORD: postgres.password,
+    ETL_CONNECT_ATTEMPTS: "2",
+    ...overrides
+  }
+  return Object.entries(values).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
+}
+

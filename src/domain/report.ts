@@ -1,0 +1,72 @@
+import { Schema } from "effect"
+
+const Stage = Schema.Literal("source", "replication", "analytics")
+
+export class ReportFinding extends Schema.Class<ReportFinding>("ReportFinding")({
+  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup"),
+  table: Schema.optional(Schema.String),
+  stage: Schema.optional(Stage),
+  key: Schema.optional(Schema.String),
+  column: Schema.optional(Schema.String),
+  expected: Schema.optional(Schema.NullOr(Schema.String)),
+  actual: Schema.optional(Schema.NullOr(Schema.String)),
+  message: Schema.String
+}) {}
+
+export class TableReport extends Schema.Class<TableReport>("TableReport")({
+  table: Schema.String,
+  pipelineSuccess: Schema.Boolean,
+  pipelineMs: Schema.Number,
+  seeded: Schema.Number,
+  counts: Schema.Struct({ source: Schema.Number, replication: Schema.Number, analytics: Schema.Number }),
+  /** Documented lossy conversions seen in analytics: they pass, and are listed. */
+  conversions: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  findings: Schema.Number
+}) {}
+
+export class StepReport extends Schema.Class<StepReport>("StepReport")({
+  step: Schema.String,
+  table: Schema.optional(Schema.String),
+  durationMs: Schema.Number,
+  budgetMs: Schema.optional(Schema.Number),
+  overBudget: Schema.Boolean
+}) {}
+
+export class ValidationReport extends Schema.Class<ValidationReport>("ValidationReport")({
+  runId: Schema.String,
+  environment: Schema.String,
+  startedAt: Schema.String,
+  finishedAt: Schema.String,
+  durationMs: Schema.Number,
+  status: Schema.Literal("passed", "failed", "cleanup_incomplete", "error"),
+  exitCode: Schema.Number,
+  pipeline: Schema.String,
+  tables: Schema.Array(TableReport),
+  steps: Schema.Array(StepReport),
+  findings: Schema.Array(ReportFinding),
+  resources: Schema.Struct({
+    peakRssMb: Schema.Number,
+    cpuUserMs: Schema.Number,
+    cpuSystemMs: Schema.Number,
+    replicationIo: Schema.Record({ key: Schema.String, value: Schema.Number }),
+    analyticsIo: Schema.Record({ key: Schema.String, value: Schema.Number })
+  }),
+  errors: Schema.Array(Schema.Struct({ tag: Schema.String, message: Schema.String })),
+  cleanup: Schema.Struct({
+    deleted: Schema.Array(
+      Schema.Struct({ table: Schema.String, source: Schema.Number, replication: Schema.Number, analytics: Schema.Number })
+    ),
+    remaining: Schema.Array(Schema.String)
+  })
+}) {}
+
+/** A validation whose checks failed: exit code 1. The report says which. */
+export class ValidationFailedError extends Schema.TaggedError<ValidationFailedError>()("ValidationFailedError", {
+  runId: Schema.String,
+  findings: Schema.Number,
+  reportPath: Schema.String
+}) {
+  override get message(): string {
+    return `Validation run ${this.runId} failed ${this.findings} check${this.findings === 1 ? "" : "s"}; see ${this.reportPath}`
+  }
+}

@@ -1,0 +1,91 @@
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Context, Effect, Layer, Schema } from "effect"
+import junitReportBuilder, { type Builder } from "junit-report-builder"
+import { type ReportFinding, ValidationReport } from "../domain/report.ts"
+import { EtlSettings } from "./EtlSettings.ts"
+
+export interface WrittenReport {
+  readonly json: string
+  readonly junit?: string
+  readonly summary: string
+}
+
+export interface ReporterService {
+  /** Writes `<report dir>/validate-<run id>.json` (and JUnit XML when asked) and returns the console summary. */
+  readonly write: (report: ValidationReport, options?: { readonly junitPath?: string; readonly directory?: string }) => Effect.Effect<WrittenReport, PlatformError>
+}
+
+export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, ReporterService>() {}
+
+const describeFinding = (f: ReportFinding) =>
+  [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ") +
+  `: ${f.message}` +
+  (f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : "")
+
+/** What a person reads first: the verdict, each table, each finding, the cleanup. */
+export const summaryOf = (report: ValidationReport): string => {
+  const lines = [
+    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
+    ...report.tables.map(
+      (t) =>
+        `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${t.counts.source}/${t.counts.replication}/${t.counts.analytics} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
+    ),
+    `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
+    `  cleanup: ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing seeded"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
+    ...report.findings.slice(0, 20).map((f) => `  finding: ${describeFinding(f)}`),
+    ...(report.findings.length > 20 ? [`  ... ${report.findings.length - 20} more findings in the JSON report`] : []),
+    ...report.errors.map((e) => `  error ${e.tag}: ${e.message}`)
+  ]
+  return lines.join("\n")
+}
+
+/** Its types describe the ES module's default export; Node loads the CommonJS build, whose exports are the builder. */
+const junit: Builder =
+  (junitReportBuilder as unknown as { default?: Builder }).default ?? (junitReportBuilder as unknown as Builder)
+
+/** One test case per check: each table's counts and values, each budget, the pipeline per table, the cleanup. */
+const junitOf = (report: ValidationReport): string => {
+  const builder = junit.newBuilder()
+  const suite = builder.testSuite().name(`opendental-etl validate ${report.runId}`).timestamp(report.startedAt).time(report.durationMs / 1000)
+  for (const table of report.tables) {
+    const findings = report.findings.filter((f) => f.table === table.table)
+    const pipelineCase = suite.testCase().className(`validate.${table.table}`).name("pipeline").time(table.pipelineMs / 1000)
+    if (!table.pipelineSuccess) pipelineCase.failure(findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed")
+    const integrity = suite.testCase().className(`validate.${table.table}`).name("counts and values")
+    const integrityFindings = findings.filter((f) => f.check === "count" || f.check === "value")
+    if (integrityFindings.length > 0) integrity.failure(integrityFindings.map(describeFinding).join("\n"), "IntegrityFinding")
+  }
+  for (const step of report.steps.filter((s) => s.budgetMs !== undefined)) {
+    const budget = suite.testCase().className("validate.budget").name(step.table ? `${step.step} ${step.table}` : step.step).time(step.durationMs / 1000)
+    if (step.overBudget) budget.failure(`took ${step.durationMs} ms, budget ${step.budgetMs} ms`, "BudgetExceeded")
+  }
+  const cleanup = suite.testCase().className("validate").name("cleanup")
+  if (report.cleanup.remaining.length > 0) cleanup.failure(report.cleanup.remaining.join("\n"), "CleanupIncomplete")
+  for (const error of report.errors) suite.testCase().className("validate").name(error.tag).error(error.message, error.tag)
+  return builder.build()
+}
+
+export const make = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const settings = yield* EtlSettings
+  const write = Effect.fn("Reporter.write")(function* (
+    report: ValidationReport,
+    options: { readonly junitPath?: string; readonly directory?: string } = {}
+  ) {
+    const directory = options.directory ?? settings.validation.reportDirectory
+    yield* fs.makeDirectory(directory, { recursive: true })
+    const json = path.join(directory, `validate-${report.runId}.json`)
+    const encoded = Schema.encodeSync(ValidationReport)(report)
+    yield* fs.writeFileString(json, JSON.stringify(encoded, null, 2) + "\n")
+    if (options.junitPath !== undefined) {
+      yield* fs.makeDirectory(path.dirname(options.junitPath), { recursive: true })
+      yield* fs.writeFileString(options.junitPath, junitOf(report))
+    }
+    return { json, summary: summaryOf(report), ...(options.junitPath === undefined ? {} : { junit: options.junitPath }) }
+  })
+  return { write } satisfies ReporterService
+})
+
+export const layer = Layer.effect(Reporter, make)

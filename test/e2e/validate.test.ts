@@ -1,0 +1,160 @@
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { SourceDb } from "../../src/services/SourceDb.ts"
+import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
+import * as TestDatabases from "../support/TestDatabases.ts"
+
+const seededTables = [
+  ["carrier", "CarrierName"],
+  ["patient", "LName"],
+  ["appointment", "Note"],
+  ["procedurelog", "BillingNote"]
+] as const
+
+/** Rows carrying any run's marker, per database, and checksums of the clinic's own rows in the source. */
+const census = Effect.gen(function* () {
+  const names = yield* TestDatabases.TestDatabases
+  const admin = yield* TestDatabases.mysqlAdmin
+  const pg = yield* TestDatabases.postgresAdmin(names.analytics)
+  let marked = 0
+  const clinic: Array<string> = []
+  for (const [table, column] of seededTables) {
+    for (const db of [names.source, names.replication]) {
+      const [[row]] = (yield* Effect.promise(() =>
+        admin.query(`SELECT COUNT(*) AS n FROM \`${db}\`.${table} WHERE BINARY ${column} LIKE 'E2E!_TEST!_%' ESCAPE '!'`).catch(() => [[{ n: 0 }]])
+      )) as unknown as [[{ n: string }]]
+      marked += Number(row.n)
+    }
+    const analytics = yield* Effect.promise(() =>
+      pg
+        .query(`SELECT count(*)::int AS n FROM raw.${table} WHERE "${column}" LIKE 'E2E!_TEST!_%' ESCAPE '!'`)
+        .then((r) => r.rows[0].n as number)
+        .catch(() => 0)
+    )
+    marked += analytics
+    const [[checksum]] = (yield* Effect.promise(() => admin.query(`CHECKSUM TABLE \`${names.source}\`.${table} EXTENDED`))) as unknown as [
+      [{ Checksum: string }]
+    ]
+    clinic.push(`${table}:${checksum.Checksum}`)
+  }
+  return { marked, clinic }
+}).pipe(Effect.scoped)
+
+const validateLayer = Layer.mergeAll(TestDatabases.layer, NodeContext.layer)
+
+/** A generated source already copied by the pipeline, and a working directory with its `.env_test`. */
+const preparedSite = Effect.gen(function* () {
+  const names = yield* TestDatabases.TestDatabases
+  const { sql } = yield* SourceDb
+  yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+  const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+  const load = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+  expect(load.code).toBe(0)
+  return cwd
+})
+
+/** An external "pipeline" that says it started and then waits to be stopped. */
+const blockingPipeline = (cwd: string) =>
+  Effect.promise(async () => {
+    const script = path.join(cwd, "blocking-pipeline.mjs")
+    await fs.writeFile(script, `console.log("external pipeline started: " + process.argv.slice(2).join(" ")); setInterval(() => {}, 1000)`)
+    return `node ${script}`
+  })
+
+describe("npm run validate", () => {
+  layer(validateLayer, { excludeTestServices: true })((it) => {
+    it.scoped("passes on a healthy pipeline, reports every field, and leaves no marker row and the clinic's rows as they were", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const before = yield* census
+        const result = yield* runCli(["validate", "--junit", path.join(cwd, "junit.xml"), "--report-dir", path.join(cwd, "reports")], {
+          env: { ETL_ENVIRONMENT: "test" },
+          cwd
+        })
+        expect(result.stderr).toBe("")
+        expect(result.code).toBe(0)
+        expect(result.stdout).toContain("PASSED")
+        const [file] = yield* Effect.promise(() => fs.readdir(path.join(cwd, "reports")))
+        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(cwd, "reports", file as string), "utf8")))
+        expect(report).toMatchObject({ status: "passed", exitCode: 0, environment: "test", pipeline: "built-in", findings: [], errors: [] })
+        expect(report.tables.map((t: { table: string; seeded: number; counts: object }) => [t.table, t.seeded, t.counts])).toEqual([
+          ["carrier", 1, { source: 1, replication: 1, analytics: 1 }],
+          ["patient", 3, { source: 3, replication: 3, analytics: 3 }],
+          ["appointment", 6, { source: 6, replication: 6, analytics: 6 }],
+          ["procedurelog", 12, { source: 12, replication: 12, analytics: 12 }]
+        ])
+        expect(report.steps.map((s: { step: string }) => s.step)).toEqual(
+          expect.arrayContaining(["seed", "pipeline", "pipeline table", "verify", "cleanup", "total"])
+        )
+        expect(report.resources.peakRssMb).toBeGreaterThan(0)
+        expect(report.cleanup.remaining).toEqual([])
+        expect(report.cleanup.deleted.find((d: { table: string }) => d.table === "patient")).toEqual({
+          table: "patient",
+          source: 3,
+          replication: 3,
+          analytics: 3
+        })
+        const junit = yield* Effect.promise(() => fs.readFile(path.join(cwd, "junit.xml"), "utf8"))
+        expect(junit).toContain('failures="0"')
+        expect(junit).toContain('name="counts and values"')
+        const after = yield* census
+        expect(after).toEqual({ marked: 0, clinic: before.clinic })
+      })
+    )
+
+    it.scoped("fails with exit 1 when analytics holds another value, naming table, key and column; still deletes the rows", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const names = yield* TestDatabases.TestDatabases
+        const pg = yield* TestDatabases.postgresAdmin(names.analytics)
+        yield* Effect.promise(() =>
+          pg.query(`CREATE FUNCTION raw.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN IF NEW."LName" LIKE 'E2E!_TEST!_%' ESCAPE '!' THEN NEW."FName" := 'Tampered'; END IF; RETURN NEW; END $$;
+                    CREATE TRIGGER tamper BEFORE INSERT OR UPDATE ON raw.patient FOR EACH ROW EXECUTE FUNCTION raw.tamper()`)
+        )
+        const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(1)
+        expect(result.stdout).toMatch(/finding: patient, analytics, key \d+, column FName: value differs \(expected "[^"]*", found "Tampered"\)/)
+        expect(result.stderr).toContain("failed 3 checks")
+        expect((yield* census).marked).toBe(0)
+      })
+    )
+
+    it.scoped("Ctrl-C in the middle of the pipeline step deletes the seeded rows before the process exits", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const command = yield* blockingPipeline(cwd)
+        const cli = yield* startCli(["validate", "--pipeline-command", command], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        yield* cli.waitFor("external pipeline started: carrier patient appointment procedurelog")
+        expect((yield* census).marked).toBe(22)
+        yield* cli.signal("SIGINT")
+        const result = yield* cli.done
+        expect(result.code).toBe(130)
+        expect((yield* census).marked).toBe(0)
+      })
+    )
+
+    it.scoped("after SIGKILL the seeded rows stay in the ledger, and sweep deletes them", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const command = yield* blockingPipeline(cwd)
+        const cli = yield* startCli(["validate", "--pipeline-command", command], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        yield* cli.waitFor("external pipeline started")
+        yield* cli.signal("SIGKILL")
+        yield* cli.done
+        expect((yield* census).marked).toBe(22)
+        const dryRun = yield* runCli(["sweep", "--dry-run"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(dryRun.stdout).toMatch(/would delete\s+run [a-z0-9]{12} .*: 22 seeded rows/)
+        expect((yield* census).marked).toBe(22)
+        const sweep = yield* runCli(["sweep"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(sweep.code).toBe(0)
+        expect(sweep.stdout).toMatch(/deleted\s+run [a-z0-9]{12}/)
+        expect((yield* census).marked).toBe(0)
+      })
+    )
+  })
+})
