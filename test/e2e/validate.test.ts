@@ -156,5 +156,36 @@ describe("npm run validate", () => {
         expect((yield* census).marked).toBe(0)
       })
     )
+
+    it.scoped("refuses production without the writer's own credentials, exit 2, naming both variables; nothing is seeded", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const cwd = yield* workingDirectory({ ".env_production": envFileFor(names) })
+        const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "production" }, cwd })
+        expect(result.code).toBe(2)
+        expect(result.stderr).toContain("OPENDENTAL_SOURCE_WRITER_USER")
+        expect(result.stderr).toContain("OPENDENTAL_SOURCE_WRITER_PASSWORD")
+        const admin = yield* TestDatabases.mysqlAdmin
+        const [ledger] = yield* Effect.promise(() =>
+          admin.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'etl!_e2e%' ESCAPE '!'", [names.replication])
+        )
+        expect(ledger).toEqual([])
+      })
+    )
+
+    it.scoped("a table the pipeline fails is reported as failed, the others are still verified, and cleanup still runs", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const names = yield* TestDatabases.TestDatabases
+        const pg = yield* TestDatabases.postgresAdmin(names.analytics)
+        yield* Effect.promise(() => pg.query(`ALTER TABLE raw.carrier ADD COLUMN "Notes" text`))
+        const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(1)
+        expect(result.stdout).toMatch(/carrier\s+seeded 1, found 1\/1\/0 .*pipeline FAILED/)
+        expect(result.stdout).toMatch(/patient\s+seeded 3, found 3\/3\/3 .*pipeline ok/)
+        expect(result.stdout).toContain(`column "Notes" is not in the replica`)
+        expect((yield* census).marked).toBe(0)
+      })
+    )
   })
 })
