@@ -33,14 +33,6 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
   }
 }
 
-/** A command whose capability has not been built yet. */
-export class NotImplementedError extends Schema.TaggedError<NotImplementedError>()("NotImplementedError", {
-  command: Schema.String
-}) {
-  override get message(): string {
-    return `'${this.command}' is not built yet in this version of opendental-etl`
-  }
-}
 
 /** A table or column that is not what the pipeline needs: missing, without a primary key, or drifted. */
 export class SchemaError extends Schema.TaggedError<SchemaError>()("SchemaError", {
@@ -151,5 +143,14 @@ export class DemoSetupError extends Schema.TaggedError<DemoSetupError>()("DemoSe
 }) {
   override get message(): string {
     return `The demo cannot start: ${this.reason}`
+  }
+}
+
+/** Accounts with more (or fewer) rights than they need: exit code 1, each finding with its fix. */
+export class AccessFindingsError extends Schema.TaggedError<AccessFindingsError>()("AccessFindingsError", {
+  findings: Schema.Number
+}) {
+  override get message(): string {
+    return `${this.findings} access finding${this.findings === 1 ? "" : "s"}: apply the statements above`
   }
 }

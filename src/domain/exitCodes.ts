@@ -12,7 +12,6 @@ export const ExitCode = {
 const codeByTag: Record<string, number> = {
   SettingsError: ExitCode.configurationOrConnection,
   ConnectionError: ExitCode.configurationOrConnection,
-  NotImplementedError: ExitCode.configurationOrConnection,
   DemoSetupError: ExitCode.configurationOrConnection,
   CleanupError: ExitCode.cleanupIncomplete
 }

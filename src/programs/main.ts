@@ -2,9 +2,11 @@ import { Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Context, Effect, Exit, Layer, Option } from "effect"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
-import { NotImplementedError } from "../domain/errors.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
-import { HarnessLive, PipelineLive, validationWith } from "../layers/Live.ts"
+import { HarnessLive, PipelineDatabases, PipelineLive, validationWith } from "../layers/Live.ts"
+import * as AccessControl from "../services/AccessControl.ts"
+import * as SourceWriterDb from "../services/SourceWriterDb.ts"
+import { checkAccess } from "./checkAccess.ts"
 import { commandLine } from "../services/EtlSettings.ts"
 import * as Pipeline from "../services/Pipeline.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
@@ -18,10 +20,6 @@ class PipelineName extends Context.Tag("opendental-etl/PipelineName")<PipelineNa
 /** Every command resolves its settings first, so a bad environment fails before any connection. */
 const withSettings = <A, E, R>(program: Effect.Effect<A, E, R>) =>
   program.pipe(Effect.asVoid, Effect.provide(EtlSettings.layer))
-
-/** Commands whose issue has not landed: they still check settings, then say so. */
-const notBuilt = (command: string) =>
-  withSettings(Effect.flatMap(EtlSettings.EtlSettings, () => new NotImplementedError({ command })))
 
 const testConnectionsCommand = Command.make("test-connections", {}, () => withSettings(testConnections)).pipe(
   Command.withDescription("Check the four connections: reachable, server version, round trip and privileges.")
@@ -113,12 +111,24 @@ const demoCommand = Command.make("demo", {}, () =>
   ensureLocalServers.pipe(Effect.zipRight(withSettings(demo.pipe(Effect.provide(validationWith(PipelineLive))))))
 ).pipe(Command.withDescription("A complete validation on the local servers with a generated OpenDental source."))
 
+const checkAccessCommand = Command.make("check-access", {}, () =>
+  withSettings(
+    checkAccess.pipe(
+      Effect.provide(
+        AccessControl.layer.pipe(
+          Layer.provide(Layer.mergeAll(PipelineDatabases, Layer.catchAll(SourceWriterDb.layer, () => Layer.empty)))
+        )
+      )
+    )
+  )
+).pipe(Command.withDescription("Check that each account has exactly the rights it needs; print the fix for each finding."))
+
 const commands = [
   testConnectionsCommand,
   validateCommand,
   pipelineCommand,
   sweepCommand,
-  Command.make("check-access", {}, () => notBuilt("check-access")),
+  checkAccessCommand,
   demoCommand
 ] as const
 

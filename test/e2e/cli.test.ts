@@ -57,13 +57,16 @@ describe("the CLI", () => {
       })
     )
 
-    it.scoped("a command not built yet still checks settings first, then says so with a non-zero exit", () =>
+    it.scoped("check-access exits 1 for over-privileged accounts and prints the statement that fixes each", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
         const result = yield* runCli(["check-access"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
-        expect(result.code).not.toBe(0)
-        expect(result.stderr).toContain("'check-access' is not built yet")
+        expect(result.code).toBe(1)
+        expect(result.stdout).toMatch(/FIX\s+source\s/)
+        expect(result.stdout).toContain("REVOKE ALL PRIVILEGES ON *.* FROM")
+        expect(result.stdout).toContain(`ALTER ROLE "${TestDatabases.testServers.postgres.user}" NOSUPERUSER;`)
+        expect(result.stderr).toMatch(/\d+ access findings/)
       })
     )
   

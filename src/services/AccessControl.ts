@@ -1,0 +1,187 @@
+import { Context, Effect, Either, Layer, Option } from "effect"
+import type { DatabaseRole } from "../domain/environment.ts"
+import { excessGrants, type Grant, grants, parseGrant } from "../domain/grants.ts"
+import { escapeIdentifier } from "../domain/replicaStatements.ts"
+import { AnalyticsDb } from "./AnalyticsDb.ts"
+import type { MysqlDatabase } from "./clients/mysql.ts"
+import { EtlSettings } from "./EtlSettings.ts"
+import { ReplicationDb } from "./ReplicationDb.ts"
+import { seedableTables } from "./SeededData.ts"
+import { SourceDb } from "./SourceDb.ts"
+import { SourceWriterDb } from "./SourceWriterDb.ts"
+
+/** An account with a right it should not have, or without one it needs, and the statement that fixes it. */
+export interface AccessFinding {
+  readonly database: DatabaseRole
+  readonly account: string
+  readonly problem: string
+  readonly fix: string
+}
+
+export interface AccountCheck {
+  readonly database: DatabaseRole
+  readonly account: string
+  readonly findings: ReadonlyArray<AccessFinding>
+  /** What the harmless probes showed the account can and cannot do. */
+  readonly probes: ReadonlyArray<string>
+}
+
+export interface AccessControlService {
+  readonly check: Effect.Effect<ReadonlyArray<AccountCheck>>
+}
+
+export class AccessControl extends Context.Tag("opendental-etl/AccessControl")<AccessControl, AccessControlService>() {}
+
+const readGrants = (db: MysqlDatabase) =>
+  db.sql.unsafe<Record<string, string>>("SHOW GRANTS FOR CURRENT_USER()").pipe(
+    Effect.map((rows) => rows.map((r) => Object.values(r)[0] ?? "").map(parseGrant).filter((g): g is Grant => g !== undefined))
+  )
+
+/**
+ * Runs a statement that touches no row inside a transaction that is rolled back: the server checks the privilege
+ * before it looks at any row, so success means the account has it.
+ */
+const probe = (db: MysqlDatabase, statement: string) =>
+  db.sql.withTransaction(Effect.zipRight(db.sql.unsafe(statement), Effect.fail("rollback" as const))).pipe(
+    Effect.either,
+    Effect.map((result) => Either.isLeft(result) && result.left === "rollback")
+  )
+
+export const make = Effect.gen(function* () {
+  const source = yield* SourceDb
+  const replica = yield* ReplicationDb
+  const analytics = yield* AnalyticsDb
+  const writer = yield* Effect.serviceOption(SourceWriterDb)
+  const settings = yield* EtlSettings
+  const sourceDb = settings.source.database
+  const account = (db: MysqlDatabase) =>
+    db.sql<{ account: string }>`SELECT CURRENT_USER() AS account`.pipe(
+      Effect.map(([r]) => (r?.account ?? "?").replace(/^([^@]*)@(.*)$/, "`$1`@`$2`"))
+    )
+  const finding = (database: DatabaseRole, who: string) => (problem: string, fix: string): AccessFinding => ({ database, account: who, problem, fix })
+
+  /** The pipeline's reader: SELECT on the source, nothing else. */
+  const checkSource = Effect.gen(function* () {
+    const who = yield* account(source)
+    const found = finding("source", who)
+    const list = yield* readGrants(source)
+    const findings = excessGrants(list, { database: sourceDb, onDatabase: ["SELECT", "SHOW VIEW"] }).map((g) =>
+      found(`can ${g.excess.join(", ")} on ${g.scope}; the pipeline only reads the source`, g.revoke)
+    )
+    const probes: Array<string> = []
+    const canRead = yield* probe(source, `SELECT 1 FROM ${escapeIdentifier("patient")} LIMIT 0`)
+    probes.push(`SELECT patient: ${canRead ? "allowed" : "denied"}`)
+    if (!canRead) findings.push(found("cannot read patient", `GRANT SELECT ON \`${sourceDb}\`.* TO ${who};`))
+    for (const [what, statement] of [
+      ["INSERT", "INSERT INTO `patient` SELECT * FROM `patient` WHERE 1 = 0"],
+      ["UPDATE", "UPDATE `patient` SET `LName` = `LName` WHERE 1 = 0"],
+      ["DELETE", "DELETE FROM `patient` WHERE 1 = 0"]
+    ] as const) {
+      const allowed = yield* probe(source, statement)
+      probes.push(`${what} patient: ${allowed ? "ALLOWED" : "denied"}`)
+    }
+    return { database: "source", account: who, findings, probes } satisfies AccountCheck
+  })
+
+  /** The seeder: SELECT, INSERT and DELETE on the seeded tables, SELECT on procedurecode; no UPDATE, no DDL. */
+  const checkWriter = (db: MysqlDatabase) =>
+    Effect.gen(function* () {
+      const who = yield* account(db)
+      const found = finding("source-writer", who)
+      const list = yield* readGrants(db)
+      const needs = Object.fromEntries([...seedableTables.map((t) => [t, ["SELECT", "INSERT", "DELETE"]]), ["procedurecode", ["SELECT"]]])
+      const findings = excessGrants(list, { database: sourceDb, onDatabase: [], onTables: needs }).map((g) =>
+        found(`can ${g.excess.join(", ")} on ${g.scope}; the seeder only inserts and deletes its own rows`, g.revoke)
+      )
+      for (const table of seedableTables) {
+        const missing = ["SELECT", "INSERT", "DELETE"].filter((p) => !grants(list, sourceDb, table, p))
+        if (missing.length > 0) {
+          findings.push(found(`cannot ${missing.join(", ")} ${table}`, `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`))
+        }
+      }
+      const probes = [
+        `INSERT patient: ${(yield* probe(db, "INSERT INTO `patient` SELECT * FROM `patient` WHERE 1 = 0")) ? "allowed" : "DENIED"}`,
+        `DELETE patient: ${(yield* probe(db, "DELETE FROM `patient` WHERE 1 = 0")) ? "allowed" : "DENIED"}`,
+        `UPDATE patient: ${(yield* probe(db, "UPDATE `patient` SET `LName` = `LName` WHERE 1 = 0")) ? "ALLOWED" : "denied"}`
+      ]
+      return { database: "source-writer", account: who, findings, probes } satisfies AccountCheck
+    })
+
+  /** The replica's owner: everything on its own database, nothing elsewhere. */
+  const checkReplication = Effect.gen(function* () {
+    const who = yield* account(replica)
+    const found = finding("replication", who)
+    const database = settings.replication.database
+    const list = yield* readGrants(replica)
+    const findings = excessGrants(list, { database, onDatabase: ["ALL PRIVILEGES", "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "LOCK TABLES", "CREATE TEMPORARY TABLES"] }).map((g) =>
+      found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke)
+    )
+    const missing = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"].filter((p) => !grants(list, database, "etl_copy_status", p))
+    if (missing.length > 0) findings.push(found(`cannot ${missing.join(", ")} in its database`, `GRANT ALL PRIVILEGES ON \`${database}\`.* TO ${who};`))
+    return { database: "replication", account: who, findings, probes: [] } satisfies AccountCheck
+  })
+
+  /** The loader: create and write in its schema, never outside it. */
+  const checkAnalytics = Effect.gen(function* () {
+    const { sql, settings: pg } = analytics
+    const [role] = yield* sql<{ who: string; superuser: boolean; createdb: boolean; createrole: boolean; createOnDatabase: boolean }>`
+      SELECT current_user AS who, rolsuper AS superuser, rolcreatedb AS createdb, rolcreaterole AS createrole,
+             has_database_privilege(current_database(), 'CREATE') AS "createOnDatabase"
+        FROM pg_roles WHERE rolname = current_user`
+    const who = role?.who ?? "?"
+    const found = finding("analytics", who)
+    const findings: Array<AccessFinding> = []
+    if (role?.superuser) findings.push(found("is a superuser", `ALTER ROLE "${who}" NOSUPERUSER;`))
+    if (role?.createdb) findings.push(found("can create databases", `ALTER ROLE "${who}" NOCREATEDB;`))
+    if (role?.createrole) findings.push(found("can create roles", `ALTER ROLE "${who}" NOCREATEROLE;`))
+    if (role?.createOnDatabase) {
+      findings.push(found(`can create schemas in database ${pg.database}`, `REVOKE CREATE ON DATABASE "${pg.database}" FROM "${who}";`))
+    }
+    const schemas = yield* sql<{ name: string }>`
+      SELECT nspname AS name FROM pg_namespace
+       WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' AND nspname <> ${pg.schema}
+         AND has_schema_privilege(oid, 'CREATE')`
+    for (const s of schemas) {
+      findings.push(found(`can create objects in schema ${s.name}, outside ${pg.schema}`, `REVOKE CREATE ON SCHEMA "${s.name}" FROM "${who}";`))
+    }
+    const [own] = yield* sql<{ usable: boolean | null }>`
+      SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE') AS usable FROM pg_namespace WHERE nspname = ${pg.schema}`
+    if (own !== undefined && !own.usable) {
+      findings.push(found(`cannot create and write in its schema ${pg.schema}`, `GRANT USAGE, CREATE ON SCHEMA "${pg.schema}" TO "${who}";`))
+    }
+    return { database: "analytics", account: who, findings, probes: [] } satisfies AccountCheck
+  })
+
+  const check = Effect.gen(function* () {
+    const guarded = (database: DatabaseRole, effect: Effect.Effect<AccountCheck, unknown>) =>
+      effect.pipe(
+        Effect.catchAll((e) =>
+          Effect.succeed<AccountCheck>({
+            database,
+            account: "?",
+            findings: [{ database, account: "?", problem: `could not be checked: ${e instanceof Error ? e.message : String(e)}`, fix: "check the connection settings" }],
+            probes: []
+          })
+        )
+      )
+    return yield* Effect.all([
+      guarded("source", checkSource),
+      Option.match(writer, {
+        onNone: () =>
+          Effect.succeed<AccountCheck>({
+            database: "source-writer",
+            account: "?",
+            findings: [{ database: "source-writer", account: "?", problem: "is not configured", fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD" }],
+            probes: []
+          }),
+        onSome: (db) => guarded("source-writer", checkWriter(db))
+      }),
+      guarded("replication", checkReplication),
+      guarded("analytics", checkAnalytics)
+    ])
+  }).pipe(Effect.withSpan("AccessControl.check"))
+
+  return { check } satisfies AccessControlService
+})
+
+export const layer = Layer.effect(AccessControl, make)
