@@ -3,7 +3,7 @@ import { Schema } from "effect"
 const Stage = Schema.Literal("source", "replication", "analytics")
 
 export class ReportFinding extends Schema.Class<ReportFinding>("ReportFinding")({
-  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup"),
+  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup", "isolation", "access"),
   table: Schema.optional(Schema.String),
   stage: Schema.optional(Stage),
   key: Schema.optional(Schema.String),
@@ -51,6 +51,31 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
     replicationIo: Schema.Record({ key: Schema.String, value: Schema.Number }),
     analyticsIo: Schema.Record({ key: Schema.String, value: Schema.Number })
   }),
+  /**
+   * Whether test data stayed apart from the clinic's: where nothing else writes (test, local) the clinic's rows are
+   * fingerprinted before seeding and after cleanup; in production, where the clinic keeps writing, the guard is the
+   * cleanup itself (each delete by seeded key and marker, exact counts, no marker row left).
+   */
+  isolation: Schema.Struct({
+    mode: Schema.Literal("fingerprint", "guarded deletes"),
+    tables: Schema.Array(
+      Schema.Struct({
+        table: Schema.String,
+        before: Schema.Struct({ rows: Schema.Number, checksum: Schema.String }),
+        after: Schema.Struct({ rows: Schema.Number, checksum: Schema.String }),
+        unchanged: Schema.Boolean
+      })
+    )
+  }),
+  /** Each account against the rights it needs; findings fail the run in production and are warnings elsewhere. */
+  access: Schema.Array(
+    Schema.Struct({
+      database: Schema.String,
+      account: Schema.String,
+      enforced: Schema.Boolean,
+      findings: Schema.Array(Schema.Struct({ problem: Schema.String, fix: Schema.String }))
+    })
+  ),
   errors: Schema.Array(Schema.Struct({ tag: Schema.String, message: Schema.String })),
   cleanup: Schema.Struct({
     deleted: Schema.Array(

@@ -1,8 +1,10 @@
 import { Layer } from "effect"
+import * as AccessControl from "../services/AccessControl.ts"
 import * as AnalyticsDb from "../services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../services/AnalyticsLoader.ts"
 import * as Benchmark from "../services/Benchmark.ts"
 import * as Catalog from "../services/Catalog.ts"
+import * as Isolation from "../services/Isolation.ts"
 import * as Pipeline from "../services/Pipeline.ts"
 import * as ReplicationDb from "../services/ReplicationDb.ts"
 import * as Replicator from "../services/Replicator.ts"
@@ -23,7 +25,14 @@ export const PipelineLive = Pipeline.layer.pipe(
 )
 
 /** The harness's own services: the seeder (the only user of the source writer), verifier, benchmark, reporter. */
-export const HarnessLive = Layer.mergeAll(SeededData.layer, Verifier.layer, Benchmark.layer, Reporter.layer).pipe(
+export const HarnessLive = Layer.mergeAll(
+  SeededData.layer,
+  Verifier.layer,
+  Benchmark.layer,
+  Reporter.layer,
+  Isolation.layer,
+  AccessControl.layer
+).pipe(
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(Layer.mergeAll(PipelineDatabases, SourceWriterDb.layer))
 )

@@ -2,8 +2,10 @@ import { Clock, Console, Deferred, Duration, Effect, Either, Option, Ref } from 
 import { CleanupError } from "../domain/errors.ts"
 import { ExitCode } from "../domain/exitCodes.ts"
 import { ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "../domain/report.ts"
+import { AccessControl } from "../services/AccessControl.ts"
 import { Benchmark } from "../services/Benchmark.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
+import { Isolation } from "../services/Isolation.ts"
 import { Pipeline, type TableRun } from "../services/Pipeline.ts"
 import { Reporter } from "../services/Reporter.ts"
 import { type CleanupReport, type SeedableTable, seedableTables, SeededData, type SeededSet } from "../services/SeededData.ts"
@@ -65,7 +67,10 @@ export const validate = (options: ValidateOptions) =>
     const verifier = yield* Verifier
     const benchmark = yield* Benchmark
     const reporter = yield* Reporter
+    const isolation = yield* Isolation
+    const accessControl = yield* AccessControl
     const startedAt = new Date(yield* Clock.currentTimeMillis)
+    const production = settings.environment === "production"
 
     const requested = options.tables ?? seedableTables
     const unknown = requested.filter((t) => !(seedableTables as ReadonlyArray<string>).includes(t))
@@ -74,6 +79,9 @@ export const validate = (options: ValidateOptions) =>
     const plannedTables = seedableTables.filter(
       (t) => tables.includes(t) || (t === "patient" && tables.some((x) => x === "appointment" || x === "procedurelog")) || (t === "appointment" && tables.includes("procedurelog"))
     )
+    const access = yield* benchmark.time("access", accessControl.check)
+    // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
+    const fingerprintBefore = production ? [] : yield* benchmark.time("fingerprint", isolation.fingerprint(plannedTables))
     const seededRef = yield* Ref.make(Option.none<SeededSet>())
     const runsRef = yield* Ref.make<ReadonlyArray<TableRun>>([])
     const verificationRef = yield* Ref.make<ReadonlyArray<TableVerification>>([])
@@ -109,12 +117,37 @@ export const validate = (options: ValidateOptions) =>
     const cleanedUp = Option.flatMap(cleanup, Either.getRight)
     const cleanupFailure = Option.flatMap(cleanup, Either.getLeft)
     if (Option.isSome(cleanedUp)) yield* benchmark.record("cleanup", cleanedUp.value.durationMs)
+    const fingerprintAfter = production ? [] : yield* benchmark.time("fingerprint", isolation.fingerprint(plannedTables))
+    const isolationTables = fingerprintBefore.map((before) => {
+      const after = fingerprintAfter.find((f) => f.table === before.table) ?? { rows: -1, checksum: "missing" }
+      return {
+        table: before.table,
+        before: { rows: before.rows, checksum: before.checksum },
+        after: { rows: after.rows, checksum: after.checksum },
+        unchanged: before.rows === after.rows && before.checksum === after.checksum
+      }
+    })
     const bench = yield* benchmark.finish
     const runs = yield* Ref.get(runsRef)
     const verification = yield* Ref.get(verificationRef)
     const steps = bench.steps.map((s) => new StepReport(s))
     const findings = [
       ...findingsOf(runs, verification, steps),
+      ...isolationTables
+        .filter((t) => !t.unchanged)
+        .map(
+          (t) =>
+            new ReportFinding({
+              check: "isolation",
+              table: t.table,
+              message: `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ${t.after.rows} rows (checksum ${t.after.checksum}) after`
+            })
+        ),
+      ...(production
+        ? access.flatMap((a) =>
+            a.findings.map((f) => new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` }))
+          )
+        : []),
       ...unknown.map((t) => new ReportFinding({ check: "count", table: t, message: `'${t}' is not a table the harness seeds (${seedableTables.join(", ")})` }))
     ]
     const errors = Either.isLeft(outcome) ? [{ tag: outcome.left._tag, message: outcome.left.message }] : []
@@ -160,6 +193,13 @@ export const validate = (options: ValidateOptions) =>
       steps,
       findings,
       resources: bench.resources,
+      isolation: { mode: production ? "guarded deletes" : "fingerprint", tables: isolationTables },
+      access: access.map((a) => ({
+        database: a.database,
+        account: a.account,
+        enforced: production,
+        findings: a.findings.map((f) => ({ problem: f.problem, fix: f.fix }))
+      })),
       errors,
       cleanup: {
         deleted: Option.match(cleanedUp, { onNone: () => [], onSome: (c) => c.deleted }),

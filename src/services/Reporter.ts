@@ -23,6 +23,9 @@ const describeFinding = (f: ReportFinding) =>
   `: ${f.message}` +
   (f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : "")
 
+/** The findings that say the most come first: a leak into clinic data before a missing copy. */
+const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "cleanup", "access", "pipeline", "budget", "count", "value"]
+
 /** What a person reads first: the verdict, each table, each finding, the cleanup. */
 export const summaryOf = (report: ValidationReport): string => {
   const lines = [
@@ -31,9 +34,20 @@ export const summaryOf = (report: ValidationReport): string => {
       (t) =>
         `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${t.counts.source}/${t.counts.replication}/${t.counts.analytics} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
     ),
+    `  isolation (${report.isolation.mode}): ${
+      report.isolation.mode === "fingerprint"
+        ? report.isolation.tables.map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`).join(", ")
+        : "every delete by seeded key and marker, exact counts, no marker row left"
+    }`,
+    `  access: ${report.access
+      .map((a) => `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`}`)
+      .join(", ")}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
     `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
     `  cleanup: ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing seeded"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
-    ...report.findings.slice(0, 20).map((f) => `  finding: ${describeFinding(f)}`),
+    ...[...report.findings]
+      .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
+      .slice(0, 20)
+      .map((f) => `  finding: ${describeFinding(f)}`),
     ...(report.findings.length > 20 ? [`  ... ${report.findings.length - 20} more findings in the JSON report`] : []),
     ...report.errors.map((e) => `  error ${e.tag}: ${e.message}`)
   ]

@@ -91,6 +91,20 @@ describe("npm run validate", () => {
           expect.arrayContaining(["seed", "pipeline", "pipeline table", "verify", "cleanup", "total"])
         )
         expect(report.resources.peakRssMb).toBeGreaterThan(0)
+        expect(report.isolation.mode).toBe("fingerprint")
+        expect(report.isolation.tables.map((t: { table: string; unchanged: boolean }) => [t.table, t.unchanged])).toEqual([
+          ["carrier", true],
+          ["patient", true],
+          ["appointment", true],
+          ["procedurelog", true]
+        ])
+        expect(report.isolation.tables[1].after.rows).toBe(200)
+        expect(report.access.map((a: { database: string; enforced: boolean }) => [a.database, a.enforced])).toEqual([
+          ["source", false],
+          ["source-writer", false],
+          ["replication", false],
+          ["analytics", false]
+        ])
         expect(report.cleanup.remaining).toEqual([])
         expect(report.cleanup.deleted.find((d: { table: string }) => d.table === "patient")).toEqual({
           table: "patient",
@@ -181,12 +195,39 @@ describe("npm run validate", () => {
         const cwd = yield* preparedSite
         const names = yield* TestDatabases.TestDatabases
         const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-        yield* Effect.promise(() => pg.query(`ALTER TABLE raw.carrier ADD COLUMN "Notes" text`))
+        // The drift is undone afterwards: the other tests of this file share the analytics database.
+        yield* Effect.acquireRelease(
+          Effect.promise(() => pg.query(`ALTER TABLE raw.carrier ADD COLUMN "Notes" text`)),
+          () => Effect.promise(() => pg.query(`ALTER TABLE raw.carrier DROP COLUMN "Notes"`))
+        )
         const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).toBe(1)
         expect(result.stdout).toMatch(/carrier\s+seeded 1, found 1\/1\/0 .*pipeline FAILED/)
         expect(result.stdout).toMatch(/patient\s+seeded 3, found 3\/3\/3 .*pipeline ok/)
         expect(result.stdout).toContain(`column "Notes" is not in the replica`)
+        expect((yield* census).marked).toBe(0)
+      })
+    )
+
+    it.scoped("a clinic row that changes during the run is an isolation finding, exit 1", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const names = yield* TestDatabases.TestDatabases
+        const { mysql } = TestDatabases.testServers
+        const script = path.join(cwd, "meddling-pipeline.sh")
+        yield* Effect.promise(() =>
+          fs.writeFile(
+            script,
+            `mariadb -u${mysql.user} -h${mysql.host} -P${mysql.port} ${names.source} -e "UPDATE patient SET FName = 'Meddled' WHERE PatNum = 7"\n`
+          )
+        )
+        const result = yield* runCli(["validate", "--pipeline-command", `bash ${script}`, "--report-dir", path.join(cwd, "reports")], {
+          env: { ETL_ENVIRONMENT: "test", ...(mysql.password ? { MYSQL_PWD: mysql.password } : {}) },
+          cwd
+        })
+        expect(result.code).toBe(1)
+        expect(result.stdout).toMatch(/isolation \(fingerprint\): .*patient CHANGED \(200 rows\)/)
+        expect(result.stdout).toContain("finding: patient: the clinic's rows changed during the run")
         expect((yield* census).marked).toBe(0)
       })
     )
