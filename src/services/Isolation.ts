@@ -1,10 +1,12 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option } from "effect"
+import { markerPrefix } from "../domain/marker.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import { Catalog } from "./Catalog.ts"
+import { EtlSettings } from "./EtlSettings.ts"
 import { SourceDb } from "./SourceDb.ts"
 
-/** A table's rows summed up in the database: their count, and an order-independent checksum of every column. */
+/** A table's clinic rows summed up in the database: their count, and an order-independent checksum of every column. */
 export interface Fingerprint {
   readonly table: string
   readonly rows: number
@@ -24,6 +26,18 @@ const chunk = 50_000
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
   const catalog = yield* Catalog
+  const settings = yield* EtlSettings
+
+  /**
+   * Test rows of any run (this one's, or a validation running beside it) are not the clinic's: they are left out.
+   * The exclusion only shapes this check; no delete ever goes by the prefix alone.
+   */
+  const clinicRowsOnly = (table: string) => {
+    const column = settings.validation.markerColumns[table]
+    return column === undefined
+      ? "1 = 1"
+      : `(${escapeIdentifier(column)} IS NULL OR CAST(${escapeIdentifier(column)} AS BINARY) NOT LIKE CAST('${markerPrefix.replace(/_/g, "!_")}%' AS BINARY) ESCAPE '!')`
+  }
 
   const fingerprintTable = (table: string) =>
     Effect.gen(function* () {
@@ -33,7 +47,7 @@ export const make = Effect.gen(function* () {
       // NULL and '' must differ, so each value is tagged before the row is hashed.
       const row = `CONCAT_WS('#', ${shape.value.columns.map((c) => `IFNULL(CONCAT('v', ${escapeIdentifier(c.name)}), 'n')`).join(", ")})`
       const [bounds] = yield* source.sql.unsafe<{ low: string | null; high: string | null }>(
-        `SELECT MIN(${key}) AS low, MAX(${key}) AS high FROM ${escapeIdentifier(table)}`
+        `SELECT MIN(${key}) AS low, MAX(${key}) AS high FROM ${escapeIdentifier(table)} WHERE ${clinicRowsOnly(table)}`
       )
       let rows = 0
       let checksum = 0n
@@ -46,7 +60,7 @@ export const make = Effect.gen(function* () {
             ])
           : [[null, null]]
         for (const [from, to] of ranges) {
-          const where = from === null ? "" : `WHERE ${key} BETWEEN ? AND ?`
+          const where = from === null ? `WHERE ${clinicRowsOnly(table)}` : `WHERE ${key} BETWEEN ? AND ? AND ${clinicRowsOnly(table)}`
           const [part] = yield* source.sql.unsafe<{ n: string; x: string | null }>(
             `SELECT COUNT(*) AS n, BIT_XOR(CRC32(${row})) AS x FROM ${escapeIdentifier(table)} ${where}`,
             from === null ? [] : [from, to]

@@ -231,5 +231,22 @@ describe("npm run validate", () => {
         expect((yield* census).marked).toBe(0)
       })
     )
+
+    it.scoped("two validations started together both pass and each deletes only its own rows", () =>
+      Effect.gen(function* () {
+        const cwd = yield* preparedSite
+        const before = yield* census
+        const env = { env: { ETL_ENVIRONMENT: "test" }, cwd }
+        const [first, second] = yield* Effect.all([runCli(["validate"], env), runCli(["validate"], env)], { concurrency: 2 })
+        expect([first.code, second.code]).toEqual([0, 0])
+        const runIds = [first, second].map((r) => /Validation ([a-z0-9]{12})/.exec(r.stdout)?.[1])
+        expect(new Set(runIds).size).toBe(2)
+        for (const result of [first, second]) {
+          expect(result.stdout).toContain("cleanup: procedurelog 12/12/12, appointment 6/6/6, patient 3/3/3, carrier 1/1/1")
+          expect(result.stdout).toMatch(/isolation \(fingerprint\): carrier unchanged/)
+        }
+        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+      })
+    )
   })
 })
