@@ -137,6 +137,13 @@ export const make = Effect.gen(function* () {
     )
   ).pipe(mapSqlError("analytics", loadStatusTable, "state"))
 
+  /**
+   * Each step takes a session of its own from the pool: after a lost connection, a retried page gets a fresh
+   * connection instead of the dead one (the pool discards a session whose step failed).
+   */
+  const inSession = <A, E, R>(use: (session: PostgresSession) => Effect.Effect<A, E, R>) =>
+    Effect.scoped(Effect.flatMap(analytics.session, use))
+
   const readState = (session: PostgresSession, table: string) =>
     session
       .query<LoadState>(`SELECT strategy, status, watermark FROM ${qualified(loadStatusTable)} WHERE table_name = $1`, [table])
@@ -264,7 +271,6 @@ export const make = Effect.gen(function* () {
    * status. Readers see the old rows until that commit.
    */
   const fullLoad = (
-    session: PostgresSession,
     table: string,
     shape: TableShape,
     mappings: ReadonlyArray<ColumnMapping>,
@@ -275,8 +281,9 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const shadow = `${table}__etl_shadow`
       const key = shape.primaryKey[0] as string
-      yield* session.query(`DROP TABLE IF EXISTS ${qualified(shadow)}`)
-      yield* createTable(session, shadow, mappings)
+      yield* inSession((session) =>
+        Effect.zipRight(session.query(`DROP TABLE IF EXISTS ${qualified(shadow)}`), createTable(session, shadow, mappings))
+      )
       const startWatermark = Option.isSome(shape.watermark)
         ? ((yield* replica.sql
             .unsafe<{ w: string | null }>(`SELECT MAX(${mysqlIdentifier(shape.watermark.value)}) AS w FROM ${mysqlIdentifier(table)}`)
@@ -295,19 +302,27 @@ export const make = Effect.gen(function* () {
         write: (rows) =>
           Effect.gen(function* () {
             const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
-            if (page.loaded > 0) yield* session.copyFrom(copyStatement(shadow, mappings), page.text)
-            yield* quarantine(session, table, runId, page.rejected)
+            yield* retryTransient(
+              inSession((session) =>
+                Effect.zipRight(
+                  page.loaded > 0 ? session.copyFrom(copyStatement(shadow, mappings), page.text) : Effect.void,
+                  quarantine(session, table, runId, page.rejected)
+                )
+              ).pipe(mapSqlError("analytics", table, "write"))
+            )
             rowsRead += rows.length
             loaded += page.loaded
             rejected += page.rejected.length
             if (rowsRead % (batchSize * 10) === 0) yield* Effect.logInfo(`${table}: full load, ${rowsRead} rows read`)
           })
       })
-      yield* session.query(
-        `ALTER TABLE ${qualified(shadow)} ADD CONSTRAINT ${pgIdentifier(`${shadow}_pkey`)} PRIMARY KEY (${pgIdentifier(key)})`
+      yield* inSession((session) =>
+        session.query(
+          `ALTER TABLE ${qualified(shadow)} ADD CONSTRAINT ${pgIdentifier(`${shadow}_pkey`)} PRIMARY KEY (${pgIdentifier(key)})`
+        )
       )
       const columns = mappings.map((m) => pgIdentifier(m.name)).join(", ")
-      yield* session.transaction(
+      yield* inSession((session) => session.transaction(
         Effect.gen(function* () {
           if (tableExists) {
             yield* session.query(`TRUNCATE ${qualified(table)}`)
@@ -321,19 +336,18 @@ export const make = Effect.gen(function* () {
           }
           yield* writeState(session, table, runId, { strategy: "full", status: "complete", watermark: startWatermark, rowsLoaded: loaded })
         })
-      ).pipe(mapSqlError("analytics", table, "swap"))
+      )).pipe(mapSqlError("analytics", table, "swap"))
       return { rowsRead, inserted: loaded, updated: 0, rejected, counts, watermarkTo: startWatermark }
     }).pipe(
-      Effect.onError(() => Effect.ignore(session.query(`DROP TABLE IF EXISTS ${qualified(`${table}__etl_shadow`)}`)))
+      Effect.onError(() => Effect.ignore(inSession((session) => session.query(`DROP TABLE IF EXISTS ${qualified(`${table}__etl_shadow`)}`))))
     )
 
   /**
    * Rows changed since the last load (less the lookback window), page by page: each page is copied into a
-   * session-local staging table and merged with INSERT ... ON CONFLICT DO UPDATE, in one transaction with the
+   * staging table that lives for its transaction and merged with INSERT ... ON CONFLICT DO UPDATE, in one transaction with the
    * load status, so a failure leaves the previous state and a rerun is idempotent.
    */
   const incrementalLoad = (
-    session: PostgresSession,
     table: string,
     shape: TableShape,
     mappings: ReadonlyArray<ColumnMapping>,
@@ -345,7 +359,6 @@ export const make = Effect.gen(function* () {
       const watermark = Option.getOrThrow(shape.watermark)
       const key = shape.primaryKey[0] as string
       const stage = `etl_stage_${table}`
-      yield* session.query(`CREATE TEMP TABLE IF NOT EXISTS ${pgIdentifier(stage)} (LIKE ${qualified(table)} INCLUDING DEFAULTS)`)
       const names = mappings.map((m) => pgIdentifier(m.name))
       const updates = mappings.filter((m) => m.name !== key).map((m) => `${pgIdentifier(m.name)} = EXCLUDED.${pgIdentifier(m.name)}`)
       const changed = `(${names.map((n) => `t.${n}`).join(", ")}) IS DISTINCT FROM (${names.map((n) => `EXCLUDED.${n}`).join(", ")})`
@@ -377,10 +390,12 @@ export const make = Effect.gen(function* () {
             const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
             const nextWatermark = laterWatermark(reached, after.watermark)
             const merged = yield* retryTransient(
-              session
-                .transaction(
+              inSession((session) =>
+                session.transaction(
                   Effect.gen(function* () {
-                    yield* session.query(`TRUNCATE ${pgIdentifier(stage)}`)
+                    yield* session.query(
+                      `CREATE TEMP TABLE ${pgIdentifier(stage)} (LIKE ${qualified(table)} INCLUDING DEFAULTS) ON COMMIT DROP`
+                    )
                     if (page.loaded > 0) yield* session.copyFrom(copyToStage, page.text)
                     const result = yield* session.query<{ inserted: boolean }>(merge)
                     yield* quarantine(session, table, runId, page.rejected)
@@ -393,7 +408,7 @@ export const make = Effect.gen(function* () {
                     return result.rows
                   })
                 )
-                .pipe(mapSqlError("analytics", table, "merge"))
+              ).pipe(mapSqlError("analytics", table, "merge"))
             )
             reached = nextWatermark
             rowsRead += rows.length
@@ -403,7 +418,9 @@ export const make = Effect.gen(function* () {
             updated += merged.length - insertedRows
           })
       })
-      yield* writeState(session, table, runId, { strategy: "incremental", status: "complete", watermark: reached, rowsLoaded: rowsRead })
+      yield* inSession((session) =>
+        writeState(session, table, runId, { strategy: "incremental", status: "complete", watermark: reached, rowsLoaded: rowsRead })
+      )
       return { rowsRead, inserted, updated, rejected, counts, watermarkTo: reached }
     })
 
@@ -423,12 +440,10 @@ export const make = Effect.gen(function* () {
       })
     }
     const mappings = shape.columns.map(mapColumn)
-    return yield* Effect.scoped(
-      Effect.gen(function* () {
-        const session = yield* analytics.session.pipe(mapSqlError("analytics", table, "state"))
-        const existing = yield* existingColumns(session, table).pipe(mapSqlError("analytics", table, "state"))
+    return yield* Effect.gen(function* () {
+        const existing = yield* inSession((session) => existingColumns(session, table)).pipe(mapSqlError("analytics", table, "state"))
         if (existing.length > 0) yield* checkDrift(table, mappings, existing)
-        const previous = yield* readState(session, table).pipe(mapSqlError("analytics", table, "state"))
+        const previous = yield* inSession((session) => readState(session, table)).pipe(mapSqlError("analytics", table, "state"))
         const reason = options.full
           ? "full reload requested"
           : existing.length === 0
@@ -441,8 +456,8 @@ export const make = Effect.gen(function* () {
         const strategy: LoadStrategy = reason === undefined ? "incremental" : "full"
         const watermarkFrom = Option.isSome(previous) ? previous.value.watermark : null
         const outcome = yield* (strategy === "full"
-          ? fullLoad(session, table, shape, mappings, existing.length > 0, policy, runId)
-          : incrementalLoad(session, table, shape, mappings, Option.getOrThrow(previous), policy, runId)
+          ? fullLoad(table, shape, mappings, existing.length > 0, policy, runId)
+          : incrementalLoad(table, shape, mappings, Option.getOrThrow(previous), policy, runId)
         ).pipe(
           mapSqlError("analytics", table, "write"),
           Effect.tapError((error) =>
@@ -450,7 +465,9 @@ export const make = Effect.gen(function* () {
               onNone: () => Effect.void,
               onSome: (state) =>
                 Effect.ignore(
-                  writeState(session, table, runId, { ...state, strategy, status: "failed", rowsLoaded: 0 }, error.message)
+                  inSession((session) =>
+                    writeState(session, table, runId, { ...state, strategy, status: "failed", rowsLoaded: 0 }, error.message)
+                  )
                 )
             })
           )
@@ -474,7 +491,6 @@ export const make = Effect.gen(function* () {
         )
         return result
       })
-    )
   })
 
   return { load } satisfies AnalyticsLoaderService

@@ -9,6 +9,7 @@ import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import * as Replicator from "../../src/services/Replicator.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
+import { type FaultProxy, makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withBothHops = (pipeline: Partial<PipelineSettings> = {}) =>
@@ -18,6 +19,25 @@ const withBothHops = (pipeline: Partial<PipelineSettings> = {}) =>
       Layer.provideMerge(TestDatabases.layerWith(pipeline))
     )
   )
+
+/** Both hops, with the analytics connection going through a FaultProxy. */
+const withAnalyticsBehindProxy =
+  (pipeline: Partial<PipelineSettings>) =>
+  <A, E, R>(test: (proxy: FaultProxy) => Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const names = yield* TestDatabases.createTestDatabases
+      const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
+      const settings = TestDatabases.settingsFor(names, pipeline)
+      const throughProxy = { ...settings, analytics: { ...settings.analytics, port: proxy.port } }
+      return yield* test(proxy).pipe(
+        Effect.provide(
+          Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer).pipe(
+            Layer.provideMerge(Catalog.layer),
+            Layer.provideMerge(TestDatabases.servicesFor(names, throughProxy))
+          )
+        )
+      )
+    })
 
 /** Source -> replica -> raw for each table, in order. */
 const bothHops = (tables: ReadonlyArray<string>, options: AnalyticsLoader.LoadOptions = {}) =>
@@ -273,5 +293,38 @@ describe("AnalyticsLoader", () => {
       const shadows = yield* analyticsRows(`SELECT tablename FROM pg_tables WHERE tablename LIKE '%etl_shadow%'`)
       expect(shadows).toEqual([])
     }).pipe(withBothHops())
+  )
+
+  it.scopedLive("a transient reset of the analytics connection mid-load is retried and the load completes", () =>
+    withAnalyticsBehindProxy({ batchSize: 50 })((proxy) =>
+      Effect.gen(function* () {
+        const { sql } = yield* SourceDb
+        yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 60_000, thenRecover: true })
+        const [result] = yield* bothHops(["patient"])
+        expect(proxy.resets()).toBeGreaterThan(0)
+        expect(result).toMatchObject({ strategy: "full", rowsInserted: 200 })
+        yield* expectAnalyticsMatchesReplica(["patient"])
+      })
+    )
+  )
+
+  it.scopedLive("analytics going away for good fails the load as ConnectionError naming it; a rerun converges", () =>
+    withAnalyticsBehindProxy({ batchSize: 50 })((proxy) =>
+      Effect.gen(function* () {
+        const { sql } = yield* SourceDb
+        yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+        yield* bothHops(["patient"])
+        yield* sql`UPDATE patient SET Email = CONCAT('new-', PatNum, '@example.test'), DateTStamp = DATE_ADD('2032-01-01', INTERVAL PatNum SECOND)`
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 30_000, thenRecover: false })
+        const failed = yield* Effect.either(bothHops(["patient"]))
+        if (Either.isRight(failed)) throw new Error("the load survived analytics staying down")
+        expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "analytics", port: proxy.port, attempts: 3 })
+        proxy.setFault({ _tag: "passThrough" })
+        const [rerun] = yield* bothHops(["patient"])
+        expect(rerun?.strategy).toBe("incremental")
+        yield* expectAnalyticsMatchesReplica(["patient"])
+      })
+    )
   )
 })

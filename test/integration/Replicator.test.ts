@@ -18,14 +18,14 @@ const withReplicator = (pipeline: Partial<PipelineSettings> = {}) =>
     Replicator.layer.pipe(Layer.provideMerge(Catalog.layer), Layer.provideMerge(TestDatabases.layerWith(pipeline)))
   )
 
-/** A Replicator whose replica connection goes through a FaultProxy. */
-const withReplicaBehindProxy = (pipeline: Partial<PipelineSettings>) =>
+/** A Replicator whose replica (or source) connection goes through a FaultProxy. */
+const withBehindProxy = (role: "replication" | "source", pipeline: Partial<PipelineSettings>) =>
   <A, E, R>(test: (proxy: FaultProxy) => Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
       const names = yield* TestDatabases.createTestDatabases
       const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
       const settings = TestDatabases.settingsFor(names, pipeline)
-      const throughProxy = { ...settings, replication: { ...settings.replication, port: proxy.port } }
+      const throughProxy = { ...settings, [role]: { ...settings[role], port: proxy.port } }
       return yield* test(proxy).pipe(
         Effect.provide(
           Replicator.layer.pipe(
@@ -288,7 +288,7 @@ describe("Replicator", () => {
   )
 
   it.scopedLive("the replica dropping mid-copy fails as ConnectionError, state at the last written page; a rerun converges", () =>
-    withReplicaBehindProxy({ batchSize: 50 })((proxy) =>
+    withBehindProxy("replication", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
@@ -321,7 +321,7 @@ describe("Replicator", () => {
   )
 
   it.scopedLive("a transient reset of the replica connection is retried and the copy completes", () =>
-    withReplicaBehindProxy({ batchSize: 50 })((proxy) =>
+    withBehindProxy("replication", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
@@ -330,6 +330,26 @@ describe("Replicator", () => {
         expect(proxy.resets()).toBeGreaterThan(0)
         expect(result).toMatchObject({ strategy: "full", rowsRead: 200 })
         yield* expectReplicaEqualsSource(["patient"])
+      })
+    )
+  )
+
+  it.scopedLive("a transient reset of the source connection mid-read is retried and the copy completes", () =>
+    withBehindProxy("source", { batchSize: 50 })((proxy) =>
+      Effect.gen(function* () {
+        const admin = yield* TestDatabases.mysqlAdmin
+        const names = yield* TestDatabases.TestDatabases
+        // The source is filled directly, not through the proxy, so only the replicator's reads cross it.
+        yield* Effect.promise(() => admin.query(`CREATE TABLE \`${names.source}\`.note_log (NoteNum bigint PRIMARY KEY, DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, Body varchar(200))`))
+        yield* Effect.promise(() =>
+          admin.query(`INSERT INTO \`${names.source}\`.note_log (NoteNum, Body) SELECT seq, CONCAT('note ', seq) FROM \`${names.source}\`.seq_1_to_400`)
+        )
+        proxy.setFault({ _tag: "resetAfterBytes", bytes: 8_000, thenRecover: true, direction: "fromServer" })
+        const [result] = yield* replicateAll(["note_log"])
+        expect(proxy.resets()).toBeGreaterThan(0)
+        expect(result).toMatchObject({ strategy: "full", rowsRead: 400 })
+        const difference = yield* compareMysqlTables(admin, "note_log", names.source, names.replication, "NoteNum")
+        expect([difference.copyRows, difference.missing, difference.different]).toEqual([400, [], []])
       })
     )
   )

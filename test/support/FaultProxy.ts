@@ -3,14 +3,20 @@ import * as net from "node:net"
 
 /**
  * What the proxy does to traffic between a client and a database server on 127.0.0.1.
- * - `resetAfterBytes`: after `bytes` more bytes from clients, every open connection is reset; then either the
+ * - `resetAfterBytes`: after `bytes` more bytes in one direction, every open connection is reset; then either the
  *   proxy passes traffic again (`thenRecover`) or refuses every new connection (the server stays down).
  */
 export type Fault =
   | { readonly _tag: "passThrough" }
   | { readonly _tag: "latency"; readonly millis: number }
   | { readonly _tag: "refuse" }
-  | { readonly _tag: "resetAfterBytes"; readonly bytes: number; readonly thenRecover: boolean }
+  | {
+      readonly _tag: "resetAfterBytes"
+      readonly bytes: number
+      readonly thenRecover: boolean
+      /** Which bytes count: sent to the server (writes) or sent back by it (reads). Default: to the server. */
+      readonly direction?: "toServer" | "fromServer"
+    }
   | { readonly _tag: "stall" }
 
 export interface FaultProxy {
@@ -44,10 +50,10 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         pairs.clear()
       }
 
-      const forward = (from: net.Socket, to: net.Socket, countsAgainstBudget: boolean) =>
+      const forward = (from: net.Socket, to: net.Socket, direction: "toServer" | "fromServer") =>
         from.on("data", (chunk: Buffer) => {
           if (fault._tag === "stall") return
-          if (countsAgainstBudget && fault._tag === "resetAfterBytes") {
+          if (fault._tag === "resetAfterBytes" && (fault.direction ?? "toServer") === direction) {
             bytesLeft -= chunk.length
             if (bytesLeft <= 0) {
               fault = fault.thenRecover ? { _tag: "passThrough" } : { _tag: "refuse" }
@@ -81,8 +87,8 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         }
         client.on("error", close).on("close", close)
         upstream.on("error", close).on("close", close)
-        forward(client, upstream, true)
-        forward(upstream, client, false)
+        forward(client, upstream, "toServer")
+        forward(upstream, client, "fromServer")
       })
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as net.AddressInfo

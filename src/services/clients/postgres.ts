@@ -65,11 +65,20 @@ const sessionOf = (client: Pg.PoolClient): PostgresSession => {
   return { query, copyFrom, transaction }
 }
 
+/** A connection that dies between statements emits 'error'; the next statement's failure is what the caller sees. */
+const ignoreError = () => undefined
+
 const sessionFrom = (pool: Pg.Pool) =>
   Effect.acquireRelease(
-    Effect.tryPromise({ try: () => pool.connect(), catch: sqlError("Failed to acquire connection") }),
+    Effect.tryPromise({ try: () => pool.connect(), catch: sqlError("Failed to acquire connection") }).pipe(
+      Effect.tap((client) => Effect.sync(() => client.on("error", ignoreError)))
+    ),
     // A session that failed mid-statement may be unusable; the pool discards it rather than lend it again.
-    (client, exit) => Effect.sync(() => client.release(Exit.isFailure(exit)))
+    (client, exit) =>
+      Effect.sync(() => {
+        client.off("error", ignoreError)
+        client.release(Exit.isFailure(exit))
+      })
   ).pipe(Effect.map(sessionOf))
 
 /**
