@@ -1,8 +1,9 @@
 import { Command, CommandExecutor } from "@effect/platform"
 import { Clock, Context, Effect, Layer, Stream, String as Str } from "effect"
-import { ExternalPipelineError, LockTimeoutError } from "../domain/errors.ts"
+import { ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
+import { tableLock } from "./clients/tableLocks.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import { type ReplicateError, type ReplicationResult, Replicator } from "./Replicator.ts"
@@ -46,39 +47,12 @@ export const make = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const timeout = settings.pipeline.lockTimeoutSeconds
 
-  /**
-   * GET_LOCK on the replica and an advisory lock in PostgreSQL, each held by a connection of its own for the
-   * scope (both locks belong to a session). The name carries the replica's database, so two pipelines with
-   * different replicas on one server do not wait for each other.
-   */
-  const tableLock = (table: string) =>
-    Effect.gen(function* () {
-      const name = `etl:${replica.settings.database}:${table}`.slice(0, 64)
-      const connection = yield* replica.sql.reserve
-      const [got] = yield* connection.execute("SELECT GET_LOCK(?, ?) AS got", [name, timeout], undefined)
-      if (Number((got as { got: unknown } | undefined)?.got) !== 1) {
-        return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeout })
-      }
-      yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
-      const session = yield* analytics.session
-      yield* session.query(`SET lock_timeout = '${timeout}s'`)
-      yield* session
-        .query("SELECT pg_advisory_lock(hashtext($1))", [name])
-        .pipe(
-          Effect.catchIf(
-            (e) => String((e.cause as { code?: unknown })?.code) === "55P03",
-            () => Effect.fail(new LockTimeoutError({ table, database: "analytics", waitedSeconds: timeout }))
-          )
-        )
-      yield* Effect.addFinalizer(() => Effect.ignore(session.query("SELECT pg_advisory_unlock(hashtext($1))", [name])))
-    })
-
   const runTable = (table: string, options: RunOptions) =>
     Effect.gen(function* () {
       const startedAt = yield* Clock.currentTimeMillis
       const outcome = yield* Effect.scoped(
         Effect.gen(function* () {
-          yield* tableLock(table)
+          yield* tableLock(replica, analytics, table, timeout)
           const replication = yield* replicator.replicate(table, { full: options.full === true, ...(options.runId ? { runId: options.runId } : {}) })
           const loaded = yield* loader
             .load(table, {

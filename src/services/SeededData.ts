@@ -11,6 +11,7 @@ import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
 import { classifySqlError, mapSqlErrors } from "./clients/failures.ts"
+import { tableLock } from "./clients/tableLocks.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import { SourceWriterDb } from "./SourceWriterDb.ts"
@@ -261,9 +262,18 @@ export const make = Effect.gen(function* () {
       for (const table of order) {
         const { keyColumn, markerColumn, keys } = byTable.get(table) as { keyColumn: string; markerColumn: string; keys: Array<string> }
         const pattern = markerPattern(runId, table)
-        const analyticsDeleted = yield* deleteFromAnalytics(table, keyColumn, markerColumn, keys, pattern)
-        const replicaDeleted = yield* deleteFromMysql(replica, table, keyColumn, markerColumn, keys, pattern)
-        const sourceDeleted = yield* deleteFromMysql(writer, table, keyColumn, markerColumn, keys, pattern)
+        // Under the table's pipeline locks: a pipeline running beside this cleanup cannot copy these rows back
+        // into the replica or analytics between their delete there and their delete in the source.
+        const [analyticsDeleted, replicaDeleted, sourceDeleted] = yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* tableLock(replica, analytics, table, settings.pipeline.lockTimeoutSeconds)
+            return [
+              yield* deleteFromAnalytics(table, keyColumn, markerColumn, keys, pattern),
+              yield* deleteFromMysql(replica, table, keyColumn, markerColumn, keys, pattern),
+              yield* deleteFromMysql(writer, table, keyColumn, markerColumn, keys, pattern)
+            ] as const
+          })
+        )
         deleted.push({ table, source: sourceDeleted, replication: replicaDeleted, analytics: analyticsDeleted })
         if (sourceDeleted !== keys.length) {
           remaining.push(`${table}: deleted ${sourceDeleted} of ${keys.length} seeded rows from the source`)
@@ -282,6 +292,7 @@ export const make = Effect.gen(function* () {
       return { runId, deleted, durationMs: (yield* Clock.currentTimeMillis) - startedAt }
     }).pipe(
       Effect.catchTag("SchemaError", (e) => Effect.fail(new CleanupError({ runId, remaining: [e.message] }))),
+      Effect.catchTag("LockTimeoutError", (e) => Effect.fail(new CleanupError({ runId, remaining: [`${e.message}; run sweep`] }))),
       Effect.catchTag("SqlError", (e: SqlError) =>
         Effect.fail(
           new CleanupError({ runId, remaining: [`cleanup could not finish (${String((e.cause as Error | undefined)?.message ?? e.message)}); run sweep`] })

@@ -125,10 +125,14 @@ describe("npm run validate", () => {
         const cwd = yield* preparedSite
         const names = yield* TestDatabases.TestDatabases
         const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-        yield* Effect.promise(() =>
-          pg.query(`CREATE FUNCTION raw.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
-                      BEGIN IF NEW."LName" LIKE 'E2E!_TEST!_%' ESCAPE '!' THEN NEW."FName" := 'Tampered'; END IF; RETURN NEW; END $$;
-                    CREATE TRIGGER tamper BEFORE INSERT OR UPDATE ON raw.patient FOR EACH ROW EXECUTE FUNCTION raw.tamper()`)
+        // The trigger goes with the test: the other tests of this file share the analytics database.
+        yield* Effect.acquireRelease(
+          Effect.promise(() =>
+            pg.query(`CREATE FUNCTION raw.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN IF NEW."LName" LIKE 'E2E!_TEST!_%' ESCAPE '!' THEN NEW."FName" := 'Tampered'; END IF; RETURN NEW; END $$;
+                      CREATE TRIGGER tamper BEFORE INSERT OR UPDATE ON raw.patient FOR EACH ROW EXECUTE FUNCTION raw.tamper()`)
+          ),
+          () => Effect.promise(() => pg.query(`DROP TRIGGER tamper ON raw.patient; DROP FUNCTION raw.tamper()`))
         )
         const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).toBe(1)
@@ -238,7 +242,10 @@ describe("npm run validate", () => {
         const before = yield* census
         const env = { env: { ETL_ENVIRONMENT: "test" }, cwd }
         const [first, second] = yield* Effect.all([runCli(["validate"], env), runCli(["validate"], env)], { concurrency: 2 })
-        expect([first.code, second.code]).toEqual([0, 0])
+        // On failure, the runs' own summaries say why.
+        const outcome = (r: { code: number | null; stdout: string; stderr: string }) =>
+          r.code === 0 ? 0 : `${r.code}: ${r.stdout.slice(-2500)} ${r.stderr}`
+        expect([outcome(first), outcome(second)]).toEqual([0, 0])
         const runIds = [first, second].map((r) => /Validation ([a-z0-9]{12})/.exec(r.stdout)?.[1])
         expect(new Set(runIds).size).toBe(2)
         for (const result of [first, second]) {

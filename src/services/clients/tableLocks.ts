@@ -1,0 +1,32 @@
+import { Effect } from "effect"
+import { LockTimeoutError } from "../../domain/errors.ts"
+import type { MysqlDatabase } from "./mysql.ts"
+import type { PostgresDatabase } from "./postgres.ts"
+
+/**
+ * A table's two locks for the scope: GET_LOCK on the replica and an advisory lock in PostgreSQL, each held by a
+ * connection of its own (both belong to a session). A pipeline run holds them while it copies a table and the
+ * harness while it deletes its rows, so neither ever sees the other half done. The name carries the replica's
+ * database, so pipelines with different replicas on one server do not wait for each other.
+ */
+export const tableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
+  Effect.gen(function* () {
+    const name = `etl:${replica.settings.database}:${table}`.slice(0, 64)
+    const connection = yield* replica.sql.reserve
+    const [got] = yield* connection.execute("SELECT GET_LOCK(?, ?) AS got", [name, timeoutSeconds], undefined)
+    if (Number((got as { got: unknown } | undefined)?.got) !== 1) {
+      return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeoutSeconds })
+    }
+    yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
+    const session = yield* analytics.session
+    yield* session.query(`SET lock_timeout = '${timeoutSeconds}s'`)
+    yield* session
+      .query("SELECT pg_advisory_lock(hashtext($1))", [name])
+      .pipe(
+        Effect.catchIf(
+          (e) => String((e.cause as { code?: unknown })?.code) === "55P03",
+          () => Effect.fail(new LockTimeoutError({ table, database: "analytics", waitedSeconds: timeoutSeconds }))
+        )
+      )
+    yield* Effect.addFinalizer(() => Effect.ignore(session.query("SELECT pg_advisory_unlock(hashtext($1))", [name])))
+  })
