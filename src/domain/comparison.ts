@@ -1,5 +1,5 @@
 import type { Column } from "./tableShape.ts"
-import { hasZeroPart } from "./typeMap.ts"
+import { bitsAsNumber, hasZeroPart } from "./typeMap.ts"
 
 /**
  * Cross-database comparison of one value: both sides are put in one canonical text form, with the type's own
@@ -45,12 +45,7 @@ export const canonical = (column: Column, value: unknown): Canonical => {
       return String(value)
     case "bit":
       if (typeof value === "boolean") return value ? "1" : "0"
-      if (Buffer.isBuffer(value)) {
-        let n = 0n
-        for (const byte of value) n = (n << 8n) | BigInt(byte)
-        return n.toString()
-      }
-      return String(value)
+      return Buffer.isBuffer(value) ? bitsAsNumber(value) : String(value)
     case "binary":
     case "varbinary":
     case "tinyblob":

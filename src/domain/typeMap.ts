@@ -69,12 +69,14 @@ const bitBytes = (value: unknown) => (Buffer.isBuffer(value) ? value : Buffer.fr
 const writeBoolean: FieldWriter = (value) =>
   value === null || value === undefined ? copyNull : bitBytes(value).some((b) => b !== 0) ? "t" : "f"
 
-const writeBits: FieldWriter = (value) => {
-  if (value === null || value === undefined) return copyNull
+/** A BIT value (mysql2 hands it over as big-endian bytes) as the number it holds. */
+export const bitsAsNumber = (value: unknown): string => {
   let n = 0n
   for (const byte of bitBytes(value)) n = (n << 8n) | BigInt(byte)
   return n.toString()
 }
+
+const writeBits: FieldWriter = (value) => (value === null || value === undefined ? copyNull : bitsAsNumber(value))
 
 /** A date whose year, month or day is zero has no PostgreSQL equivalent: NULL, counted. '0001-01-01' stays. */
 export const hasZeroPart = (date: string) =>
