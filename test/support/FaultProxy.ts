@@ -8,7 +8,6 @@ import * as net from "node:net"
  */
 export type Fault =
   | { readonly _tag: "passThrough" }
-  | { readonly _tag: "latency"; readonly millis: number }
   | { readonly _tag: "refuse" }
   | {
       readonly _tag: "resetAfterBytes"
@@ -62,14 +61,7 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
               return
             }
           }
-          if (fault._tag === "latency") {
-            const delay = fault.millis
-            from.pause()
-            setTimeout(() => {
-              if (!to.destroyed) to.write(chunk)
-              from.resume()
-            }, delay)
-          } else if (!to.destroyed) to.write(chunk)
+          if (!to.destroyed) to.write(chunk)
         })
 
       const server = net.createServer((client) => {
