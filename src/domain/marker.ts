@@ -7,9 +7,17 @@
 
 export const markerPrefix = "E2E_TEST_"
 
-/** 12 lowercase letters and digits: short enough for every marker column, unique enough per run. */
-export const newRunId = (now: Date = new Date()): string =>
-  (now.getTime().toString(36) + crypto.randomUUID().replace(/-/g, "")).slice(0, 12).toLowerCase()
+const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+/**
+ * 12 lowercase letters and digits, short enough for every marker column: the second it started (6 characters,
+ * sorting by time) and 6 random ones (36^6, about 2 billion per second), so runs started together never share one.
+ */
+export const newRunId = (now: Date = new Date()): string => {
+  const seconds = Math.floor(now.getTime() / 1000).toString(36).padStart(6, "0").slice(-6)
+  const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => base36[b % 36]).join("")
+  return seconds + random
+}
 
 export const isRunId = (text: string) => /^[a-z0-9]{12}$/.test(text)
 
