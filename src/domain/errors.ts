@@ -80,7 +80,7 @@ export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
   reason: Schema.String
 }) {
   override get message(): string {
-    return `Loading '${this.table}' into analytics failed at the ${this.stage} stage: ${this.reason}; the previous data and load status are unchanged`
+    return `Loading '${this.table}' into analytics failed at the ${this.stage} stage: ${this.reason}; the load status still matches the data committed before the failure, and a rerun continues from there`
   }
 }
 
