@@ -158,21 +158,7 @@ const tableList = Config.string("ETL_TABLES").pipe(
   Config.withDefault<ReadonlyArray<string>>(defaultTables)
 )
 
-const watermarkColumns = Config.string("ETL_WATERMARK_COLUMNS").pipe(
-  Config.validate({
-    message: "must be a comma-separated list of table:column pairs",
-    validation: (s) => s.split(",").every((pair) => /^\s*[A-Za-z0-9_$]+:[A-Za-z0-9_$]+\s*$/.test(pair))
-  }),
-  Config.map((s) =>
-    Object.fromEntries(s.split(",").map((pair) => pair.trim().split(":") as [string, string]))
-  ),
-  Config.withDefault<Readonly<Record<string, string>>>({})
-)
-
-/** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
-export const commandLine = (text: string): ReadonlyArray<string> =>
-  text.trim().startsWith("[") ? (JSON.parse(text) as Array<string>) : text.trim().split(/\s+/)
-
+/** `table:column,table:column` as a record from table to column. */
 const pairs = (name: string, fallback: Readonly<Record<string, string>>) =>
   Config.string(name).pipe(
     Config.validate({
@@ -182,6 +168,12 @@ const pairs = (name: string, fallback: Readonly<Record<string, string>>) =>
     Config.map((s) => Object.fromEntries(s.split(",").map((pair) => pair.trim().split(":") as [string, string]))),
     Config.withDefault<Readonly<Record<string, string>>>(fallback)
   )
+
+const watermarkColumns = pairs("ETL_WATERMARK_COLUMNS", {})
+
+/** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
+export const commandLine = (text: string): ReadonlyArray<string> =>
+  text.trim().startsWith("[") ? (JSON.parse(text) as Array<string>) : text.trim().split(/\s+/)
 
 const validationConfig = Config.all({
   seedPatients: positive("ETL_SEED_PATIENTS", 3),

@@ -9,7 +9,7 @@ import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import * as Replicator from "../../src/services/Replicator.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
-import { type FaultProxy, makeFaultProxy } from "../support/FaultProxy.ts"
+import { withDatabaseBehindProxy } from "../support/faultyLayers.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withBothHops = (pipeline: Partial<PipelineSettings> = {}) =>
@@ -19,25 +19,6 @@ const withBothHops = (pipeline: Partial<PipelineSettings> = {}) =>
       Layer.provideMerge(TestDatabases.layerWith(pipeline))
     )
   )
-
-/** Both hops, with the analytics connection going through a FaultProxy. */
-const withAnalyticsBehindProxy =
-  (pipeline: Partial<PipelineSettings>) =>
-  <A, E, R>(test: (proxy: FaultProxy) => Effect.Effect<A, E, R>) =>
-    Effect.gen(function* () {
-      const names = yield* TestDatabases.createTestDatabases
-      const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
-      const settings = TestDatabases.settingsFor(names, pipeline)
-      const throughProxy = { ...settings, analytics: { ...settings.analytics, port: proxy.port } }
-      return yield* test(proxy).pipe(
-        Effect.provide(
-          Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer).pipe(
-            Layer.provideMerge(Catalog.layer),
-            Layer.provideMerge(TestDatabases.servicesFor(names, throughProxy))
-          )
-        )
-      )
-    })
 
 /** Source -> replica -> raw for each table, in order. */
 const bothHops = (tables: ReadonlyArray<string>, options: AnalyticsLoader.LoadOptions = {}) =>
@@ -296,7 +277,7 @@ describe("AnalyticsLoader", () => {
   )
 
   it.scopedLive("a transient reset of the analytics connection mid-load is retried and the load completes", () =>
-    withAnalyticsBehindProxy({ batchSize: 50 })((proxy) =>
+    withDatabaseBehindProxy("analytics", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
@@ -310,7 +291,7 @@ describe("AnalyticsLoader", () => {
   )
 
   it.scopedLive("analytics going away for good fails the load as ConnectionError naming it; a rerun converges", () =>
-    withAnalyticsBehindProxy({ batchSize: 50 })((proxy) =>
+    withDatabaseBehindProxy("analytics", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })

@@ -9,7 +9,7 @@ import * as Replicator from "../../src/services/Replicator.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareMysqlTables } from "../support/compare.ts"
-import { type FaultProxy, makeFaultProxy } from "../support/FaultProxy.ts"
+import { withDatabaseBehindProxy } from "../support/faultyLayers.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 /** A Replicator over fresh databases of its own, so every test starts from an empty replica. */
@@ -17,24 +17,6 @@ const withReplicator = (pipeline: Partial<PipelineSettings> = {}) =>
   Effect.provide(
     Replicator.layer.pipe(Layer.provideMerge(Catalog.layer), Layer.provideMerge(TestDatabases.layerWith(pipeline)))
   )
-
-/** A Replicator whose replica (or source) connection goes through a FaultProxy. */
-const withBehindProxy = (role: "replication" | "source", pipeline: Partial<PipelineSettings>) =>
-  <A, E, R>(test: (proxy: FaultProxy) => Effect.Effect<A, E, R>) =>
-    Effect.gen(function* () {
-      const names = yield* TestDatabases.createTestDatabases
-      const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
-      const settings = TestDatabases.settingsFor(names, pipeline)
-      const throughProxy = { ...settings, [role]: { ...settings[role], port: proxy.port } }
-      return yield* test(proxy).pipe(
-        Effect.provide(
-          Replicator.layer.pipe(
-            Layer.provideMerge(Catalog.layer),
-            Layer.provideMerge(TestDatabases.servicesFor(names, throughProxy))
-          )
-        )
-      )
-    })
 
 const keyOf = (table: string) => openDentalTables.find((t) => t.name === table)?.primaryKey ?? "id"
 
@@ -288,7 +270,7 @@ describe("Replicator", () => {
   )
 
   it.scopedLive("the replica dropping mid-copy fails as ConnectionError, state at the last written page; a rerun converges", () =>
-    withBehindProxy("replication", { batchSize: 50 })((proxy) =>
+    withDatabaseBehindProxy("replication", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
@@ -321,7 +303,7 @@ describe("Replicator", () => {
   )
 
   it.scopedLive("a transient reset of the replica connection is retried and the copy completes", () =>
-    withBehindProxy("replication", { batchSize: 50 })((proxy) =>
+    withDatabaseBehindProxy("replication", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const { sql } = yield* SourceDb
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
@@ -335,7 +317,7 @@ describe("Replicator", () => {
   )
 
   it.scopedLive("a transient reset of the source connection mid-read is retried and the copy completes", () =>
-    withBehindProxy("source", { batchSize: 50 })((proxy) =>
+    withDatabaseBehindProxy("source", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
         const admin = yield* TestDatabases.mysqlAdmin
         const names = yield* TestDatabases.TestDatabases

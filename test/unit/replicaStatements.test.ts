@@ -8,22 +8,7 @@ import {
   upsertStatement
 } from "../../src/domain/replicaStatements.ts"
 import type { Column, TableShape } from "../../src/domain/tableShape.ts"
-
-const column = (name: string, dataType: string, columnType: string, extra: Partial<Column> = {}): Column => ({
-  name,
-  position: 1,
-  dataType,
-  columnType,
-  nullable: false,
-  unsigned: columnType.includes("unsigned"),
-  numericPrecision: null,
-  numericScale: null,
-  datetimePrecision: null,
-  maxLength: null,
-  charset: null,
-  collation: null,
-  ...extra
-})
+import { column } from "../support/columns.ts"
 
 const carrier: TableShape = {
   name: "carrier",

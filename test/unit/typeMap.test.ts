@@ -1,23 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { canonical, compareRow } from "../../src/domain/comparison.ts"
 import type { Column } from "../../src/domain/tableShape.ts"
+import { column as namedColumn } from "../support/columns.ts"
 import { ConversionFailure, copyLine, mapColumn, noConversions, RowConversionFailure } from "../../src/domain/typeMap.ts"
 
-const column = (dataType: string, columnType: string, extra: Partial<Column> = {}): Column => ({
-  name: "c",
-  position: 1,
-  dataType,
-  columnType,
-  nullable: false,
-  unsigned: columnType.includes("unsigned"),
-  numericPrecision: null,
-  numericScale: null,
-  datetimePrecision: null,
-  maxLength: null,
-  charset: null,
-  collation: null,
-  ...extra
-})
+/** A column named "c" unless `extra` names it. */
+const column = (dataType: string, columnType: string, extra: Partial<Column> = {}): Column =>
+  namedColumn("c", dataType, columnType, extra)
 
 const field = (c: Column, value: unknown) => {
   const counts = noConversions()
