@@ -25,20 +25,38 @@ const keyPlaceholder = (shape: TableShape) => {
   return key !== undefined && integerTypes.has(key.dataType) ? `CAST(? AS ${key.unsigned ? "UNSIGNED" : "SIGNED"})` : "?"
 }
 
-const selectFrom = (shape: TableShape) =>
-  `SELECT ${shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")} FROM ${escapeIdentifier(shape.name)}`
+/** Every column in the table's order: what page queries select unless given another select list. */
+export const allColumns = (shape: TableShape) => shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")
+
+const selectFrom = (shape: TableShape, select: string) => `SELECT ${select} FROM ${escapeIdentifier(shape.name)}`
 
 export const keyIndex = (shape: TableShape) => shape.columns.findIndex((c) => c.name === shape.primaryKey[0])
 
 export const columnIndex = (shape: TableShape, column: string) => shape.columns.findIndex((c) => c.name === column)
 
 /** The next page of the whole table in primary-key order, after `afterKey`. */
-export const keyOrderPage = (shape: TableShape, afterKey: string | null, batchSize: number): PageQuery => {
+export const keyOrderPage = (
+  shape: TableShape,
+  afterKey: string | null,
+  batchSize: number,
+  select = allColumns(shape)
+): PageQuery => {
   const key = escapeIdentifier(shape.primaryKey[0] as string)
   return afterKey === null
-    ? { text: `${selectFrom(shape)} ORDER BY ${key} LIMIT ?`, params: [batchSize] }
-    : { text: `${selectFrom(shape)} WHERE ${key} > ${keyPlaceholder(shape)} ORDER BY ${key} LIMIT ?`, params: [afterKey, batchSize] }
+    ? { text: `${selectFrom(shape, select)} ORDER BY ${key} LIMIT ?`, params: [batchSize] }
+    : {
+        text: `${selectFrom(shape, select)} WHERE ${key} > ${keyPlaceholder(shape)} ORDER BY ${key} LIMIT ?`,
+        params: [afterKey, batchSize]
+      }
 }
+
+/** Whole rows by primary key, every column in the table's order. */
+export const rowsByKey = (shape: TableShape, keys: ReadonlyArray<string>): PageQuery => ({
+  text: `${selectFrom(shape, allColumns(shape))} WHERE ${escapeIdentifier(shape.primaryKey[0] as string)} IN (${keys
+    .map(() => keyPlaceholder(shape))
+    .join(", ")})`,
+  params: keys
+})
 
 /** A zero or missing watermark has no lower bound below it: the table is read from the start. */
 export const lowerBoundOf = (watermark: string | null) =>
@@ -54,7 +72,8 @@ export const watermarkPage = (
   watermarkColumn: string,
   window: { readonly from: string | null; readonly lookbackSeconds: number },
   after: WatermarkPosition | null,
-  batchSize: number
+  batchSize: number,
+  select = allColumns(shape)
 ): PageQuery => {
   const wm = escapeIdentifier(watermarkColumn)
   const key = escapeIdentifier(shape.primaryKey[0] as string)
@@ -70,7 +89,7 @@ export const watermarkPage = (
     params.push(after.watermark, after.watermark, after.key)
   }
   const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`
-  return { text: `${selectFrom(shape)}${where} ORDER BY ${wm}, ${key} LIMIT ?`, params: [...params, batchSize] }
+  return { text: `${selectFrom(shape, select)}${where} ORDER BY ${wm}, ${key} LIMIT ?`, params: [...params, batchSize] }
 }
 
 /** Watermarks are compared as the strings MySQL prints ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which sort as times. */

@@ -2,14 +2,16 @@ import { Statement } from "@effect/sql"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { type ConnectionError, DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
 import {
+  allColumns,
   columnIndex,
   keyIndex,
   keyOrderPage,
   laterWatermark,
+  rowsByKey,
   type WatermarkPosition,
   watermarkPage
 } from "../domain/keysetPages.ts"
-import { readAhead } from "../domain/readAhead.ts"
+import { readAhead, type Rows } from "../domain/readAhead.ts"
 import { escapeIdentifier as mysqlIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import {
@@ -18,7 +20,9 @@ import {
   copyLine,
   mapColumn,
   noConversions,
-  RowConversionFailure
+  RowConversionFailure,
+  serverCopySelect,
+  serverRow
 } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
@@ -266,6 +270,55 @@ export const make = Effect.gen(function* () {
     retryTransient(replica.sql.unsafe(query.text, query.params).values.pipe(mapSqlError("replication", table, "read")))
 
   /**
+   * What a page selects, where its key and watermark sit, and how it becomes COPY text. The replica's server
+   * writes each row's COPY line when it can convert every column (see `serverCopySelect`); the rows it flags
+   * (a NUL to strip, a time to reject) are read again whole and converted here, so counts and rejections are the
+   * type map's own.
+   */
+  const pagesOf = (
+    table: string,
+    shape: TableShape,
+    mappings: ReadonlyArray<ColumnMapping>,
+    watermark: string | null,
+    counts: ConversionCounts,
+    policy: BadRowPolicy
+  ) => {
+    const select = serverCopySelect(mappings, shape.primaryKey[0] as string, watermark)
+    if (select === null) {
+      return {
+        select: allColumns(shape),
+        keyAt: keyIndex(shape),
+        watermarkAt: watermark === null ? -1 : columnIndex(shape, watermark),
+        convert: (rows: Rows) => convertPage(table, shape, mappings, rows, counts, policy)
+      }
+    }
+    return {
+      select,
+      keyAt: serverRow.key,
+      watermarkAt: serverRow.watermark,
+      convert: (rows: Rows) =>
+        Effect.gen(function* () {
+          let text = ""
+          let loaded = 0
+          const exceptional: Array<string> = []
+          for (const row of rows) {
+            if (Number(row[serverRow.exceptional]) !== 0) {
+              exceptional.push(String(row[serverRow.key]))
+            } else {
+              text += `${row[serverRow.line] as string}\n`
+              loaded++
+              counts.zeroDatesToNull += Number(row[serverRow.zeroDates])
+            }
+          }
+          if (exceptional.length === 0) return { text, loaded, rejected: [] } satisfies ConvertedPage
+          const whole = yield* readPage(table, rowsByKey(shape, exceptional))
+          const converted = yield* convertPage(table, shape, mappings, whole, counts, policy)
+          return { text: text + converted.text, loaded: loaded + converted.loaded, rejected: converted.rejected }
+        })
+    }
+  }
+
+  /**
    * Everything into raw.<table>__etl_shadow with COPY, then one transaction: a new table is renamed into place,
    * an existing one is emptied and refilled from the shadow (dependent views stay valid) together with its load
    * status. Readers see the old rows until that commit.
@@ -290,18 +343,18 @@ export const make = Effect.gen(function* () {
             .pipe(mapSqlError("replication", table, "read")))[0]?.w ?? null)
         : null
       const counts = noConversions()
-      const keyAt = keyIndex(shape)
+      const pages = pagesOf(table, shape, mappings, null, counts, policy)
       let rowsRead = 0
       let loaded = 0
       let rejected = 0
       yield* readAhead({
         start: null as string | null,
         batchSize,
-        read: (afterKey) => readPage(table, keyOrderPage(shape, afterKey, batchSize)),
-        positionAfter: (rows) => String((rows[rows.length - 1] as ReadonlyArray<unknown>)[keyAt]),
+        read: (afterKey) => readPage(table, keyOrderPage(shape, afterKey, batchSize, pages.select)),
+        positionAfter: (rows) => String((rows[rows.length - 1] as ReadonlyArray<unknown>)[pages.keyAt]),
         write: (rows) =>
           Effect.gen(function* () {
-            const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
+            const page = yield* pages.convert(rows)
             yield* retryTransient(
               inSession((session) =>
                 Effect.zipRight(
@@ -367,12 +420,11 @@ export const make = Effect.gen(function* () {
         RETURNING (xmax = 0) AS inserted`
       const copyToStage = `COPY ${pgIdentifier(stage)} (${names.join(", ")}) FROM STDIN`
       const counts = noConversions()
-      const wmAt = columnIndex(shape, watermark)
-      const keyAt = keyIndex(shape)
+      const pages = pagesOf(table, shape, mappings, watermark, counts, policy)
       const window = { from: previous.watermark, lookbackSeconds }
       const positionOf = (row: ReadonlyArray<unknown>): WatermarkPosition => ({
-        watermark: String(row[wmAt]),
-        key: String(row[keyAt])
+        watermark: String(row[pages.watermarkAt]),
+        key: String(row[pages.keyAt])
       })
       let reached = previous.watermark
       let rowsRead = 0
@@ -382,12 +434,12 @@ export const make = Effect.gen(function* () {
       yield* readAhead({
         start: null as WatermarkPosition | null,
         batchSize,
-        read: (after) => readPage(table, watermarkPage(shape, watermark, window, after, batchSize)),
+        read: (after) => readPage(table, watermarkPage(shape, watermark, window, after, batchSize, pages.select)),
         positionAfter: (rows) => positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>),
         write: (rows) =>
           Effect.gen(function* () {
             const after = positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>)
-            const page = yield* convertPage(table, shape, mappings, rows, counts, policy)
+            const page = yield* pages.convert(rows)
             const nextWatermark = laterWatermark(reached, after.watermark)
             const merged = yield* retryTransient(
               inSession((session) =>

@@ -4,8 +4,11 @@ import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { AnalyticsDb } from "../../src/services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../../src/services/AnalyticsLoader.ts"
+import { allColumns } from "../../src/domain/keysetPages.ts"
+import { copyLine, mapColumn, noConversions, serverCopySelect, serverRow } from "../../src/domain/typeMap.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
+import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import * as Replicator from "../../src/services/Replicator.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
@@ -52,17 +55,18 @@ const awkwardTable = Effect.gen(function* () {
       id bigint unsigned NOT NULL PRIMARY KEY, DateTStamp timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
       t text, v varchar(20) CHARACTER SET utf8mb4, c char(3), b blob, d date, dt datetime(6), dt0 datetime, tm time,
       dec65 decimal(65,30), f float, db double, ti tinyint, tu tinyint unsigned, su smallint unsigned, mi mediumint,
-      iu int unsigned, bi bigint, j json, e enum('a','b'), st set('x','y'), y year, flag bit(1), bits bit(12))
+      iu int unsigned, bi bigint, j json, e enum('a','b'), st set('x','y'), y year, flag bit(1), bits bit(12),
+      l varchar(10) CHARACTER SET latin1)
       ENGINE=InnoDB DEFAULT CHARSET=utf8mb3`
   const insert = sql`INSERT INTO awkward VALUES
       (18446744073709551615, '2024-11-03 06:30:00.000001', 'tab\\tnew\\nline\\\\ and NUL\\0here', '😀 four-byte', 'ab ',
        ${Buffer.from([0, 92, 9, 255])}, '0000-00-00', '2020-00-15 10:00:00.5', '0001-01-01 00:00:00', '23:59:59',
        12345678901234567890123456789012345.123456789012345678901234567890, 0.1, 0.30000000000000004, -128, 255, 65535,
-       -8388608, 4294967295, -9223372036854775808, '{"b": [1, 2], "a": "é"}', 'b', 'x,y', 2155, b'1', b'101010101010'),
+       -8388608, 4294967295, -9223372036854775808, '{"b": [1, 2], "a": "é"}', 'b', 'x,y', 2155, b'1', b'101010101010', 'café\\t'),
       (1, '2024-11-03 06:30:00', '', '', '', ${Buffer.alloc(0)}, '0001-01-01', '2024-02-29 23:59:59.999999', '2024-01-01 00:00:00',
-       '00:00:00', 0, -1.5, 1e-300, 127, 0, 0, 8388607, 0, 9223372036854775807, '[]', 'a', '', 1901, b'0', b'0'),
+       '00:00:00', 0, -1.5, 1e-300, 127, 0, 0, 8388607, 0, 9223372036854775807, '[]', 'a', '', 1901, b'0', b'0', ''),
       (2, '2024-11-03 06:30:00', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
   yield* sql.withTransaction(Effect.zipRight(sql`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`, insert))
 })
 
@@ -108,12 +112,13 @@ describe("AnalyticsLoader", () => {
         st: "text",
         y: "smallint",
         flag: "boolean",
-        bits: "bigint"
+        bits: "bigint",
+        l: "character varying(10)"
       })
       expect(columns.find((c) => c.name === "id")?.notNull).toBe(true)
       const [row] = yield* analyticsRows(`
         SELECT id::text, "DateTStamp"::text AS ts, t, v, c, encode(b, 'hex') AS b, d::text, dt::text, tm::text, dec65::text,
-               f::text, db::text, iu::text, bi::text, j::text, flag, bits::text, y
+               f::text, db::text, iu::text, bi::text, j::text, flag, bits::text, y, l
           FROM raw.awkward WHERE id = 18446744073709551615`)
       expect(row).toEqual({
         id: "18446744073709551615",
@@ -133,10 +138,61 @@ describe("AnalyticsLoader", () => {
         j: '{"a": "é", "b": [1, 2]}',
         flag: true,
         bits: "2730",
-        y: 2155
+        y: 2155,
+        l: "café\t"
       })
       const [comparison] = yield* expectAnalyticsMatchesReplica(["awkward"])
       expect(comparison?.conversions).toEqual({ "zero date -> NULL": 2, "NUL stripped": 1 })
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("the replica server's COPY lines and the type map's own writers load the same values", () =>
+    Effect.gen(function* () {
+      yield* awkwardTable
+      const source = (yield* SourceDb).sql
+      yield* source.withTransaction(
+        Effect.zipRight(
+          source`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`,
+          source`INSERT INTO awkward (id, d, dt, tm, t) VALUES (3, '2020-00-00', '0000-00-00 00:00:00', '12:00:00', 'plain')`
+        )
+      )
+      yield* bothHops(["awkward"])
+      const replica = yield* ReplicationDb
+      const analytics = yield* AnalyticsDb
+      const shape = yield* (yield* Catalog.Catalog).describe(replica, "awkward")
+      const mappings = shape.columns.map(mapColumn)
+      const select = serverCopySelect(mappings, "id", null)
+      if (select === null) throw new Error("every type of the corpus has a server conversion")
+      const served = yield* replica.sql.unsafe(`SELECT ${select} FROM awkward ORDER BY id`).values
+      const whole = yield* replica.sql.unsafe(`SELECT ${allColumns(shape)} FROM awkward ORDER BY id`).values
+      // Only the row with a NUL in its text needs the client: the server cannot count what it strips.
+      expect(served.map((r) => [String(r[serverRow.key]), Number(r[serverRow.exceptional])])).toEqual([
+        ["1", 0],
+        ["2", 0],
+        ["3", 0],
+        ["18446744073709551615", 1]
+      ])
+      const counts = noConversions()
+      const clientText = whole.slice(0, 3).map((row) => copyLine(mappings, row, counts)).join("")
+      const serverText = served.slice(0, 3).map((row) => `${String(row[serverRow.line])}\n`).join("")
+      expect(served.slice(0, 3).map((r) => Number(r[serverRow.zeroDates]))).toEqual([0, 0, 2])
+      expect(counts.zeroDatesToNull).toBe(2)
+      const loadedBy = (name: string, text: string) =>
+        Effect.scoped(
+          Effect.flatMap(analytics.session, (session) =>
+            Effect.zipRight(
+              session.query(`CREATE TABLE raw.${name} (LIKE raw.awkward)`),
+              session.copyFrom(`COPY raw.${name} FROM STDIN`, text)
+            )
+          )
+        )
+      yield* loadedBy("by_client", clientText)
+      yield* loadedBy("by_server", serverText)
+      const [differences] = yield* analyticsRows(`
+        SELECT (SELECT count(*) FROM (SELECT * FROM raw.by_client EXCEPT SELECT * FROM raw.by_server) a)::int
+             + (SELECT count(*) FROM (SELECT * FROM raw.by_server EXCEPT SELECT * FROM raw.by_client) b)::int AS n,
+               (SELECT count(*) FROM raw.by_server)::int AS rows`)
+      expect(differences).toEqual({ n: 0, rows: 3 })
     }).pipe(withBothHops())
   )
 

@@ -2,7 +2,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { canonical, compareRow } from "../../src/domain/comparison.ts"
 import type { Column } from "../../src/domain/tableShape.ts"
 import { column as namedColumn } from "../support/columns.ts"
-import { ConversionFailure, copyLine, mapColumn, noConversions, RowConversionFailure } from "../../src/domain/typeMap.ts"
+import {
+  ConversionFailure,
+  copyLine,
+  mapColumn,
+  noConversions,
+  RowConversionFailure,
+  serverCopySelect
+} from "../../src/domain/typeMap.ts"
 
 /** A column named "c" unless `extra` names it. */
 const column = (dataType: string, columnType: string, extra: Partial<Column> = {}): Column =>
@@ -119,6 +126,15 @@ describe("type map", () => {
       expect(e).toBeInstanceOf(RowConversionFailure)
       expect((e as RowConversionFailure).columnIndex).toBe(1)
     }
+  })
+
+  it("leaves a table to the client's writers when one of its columns has no server conversion", () => {
+    const known = [column("int", "int(11)", { name: "id" }), column("datetime", "datetime", { name: "w" })]
+    const select = serverCopySelect(known.map(mapColumn), "id", "w")
+    expect(select?.startsWith("`id`, ")).toBe(true)
+    expect(select?.endsWith(", `w`")).toBe(true)
+    const withGeometry = [...known, column("geometry", "geometry", { name: "g" })]
+    expect(serverCopySelect(withGeometry.map(mapColumn), "id", "w")).toBeNull()
   })
 })
 
