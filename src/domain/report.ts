@@ -3,7 +3,7 @@ import { Schema } from "effect"
 const Stage = Schema.Literal("source", "replication", "analytics")
 
 export class ReportFinding extends Schema.Class<ReportFinding>("ReportFinding")({
-  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup", "isolation", "access"),
+  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup", "isolation", "access", "malformed"),
   table: Schema.optional(Schema.String),
   stage: Schema.optional(Stage),
   key: Schema.optional(Schema.String),
@@ -41,6 +41,7 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   status: Schema.Literal("passed", "failed", "cleanup_incomplete", "error"),
   exitCode: Schema.Number,
   pipeline: Schema.String,
+  scenario: Schema.Literal("standard", "malformed"),
   tables: Schema.Array(TableReport),
   steps: Schema.Array(StepReport),
   findings: Schema.Array(ReportFinding),
@@ -74,6 +75,18 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
       account: Schema.String,
       enforced: Schema.Boolean,
       findings: Schema.Array(Schema.Struct({ problem: Schema.String, fix: Schema.String }))
+    })
+  ),
+  /** `--scenario malformed`: each malformed value, what the type map should make of it and what analytics holds. */
+  malformed: Schema.Array(
+    Schema.Struct({
+      table: Schema.String,
+      key: Schema.String,
+      column: Schema.String,
+      case: Schema.String,
+      expected: Schema.String,
+      found: Schema.String,
+      ok: Schema.Boolean
     })
   ),
   errors: Schema.Array(Schema.Struct({ tag: Schema.String, message: Schema.String })),

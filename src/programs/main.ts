@@ -74,6 +74,10 @@ const validateCommand = Command.make(
     pipelineCommand: Options.text("pipeline-command").pipe(
       Options.withDescription("Validate a pipeline written elsewhere: its command line; the tables are appended"),
       Options.optional
+    ),
+    scenario: Options.choice("scenario", ["standard", "malformed"]).pipe(
+      Options.withDefault("standard" as const),
+      Options.withDescription("malformed: also seed values the type map must convert or reject, and load in quarantine mode")
     )
   },
   (options) =>
@@ -81,6 +85,7 @@ const validateCommand = Command.make(
       Effect.flatMap(PipelineName, (pipelineName) =>
         validate({
           pipelineName,
+          scenario: options.scenario,
           ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
           ...Option.match(options.junit, { onNone: () => ({}), onSome: (junitPath) => ({ junitPath }) }),
           ...Option.match(options.reportDir, { onNone: () => ({}), onSome: (reportDirectory) => ({ reportDirectory }) })
@@ -155,6 +160,11 @@ const main = Effect.suspend(() => run(process.argv)).pipe(
   Effect.tapErrorCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : report(cause))),
   Effect.provide(NodeContext.layer)
 )
+
+// runMain turns these signals into an interruption; say so at once, because cleanup runs before the exit.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => console.error(`Received ${signal}: stopping; test rows this run seeded are deleted before exit.`))
+}
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,

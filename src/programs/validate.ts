@@ -9,7 +9,7 @@ import { Isolation } from "../services/Isolation.ts"
 import { Pipeline, type TableRun } from "../services/Pipeline.ts"
 import { Reporter } from "../services/Reporter.ts"
 import { type CleanupReport, type SeedableTable, seedableTables, SeededData, type SeededSet } from "../services/SeededData.ts"
-import { type TableVerification, Verifier } from "../services/Verifier.ts"
+import { type CaseOutcome, type TableVerification, Verifier } from "../services/Verifier.ts"
 
 export interface ValidateOptions {
   readonly tables?: ReadonlyArray<string>
@@ -17,6 +17,8 @@ export interface ValidateOptions {
   readonly reportDirectory?: string
   /** Described in the report: `built-in` or the external command line. */
   readonly pipelineName: string
+  /** `malformed` also seeds values the type map must convert or reject, and loads in quarantine mode. */
+  readonly scenario?: "standard" | "malformed"
 }
 
 const findingsOf = (
@@ -72,12 +74,17 @@ export const validate = (options: ValidateOptions) =>
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const production = settings.environment === "production"
 
+    const scenario = options.scenario ?? "standard"
     const requested = options.tables ?? seedableTables
     const unknown = requested.filter((t) => !(seedableTables as ReadonlyArray<string>).includes(t))
     const tables = seedableTables.filter((t) => requested.includes(t)) as ReadonlyArray<SeedableTable>
-    // Appointments and procedures need their patients; procedures need their appointments.
+    // Appointments and procedures need their patients; procedures need their appointments; malformed values
+    // are seeded into patients.
     const plannedTables = seedableTables.filter(
-      (t) => tables.includes(t) || (t === "patient" && tables.some((x) => x === "appointment" || x === "procedurelog")) || (t === "appointment" && tables.includes("procedurelog"))
+      (t) =>
+        tables.includes(t) ||
+        (t === "patient" && (scenario === "malformed" || tables.some((x) => x === "appointment" || x === "procedurelog"))) ||
+        (t === "appointment" && tables.includes("procedurelog"))
     )
     const access = yield* benchmark.time("access", accessControl.check)
     // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
@@ -85,6 +92,7 @@ export const validate = (options: ValidateOptions) =>
     const seededRef = yield* Ref.make(Option.none<SeededSet>())
     const runsRef = yield* Ref.make<ReadonlyArray<TableRun>>([])
     const verificationRef = yield* Ref.make<ReadonlyArray<TableVerification>>([])
+    const malformedRef = yield* Ref.make<ReadonlyArray<CaseOutcome>>([])
 
     const body = Effect.scoped(
       Effect.gen(function* () {
@@ -94,17 +102,24 @@ export const validate = (options: ValidateOptions) =>
             tables: plannedTables,
             patients: settings.validation.seedPatients,
             appointmentsPerPatient: settings.validation.seedAppointmentsPerPatient,
-            proceduresPerAppointment: settings.validation.seedProceduresPerAppointment
+            proceduresPerAppointment: settings.validation.seedProceduresPerAppointment,
+            malformed: scenario === "malformed"
           })
         )
         yield* Ref.set(seededRef, Option.some(seeded))
-        const runs = yield* benchmark.time("pipeline", pipeline.run(plannedTables, { runId: seeded.runId }))
+        const runs = yield* benchmark.time(
+          "pipeline",
+          pipeline.run(plannedTables, { runId: seeded.runId, ...(scenario === "malformed" ? { onBadRow: "quarantine" as const } : {}) })
+        )
         yield* Ref.set(runsRef, runs)
         for (const run of runs) {
           yield* benchmark.record("pipeline table", run.durationMs, { table: run.table, budget: settings.validation.tableBudget })
         }
         const verification = yield* benchmark.time("verify", verifier.verify(seeded.tables))
         yield* Ref.set(verificationRef, verification)
+        if (seeded.malformed.length > 0) {
+          yield* Ref.set(malformedRef, yield* benchmark.time("verify malformed", verifier.verifyMalformed(seeded.runId, seeded.malformed)))
+        }
       })
     ).pipe(Effect.either)
 
@@ -130,6 +145,7 @@ export const validate = (options: ValidateOptions) =>
     const bench = yield* benchmark.finish
     const runs = yield* Ref.get(runsRef)
     const verification = yield* Ref.get(verificationRef)
+    const malformed = yield* Ref.get(malformedRef)
     const steps = bench.steps.map((s) => new StepReport(s))
     const findings = [
       ...findingsOf(runs, verification, steps),
@@ -148,6 +164,20 @@ export const validate = (options: ValidateOptions) =>
             a.findings.map((f) => new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` }))
           )
         : []),
+      ...malformed
+        .filter((m) => !m.ok)
+        .map(
+          (m) =>
+            new ReportFinding({
+              check: "malformed",
+              table: m.table,
+              key: m.key,
+              column: m.column,
+              expected: m.expected,
+              actual: m.found,
+              message: `the ${m.case} was not handled as the type map documents`
+            })
+        ),
       ...unknown.map((t) => new ReportFinding({ check: "count", table: t, message: `'${t}' is not a table the harness seeds (${seedableTables.join(", ")})` }))
     ]
     const errors = Either.isLeft(outcome) ? [{ tag: outcome.left._tag, message: outcome.left.message }] : []
@@ -177,6 +207,7 @@ export const validate = (options: ValidateOptions) =>
       status,
       exitCode,
       pipeline: options.pipelineName,
+      scenario,
       tables: plannedTables.map((table) => {
         const run = runs.find((r) => r.table === table)
         const verified = verification.find((v) => v.table === table)
@@ -200,6 +231,7 @@ export const validate = (options: ValidateOptions) =>
         enforced: production,
         findings: a.findings.map((f) => ({ problem: f.problem, fix: f.fix }))
       })),
+      malformed,
       errors,
       cleanup: {
         deleted: Option.match(cleanedUp, { onNone: () => [], onSome: (c) => c.deleted }),

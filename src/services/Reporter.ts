@@ -24,12 +24,15 @@ const describeFinding = (f: ReportFinding) =>
   (f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : "")
 
 /** The findings that say the most come first: a leak into clinic data before a missing copy. */
-const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "cleanup", "access", "pipeline", "budget", "count", "value"]
+const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
+
+/** Long values stay in the JSON report; the console shows their start and length. */
+const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
 
 /** What a person reads first: the verdict, each table, each finding, the cleanup. */
 export const summaryOf = (report: ValidationReport): string => {
   const lines = [
-    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
+    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
     ...report.tables.map(
       (t) =>
         `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${t.counts.source}/${t.counts.replication}/${t.counts.analytics} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
@@ -42,6 +45,10 @@ export const summaryOf = (report: ValidationReport): string => {
     `  access: ${report.access
       .map((a) => `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`}`)
       .join(", ")}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
+    ...report.malformed.map(
+      (m) =>
+        `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
+    ),
     `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
     `  cleanup: ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing seeded"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
     ...[...report.findings]
@@ -73,6 +80,10 @@ const junitOf = (report: ValidationReport): string => {
   for (const step of report.steps.filter((s) => s.budgetMs !== undefined)) {
     const budget = suite.testCase().className("validate.budget").name(step.table ? `${step.step} ${step.table}` : step.step).time(step.durationMs / 1000)
     if (step.overBudget) budget.failure(`took ${step.durationMs} ms, budget ${step.budgetMs} ms`, "BudgetExceeded")
+  }
+  for (const m of report.malformed) {
+    const malformedCase = suite.testCase().className(`validate.malformed.${m.table}`).name(`${m.case} (${m.column})`)
+    if (!m.ok) malformedCase.failure(`key ${m.key}: expected ${m.expected}, found ${m.found}`, "MalformedValue")
   }
   const cleanup = suite.testCase().className("validate").name("cleanup")
   if (report.cleanup.remaining.length > 0) cleanup.failure(report.cleanup.remaining.join("\n"), "CleanupIncomplete")

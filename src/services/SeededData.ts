@@ -4,14 +4,16 @@ import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schedule, ty
 import * as os from "node:os"
 import { CleanupError, type ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
 import { appointments, carriers, patients, procedures, type Row } from "../domain/fixtures/generator.ts"
+import { type MalformedCase, malformedCasesFor } from "../domain/malformed.ts"
 import { likeEscape, markedValue, markerOf, markerPattern, newRunId } from "../domain/marker.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
+import { rejectedRowsTable } from "./AnalyticsLoader.ts"
 import { Catalog } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
-import { classifySqlError, mapSqlErrors } from "./clients/failures.ts"
-import { tableLock } from "./clients/tableLocks.ts"
+import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients/failures.ts"
+import { replicaTableLock, tableLock } from "./clients/tableLocks.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import { SourceWriterDb } from "./SourceWriterDb.ts"
@@ -25,6 +27,16 @@ export interface SeedPlan {
   readonly patients: number
   readonly appointmentsPerPatient: number
   readonly proceduresPerAppointment: number
+  /** Also seed one patient row per malformed case (`validate --scenario malformed`). */
+  readonly malformed?: boolean
+}
+
+/** A seeded patient row that carries one malformed value. */
+export interface SeededCase {
+  readonly table: "patient"
+  readonly primaryKey: string
+  readonly key: string
+  readonly case: MalformedCase
 }
 
 export interface SeededTable {
@@ -43,7 +55,10 @@ export interface CleanupReport {
 
 export interface SeededSet {
   readonly runId: string
+  /** The regular rows, which every stage must hold unchanged. */
   readonly tables: ReadonlyArray<SeededTable>
+  /** The malformed rows, checked case by case; in the ledger like the others. */
+  readonly malformed: ReadonlyArray<SeededCase>
   /** Completed by the release: what was deleted, or what remains. */
   readonly cleanup: Deferred.Deferred<CleanupReport, CleanupError>
 }
@@ -162,6 +177,7 @@ export const make = Effect.gen(function* () {
       }
 
       const seeded = new Map<SeedableTable, Array<string>>(plan.tables.map((t) => [t, []]))
+      const malformed: Array<SeededCase> = []
       const register = rsql`INSERT INTO ${rsql(runsTable)} (run_id, environment, host, pid, started_at, heartbeat_at, status)
         VALUES (${runId}, ${settings.environment}, ${os.hostname()}, ${process.pid}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`
       const acquire = Effect.gen(function* () {
@@ -176,6 +192,11 @@ export const make = Effect.gen(function* () {
           const shape = shapes.get(table) as TableShape
           const key = shape.primaryKey[0] as string
           const marker = yield* markerColumnOf(shape, table)
+          const record = (inserted: string) =>
+            rsql`INSERT INTO ${rsql(seededTable)} (run_id, table_name, primary_key, key_column, marker_column, seeded_at)
+              VALUES (${runId}, ${table}, ${inserted}, ${key}, ${marker.name}, UTC_TIMESTAMP(6))`.pipe(
+              seedFailure(replica, "recording a seeded key in the ledger")
+            )
           const templates = templateRows(table, counts[table])
           for (let i = 0; i < templates.length; i++) {
             const row: Record<string, unknown> = { ...templates[i] }
@@ -198,16 +219,30 @@ export const make = Effect.gen(function* () {
             if (table === "carrier") row.IsHidden = 1
             const inserted = yield* insertRow(table, shape, row)
             ;(seeded.get(table) as Array<string>).push(inserted)
-            yield* rsql`INSERT INTO ${rsql(seededTable)} (run_id, table_name, primary_key, key_column, marker_column, seeded_at)
-              VALUES (${runId}, ${table}, ${inserted}, ${key}, ${marker.name}, UTC_TIMESTAMP(6))`.pipe(
-              seedFailure(replica, "recording a seeded key in the ledger")
-            )
+            yield* record(inserted)
+          }
+          if (table === "patient" && plan.malformed === true) {
+            const cases = malformedCasesFor(shape.columns, marker.name)
+            for (let i = 0; i < cases.length; i++) {
+              const malformedCase = cases[i] as MalformedCase
+              const row: Record<string, unknown> = { ...templateRows(table, 1)[0] }
+              delete row[key]
+              if (Option.isSome(shape.watermark)) delete row[shape.watermark.value]
+              row[marker.name] = markedValue(runId, table, `M${String(i + 1).padStart(3, "0")}`, marker.maxLength)
+              row.PatStatus = validation.hiddenPatientStatus
+              row.Guarantor = 0
+              row[malformedCase.column] = malformedCase.value
+              const inserted = yield* insertRow(table, shape, row)
+              malformed.push({ table, primaryKey: key, key: inserted, case: malformedCase })
+              yield* record(inserted)
+            }
           }
         }
         yield* setStatus(runId, "seeded").pipe(seedFailure(replica, "marking the run seeded"))
         return {
           runId,
           cleanup,
+          malformed,
           tables: plan.tables.map(
             (table): SeededTable => ({
               table,
@@ -259,6 +294,16 @@ export const make = Effect.gen(function* () {
       const order = [...seedableTables].reverse().filter((t) => byTable.has(t))
       const deleted: Array<CleanupReport["deleted"][number]> = []
       const remaining: Array<string> = []
+      // The clinic's source must lose the test rows even while analytics is down; its copies wait for `sweep`.
+      const analyticsUp = yield* Effect.scoped(Effect.flatMap(analytics.session, (session) => session.query("SELECT 1"))).pipe(
+        mapSqlErrors(classifySqlError(analytics.settings, attempts, (reason) => new SeedError({ step: "cleanup", reason }))),
+        retryOnConnectionLoss(attempts),
+        Effect.isSuccess
+      )
+      if (!analyticsUp) {
+        const { host, port, database } = analytics.settings
+        remaining.push(`analytics at ${host}:${port}/${database} is unreachable: its copies of this run's rows are deleted when sweep runs with it back`)
+      }
       for (const table of order) {
         const { keyColumn, markerColumn, keys } = byTable.get(table) as { keyColumn: string; markerColumn: string; keys: Array<string> }
         const pattern = markerPattern(runId, table)
@@ -266,29 +311,35 @@ export const make = Effect.gen(function* () {
         // into the replica or analytics between their delete there and their delete in the source.
         const [analyticsDeleted, replicaDeleted, sourceDeleted] = yield* Effect.scoped(
           Effect.gen(function* () {
-            yield* tableLock(replica, analytics, table, settings.pipeline.lockTimeoutSeconds)
+            const lockTimeout = settings.pipeline.lockTimeoutSeconds
+            yield* analyticsUp ? tableLock(replica, analytics, table, lockTimeout) : replicaTableLock(replica, table, lockTimeout)
             return [
-              yield* deleteFromAnalytics(table, keyColumn, markerColumn, keys, pattern),
+              analyticsUp ? yield* deleteFromAnalytics(table, keyColumn, markerColumn, keys, pattern) : 0,
               yield* deleteFromMysql(replica, table, keyColumn, markerColumn, keys, pattern),
               yield* deleteFromMysql(writer, table, keyColumn, markerColumn, keys, pattern)
             ] as const
           })
         )
         deleted.push({ table, source: sourceDeleted, replication: replicaDeleted, analytics: analyticsDeleted })
-        if (sourceDeleted !== keys.length) {
-          remaining.push(`${table}: deleted ${sourceDeleted} of ${keys.length} seeded rows from the source`)
+        // Counted by what is still there, so a cleanup that an earlier one half did (then sweep) can finish it.
+        const left = yield* seededKeysPresent(writer, table, keyColumn, keys)
+        if (left.length > 0) {
+          remaining.push(`${table}: seeded keys ${left.join(", ")} are still in the source (no longer marked ${markerOf(runId, table)}?)`)
         }
         for (const [where, db] of [["source", writer], ["replication", replica]] as const) {
           const left = yield* markedRows(db, table, markerColumn, runId)
           if (left.length > 0) remaining.push(`${table} in ${where}: keys ${left.join(", ")} still carry the marker`)
         }
       }
+      // Rows the loader quarantined during this run carry the seeded keys and values: they go too.
+      const quarantined = analyticsUp ? yield* deleteQuarantined(runId) : 0
+      if (quarantined > 0) deleted.push({ table: rejectedRowsTable, source: 0, replication: 0, analytics: quarantined })
       if (remaining.length > 0) {
         yield* setStatus(runId, "cleanup_failed", remaining.join("; "))
         return yield* new CleanupError({ runId, remaining })
       }
       yield* setStatus(runId, "clean")
-      yield* Effect.logInfo(`Cleaned run ${runId}: ${deleted.map((d) => `${d.source} ${d.table}`).join(", ")}`)
+      yield* Effect.logInfo(`Cleaned run ${runId}: ${deleted.map((d) => `${Math.max(d.source, d.analytics)} ${d.table}`).join(", ")}`)
       return { runId, deleted, durationMs: (yield* Clock.currentTimeMillis) - startedAt }
     }).pipe(
       Effect.catchTag("SchemaError", (e) => Effect.fail(new CleanupError({ runId, remaining: [e.message] }))),
@@ -338,6 +389,35 @@ export const make = Effect.gen(function* () {
         return result.rowCount
       })
     )
+
+  const deleteQuarantined = (runId: string) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const session = yield* analytics.session
+        const schema = analytics.settings.schema
+        const [exists] = (yield* session.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
+          [schema, rejectedRowsTable]
+        )).rows
+        if (!exists?.n) return 0
+        const result = yield* session.query(
+          `DELETE FROM ${pgIdentifier(schema)}.${pgIdentifier(rejectedRowsTable)} WHERE run_id = $1`,
+          [runId]
+        )
+        return result.rowCount
+      })
+    )
+
+  /** Which of the seeded keys a table still holds. */
+  const seededKeysPresent = (db: MysqlDatabase, table: string, keyColumn: string, keys: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      if (keys.length === 0 || Option.isNone(yield* catalog.find(db, table))) return []
+      const rows = yield* db.sql.unsafe<{ k: string }>(
+        `SELECT ${escapeIdentifier(keyColumn)} AS k FROM ${escapeIdentifier(table)} WHERE ${escapeIdentifier(keyColumn)} IN (${keys.map(() => "?").join(",")}) LIMIT 20`,
+        [...keys]
+      )
+      return rows.map((r) => String(r.k))
+    })
 
   /** Keys of rows still carrying the run's marker: the proof that nothing was left behind. */
   const markedRows = (db: MysqlDatabase, table: string, markerColumn: string, runId: string) =>

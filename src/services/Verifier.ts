@@ -1,14 +1,18 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer } from "effect"
+import { rejectedRowsTable } from "./AnalyticsLoader.ts"
+import { classifySqlError, mapSqlErrors } from "./clients/failures.ts"
+import { type DatabaseSettings, EtlSettings } from "./EtlSettings.ts"
 import { canonical, compareRow, type LossyConversion } from "../domain/comparison.ts"
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
+import { expectedText } from "../domain/malformed.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
-import type { SeededTable } from "./SeededData.ts"
+import type { SeededCase, SeededTable } from "./SeededData.ts"
 import { SourceDb } from "./SourceDb.ts"
 
 export type Stage = "source" | "replication" | "analytics"
@@ -33,10 +37,26 @@ export interface TableVerification {
   readonly conversions: Readonly<Partial<Record<LossyConversion, number>>>
 }
 
+/** What became of one malformed value: converted as the type map documents, or rejected with its reason. */
+export interface CaseOutcome {
+  readonly table: string
+  readonly key: string
+  readonly column: string
+  readonly case: string
+  readonly expected: string
+  readonly found: string
+  readonly ok: boolean
+}
+
 export interface VerifierService {
   readonly verify: (
     tables: ReadonlyArray<SeededTable>
   ) => Effect.Effect<ReadonlyArray<TableVerification>, SqlError | SchemaError | ConnectionError>
+  /** The replica holds each malformed value byte for byte; analytics holds its conversion or the row was rejected whole. */
+  readonly verifyMalformed: (
+    runId: string,
+    cases: ReadonlyArray<SeededCase>
+  ) => Effect.Effect<ReadonlyArray<CaseOutcome>, SqlError | ConnectionError>
 }
 
 export class Verifier extends Context.Tag("opendental-etl/Verifier")<Verifier, VerifierService>() {}
@@ -53,6 +73,11 @@ export const make = Effect.gen(function* () {
   const replica = yield* ReplicationDb
   const analytics = yield* AnalyticsDb
   const catalog = yield* Catalog
+  const { attempts } = (yield* EtlSettings).connection
+
+  /** A lost connection is a ConnectionError naming the database; any other SqlError stays what it is. */
+  const naming = (database: DatabaseSettings) =>
+    mapSqlErrors((error: SqlError) => classifySqlError(database, attempts, () => error)(error))
 
   const mysqlRows = (db: MysqlDatabase, shape: TableShape, keys: ReadonlyArray<string>) =>
     db.sql.unsafe(
@@ -80,7 +105,11 @@ export const make = Effect.gen(function* () {
       const shape = yield* catalog.describe(source, table)
       const keys = seeded.keys
       const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
-        [mysqlRows(source, shape, keys), mysqlRows(replica, shape, keys), analyticsRows(shape, keys)],
+        [
+          naming(source.settings)(mysqlRows(source, shape, keys)),
+          naming(replica.settings)(mysqlRows(replica, shape, keys)),
+          naming(analytics.settings)(analyticsRows(shape, keys))
+        ],
         { concurrency: "unbounded" }
       )
       const stages = { source: keyed(shape, fromSource), replication: keyed(shape, fromReplica), analytics: keyed(shape, fromAnalytics) }
@@ -136,7 +165,51 @@ export const make = Effect.gen(function* () {
     return yield* Effect.forEach(tables, verifyTable)
   })
 
-  return { verify } satisfies VerifierService
+  const bytesOf = (db: MysqlDatabase, seeded: SeededCase) =>
+    Effect.map(
+      db.sql<{ h: string | null }>`SELECT HEX(${db.sql(seeded.case.column)}) AS h FROM ${db.sql(seeded.table)}
+        WHERE ${db.sql(seeded.primaryKey)} = ${seeded.key}`,
+      (rows) => (rows.length === 0 ? undefined : rows[0]?.h ?? null)
+    )
+
+  const verifyCase = (runId: string, rejectedTableExists: boolean, seeded: SeededCase) =>
+    Effect.gen(function* () {
+      const { sql, settings } = analytics
+      const { column, expected } = seeded.case
+      const [original, copy] = yield* Effect.all([
+        naming(source.settings)(bytesOf(source, seeded)),
+        naming(replica.settings)(bytesOf(replica, seeded))
+      ])
+      const loaded = yield* naming(settings)(sql<{ v: string | null }>`SELECT ${sql(column)}::text AS v
+        FROM ${sql(settings.schema)}.${sql(seeded.table)} WHERE ${sql(seeded.primaryKey)}::text = ${seeded.key}`)
+      const rejected = rejectedTableExists
+        ? yield* naming(settings)(sql<{ problem: string }>`SELECT problem FROM ${sql(settings.schema)}.${sql(rejectedRowsTable)}
+            WHERE run_id = ${runId} AND table_name = ${seeded.table} AND primary_key = ${`${seeded.primaryKey}=${seeded.key}`}
+              AND column_name = ${column}`)
+        : []
+      const base = { table: seeded.table, key: seeded.key, column, case: seeded.case.name, expected: expectedText(seeded.case) }
+      if (original === undefined || copy !== original) {
+        const found = copy === undefined ? "missing from the replica" : `the replica holds X'${copy}' where the source holds X'${original}'`
+        return { ...base, found, ok: false } satisfies CaseOutcome
+      }
+      const row = loaded[0]
+      const reason = rejected[0]?.problem
+      if (expected.outcome === "rejected") {
+        const found = row !== undefined ? `loaded as ${JSON.stringify(row.v)}` : reason === undefined ? "not loaded, and no rejection recorded" : `rejected: ${reason}`
+        return { ...base, found, ok: row === undefined && reason === expected.problem } satisfies CaseOutcome
+      }
+      const found = row === undefined ? (reason === undefined ? "missing from analytics" : `rejected: ${reason}`) : row.v === null ? "NULL" : JSON.stringify(row.v)
+      return { ...base, found, ok: row !== undefined && row.v === expected.analytics } satisfies CaseOutcome
+    })
+
+  const verifyMalformed = Effect.fn("Verifier.verifyMalformed")(function* (runId: string, cases: ReadonlyArray<SeededCase>) {
+    const { sql, settings } = analytics
+    const [exists] = yield* naming(settings)(sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${rejectedRowsTable}`)
+    return yield* Effect.forEach(cases, (c) => verifyCase(runId, (exists?.n ?? 0) > 0, c))
+  })
+
+  return { verify, verifyMalformed } satisfies VerifierService
 })
 
 export const layer = Layer.effect(Verifier, make)

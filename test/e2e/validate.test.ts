@@ -6,6 +6,7 @@ import * as path from "node:path"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
+import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const seededTables = [
@@ -153,6 +154,119 @@ describe("npm run validate", () => {
         const result = yield* cli.done
         expect(result.code).toBe(130)
         expect((yield* census).marked).toBe(0)
+      })
+    )
+
+    it.scoped("--scenario malformed reports each value converted or rejected by table, key and column; nothing half-loaded or left", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const cwd = yield* preparedSite
+        const before = yield* census
+        const reports = path.join(cwd, "reports")
+        const result = yield* runCli(["validate", "--scenario", "malformed", "--report-dir", reports, "--junit", path.join(cwd, "junit.xml")], {
+          env: { ETL_ENVIRONMENT: "test" },
+          cwd
+        })
+        expect(result.stderr).toBe("")
+        expect(result.code).toBe(0)
+        expect(result.stdout).toContain("scenario malformed): PASSED")
+        expect(result.stdout).toMatch(/malformed time past 24 hours\s+patient key \d+, SchedBeforeTime: ok, rejected: is outside a time of day/)
+        const [file] = yield* Effect.promise(() => fs.readdir(reports))
+        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(reports, file as string), "utf8")))
+        expect(report).toMatchObject({ status: "passed", scenario: "malformed", findings: [] })
+        expect(report.malformed.map((m: { case: string; column: string; found: string; ok: boolean }) => [m.case, m.column, m.found, m.ok])).toEqual([
+          ["zero date", "Birthdate", "NULL", true],
+          ["partial zero date", "DateFirstVisit", "NULL", true],
+          ["time past 24 hours", "SchedBeforeTime", "rejected: is outside a time of day (00:00:00 to 23:59:59)", true],
+          ["negative time", "SchedAfterTime", "rejected: is outside a time of day (00:00:00 to 23:59:59)", true],
+          ["NUL byte in text", "Address", '"12 Main St"', true],
+          ["maximal string", "FName", JSON.stringify("Ü'\\中".repeat(25)), true],
+          ["largest double", "EstBalance", '"1.7976931348623157e+308"', true],
+          ["bigint maximum", "PriProv", '"9223372036854775807"', true]
+        ])
+        // The two rejected rows were quarantined during the run, and the cleanup took them out again.
+        expect(report.cleanup.deleted).toContainEqual({ table: "etl_rejected_rows", source: 0, replication: 0, analytics: 2 })
+        expect(report.cleanup.deleted).toContainEqual({ table: "patient", source: 11, replication: 11, analytics: 9 })
+        const junit = yield* Effect.promise(() => fs.readFile(path.join(cwd, "junit.xml"), "utf8"))
+        expect(junit).toContain('name="negative time (SchedAfterTime)"')
+        const pg = yield* TestDatabases.postgresAdmin(names.analytics)
+        const quarantined = yield* Effect.promise(() => pg.query(`SELECT count(*)::int AS n FROM raw.etl_rejected_rows`))
+        expect(quarantined.rows[0].n).toBe(0)
+        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+      })
+    )
+
+    it.scoped.each([
+      { database: "replication", port: "MYSQL_REPLICATION_PORT", server: "mysql", statement: "INSERT INTO `procedurelog` (" },
+      { database: "analytics", port: "POSTGRES_ANALYTICS_PORT", server: "postgres", statement: "etl_stage_procedurelog" }
+    ] as const)("a reset of the $database connection in the middle of its hop is retried; the run passes and leaves nothing", (held) =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* preparedSite
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers[held.server])
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", [held.port]: String(proxy.port) }) })
+        const before = yield* census
+        proxy.setFault({ _tag: "resetOn", pattern: held.statement, thenRecover: true })
+        const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(proxy.resets()).toBeGreaterThan(0)
+        expect(result.code).toBe(0)
+        expect(result.stdout).toContain("PASSED")
+        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+      })
+    )
+
+    it.scoped("analytics going down for good fails the run naming it; the source keeps no test row, and sweep finishes once it is back", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* preparedSite
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", POSTGRES_ANALYTICS_PORT: String(proxy.port) }) })
+        const before = yield* census
+        proxy.setFault({ _tag: "resetOn", pattern: "etl_stage_carrier", thenRecover: false })
+        const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(3)
+        expect(result.stdout).toContain(`Cannot connect to the analytics database at 127.0.0.1:${proxy.port}`)
+        const [file] = yield* Effect.promise(() => fs.readdir(path.join(cwd, "reports")))
+        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(cwd, "reports", file as string), "utf8")))
+        expect(report.status).toBe("cleanup_incomplete")
+        expect(report.tables.map((t: { pipelineSuccess: boolean }) => t.pipelineSuccess)).toEqual([false, false, false, false])
+        expect(report.cleanup.remaining).toEqual([expect.stringMatching(/^analytics at 127\.0\.0\.1:\d+\/\S+ is unreachable/)])
+        // Nothing reached analytics, and the source and the replica lost every test row despite it.
+        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+        proxy.setFault({ _tag: "passThrough" })
+        const sweep = yield* runCli(["sweep", "--stale-after-seconds", "0"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(sweep.code).toBe(0)
+        expect(sweep.stdout).toMatch(/deleted\s+run [a-z0-9]{12}/)
+      })
+    )
+
+    /** Where each step can be held: the database it talks to, and a statement only that step sends. */
+    const steps = {
+      seed: { port: "OPENDENTAL_SOURCE_PORT", server: "mysql", statement: "INSERT INTO `carrier`" },
+      "replication hop": { port: "MYSQL_REPLICATION_PORT", server: "mysql", statement: "INSERT INTO `carrier` (" },
+      "analytics hop": { port: "POSTGRES_ANALYTICS_PORT", server: "postgres", statement: "etl_stage_carrier" },
+      verify: { port: "POSTGRES_ANALYTICS_PORT", server: "postgres", statement: 'FROM "raw"."carrier" WHERE "CarrierNum"::text = ANY' }
+    } as const
+
+    it.scoped.each(
+      (Object.keys(steps) as Array<keyof typeof steps>).flatMap((step) => (["SIGINT", "SIGTERM"] as const).map((signal) => ({ step, signal })))
+    )("$signal during the $step step deletes every seeded row before the process exits", ({ step, signal }) =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* preparedSite
+        const held = steps[step]
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers[held.server])
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", [held.port]: String(proxy.port) }) })
+        const before = yield* census
+        proxy.setFault({ _tag: "stallOn", pattern: held.statement })
+        const cli = yield* startCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        yield* proxy.stalled
+        yield* cli.signal(signal)
+        yield* cli.waitFor(`Received ${signal}`)
+        yield* proxy.releaseStalled
+        const result = yield* cli.done
+        expect(result.code).toBe(130)
+        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
       })
     )
 

@@ -5,6 +5,8 @@ import * as net from "node:net"
  * What the proxy does to traffic between a client and a database server on 127.0.0.1.
  * - `resetAfterBytes`: after `bytes` more bytes in one direction, every open connection is reset; then either the
  *   proxy passes traffic again (`thenRecover`) or refuses every new connection (the server stays down).
+ * - `stallOn`: holds one statement (the one containing `pattern`) and everything after it on that connection, so a
+ *   test knows which step the program is in while it waits.
  */
 export type Fault =
   | { readonly _tag: "passThrough" }
@@ -17,6 +19,10 @@ export type Fault =
       readonly direction?: "toServer" | "fromServer"
     }
   | { readonly _tag: "stall" }
+  /** The first connection that sends `pattern` to the server stalls from there on; the others pass. */
+  | { readonly _tag: "stallOn"; readonly pattern: string }
+  /** When a connection sends `pattern`, every open connection is reset; then the proxy passes or refuses. */
+  | { readonly _tag: "resetOn"; readonly pattern: string; readonly thenRecover: boolean }
 
 export interface FaultProxy {
   readonly host: string
@@ -24,11 +30,18 @@ export interface FaultProxy {
   readonly setFault: (fault: Fault) => void
   /** How many connections the proxy has reset so far. */
   readonly resets: () => number
+  /** Completes when a connection has stalled on a `stallOn` pattern. */
+  readonly stalled: Effect.Effect<void>
+  /** Resets the stalled connections: their statements fail as a lost connection would. */
+  readonly releaseStalled: Effect.Effect<void>
 }
 
 interface Pair {
   readonly client: net.Socket
   readonly server: net.Socket
+  stalled: boolean
+  /** The end of what the client sent last, so a pattern split across two packets is still seen. */
+  tail: string
 }
 
 /** A TCP proxy to `target` for the scope; its faults are switched by the test. */
@@ -39,6 +52,8 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
       let bytesLeft = Infinity
       let resets = 0
       const pairs = new Set<Pair>()
+      let onStall: Array<() => void> = []
+      let hasStalled = false
 
       const resetAll = () => {
         for (const pair of pairs) {
@@ -49,9 +64,28 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         pairs.clear()
       }
 
-      const forward = (from: net.Socket, to: net.Socket, direction: "toServer" | "fromServer") =>
+      const sends = (pair: Pair, chunk: Buffer, pattern: string) => {
+        const seen = pair.tail + chunk.toString("latin1")
+        pair.tail = seen.slice(-pattern.length)
+        return seen.includes(pattern)
+      }
+
+      const forward = (pair: Pair, from: net.Socket, to: net.Socket, direction: "toServer" | "fromServer") =>
         from.on("data", (chunk: Buffer) => {
-          if (fault._tag === "stall") return
+          if (fault._tag === "stall" || pair.stalled) return
+          if (fault._tag === "stallOn" && direction === "toServer" && sends(pair, chunk, fault.pattern)) {
+            pair.stalled = true
+            fault = { _tag: "passThrough" }
+            hasStalled = true
+            onStall.forEach((notify) => notify())
+            onStall = []
+            return
+          }
+          if (fault._tag === "resetOn" && direction === "toServer" && sends(pair, chunk, fault.pattern)) {
+            fault = fault.thenRecover ? { _tag: "passThrough" } : { _tag: "refuse" }
+            resetAll()
+            return
+          }
           if (fault._tag === "resetAfterBytes" && (fault.direction ?? "toServer") === direction) {
             bytesLeft -= chunk.length
             if (bytesLeft <= 0) {
@@ -70,7 +104,7 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
           return
         }
         const upstream = net.connect(target.port, target.host)
-        const pair: Pair = { client, server: upstream }
+        const pair: Pair = { client, server: upstream, stalled: false, tail: "" }
         pairs.add(pair)
         const close = () => {
           pairs.delete(pair)
@@ -79,8 +113,8 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         }
         client.on("error", close).on("close", close)
         upstream.on("error", close).on("close", close)
-        forward(client, upstream, "toServer")
-        forward(upstream, client, "fromServer")
+        forward(pair, client, upstream, "toServer")
+        forward(pair, upstream, client, "fromServer")
       })
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as net.AddressInfo
@@ -93,7 +127,20 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
                 fault = next
                 bytesLeft = next._tag === "resetAfterBytes" ? next.bytes : Infinity
               },
-              resets: () => resets
+              resets: () => resets,
+              stalled: Effect.async<void>((resume) => {
+                if (hasStalled) return resume(Effect.void)
+                onStall.push(() => resume(Effect.void))
+              }),
+              releaseStalled: Effect.sync(() => {
+                for (const pair of pairs) {
+                  if (!pair.stalled) continue
+                  pair.client.resetAndDestroy()
+                  pair.server.destroy()
+                  pairs.delete(pair)
+                  resets++
+                }
+              })
             },
             close: () =>
               new Promise<void>((done) => {

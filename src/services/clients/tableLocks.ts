@@ -10,14 +10,25 @@ import type { PostgresDatabase } from "./postgres.ts"
  * database, so pipelines with different replicas on one server do not wait for each other.
  */
 export const tableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
+  Effect.zipRight(replicaTableLock(replica, table, timeoutSeconds), analyticsTableLock(replica, analytics, table, timeoutSeconds))
+
+const lockName = (replica: MysqlDatabase, table: string) => `etl:${replica.settings.database}:${table}`.slice(0, 64)
+
+/** The replica's half of `tableLock`: enough to keep a pipeline from copying rows into the replica meanwhile. */
+export const replicaTableLock = (replica: MysqlDatabase, table: string, timeoutSeconds: number) =>
   Effect.gen(function* () {
-    const name = `etl:${replica.settings.database}:${table}`.slice(0, 64)
+    const name = lockName(replica, table)
     const connection = yield* replica.sql.reserve
     const [got] = yield* connection.execute("SELECT GET_LOCK(?, ?) AS got", [name, timeoutSeconds], undefined)
     if (Number((got as { got: unknown } | undefined)?.got) !== 1) {
       return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeoutSeconds })
     }
     yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
+  })
+
+const analyticsTableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
+  Effect.gen(function* () {
+    const name = lockName(replica, table)
     const session = yield* analytics.session
     yield* session.query(`SET lock_timeout = '${timeoutSeconds}s'`)
     yield* session

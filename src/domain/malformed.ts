@@ -1,0 +1,80 @@
+import type { Column } from "./tableShape.ts"
+
+/**
+ * `validate --scenario malformed`: values real OpenDental sources hold that the type map must convert (and count)
+ * or reject. Each case is one seeded patient row of its own, so a rejection keeps exactly one row out of analytics.
+ */
+export interface MalformedCase {
+  readonly name: string
+  readonly column: string
+  /** As written to the source. */
+  readonly value: string | number | Buffer
+  readonly expected:
+    | {
+        readonly outcome: "converted"
+        /** The value as PostgreSQL prints `column::text`; null for NULL. */
+        readonly analytics: string | null
+        readonly how: string
+      }
+    | { readonly outcome: "rejected"; readonly problem: string }
+}
+
+const timeOfDayProblem = "is outside a time of day (00:00:00 to 23:59:59)"
+
+/** 100 characters of apostrophes, backslashes, 2- and 3-byte UTF-8: the full width of patient.FName. */
+const maximalName = "Ü'\\中".repeat(25)
+
+export const malformedPatientCases: ReadonlyArray<MalformedCase> = [
+  { name: "zero date", column: "Birthdate", value: "0000-00-00", expected: { outcome: "converted", analytics: null, how: "zero date -> NULL" } },
+  {
+    name: "partial zero date",
+    column: "DateFirstVisit",
+    value: "2020-00-15",
+    expected: { outcome: "converted", analytics: null, how: "zero date -> NULL" }
+  },
+  { name: "time past 24 hours", column: "SchedBeforeTime", value: "25:30:00", expected: { outcome: "rejected", problem: timeOfDayProblem } },
+  { name: "negative time", column: "SchedAfterTime", value: "-01:00:00", expected: { outcome: "rejected", problem: timeOfDayProblem } },
+  {
+    name: "NUL byte in text",
+    column: "Address",
+    value: "12\u0000 Main St",
+    expected: { outcome: "converted", analytics: "12 Main St", how: "NUL stripped" }
+  },
+  { name: "maximal string", column: "FName", value: maximalName, expected: { outcome: "converted", analytics: maximalName, how: "unchanged" } },
+  {
+    name: "largest double",
+    column: "EstBalance",
+    value: 1.7976931348623157e308,
+    expected: { outcome: "converted", analytics: "1.7976931348623157e+308", how: "unchanged" }
+  },
+  {
+    name: "bigint maximum",
+    column: "PriProv",
+    value: "9223372036854775807",
+    expected: { outcome: "converted", analytics: "9223372036854775807", how: "unchanged" }
+  }
+]
+
+/**
+ * A latin1 column, when the table has one, gets bytes that are not valid UTF-8 (0xE9 alone is 'é' in latin1):
+ * the replica must keep the bytes and analytics must hold the characters they mean.
+ */
+export const latin1Case = (column: Column): MalformedCase => ({
+  name: "latin1 bytes that are not UTF-8",
+  column: column.name,
+  value: Buffer.from([0x43, 0x61, 0x66, 0xe9]),
+  expected: { outcome: "converted", analytics: "Café", how: "latin1 -> UTF-8" }
+})
+
+/** The cases for a patient table of this shape; the marker column is never one of them. */
+export const malformedCasesFor = (columns: ReadonlyArray<Column>, markerColumn: string): ReadonlyArray<MalformedCase> => {
+  const latin1 = columns.find(
+    (c) => c.name !== markerColumn && c.charset === "latin1" && ["char", "varchar", "text"].includes(c.dataType) && (c.maxLength ?? 0) >= 4
+  )
+  return latin1 === undefined ? malformedPatientCases : [...malformedPatientCases, latin1Case(latin1)]
+}
+
+export const expectedText = (c: MalformedCase) =>
+  c.expected.outcome === "rejected"
+    ? `rejected: ${c.expected.problem}`
+    : `${c.expected.analytics === null ? "NULL" : JSON.stringify(c.expected.analytics)} (${c.expected.how})`
