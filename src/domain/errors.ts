@@ -154,3 +154,13 @@ export class AccessFindingsError extends Schema.TaggedError<AccessFindingsError>
     return `${this.findings} access finding${this.findings === 1 ? "" : "s"}: apply the statements above`
   }
 }
+
+/** Monitoring could not record or deliver something; the validation's own verdict stands. */
+export class MonitoringError extends Schema.TaggedError<MonitoringError>()("MonitoringError", {
+  target: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Could not ${this.target}: ${this.reason}`
+  }
+}

@@ -1,10 +1,12 @@
 import { Layer } from "effect"
 import * as AccessControl from "../services/AccessControl.ts"
+import * as Alerts from "../services/Alerts.ts"
 import * as AnalyticsDb from "../services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../services/AnalyticsLoader.ts"
 import * as Benchmark from "../services/Benchmark.ts"
 import * as Catalog from "../services/Catalog.ts"
 import * as Isolation from "../services/Isolation.ts"
+import * as MetricsHistory from "../services/MetricsHistory.ts"
 import * as Pipeline from "../services/Pipeline.ts"
 import * as ReplicationDb from "../services/ReplicationDb.ts"
 import * as Replicator from "../services/Replicator.ts"
@@ -24,14 +26,19 @@ export const PipelineLive = Pipeline.layer.pipe(
   Layer.provideMerge(PipelineDatabases)
 )
 
-/** The harness's own services: the seeder (the only user of the source writer), verifier, benchmark, reporter. */
+/**
+ * The harness's own services: the seeder (the only user of the source writer), verifier, benchmark, reporter,
+ * and the monitoring around them (history, alerts).
+ */
 export const HarnessLive = Layer.mergeAll(
   SeededData.layer,
   Verifier.layer,
   Benchmark.layer,
   Reporter.layer,
   Isolation.layer,
-  AccessControl.layer
+  AccessControl.layer,
+  MetricsHistory.layer,
+  Alerts.layer
 ).pipe(
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(Layer.mergeAll(PipelineDatabases, SourceWriterDb.layer))

@@ -2,6 +2,7 @@ import { Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Context, Effect, Exit, Layer, Option } from "effect"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
+import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
 import { HarnessLive, PipelineDatabases, PipelineLive, validationWith } from "../layers/Live.ts"
 import * as AccessControl from "../services/AccessControl.ts"
@@ -142,7 +143,7 @@ const cli = Command.make("opendental-etl").pipe(
   Command.withSubcommands(commands)
 )
 
-const run = Command.run(cli, { name: "opendental-etl", version: "0.1.0" })
+const run = Command.run(cli, { name: "opendental-etl", version: toolVersion })
 
 /** Prints what went wrong as a person reads it: each error's message, no stack traces for expected failures. */
 const report = (cause: Cause.Cause<unknown>) =>

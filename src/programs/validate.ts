@@ -2,7 +2,10 @@ import { Clock, Console, Deferred, Duration, Effect, Either, Option, Ref } from 
 import { CleanupError } from "../domain/errors.ts"
 import { ExitCode } from "../domain/exitCodes.ts"
 import { ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "../domain/report.ts"
+import { alertMessage, alertReasons } from "../domain/alerts.ts"
 import { AccessControl } from "../services/AccessControl.ts"
+import { Alerts } from "../services/Alerts.ts"
+import { MetricsHistory } from "../services/MetricsHistory.ts"
 import { Benchmark } from "../services/Benchmark.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
 import { Isolation } from "../services/Isolation.ts"
@@ -10,6 +13,9 @@ import { Pipeline, type TableRun } from "../services/Pipeline.ts"
 import { Reporter } from "../services/Reporter.ts"
 import { type CleanupReport, type SeedableTable, seedableTables, SeededData, type SeededSet } from "../services/SeededData.ts"
 import { type CaseOutcome, type TableVerification, Verifier } from "../services/Verifier.ts"
+
+/** Runs the HTML report's trend charts show. */
+const historyLength = 60
 
 export interface ValidateOptions {
   readonly tables?: ReadonlyArray<string>
@@ -71,6 +77,8 @@ export const validate = (options: ValidateOptions) =>
     const reporter = yield* Reporter
     const isolation = yield* Isolation
     const accessControl = yield* AccessControl
+    const metricsHistory = yield* MetricsHistory
+    const alerts = yield* Alerts
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const production = settings.environment === "production"
 
@@ -238,11 +246,29 @@ export const validate = (options: ValidateOptions) =>
         remaining: cleanupRemaining
       }
     })
+    // Monitoring never changes the verdict: a history or alert that cannot be written is said, not failed on.
+    const history = yield* metricsHistory.record(report).pipe(
+      Effect.zipRight(metricsHistory.recent(historyLength)),
+      Effect.tapError((e) => Console.error(`warning: ${e.message}`)),
+      Effect.option
+    )
+    const earlier = Option.match(history, { onNone: () => [], onSome: (runs) => runs.filter((r) => r.runId !== report.runId) })
     const written = yield* reporter.write(report, {
       ...(options.junitPath === undefined ? {} : { junitPath: options.junitPath }),
-      ...(options.reportDirectory === undefined ? {} : { directory: options.reportDirectory })
+      ...(options.reportDirectory === undefined ? {} : { directory: options.reportDirectory }),
+      ...Option.match(history, { onNone: () => ({}), onSome: (runs) => ({ trend: [...runs].reverse() }) })
     })
-    yield* Console.log(`${written.summary}\n  report: ${written.json}${written.junit ? `, JUnit: ${written.junit}` : ""}`)
+    yield* Console.log(
+      `${written.summary}\n  report: ${written.json}, ${written.html}${written.junit ? `, JUnit: ${written.junit}` : ""}; metrics: ${written.prometheus}`
+    )
+    const reasons = alertReasons(report, earlier, settings.monitoring)
+    if (reasons.length > 0) {
+      const message = alertMessage(report, reasons, written.html)
+      yield* alerts.send({ message, runId, status: report.status, reasons, report: written.html }).pipe(
+        Effect.flatMap((sent) => (sent.length === 0 ? Effect.void : Console.log(`  alert sent (${sent.join(", ")}): ${message}`))),
+        Effect.catchAll((e) => Console.error(`warning: ${e.message}`))
+      )
+    }
     if (Either.isLeft(outcome) && (exitCode === ExitCode.configurationOrConnection || outcome.left._tag === "CleanupError")) {
       return yield* Effect.fail(outcome.left)
     }

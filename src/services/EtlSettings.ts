@@ -66,6 +66,22 @@ export interface ValidationSettings {
   readonly reportDirectory: string
 }
 
+export interface MonitoringSettings {
+  /** The analytics schema that keeps `etl_validation_runs`, one row per validation. */
+  readonly historySchema: string
+  /** For node_exporter's textfile collector; when unset, `<report dir>/opendental_etl.prom`. */
+  readonly prometheusFile: Option.Option<string>
+  /** Run with the alert as its last argument (and in ETL_ALERT_MESSAGE) when a validation needs a person. */
+  readonly alertCommand: Option.Option<ReadonlyArray<string>>
+  /** Receives the alert as a JSON POST; redacted because chat webhooks carry their token in the URL. */
+  readonly alertWebhook: Option.Option<Redacted.Redacted<string>>
+  /** A table slower than the median of its last `regressionRuns` passed runs by more than this alerts. */
+  readonly regressionPercent: number
+  readonly regressionRuns: number
+  /** OTLP/HTTP endpoint for Effect's spans and metrics (OTEL_EXPORTER_OTLP_ENDPOINT). */
+  readonly otlpEndpoint: Option.Option<string>
+}
+
 export interface Settings {
   readonly environment: Environment
   /** The settings file of the environment, and whether it was there to read. */
@@ -78,6 +94,7 @@ export interface Settings {
   readonly connection: ConnectionPolicy
   readonly pipeline: PipelineSettings
   readonly validation: ValidationSettings
+  readonly monitoring: MonitoringSettings
 }
 
 export class EtlSettings extends Context.Tag("opendental-etl/EtlSettings")<EtlSettings, Settings>() {}
@@ -113,6 +130,14 @@ const positive = (name: string, fallback: number) =>
   Config.integer(name).pipe(
     Config.validate({ message: "must be a whole number above 0", validation: (n) => n > 0 }),
     Config.withDefault(fallback)
+  )
+
+/** Seconds, fractions allowed: a budget can be tighter than a second. */
+const seconds = (name: string, fallback: number) =>
+  Config.number(name).pipe(
+    Config.validate({ message: "must be a number of seconds above 0", validation: (n) => n > 0 }),
+    Config.withDefault(fallback),
+    Config.map(Duration.seconds)
   )
 
 const identifier = (name: string) =>
@@ -189,9 +214,22 @@ const validationConfig = Config.all({
   hiddenProcedureStatus: Config.integer("ETL_SEED_PROCEDURE_STATUS").pipe(Config.withDefault(6)),
   heartbeatInterval: positive("ETL_HEARTBEAT_SECONDS", 10).pipe(Config.map(Duration.seconds)),
   staleAfter: positive("ETL_SWEEP_STALE_AFTER_SECONDS", 600).pipe(Config.map(Duration.seconds)),
-  runBudget: positive("ETL_BUDGET_RUN_SECONDS", 300).pipe(Config.map(Duration.seconds)),
-  tableBudget: positive("ETL_BUDGET_TABLE_SECONDS", 120).pipe(Config.map(Duration.seconds)),
+  runBudget: seconds("ETL_BUDGET_RUN_SECONDS", 300),
+  tableBudget: seconds("ETL_BUDGET_TABLE_SECONDS", 120),
   reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports"))
+})
+
+const monitoringConfig = Config.all({
+  historySchema: Config.string("ETL_HISTORY_SCHEMA").pipe(
+    Config.validate({ message: "must be a schema name (letters, digits, _)", validation: (s) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) }),
+    Config.withDefault("raw")
+  ),
+  prometheusFile: Config.string("ETL_PROMETHEUS_FILE").pipe(Config.option),
+  alertCommand: Config.string("ETL_ALERT_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
+  alertWebhook: Config.redacted("ETL_ALERT_WEBHOOK").pipe(Config.option),
+  regressionPercent: positive("ETL_ALERT_REGRESSION_PERCENT", 50),
+  regressionRuns: positive("ETL_ALERT_HISTORY_RUNS", 10),
+  otlpEndpoint: Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.option)
 })
 
 const settingsConfig = Config.all({
@@ -218,7 +256,8 @@ const settingsConfig = Config.all({
     lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
     externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option)
   }),
-  validation: validationConfig
+  validation: validationConfig,
+  monitoring: monitoringConfig
 })
 
 /** Flattens Effect's error tree into one problem per variable; "invalid" beats "missing". */
@@ -317,7 +356,8 @@ export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInp
     analytics: resolved.analytics,
     connection: resolved.connection,
     pipeline: resolved.pipeline,
-    validation: resolved.validation
+    validation: resolved.validation,
+    monitoring: resolved.monitoring
   } satisfies Settings
 })
 

@@ -1,19 +1,36 @@
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import { createRequire } from "node:module"
+import * as nodePath from "node:path"
+import { htmlReport, type TrendPoint } from "../domain/htmlReport.ts"
+import { prometheusText } from "../domain/prometheus.ts"
+import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
 import { type ReportFinding, ValidationReport } from "../domain/report.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 
 export interface WrittenReport {
   readonly json: string
+  readonly html: string
+  readonly prometheus: string
   readonly junit?: string
   readonly summary: string
 }
 
+export interface WriteOptions {
+  readonly junitPath?: string
+  readonly directory?: string
+  /** Earlier runs and this one, oldest first, for the HTML report's charts. */
+  readonly trend?: ReadonlyArray<TrendPoint>
+}
+
 export interface ReporterService {
-  /** Writes `<report dir>/validate-<run id>.json` (and JUnit XML when asked) and returns the console summary. */
-  readonly write: (report: ValidationReport, options?: { readonly junitPath?: string; readonly directory?: string }) => Effect.Effect<WrittenReport, PlatformError>
+  /**
+   * Writes `<report dir>/validate-<run id>.json` and `.html`, the Prometheus text file, JUnit XML when asked, and
+   * returns the console summary.
+   */
+  readonly write: (report: ValidationReport, options?: WriteOptions) => Effect.Effect<WrittenReport, PlatformError>
 }
 
 export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, ReporterService>() {}
@@ -91,24 +108,45 @@ const junitOf = (report: ValidationReport): string => {
   return builder.build()
 }
 
+/** The single-file build of Chart.js, inlined into each HTML report. */
+const chartJsFile = nodePath.join(nodePath.dirname(createRequire(import.meta.url).resolve("chart.js")), "chart.umd.min.js")
+
 export const make = Effect.gen(function* () {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
   const settings = yield* EtlSettings
-  const write = Effect.fn("Reporter.write")(function* (
-    report: ValidationReport,
-    options: { readonly junitPath?: string; readonly directory?: string } = {}
-  ) {
+  const chartJs = yield* fs.readFileString(chartJsFile).pipe(Effect.orDie)
+
+  /** node_exporter may read at any moment: it sees the old file or the new one, never half of one. */
+  const replaceFile = (file: string, content: string) =>
+    Effect.gen(function* () {
+      yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+      yield* fs.writeFileString(`${file}.tmp`, content)
+      yield* fs.rename(`${file}.tmp`, file)
+    })
+
+  const write = Effect.fn("Reporter.write")(function* (report: ValidationReport, options: WriteOptions = {}) {
     const directory = options.directory ?? settings.validation.reportDirectory
     yield* fs.makeDirectory(directory, { recursive: true })
     const json = path.join(directory, `validate-${report.runId}.json`)
     const encoded = Schema.encodeSync(ValidationReport)(report)
     yield* fs.writeFileString(json, JSON.stringify(encoded, null, 2) + "\n")
+    const html = path.join(directory, `validate-${report.runId}.html`)
+    const trend = options.trend ?? [{ ...report, success: report.status === "passed", peakRssMb: report.resources.peakRssMb, tables: Object.fromEntries(report.tables.map((t) => [t.table, t.pipelineMs])) }]
+    yield* fs.writeFileString(html, htmlReport(report, trend, chartJs, json))
+    const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () => path.join(directory, "opendental_etl.prom"))
+    yield* replaceFile(prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))
     if (options.junitPath !== undefined) {
       yield* fs.makeDirectory(path.dirname(options.junitPath), { recursive: true })
       yield* fs.writeFileString(options.junitPath, junitOf(report))
     }
-    return { json, summary: summaryOf(report), ...(options.junitPath === undefined ? {} : { junit: options.junitPath }) }
+    return {
+      json,
+      html,
+      prometheus,
+      summary: summaryOf(report),
+      ...(options.junitPath === undefined ? {} : { junit: options.junitPath })
+    }
   })
   return { write } satisfies ReporterService
 })

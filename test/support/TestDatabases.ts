@@ -139,6 +139,15 @@ export const settingsFor = (
       tableBudget: Duration.seconds(120),
       reportDirectory: "reports",
       ...validation
+    },
+    monitoring: {
+      historySchema: "raw",
+      prometheusFile: Option.none(),
+      alertCommand: Option.none(),
+      alertWebhook: Option.none(),
+      regressionPercent: 50,
+      regressionRuns: 10,
+      otlpEndpoint: Option.none()
     }
   }
 }
