@@ -5,6 +5,7 @@ import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
 import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
 import { HarnessLive, PipelineDatabases, PipelineLive, validationWith } from "../layers/Live.ts"
+import { Telemetry } from "../layers/Telemetry.ts"
 import * as AccessControl from "../services/AccessControl.ts"
 import * as SourceWriterDb from "../services/SourceWriterDb.ts"
 import { checkAccess } from "./checkAccess.ts"
@@ -18,9 +19,12 @@ import { testConnections } from "./testConnections.ts"
 /** How the report names the pipeline it validated. */
 class PipelineName extends Context.Tag("opendental-etl/PipelineName")<PipelineName, string>() {}
 
-/** Every command resolves its settings first, so a bad environment fails before any connection. */
+/**
+ * Every command resolves its settings first, so a bad environment fails before any connection; its spans and
+ * metrics go to the OTLP endpoint when one is configured.
+ */
 const withSettings = <A, E, R>(program: Effect.Effect<A, E, R>) =>
-  program.pipe(Effect.asVoid, Effect.provide(EtlSettings.layer))
+  program.pipe(Effect.asVoid, Effect.provide(Telemetry), Effect.provide(EtlSettings.layer))
 
 const testConnectionsCommand = Command.make("test-connections", {}, () => withSettings(testConnections)).pipe(
   Command.withDescription("Check the four connections: reachable, server version, round trip and privileges.")

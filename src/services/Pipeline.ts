@@ -1,5 +1,5 @@
 import { Command, CommandExecutor } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Stream, String as Str } from "effect"
+import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Stream, String as Str } from "effect"
 import { ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
@@ -37,6 +37,23 @@ const failureOf = (error: TableFailure | { readonly _tag: string; readonly messa
   tag: error._tag,
   message: error.message
 })
+
+/** Effect metrics of each table run: what OTLP exports when an endpoint is configured. */
+const tableSeconds = Metric.histogram(
+  "opendental_etl_pipeline_table_seconds",
+  MetricBoundaries.exponential({ start: 0.01, factor: 4, count: 10 }),
+  "Time of both hops for one table"
+)
+const rowsCopied = Metric.counter("opendental_etl_pipeline_rows", { description: "Rows read by each hop", incremental: true })
+const tableFailures = Metric.counter("opendental_etl_pipeline_failures", { description: "Tables whose run failed", incremental: true })
+
+const recordMetrics = (run: TableRun) =>
+  Effect.all([
+    Metric.update(Metric.tagged(tableSeconds, "table", run.table), run.durationMs / 1000),
+    Metric.incrementBy(Metric.tagged(Metric.tagged(rowsCopied, "table", run.table), "hop", "replication"), run.replication?.rowsRead ?? 0),
+    Metric.incrementBy(Metric.tagged(Metric.tagged(rowsCopied, "table", run.table), "hop", "analytics"), run.analytics?.rowsRead ?? 0),
+    run.success ? Effect.void : Metric.increment(Metric.tagged(tableFailures, "table", run.table))
+  ])
 
 /** The built-in pipeline: Replicator then AnalyticsLoader, per table, under that table's locks. */
 export const make = Effect.gen(function* () {
@@ -86,6 +103,7 @@ export const make = Effect.gen(function* () {
       yield* result.success
         ? Effect.logInfo(`${table}: done in ${result.durationMs} ms`)
         : Effect.logWarning(`${table}: failed: ${result.error?.message}`)
+      yield* recordMetrics(result)
       runs.push(result)
     }
     return runs

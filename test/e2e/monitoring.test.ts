@@ -12,20 +12,25 @@ import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
-/** A webhook on 127.0.0.1 for the scope: every POST body it received. */
-const alertReceiver = Effect.acquireRelease(
-  Effect.async<{ url: string; received: Array<Record<string, unknown>>; server: http.Server }>((resume) => {
-    const received: Array<Record<string, unknown>> = []
+interface Received {
+  readonly path: string
+  readonly body: Record<string, unknown>
+}
+
+/** An HTTP receiver on 127.0.0.1 for the scope (a webhook, an OTLP collector): every JSON body POSTed to it. */
+const receiver = Effect.acquireRelease(
+  Effect.async<{ url: string; received: Array<Received>; server: http.Server }>((resume) => {
+    const received: Array<Received> = []
     const server = http.createServer((request, response) => {
       let body = ""
       request.on("data", (chunk) => (body += chunk))
       request.on("end", () => {
-        received.push(JSON.parse(body))
-        response.writeHead(204).end()
+        received.push({ path: request.url ?? "", body: JSON.parse(body) })
+        response.writeHead(200, { "content-type": "application/json" }).end("{}")
       })
     })
     server.listen(0, "127.0.0.1", () =>
-      resume(Effect.succeed({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, received, server }))
+      resume(Effect.succeed({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, received, server }))
     )
   }),
   ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
@@ -51,11 +56,11 @@ describe("monitoring of validate runs", () => {
         Effect.gen(function* () {
           const names = yield* TestDatabases.TestDatabases
           yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 100, engine: "InnoDB" })
-          const receiver = yield* alertReceiver
+          const webhook = yield* receiver
           const cwd = yield* workingDirectory({
             ".env_test": envFileFor(names, {
               ETL_LOOKBACK_SECONDS: "0",
-              ETL_ALERT_WEBHOOK: receiver.url,
+              ETL_ALERT_WEBHOOK: `${webhook.url}/hook`,
               ETL_ALERT_COMMAND: `node ${path.join("alert-command.mjs")}`
             }),
             "alert-command.mjs": `import { appendFileSync } from "node:fs"; appendFileSync("alerts.log", process.env.ETL_ALERT_MESSAGE + "\\n")`
@@ -63,7 +68,7 @@ describe("monitoring of validate runs", () => {
           const reports = path.join(cwd, "reports")
           const first = yield* runCli(["validate", "--report-dir", reports], { env: { ETL_ENVIRONMENT: "test" }, cwd })
           expect(first.code).toBe(0)
-          expect(receiver.received).toEqual([])
+          expect(webhook.received).toEqual([])
           // The second run's table budget is a millisecond: every table misses it.
           const second = yield* runCli(["validate", "--report-dir", reports], {
             env: { ETL_ENVIRONMENT: "test", ETL_BUDGET_TABLE_SECONDS: "0.001" },
@@ -85,8 +90,8 @@ describe("monitoring of validate runs", () => {
             ["failed", "procedurelog"]
           ])
 
-          const [alert] = receiver.received
-          expect(receiver.received).toHaveLength(1)
+          const alert = webhook.received[0]?.body
+          expect(webhook.received.map((r) => r.path)).toEqual(["/hook"])
           expect(alert).toMatchObject({ runId: secondId, status: "failed", report: path.join(reports, `validate-${secondId}.html`) })
           expect(String(alert?.text)).toMatch(/pipeline table of carrier took \d+ ms, over its budget of 1 ms/)
           const logged = yield* Effect.promise(() => fs.readFile(path.join(cwd, "alerts.log"), "utf8"))
@@ -122,6 +127,25 @@ describe("monitoring of validate runs", () => {
           }
           expect(coloured).toBeGreaterThan(20_000)
         })
+    )
+
+    it.scoped("with OTEL_EXPORTER_OTLP_ENDPOINT set, the run's spans and pipeline metrics reach the collector", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 30, engine: "InnoDB" })
+        const collector = yield* receiver
+        const cwd = yield* workingDirectory({
+          ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", OTEL_EXPORTER_OTLP_ENDPOINT: collector.url })
+        })
+        const result = yield* runCli(["validate", "--tables", "carrier"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(0)
+        const exported = (path: string) => JSON.stringify(collector.received.filter((r) => r.path === path).map((r) => r.body))
+        for (const span of ["validate", "Pipeline.table", "AnalyticsLoader.load", "SeededData.cleanup"]) {
+          expect(exported("/v1/traces")).toContain(`"name":"${span}"`)
+        }
+        expect(exported("/v1/traces")).toContain('"stringValue":"opendental-etl"')
+        expect(exported("/v1/metrics")).toContain('"name":"opendental_etl_pipeline_rows"')
+      })
     )
   })
 })
