@@ -45,6 +45,14 @@ const census = Effect.gen(function* () {
   return { marked, clinic }
 }).pipe(Effect.scoped)
 
+/** The one run's JSON report in a report directory (beside its HTML page and the Prometheus file). */
+const jsonReportIn = (directory: string) =>
+  Effect.promise(async () => {
+    const files = (await fs.readdir(directory)).filter((f) => /^validate-.*\.json$/.test(f))
+    expect(files).toHaveLength(1)
+    return JSON.parse(await fs.readFile(path.join(directory, files[0] as string), "utf8"))
+  })
+
 const validateLayer = Layer.mergeAll(TestDatabases.layer, NodeContext.layer)
 
 /** A generated source already copied by the pipeline, and a working directory with its `.env_test`. */
@@ -79,8 +87,7 @@ describe("npm run validate", () => {
         expect(result.stderr).toBe("")
         expect(result.code).toBe(0)
         expect(result.stdout).toContain("PASSED")
-        const [file] = yield* Effect.promise(() => fs.readdir(path.join(cwd, "reports")))
-        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(cwd, "reports", file as string), "utf8")))
+        const report = yield* jsonReportIn(path.join(cwd, "reports"))
         expect(report).toMatchObject({ status: "passed", exitCode: 0, environment: "test", pipeline: "built-in", findings: [], errors: [] })
         expect(report.tables.map((t: { table: string; seeded: number; counts: object }) => [t.table, t.seeded, t.counts])).toEqual([
           ["carrier", 1, { source: 1, replication: 1, analytics: 1 }],
@@ -171,8 +178,7 @@ describe("npm run validate", () => {
         expect(result.code).toBe(0)
         expect(result.stdout).toContain("scenario malformed): PASSED")
         expect(result.stdout).toMatch(/malformed time past 24 hours\s+patient key \d+, SchedBeforeTime: ok, rejected: is outside a time of day/)
-        const [file] = yield* Effect.promise(() => fs.readdir(reports))
-        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(reports, file as string), "utf8")))
+        const report = yield* jsonReportIn(reports)
         expect(report).toMatchObject({ status: "passed", scenario: "malformed", findings: [] })
         expect(report.malformed.map((m: { case: string; column: string; found: string; ok: boolean }) => [m.case, m.column, m.found, m.ok])).toEqual([
           ["zero date", "Birthdate", "NULL", true],
@@ -226,8 +232,7 @@ describe("npm run validate", () => {
         const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).toBe(3)
         expect(result.stdout).toContain(`Cannot connect to the analytics database at 127.0.0.1:${proxy.port}`)
-        const [file] = yield* Effect.promise(() => fs.readdir(path.join(cwd, "reports")))
-        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(cwd, "reports", file as string), "utf8")))
+        const report = yield* jsonReportIn(path.join(cwd, "reports"))
         expect(report.status).toBe("cleanup_incomplete")
         expect(report.tables.map((t: { pipelineSuccess: boolean }) => t.pipelineSuccess)).toEqual([false, false, false, false])
         expect(report.cleanup.remaining).toEqual([expect.stringMatching(/^analytics at 127\.0\.0\.1:\d+\/\S+ is unreachable/)])
