@@ -1,8 +1,11 @@
 import type { Settings } from "../src/services/EtlSettings.ts"
 import { settingsFor, testServers } from "../test/support/TestDatabases.ts"
 
-/** Bench sizes: patients generated; each has 2 appointments with 2 procedures, so procedurelog holds 4x. */
-export const sizes = { small: 25_000, default: 250_000 } as const
+/**
+ * Bench sizes: patients generated; each has 2 appointments with 2 procedures, so procedurelog holds 4x
+ * (tiny 10k, small 100k, default 1M, large 5M rows).
+ */
+export const sizes = { tiny: 2_500, small: 25_000, default: 250_000, large: 1_250_000 } as const
 export type Size = keyof typeof sizes
 
 /** The same servers as the tests (TEST_MYSQL_* / TEST_PG_* or the local defaults). */
@@ -16,6 +19,9 @@ export const databaseNames = (size: Size) => ({
   pgloader: `etl_bench_${size}_pgloader`
 })
 
-/** Settings of the `test` environment over the bench databases. */
+/**
+ * Settings of the `test` environment over the bench databases; no lookback, so an incremental run reads exactly the
+ * rows changed since the last one, as the `mariadb-dump --where` peer does.
+ */
 export const benchSettings = (size: Size, batchSize = 5000): Settings =>
-  settingsFor(databaseNames(size), { tables: ["procedurelog"], batchSize })
+  settingsFor(databaseNames(size), { tables: ["procedurelog"], batchSize, lookbackSeconds: 0 })

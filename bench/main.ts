@@ -1,9 +1,10 @@
 /**
- * npm run bench -- [--size small|default] [--runs 3]
+ * npm run bench -- [--size small|default|large] [--runs 3] [--only replication,analytics,incremental,validate,memory]
  *
  * Side-by-side measurements on one machine in one invocation (the machines are shared and noisy: only ratios
  * measured together mean anything). The OpenDental source is generated once per size and kept in
- * `etl_bench_<size>_src`. Each of our runs is a process of its own, timed from start to exit like the peer's.
+ * `etl_bench_<size>_src`. Our side runs as a bundled process of its own (`scripts/build.mjs`, what a deployment
+ * runs), timed from start to exit like the peer's, so its peak memory is its own.
  */
 import { Effect, Layer } from "effect"
 import { spawnSync } from "node:child_process"
@@ -14,6 +15,7 @@ import { fileURLToPath } from "node:url"
 import { createGeneratedOpenDental } from "../src/programs/openDentalFixtures.ts"
 import * as EtlSettings from "../src/services/EtlSettings.ts"
 import * as SourceDb from "../src/services/SourceDb.ts"
+import { envFileFor } from "../test/support/cli.ts"
 import { benchSettings, databaseNames, server, type Size, sizes } from "./databases.ts"
 
 const argument = (name: string, fallback: string) => {
@@ -23,17 +25,29 @@ const argument = (name: string, fallback: string) => {
 const size = argument("size", "default") as Size
 if (!(size in sizes)) throw new Error(`--size must be one of ${Object.keys(sizes).join(", ")}`)
 const runs = Number(argument("runs", "3"))
+const sections = ["replication", "analytics", "incremental", "validate", "memory"] as const
+type Section = (typeof sections)[number]
+const only = argument("only", sections.join(",")).split(",") as ReadonlyArray<Section>
 const names = databaseNames(size)
-const expectedProcedures = sizes[size] * 4
 const repository = fileURLToPath(new URL("..", import.meta.url))
+const buildDirectory = path.join(repository, "bench", ".build")
+/**
+ * How a deployment runs the tool (README): V8 otherwise grows its heap lazily with the work done, so peak memory
+ * would follow the table's size although what is live follows the page size.
+ */
+const node = "node --max-old-space-size=128"
+/** The size whose peak memory is compared with this one's: does it grow with the table? */
+const memoryPeer: Size = size === "small" ? "tiny" : "small"
 
 const mysql = (statement: string, database = "") =>
   sh(`mariadb -u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port} -N -e ${JSON.stringify(statement)} ${database}`)
 const psql = (statement: string, database = "postgres") =>
   sh(`psql -h${server.postgres.host} -p${server.postgres.port} -U${server.postgres.user} -d ${database} -Atqc ${JSON.stringify(statement)}`)
+const mysqlAuth = `-u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port}`
 
-function sh(command: string): string {
+function sh(command: string, cwd = repository): string {
   const result = spawnSync("bash", ["-o", "pipefail", "-c", command], {
+    cwd,
     encoding: "utf8",
     // pgloader takes an empty MYSQL_PWD as a password to send: set them only when there is one.
     env: {
@@ -48,9 +62,9 @@ function sh(command: string): string {
 }
 
 /** Wall time of a command, in milliseconds. */
-const timed = (command: string) => {
+const timed = (command: string, cwd = repository) => {
   const start = performance.now()
-  const output = sh(command)
+  const output = sh(command, cwd)
   return { ms: performance.now() - start, output }
 }
 
@@ -59,20 +73,20 @@ const median = (values: ReadonlyArray<number>) => {
   return sorted[Math.floor(sorted.length / 2)] as number
 }
 
-const ensureSource = async () => {
-  const existing = mysql(`SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='${names.source}' AND TABLE_NAME='procedurelog'`)
-  if (existing === "1" && mysql("SELECT COUNT(*) FROM procedurelog", names.source) === String(expectedProcedures)) {
-    console.log(`source: reusing ${names.source} (${expectedProcedures} procedurelog rows)`)
+const ensureSource = async (of: Size) => {
+  const source = databaseNames(of).source
+  const expected = sizes[of] * 4
+  const existing = mysql(`SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='${source}' AND TABLE_NAME='procedurelog'`)
+  if (existing === "1" && mysql("SELECT COUNT(*) FROM procedurelog", source) === String(expected)) {
+    console.log(`source: reusing ${source} (${expected} procedurelog rows)`)
     return
   }
-  console.log(`source: generating ${sizes[size]} patients (${expectedProcedures} procedurelog rows) in ${names.source}...`)
-  mysql(`DROP DATABASE IF EXISTS ${names.source}; CREATE DATABASE ${names.source} CHARACTER SET utf8mb3`)
-  const generate = Effect.flatMap(SourceDb.SourceDb, ({ sql }) =>
-    createGeneratedOpenDental(sql, { patients: sizes[size], engine: "InnoDB" })
-  )
+  console.log(`source: generating ${sizes[of]} patients (${expected} procedurelog rows) in ${source}...`)
+  mysql(`DROP DATABASE IF EXISTS ${source}; CREATE DATABASE ${source} CHARACTER SET utf8mb3`)
+  const generate = Effect.flatMap(SourceDb.SourceDb, ({ sql }) => createGeneratedOpenDental(sql, { patients: sizes[of], engine: "InnoDB" }))
   const start = performance.now()
   await Effect.runPromise(
-    generate.pipe(Effect.provide(SourceDb.layer.pipe(Layer.provide(EtlSettings.layerOf(benchSettings(size))))), Effect.scoped)
+    generate.pipe(Effect.provide(SourceDb.layer.pipe(Layer.provide(EtlSettings.layerOf(benchSettings(of))))), Effect.scoped)
   )
   console.log(`source: generated in ${((performance.now() - start) / 1000).toFixed(0)} s`)
 }
@@ -84,24 +98,23 @@ interface HopRun {
   readonly peakRssMb: number
 }
 
-const ourHop = (hop: "replication" | "analytics", full: boolean): HopRun => {
+const ourHop = (hop: "replication" | "analytics", options: { full: boolean; of?: Size }): HopRun => {
   const { ms: wallMs, output } = timed(
-    `cd ${repository} && node --max-semi-space-size=64 --import tsx bench/hop.ts ${size} ${hop}${full ? " --full" : ""} | tail -n 1`
+    `${node} ${buildDirectory}/hop.mjs ${options.of ?? size} ${hop}${options.full ? " --full" : ""} | tail -n 1`
   )
   return { ...(JSON.parse(output) as Omit<HopRun, "wallMs">), wallMs }
 }
 
-const resetReplica = () =>
-  mysql(`DROP DATABASE IF EXISTS ${names.replication}; CREATE DATABASE ${names.replication} CHARACTER SET utf8mb4`)
-const resetAnalytics = () => {
-  psql(`DROP DATABASE IF EXISTS ${names.analytics} WITH (FORCE)`)
-  psql(`CREATE DATABASE ${names.analytics}`)
+const resetReplica = (of: Size = size) =>
+  mysql(`DROP DATABASE IF EXISTS ${databaseNames(of).replication}; CREATE DATABASE ${databaseNames(of).replication} CHARACTER SET utf8mb4`)
+const resetAnalytics = (of: Size = size) => {
+  psql(`DROP DATABASE IF EXISTS ${databaseNames(of).analytics} WITH (FORCE)`)
+  psql(`CREATE DATABASE ${databaseNames(of).analytics}`)
 }
 
 const dumpAndRestore = () => {
   mysql(`DROP DATABASE IF EXISTS ${names.dump}; CREATE DATABASE ${names.dump} CHARACTER SET utf8mb3`)
-  const auth = `-u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port}`
-  return timed(`mariadb-dump ${auth} --single-transaction --quick ${names.source} procedurelog | mariadb ${auth} ${names.dump}`).ms
+  return timed(`mariadb-dump ${mysqlAuth} --single-transaction --quick ${names.source} procedurelog | mariadb ${mysqlAuth} ${names.dump}`).ms
 }
 
 const pgloader = () => {
@@ -123,81 +136,183 @@ const pgloader = () => {
        INCLUDING ONLY TABLE NAMES MATCHING 'procedurelog';\n`
   )
   const { ms, output } = timed(`pgloader ${file} 2>&1`)
-  const loaded = psql(
-    `SELECT COALESCE((SELECT count(*) FROM pg_tables WHERE tablename = 'procedurelog'), 0)`,
-    names.pgloader
-  ) === "1"
-    ? psql(`SELECT count(*) FROM ${names.replication}.procedurelog`, names.pgloader)
-    : "0"
-  if (loaded !== String(expectedProcedures)) {
-    throw new Error(`pgloader loaded ${loaded} rows, expected ${expectedProcedures}:\n${output.slice(-3000)}`)
-  }
+  const expected = String(sizes[size] * 4)
+  const loaded =
+    psql(`SELECT COALESCE((SELECT count(*) FROM pg_tables WHERE tablename = 'procedurelog'), 0)`, names.pgloader) === "1"
+      ? psql(`SELECT count(*) FROM ${names.replication}.procedurelog`, names.pgloader)
+      : "0"
+  if (loaded !== expected) throw new Error(`pgloader loaded ${loaded} rows, expected ${expected}:\n${output.slice(-3000)}`)
   return ms
 }
 
+/** 1% of the source's procedures change (a slice of its own each time); returns the watermark before the change. */
+const changeOnePercent = (slice: number) => {
+  const before = mysql("SELECT MAX(DateTStamp) FROM procedurelog", names.source)
+  // The next second: a change must sort after the watermark, even when the copy ran within the same second.
+  mysql(`DO SLEEP(1.01 - MICROSECOND(NOW(6)) / 1e6)`)
+  mysql(`UPDATE procedurelog SET ProcFee = ProcFee + 1 WHERE ProcNum % 100 = ${slice}`, names.source)
+  return before
+}
+
+/** The same change through the peer: the rows changed since the watermark, dumped and replaced in the dump's copy. */
+const dumpChangedRows = (since: string) =>
+  timed(
+    `mariadb-dump ${mysqlAuth} --single-transaction --quick --no-create-info --replace --skip-add-locks ` +
+      `--where=${JSON.stringify(`DateTStamp >= '${since}'`)} ${names.source} procedurelog | mariadb ${mysqlAuth} ${names.dump}`
+  ).ms
+
+/** A working directory whose `.env_test` points the CLI at one size's bench databases. */
+const siteFor = (of: Size) => {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), `etl-bench-validate-${of}-`))
+  const dbs = databaseNames(of)
+  fs.writeFileSync(
+    path.join(directory, ".env_test"),
+    envFileFor(
+      { source: dbs.source, replication: dbs.replication, analytics: dbs.analytics },
+      {
+        ETL_LOOKBACK_SECONDS: "0",
+        // Production's isolation check (guarded deletes): the fingerprint reads every row and is for quiet test sites.
+        ETL_ISOLATION_FINGERPRINT: "false",
+        ETL_TABLES: "carrier,patient,appointment,procedurelog,procedurecode"
+      }
+    )
+  )
+  return directory
+}
+
+const cli = (args: string, cwd: string) => timed(`ETL_ENVIRONMENT=test ${node} ${buildDirectory}/opendental-etl.mjs ${args}`, cwd)
+
+/** Validation on top of tables already in sync: its time should follow the seeded rows, not the table. */
+const validateOn = (of: Size) => {
+  const dbs = databaseNames(of)
+  mysql(`CREATE DATABASE IF NOT EXISTS ${dbs.replication} CHARACTER SET utf8mb4`)
+  if (psql(`SELECT count(*) FROM pg_database WHERE datname = '${dbs.analytics}'`) === "0") psql(`CREATE DATABASE ${dbs.analytics}`)
+  const cwd = siteFor(of)
+  cli("pipeline", cwd)
+  cli("validate", cwd)
+  const times = Array.from({ length: runs }, () => cli("validate", cwd).ms)
+  fs.rmSync(cwd, { recursive: true, force: true })
+  return median(times)
+}
+
+const rate = (rows: number, ms: number) => `${Math.round(rows / (ms / 1000)).toLocaleString("en")} rows/s`
+const met = (ok: boolean) => (ok ? "met" : "NOT met")
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
 const main = async () => {
-  console.log(`bench: size ${size}, ${runs} runs after a warm-up, ${os.cpus().length} cores`)
-  await ensureSource()
+  console.log(`bench: size ${size}, ${runs} runs after a warm-up, ${os.cpus().length} cores, sections ${only.join(", ")}`)
+  sh(`node scripts/build.mjs bench/hop.ts ${buildDirectory}/hop.mjs && node scripts/build.mjs src/programs/main.ts ${buildDirectory}/opendental-etl.mjs`)
+  await ensureSource(size)
+  const rows = sizes[size] * 4
+  const result: Record<string, unknown> = { date: new Date().toISOString(), size, rows, runs, cores: os.cpus().length }
+  const lines: Array<string> = [`procedurelog, ${rows.toLocaleString("en")} rows (real 67-column shape), medians of ${runs}:`]
 
-  const replication: Array<HopRun> = []
-  const dump: Array<number> = []
-  resetAnalytics()
-  resetReplica()
-  ourHop("replication", true)
-  dumpAndRestore()
-  for (let i = 0; i < runs; i++) {
-    resetReplica()
-    replication.push(ourHop("replication", true))
-    dump.push(dumpAndRestore())
-  }
-
-  const analytics: Array<HopRun> = []
-  const loader: Array<number> = []
-  resetAnalytics()
-  ourHop("analytics", true)
-  pgloader()
-  for (let i = 0; i < runs; i++) {
+  if (only.includes("replication")) {
+    const ours: Array<HopRun> = []
+    const dump: Array<number> = []
     resetAnalytics()
-    analytics.push(ourHop("analytics", true))
-    loader.push(pgloader())
+    resetReplica()
+    ourHop("replication", { full: true })
+    dumpAndRestore()
+    for (let i = 0; i < runs; i++) {
+      resetReplica()
+      ours.push(ourHop("replication", { full: true }))
+      dump.push(dumpAndRestore())
+    }
+    const oursMs = median(ours.map((r) => r.wallMs))
+    const ratio = median(dump) / oursMs
+    result.replication = { oursWallMs: Math.round(oursMs), mariadbDumpPipeMs: Math.round(median(dump)), ratio, target: 10, peakRssMb: Math.max(...ours.map((r) => r.peakRssMb)) }
+    lines.push(
+      `  replica hop, full copy     ours ${seconds(oursMs)} (${rate(rows, oursMs)}), mariadb-dump | mariadb ${seconds(median(dump))}: ${ratio.toFixed(2)}x (target 10x: ${met(ratio >= 10)})`
+    )
   }
-  const noChangeReplication = ourHop("replication", false)
-  const noChangeAnalytics = ourHop("analytics", false)
 
-  const rows = expectedProcedures
-  const ours = (r: ReadonlyArray<HopRun>) => median(r.map((x) => x.wallMs))
-  const result = {
-    date: new Date().toISOString(),
-    size,
-    rows,
-    runs,
-    replication: {
-      oursWallMs: Math.round(ours(replication)),
-      oursServiceMs: Math.round(median(replication.map((r) => r.ms))),
-      mariadbDumpPipeMs: Math.round(median(dump)),
-      ratio: median(dump) / ours(replication),
-      target: 10,
-      peakRssMb: Math.max(...replication.map((r) => r.peakRssMb))
-    },
-    analytics: {
-      oursWallMs: Math.round(ours(analytics)),
-      oursServiceMs: Math.round(median(analytics.map((r) => r.ms))),
-      pgloaderMs: Math.round(median(loader)),
-      ratio: median(loader) / ours(analytics),
-      target: 1.5,
-      peakRssMb: Math.max(...analytics.map((r) => r.peakRssMb))
-    },
-    noChange: { replicationMs: noChangeReplication.ms, analyticsMs: noChangeAnalytics.ms }
+  if (only.includes("analytics")) {
+    const ours: Array<HopRun> = []
+    const loader: Array<number> = []
+    ourHop("replication", { full: false })
+    resetAnalytics()
+    ourHop("analytics", { full: true })
+    pgloader()
+    for (let i = 0; i < runs; i++) {
+      resetAnalytics()
+      ours.push(ourHop("analytics", { full: true }))
+      loader.push(pgloader())
+    }
+    const oursMs = median(ours.map((r) => r.wallMs))
+    const ratio = median(loader) / oursMs
+    result.analytics = { oursWallMs: Math.round(oursMs), pgloaderMs: Math.round(median(loader)), ratio, target: 1.5, peakRssMb: Math.max(...ours.map((r) => r.peakRssMb)) }
+    lines.push(
+      `  analytics hop, full load   ours ${seconds(oursMs)} (${rate(rows, oursMs)}), pgloader ${seconds(median(loader))}: ${ratio.toFixed(2)}x (target 1.5x: ${met(ratio >= 1.5)})`
+    )
   }
-  const rate = (ms: number) => `${Math.round(rows / (ms / 1000)).toLocaleString("en")} rows/s`
-  const met = (ratio: number, target: number) => (ratio >= target ? "met" : "NOT met")
-  console.log(`
-procedurelog, ${rows.toLocaleString("en")} rows (real 67-column shape), medians of ${runs}:
-  replica hop    ours ${(result.replication.oursWallMs / 1000).toFixed(1)} s (${rate(result.replication.oursWallMs)}), mariadb-dump | mariadb ${(result.replication.mariadbDumpPipeMs / 1000).toFixed(1)} s: ${result.replication.ratio.toFixed(2)}x (target ${result.replication.target}x: ${met(result.replication.ratio, result.replication.target)}), peak ${result.replication.peakRssMb} MB
-  analytics hop  ours ${(result.analytics.oursWallMs / 1000).toFixed(1)} s (${rate(result.analytics.oursWallMs)}), pgloader ${(result.analytics.pgloaderMs / 1000).toFixed(1)} s: ${result.analytics.ratio.toFixed(2)}x (target ${result.analytics.target}x: ${met(result.analytics.ratio, result.analytics.target)}), peak ${result.analytics.peakRssMb} MB
-  no-change incremental: replica ${result.noChange.replicationMs} ms, analytics ${result.noChange.analyticsMs} ms (target < 1000 ms each)
-  (ours is timed as a whole process, start-up included, like the peers)`)
-  const file = path.join(repository, "bench", "results", `${result.date.slice(0, 10)}-${size}.json`)
+
+  if (only.includes("incremental")) {
+    // Both copies in sync first (a no-op after the sections above), and the peer's copy of the table.
+    ourHop("replication", { full: false })
+    ourHop("analytics", { full: false })
+    if (mysql(`SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='${names.dump}' AND TABLE_NAME='procedurelog'`) !== "1") {
+      dumpAndRestore()
+    }
+    const noChange = { replication: ourHop("replication", { full: false }), analytics: ourHop("analytics", { full: false }) }
+    const changed: Array<{ replication: HopRun; analytics: HopRun; dumpMs: number }> = []
+    for (let i = 0; i < runs; i++) {
+      const since = changeOnePercent(i + 1)
+      const replication = ourHop("replication", { full: false })
+      const analytics = ourHop("analytics", { full: false })
+      changed.push({ replication, analytics, dumpMs: dumpChangedRows(since) })
+    }
+    const oursMs = median(changed.map((c) => c.replication.wallMs))
+    const dumpMs = median(changed.map((c) => c.dumpMs))
+    result.incremental = {
+      noChange: { replicationMs: noChange.replication.ms, analyticsMs: noChange.analytics.ms, target: 1000 },
+      onePercent: {
+        rows: median(changed.map((c) => c.replication.rows)),
+        replicationWallMs: Math.round(oursMs),
+        analyticsWallMs: Math.round(median(changed.map((c) => c.analytics.wallMs))),
+        mariadbDumpWhereMs: Math.round(dumpMs),
+        ratio: dumpMs / oursMs,
+        target: 1
+      }
+    }
+    lines.push(
+      `  no-change incremental      replica ${noChange.replication.ms} ms, analytics ${noChange.analytics.ms} ms in the service (target < 1000 ms each: ${met(Math.max(noChange.replication.ms, noChange.analytics.ms) < 1000)})`,
+      `  1% changed, replica hop    ours ${seconds(oursMs)} for ${median(changed.map((c) => c.replication.rows))} rows, mariadb-dump --where | mariadb ${seconds(dumpMs)}: ${(dumpMs / oursMs).toFixed(2)}x (target 1x: ${met(dumpMs >= oursMs)}); analytics hop ${seconds(median(changed.map((c) => c.analytics.wallMs)))}`
+    )
+  }
+
+  if (only.includes("validate")) {
+    await ensureSource("tiny")
+    const large = validateOn(size)
+    const small = validateOn("tiny")
+    result.validate = { largeMs: Math.round(large), tinyMs: Math.round(small), tinyRows: sizes.tiny * 4, target: { underMs: 10_000, withinPercent: 20 } }
+    const within = Math.abs(large / small - 1) * 100
+    lines.push(
+      `  validate (whole process)   on ${rows.toLocaleString("en")} rows ${seconds(large)} (target < 10 s: ${met(large < 10_000)}), on ${(sizes.tiny * 4).toLocaleString("en")} rows ${seconds(small)}: ${within.toFixed(0)}% apart (target within 20%: ${met(within <= 20)})`
+    )
+  }
+
+  if (only.includes("memory")) {
+    await ensureSource(memoryPeer)
+    const peaks = (of: Size) => {
+      resetReplica(of)
+      resetAnalytics(of)
+      return { replication: ourHop("replication", { full: true, of }).peakRssMb, analytics: ourHop("analytics", { full: true, of }).peakRssMb }
+    }
+    const here = peaks(size)
+    const there = peaks(memoryPeer)
+    const worst = Math.max(here.replication, here.analytics)
+    const growth = Math.max(here.replication / there.replication, here.analytics / there.analytics) - 1
+    result.memory = { [size]: here, [memoryPeer]: there, target: { underMb: 256, growthPercent: 10 } }
+    lines.push(
+      `  peak memory, full copies   ${rows.toLocaleString("en")} rows: replica ${here.replication} MB, analytics ${here.analytics} MB (target < 256 MB: ${met(worst < 256)}); ` +
+        `${(sizes[memoryPeer] * 4).toLocaleString("en")} rows: ${there.replication} / ${there.analytics} MB: ${(growth * 100).toFixed(0)}% more (target within 10%: ${met(growth <= 0.1)})`
+    )
+  }
+
+  lines.push("  (ours is timed as a whole bundled process, start-up included, like the peers)")
+  console.log(`\n${lines.join("\n")}`)
+  const file = path.join(repository, "bench", "results", `${String(result.date).slice(0, 10)}-${size}.json`)
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   console.log(`written to bench/results/${path.basename(file)}`)
   mysql(`DROP DATABASE IF EXISTS ${names.dump}`)

@@ -81,6 +81,7 @@ export const validate = (options: ValidateOptions) =>
     const alerts = yield* Alerts
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const production = settings.environment === "production"
+    const fingerprinted = !production && settings.validation.isolationFingerprint
 
     const scenario = options.scenario ?? "standard"
     const requested = options.tables ?? seedableTables
@@ -96,7 +97,7 @@ export const validate = (options: ValidateOptions) =>
     )
     const access = yield* benchmark.time("access", accessControl.check)
     // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
-    const fingerprintBefore = production ? [] : yield* benchmark.time("fingerprint", isolation.fingerprint(plannedTables))
+    const fingerprintBefore = !fingerprinted ? [] : yield* benchmark.time("fingerprint", isolation.fingerprint(plannedTables))
     const seededRef = yield* Ref.make(Option.none<SeededSet>())
     const runsRef = yield* Ref.make<ReadonlyArray<TableRun>>([])
     const verificationRef = yield* Ref.make<ReadonlyArray<TableVerification>>([])
@@ -140,7 +141,7 @@ export const validate = (options: ValidateOptions) =>
     const cleanedUp = Option.flatMap(cleanup, Either.getRight)
     const cleanupFailure = Option.flatMap(cleanup, Either.getLeft)
     if (Option.isSome(cleanedUp)) yield* benchmark.record("cleanup", cleanedUp.value.durationMs)
-    const fingerprintAfter = production ? [] : yield* benchmark.time("fingerprint", isolation.fingerprint(plannedTables))
+    const fingerprintAfter = !fingerprinted ? [] : yield* benchmark.time("fingerprint", isolation.fingerprint(plannedTables))
     const isolationTables = fingerprintBefore.map((before) => {
       const after = fingerprintAfter.find((f) => f.table === before.table) ?? { rows: -1, checksum: "missing" }
       return {
@@ -232,7 +233,7 @@ export const validate = (options: ValidateOptions) =>
       steps,
       findings,
       resources: bench.resources,
-      isolation: { mode: production ? "guarded deletes" : "fingerprint", tables: isolationTables },
+      isolation: { mode: fingerprinted ? "fingerprint" : "guarded deletes", tables: isolationTables },
       access: access.map((a) => ({
         database: a.database,
         account: a.account,

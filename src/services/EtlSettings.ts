@@ -64,6 +64,11 @@ export interface ValidationSettings {
   readonly runBudget: Duration.Duration
   readonly tableBudget: Duration.Duration
   readonly reportDirectory: string
+  /**
+   * Fingerprint the clinic's rows before and after (test and local only: production keeps writing). It reads every
+   * row of the seeded tables, so a large quiet database may turn it off.
+   */
+  readonly isolationFingerprint: boolean
 }
 
 export interface MonitoringSettings {
@@ -216,7 +221,8 @@ const validationConfig = Config.all({
   staleAfter: positive("ETL_SWEEP_STALE_AFTER_SECONDS", 600).pipe(Config.map(Duration.seconds)),
   runBudget: seconds("ETL_BUDGET_RUN_SECONDS", 300),
   tableBudget: seconds("ETL_BUDGET_TABLE_SECONDS", 120),
-  reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports"))
+  reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports")),
+  isolationFingerprint: Config.boolean("ETL_ISOLATION_FINGERPRINT").pipe(Config.withDefault(true))
 })
 
 const monitoringConfig = Config.all({

@@ -327,7 +327,7 @@ export const make = Effect.gen(function* () {
           remaining.push(`${table}: seeded keys ${left.join(", ")} are still in the source (no longer marked ${markerOf(runId, table)}?)`)
         }
         for (const [where, db] of [["source", writer], ["replication", replica]] as const) {
-          const left = yield* markedRows(db, table, markerColumn, runId)
+          const left = yield* markedRows(db, table, markerColumn, runId, keys)
           if (left.length > 0) remaining.push(`${table} in ${where}: keys ${left.join(", ")} still carry the marker`)
         }
       }
@@ -419,16 +419,22 @@ export const make = Effect.gen(function* () {
       return rows.map((r) => String(r.k))
     })
 
-  /** Keys of rows still carrying the run's marker: the proof that nothing was left behind. */
-  const markedRows = (db: MysqlDatabase, table: string, markerColumn: string, runId: string) =>
+  /**
+   * Keys of rows still carrying the run's marker: the proof that nothing was left behind. The seeder records each
+   * key right after its insert, so a row of this run that escaped the ledger (a crash in between) has a key above
+   * the first one recorded: the search starts there and costs what the run added, not the table's size. Only a
+   * table with no key recorded at all is searched whole.
+   */
+  const markedRows = (db: MysqlDatabase, table: string, markerColumn: string, runId: string, keys: ReadonlyArray<string>) =>
     Effect.gen(function* () {
       const shape = yield* catalog.find(db, table)
       if (Option.isNone(shape)) return []
-      const key = shape.value.primaryKey[0] as string
+      const key = escapeIdentifier(shape.value.primaryKey[0] as string)
+      const first = keys.reduce<bigint | undefined>((min, k) => (min === undefined || BigInt(k) < min ? BigInt(k) : min), undefined)
       const rows = yield* db.sql.unsafe<{ k: string }>(
-        `SELECT ${escapeIdentifier(key)} AS k FROM ${escapeIdentifier(table)}
-          WHERE CAST(${escapeIdentifier(markerColumn)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}' LIMIT 20`,
-        [markerPattern(runId, table)]
+        `SELECT ${key} AS k FROM ${escapeIdentifier(table)}
+          WHERE ${first === undefined ? "" : `${key} >= CAST(? AS DECIMAL(20,0)) AND `}CAST(${escapeIdentifier(markerColumn)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}' LIMIT 20`,
+        [...(first === undefined ? [] : [first.toString()]), markerPattern(runId, table)]
       )
       return rows.map((r) => String(r.k))
     })

@@ -126,6 +126,30 @@ describe("SeededData", () => {
     }).pipe(withHarness)
   )
 
+  it.scopedLive("a row of the run that escaped the ledger (a crash between insert and record) is found and reported", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* SourceDb
+      yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+      const seeded = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const set = yield* (yield* SeededData.SeededData).seed(plan)
+          // As the seeder would have inserted it, had the process died before recording its key.
+          yield* sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum,
+              ClinicNum, PlannedIsDone, Premed, PreferConfirmMethod, PreferContactMethod, PreferRecallMethod, SchedDayOfWeek, PayPlanDue,
+              SiteNum, ResponsParty, CanadianEligibilityCode, AskToArriveEarly, PreferContactConfidential, SuperFamily, TxtMsgOk,
+              SmokingSnoMed, Country, SecUserNumEntry, HasSuperBilling, PatNumCloneFrom, DiscountPlanNum, HasSignedTil, ShortCodeOptIn,
+              SecurityHash)
+            VALUES (${`E2E_TEST_${set.runId}_patient_0099`}, 'Lost', 0, 1, 0, 0, 0, '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+              '', '', 0, 0, 0, 0, 0, 0, '')`
+          return set
+        })
+      )
+      const outcome = yield* Effect.either(Deferred.await(seeded.cleanup))
+      if (outcome._tag === "Right") throw new Error("a marked row outside the ledger went unnoticed")
+      expect(outcome.left.remaining).toEqual([expect.stringMatching(/^patient in source: keys \d+ still carry the marker$/)])
+    }).pipe(withHarness)
+  )
+
   it.scopedLive("sweep cleans a run whose process died, by its ledger, and leaves a live run alone", () =>
     Effect.gen(function* () {
       const { sql } = yield* SourceDb

@@ -138,6 +138,7 @@ export const settingsFor = (
       runBudget: Duration.seconds(300),
       tableBudget: Duration.seconds(120),
       reportDirectory: "reports",
+      isolationFingerprint: true,
       ...validation
     },
     monitoring: {
