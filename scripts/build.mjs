@@ -1,6 +1,7 @@
 // Bundles an entry point into one ES module for Node: what a deployment runs (no TypeScript loader in memory)
 // and what the bench measures.  node scripts/build.mjs [entry] [outfile]
 import { build } from "esbuild"
+import process from "node:process"
 
 const [entry = "src/programs/main.ts", outfile = "dist/opendental-etl.mjs"] = process.argv.slice(2)
 await build({
