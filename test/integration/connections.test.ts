@@ -9,6 +9,7 @@ import { EtlSettings } from "../../src/services/EtlSettings.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { SourceWriterDb } from "../../src/services/SourceWriterDb.ts"
+import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 /** A port nothing listens on: bound by the OS, then released. */
@@ -159,6 +160,34 @@ describe("database connections", () => {
         const result = yield* Effect.either(Effect.scoped(makePostgresDatabase({ ...settings.analytics, port }, quickPolicy)))
         if (Either.isRight(result)) throw new Error("connected to a closed port")
         expect(result.left).toMatchObject({ _tag: "ConnectionError", database: "analytics", port, attempts: 3 })
+      })
+    )
+
+    it.scoped("over a slow link (latency on every packet) both servers still answer, with the same values", () =>
+      Effect.gen(function* () {
+        const settings = yield* EtlSettings
+        const mysqlProxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const pgProxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
+        mysqlProxy.setFault({ _tag: "latency", ms: 40 })
+        pgProxy.setFault({ _tag: "latency", ms: 40 })
+        const replica = yield* makeMysqlDatabase({ ...settings.replication, port: mysqlProxy.port }, quickPolicy)
+        const analytics = yield* makePostgresDatabase({ ...settings.analytics, port: pgProxy.port }, quickPolicy)
+        const [fromMysql] = yield* replica.sql<{ n: string }>`SELECT CAST(18446744073709551615 AS UNSIGNED) AS n`
+        const [fromPg] = yield* analytics.sql<{ n: string }>`SELECT 18446744073709551615::numeric(20,0)::text AS n`
+        expect([fromMysql?.n, fromPg?.n]).toEqual(["18446744073709551615", "18446744073709551615"])
+      })
+    )
+
+    it.scoped("a server slower to answer than the connect timeout is a ConnectionError naming it, after the bounded attempts", () =>
+      Effect.gen(function* () {
+        const settings = yield* EtlSettings
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
+        proxy.setFault({ _tag: "latency", ms: 1500 })
+        const policy = { connectTimeout: Duration.seconds(1), attempts: 2 }
+        const result = yield* Effect.either(Effect.scoped(makePostgresDatabase({ ...settings.analytics, port: proxy.port }, policy)))
+        if (Either.isRight(result)) throw new Error("connected through a link slower than the timeout")
+        expect(result.left).toMatchObject({ _tag: "ConnectionError", database: "analytics", port: proxy.port, attempts: 2 })
+        expect(result.left.reason).toMatch(/timeout|timed out/i)
       })
     )
 

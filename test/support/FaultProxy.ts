@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import * as net from "node:net"
+import { setTimeout as delay } from "node:timers/promises"
 
 /**
  * What the proxy does to traffic between a client and a database server on 127.0.0.1.
@@ -19,6 +20,8 @@ export type Fault =
       readonly direction?: "toServer" | "fromServer"
     }
   | { readonly _tag: "stall" }
+  /** Every chunk, both ways, arrives `ms` later than it was sent (in order): a slow link. */
+  | { readonly _tag: "latency"; readonly ms: number }
   /** The first connection that sends `pattern` to the server stalls from there on; the others pass. */
   | { readonly _tag: "stallOn"; readonly pattern: string }
   /** When a connection sends `pattern`, every open connection is reset; then the proxy passes or refuses. */
@@ -70,7 +73,15 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         return seen.includes(pattern)
       }
 
-      const forward = (pair: Pair, from: net.Socket, to: net.Socket, direction: "toServer" | "fromServer") =>
+      const forward = (pair: Pair, from: net.Socket, to: net.Socket, direction: "toServer" | "fromServer") => {
+        // Latency is the fault itself: chunks wait their turn in a chain, so they still arrive in order.
+        let delivered = Promise.resolve()
+        const write = (chunk: Buffer) => {
+          const ms = fault._tag === "latency" ? fault.ms : 0
+          delivered = delivered
+            .then(() => (ms > 0 ? delay(ms) : undefined))
+            .then(() => void (!to.destroyed && to.write(chunk)))
+        }
         from.on("data", (chunk: Buffer) => {
           if (fault._tag === "stall" || pair.stalled) return
           if (fault._tag === "stallOn" && direction === "toServer" && sends(pair, chunk, fault.pattern)) {
@@ -95,8 +106,9 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
               return
             }
           }
-          if (!to.destroyed) to.write(chunk)
+          write(chunk)
         })
+      }
 
       const server = net.createServer((client) => {
         if (fault._tag === "refuse") {
