@@ -1,4 +1,5 @@
 import { escapeIdentifier } from "./replicaStatements.ts"
+import type { Column, TableShape } from "./tableShape.ts"
 
 /**
  * Rows in the text format of `LOAD DATA ... FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'`:
@@ -57,4 +58,35 @@ export const encodeLoadDataRows = (rows: ReadonlyArray<ReadonlyArray<unknown>>):
   }
   chunks.push(Buffer.from(text, "utf8"))
   return Buffer.concat(chunks)
+}
+
+const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"])
+const asIsTypes = new Set([
+  "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "double", "real",
+  "date", "datetime", "timestamp", "time", "year"
+])
+
+/** One column as a field of the format above, computed by the source's server; undefined when only the client can. */
+const serverField = (column: Column): string | undefined => {
+  const c = escapeIdentifier(column.name)
+  if (textTypes.has(column.dataType)) {
+    // CHAR(0 USING utf8mb4), not X'00': a binary argument would make the whole line a binary string.
+    return String.raw`REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), '\t', '\\t'), '\n', '\\n'), '\r', '\\r'), CHAR(0 USING utf8mb4), '\\0')`
+  }
+  // A float prints with 6 digits; as a double it prints every digit the float holds, and loads back to the same float.
+  if (column.dataType === "float") return `CAST(${c} AS DOUBLE)`
+  return asIsTypes.has(column.dataType) ? c : undefined
+}
+
+/**
+ * The select list that makes the source's server write each row as its line of the format above: the key, then the
+ * line. Reading 67 typed values a row was the full copy's bottleneck on the client's one core; now it reads one
+ * string. Null when a column's type (binary, bit) needs the client's encoding: the table is encoded by
+ * `encodeLoadDataRows` instead.
+ */
+export const serverLoadDataSelect = (shape: TableShape): string | null => {
+  const fields = shape.columns.map(serverField)
+  if (fields.some((f) => f === undefined)) return null
+  const line = String.raw`CONCAT_WS('\t', ${fields.map((f) => String.raw`IFNULL(${f}, '\\N')`).join(", ")})`
+  return `${escapeIdentifier(shape.primaryKey[0] as string)}, ${line} AS etl_line`
 }

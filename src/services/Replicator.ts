@@ -16,8 +16,8 @@ import {
   type WatermarkPosition,
   watermarkPage
 } from "../domain/keysetPages.ts"
-import { encodeLoadDataRows, loadDataStatement } from "../domain/loadData.ts"
-import { readAhead } from "../domain/readAhead.ts"
+import { encodeLoadDataRows, loadDataStatement, serverLoadDataSelect } from "../domain/loadData.ts"
+import { readAhead, type Rows } from "../domain/readAhead.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog } from "./Catalog.ts"
 import { bulkStatement, type MysqlDatabase } from "./clients/mysql.ts"
@@ -160,28 +160,36 @@ export const make = Effect.gen(function* () {
    * Loads a page into an empty-keyed shadow with LOAD DATA LOCAL INFILE, with the state, in one transaction. Any
    * warning (a value the server had to adjust) fails the page: nothing is truncated silently.
    */
-  const loadPage = (
+  const loadPayload = (
     target: string,
     shape: TableShape,
-    rows: ReadonlyArray<ReadonlyArray<unknown>>,
+    payload: Buffer,
+    rowCount: number,
     commitState: Effect.Effect<unknown, SqlError>
   ) =>
     rsql.withTransaction(
       Effect.gen(function* () {
         const statement = loadDataStatement(target, shape.columns.map((c) => c.name))
-        const loaded = yield* replica.loadLocal(statement, encodeLoadDataRows(rows))
-        if (loaded.warningStatus > 0 || loaded.affectedRows !== rows.length) {
+        const loaded = yield* replica.loadLocal(statement, payload)
+        if (loaded.warningStatus > 0 || loaded.affectedRows !== rowCount) {
           const warnings = yield* rsql<{ Message: string }>`SHOW WARNINGS LIMIT 3`
           return yield* new ReplicationError({
             table: shape.name,
             stage: "write",
-            reason: `the replica accepted ${loaded.affectedRows} of ${rows.length} rows with ${loaded.warningStatus} warnings: ${warnings.map((w) => w.Message).join("; ")}`
+            reason: `the replica accepted ${loaded.affectedRows} of ${rowCount} rows with ${loaded.warningStatus} warnings: ${warnings.map((w) => w.Message).join("; ")}`
           })
         }
         yield* commitState
         return { inserted: loaded.affectedRows, updated: 0 }
       })
     )
+
+  const loadPage = (target: string, shape: TableShape, rows: Rows, commitState: Effect.Effect<unknown, SqlError>) =>
+    loadPayload(target, shape, encodeLoadDataRows(rows), rows.length, commitState)
+
+  /** Rows of `serverLoadDataSelect`: the source's server already wrote each line. */
+  const loadLines = (target: string, shape: TableShape, rows: Rows, commitState: Effect.Effect<unknown, SqlError>) =>
+    loadPayload(target, shape, Buffer.from(`${rows.map((r) => r[1] as string).join("\n")}\n`, "utf8"), rows.length, commitState)
 
   /** LOAD DATA cannot take BIT values as bytes; such tables are written with INSERTs. */
   const bulkWriter = (shape: TableShape) =>
@@ -233,8 +241,10 @@ export const make = Effect.gen(function* () {
         state = { strategy: "full", status: "running", watermark: null, lastKey: null, copyStartedWatermark: startWatermark, rowsCopied: 0 }
         yield* writeState(table, shape, runId, state)
       }
-      const keyAt = keyIndex(shape)
-      const write = bulkWriter(shape)
+      // With LOAD DATA, the source's server writes the lines when it can convert every column.
+      const serverSelect = bulkWriter(shape) === loadPage ? serverLoadDataSelect(shape) : null
+      const keyAt = serverSelect === null ? keyIndex(shape) : 0
+      const write = serverSelect === null ? bulkWriter(shape) : loadLines
       let rowsRead = 0
       let inserted = 0
       let page = 0
@@ -242,7 +252,7 @@ export const make = Effect.gen(function* () {
         start: state.lastKey,
         batchSize,
         read: (position: string | null) => {
-          const query = keyOrderPage(shape, position, batchSize)
+          const query = keyOrderPage(shape, position, batchSize, serverSelect ?? undefined)
           return retryTransient(sourceSql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read")))
         },
         positionAfter: (rows) => String(rows[rows.length - 1]?.[keyAt]),
