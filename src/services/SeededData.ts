@@ -369,7 +369,8 @@ export const make = Effect.gen(function* () {
       return header.affectedRows
     })
 
-  const deleteFromAnalytics = (table: string, keyColumn: string, markerColumn: string, keys: ReadonlyArray<string>, pattern: string) =>
+  /** A DELETE in an analytics table of the schema, when the table exists (a first run may not have made it yet). */
+  const deleteInAnalytics = (table: string, where: string, values: ReadonlyArray<unknown>) =>
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* analytics.session
@@ -378,35 +379,24 @@ export const make = Effect.gen(function* () {
           "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
           [schema, table]
         )).rows
-        if (!exists?.n || keys.length === 0) return 0
+        if (!exists?.n) return 0
         const result = yield* session.transaction(
-          session.query(
-            `DELETE FROM ${pgIdentifier(schema)}.${pgIdentifier(table)} WHERE ${pgIdentifier(keyColumn)}::text = ANY($1::text[])
-               AND ${pgIdentifier(markerColumn)} LIKE $2 ESCAPE '${likeEscape}'`,
-            [keys, pattern]
-          )
+          session.query(`DELETE FROM ${pgIdentifier(schema)}.${pgIdentifier(table)} WHERE ${where}`, values)
         )
         return result.rowCount
       })
     )
 
-  const deleteQuarantined = (runId: string) =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const session = yield* analytics.session
-        const schema = analytics.settings.schema
-        const [exists] = (yield* session.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
-          [schema, rejectedRowsTable]
-        )).rows
-        if (!exists?.n) return 0
-        const result = yield* session.query(
-          `DELETE FROM ${pgIdentifier(schema)}.${pgIdentifier(rejectedRowsTable)} WHERE run_id = $1`,
-          [runId]
+  const deleteFromAnalytics = (table: string, keyColumn: string, markerColumn: string, keys: ReadonlyArray<string>, pattern: string) =>
+    keys.length === 0
+      ? Effect.succeed(0)
+      : deleteInAnalytics(
+          table,
+          `${pgIdentifier(keyColumn)}::text = ANY($1::text[]) AND ${pgIdentifier(markerColumn)} LIKE $2 ESCAPE '${likeEscape}'`,
+          [keys, pattern]
         )
-        return result.rowCount
-      })
-    )
+
+  const deleteQuarantined = (runId: string) => deleteInAnalytics(rejectedRowsTable, "run_id = $1", [runId])
 
   /** Which of the seeded keys a table still holds. */
   const seededKeysPresent = (db: MysqlDatabase, table: string, keyColumn: string, keys: ReadonlyArray<string>) =>
