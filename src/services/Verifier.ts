@@ -7,7 +7,8 @@ import { canonical, compareRow, type LossyConversion } from "../domain/compariso
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
 import { expectedText } from "../domain/malformed.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
-import type { TableShape } from "../domain/tableShape.ts"
+import type { Column, TableShape } from "../domain/tableShape.ts"
+import { mapColumn } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
@@ -88,13 +89,15 @@ export const make = Effect.gen(function* () {
 
   const analyticsRows = (shape: TableShape, keys: ReadonlyArray<string>) =>
     Effect.gen(function* () {
+      // The key as the type map typed it in raw: a text comparison would read the whole table.
+      const keyType = mapColumn(shape.columns.find((c) => c.name === shape.primaryKey[0]) as Column).postgresType
       const { sql, settings } = analytics
       const [exists] = yield* sql<{ n: number }>`
         SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${shape.name}`
       if (!exists?.n) return [] as Rows
       return yield* sql.unsafe(
         `SELECT ${shape.columns.map((c) => `"${c.name.replace(/"/g, '""')}"`).join(", ")}
-           FROM "${settings.schema}"."${shape.name}" WHERE "${shape.primaryKey[0]}"::text = ANY($1::text[])`,
+           FROM "${settings.schema}"."${shape.name}" WHERE "${shape.primaryKey[0]}" = ANY($1::text[]::${keyType}[])`,
         [[...keys]]
       ).values
     })
@@ -181,7 +184,7 @@ export const make = Effect.gen(function* () {
         naming(replica.settings)(bytesOf(replica, seeded))
       ])
       const loaded = yield* naming(settings)(sql<{ v: string | null }>`SELECT ${sql(column)}::text AS v
-        FROM ${sql(settings.schema)}.${sql(seeded.table)} WHERE ${sql(seeded.primaryKey)}::text = ${seeded.key}`)
+        FROM ${sql(settings.schema)}.${sql(seeded.table)} WHERE ${sql(seeded.primaryKey)} = ${seeded.key}`)
       const rejected = rejectedTableExists
         ? yield* naming(settings)(sql<{ problem: string }>`SELECT problem FROM ${sql(settings.schema)}.${sql(rejectedRowsTable)}
             WHERE run_id = ${runId} AND table_name = ${seeded.table} AND primary_key = ${`${seeded.primaryKey}=${seeded.key}`}
