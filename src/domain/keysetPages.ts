@@ -39,15 +39,38 @@ export const keyOrderPage = (
   shape: TableShape,
   afterKey: string | null,
   batchSize: number,
-  select = allColumns(shape)
+  select = allColumns(shape),
+  upTo: string | null = null
 ): PageQuery => {
   const key = escapeIdentifier(shape.primaryKey[0] as string)
-  return afterKey === null
-    ? { text: `${selectFrom(shape, select)} ORDER BY ${key} LIMIT ?`, params: [batchSize] }
-    : {
-        text: `${selectFrom(shape, select)} WHERE ${key} > ${keyPlaceholder(shape)} ORDER BY ${key} LIMIT ?`,
-        params: [afterKey, batchSize]
-      }
+  const conditions = [
+    ...(afterKey === null ? [] : [`${key} > ${keyPlaceholder(shape)}`]),
+    ...(upTo === null ? [] : [`${key} <= ${keyPlaceholder(shape)}`])
+  ]
+  const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`
+  return {
+    text: `${selectFrom(shape, select)}${where} ORDER BY ${key} LIMIT ?`,
+    params: [...(afterKey === null ? [] : [afterKey]), ...(upTo === null ? [] : [upTo]), batchSize]
+  }
+}
+
+/** A slice of a table by primary key: after `after` (exclusive) up to `upTo` (inclusive); null is open. */
+export interface KeyRange {
+  readonly after: string | null
+  readonly upTo: string | null
+}
+
+/**
+ * Splits an integer key's span [min, max] into `parts` ranges of equal width, so that many readers can page
+ * through one table at once. A non-integer key, or an empty table, is one open range.
+ */
+export const keyRanges = (shape: TableShape, min: string | null, max: string | null, parts: number): ReadonlyArray<KeyRange> => {
+  const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
+  if (min === null || max === null || parts <= 1 || key === undefined || !integerTypes.has(key.dataType)) return [{ after: null, upTo: null }]
+  const low = BigInt(min)
+  const width = (BigInt(max) - low) / BigInt(parts) + 1n
+  const bounds = Array.from({ length: parts - 1 }, (_, i) => (low + width * BigInt(i + 1) - 1n).toString())
+  return [null, ...bounds].map((after, i) => ({ after, upTo: bounds[i] ?? null }))
 }
 
 /** Whole rows by primary key, every column in the table's order. */

@@ -6,6 +6,7 @@ import {
   columnIndex,
   keyIndex,
   keyOrderPage,
+  keyRanges,
   laterWatermark,
   rowsByKey,
   type WatermarkPosition,
@@ -347,10 +348,18 @@ export const make = Effect.gen(function* () {
       let rowsRead = 0
       let loaded = 0
       let rejected = 0
-      yield* readAhead({
-        start: null as string | null,
+      // The replica's server computing the lines is the bound: readers over key ranges keep more than one core busy.
+      const [span] = yield* replica.sql
+        .unsafe<{ low: string | number | null; high: string | number | null }>(
+          `SELECT MIN(${mysqlIdentifier(key)}) AS low, MAX(${mysqlIdentifier(key)}) AS high FROM ${mysqlIdentifier(table)}`
+        )
+        .pipe(mapSqlError("replication", table, "read"))
+      const bound = (value: string | number | null | undefined) => (value === null || value === undefined ? null : String(value))
+      const ranges = keyRanges(shape, bound(span?.low), bound(span?.high), settings.pipeline.loadParallelism)
+      yield* Effect.forEach(ranges, (range) => readAhead({
+        start: range.after,
         batchSize,
-        read: (afterKey) => readPage(table, keyOrderPage(shape, afterKey, batchSize, pages.select)),
+        read: (afterKey) => readPage(table, keyOrderPage(shape, afterKey, batchSize, pages.select, range.upTo)),
         positionAfter: (rows) => String((rows[rows.length - 1] as ReadonlyArray<unknown>)[pages.keyAt]),
         write: (rows) =>
           Effect.gen(function* () {
@@ -368,7 +377,7 @@ export const make = Effect.gen(function* () {
             rejected += page.rejected.length
             if (rowsRead % (batchSize * 10) === 0) yield* Effect.logInfo(`${table}: full load, ${rowsRead} rows read`)
           })
-      })
+      }), { concurrency: "unbounded", discard: true })
       yield* inSession((session) =>
         session.query(
           `ALTER TABLE ${qualified(shadow)} ADD CONSTRAINT ${pgIdentifier(`${shadow}_pkey`)} PRIMARY KEY (${pgIdentifier(key)})`

@@ -40,6 +40,8 @@ export interface PipelineSettings {
   readonly replicaBulkMethod: ReplicaBulkMethod
   /** How long a run waits for another run's lock on a table before giving up. */
   readonly lockTimeoutSeconds: number
+  /** Readers that page through one table at once in a full load into analytics, each over a range of keys. */
+  readonly loadParallelism: number
   /** A pipeline written elsewhere, run with the tables as arguments, for the harness to validate. */
   readonly externalCommand: Option.Option<ReadonlyArray<string>>
 }
@@ -260,6 +262,7 @@ const settingsConfig = Config.all({
       Config.withDefault<ReplicaBulkMethod>("load-data")
     ),
     lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
+    loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
     externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option)
   }),
   validation: validationConfig,

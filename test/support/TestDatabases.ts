@@ -123,6 +123,7 @@ export const settingsFor = (
       replicaSecondaryIndexes: false,
       replicaBulkMethod: "load-data",
       lockTimeoutSeconds: 60,
+      loadParallelism: 2,
       externalCommand: Option.none(),
       ...pipeline
     },
