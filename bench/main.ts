@@ -154,6 +154,17 @@ const changeOnePercent = (slice: number) => {
   return before
 }
 
+/**
+ * Spreads the changed slices back over the past day. Left in one second at the source's newest watermark, 10,000
+ * rows would be read again by every later incremental run (the lower bound includes the watermark's own second, so
+ * a row committed late in it is not lost), and the next bench's no-change run would measure that instead.
+ */
+const spreadChangedRows = (slices: number) =>
+  mysql(
+    `UPDATE procedurelog SET DateTStamp = DateTStamp - INTERVAL (1 + (ProcNum DIV 100) % 86400) SECOND WHERE ProcNum % 100 BETWEEN 1 AND ${slices}`,
+    names.source
+  )
+
 /** The same change through the peer: the rows changed since the watermark, dumped and replaced in the dump's copy. */
 const dumpChangedRows = (since: string) =>
   timed(
@@ -257,10 +268,11 @@ const main = async () => {
       const analytics = ourHop("analytics", { full: false })
       changed.push({ replication, analytics, dumpMs: dumpChangedRows(since) })
     }
+    spreadChangedRows(runs)
     const oursMs = median(changed.map((c) => c.replication.wallMs))
     const dumpMs = median(changed.map((c) => c.dumpMs))
     result.incremental = {
-      noChange: { replicationMs: noChange.replication.ms, analyticsMs: noChange.analytics.ms, target: 1000 },
+      noChange: { replicationMs: noChange.replication.ms, analyticsMs: noChange.analytics.ms, rowsReread: noChange.replication.rows, target: 1000 },
       onePercent: {
         rows: median(changed.map((c) => c.replication.rows)),
         replicationWallMs: Math.round(oursMs),
@@ -271,7 +283,7 @@ const main = async () => {
       }
     }
     lines.push(
-      `  no-change incremental      replica ${noChange.replication.ms} ms, analytics ${noChange.analytics.ms} ms in the service (target < 1000 ms each: ${met(Math.max(noChange.replication.ms, noChange.analytics.ms) < 1000)})`,
+      `  no-change incremental      replica ${noChange.replication.ms} ms, analytics ${noChange.analytics.ms} ms in the service, ${noChange.replication.rows} rows of the watermark's second read again (target < 1000 ms each: ${met(Math.max(noChange.replication.ms, noChange.analytics.ms) < 1000)})`,
       `  1% changed, replica hop    ours ${seconds(oursMs)} for ${median(changed.map((c) => c.replication.rows))} rows, mariadb-dump --where | mariadb ${seconds(dumpMs)}: ${(dumpMs / oursMs).toFixed(2)}x (target 1x: ${met(dumpMs >= oursMs)}); analytics hop ${seconds(median(changed.map((c) => c.analytics.wallMs)))}`
     )
   }

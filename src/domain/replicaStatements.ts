@@ -77,6 +77,20 @@ export const upsertStatement = (
   return `INSERT INTO ${escapeIdentifier(table)} (${columns.map(escapeIdentifier).join(",")}) VALUES ${Array.from({ length: rowCount }, () => tuple).join(",")} ON DUPLICATE KEY UPDATE ${updates.join(",")}`
 }
 
+/** The same upsert from a staging table holding the page's rows. */
+export const upsertFromStatement = (
+  table: string,
+  stage: string,
+  columns: ReadonlyArray<string>,
+  primaryKey: ReadonlyArray<string>
+): string => {
+  const names = columns.map(escapeIdentifier).join(",")
+  const updates = columns
+    .filter((c) => !primaryKey.includes(c))
+    .map((c) => `${escapeIdentifier(c)}=VALUES(${escapeIdentifier(c)})`)
+  return `INSERT INTO ${escapeIdentifier(table)} (${names}) SELECT ${names} FROM ${escapeIdentifier(stage)} ON DUPLICATE KEY UPDATE ${updates.join(",")}`
+}
+
 /**
  * What an upsert did, from the server's answer. With FOUND_ROWS off, affected rows count 1 per inserted row, 2 per
  * changed row and 0 per row already equal; "Duplicates: D" in a multi-row statement's info counts the changed rows

@@ -5,6 +5,7 @@ import {
   createReplicaTable,
   escapeIdentifier,
   schemaDifferences,
+  upsertFromStatement,
   upsertOutcome,
   upsertStatement
 } from "../domain/replicaStatements.ts"
@@ -191,6 +192,37 @@ export const make = Effect.gen(function* () {
   const loadLines = (target: string, shape: TableShape, rows: Rows, commitState: Effect.Effect<unknown, SqlError>) =>
     loadPayload(target, shape, Buffer.from(`${rows.map((r) => r[1] as string).join("\n")}\n`, "utf8"), rows.length, commitState)
 
+  /**
+   * An incremental page of `serverLoadDataSelect` rows: loaded into a temporary copy of the table on the
+   * transaction's connection, then upserted from it in one statement, with the state.
+   */
+  const upsertLines = (target: string, shape: TableShape, rows: Rows, commitState: Effect.Effect<unknown, SqlError>) =>
+    rsql.withTransaction(
+      Effect.gen(function* () {
+        const stage = `etl_stage_${target}`.slice(0, 64)
+        const columns = shape.columns.map((c) => c.name)
+        yield* rsql.unsafe(`DROP TEMPORARY TABLE IF EXISTS ${escapeIdentifier(stage)}`)
+        yield* rsql.unsafe(`CREATE TEMPORARY TABLE ${escapeIdentifier(stage)} LIKE ${escapeIdentifier(target)}`)
+        const payload = Buffer.from(`${rows.map((r) => r[1] as string).join("\n")}\n`, "utf8")
+        const loaded = yield* replica.loadLocal(loadDataStatement(stage, columns), payload)
+        if (loaded.warningStatus > 0 || loaded.affectedRows !== rows.length) {
+          const warnings = yield* rsql<{ Message: string }>`SHOW WARNINGS LIMIT 3`
+          return yield* new ReplicationError({
+            table: shape.name,
+            stage: "write",
+            reason: `the replica staged ${loaded.affectedRows} of ${rows.length} rows with ${loaded.warningStatus} warnings: ${warnings.map((w) => w.Message).join("; ")}`
+          })
+        }
+        const header = (yield* rsql.unsafe(upsertFromStatement(target, stage, columns, shape.primaryKey)).raw) as {
+          affectedRows: number
+          info: string
+        }
+        yield* rsql.unsafe(`DROP TEMPORARY TABLE ${escapeIdentifier(stage)}`)
+        yield* commitState
+        return upsertOutcome(header)
+      })
+    )
+
   /** LOAD DATA cannot take BIT values as bytes; such tables are written with INSERTs. */
   const bulkWriter = (shape: TableShape) =>
     settings.pipeline.replicaBulkMethod === "load-data" && !shape.columns.some((c) => c.dataType === "bit")
@@ -293,8 +325,11 @@ export const make = Effect.gen(function* () {
   const incrementalCopy = (table: string, shape: TableShape, previous: CopyState, runId: string) =>
     Effect.gen(function* () {
       const watermark = Option.getOrThrow(shape.watermark)
-      const wmAt = columnIndex(shape, watermark)
-      const keyAt = keyIndex(shape)
+      // With LOAD DATA, pages come as the source server's lines and are upserted through a staging table.
+      const serverSelect = bulkWriter(shape) === loadPage ? serverLoadDataSelect(shape, watermark) : null
+      const wmAt = serverSelect === null ? columnIndex(shape, watermark) : 2
+      const keyAt = serverSelect === null ? keyIndex(shape) : 0
+      const write = serverSelect === null ? writePage : upsertLines
       const window = { from: previous.watermark, lookbackSeconds }
       const positionOf = (row: ReadonlyArray<unknown>): WatermarkPosition => ({
         watermark: String(row[wmAt]),
@@ -309,7 +344,7 @@ export const make = Effect.gen(function* () {
         start: null as WatermarkPosition | null,
         batchSize,
         read: (after) => {
-          const query = watermarkPage(shape, watermark, window, after, batchSize)
+          const query = watermarkPage(shape, watermark, window, after, batchSize, serverSelect ?? undefined)
           return retryTransient(source.sql.unsafe(query.text, query.params).values.pipe(mapSqlError(source, table, "read")))
         },
         positionAfter: (rows) => positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>),
@@ -323,7 +358,7 @@ export const make = Effect.gen(function* () {
               rowsCopied: state.rowsCopied + rows.length
             }
             const outcome = yield* retryTransient(
-              writePage(table, shape, rows, writeState(table, shape, runId, next)).pipe(
+              write(table, shape, rows, writeState(table, shape, runId, next)).pipe(
                 mapSqlError(replica, table, "write", `watermark ${state.watermark}`)
               )
             )
