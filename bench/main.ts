@@ -319,7 +319,9 @@ const main = async () => {
 
   lines.push("  (ours is timed as a whole bundled process, start-up included, like the peers)")
   console.log(`\n${lines.join("\n")}`)
-  const file = path.join(repository, "bench", "results", `${String(result.date).slice(0, 10)}-${size}.json`)
+  // A partial run (--only) never overwrites a complete one.
+  const partial = sections.every((section) => only.includes(section)) ? "" : `-${only.join("-")}`
+  const file = path.join(repository, "bench", "results", `${String(result.date).slice(0, 10)}-${size}${partial}.json`)
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   console.log(`written to bench/results/${path.basename(file)}`)
   mysql(`DROP DATABASE IF EXISTS ${names.dump}`)
