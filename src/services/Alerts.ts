@@ -30,7 +30,13 @@ export const make = Effect.gen(function* () {
       Effect.provideService(CommandExecutor.CommandExecutor, executor),
       Effect.flatMap((code) => (code === 0 ? Effect.void : Effect.fail(`exited with code ${code}`))),
       Effect.timeoutFail({ duration: Duration.seconds(30), onTimeout: () => "did not finish within 30 s" }),
-      Effect.mapError((e) => new MonitoringError({ target: `run the alert command ${line[0]}`, reason: String(e) })),
+      Effect.mapError(
+        (e) =>
+          new MonitoringError({
+            target: `run the alert command ${line[0]} (ETL_ALERT_COMMAND)`,
+            reason: typeof e === "string" ? e : e.message
+          })
+      ),
       Effect.as("command")
     )
 
@@ -42,7 +48,16 @@ export const make = Effect.gen(function* () {
       Effect.scoped,
       Effect.timeout(Duration.seconds(10)),
       Effect.mapError(
-        (e) => new MonitoringError({ target: `post the alert to the webhook at ${hostOf(Redacted.value(url))}`, reason: e._tag })
+        (e) =>
+          new MonitoringError({
+            target: `post the alert to the webhook at ${hostOf(Redacted.value(url))} (ETL_ALERT_WEBHOOK)`,
+            reason:
+              e._tag === "ResponseError"
+                ? `it answered HTTP ${e.response.status}`
+                : e._tag === "TimeoutException"
+                  ? "no answer within 10 s"
+                  : "the request could not be sent"
+          })
       ),
       Effect.as("webhook")
     )

@@ -224,10 +224,14 @@ export const make = Effect.gen(function* () {
     )
 
   /** LOAD DATA cannot take BIT values as bytes; such tables are written with INSERTs. */
-  const bulkWriter = (shape: TableShape) =>
+  const usesLoadData = (shape: TableShape) =>
     settings.pipeline.replicaBulkMethod === "load-data" && !shape.columns.some((c) => c.dataType === "bit")
-      ? loadPage
-      : writePage
+
+  const bulkWriter = (shape: TableShape) => (usesLoadData(shape) ? loadPage : writePage)
+
+  /** With LOAD DATA, the source's server writes the lines when it can convert every column. */
+  const serverLines = (shape: TableShape, watermark: string | null = null) =>
+    usesLoadData(shape) ? serverLoadDataSelect(shape, watermark) : null
 
 
   const progress = (table: string, strategy: Strategy, page: number, rowsRead: number) =>
@@ -273,8 +277,7 @@ export const make = Effect.gen(function* () {
         state = { strategy: "full", status: "running", watermark: null, lastKey: null, copyStartedWatermark: startWatermark, rowsCopied: 0 }
         yield* writeState(table, shape, runId, state)
       }
-      // With LOAD DATA, the source's server writes the lines when it can convert every column.
-      const serverSelect = bulkWriter(shape) === loadPage ? serverLoadDataSelect(shape) : null
+      const serverSelect = serverLines(shape)
       const keyAt = serverSelect === null ? keyIndex(shape) : 0
       const write = serverSelect === null ? bulkWriter(shape) : loadLines
       let rowsRead = 0
@@ -325,8 +328,8 @@ export const make = Effect.gen(function* () {
   const incrementalCopy = (table: string, shape: TableShape, previous: CopyState, runId: string) =>
     Effect.gen(function* () {
       const watermark = Option.getOrThrow(shape.watermark)
-      // With LOAD DATA, pages come as the source server's lines and are upserted through a staging table.
-      const serverSelect = bulkWriter(shape) === loadPage ? serverLoadDataSelect(shape, watermark) : null
+      // Server-written lines are upserted through a staging table.
+      const serverSelect = serverLines(shape, watermark)
       const wmAt = serverSelect === null ? columnIndex(shape, watermark) : 2
       const keyAt = serverSelect === null ? keyIndex(shape) : 0
       const write = serverSelect === null ? writePage : upsertLines

@@ -132,7 +132,17 @@ export const make = Effect.gen(function* () {
     const encoded = Schema.encodeSync(ValidationReport)(report)
     yield* fs.writeFileString(json, JSON.stringify(encoded, null, 2) + "\n")
     const html = path.join(directory, `validate-${report.runId}.html`)
-    const trend = options.trend ?? [{ ...report, success: report.status === "passed", peakRssMb: report.resources.peakRssMb, tables: Object.fromEntries(report.tables.map((t) => [t.table, t.pipelineMs])) }]
+    // Without a history (analytics unreachable), the chart shows this run alone.
+    const trend: ReadonlyArray<TrendPoint> = options.trend ?? [
+      {
+        runId: report.runId,
+        startedAt: report.startedAt,
+        success: report.status === "passed",
+        durationMs: report.durationMs,
+        peakRssMb: report.resources.peakRssMb,
+        tables: Object.fromEntries(report.tables.map((t) => [t.table, t.pipelineMs]))
+      }
+    ]
     yield* fs.writeFileString(html, htmlReport(report, trend, chartJs, json))
     const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () => path.join(directory, "opendental_etl.prom"))
     yield* replaceFile(prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))

@@ -387,32 +387,15 @@ export const make = Effect.gen(function* () {
       })
     )
 
-  /** The key column's type in analytics, so the delete compares like with like and uses the primary key's index. */
-  const analyticsKeyType = (table: string, keyColumn: string) =>
-    Effect.scoped(
-      Effect.flatMap(analytics.session, (session) =>
-        session.query<{ type: string }>(
-          `SELECT format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
-            WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`,
-          [`${pgIdentifier(analytics.settings.schema)}.${pgIdentifier(table)}`, keyColumn]
-        )
-      )
-    ).pipe(Effect.map((r) => Option.fromNullable(r.rows[0]?.type)))
-
+  // `= ANY($1)` with an untyped array: PostgreSQL takes the key column's own type for it and uses the primary key's
+  // index (a cast of the key to text would read the whole table).
   const deleteFromAnalytics = (table: string, keyColumn: string, markerColumn: string, keys: ReadonlyArray<string>, pattern: string) =>
     keys.length === 0
       ? Effect.succeed(0)
-      : Effect.flatMap(
-          analyticsKeyType(table, keyColumn),
-          Option.match({
-            onNone: () => Effect.succeed(0),
-            onSome: (type) =>
-              deleteInAnalytics(
-                table,
-                `${pgIdentifier(keyColumn)} = ANY($1::text[]::${type}[]) AND ${pgIdentifier(markerColumn)} LIKE $2 ESCAPE '${likeEscape}'`,
-                [keys, pattern]
-              )
-          })
+      : deleteInAnalytics(
+          table,
+          `${pgIdentifier(keyColumn)} = ANY($1) AND ${pgIdentifier(markerColumn)} LIKE $2 ESCAPE '${likeEscape}'`,
+          [keys, pattern]
         )
 
   const deleteQuarantined = (runId: string) => deleteInAnalytics(rejectedRowsTable, "run_id = $1", [runId])

@@ -7,8 +7,7 @@ import { canonical, compareRow, type LossyConversion } from "../domain/compariso
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
 import { expectedText } from "../domain/malformed.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
-import type { Column, TableShape } from "../domain/tableShape.ts"
-import { mapColumn } from "../domain/typeMap.ts"
+import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
@@ -89,15 +88,13 @@ export const make = Effect.gen(function* () {
 
   const analyticsRows = (shape: TableShape, keys: ReadonlyArray<string>) =>
     Effect.gen(function* () {
-      // The key as the type map typed it in raw: a text comparison would read the whole table.
-      const keyType = mapColumn(shape.columns.find((c) => c.name === shape.primaryKey[0]) as Column).postgresType
       const { sql, settings } = analytics
       const [exists] = yield* sql<{ n: number }>`
         SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${shape.name}`
       if (!exists?.n) return [] as Rows
       return yield* sql.unsafe(
         `SELECT ${shape.columns.map((c) => `"${c.name.replace(/"/g, '""')}"`).join(", ")}
-           FROM "${settings.schema}"."${shape.name}" WHERE "${shape.primaryKey[0]}" = ANY($1::text[]::${keyType}[])`,
+           FROM "${settings.schema}"."${shape.name}" WHERE "${shape.primaryKey[0]}" = ANY($1)`,
         [[...keys]]
       ).values
     })

@@ -250,7 +250,7 @@ describe("npm run validate", () => {
       seed: { port: "OPENDENTAL_SOURCE_PORT", server: "mysql", statement: "INSERT INTO `carrier`" },
       "replication hop": { port: "MYSQL_REPLICATION_PORT", server: "mysql", statement: "INSERT INTO `carrier` (" },
       "analytics hop": { port: "POSTGRES_ANALYTICS_PORT", server: "postgres", statement: "etl_stage_carrier" },
-      verify: { port: "POSTGRES_ANALYTICS_PORT", server: "postgres", statement: 'FROM "raw"."carrier" WHERE "CarrierNum" = ANY' }
+      verify: { port: "POSTGRES_ANALYTICS_PORT", server: "postgres", statement: 'FROM "raw"."carrier" WHERE "CarrierNum" = ANY($1)' }
     } as const
 
     it.scoped.each(
