@@ -27,7 +27,7 @@ import {
 } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
-import type { PostgresSession } from "./clients/postgres.ts"
+import { ensureSchema, type PostgresSession } from "./clients/postgres.ts"
 import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients/failures.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
@@ -118,7 +118,7 @@ export const make = Effect.gen(function* () {
       session.transaction(
         Effect.all([
           session.query("SELECT pg_advisory_xact_lock(hashtext('opendental-etl:analytics-ddl'))"),
-          session.query(`CREATE SCHEMA IF NOT EXISTS ${pgIdentifier(schema)}`),
+          ensureSchema(session, schema),
           session.query(`CREATE TABLE IF NOT EXISTS ${qualified(loadStatusTable)} (
             table_name text PRIMARY KEY,
             strategy text NOT NULL,

@@ -4,7 +4,7 @@ import { MonitoringError } from "../domain/errors.ts"
 import type { ValidationReport } from "../domain/report.ts"
 import { toolVersion } from "../domain/version.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
-import type { PostgresSession } from "./clients/postgres.ts"
+import { ensureSchema, type PostgresSession } from "./clients/postgres.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 
 /** One validation as the history keeps it: what the trend charts and the regression alerts read. */
@@ -79,7 +79,7 @@ export const make = Effect.gen(function* () {
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* analytics.session
-        yield* session.query(`CREATE SCHEMA IF NOT EXISTS ${pgIdentifier(settings.monitoring.historySchema)}`)
+        yield* ensureSchema(session, settings.monitoring.historySchema)
         yield* session.query(`CREATE TABLE IF NOT EXISTS ${table} (
           run_id text PRIMARY KEY,
           started_at timestamptz NOT NULL,

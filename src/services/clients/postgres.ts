@@ -33,6 +33,17 @@ export interface PostgresSession {
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
 }
 
+/**
+ * Creates `schema` only when it is missing: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the database even when
+ * the schema exists, and the loader's role owns its schema without that right.
+ */
+export const ensureSchema = (session: PostgresSession, schema: string) =>
+  Effect.gen(function* () {
+    const { rows } = yield* session.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1", [schema])
+    if ((rows[0]?.n ?? 0) > 0) return
+    yield* session.query(`CREATE SCHEMA IF NOT EXISTS "${schema.replace(/"/g, '""')}"`)
+  })
+
 const sqlError = (message: string) => (cause: unknown) => new SqlError({ cause, message })
 
 const sessionOf = (client: Pg.PoolClient): PostgresSession => {
