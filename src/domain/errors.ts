@@ -34,6 +34,17 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
 }
 
 
+/** A statement a database refused for a reason other than a lost connection, named by database and purpose. */
+export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
+  database: DatabaseRole,
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `The ${this.database} database refused ${this.operation}: ${this.reason}`
+  }
+}
+
 /** A table or column that is not what the pipeline needs: missing, without a primary key, or drifted. */
 export class SchemaError extends Schema.TaggedError<SchemaError>()("SchemaError", {
   database: DatabaseRole,
@@ -127,13 +138,46 @@ export class SeedError extends Schema.TaggedError<SeedError>()("SeedError", {
   }
 }
 
-/** Seeded rows that could not all be deleted: they are listed, and `npm run sweep` removes them later. */
+/** Rows of one seeded table deleted from each stage. */
+export const CleanupTable = Schema.Struct({
+  table: Schema.String,
+  source: Schema.Number,
+  replication: Schema.Number,
+  analytics: Schema.Number
+})
+export type CleanupTable = typeof CleanupTable.Type
+
+/**
+ * Seeded rows that could not all be deleted: what was deleted and what remains, so a report says what happened.
+ * The ledger keeps the run, so `sweep` can finish once the cause is fixed.
+ */
 export class CleanupError extends Schema.TaggedError<CleanupError>()("CleanupError", {
   runId: Schema.String,
+  deleted: Schema.Array(CleanupTable),
   remaining: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    return `Cleanup of validation run ${this.runId} is incomplete: ${this.remaining.join("; ")}. Run \`npm run sweep\` to remove what is left.`
+    return `Cleanup of validation run ${this.runId} is incomplete: ${this.remaining.join("; ")}`
+  }
+}
+
+/** A command asked for something it cannot do (an empty table list, an unknown table): exit code 2, nothing run. */
+export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
+  option: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `${this.option}: ${this.problem}`
+  }
+}
+
+/** The report directory cannot take the run's report: checked before anything is seeded. */
+export class ReportDirectoryError extends Schema.TaggedError<ReportDirectoryError>()("ReportDirectoryError", {
+  directory: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `The report directory '${this.directory}' cannot be used: ${this.reason}. Choose another with --report-dir or ETL_REPORT_DIR.`
   }
 }
 

@@ -1,4 +1,4 @@
-import { Cause, Exit, Option } from "effect"
+import { Cause, Exit } from "effect"
 
 /** Exit codes a scheduler or CI reads: the same for every command. */
 export const ExitCode = {
@@ -13,7 +13,16 @@ const codeByTag: Record<string, number> = {
   SettingsError: ExitCode.configurationOrConnection,
   ConnectionError: ExitCode.configurationOrConnection,
   DemoSetupError: ExitCode.configurationOrConnection,
+  UsageError: ExitCode.configurationOrConnection,
+  ReportDirectoryError: ExitCode.configurationOrConnection,
   CleanupError: ExitCode.cleanupIncomplete
+}
+
+/** A failed validation carries its report, and the report its exit code. */
+const codeOf = (error: unknown): number => {
+  const tag = tagOf(error)
+  if (tag === "ValidationFailedError") return (error as { report: { exitCode: number } }).report.exitCode
+  return codeByTag[tag ?? ""] ?? ExitCode.checkFailed
 }
 
 const tagOf = (error: unknown): string | undefined =>
@@ -24,7 +33,6 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Exit.isSuccess(exit)) return ExitCode.passed
   const cause = exit.cause
   if (Cause.isInterruptedOnly(cause)) return ExitCode.interrupted
-  const codes = Cause.failures(cause).pipe((chunk) => [...chunk].map((e) => codeByTag[tagOf(e) ?? ""] ?? ExitCode.checkFailed))
-  if (codes.length === 0) return Option.isSome(Cause.dieOption(cause)) ? ExitCode.checkFailed : ExitCode.checkFailed
-  return Math.max(...codes)
+  const codes = [...Cause.failures(cause)].map(codeOf)
+  return codes.length === 0 ? ExitCode.checkFailed : Math.max(...codes)
 }

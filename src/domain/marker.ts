@@ -31,11 +31,13 @@ const escapeLike = (text: string) => text.replace(/[!%_]/g, (c) => `${likeEscape
 /** Matches values that start with the run's marker for `table` (the seeder may append a row number). */
 export const markerPattern = (runId: string, table: string) => `${escapeLike(markerOf(runId, table))}%`
 
-/** Fits a marked value into a column of `maxLength` characters, refusing when the marker itself does not fit. */
+/** Whether a column of `maxLength` characters holds the run's marker for `table`. */
+export const markerFits = (runId: string, table: string, maxLength: number | null): boolean =>
+  maxLength === null || markerOf(runId, table).length <= maxLength
+
+/** The marker and a row suffix, or the marker alone where the column is too short for both (see `markerFits`). */
 export const markedValue = (runId: string, table: string, suffix: string, maxLength: number | null): string => {
   const marker = markerOf(runId, table)
   const value = `${marker}_${suffix}`
-  if (maxLength === null || value.length <= maxLength) return value
-  if (marker.length <= maxLength) return marker
-  throw new Error(`the marker ${marker} needs ${marker.length} characters; the column holds ${maxLength}`)
+  return maxLength === null || value.length <= maxLength ? value : marker
 }

@@ -18,7 +18,8 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   pipelineSuccess: Schema.Boolean,
   pipelineMs: Schema.Number,
   seeded: Schema.Number,
-  counts: Schema.Struct({ source: Schema.Number, replication: Schema.Number, analytics: Schema.Number }),
+  /** Seeded rows found in each stage; null where the stage could not be read. */
+  counts: Schema.Struct({ source: Schema.NullOr(Schema.Number), replication: Schema.NullOr(Schema.Number), analytics: Schema.NullOr(Schema.Number) }),
   /** Documented lossy conversions seen in analytics: they pass, and are listed. */
   conversions: Schema.Record({ key: Schema.String, value: Schema.Number }),
   findings: Schema.Number
@@ -98,13 +99,16 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   })
 }) {}
 
-/** A validation whose checks failed: exit code 1. The report says which. */
+/**
+ * A validation that did not pass: a check failed (exit 1), a connection was lost (2) or test rows remain (3). It
+ * carries the whole report, so a caller can publish it like a passed one.
+ */
 export class ValidationFailedError extends Schema.TaggedError<ValidationFailedError>()("ValidationFailedError", {
-  runId: Schema.String,
-  findings: Schema.Number,
-  reportPath: Schema.String
+  report: ValidationReport
 }) {
   override get message(): string {
-    return `Validation run ${this.runId} failed ${this.findings} check${this.findings === 1 ? "" : "s"}; see ${this.reportPath}`
+    const { report } = this
+    const reasons = report.errors.length > 0 ? report.errors.map((e) => e.message) : report.findings.slice(0, 3).map((f) => `${f.table ?? f.check}: ${f.message}`)
+    return `Validation run ${report.runId}: ${report.status.toUpperCase().replace("_", " ")} (exit code ${report.exitCode}): ${reasons.join("; ")}`
   }
 }

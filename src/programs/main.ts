@@ -13,7 +13,10 @@ import { commandLine } from "../services/EtlSettings.ts"
 import * as Pipeline from "../services/Pipeline.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
 import { runPipeline } from "./pipeline.ts"
-import { sweep, validate } from "./validate.ts"
+import { publish } from "./publish.ts"
+import { sweep } from "./sweep.ts"
+import { validate } from "./validate.ts"
+import { Reporter } from "../services/Reporter.ts"
 import { testConnections } from "./testConnections.ts"
 
 /** How the report names the pipeline it validated. */
@@ -85,18 +88,32 @@ const validateCommand = Command.make(
       Options.withDescription("malformed: also seed values the type map must convert or reject, and load in quarantine mode")
     )
   },
-  (options) =>
-    withSettings(
-      Effect.flatMap(PipelineName, (pipelineName) =>
-        validate({
+  (options) => {
+    const files = {
+      ...Option.match(options.junit, { onNone: () => ({}), onSome: (junitPath) => ({ junitPath }) }),
+      ...Option.match(options.reportDir, { onNone: () => ({}), onSome: (reportDirectory) => ({ reportDirectory }) })
+    }
+    return withSettings(
+      Effect.gen(function* () {
+        const pipelineName = yield* PipelineName
+        // The report must have somewhere to go before anything is seeded.
+        yield* Effect.flatMap(Reporter, (reporter) =>
+          reporter.prepare({
+            ...(files.junitPath === undefined ? {} : { junitPath: files.junitPath }),
+            ...(files.reportDirectory === undefined ? {} : { directory: files.reportDirectory })
+          })
+        )
+        yield* validate({
           pipelineName,
           scenario: options.scenario,
-          ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
-          ...Option.match(options.junit, { onNone: () => ({}), onSome: (junitPath) => ({ junitPath }) }),
-          ...Option.match(options.reportDir, { onNone: () => ({}), onSome: (reportDirectory) => ({ reportDirectory }) })
-        })
-      ).pipe(Effect.provide(pipelineFor(options.pipelineCommand)))
+          ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) })
+        }).pipe(
+          Effect.tap((report) => publish(report, files)),
+          Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report, files))
+        )
+      }).pipe(Effect.provide(pipelineFor(options.pipelineCommand)))
     )
+  }
 ).pipe(Command.withDescription("Seed marked test rows, run the pipeline, verify every stage, measure, clean up, report."))
 
 const sweepCommand = Command.make(
@@ -126,7 +143,13 @@ const checkAccessCommand = Command.make("check-access", {}, () =>
     checkAccess.pipe(
       Effect.provide(
         AccessControl.layer.pipe(
-          Layer.provide(Layer.mergeAll(PipelineDatabases, Layer.catchAll(SourceWriterDb.layer, () => Layer.empty)))
+          // Only a writer that is not configured is left out; one that cannot connect is an error like any other.
+          Layer.provide(
+            Layer.mergeAll(
+              PipelineDatabases,
+              Layer.catchAll(SourceWriterDb.layer, (e) => (e._tag === "SettingsError" ? Layer.empty : Layer.fail(e)))
+            )
+          )
         )
       )
     )

@@ -1,5 +1,5 @@
 import { Console, Effect } from "effect"
-import { PipelineFailedError } from "../domain/errors.ts"
+import { PipelineFailedError, UsageError } from "../domain/errors.ts"
 import type { BadRowPolicy } from "../services/AnalyticsLoader.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
 import { Pipeline, type TableRun } from "../services/Pipeline.ts"
@@ -26,7 +26,7 @@ export const summary = (runs: ReadonlyArray<TableRun>): string => {
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ").trimEnd()
-  const errors = runs.filter((r) => r.error).map((r) => `  ${r.table}: ${r.error?.tag}: ${r.error?.message}`)
+  const errors = runs.filter((r) => r.error).map((r) => `  ${r.table}: ${r.error?._tag}: ${r.error?.message}`)
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line), ...(errors.length ? ["", "Errors:", ...errors] : [])].join("\n")
 }
 
@@ -36,10 +36,14 @@ export const runPipeline = (options: PipelineOptions) =>
     const settings = yield* EtlSettings
     const pipeline = yield* Pipeline
     const tables = options.tables ?? settings.pipeline.tables
+    if (tables.length === 0) return yield* new UsageError({ option: "--tables", problem: "names no table; give one or more table names" })
     yield* Effect.logInfo(`Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${tables.join(", ")}${options.full ? ", full reload" : ""}`)
     const runs = yield* pipeline.run(tables, { full: options.full, onBadRow: options.onBadRow })
     yield* Console.log(summary(runs))
     const failed = runs.filter((r) => !r.success).map((r) => r.table)
+    // A lost connection is the run's problem, not one table's: it exits as a connection error, naming the database.
+    const lost = runs.flatMap((r) => (r.error?._tag === "ConnectionError" ? [r.error] : []))
+    if (lost[0] !== undefined) return yield* lost[0]
     if (failed.length > 0) return yield* new PipelineFailedError({ failed, total: runs.length })
     return runs
   })

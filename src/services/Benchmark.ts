@@ -1,6 +1,8 @@
-import { Clock, Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { EtlSettings } from "./EtlSettings.ts"
+import type { MysqlDatabase } from "./clients/mysql.ts"
+import type { PostgresDatabase } from "./clients/postgres.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 
 export interface StepTiming {
@@ -26,7 +28,8 @@ export interface BenchmarkResult {
   readonly resources: ResourceUsage
 }
 
-export interface BenchmarkService {
+/** The timings and resources of one run, from `start` to `finish`. */
+export interface BenchmarkRun {
   /** Times a step; with a budget, a longer step is over budget. */
   readonly time: <A, E, R>(
     step: string,
@@ -37,6 +40,11 @@ export interface BenchmarkService {
   readonly record: (step: string, durationMs: number, options?: { readonly table?: string; readonly budget?: Duration.Duration }) => Effect.Effect<void>
   /** The run so far: total time against the run budget, every step, resources used. */
   readonly finish: Effect.Effect<BenchmarkResult>
+}
+
+export interface BenchmarkService {
+  /** Starts measuring a run: each run has its own steps, clock and counters; sampling stops with the scope. */
+  readonly start: Effect.Effect<BenchmarkRun, never, Scope.Scope>
 }
 
 export class Benchmark extends Context.Tag("opendental-etl/Benchmark")<Benchmark, BenchmarkService>() {}
@@ -50,72 +58,78 @@ export const make = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const replica = yield* ReplicationDb
   const analytics = yield* AnalyticsDb
-  const steps = yield* Ref.make<ReadonlyArray<StepTiming>>([])
-  const peakRss = yield* Ref.make(process.memoryUsage().rss)
-  const cpuAtStart = process.cpuUsage()
-  const startedAt = yield* Clock.currentTimeMillis
-
-  const replicationCounters = replica.sql<{ Variable_name: string; Value: string }>`SHOW GLOBAL STATUS`.pipe(
-    Effect.map((rows) => Object.fromEntries(rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)]))),
-    Effect.orElseSucceed(() => ({}) as Record<string, number>)
-  )
-  const analyticsCounters = analytics.sql<Record<string, string>>`
-    SELECT blks_read, blks_hit, tup_inserted, tup_updated, tup_deleted, tup_fetched
-      FROM pg_stat_database WHERE datname = current_database()`.pipe(
-    Effect.map(([row]) => Object.fromEntries(Object.entries(row ?? {}).map(([k, v]) => [k, Number(v)]))),
-    Effect.orElseSucceed(() => ({}) as Record<string, number>)
-  )
-  const before = yield* Effect.all([replicationCounters, analyticsCounters])
-
-  yield* Effect.sync(() => process.memoryUsage().rss).pipe(
-    Effect.flatMap((rss) => Ref.update(peakRss, (peak) => Math.max(peak, rss))),
-    Effect.repeat(Schedule.spaced(Duration.millis(200))),
-    Effect.forkScoped
-  )
-
-  const record = (step: string, durationMs: number, options: { readonly table?: string; readonly budget?: Duration.Duration } = {}) => {
-    const budgetMs = options.budget === undefined ? undefined : Duration.toMillis(options.budget)
-    return Ref.update(steps, (all) => [
-      ...all,
-      {
-        step,
-        ...(options.table === undefined ? {} : { table: options.table }),
-        durationMs,
-        ...(budgetMs === undefined ? {} : { budgetMs }),
-        overBudget: budgetMs !== undefined && durationMs > budgetMs
-      }
-    ])
-  }
-
-  const time = <A, E, R>(step: string, effect: Effect.Effect<A, E, R>, options: { readonly table?: string; readonly budget?: Duration.Duration } = {}) =>
-    Effect.gen(function* () {
-      const start = yield* Clock.currentTimeMillis
-      return yield* effect.pipe(
-        Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => record(step, end - start, options)))
-      )
-    })
-
-  const finish = Effect.gen(function* () {
-    const now = yield* Clock.currentTimeMillis
-    const [replicationAfter, analyticsAfter] = yield* Effect.all([replicationCounters, analyticsCounters])
-    const cpu = process.cpuUsage(cpuAtStart)
-    const totalMs = now - startedAt
-    const runBudgetMs = Duration.toMillis(settings.validation.runBudget)
-    const all = yield* Ref.get(steps)
-    return {
-      totalMs,
-      steps: [...all, { step: "total", durationMs: totalMs, budgetMs: runBudgetMs, overBudget: totalMs > runBudgetMs }],
-      resources: {
-        peakRssMb: Math.round((yield* Ref.get(peakRss)) / 1024 / 1024),
-        cpuUserMs: Math.round(cpu.user / 1000),
-        cpuSystemMs: Math.round(cpu.system / 1000),
-        replicationIo: delta(before[0], replicationAfter),
-        analyticsIo: delta(before[1], analyticsAfter)
-      }
-    } satisfies BenchmarkResult
-  })
-
-  return { time, record, finish } satisfies BenchmarkService
+  const start = startRun(settings.validation.runBudget, replica, analytics)
+  return { start } satisfies BenchmarkService
 })
 
-export const layer = Layer.scoped(Benchmark, make)
+const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytics: PostgresDatabase) =>
+  Effect.gen(function* () {
+    const steps = yield* Ref.make<ReadonlyArray<StepTiming>>([])
+    const peakRss = yield* Ref.make(process.memoryUsage().rss)
+    const cpuAtStart = process.cpuUsage()
+    const startedAt = yield* Clock.currentTimeMillis
+
+    const replicationCounters = replica.sql<{ Variable_name: string; Value: string }>`SHOW GLOBAL STATUS`.pipe(
+      Effect.map((rows) => Object.fromEntries(rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)]))),
+      Effect.orElseSucceed(() => ({}) as Record<string, number>)
+    )
+    const analyticsCounters = analytics.sql<Record<string, string>>`
+      SELECT blks_read, blks_hit, tup_inserted, tup_updated, tup_deleted, tup_fetched
+        FROM pg_stat_database WHERE datname = current_database()`.pipe(
+      Effect.map(([row]) => Object.fromEntries(Object.entries(row ?? {}).map(([k, v]) => [k, Number(v)]))),
+      Effect.orElseSucceed(() => ({}) as Record<string, number>)
+    )
+    const before = yield* Effect.all([replicationCounters, analyticsCounters])
+
+    yield* Effect.sync(() => process.memoryUsage().rss).pipe(
+      Effect.flatMap((rss) => Ref.update(peakRss, (peak) => Math.max(peak, rss))),
+      Effect.repeat(Schedule.spaced(Duration.millis(200))),
+      Effect.forkScoped
+    )
+
+    const record = (step: string, durationMs: number, options: { readonly table?: string; readonly budget?: Duration.Duration } = {}) => {
+      const budgetMs = options.budget === undefined ? undefined : Duration.toMillis(options.budget)
+      return Ref.update(steps, (all) => [
+        ...all,
+        {
+          step,
+          ...(options.table === undefined ? {} : { table: options.table }),
+          durationMs,
+          ...(budgetMs === undefined ? {} : { budgetMs }),
+          overBudget: budgetMs !== undefined && durationMs > budgetMs
+        }
+      ])
+    }
+
+    const time = <A, E, R>(step: string, effect: Effect.Effect<A, E, R>, options: { readonly table?: string; readonly budget?: Duration.Duration } = {}) =>
+      Effect.gen(function* () {
+        const start = yield* Clock.currentTimeMillis
+        return yield* effect.pipe(
+          Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => record(step, end - start, options)))
+        )
+      })
+
+    const finish = Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const [replicationAfter, analyticsAfter] = yield* Effect.all([replicationCounters, analyticsCounters])
+      const cpu = process.cpuUsage(cpuAtStart)
+      const totalMs = now - startedAt
+      const runBudgetMs = Duration.toMillis(runBudget)
+      const all = yield* Ref.get(steps)
+      return {
+        totalMs,
+        steps: [...all, { step: "total", durationMs: totalMs, budgetMs: runBudgetMs, overBudget: totalMs > runBudgetMs }],
+        resources: {
+          peakRssMb: Math.round((yield* Ref.get(peakRss)) / 1024 / 1024),
+          cpuUserMs: Math.round(cpu.user / 1000),
+          cpuSystemMs: Math.round(cpu.system / 1000),
+          replicationIo: delta(before[0], replicationAfter),
+          analyticsIo: delta(before[1], analyticsAfter)
+        }
+      } satisfies BenchmarkResult
+    })
+
+    return { time, record, finish } satisfies BenchmarkRun
+  })
+
+export const layer = Layer.effect(Benchmark, make)

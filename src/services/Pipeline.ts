@@ -1,6 +1,6 @@
 import { Command, CommandExecutor } from "@effect/platform"
 import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Stream, String as Str } from "effect"
-import { ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
+import { type ConnectionError, type DatabaseError, ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
 import { tableLock } from "./clients/tableLocks.ts"
@@ -14,8 +14,8 @@ export interface TableRun {
   readonly durationMs: number
   readonly replication?: ReplicationResult
   readonly analytics?: LoadResult
-  /** The failure, by its tag and its message: what a person needs to act. */
-  readonly error?: { readonly tag: string; readonly message: string }
+  /** The table's own typed failure: which database, table and stage, as the hop reported it. */
+  readonly error?: TableFailure
 }
 
 export interface RunOptions {
@@ -31,12 +31,7 @@ export interface PipelineService {
 
 export class Pipeline extends Context.Tag("opendental-etl/Pipeline")<Pipeline, PipelineService>() {}
 
-type TableFailure = ReplicateError | LoadFailure | LockTimeoutError
-
-const failureOf = (error: TableFailure | { readonly _tag: string; readonly message: string }) => ({
-  tag: error._tag,
-  message: error.message
-})
+export type TableFailure = ReplicateError | LoadFailure | LockTimeoutError | DatabaseError | ConnectionError | ExternalPipelineError
 
 /** Effect metrics of each table run: what OTLP exports when an endpoint is configured. */
 const tableSeconds = Metric.histogram(
@@ -83,18 +78,13 @@ export const make = Effect.gen(function* () {
       ).pipe(Effect.either)
       const durationMs = (yield* Clock.currentTimeMillis) - startedAt
       if (outcome._tag === "Left") {
-        return { table, success: false, durationMs, error: failureOf(outcome.left) } satisfies TableRun
+        return { table, success: false, durationMs, error: outcome.left } satisfies TableRun
       }
       const { replication, loaded } = outcome.right
       return loaded._tag === "Left"
-        ? ({ table, success: false, durationMs, replication, error: failureOf(loaded.left) } satisfies TableRun)
+        ? ({ table, success: false, durationMs, replication, error: loaded.left } satisfies TableRun)
         : ({ table, success: true, durationMs, replication, analytics: loaded.right } satisfies TableRun)
-    }).pipe(
-      Effect.catchAllDefect((defect) =>
-        Effect.succeed<TableRun>({ table, success: false, durationMs: 0, error: { tag: "Defect", message: String(defect) } })
-      ),
-      Effect.withSpan("Pipeline.table", { attributes: { table } })
-    )
+    }).pipe(Effect.withSpan("Pipeline.table", { attributes: { table } }))
 
   const run = Effect.fn("Pipeline.run")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {
     const runs: Array<TableRun> = []
@@ -156,7 +146,7 @@ export const makeExternal = (command: ReadonlyArray<string>) =>
             : undefined
       return tables.map(
         (table): TableRun =>
-          error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error: failureOf(error) }
+          error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error }
       )
     })
     return { run } satisfies PipelineService

@@ -7,6 +7,7 @@ import { htmlReport, type TrendPoint } from "../domain/htmlReport.ts"
 import { prometheusText } from "../domain/prometheus.ts"
 import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
+import { ReportDirectoryError } from "../domain/errors.ts"
 import { type ReportFinding, ValidationReport } from "../domain/report.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 
@@ -26,6 +27,11 @@ export interface WriteOptions {
 }
 
 export interface ReporterService {
+  /**
+   * Checks before a run that its report can be written: the directory exists or can be made, and takes a file
+   * (and the JUnit file's directory, when asked). A run never finds out at its end that its result has nowhere to go.
+   */
+  readonly prepare: (options?: Pick<WriteOptions, "directory" | "junitPath">) => Effect.Effect<void, ReportDirectoryError>
   /**
    * Writes `<report dir>/validate-<run id>.json` and `.html`, the Prometheus text file, JUnit XML when asked, and
    * returns the console summary.
@@ -52,7 +58,7 @@ export const summaryOf = (report: ValidationReport): string => {
     `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
     ...report.tables.map(
       (t) =>
-        `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${t.counts.source}/${t.counts.replication}/${t.counts.analytics} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
+        `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${[t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
     ),
     `  isolation (${report.isolation.mode}): ${
       report.isolation.mode === "fingerprint"
@@ -67,7 +73,7 @@ export const summaryOf = (report: ValidationReport): string => {
         `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
     ),
     `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
-    `  cleanup: ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing seeded"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
+    `  cleanup (deleted source/replica/analytics): ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing deleted"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
     ...[...report.findings]
       .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
       .slice(0, 20)
@@ -108,6 +114,12 @@ const junitOf = (report: ValidationReport): string => {
   return builder.build()
 }
 
+/** What a file system error says, without the platform's wrapping ("SystemError: ..."). */
+const reasonOf = (e: { readonly message: string }) => {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause
+  return cause?.code !== undefined ? `${cause.code}: ${cause.message ?? e.message}` : e.message
+}
+
 /** The single-file build of Chart.js, inlined into each HTML report. */
 const chartJsFile = nodePath.join(nodePath.dirname(createRequire(import.meta.url).resolve("chart.js")), "chart.umd.min.js")
 
@@ -117,17 +129,47 @@ export const make = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const chartJs = yield* fs.readFileString(chartJsFile).pipe(Effect.orDie)
 
+  /**
+   * Makes the missing directories one level at a time: Node's recursive mkdir never returns on some paths
+   * (`/proc/x` spins forever), where a plain mkdir fails at once.
+   */
+  const makeDirectories = (directory: string) =>
+    Effect.gen(function* () {
+      const missing: Array<string> = []
+      let current = path.resolve(directory)
+      while (!(yield* fs.exists(current))) {
+        missing.unshift(current)
+        const parent = path.dirname(current)
+        if (parent === current) break
+        current = parent
+      }
+      for (const dir of missing) yield* fs.makeDirectory(dir)
+    })
+
+  const prepare = Effect.fn("Reporter.prepare")(function* (options: Pick<WriteOptions, "directory" | "junitPath"> = {}) {
+    const directories = [options.directory ?? settings.validation.reportDirectory, ...(options.junitPath === undefined ? [] : [path.dirname(options.junitPath)])]
+    for (const directory of directories) {
+      const probe = path.join(directory, `.opendental-etl-write-check-${process.pid}`)
+      yield* makeDirectories(directory).pipe(
+        Effect.zipRight(fs.writeFileString(probe, "")),
+        Effect.zipRight(fs.remove(probe)),
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("it did not answer within 10 s") }),
+        Effect.mapError((e) => new ReportDirectoryError({ directory, reason: reasonOf(e) }))
+      )
+    }
+  })
+
   /** node_exporter may read at any moment: it sees the old file or the new one, never half of one. */
   const replaceFile = (file: string, content: string) =>
     Effect.gen(function* () {
-      yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+      yield* makeDirectories(path.dirname(file))
       yield* fs.writeFileString(`${file}.tmp`, content)
       yield* fs.rename(`${file}.tmp`, file)
     })
 
   const write = Effect.fn("Reporter.write")(function* (report: ValidationReport, options: WriteOptions = {}) {
     const directory = options.directory ?? settings.validation.reportDirectory
-    yield* fs.makeDirectory(directory, { recursive: true })
+    yield* makeDirectories(directory)
     const json = path.join(directory, `validate-${report.runId}.json`)
     const encoded = Schema.encodeSync(ValidationReport)(report)
     yield* fs.writeFileString(json, JSON.stringify(encoded, null, 2) + "\n")
@@ -147,7 +189,7 @@ export const make = Effect.gen(function* () {
     const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () => path.join(directory, "opendental_etl.prom"))
     yield* replaceFile(prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))
     if (options.junitPath !== undefined) {
-      yield* fs.makeDirectory(path.dirname(options.junitPath), { recursive: true })
+      yield* makeDirectories(path.dirname(options.junitPath))
       yield* fs.writeFileString(options.junitPath, junitOf(report))
     }
     return {
@@ -158,7 +200,7 @@ export const make = Effect.gen(function* () {
       ...(options.junitPath === undefined ? {} : { junit: options.junitPath })
     }
   })
-  return { write } satisfies ReporterService
+  return { prepare, write } satisfies ReporterService
 })
 
 export const layer = Layer.effect(Reporter, make)

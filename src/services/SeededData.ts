@@ -1,22 +1,24 @@
-import { Statement } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, Layer, Option, Schedule, type Scope } from "effect"
 import * as os from "node:os"
-import { CleanupError, type ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
+import { type CleanupError, type CleanupTable, type ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
 import { appointments, carriers, patients, procedures, type Row } from "../domain/fixtures/generator.ts"
 import { type MalformedCase, malformedCasesFor } from "../domain/malformed.ts"
-import { likeEscape, markedValue, markerOf, markerPattern, newRunId } from "../domain/marker.ts"
+import { markedValue, markerFits, markerOf, newRunId } from "../domain/marker.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
-import { rejectedRowsTable } from "./AnalyticsLoader.ts"
 import { Catalog } from "./Catalog.ts"
+import { classifySqlError, mapSqlErrors } from "./clients/failures.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
-import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients/failures.ts"
-import { replicaTableLock, tableLock } from "./clients/tableLocks.ts"
-import { EtlSettings } from "./EtlSettings.ts"
+import { EtlSettings, type ValidationSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
+import * as Cleanup from "./seeding/Cleanup.ts"
+import * as Ledger from "./seeding/Ledger.ts"
+import type { UnfinishedRun } from "./seeding/Ledger.ts"
 import { SourceWriterDb } from "./SourceWriterDb.ts"
+
+export type { CleanupReport, TableSurvey } from "./seeding/Cleanup.ts"
+type CleanupReport = Cleanup.CleanupReport
 
 /** Tables the harness seeds, in foreign-key order. */
 export const seedableTables = ["carrier", "patient", "appointment", "procedurelog"] as const
@@ -46,13 +48,6 @@ export interface SeededTable {
   readonly keys: ReadonlyArray<string>
 }
 
-/** Rows removed from each database, per table. */
-export interface CleanupReport {
-  readonly runId: string
-  readonly durationMs: number
-  readonly deleted: ReadonlyArray<{ readonly table: string; readonly source: number; readonly replication: number; readonly analytics: number }>
-}
-
 export interface SeededSet {
   readonly runId: string
   /** The regular rows, which every stage must hold unchanged. */
@@ -63,14 +58,17 @@ export interface SeededSet {
   readonly cleanup: Deferred.Deferred<CleanupReport, CleanupError>
 }
 
+/** A dead run that sweep found: why it is dead, what it left per table, and what was deleted. */
 export interface SweptRun {
   readonly runId: string
   readonly host: string
   readonly pid: number
   readonly heartbeatAt: string
-  readonly rows: number
+  readonly why: string
+  readonly found: ReadonlyArray<Cleanup.TableSurvey>
   readonly outcome: "deleted" | "would delete" | "failed"
-  readonly detail?: string
+  readonly deleted: ReadonlyArray<CleanupTable>
+  readonly remaining: ReadonlyArray<string>
 }
 
 export interface SeededDataService {
@@ -86,10 +84,7 @@ export interface SeededDataService {
 
 export class SeededData extends Context.Tag("opendental-etl/SeededData")<SeededData, SeededDataService>() {}
 
-const pgIdentifier = Statement.defaultEscape('"')
-
-const runsTable = "etl_e2e_runs"
-const seededTable = "etl_e2e_seeded"
+const textTypes = ["char", "varchar", "text", "mediumtext", "longtext", "tinytext"]
 
 /** Foreign keys between the seeded tables: the child column and the parent table it points at. */
 const parents: Record<SeedableTable, ReadonlyArray<readonly [column: string, parent: SeedableTable]>> = {
@@ -117,55 +112,62 @@ export const make = Effect.gen(function* () {
   const catalog = yield* Catalog
   const settings = yield* EtlSettings
   const { validation } = settings
-  const rsql = replica.sql
   const attempts = settings.connection.attempts
+  const ledger = Ledger.make(replica)
+  const cleanup = Cleanup.make({ writer, replica, analytics, catalog, ledger, lockTimeoutSeconds: settings.pipeline.lockTimeoutSeconds, attempts })
 
   const seedFailure = (db: MysqlDatabase, step: string) =>
     mapSqlErrors(classifySqlError(db.settings, attempts, (reason) => new SeedError({ step, reason })))
 
-  yield* Effect.all([
-    rsql`CREATE TABLE IF NOT EXISTS ${rsql(runsTable)} (
-      run_id VARCHAR(32) NOT NULL PRIMARY KEY, environment VARCHAR(16) NOT NULL, host VARCHAR(255) NOT NULL,
-      pid INT NOT NULL, started_at DATETIME(6) NOT NULL, heartbeat_at DATETIME(6) NOT NULL,
-      status VARCHAR(16) NOT NULL, detail TEXT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-    rsql`CREATE TABLE IF NOT EXISTS ${rsql(seededTable)} (
-      run_id VARCHAR(32) NOT NULL, table_name VARCHAR(64) NOT NULL, primary_key VARCHAR(64) NOT NULL,
-      key_column VARCHAR(64) NOT NULL, marker_column VARCHAR(64) NOT NULL, seeded_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (run_id, table_name, primary_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
-  ]).pipe(seedFailure(replica, "creating the ledger"))
-
-  const setStatus = (runId: string, status: string, detail: string | null = null) =>
-    rsql`UPDATE ${rsql(runsTable)} SET status = ${status}, detail = ${detail}, heartbeat_at = UTC_TIMESTAMP(6) WHERE run_id = ${runId}`
-
-  const markerColumnOf = (shape: TableShape, table: SeedableTable) =>
+  /** The marker column must be text and hold the whole marker: checked for every table before anything is written. */
+  const markerColumnOf = (shape: TableShape, table: SeedableTable, runId: string) =>
     Effect.gen(function* () {
       const name = validation.markerColumns[table]
       const column = shape.columns.find((c) => c.name === name)
-      if (name === undefined || column === undefined || !["char", "varchar", "text", "mediumtext", "longtext", "tinytext"].includes(column.dataType)) {
+      if (name === undefined || column === undefined || !textTypes.includes(column.dataType)) {
         return yield* new SchemaError({
           database: "source",
           table,
           problem: `the marker column '${name}' is not a text column of the table; set ETL_MARKER_COLUMNS`
         })
       }
+      if (!markerFits(runId, table, column.maxLength)) {
+        return yield* new SchemaError({
+          database: "source",
+          table,
+          problem: `the marker column '${name}' holds ${column.maxLength} characters, too few for the run's marker (${markerOf(runId, table).length}); set ETL_MARKER_COLUMNS to a longer text column`
+        })
+      }
       return column
     })
 
   /** Inserts one row without its key (AUTO_INCREMENT gives it) and without its watermark (the server stamps it). */
-  const insertRow = (table: SeedableTable, shape: TableShape, row: Record<string, unknown>) =>
+  const insertRow = (table: SeedableTable, row: Record<string, unknown>) =>
     Effect.gen(function* () {
       const sql = writer.sql
       const header = (yield* sql`INSERT INTO ${sql(table)} ${sql.insert(row)}`.raw) as { insertId: number | string }
       return String(header.insertId)
-    }).pipe(seedFailure(writer, `inserting into ${shape.name}`))
+    }).pipe(seedFailure(writer, `inserting into ${table}`))
+
+  /** The table's greatest key now: every row inserted from here on is above it. */
+  const keyFloor = (table: SeedableTable, key: string) =>
+    writer.sql
+      .unsafe<{ floor: string }>(`SELECT CAST(COALESCE(MAX(${escapeIdentifier(key)}), 0) AS CHAR) AS floor FROM ${escapeIdentifier(table)}`)
+      .pipe(
+        Effect.map(([row]) => String(row?.floor ?? "0")),
+        seedFailure(writer, `reading the greatest key of ${table}`)
+      )
 
   const seed = (plan: SeedPlan) =>
     Effect.gen(function* () {
       const runId = newRunId()
-      const cleanup = yield* Deferred.make<CleanupReport, CleanupError>()
-      const shapes = new Map<SeedableTable, TableShape>()
+      const cleanupDone = yield* Deferred.make<CleanupReport, CleanupError>()
+      // Everything that can be checked is checked before the first write.
+      const shapes = new Map<SeedableTable, { shape: TableShape; key: string; marker: string }>()
       for (const table of plan.tables) {
-        shapes.set(table, yield* catalog.describe(writer, table).pipe(seedFailure(writer, `describing ${table}`)))
+        const shape = yield* catalog.describe(writer, table).pipe(seedFailure(writer, `describing ${table}`))
+        const marker = yield* markerColumnOf(shape, table, runId)
+        shapes.set(table, { shape, key: shape.primaryKey[0] as string, marker: marker.name })
       }
       const [code] = plan.tables.includes("procedurelog")
         ? yield* writer.sql<{ CodeNum: string }>`SELECT CodeNum FROM procedurecode ORDER BY CodeNum LIMIT 1`.pipe(
@@ -175,98 +177,89 @@ export const make = Effect.gen(function* () {
       if (code === undefined) {
         return yield* new SeedError({ step: "finding a procedure code", reason: "the source has no procedurecode row for seeded procedures to point at" })
       }
+      yield* ledger.ensure.pipe(seedFailure(replica, "creating the ledger"))
 
       const seeded = new Map<SeedableTable, Array<string>>(plan.tables.map((t) => [t, []]))
       const malformed: Array<SeededCase> = []
-      const register = rsql`INSERT INTO ${rsql(runsTable)} (run_id, environment, host, pid, started_at, heartbeat_at, status)
-        VALUES (${runId}, ${settings.environment}, ${os.hostname()}, ${process.pid}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`
+      const counts: Record<SeedableTable, number> = {
+        carrier: 1,
+        patient: plan.patients,
+        appointment: plan.patients * plan.appointmentsPerPatient,
+        procedurelog: plan.patients * plan.appointmentsPerPatient * plan.proceduresPerAppointment
+      }
       const acquire = Effect.gen(function* () {
-        yield* register.pipe(seedFailure(replica, "registering the run in the ledger"))
-        const counts: Record<SeedableTable, number> = {
-          carrier: 1,
-          patient: plan.patients,
-          appointment: plan.patients * plan.appointmentsPerPatient,
-          procedurelog: plan.patients * plan.appointmentsPerPatient * plan.proceduresPerAppointment
-        }
+        yield* ledger
+          .register({ runId, environment: settings.environment, host: os.hostname(), pid: process.pid })
+          .pipe(seedFailure(replica, "registering the run in the ledger"))
         for (const table of plan.tables) {
-          const shape = shapes.get(table) as TableShape
-          const key = shape.primaryKey[0] as string
-          const marker = yield* markerColumnOf(shape, table)
-          const record = (inserted: string) =>
-            rsql`INSERT INTO ${rsql(seededTable)} (run_id, table_name, primary_key, key_column, marker_column, seeded_at)
-              VALUES (${runId}, ${table}, ${inserted}, ${key}, ${marker.name}, UTC_TIMESTAMP(6))`.pipe(
-              seedFailure(replica, "recording a seeded key in the ledger")
-            )
-          const templates = templateRows(table, counts[table])
-          for (let i = 0; i < templates.length; i++) {
-            const row: Record<string, unknown> = { ...templates[i] }
+          const { shape, key, marker } = shapes.get(table) as { shape: TableShape; key: string; marker: string }
+          const floor = yield* keyFloor(table, key)
+          yield* ledger.recordFloor(runId, table, key, marker, floor).pipe(seedFailure(replica, "recording a key floor in the ledger"))
+          const insertAndRecord = (row: Record<string, unknown>) =>
+            Effect.gen(function* () {
+              const inserted = yield* insertRow(table, row)
+              yield* ledger.recordKey(runId, table, inserted, key, marker).pipe(seedFailure(replica, "recording a seeded key in the ledger"))
+              return inserted
+            })
+          const withoutGenerated = (template: Row): Record<string, unknown> => {
+            const row: Record<string, unknown> = { ...template }
             delete row[key]
             if (Option.isSome(shape.watermark)) delete row[shape.watermark.value]
-            row[marker.name] = markedValue(runId, table, String(i + 1).padStart(4, "0"), marker.maxLength)
+            return { ...row, ...hiddenStatus(table, code.CodeNum, validation) }
+          }
+          const templates = templateRows(table, counts[table])
+          for (let i = 0; i < templates.length; i++) {
+            const row = withoutGenerated(templates[i] as Row)
+            row[marker] = markedValue(runId, table, String(i + 1).padStart(4, "0"), shape.columns.find((c) => c.name === marker)?.maxLength ?? null)
             for (const [column, parent] of parents[table]) {
               const parentKeys = seeded.get(parent) ?? []
               const perParent = Math.max(1, Math.floor(templates.length / Math.max(1, parentKeys.length)))
               row[column] = parentKeys[Math.min(parentKeys.length - 1, Math.floor(i / perParent))] ?? 0
             }
-            if (table === "patient") {
-              row.PatStatus = validation.hiddenPatientStatus
-              row.Guarantor = 0
-            }
-            if (table === "procedurelog") {
-              row.ProcStatus = validation.hiddenProcedureStatus
-              row.CodeNum = code.CodeNum
-            }
-            if (table === "carrier") row.IsHidden = 1
-            const inserted = yield* insertRow(table, shape, row)
-            ;(seeded.get(table) as Array<string>).push(inserted)
-            yield* record(inserted)
+            ;(seeded.get(table) as Array<string>).push(yield* insertAndRecord(row))
           }
           if (table === "patient" && plan.malformed === true) {
-            const cases = malformedCasesFor(shape.columns, marker.name)
+            const cases = malformedCasesFor(shape.columns, marker)
             for (let i = 0; i < cases.length; i++) {
               const malformedCase = cases[i] as MalformedCase
-              const row: Record<string, unknown> = { ...templateRows(table, 1)[0] }
-              delete row[key]
-              if (Option.isSome(shape.watermark)) delete row[shape.watermark.value]
-              row[marker.name] = markedValue(runId, table, `M${String(i + 1).padStart(3, "0")}`, marker.maxLength)
-              row.PatStatus = validation.hiddenPatientStatus
-              row.Guarantor = 0
+              const row = withoutGenerated(templateRows(table, 1)[0] as Row)
+              row[marker] = markedValue(runId, table, `M${String(i + 1).padStart(3, "0")}`, shape.columns.find((c) => c.name === marker)?.maxLength ?? null)
               row[malformedCase.column] = malformedCase.value
-              const inserted = yield* insertRow(table, shape, row)
-              malformed.push({ table, primaryKey: key, key: inserted, case: malformedCase })
-              yield* record(inserted)
+              malformed.push({ table, primaryKey: key, key: yield* insertAndRecord(row), case: malformedCase })
             }
           }
         }
-        yield* setStatus(runId, "seeded").pipe(seedFailure(replica, "marking the run seeded"))
+        yield* ledger.setStatus(runId, "seeded").pipe(seedFailure(replica, "marking the run seeded"))
         return {
           runId,
-          cleanup,
+          cleanup: cleanupDone,
           malformed,
-          tables: plan.tables.map(
-            (table): SeededTable => ({
-              table,
-              primaryKey: (shapes.get(table) as TableShape).primaryKey[0] as string,
-              markerColumn: validation.markerColumns[table] as string,
-              keys: seeded.get(table) as Array<string>
-            })
-          )
+          tables: plan.tables.map((table): SeededTable => {
+            const { key, marker } = shapes.get(table) as { key: string; marker: string }
+            return { table, primaryKey: key, markerColumn: marker, keys: seeded.get(table) as Array<string> }
+          })
         } satisfies SeededSet
       })
-      // The release runs on success, failure and interruption alike. A seed that fails part-way has no release
-      // yet: its rows are deleted here, and a cleanup that fails then is what the caller hears about.
-      const seededSet = yield* Effect.acquireRelease(acquire, () =>
-        cleanupRun(runId).pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(cleanup, exit)))
-      ).pipe(
-        Effect.catchAll((seedError) =>
-          cleanupRun(runId).pipe(Effect.matchEffect({ onFailure: Effect.fail, onSuccess: () => Effect.fail(seedError) }))
-        )
-      )
-      // The heartbeat tells `sweep` this run is alive; it stops with the scope, before the release runs.
-      yield* rsql`UPDATE ${rsql(runsTable)} SET heartbeat_at = UTC_TIMESTAMP(6) WHERE run_id = ${runId}`.pipe(
+      // The heartbeat tells `sweep` this run is alive, from its registration until the scope closes.
+      yield* ledger.heartbeat(runId).pipe(
         Effect.repeat(Schedule.spaced(validation.heartbeatInterval)),
         Effect.ignore,
         Effect.forkScoped
+      )
+      // The release runs on success, failure and interruption alike. A seed that fails part-way (a typed error or
+      // a defect) has no release yet: its rows are deleted here, and a cleanup that fails too is reported with it.
+      const seededSet = yield* Effect.acquireRelease(
+        acquire.pipe(
+          Effect.catchAllCause((cause) =>
+            cleanup.run(runId).pipe(
+              Effect.matchCauseEffect({
+                onFailure: (cleanupCause) => Effect.failCause(Cause.sequential(cause, cleanupCause)),
+                onSuccess: () => Effect.failCause(cause)
+              })
+            )
+          )
+        ),
+        () => cleanup.run(runId).pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(cleanupDone, exit)))
       )
       yield* Effect.logInfo(
         `Seeded run ${runId}: ${seededSet.tables.map((t) => `${t.keys.length} ${t.table}`).join(", ")} (marker ${markerOf(runId, "<table>")})`
@@ -274,190 +267,45 @@ export const make = Effect.gen(function* () {
       return seededSet
     })
 
-  /**
-   * Deletes a run's rows, children first, from analytics, replica and source: by recorded key with the marker as
-   * a second guard. The source must lose exactly the rows recorded; a marked row left anywhere is reported.
-   */
-  const cleanupRun = (runId: string): Effect.Effect<CleanupReport, CleanupError> =>
-    Effect.gen(function* () {
-      const startedAt = yield* Clock.currentTimeMillis
-      yield* setStatus(runId, "cleaning")
-      const recorded = yield* rsql<{ table: string; key: string; keyColumn: string; markerColumn: string }>`
-        SELECT table_name AS "table", primary_key AS "key", key_column AS keyColumn, marker_column AS markerColumn
-          FROM ${rsql(seededTable)} WHERE run_id = ${runId}`
-      const byTable = new Map<string, { keyColumn: string; markerColumn: string; keys: Array<string> }>()
-      for (const r of recorded) {
-        const entry = byTable.get(r.table) ?? { keyColumn: r.keyColumn, markerColumn: r.markerColumn, keys: [] }
-        entry.keys.push(r.key)
-        byTable.set(r.table, entry)
-      }
-      const order = [...seedableTables].reverse().filter((t) => byTable.has(t))
-      const deleted: Array<CleanupReport["deleted"][number]> = []
-      const remaining: Array<string> = []
-      // The clinic's source must lose the test rows even while analytics is down; its copies wait for `sweep`.
-      const analyticsUp = yield* Effect.scoped(Effect.flatMap(analytics.session, (session) => session.query("SELECT 1"))).pipe(
-        mapSqlErrors(classifySqlError(analytics.settings, attempts, (reason) => new SeedError({ step: "cleanup", reason }))),
-        retryOnConnectionLoss(attempts),
-        Effect.isSuccess
-      )
-      if (!analyticsUp) {
-        const { host, port, database } = analytics.settings
-        remaining.push(`analytics at ${host}:${port}/${database} is unreachable: its copies of this run's rows are deleted when sweep runs with it back`)
-      }
-      for (const table of order) {
-        const { keyColumn, markerColumn, keys } = byTable.get(table) as { keyColumn: string; markerColumn: string; keys: Array<string> }
-        const pattern = markerPattern(runId, table)
-        // Under the table's pipeline locks: a pipeline running beside this cleanup cannot copy these rows back
-        // into the replica or analytics between their delete there and their delete in the source.
-        const [analyticsDeleted, replicaDeleted, sourceDeleted] = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const lockTimeout = settings.pipeline.lockTimeoutSeconds
-            yield* analyticsUp ? tableLock(replica, analytics, table, lockTimeout) : replicaTableLock(replica, table, lockTimeout)
-            return [
-              analyticsUp ? yield* deleteFromAnalytics(table, keyColumn, markerColumn, keys, pattern) : 0,
-              yield* deleteFromMysql(replica, table, keyColumn, markerColumn, keys, pattern),
-              yield* deleteFromMysql(writer, table, keyColumn, markerColumn, keys, pattern)
-            ] as const
-          })
-        )
-        deleted.push({ table, source: sourceDeleted, replication: replicaDeleted, analytics: analyticsDeleted })
-        // Counted by what is still there, so a cleanup that an earlier one half did (then sweep) can finish it.
-        const left = yield* seededKeysPresent(writer, table, keyColumn, keys)
-        if (left.length > 0) {
-          remaining.push(`${table}: seeded keys ${left.join(", ")} are still in the source (no longer marked ${markerOf(runId, table)}?)`)
-        }
-        for (const [where, db] of [["source", writer], ["replication", replica]] as const) {
-          const left = yield* markedRows(db, table, markerColumn, runId, keys)
-          if (left.length > 0) remaining.push(`${table} in ${where}: keys ${left.join(", ")} still carry the marker`)
-        }
-      }
-      // Rows the loader quarantined during this run carry the seeded keys and values: they go too.
-      const quarantined = analyticsUp ? yield* deleteQuarantined(runId) : 0
-      if (quarantined > 0) deleted.push({ table: rejectedRowsTable, source: 0, replication: 0, analytics: quarantined })
-      if (remaining.length > 0) {
-        yield* setStatus(runId, "cleanup_failed", remaining.join("; "))
-        return yield* new CleanupError({ runId, remaining })
-      }
-      yield* setStatus(runId, "clean")
-      yield* Effect.logInfo(`Cleaned run ${runId}: ${deleted.map((d) => `${Math.max(d.source, d.analytics)} ${d.table}`).join(", ")}`)
-      return { runId, deleted, durationMs: (yield* Clock.currentTimeMillis) - startedAt }
-    }).pipe(
-      Effect.catchTag("SchemaError", (e) => Effect.fail(new CleanupError({ runId, remaining: [e.message] }))),
-      Effect.catchTag("LockTimeoutError", (e) => Effect.fail(new CleanupError({ runId, remaining: [`${e.message}; run sweep`] }))),
-      Effect.catchTag("SqlError", (e: SqlError) =>
-        Effect.fail(
-          new CleanupError({ runId, remaining: [`cleanup could not finish (${String((e.cause as Error | undefined)?.message ?? e.message)}); run sweep`] })
-        )
-      ),
-      Effect.withSpan("SeededData.cleanup", { attributes: { runId } })
-    )
-
-  /** MySQL: by key, guarded by the marker (binary comparison, explicit ESCAPE); in a transaction where the engine has one. */
-  const deleteFromMysql = (db: MysqlDatabase, table: string, keyColumn: string, markerColumn: string, keys: ReadonlyArray<string>, pattern: string) =>
-    Effect.gen(function* () {
-      const exists = yield* catalog.find(db, table)
-      if (Option.isNone(exists) || keys.length === 0) return 0
-      const header = (yield* db.sql.withTransaction(
-        db.sql
-          .unsafe(
-            `DELETE FROM ${escapeIdentifier(table)} WHERE ${escapeIdentifier(keyColumn)} IN (${keys.map(() => "?").join(",")})
-               AND CAST(${escapeIdentifier(markerColumn)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}'`,
-            [...keys, pattern]
-          )
-          .raw
-      )) as { affectedRows: number }
-      return header.affectedRows
-    })
-
-  /** A DELETE in an analytics table of the schema, when the table exists (a first run may not have made it yet). */
-  const deleteInAnalytics = (table: string, where: string, values: ReadonlyArray<unknown>) =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const session = yield* analytics.session
-        const schema = analytics.settings.schema
-        const [exists] = (yield* session.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
-          [schema, table]
-        )).rows
-        if (!exists?.n) return 0
-        const result = yield* session.transaction(
-          session.query(`DELETE FROM ${pgIdentifier(schema)}.${pgIdentifier(table)} WHERE ${where}`, values)
-        )
-        return result.rowCount
-      })
-    )
-
-  // `= ANY($1)` with an untyped array: PostgreSQL takes the key column's own type for it and uses the primary key's
-  // index (a cast of the key to text would read the whole table).
-  const deleteFromAnalytics = (table: string, keyColumn: string, markerColumn: string, keys: ReadonlyArray<string>, pattern: string) =>
-    keys.length === 0
-      ? Effect.succeed(0)
-      : deleteInAnalytics(
-          table,
-          `${pgIdentifier(keyColumn)} = ANY($1) AND ${pgIdentifier(markerColumn)} LIKE $2 ESCAPE '${likeEscape}'`,
-          [keys, pattern]
-        )
-
-  const deleteQuarantined = (runId: string) => deleteInAnalytics(rejectedRowsTable, "run_id = $1", [runId])
-
-  /** Which of the seeded keys a table still holds. */
-  const seededKeysPresent = (db: MysqlDatabase, table: string, keyColumn: string, keys: ReadonlyArray<string>) =>
-    Effect.gen(function* () {
-      if (keys.length === 0 || Option.isNone(yield* catalog.find(db, table))) return []
-      const rows = yield* db.sql.unsafe<{ k: string }>(
-        `SELECT ${escapeIdentifier(keyColumn)} AS k FROM ${escapeIdentifier(table)} WHERE ${escapeIdentifier(keyColumn)} IN (${keys.map(() => "?").join(",")}) LIMIT 20`,
-        [...keys]
-      )
-      return rows.map((r) => String(r.k))
-    })
-
-  /**
-   * Keys of rows still carrying the run's marker: the proof that nothing was left behind. The seeder records each
-   * key right after its insert, so a row of this run that escaped the ledger (a crash in between) has a key above
-   * the first one recorded: the search starts there and costs what the run added, not the table's size. Only a
-   * table with no key recorded at all is searched whole.
-   */
-  const markedRows = (db: MysqlDatabase, table: string, markerColumn: string, runId: string, keys: ReadonlyArray<string>) =>
-    Effect.gen(function* () {
-      const shape = yield* catalog.find(db, table)
-      if (Option.isNone(shape)) return []
-      const key = escapeIdentifier(shape.value.primaryKey[0] as string)
-      const first = keys.reduce<bigint | undefined>((min, k) => (min === undefined || BigInt(k) < min ? BigInt(k) : min), undefined)
-      const rows = yield* db.sql.unsafe<{ k: string }>(
-        `SELECT ${key} AS k FROM ${escapeIdentifier(table)}
-          WHERE ${first === undefined ? "" : `${key} >= CAST(? AS DECIMAL(20,0)) AND `}CAST(${escapeIdentifier(markerColumn)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}' LIMIT 20`,
-        [...(first === undefined ? [] : [first.toString()]), markerPattern(runId, table)]
-      )
-      return rows.map((r) => String(r.k))
-    })
-
   const sweep = (options: { readonly staleAfter: Duration.Duration; readonly dryRun: boolean }) =>
     Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      const candidates = yield* rsql<{ runId: string; host: string; pid: number; heartbeatAt: string; ageSeconds: number; rows: number }>`
-        SELECT r.run_id AS runId, r.host, r.pid, r.heartbeat_at AS heartbeatAt,
-               TIMESTAMPDIFF(SECOND, r.heartbeat_at, UTC_TIMESTAMP(6)) AS ageSeconds,
-               (SELECT COUNT(*) FROM ${rsql(seededTable)} s WHERE s.run_id = r.run_id) AS "rows"
-          FROM ${rsql(runsTable)} r WHERE r.status <> 'clean' ORDER BY r.started_at`
-      const dead = candidates.filter((c) => {
-        const processGone = c.host === os.hostname() && !isAlive(Number(c.pid))
-        return processGone || Number(c.ageSeconds) * 1000 >= Duration.toMillis(options.staleAfter)
+      const unfinished = yield* ledger.unfinished.pipe(seedFailure(replica, "reading the ledger"))
+      const dead = unfinished.flatMap((run): ReadonlyArray<UnfinishedRun & { readonly why: string }> => {
+        if (run.host === os.hostname() && !isAlive(run.pid)) return [{ ...run, why: `its process ${run.pid} is gone` }]
+        return run.ageSeconds * 1000 >= Duration.toMillis(options.staleAfter) ? [{ ...run, why: `no heartbeat for ${run.ageSeconds} s` }] : []
       })
-      yield* Effect.logDebug(`sweep at ${now}: ${candidates.length} unfinished runs, ${dead.length} dead`)
       return yield* Effect.forEach(dead, (run) =>
-        options.dryRun
-          ? Effect.succeed<SweptRun>({ ...run, pid: Number(run.pid), rows: Number(run.rows), outcome: "would delete" })
-          : cleanupRun(run.runId).pipe(
-              Effect.match({
-                onSuccess: (): SweptRun => ({ ...run, pid: Number(run.pid), rows: Number(run.rows), outcome: "deleted" }),
-                onFailure: (e): SweptRun => ({ ...run, pid: Number(run.pid), rows: Number(run.rows), outcome: "failed", detail: e.message })
-              })
-            )
+        Effect.gen(function* () {
+          const described = { runId: run.runId, host: run.host, pid: run.pid, heartbeatAt: run.heartbeatAt, why: run.why }
+          const found = yield* cleanup.survey(run.runId).pipe(Effect.either)
+          if (Either.isLeft(found)) return { ...described, found: [], outcome: "failed", deleted: [], remaining: found.left.remaining } satisfies SweptRun
+          if (options.dryRun) return { ...described, found: found.right, outcome: "would delete", deleted: [], remaining: [] } satisfies SweptRun
+          return yield* cleanup.run(run.runId).pipe(
+            Effect.match({
+              onSuccess: (report): SweptRun => ({ ...described, found: found.right, outcome: "deleted", deleted: report.deleted, remaining: [] }),
+              onFailure: (e): SweptRun => ({ ...described, found: found.right, outcome: "failed", deleted: e.deleted, remaining: e.remaining })
+            })
+          )
+        })
       )
-    }).pipe(seedFailure(replica, "reading the ledger"))
+    })
 
-  return { seed, cleanup: cleanupRun, sweep } satisfies SeededDataService
+  return { seed, cleanup: cleanup.run, sweep } satisfies SeededDataService
 })
+
+/** OpenDental's hidden statuses, so seeded rows stay out of clinic staff's lists; procedures point at a real code. */
+const hiddenStatus = (table: SeedableTable, codeNum: string, validation: ValidationSettings): Record<string, unknown> => {
+  switch (table) {
+    case "patient":
+      return { PatStatus: validation.hiddenPatientStatus, Guarantor: 0 }
+    case "procedurelog":
+      return { ProcStatus: validation.hiddenProcedureStatus, CodeNum: codeNum }
+    case "carrier":
+      return { IsHidden: 1 }
+    case "appointment":
+      return {}
+  }
+}
 
 /** Whether a process of this host still runs (signal 0 checks without touching it). */
 const isAlive = (pid: number) => {

@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Either, Layer } from "effect"
 import { rejectedRowsTable } from "./AnalyticsLoader.ts"
 import { classifySqlError, mapSqlErrors } from "./clients/failures.ts"
 import { type DatabaseSettings, EtlSettings } from "./EtlSettings.ts"
@@ -31,7 +31,10 @@ export interface Finding {
 export interface TableVerification {
   readonly table: string
   readonly seeded: number
-  readonly counts: Readonly<Record<Stage, number>>
+  /** Seeded rows found per stage; null where the stage could not be reached. */
+  readonly counts: Readonly<Record<Stage, number | null>>
+  /** The connections lost while reading a stage: its rows are not compared. */
+  readonly unreachable: ReadonlyArray<ConnectionError>
   readonly findings: ReadonlyArray<Finding>
   /** Documented lossy conversions seen in analytics, by kind: they pass, and are listed. */
   readonly conversions: Readonly<Partial<Record<LossyConversion, number>>>
@@ -104,19 +107,32 @@ export const make = Effect.gen(function* () {
       const table = seeded.table
       const shape = yield* catalog.describe(source, table)
       const keys = seeded.keys
+      // A stage that cannot be reached is said so; the stages that answered are still counted and compared.
+      const reached = <E>(rows: Effect.Effect<Rows, E | ConnectionError>) =>
+        rows.pipe(
+          Effect.map((r) => Either.right(keyed(shape, r))),
+          Effect.catchTag("ConnectionError", (e) => Effect.succeed(Either.left(e)))
+        )
       const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
         [
-          naming(source.settings)(mysqlRows(source, shape, keys)),
-          naming(replica.settings)(mysqlRows(replica, shape, keys)),
-          naming(analytics.settings)(analyticsRows(shape, keys))
+          reached(naming(source.settings)(mysqlRows(source, shape, keys))),
+          reached(naming(replica.settings)(mysqlRows(replica, shape, keys))),
+          reached(naming(analytics.settings)(analyticsRows(shape, keys)))
         ],
         { concurrency: "unbounded" }
       )
-      const stages = { source: keyed(shape, fromSource), replication: keyed(shape, fromReplica), analytics: keyed(shape, fromAnalytics) }
+      const read = { source: fromSource, replication: fromReplica, analytics: fromAnalytics }
+      const unreachable = [fromSource, fromReplica, fromAnalytics].flatMap((r) => (Either.isLeft(r) ? [r.left] : []))
+      const empty = new Map<string, ReadonlyArray<unknown>>()
+      const stages = {
+        source: Either.getOrElse(fromSource, () => empty),
+        replication: Either.getOrElse(fromReplica, () => empty),
+        analytics: Either.getOrElse(fromAnalytics, () => empty)
+      }
       const findings: Array<Finding> = []
       const conversions: Partial<Record<LossyConversion, number>> = {}
       for (const stage of ["source", "replication", "analytics"] as const) {
-        if (stages[stage].size !== keys.length) {
+        if (Either.isRight(read[stage]) && stages[stage].size !== keys.length) {
           findings.push({
             table,
             stage,
@@ -128,12 +144,13 @@ export const make = Effect.gen(function* () {
       }
       for (const key of keys) {
         const original = stages.source.get(key)
+        if (original === undefined) continue
         const copy = stages.replication.get(key)
         const loaded = stages.analytics.get(key)
-        if (original === undefined) continue
-        if (copy === undefined) {
+        if (Either.isRight(fromReplica) && copy === undefined) {
           findings.push({ table, stage: "replication", key, expected: key, actual: null, problem: "row missing" })
-        } else {
+        }
+        if (copy !== undefined) {
           shape.columns.forEach((column, i) => {
             const expected = canonical(column, original[i])
             const actual = canonical(column, copy[i])
@@ -142,9 +159,10 @@ export const make = Effect.gen(function* () {
             }
           })
         }
-        if (loaded === undefined) {
+        if (Either.isRight(fromAnalytics) && loaded === undefined) {
           findings.push({ table, stage: "analytics", key, expected: key, actual: null, problem: "row missing" })
-        } else {
+        }
+        if (loaded !== undefined) {
           const compared = compareRow(shape.columns, original, loaded)
           for (const d of compared.differences) {
             findings.push({ table, stage: "analytics", key, column: d.column, expected: d.expected, actual: d.actual, problem: "value differs" })
@@ -155,7 +173,12 @@ export const make = Effect.gen(function* () {
       return {
         table,
         seeded: keys.length,
-        counts: { source: stages.source.size, replication: stages.replication.size, analytics: stages.analytics.size },
+        counts: {
+          source: Either.isRight(fromSource) ? stages.source.size : null,
+          replication: Either.isRight(fromReplica) ? stages.replication.size : null,
+          analytics: Either.isRight(fromAnalytics) ? stages.analytics.size : null
+        },
+        unreachable,
         findings,
         conversions
       } satisfies TableVerification

@@ -22,7 +22,7 @@ describe("Pipeline", () => {
       yield* createGeneratedOpenDental(sql, { patients: 50, engine: "InnoDB" })
       const pipeline = yield* Pipeline.Pipeline
       const runs = yield* pipeline.run(["carrier", "procedure", "patient"])
-      expect(runs.map((r) => [r.table, r.success, r.error?.tag])).toEqual([
+      expect(runs.map((r) => [r.table, r.success, r.error?._tag])).toEqual([
         ["carrier", true, undefined],
         ["procedure", false, "SchemaError"],
         ["patient", true, undefined]
@@ -42,7 +42,7 @@ describe("Pipeline", () => {
       yield* Effect.promise(() => admin.query("SELECT GET_LOCK(?, 0)", [`etl:${names.replication}:patient`]))
       const pipeline = yield* Pipeline.Pipeline
       const runs = yield* pipeline.run(["patient", "carrier"])
-      expect(runs.map((r) => [r.table, r.success, r.error?.tag])).toEqual([
+      expect(runs.map((r) => [r.table, r.success, r.error?._tag])).toEqual([
         ["patient", false, "LockTimeoutError"],
         ["carrier", true, undefined]
       ])
@@ -98,7 +98,7 @@ describe("Pipeline", () => {
       ])
       expect(yield* Effect.promise(() => fs.readFile(record, "utf8"))).toBe("patient carrier")
       const failed = yield* external.run(["patient", "broken"])
-      expect(failed.every((r) => !r.success && r.error?.tag === "ExternalPipelineError")).toBe(true)
+      expect(failed.every((r) => !r.success && r.error?._tag === "ExternalPipelineError")).toBe(true)
       expect(failed[0]?.error?.message).toContain("exited with code 3: cannot copy table broken")
     }).pipe(Effect.provide(NodeContext.layer))
   )

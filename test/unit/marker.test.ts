@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { isRunId, markedValue, markerOf, markerPattern, newRunId } from "../../src/domain/marker.ts"
+import { isRunId, markedValue, markerFits, markerOf, markerPattern, newRunId } from "../../src/domain/marker.ts"
 
 /** LIKE with ESCAPE '!' and byte-for-byte comparison, as the database evaluates the guard. */
 const like = (value: string, pattern: string) => {
@@ -44,6 +44,8 @@ describe("markers", () => {
   it("fits a marked value to the column, and refuses a column too short for the marker itself", () => {
     expect(markedValue("abc123def456", "patient", "0001", 100)).toBe("E2E_TEST_abc123def456_patient_0001")
     expect(markedValue("abc123def456", "patient", "0001", 30)).toBe("E2E_TEST_abc123def456_patient")
-    expect(() => markedValue("abc123def456", "patient", "0001", 10)).toThrow("holds 10")
+    expect(markerFits("abc123def456", "patient", 29)).toBe(true)
+    expect(markerFits("abc123def456", "patient", 28)).toBe(false)
+    expect(markerFits("abc123def456", "patient", null)).toBe(true)
   })
 })

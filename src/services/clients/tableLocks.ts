@@ -1,5 +1,7 @@
 import { Effect } from "effect"
-import { LockTimeoutError } from "../../domain/errors.ts"
+import { DatabaseError, LockTimeoutError } from "../../domain/errors.ts"
+import type { DatabaseSettings } from "../EtlSettings.ts"
+import { classifySqlError, mapSqlErrors } from "./failures.ts"
 import type { MysqlDatabase } from "./mysql.ts"
 import type { PostgresDatabase } from "./postgres.ts"
 
@@ -11,6 +13,10 @@ import type { PostgresDatabase } from "./postgres.ts"
  */
 export const tableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
   Effect.zipRight(replicaTableLock(replica, table, timeoutSeconds), analyticsTableLock(replica, analytics, table, timeoutSeconds))
+
+/** A lost connection while locking names its database; so does any other refusal. */
+const lockFailure = (database: DatabaseSettings, table: string) =>
+  mapSqlErrors(classifySqlError(database, 1, (reason) => new DatabaseError({ database: database.role, operation: `the lock on '${table}'`, reason })))
 
 const lockName = (replica: MysqlDatabase, table: string) => `etl:${replica.settings.database}:${table}`.slice(0, 64)
 
@@ -24,7 +30,7 @@ export const replicaTableLock = (replica: MysqlDatabase, table: string, timeoutS
       return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeoutSeconds })
     }
     yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
-  })
+  }).pipe(lockFailure(replica.settings, table))
 
 const analyticsTableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
   Effect.gen(function* () {
@@ -40,4 +46,4 @@ const analyticsTableLock = (replica: MysqlDatabase, analytics: PostgresDatabase,
         )
       )
     yield* Effect.addFinalizer(() => Effect.ignore(session.query("SELECT pg_advisory_unlock(hashtext($1))", [name])))
-  })
+  }).pipe(lockFailure(analytics.settings, table))

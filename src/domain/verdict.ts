@@ -1,0 +1,205 @@
+import { Option } from "effect"
+import { ExitCode } from "./exitCodes.ts"
+import { ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
+
+/**
+ * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
+ * verdict and its exit code, with no database in sight.
+ */
+
+type Stage = "source" | "replication" | "analytics"
+
+export interface TableRunFact {
+  readonly table: string
+  readonly success: boolean
+  readonly durationMs: number
+  readonly error?: { readonly _tag: string; readonly message: string }
+}
+
+export interface VerificationFact {
+  readonly table: string
+  /** A stage that could not be read is null. */
+  readonly counts: Readonly<Record<Stage, number | null>>
+  readonly findings: ReadonlyArray<{
+    readonly table: string
+    readonly stage: Stage
+    readonly key?: string
+    readonly column?: string
+    readonly expected: string | null
+    readonly actual: string | null
+    readonly problem: string
+  }>
+  readonly conversions: Readonly<Record<string, number>>
+}
+
+export interface MalformedFact {
+  readonly table: string
+  readonly key: string
+  readonly column: string
+  readonly case: string
+  readonly expected: string
+  readonly found: string
+  readonly ok: boolean
+}
+
+export interface IsolationFact {
+  readonly table: string
+  readonly before: { readonly rows: number; readonly checksum: string }
+  readonly after: { readonly rows: number; readonly checksum: string }
+}
+
+export interface AccessFact {
+  readonly database: string
+  readonly account: string
+  readonly findings: ReadonlyArray<{ readonly problem: string; readonly fix: string }>
+}
+
+export interface CleanupFact {
+  readonly deleted: ReadonlyArray<{ readonly table: string; readonly source: number; readonly replication: number; readonly analytics: number }>
+  readonly remaining: ReadonlyArray<string>
+}
+
+export interface ValidationFacts {
+  readonly runId: Option.Option<string>
+  readonly environment: "production" | "test" | "local"
+  readonly startedAt: Date
+  readonly finishedAt: Date
+  readonly pipeline: string
+  readonly scenario: "standard" | "malformed"
+  readonly tables: ReadonlyArray<string>
+  /** Seeded rows per table; empty when nothing was seeded. */
+  readonly seeded: Readonly<Record<string, number>>
+  readonly runs: ReadonlyArray<TableRunFact>
+  readonly verification: ReadonlyArray<VerificationFact>
+  readonly malformed: ReadonlyArray<MalformedFact>
+  readonly steps: ReadonlyArray<StepReport>
+  readonly resources: ValidationReport["resources"]
+  readonly isolation: { readonly mode: "fingerprint" | "guarded deletes"; readonly tables: ReadonlyArray<IsolationFact> }
+  readonly access: ReadonlyArray<AccessFact>
+  /** Errors that stopped a step: the run's own, and connection losses met by the verifier. */
+  readonly errors: ReadonlyArray<{ readonly _tag: string; readonly message: string }>
+  readonly cleanup: Option.Option<CleanupFact>
+}
+
+const sameFingerprint = (t: IsolationFact) => t.before.rows === t.after.rows && t.before.checksum === t.after.checksum
+
+const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
+  ...facts.runs
+    .filter((r) => !r.success)
+    .map((r) => new ReportFinding({ check: "pipeline", table: r.table, message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}` })),
+  ...facts.verification.flatMap((t) =>
+    t.findings.map(
+      (f) =>
+        new ReportFinding({
+          check: f.key === undefined ? "count" : "value",
+          table: f.table,
+          stage: f.stage,
+          ...(f.key === undefined ? {} : { key: f.key }),
+          ...(f.column === undefined ? {} : { column: f.column }),
+          expected: f.expected,
+          actual: f.actual,
+          message: f.problem
+        })
+    )
+  ),
+  ...facts.steps
+    .filter((s) => s.overBudget)
+    .map(
+      (s) =>
+        new ReportFinding({
+          check: "budget",
+          ...(s.table === undefined ? {} : { table: s.table }),
+          message: `${s.step}${s.table ? ` of ${s.table}` : ""} took ${s.durationMs} ms, over its budget of ${s.budgetMs} ms`
+        })
+    ),
+  ...facts.isolation.tables
+    .filter((t) => !sameFingerprint(t))
+    .map(
+      (t) =>
+        new ReportFinding({
+          check: "isolation",
+          table: t.table,
+          message: `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ${t.after.rows} rows (checksum ${t.after.checksum}) after`
+        })
+    ),
+  ...(facts.environment === "production"
+    ? facts.access.flatMap((a) =>
+        a.findings.map((f) => new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` }))
+      )
+    : []),
+  ...facts.malformed
+    .filter((m) => !m.ok)
+    .map(
+      (m) =>
+        new ReportFinding({
+          check: "malformed",
+          table: m.table,
+          key: m.key,
+          column: m.column,
+          expected: m.expected,
+          actual: m.found,
+          message: `the ${m.case} was not handled as the type map documents`
+        })
+    ),
+  ...Option.match(facts.cleanup, {
+    onNone: () => [],
+    onSome: (c) => c.remaining.map((message) => new ReportFinding({ check: "cleanup", message }))
+  })
+]
+
+/** A connection that failed anywhere, in a step or in one table's run, is a connection problem of the whole run. */
+const connectionFailed = (facts: ValidationFacts) =>
+  facts.errors.some((e) => e._tag === "ConnectionError") || facts.runs.some((r) => r.error?._tag === "ConnectionError")
+
+/** The worst outcome decides: rows left behind, then a connection or configuration error, then a failed check. */
+export const verdictOf = (facts: ValidationFacts, findings: number): Pick<ValidationReport, "status" | "exitCode"> => {
+  if (Option.isSome(facts.cleanup) && facts.cleanup.value.remaining.length > 0) {
+    return { status: "cleanup_incomplete", exitCode: ExitCode.cleanupIncomplete }
+  }
+  if (connectionFailed(facts)) return { status: "error", exitCode: ExitCode.configurationOrConnection }
+  if (facts.errors.length > 0) return { status: "error", exitCode: ExitCode.checkFailed }
+  if (findings > 0) return { status: "failed", exitCode: ExitCode.checkFailed }
+  return { status: "passed", exitCode: ExitCode.passed }
+}
+
+export const buildReport = (facts: ValidationFacts): ValidationReport => {
+  const findings = findingsOf(facts)
+  const runId = Option.getOrElse(facts.runId, () => `unseeded-${facts.startedAt.getTime().toString(36)}`)
+  return new ValidationReport({
+    runId,
+    environment: facts.environment,
+    startedAt: facts.startedAt.toISOString(),
+    finishedAt: facts.finishedAt.toISOString(),
+    durationMs: facts.finishedAt.getTime() - facts.startedAt.getTime(),
+    ...verdictOf(facts, findings.length),
+    pipeline: facts.pipeline,
+    scenario: facts.scenario,
+    tables: facts.tables.map((table) => {
+      const run = facts.runs.find((r) => r.table === table)
+      const verified = facts.verification.find((v) => v.table === table)
+      return new TableReport({
+        table,
+        pipelineSuccess: run?.success ?? false,
+        pipelineMs: run?.durationMs ?? 0,
+        seeded: facts.seeded[table] ?? 0,
+        counts: verified?.counts ?? { source: null, replication: null, analytics: null },
+        conversions: verified?.conversions ?? {},
+        findings: findings.filter((f) => f.table === table).length
+      })
+    }),
+    steps: facts.steps,
+    findings,
+    resources: facts.resources,
+    isolation: {
+      mode: facts.isolation.mode,
+      tables: facts.isolation.tables.map((t) => ({ ...t, unchanged: sameFingerprint(t) }))
+    },
+    access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
+    malformed: facts.malformed,
+    errors: facts.errors.map((e) => ({ tag: e._tag, message: e.message })),
+    cleanup: Option.match(facts.cleanup, {
+      onNone: () => ({ deleted: [], remaining: [] }),
+      onSome: (c) => ({ deleted: c.deleted, remaining: c.remaining })
+    })
+  })
+}

@@ -1,0 +1,51 @@
+import { Console, Duration, Effect, Option } from "effect"
+import { CleanupError } from "../domain/errors.ts"
+import { EtlSettings } from "../services/EtlSettings.ts"
+import { SeededData, type SweptRun } from "../services/SeededData.ts"
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/** One run as a person reads it: why it is dead, what it left where, and what became of it. */
+export const describeSweptRun = (run: SweptRun): string => {
+  const head = `Run ${run.runId} (${run.host}, pid ${run.pid}, last heartbeat ${run.heartbeatAt} UTC) is dead: ${run.why}.`
+  const unrecorded = run.found.reduce((n, t) => n + t.unrecorded, 0)
+  const left = run.found
+    .filter((t) => t.source + t.replication + Option.getOrElse(t.analytics, () => 0) > 0)
+    .map((t) => `${t.table} ${t.source}/${t.replication}/${Option.getOrElse(Option.map(t.analytics, String), () => "unreachable")}`)
+  const found =
+    left.length === 0
+      ? "It left no row in the source, replica or analytics."
+      : `It left (source/replica/analytics): ${left.join(", ")}.` +
+        (unrecorded > 0 ? ` ${plural(unrecorded, "row")} of them the ledger had not recorded (the process died between an insert and its record); found by the run's marker above the key floor it recorded first.` : "")
+  switch (run.outcome) {
+    case "would delete":
+      return `${head}\n  ${found}\n  Dry run: nothing deleted.`
+    case "deleted":
+      return `${head}\n  ${found}\n  Deleted (source/replica/analytics): ${run.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing"}; the run is marked clean.`
+    case "failed":
+      return `${head}\n  ${found}\n  Could not finish: ${run.remaining.join("; ")}.\n  Deleted so far (source/replica/analytics): ${run.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing"}. The run stays in the ledger; the next sweep retries it once the cause is fixed.`
+  }
+}
+
+/** `npm run sweep`: lists or deletes what dead validation runs left behind. */
+export const sweep = (options: { readonly dryRun: boolean; readonly staleAfterSeconds?: number }) =>
+  Effect.gen(function* () {
+    const settings = yield* EtlSettings
+    const seededData = yield* SeededData
+    const staleAfter = options.staleAfterSeconds === undefined ? settings.validation.staleAfter : Duration.seconds(options.staleAfterSeconds)
+    const swept = yield* seededData.sweep({ staleAfter, dryRun: options.dryRun })
+    yield* Console.log(
+      swept.length === 0
+        ? `No dead validation runs: none whose heartbeat is older than ${Duration.format(staleAfter)}, and none whose process on this host is gone.`
+        : swept.map(describeSweptRun).join("\n")
+    )
+    const failed = swept.filter((r) => r.outcome === "failed")
+    if (failed.length > 0) {
+      return yield* new CleanupError({
+        runId: failed.map((r) => r.runId).join(", "),
+        deleted: failed.flatMap((r) => r.deleted),
+        remaining: failed.flatMap((r) => r.remaining)
+      })
+    }
+    return swept
+  })
