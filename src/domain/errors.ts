@@ -24,12 +24,15 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
   database: DatabaseRole,
   host: Schema.String,
   port: Schema.Number,
+  /** The database's name on its server. */
+  name: Schema.optional(Schema.String),
   attempts: Schema.Number,
   reason: Schema.String
 }) {
   override get message(): string {
     const tries = this.attempts === 1 ? "1 attempt" : `${this.attempts} attempts`
-    return `Cannot connect to the ${this.database} database at ${this.host}:${this.port} after ${tries}: ${this.reason}`
+    const where = `${this.host}:${this.port}${this.name === undefined ? "" : `/${this.name}`}`
+    return `Cannot connect to the ${this.database} database at ${where} after ${tries}: ${this.reason}`
   }
 }
 

@@ -135,7 +135,17 @@ const sweepCommand = Command.make(
 ).pipe(Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger."))
 
 const demoCommand = Command.make("demo", {}, () =>
-  ensureLocalServers.pipe(Effect.zipRight(withSettings(demo.pipe(Effect.provide(validationWith(PipelineLive))))))
+  ensureLocalServers.pipe(
+    Effect.zipRight(
+      withSettings(
+        demo.pipe(
+          Effect.tap((report) => publish(report)),
+          Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report)),
+          Effect.provide(validationWith(PipelineLive))
+        )
+      )
+    )
+  )
 ).pipe(Command.withDescription("A complete validation on the local servers with a generated OpenDental source."))
 
 const checkAccessCommand = Command.make("check-access", {}, () =>

@@ -22,8 +22,11 @@ export type Fault =
   | { readonly _tag: "stall" }
   /** Every chunk, both ways, arrives `ms` later than it was sent (in order): a slow link. */
   | { readonly _tag: "latency"; readonly ms: number }
-  /** The first connection that sends `pattern` to the server stalls from there on; the others pass. */
-  | { readonly _tag: "stallOn"; readonly pattern: string }
+  /**
+   * The connection that sends `pattern` to the server for the `occurrence`-th time (default the first, counted over
+   * all connections) stalls from there on, that statement included; the others pass.
+   */
+  | { readonly _tag: "stallOn"; readonly pattern: string; readonly occurrence?: number }
   /** When a connection sends `pattern`, every open connection is reset; then the proxy passes or refuses. */
   | { readonly _tag: "resetOn"; readonly pattern: string; readonly thenRecover: boolean }
 
@@ -57,6 +60,7 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
       const pairs = new Set<Pair>()
       let onStall: Array<() => void> = []
       let hasStalled = false
+      let occurrences = 0
 
       const resetAll = () => {
         for (const pair of pairs) {
@@ -84,7 +88,7 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         }
         from.on("data", (chunk: Buffer) => {
           if (fault._tag === "stall" || pair.stalled) return
-          if (fault._tag === "stallOn" && direction === "toServer" && sends(pair, chunk, fault.pattern)) {
+          if (fault._tag === "stallOn" && direction === "toServer" && sends(pair, chunk, fault.pattern) && ++occurrences >= (fault.occurrence ?? 1)) {
             pair.stalled = true
             fault = { _tag: "passThrough" }
             hasStalled = true
@@ -137,6 +141,8 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
               port,
               setFault: (next) => {
                 fault = next
+                occurrences = 0
+                hasStalled = false
                 bytesLeft = next._tag === "resetAfterBytes" ? next.bytes : Infinity
               },
               resets: () => resets,

@@ -14,7 +14,7 @@ export const classifySqlError =
     const cause = driverFailure(error.cause)
     const reason = scrub(cause.code === undefined ? cause.message : `${cause.code}: ${cause.message}`, database.password)
     return isTransient(cause)
-      ? new ConnectionError({ database: database.role, host: database.host, port: database.port, attempts, reason })
+      ? new ConnectionError({ database: database.role, host: database.host, port: database.port, name: database.database, attempts, reason })
       : otherwise(reason)
   }
 

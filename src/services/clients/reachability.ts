@@ -91,6 +91,7 @@ export const untilReachable = <A>(
               database: settings.role,
               host: settings.host,
               port: settings.port,
+              name: settings.database,
               attempts: n,
               reason: scrub(failure.code === undefined ? failure.message : `${failure.code}: ${failure.message}`, settings.password)
             })
