@@ -117,3 +117,21 @@ export const watermarkPage = (
 
 /** Watermarks are compared as the strings MySQL prints ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which sort as times. */
 export const laterWatermark = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : a >= b ? a : b)
+
+/** The value in the first column of a one-row answer (MAX, MIN) as a string, or null. */
+export const firstValue = (rows: ReadonlyArray<ReadonlyArray<unknown>>, column = 0): string | null => {
+  const value = rows[0]?.[column]
+  return value === null || value === undefined ? null : String(value)
+}
+
+/** The table's highest watermark: where a whole copy taken now leaves the next incremental run. */
+export const highestWatermark = (shape: TableShape, watermarkColumn: string): PageQuery => ({
+  text: `SELECT MAX(${escapeIdentifier(watermarkColumn)}) FROM ${escapeIdentifier(shape.name)}`,
+  params: []
+})
+
+/** The primary key's lowest and highest values: the span `keyRanges` splits. */
+export const keySpan = (shape: TableShape): PageQuery => {
+  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  return { text: `SELECT MIN(${key}), MAX(${key}) FROM ${escapeIdentifier(shape.name)}`, params: [] }
+}

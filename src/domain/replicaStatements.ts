@@ -120,3 +120,76 @@ export const schemaDifferences = (source: TableShape, replica: TableShape): Read
   }
   return differences
 }
+
+/** The replica's per-table copy state; a row is updated in the same transaction as the page it describes. */
+export const copyStatusTable = "etl_copy_status"
+
+export const createCopyStatusTable = `CREATE TABLE IF NOT EXISTS ${escapeIdentifier(copyStatusTable)} (
+  table_name VARCHAR(64) NOT NULL PRIMARY KEY,
+  strategy VARCHAR(16) NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  watermark_column VARCHAR(64) NULL,
+  watermark VARCHAR(32) NULL,
+  last_key VARCHAR(64) NULL,
+  copy_started_watermark VARCHAR(32) NULL,
+  rows_copied BIGINT NOT NULL DEFAULT 0,
+  run_id VARCHAR(64) NOT NULL,
+  started_at DATETIME(6) NOT NULL,
+  updated_at DATETIME(6) NOT NULL,
+  last_error TEXT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
+
+/** One table's state; binds the table name. */
+export const readCopyStatus = `SELECT strategy, status, watermark, last_key AS lastKey,
+       copy_started_watermark AS copyStartedWatermark, rows_copied AS rowsCopied
+  FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+
+/**
+ * Writes one table's state; binds table, strategy, status, watermark column, watermark, last key, start watermark,
+ * rows copied, run id and error. `started_at` moves only when another run takes the table over.
+ */
+export const upsertCopyStatus = `INSERT INTO ${escapeIdentifier(copyStatusTable)}
+  (table_name, strategy, status, watermark_column, watermark, last_key, copy_started_watermark, rows_copied,
+   run_id, started_at, updated_at, last_error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)
+ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), status = VALUES(status),
+  watermark_column = VALUES(watermark_column), watermark = VALUES(watermark), last_key = VALUES(last_key),
+  copy_started_watermark = VALUES(copy_started_watermark), rows_copied = VALUES(rows_copied),
+  started_at = IF(run_id = VALUES(run_id), started_at, VALUES(started_at)), run_id = VALUES(run_id),
+  updated_at = VALUES(updated_at), last_error = VALUES(last_error)`
+
+/** Where a whole copy is built, and where the table it replaces goes for the moment of the swap. */
+export const shadowOf = (table: string) => `${table}__etl_shadow`
+const retiredOf = (table: string) => `${table}__etl_retired`
+
+/** A fresh, empty shadow for a whole copy, with the replica table's own definition. */
+export const recreateShadow = (
+  table: string,
+  shape: TableShape,
+  options: { readonly secondaryIndexes: boolean }
+): ReadonlyArray<string> => [
+  `DROP TABLE IF EXISTS ${escapeIdentifier(shadowOf(table))}`,
+  createReplicaTable(shadowOf(table), shape, options)
+]
+
+/**
+ * The shadow takes the table's place in one atomic RENAME TABLE, so readers never see an empty or half-filled
+ * table; the old table is dropped after.
+ */
+export const swapShadow = (table: string, tableExists: boolean): ReadonlyArray<string> =>
+  tableExists
+    ? [
+        `RENAME TABLE ${escapeIdentifier(table)} TO ${escapeIdentifier(retiredOf(table))}, ${escapeIdentifier(shadowOf(table))} TO ${escapeIdentifier(table)}`,
+        `DROP TABLE ${escapeIdentifier(retiredOf(table))}`
+      ]
+    : [`RENAME TABLE ${escapeIdentifier(shadowOf(table))} TO ${escapeIdentifier(table)}`]
+
+/** A temporary copy of `table` on the transaction's connection, for a page of server-written lines. */
+export const stagingTableOf = (table: string) => `etl_stage_${table}`.slice(0, 64)
+
+export const createStagingTable = (table: string): ReadonlyArray<string> => [
+  `DROP TEMPORARY TABLE IF EXISTS ${escapeIdentifier(stagingTableOf(table))}`,
+  `CREATE TEMPORARY TABLE ${escapeIdentifier(stagingTableOf(table))} LIKE ${escapeIdentifier(table)}`
+]
+
+export const dropStagingTable = (table: string) => `DROP TEMPORARY TABLE ${escapeIdentifier(stagingTableOf(table))}`

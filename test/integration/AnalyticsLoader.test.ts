@@ -71,6 +71,29 @@ const awkwardTable = Effect.gen(function* () {
 })
 
 describe("AnalyticsLoader", () => {
+  it.scopedLive("building both hops runs no DDL; the first run creates the bookkeeping tables it needs", () =>
+    Effect.gen(function* () {
+      const replicaTables = Effect.flatMap(ReplicationDb, ({ sql }) =>
+        Effect.map(sql<{ name: string }>`SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1`, (rows) =>
+          rows.map((r) => r.name)
+        )
+      )
+      const analyticsTables = Effect.map(
+        analyticsRows(`SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
+                        WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`),
+        (rows) => rows.map((r) => r.name)
+      )
+      expect(yield* replicaTables).toEqual([])
+      expect(yield* analyticsTables).toEqual([])
+      const { sql } = yield* SourceDb
+      yield* sql`CREATE TABLE carrier (CarrierNum bigint PRIMARY KEY, CarrierName varchar(255), SecDateTEdit timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP)`
+      yield* sql`INSERT INTO carrier (CarrierNum, CarrierName) VALUES (1, 'Delta'), (2, 'Aetna')`
+      yield* bothHops(["carrier"])
+      expect(yield* replicaTables).toEqual(["carrier", "etl_copy_status"])
+      expect(yield* analyticsTables).toEqual(["raw.carrier", "raw.etl_load_status", "raw.etl_rejected_rows"])
+    }).pipe(withBothHops())
+  )
+
   it.scopedLive("carries every type of the type map through both hops, losslessly except the documented conversions", () =>
     Effect.gen(function* () {
       yield* awkwardTable

@@ -49,6 +49,22 @@ const count = (table: string) =>
 
 const allTables = openDentalTables.map((t) => t.name)
 
+/**
+ * A source table of `rows` notes, filled directly by the admin connection, not through a proxy in front of the
+ * source: only the replicator's reads cross it.
+ */
+const noteLog = (rows: number) =>
+  Effect.gen(function* () {
+    const admin = yield* TestDatabases.mysqlAdmin
+    const { source } = yield* TestDatabases.TestDatabases
+    yield* Effect.promise(() =>
+      admin.query(`CREATE TABLE \`${source}\`.note_log (NoteNum bigint PRIMARY KEY, DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, Body varchar(200))`)
+    )
+    yield* Effect.promise(() =>
+      admin.query(`INSERT INTO \`${source}\`.note_log (NoteNum, Body) SELECT seq, CONCAT('note ', seq) FROM \`${source}\`.seq_1_to_${rows}`)
+    )
+  })
+
 describe("Replicator", () => {
   for (const engine of ["InnoDB", "MyISAM"] as const) {
     it.scopedLive(`copies a generated ${engine} OpenDental source, then follows inserts and updates incrementally`, () =>
@@ -324,11 +340,7 @@ describe("Replicator", () => {
       Effect.gen(function* () {
         const admin = yield* TestDatabases.mysqlAdmin
         const names = yield* TestDatabases.TestDatabases
-        // The source is filled directly, not through the proxy, so only the replicator's reads cross it.
-        yield* Effect.promise(() => admin.query(`CREATE TABLE \`${names.source}\`.note_log (NoteNum bigint PRIMARY KEY, DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, Body varchar(200))`))
-        yield* Effect.promise(() =>
-          admin.query(`INSERT INTO \`${names.source}\`.note_log (NoteNum, Body) SELECT seq, CONCAT('note ', seq) FROM \`${names.source}\`.seq_1_to_400`)
-        )
+        yield* noteLog(400)
         proxy.setFault({ _tag: "resetAfterBytes", bytes: 8_000, thenRecover: true, direction: "fromServer" })
         const [result] = yield* replicateAll(["note_log"])
         expect(proxy.resets()).toBeGreaterThan(0)
@@ -338,6 +350,22 @@ describe("Replicator", () => {
       })
     )
   )
+
+  for (const [step, pattern] of [["the start watermark", "SELECT MAX("], ["a page", "LIMIT ?"]] as const) {
+    it.scopedLive(`the source going away while the copy reads ${step} fails as ConnectionError naming the source`, () =>
+      withDatabaseBehindProxy("source", { batchSize: 50 })((proxy) =>
+        Effect.gen(function* () {
+          yield* noteLog(2)
+          proxy.setFault({ _tag: "resetOn", pattern, thenRecover: false })
+          const failed = yield* Effect.either(replicateAll(["note_log"]))
+          if (Either.isRight(failed)) throw new Error("the copy survived a source that stayed down")
+          expect(proxy.resets()).toBeGreaterThan(0)
+          expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "source", host: proxy.host, port: proxy.port })
+          expect(failed.left.message).toContain(`the source database at ${proxy.host}:${proxy.port}`)
+        })
+      )
+    )
+  }
 
   it.scopedLive("a table missing from the source is a SchemaError naming it, and nothing is created", () =>
     Effect.gen(function* () {
@@ -349,7 +377,7 @@ describe("Replicator", () => {
       const replica = yield* ReplicationDb
       const tables = yield* replica.sql<{ name: string }>`
         SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`
-      expect(tables.map((t) => t.name)).toEqual(["etl_copy_status"])
+      expect(tables.map((t) => t.name)).toEqual([])
     }).pipe(withReplicator())
   )
 

@@ -1,0 +1,165 @@
+import { Statement } from "@effect/sql"
+import type { ColumnMapping } from "./typeMap.ts"
+
+/**
+ * The PostgreSQL statements the analytics loader runs. Names come from the Catalog and are quoted, so raw keeps
+ * the source's case-preserved column names (`"PatNum"`); values are bound ($1, $2 ...).
+ */
+
+export const escapeIdentifier = Statement.defaultEscape('"')
+
+export const qualified = (schema: string, name: string) => `${escapeIdentifier(schema)}.${escapeIdentifier(name)}`
+
+export const loadStatusTable = "etl_load_status"
+export const rejectedRowsTable = "etl_rejected_rows"
+
+/** Held by whoever creates the bookkeeping tables, so two loaders starting together do not race. */
+export const bookkeepingLock = "SELECT pg_advisory_xact_lock(hashtext('opendental-etl:analytics-ddl'))"
+
+export const createLoadStatusTable = (schema: string) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, loadStatusTable)} (
+  table_name text PRIMARY KEY,
+  strategy text NOT NULL,
+  status text NOT NULL,
+  watermark text,
+  rows_loaded bigint NOT NULL DEFAULT 0,
+  run_id text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  last_error text)`
+
+export const createRejectedRowsTable = (schema: string) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, rejectedRowsTable)} (
+  id bigserial PRIMARY KEY,
+  run_id text NOT NULL,
+  table_name text NOT NULL,
+  primary_key text NOT NULL,
+  column_name text NOT NULL,
+  value text,
+  problem text NOT NULL,
+  rejected_at timestamptz NOT NULL DEFAULT now())`
+
+/** One table's load status; binds the table name. */
+export const readLoadStatus = (schema: string) =>
+  `SELECT strategy, status, watermark FROM ${qualified(schema, loadStatusTable)} WHERE table_name = $1`
+
+/** Writes one table's load status; binds table, strategy, status, watermark, rows loaded, run id and error. */
+export const upsertLoadStatus = (schema: string) =>
+  `INSERT INTO ${qualified(schema, loadStatusTable)} (table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error)
+VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+ON CONFLICT (table_name) DO UPDATE SET strategy = EXCLUDED.strategy, status = EXCLUDED.status,
+  watermark = EXCLUDED.watermark, rows_loaded = EXCLUDED.rows_loaded, run_id = EXCLUDED.run_id,
+  updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error`
+
+/** Rows set aside in quarantine; binds run id, table, then arrays of keys, columns, values and problems. */
+export const insertRejectedRows = (schema: string) =>
+  `INSERT INTO ${qualified(schema, rejectedRowsTable)} (run_id, table_name, primary_key, column_name, value, problem)
+SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])`
+
+/** A table's columns as PostgreSQL holds them (name, format_type() type), in order; binds schema and table. */
+export const existingColumns = `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum`
+
+/** Where a whole load is built before it takes the table's place. */
+export const shadowOf = (table: string) => `${table}__etl_shadow`
+
+/**
+ * The table from the type map, without its primary key: a shadow gets it after the COPY, as one sorted index
+ * build (`addPrimaryKey`).
+ */
+export const createTable = (schema: string, name: string, mappings: ReadonlyArray<ColumnMapping>) =>
+  `CREATE TABLE ${qualified(schema, name)} (${mappings
+    .map((m) => `${escapeIdentifier(m.name)} ${m.postgresType}${m.nullable ? "" : " NOT NULL"}`)
+    .join(", ")})`
+
+export const dropTableIfExists = (schema: string, name: string) => `DROP TABLE IF EXISTS ${qualified(schema, name)}`
+
+/** A fresh, empty shadow for a whole load. */
+export const recreateShadow = (schema: string, table: string, mappings: ReadonlyArray<ColumnMapping>) => [
+  dropTableIfExists(schema, shadowOf(table)),
+  createTable(schema, shadowOf(table), mappings)
+]
+
+const columnList = (mappings: ReadonlyArray<ColumnMapping>) => mappings.map((m) => escapeIdentifier(m.name)).join(", ")
+
+/** COPY text into `target`, an already quoted table name, in the type map's column order. */
+export const copyInto = (target: string, mappings: ReadonlyArray<ColumnMapping>) =>
+  `COPY ${target} (${columnList(mappings)}) FROM STDIN`
+
+const primaryKeyName = (table: string) => escapeIdentifier(`${table}_pkey`)
+
+export const addPrimaryKey = (schema: string, table: string, key: string) =>
+  `ALTER TABLE ${qualified(schema, table)} ADD CONSTRAINT ${primaryKeyName(table)} PRIMARY KEY (${escapeIdentifier(key)})`
+
+/**
+ * The shadow takes the table's place, in one transaction with the load status. A new table is renamed into place;
+ * an existing one is emptied and refilled from the shadow, so the views that depend on it stay valid.
+ */
+export const swapShadow = (schema: string, table: string, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean) => {
+  const shadow = shadowOf(table)
+  const columns = columnList(mappings)
+  return tableExists
+    ? [
+        `TRUNCATE ${qualified(schema, table)}`,
+        `INSERT INTO ${qualified(schema, table)} (${columns}) SELECT ${columns} FROM ${qualified(schema, shadow)}`,
+        `DROP TABLE ${qualified(schema, shadow)}`
+      ]
+    : [
+        `ALTER TABLE ${qualified(schema, shadow)} RENAME TO ${escapeIdentifier(table)}`,
+        `ALTER TABLE ${qualified(schema, table)} RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`
+      ]
+}
+
+/** The staging table of an incremental page: a session-local copy of the table, dropped when its transaction commits. */
+export const stagingTableOf = (table: string) => `etl_stage_${table}`
+
+export const createStagingTable = (schema: string, table: string) =>
+  `CREATE TEMP TABLE ${escapeIdentifier(stagingTableOf(table))} (LIKE ${qualified(schema, table)} INCLUDING DEFAULTS) ON COMMIT DROP`
+
+/**
+ * The staged page merged on the primary key: new keys are inserted, known keys take the new values only when one
+ * differs (an unchanged row is not rewritten). Each returned row says whether it was inserted.
+ */
+export const mergeStaged = (schema: string, table: string, mappings: ReadonlyArray<ColumnMapping>, key: string) => {
+  const names = mappings.map((m) => escapeIdentifier(m.name))
+  const updates = mappings
+    .filter((m) => m.name !== key)
+    .map((m) => `${escapeIdentifier(m.name)} = EXCLUDED.${escapeIdentifier(m.name)}`)
+  const changed = `(${names.map((n) => `t.${n}`).join(", ")}) IS DISTINCT FROM (${names.map((n) => `EXCLUDED.${n}`).join(", ")})`
+  return `INSERT INTO ${qualified(schema, table)} AS t (${names.join(", ")}) SELECT ${names.join(", ")} FROM ${escapeIdentifier(stagingTableOf(table))}
+  ON CONFLICT (${escapeIdentifier(key)}) DO UPDATE SET ${updates.join(", ")} WHERE ${changed}
+  RETURNING (xmax = 0) AS inserted`
+}
+
+/**
+ * How raw.<table> differs from what the type map gives the replica's columns, each with the statement that fixes
+ * it. A drifted raw table is never dropped (dbt models depend on it): a person fixes it and reloads.
+ */
+export const columnDrift = (
+  schema: string,
+  table: string,
+  mappings: ReadonlyArray<ColumnMapping>,
+  existing: ReadonlyArray<{ readonly name: string; readonly type: string }>
+): { readonly problems: ReadonlyArray<string>; readonly fixes: ReadonlyArray<string> } => {
+  const found = new Map(existing.map((c) => [c.name, c.type]))
+  const expected = new Set(mappings.map((m) => m.name))
+  const alter = `ALTER TABLE ${qualified(schema, table)}`
+  const problems: Array<string> = []
+  const fixes: Array<string> = []
+  for (const m of mappings) {
+    const type = found.get(m.name)
+    if (type === undefined) {
+      problems.push(`column "${m.name}" is missing (the replica has it as ${m.postgresType})`)
+      fixes.push(`${alter} ADD COLUMN ${escapeIdentifier(m.name)} ${m.postgresType};`)
+    } else if (type !== m.postgresType) {
+      problems.push(`column "${m.name}" is ${type}, the type map gives ${m.postgresType}`)
+      fixes.push(`${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType};`)
+    }
+  }
+  for (const c of existing) {
+    if (!expected.has(c.name)) {
+      problems.push(`column "${c.name}" is not in the replica`)
+      fixes.push(`${alter} DROP COLUMN ${escapeIdentifier(c.name)};`)
+    }
+  }
+  return { problems, fixes }
+}

@@ -1,0 +1,59 @@
+import { Effect } from "effect"
+import { readAhead, type Rows } from "./readAhead.ts"
+
+/** One page as the writer sees it: its rows, where the copy stood before them and where they end. */
+export interface Page<P> {
+  readonly rows: Rows
+  /** 1 for the first page of this run. */
+  readonly number: number
+  readonly from: P
+  readonly to: P
+  /** Rows read by this run before this page. */
+  readonly rowsBefore: number
+}
+
+export interface PagedCopyResult<P, A> {
+  readonly value: A
+  /** Where the last written page ended (the start when nothing was read). */
+  readonly position: P
+  readonly rowsRead: number
+}
+
+/**
+ * The keyset page loop both hops run: page N+1 is read while page N is written (`readAhead`), a short page is the
+ * last, and the position after each written page is carried to the next. `write` folds each page into `initial`
+ * (counts, the copy state to commit with the page). `progress` names the copy in the log lines.
+ */
+export const pagedCopy = <P, A, E1, R1, E2, R2>(options: {
+  readonly start: P
+  readonly batchSize: number
+  readonly progress: string
+  readonly read: (position: P) => Effect.Effect<Rows, E1, R1>
+  readonly positionOf: (row: ReadonlyArray<unknown>) => P
+  readonly initial: A
+  readonly write: (page: Page<P>, value: A) => Effect.Effect<A, E2, R2>
+}): Effect.Effect<PagedCopyResult<P, A>, E1 | E2, R1 | R2> =>
+  Effect.gen(function* () {
+    let position = options.start
+    let value = options.initial
+    let rowsRead = 0
+    let number = 0
+    const positionAfter = (rows: Rows) => options.positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>)
+    yield* readAhead({
+      start: options.start,
+      batchSize: options.batchSize,
+      read: options.read,
+      positionAfter,
+      write: (rows) =>
+        Effect.gen(function* () {
+          const to = positionAfter(rows)
+          value = yield* options.write({ rows, number: ++number, from: position, to, rowsBefore: rowsRead }, value)
+          position = to
+          rowsRead += rows.length
+          yield* number % 10 === 0
+            ? Effect.logInfo(`${options.progress}, ${rowsRead} rows read`)
+            : Effect.logDebug(`${options.progress} page ${number}, ${rowsRead} rows read`)
+        })
+    })
+    return { value, position, rowsRead }
+  })
