@@ -1,3 +1,4 @@
+import { NodeContext } from "@effect/platform-node"
 import { Layer } from "effect"
 import * as AccessControl from "../services/AccessControl.ts"
 import * as Alerts from "../services/Alerts.ts"
@@ -45,4 +46,27 @@ export const HarnessLive = Layer.mergeAll(
 )
 
 /** What `validate` runs on: the harness and a pipeline (built-in, or an external command's). */
-export const validationWith = <E, R>(pipeline: Layer.Layer<Pipeline.Pipeline, E, R>) => Layer.merge(HarnessLive, pipeline)
+export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) => Layer.merge(HarnessLive, pipelineLayer)
+
+// The public layers: each needs only EtlSettings and passes it through, so a program run on one has its settings;
+// the platform services the services use (files, paths, child processes, HTTP for alerts) are provided here.
+
+/** The built-in pipeline: `Programs.runPipeline`. */
+export const pipeline = PipelineLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
+
+/** A pipeline written elsewhere, run as `<command> <table>...`, for the harness to validate. */
+export const externalPipeline = (command: ReadonlyArray<string>) =>
+  Pipeline.layerExternal(command).pipe(Layer.provide(NodeContext.layer))
+
+/** The harness around a pipeline of the caller's choosing: `Programs.validate`, `Programs.sweep`. */
+export const validationWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) =>
+  harnessWith(pipelineLayer).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
+
+/** The harness and the built-in pipeline. */
+export const validation = validationWith(PipelineLive)
+
+/** The account checks of `Programs.checkAccess`; the source writer only when it is configured. */
+export const access = AccessControl.layer.pipe(
+  Layer.provide(Layer.mergeAll(PipelineDatabases, Layer.catchAll(SourceWriterDb.layer, () => Layer.empty))),
+  Layer.passthrough
+)

@@ -302,26 +302,62 @@ export interface SettingsInputs {
   readonly directory: string
 }
 
-const environmentFrom = (processEnv: SettingsInputs["processEnv"]) => {
-  const raw = processEnv[environmentVariable]
+/** Where ETL_ENVIRONMENT was looked for, as its error says it. */
+type EnvironmentSource = "process environment" | "ConfigProvider"
+
+const environmentFrom = (raw: string | undefined, source: EnvironmentSource) => {
   const found = environments.find((e) => e === raw)
   if (found !== undefined) return Effect.succeed(found)
   const got = raw === undefined ? "it is not set" : raw.trim() === "" ? "it is empty" : `got '${raw}'`
+  const where = source === "process environment" ? "in the process environment" : "in the ConfigProvider"
   return Effect.fail(
     new SettingsError({
-      source: "process environment",
+      source,
       problems: [
         new SettingProblem({
           variable: environmentVariable,
-          problem: `must be set in the process environment to one of ${environments.join(", ")} (${got}); it is never read from a file`
+          problem: `must be set ${where} to one of ${environments.join(", ")} (${got}); it is never read from a file`
         })
       ]
     })
   )
 }
 
+/** Every setting of one environment from one provider; local falls back to the machine's own servers. */
+const resolve = (
+  environment: Environment,
+  provider: ConfigProvider.ConfigProvider,
+  settingsFile: Settings["settingsFile"],
+  sourceDescription: string
+) =>
+  Effect.gen(function* () {
+    const withDefaults =
+      environment === "local"
+        ? ConfigProvider.orElse(provider, () => ConfigProvider.fromMap(new Map(Object.entries(localDefaults))))
+        : provider
+    const resolved = yield* Effect.withConfigProvider(settingsConfig, withDefaults).pipe(
+      Effect.mapError((e) => new SettingsError({ environment, source: sourceDescription, problems: problemsOf(e) }))
+    )
+    const sourceWriter = Option.map(
+      resolved.writer,
+      (w): DatabaseSettings => ({ ...resolved.source, role: "source-writer", user: w.user, password: w.password })
+    )
+    return {
+      environment,
+      settingsFile,
+      source: resolved.source,
+      sourceWriter,
+      replication: resolved.replication,
+      analytics: resolved.analytics,
+      connection: resolved.connection,
+      pipeline: resolved.pipeline,
+      validation: resolved.validation,
+      monitoring: resolved.monitoring
+    } satisfies Settings
+  })
+
 export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInputs) {
-  const environment = yield* environmentFrom(inputs.processEnv)
+  const environment = yield* environmentFrom(inputs.processEnv[environmentVariable], "process environment")
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
   const settingsPath = path.join(inputs.directory, `.env_${environment}`)
@@ -344,37 +380,32 @@ export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInp
     )
     provider = ConfigProvider.orElse(provider, () => fileProvider)
   }
-  if (environment === "local") {
-    provider = ConfigProvider.orElse(provider, () => ConfigProvider.fromMap(new Map(Object.entries(localDefaults))))
-  }
   const sourceDescription = found ? `${settingsPath} and the process environment` : `the process environment (no ${settingsPath})`
-
-  const resolved = yield* Effect.withConfigProvider(settingsConfig, provider).pipe(
-    Effect.mapError((e) => new SettingsError({ environment, source: sourceDescription, problems: problemsOf(e) }))
-  )
-  const sourceWriter = Option.map(
-    resolved.writer,
-    (w): DatabaseSettings => ({ ...resolved.source, role: "source-writer", user: w.user, password: w.password })
-  )
-  return {
-    environment,
-    settingsFile: { path: settingsPath, found },
-    source: resolved.source,
-    sourceWriter,
-    replication: resolved.replication,
-    analytics: resolved.analytics,
-    connection: resolved.connection,
-    pipeline: resolved.pipeline,
-    validation: resolved.validation,
-    monitoring: resolved.monitoring
-  } satisfies Settings
+  return yield* resolve(environment, provider, { path: settingsPath, found }, sourceDescription)
 })
+
+/**
+ * The same settings, ETL_ENVIRONMENT included, from the ConfigProvider in context: no file, no process.env. For a
+ * service that embeds the library and keeps its configuration its own way.
+ */
+export const makeFromConfig = Effect.gen(function* () {
+  const provider = yield* Effect.configProviderWith(Effect.succeed)
+  const raw = yield* Effect.withConfigProvider(Config.option(Config.string(environmentVariable)), provider).pipe(
+    Effect.map(Option.getOrUndefined),
+    Effect.orElseSucceed(() => undefined)
+  )
+  const environment = yield* environmentFrom(raw, "ConfigProvider")
+  return yield* resolve(environment, provider, { path: "the ConfigProvider", found: false }, "the ConfigProvider")
+}).pipe(Effect.withSpan("EtlSettings.makeFromConfig"))
 
 /** Settings of the running process: its environment variables and the working directory's file. */
 export const layer = Layer.effect(
   EtlSettings,
   Effect.suspend(() => make({ processEnv: process.env, directory: process.cwd() }))
 )
+
+/** Settings from the ConfigProvider in context when the layer is built (e.g. under `Layer.setConfigProvider`). */
+export const layerFromConfig = Layer.effect(EtlSettings, makeFromConfig)
 
 /** Fixed settings, for tests and for services that embed the library with settings of their own. */
 export const layerOf = (settings: Settings) => Layer.succeed(EtlSettings, settings)
