@@ -14,6 +14,7 @@ export * as Settings from "./services/EtlSettings.ts"
 
 export * from "./domain/errors.ts"
 export { ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "./domain/report.ts"
+export { buildReport, type ValidationFacts, verdictOf } from "./domain/verdict.ts"
 export { type DatabaseRole, type Environment, environments } from "./domain/environment.ts"
 export { ExitCode, exitCodeOf } from "./domain/exitCodes.ts"
 
@@ -21,7 +22,7 @@ export { type AccessControlService, type AccountCheck, type AccessFinding, Acces
 export { type Alert, Alerts, type AlertsService } from "./services/Alerts.ts"
 export { AnalyticsDb } from "./services/AnalyticsDb.ts"
 export { AnalyticsLoader, type AnalyticsLoaderService, type BadRowPolicy, type LoadResult } from "./services/AnalyticsLoader.ts"
-export { Benchmark, type BenchmarkService } from "./services/Benchmark.ts"
+export { Benchmark, type BenchmarkRun, type BenchmarkService } from "./services/Benchmark.ts"
 export { Catalog, type CatalogService } from "./services/Catalog.ts"
 export type { MysqlDatabase } from "./services/clients/mysql.ts"
 export type { PostgresDatabase } from "./services/clients/postgres.ts"

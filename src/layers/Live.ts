@@ -65,8 +65,16 @@ export const validationWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipelin
 /** The harness and the built-in pipeline. */
 export const validation = validationWith(PipelineLive)
 
-/** The account checks of `Programs.checkAccess`; the source writer only when it is configured. */
+/**
+ * The account checks of `Programs.checkAccess`; the source writer only when it is configured (a writer that is
+ * configured but cannot connect is an error like any other).
+ */
 export const access = AccessControl.layer.pipe(
-  Layer.provide(Layer.mergeAll(PipelineDatabases, Layer.catchAll(SourceWriterDb.layer, () => Layer.empty))),
+  Layer.provide(
+    Layer.mergeAll(
+      PipelineDatabases,
+      Layer.catchAll(SourceWriterDb.layer, (e) => (e._tag === "SettingsError" ? Layer.empty : Layer.fail(e)))
+    )
+  ),
   Layer.passthrough
 )

@@ -1,5 +1,8 @@
-// The programs an embedding service runs; each returns its result and fails with typed errors.
+// The programs an embedding service runs; each returns its result and fails with typed errors. Printing, files,
+// history and alerts are `publish`, which the CLI composes after `validate`.
 export { checkAccess } from "./checkAccess.ts"
 export { type PipelineOptions, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
+export { publish, type PublishOptions } from "./publish.ts"
+export { describeSweptRun, sweep } from "./sweep.ts"
 export { type ConnectionCheck, testConnections } from "./testConnections.ts"
-export { sweep, validate, type ValidateOptions } from "./validate.ts"
+export { validate, type ValidateOptions } from "./validate.ts"

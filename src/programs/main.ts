@@ -4,19 +4,16 @@ import { Cause, Console, Context, Effect, Exit, Layer, Option } from "effect"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
 import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
-import { HarnessLive, PipelineDatabases, PipelineLive, validationWith } from "../layers/Live.ts"
+import * as Layers from "../layers/Live.ts"
 import { Telemetry } from "../layers/Telemetry.ts"
-import * as AccessControl from "../services/AccessControl.ts"
-import * as SourceWriterDb from "../services/SourceWriterDb.ts"
 import { checkAccess } from "./checkAccess.ts"
 import { commandLine } from "../services/EtlSettings.ts"
-import * as Pipeline from "../services/Pipeline.ts"
+import { Reporter } from "../services/Reporter.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
 import { runPipeline } from "./pipeline.ts"
 import { publish } from "./publish.ts"
 import { sweep } from "./sweep.ts"
 import { validate } from "./validate.ts"
-import { Reporter } from "../services/Reporter.ts"
 import { testConnections } from "./testConnections.ts"
 
 /** How the report names the pipeline it validated. */
@@ -57,7 +54,7 @@ const pipelineCommand = Command.make(
         ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
         full: options.full,
         onBadRow: options.onBadRow
-      }).pipe(Effect.provide(PipelineLive))
+      }).pipe(Effect.provide(Layers.pipeline))
     )
 ).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
 
@@ -67,8 +64,8 @@ const pipelineFor = (command: Option.Option<string>) =>
     Effect.map(EtlSettings.EtlSettings, (settings) => {
       const external = Option.orElse(Option.map(command, commandLine), () => settings.pipeline.externalCommand)
       return Option.match(external, {
-        onNone: () => ({ name: "built-in", layer: validationWith(PipelineLive) }),
-        onSome: (line) => ({ name: line.join(" "), layer: validationWith(Pipeline.layerExternal(line)) })
+        onNone: () => ({ name: "built-in", layer: Layers.validation }),
+        onSome: (line) => ({ name: line.join(" "), layer: Layers.validationWith(Layers.externalPipeline(line)) })
       })
     }).pipe(Effect.map(({ name, layer }) => Layer.merge(layer, Layer.succeed(PipelineName, name))))
   )
@@ -130,7 +127,7 @@ const sweepCommand = Command.make(
       sweep({
         dryRun: options.dryRun,
         ...Option.match(options.staleAfter, { onNone: () => ({}), onSome: (staleAfterSeconds) => ({ staleAfterSeconds }) })
-      }).pipe(Effect.provide(HarnessLive))
+      }).pipe(Effect.provide(Layers.HarnessLive))
     )
 ).pipe(Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger."))
 
@@ -141,30 +138,14 @@ const demoCommand = Command.make("demo", {}, () =>
         demo.pipe(
           Effect.tap((report) => publish(report)),
           Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report)),
-          Effect.provide(validationWith(PipelineLive))
+          Effect.provide(Layers.validation)
         )
       )
     )
   )
 ).pipe(Command.withDescription("A complete validation on the local servers with a generated OpenDental source."))
 
-const checkAccessCommand = Command.make("check-access", {}, () =>
-  withSettings(
-    checkAccess.pipe(
-      Effect.provide(
-        AccessControl.layer.pipe(
-          // Only a writer that is not configured is left out; one that cannot connect is an error like any other.
-          Layer.provide(
-            Layer.mergeAll(
-              PipelineDatabases,
-              Layer.catchAll(SourceWriterDb.layer, (e) => (e._tag === "SettingsError" ? Layer.empty : Layer.fail(e)))
-            )
-          )
-        )
-      )
-    )
-  )
-).pipe(Command.withDescription("Check that each account has exactly the rights it needs; print the fix for each finding."))
+const checkAccessCommand = Command.make("check-access", {}, () => withSettings(checkAccess.pipe(Effect.provide(Layers.access)))).pipe(Command.withDescription("Check that each account has exactly the rights it needs; print the fix for each finding."))
 
 const commands = [
   testConnectionsCommand,

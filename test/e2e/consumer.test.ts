@@ -127,7 +127,7 @@ const Live = Layers.validation.pipe(Layer.provide(Settings.layerFromConfig), Lay
 describe("embedded", () => {
   it.live("validate passes in-process", () =>
     Effect.gen(function* () {
-      const report: ValidationReport = yield* Programs.validate({ tables: ["patient", "appointment"], pipelineName: "built-in" })
+      const report: ValidationReport = yield* Programs.validate({ tables: ["patient", "appointment"] })
       // @ts-expect-error the declarations are real types: a report has no such field
       void report.noSuchField
       expect(report.status).toBe("passed")
