@@ -4,7 +4,6 @@ import { Effect, Layer } from "effect"
 import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -73,7 +72,7 @@ describe("the CLI", () => {
     it.scoped("pipeline copies a generated OpenDental source to raw; every column of every row matches but the counted conversions", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine: "MyISAM" })
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_BATCH_SIZE: "1500" }) })
         const first = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })

@@ -8,7 +8,6 @@ import * as path from "node:path"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { PNG } from "pngjs"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
@@ -55,7 +54,7 @@ describe("monitoring of validate runs", () => {
       () =>
         Effect.gen(function* () {
           const names = yield* TestDatabases.TestDatabases
-          yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 100, engine: "InnoDB" })
+          yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 100, engine: "InnoDB" })
           const webhook = yield* receiver
           const cwd = yield* workingDirectory({
             ".env_test": envFileFor(names, {
@@ -132,7 +131,7 @@ describe("monitoring of validate runs", () => {
     it.scoped("with OTEL_EXPORTER_OTLP_ENDPOINT set, the run's spans and pipeline metrics reach the collector", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 30, engine: "InnoDB" })
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 30, engine: "InnoDB" })
         const collector = yield* receiver
         const cwd = yield* workingDirectory({
           ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", OTEL_EXPORTER_OTLP_ENDPOINT: collector.url })
