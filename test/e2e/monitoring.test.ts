@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, inject, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -35,9 +35,14 @@ const receiver = Effect.acquireRelease(
   ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
 )
 
-/** Headless Chromium (Debian's package) on a local file: its DOM after scripts ran, or a screenshot. */
+/**
+ * Headless Chromium (Debian's package, installed by the global setup when missing) on a local file: its DOM after
+ * scripts ran, or a screenshot.
+ */
 const chromium = (args: ReadonlyArray<string>) => {
-  const result = spawnSync(process.env.CHROMIUM ?? "chromium", ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", ...args], {
+  const found = inject("chromium")
+  if ("missing" in found) throw new Error(found.missing)
+  const result = spawnSync(found.binary, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", ...args], {
     encoding: "utf8",
     timeout: 60_000
   })
