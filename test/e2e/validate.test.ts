@@ -296,7 +296,9 @@ describe("npm run validate", () => {
     it.scoped("refuses production without the writer's own credentials, exit 2, naming both variables; nothing is seeded", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        const cwd = yield* workingDirectory({ ".env_production": envFileFor(names) })
+        const cwd = yield* workingDirectory({
+          ".env_production": envFileFor(names, { OPENDENTAL_SOURCE_WRITER_USER: undefined, OPENDENTAL_SOURCE_WRITER_PASSWORD: undefined })
+        })
         const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "production" }, cwd })
         expect(result.code).toBe(2)
         expect(result.stderr).toContain("OPENDENTAL_SOURCE_WRITER_USER")

@@ -78,14 +78,17 @@ export const workingDirectory = (files: Record<string, string>) =>
     return directory
   })
 
-/** A `.env_test` as a user writes it, pointing at this run's databases with the tool's own accounts. */
+/**
+ * A `.env_test` as a user writes it, pointing at this run's databases with the tool's own accounts. An override
+ * of `undefined` leaves the variable out.
+ */
 export const envFileFor = (
   names: TestDatabases.TestDatabaseNames | TestDatabases.TestDatabaseSet,
-  overrides: Record<string, string> = {}
+  overrides: Record<string, string | undefined> = {}
 ) => {
   const { mysql, postgres } = TestDatabases.testServers
   const { reader, writer, replica, loader } = TestDatabases.accountsOf(names)
-  const values: Record<string, string> = {
+  const values: Record<string, string | undefined> = {
     OPENDENTAL_SOURCE_HOST: mysql.host,
     OPENDENTAL_SOURCE_PORT: String(mysql.port),
     OPENDENTAL_SOURCE_DB: names.source,
@@ -106,6 +109,6 @@ export const envFileFor = (
     ETL_CONNECT_ATTEMPTS: "2",
     ...overrides
   }
-  return Object.entries(values).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
+  return Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])).join("\n") + "\n"
 }
 
