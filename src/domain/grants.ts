@@ -120,7 +120,7 @@ export interface DedicatedAccounts {
 }
 
 /** The tables the seeder writes (inserts and deletes its own marked rows) and the one it only reads. */
-export const seederTables = { write: ["carrier", "patient", "appointment", "procedurelog"], read: ["procedurecode"] } as const
+const seederTables = { write: ["carrier", "patient", "appointment", "procedurelog"], read: ["procedurecode"] } as const
 
 const mysqlName = (name: string) => "`" + name.replace(/`/g, "``") + "`"
 const mysqlString = (value: string) => `'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`
