@@ -59,7 +59,8 @@ fi
 
 log "MariaDB $(mariadb -uroot -h127.0.0.1 -Nse 'SELECT VERSION()') and PostgreSQL $(psql -h127.0.0.1 -U postgres -Atc 'SHOW server_version') are answering"
 
-# --demo-databases: the databases ETL_ENVIRONMENT=local uses (npm run demo), created when missing.
+# --demo-databases: the databases ETL_ENVIRONMENT=local uses (npm run demo), created when missing. The demo program
+# then creates, as root and postgres, its source and the tool's own accounts on them (src/programs/demo.ts).
 if [ "${1:-}" = "--demo-databases" ]; then
   mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS opendental_demo CHARACTER SET utf8mb3; CREATE DATABASE IF NOT EXISTS opendental_demo_replication CHARACTER SET utf8mb4"
   psql -h127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'opendental_demo_analytics'" | grep -q 1 \

@@ -94,3 +94,71 @@ export const grants = (list: ReadonlyArray<Grant>, database: string, table: stri
       (g.table === "*" || g.table === table) &&
       (g.privileges.includes(privilege) || g.privileges.includes("ALL PRIVILEGES"))
   )
+
+/**
+ * Whether the grants reach beyond any one database (`*.*` with more than USAGE): an administrator's account,
+ * shared with people and other tools. Revoking from it would lock its owner out; the fix is an account of the
+ * tool's own.
+ */
+export const globalPrivileges = (list: ReadonlyArray<Grant>): ReadonlyArray<string> => [
+  ...new Set(list.filter((g) => g.database === "*").flatMap((g) => g.privileges.filter((p) => !harmless.has(p))))
+]
+
+/** The accounts the tool signs in as, each with only what its job needs (docs/execution.md). */
+export interface DedicatedAccounts {
+  /** The MySQL/MariaDB host part of each account (`%`, `localhost`, `10.0.0.%`). */
+  readonly host: string
+  readonly sourceDatabase: string
+  readonly replicaDatabase: string
+  readonly analyticsSchema: string
+  readonly reader: string
+  readonly writer: string
+  readonly replica: string
+  readonly loader: string
+  /** A password per account name; the printed advice leaves a placeholder. */
+  readonly password: (account: string) => string
+}
+
+/** The tables the seeder writes (inserts and deletes its own marked rows) and the one it only reads. */
+const seederTables = { write: ["carrier", "patient", "appointment", "procedurelog"], read: ["procedurecode"] } as const
+
+const mysqlName = (name: string) => "`" + name.replace(/`/g, "``") + "`"
+const mysqlString = (value: string) => `'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`
+const pgName = (name: string) => `"${name.replace(/"/g, '""')}"`
+const pgString = (value: string) => `'${value.replace(/'/g, "''")}'`
+
+const mysqlAccount = (a: DedicatedAccounts, user: string) => `${mysqlString(user)}@${mysqlString(a.host)}`
+
+/** MySQL/MariaDB: the source's reader. Run by an administrator. */
+export const readerStatements = (a: DedicatedAccounts): ReadonlyArray<string> => [
+  `CREATE USER ${mysqlAccount(a, a.reader)} IDENTIFIED BY ${mysqlString(a.password(a.reader))};`,
+  `GRANT SELECT ON ${mysqlName(a.sourceDatabase)}.* TO ${mysqlAccount(a, a.reader)};`
+]
+
+/** MySQL/MariaDB: the seeder. Table grants need the tables to exist: run them on the clinic's database. */
+export const writerStatements = (a: DedicatedAccounts): ReadonlyArray<string> => [
+  `CREATE USER ${mysqlAccount(a, a.writer)} IDENTIFIED BY ${mysqlString(a.password(a.writer))};`,
+  ...seederTables.write.map((t) => `GRANT SELECT, INSERT, DELETE ON ${mysqlName(a.sourceDatabase)}.${mysqlName(t)} TO ${mysqlAccount(a, a.writer)};`),
+  ...seederTables.read.map((t) => `GRANT SELECT ON ${mysqlName(a.sourceDatabase)}.${mysqlName(t)} TO ${mysqlAccount(a, a.writer)};`)
+]
+
+/** MySQL/MariaDB: the replica's owner, everything on its own database. */
+export const replicaStatements = (a: DedicatedAccounts): ReadonlyArray<string> => [
+  `CREATE USER ${mysqlAccount(a, a.replica)} IDENTIFIED BY ${mysqlString(a.password(a.replica))};`,
+  `GRANT ALL PRIVILEGES ON ${mysqlName(a.replicaDatabase)}.* TO ${mysqlAccount(a, a.replica)};`
+]
+
+/** PostgreSQL: the loader's role, with no right beyond signing in (run by a superuser, once per server). */
+export const loaderRoleStatements = (a: DedicatedAccounts): ReadonlyArray<string> => [
+  `CREATE ROLE ${pgName(a.loader)} LOGIN PASSWORD ${pgString(a.password(a.loader))} NOSUPERUSER NOCREATEDB NOCREATEROLE;`
+]
+
+/**
+ * PostgreSQL: the loader owns its schema and has nothing else (no CREATE on the database). Run by a superuser
+ * connected to the analytics database. `existingTables`: tables already in the schema, made the loader's too.
+ */
+export const loaderSchemaStatements = (a: DedicatedAccounts, existingTables: ReadonlyArray<string> = []): ReadonlyArray<string> => [
+  `CREATE SCHEMA IF NOT EXISTS ${pgName(a.analyticsSchema)} AUTHORIZATION ${pgName(a.loader)};`,
+  `ALTER SCHEMA ${pgName(a.analyticsSchema)} OWNER TO ${pgName(a.loader)};`,
+  ...existingTables.map((t) => `ALTER TABLE ${pgName(a.analyticsSchema)}.${pgName(t)} OWNER TO ${pgName(a.loader)};`)
+]

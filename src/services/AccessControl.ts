@@ -1,6 +1,18 @@
 import { Context, Effect, Either, Layer, Option } from "effect"
 import type { DatabaseRole } from "../domain/environment.ts"
-import { excessGrants, type Grant, grants, parseGrant } from "../domain/grants.ts"
+import {
+  type DedicatedAccounts,
+  excessGrants,
+  globalPrivileges,
+  type Grant,
+  grants,
+  loaderRoleStatements,
+  loaderSchemaStatements,
+  parseGrant,
+  readerStatements,
+  replicaStatements,
+  writerStatements
+} from "../domain/grants.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
@@ -15,6 +27,7 @@ export interface AccessFinding {
   readonly database: DatabaseRole
   readonly account: string
   readonly problem: string
+  /** The statements that fix it, one a line. */
   readonly fix: string
 }
 
@@ -54,20 +67,46 @@ export const make = Effect.gen(function* () {
   const writer = yield* Effect.serviceOption(SourceWriterDb)
   const settings = yield* EtlSettings
   const sourceDb = settings.source.database
-  const account = (db: MysqlDatabase) =>
-    db.sql<{ account: string }>`SELECT CURRENT_USER() AS account`.pipe(
-      Effect.map(([r]) => (r?.account ?? "?").replace(/^([^@]*)@(.*)$/, "`$1`@`$2`"))
-    )
+  const currentUser = (db: MysqlDatabase) =>
+    db.sql<{ account: string }>`SELECT CURRENT_USER() AS account`.pipe(Effect.map(([r]) => r?.account ?? "?"))
+  const account = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^([^@]*)@(.*)$/, "`$1`@`$2`"))
   const finding = (database: DatabaseRole, who: string) => (problem: string, fix: string): AccessFinding => ({ database, account: who, problem, fix })
+
+  /**
+   * The tool's own accounts, for an operator whose settings name an administrator's: created from the same host
+   * as the account in use, with a password to choose. Nothing is taken from the administrator's account.
+   */
+  const dedicated = (host: string): DedicatedAccounts => ({
+    host,
+    sourceDatabase: sourceDb,
+    replicaDatabase: settings.replication.database,
+    analyticsSchema: settings.analytics.schema,
+    reader: "etl_reader",
+    writer: "etl_seeder",
+    replica: "etl_replica",
+    loader: "etl_loader",
+    password: () => "<password>"
+  })
+  const hostOf = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^[^@]*@/, ""))
+  const administrator = (list: ReadonlyArray<Grant>, who: string, risk: string) => {
+    const global = globalPrivileges(list)
+    return global.length === 0
+      ? undefined
+      : `is ${who}, an administrator's account (${global.join(", ")} on *.*): ${risk}. Give the tool an account of its own (and set it in the settings)`
+  }
 
   /** The pipeline's reader: SELECT on the source, nothing else. */
   const checkSource = Effect.gen(function* () {
     const who = yield* account(source)
     const found = finding("source", who)
     const list = yield* readGrants(source)
-    const findings = excessGrants(list, { database: sourceDb, onDatabase: ["SELECT", "SHOW VIEW"] }).map((g) =>
-      found(`can ${g.excess.join(", ")} on ${g.scope}; the pipeline only reads the source`, g.revoke)
-    )
+    const admin = administrator(list, who, "it can write and drop the clinic's data")
+    const findings =
+      admin !== undefined
+        ? [found(admin, readerStatements(dedicated(yield* hostOf(source))).join("\n"))]
+        : excessGrants(list, { database: sourceDb, onDatabase: ["SELECT", "SHOW VIEW"] }).map((g) =>
+            found(`can ${g.excess.join(", ")} on ${g.scope}; the pipeline only reads the source`, g.revoke)
+          )
     const probes: Array<string> = []
     const canRead = yield* probe(source, `SELECT 1 FROM ${escapeIdentifier("patient")} LIMIT 0`)
     probes.push(`SELECT patient: ${canRead ? "allowed" : "denied"}`)
@@ -90,6 +129,15 @@ export const make = Effect.gen(function* () {
       const found = finding("source-writer", who)
       const list = yield* readGrants(db)
       const needs = Object.fromEntries([...seedableTables.map((t) => [t, ["SELECT", "INSERT", "DELETE"]]), ["procedurecode", ["SELECT"]]])
+      const admin = administrator(list, who, "it can change and drop every table of the clinic, not only delete the rows it seeded")
+      if (admin !== undefined) {
+        return {
+          database: "source-writer",
+          account: who,
+          findings: [found(admin, writerStatements(dedicated(yield* hostOf(db))).join("\n"))],
+          probes: []
+        } satisfies AccountCheck
+      }
       const findings = excessGrants(list, { database: sourceDb, onDatabase: [], onTables: needs }).map((g) =>
         found(`can ${g.excess.join(", ")} on ${g.scope}; the seeder only inserts and deletes its own rows`, g.revoke)
       )
@@ -113,6 +161,11 @@ export const make = Effect.gen(function* () {
     const found = finding("replication", who)
     const database = settings.replication.database
     const list = yield* readGrants(replica)
+    const admin = administrator(list, who, "it can change and drop every database on the server, the clinic's included")
+    if (admin !== undefined) {
+      const fix = replicaStatements(dedicated(yield* hostOf(replica))).join("\n")
+      return { database: "replication", account: who, findings: [found(admin, fix)], probes: [] } satisfies AccountCheck
+    }
     const findings = excessGrants(list, { database, onDatabase: ["ALL PRIVILEGES", "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "LOCK TABLES", "CREATE TEMPORARY TABLES"] }).map((g) =>
       found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke)
     )
@@ -131,7 +184,22 @@ export const make = Effect.gen(function* () {
     const who = role?.who ?? "?"
     const found = finding("analytics", who)
     const findings: Array<AccessFinding> = []
-    if (role?.superuser) findings.push(found("is a superuser", `ALTER ROLE "${who}" NOSUPERUSER;`))
+    if (role?.superuser) {
+      const tables = yield* sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = ${pg.schema} ORDER BY tablename`
+      const accounts = dedicated("%")
+      const fix = [
+        ...loaderRoleStatements(accounts),
+        `-- connected to database ${pg.database}:`,
+        ...loaderSchemaStatements(accounts, tables.map((t) => t.name))
+      ].join("\n")
+      findings.push(
+        found(
+          `is ${who}, a superuser: it can change and drop every database on the server and act as any role. Give the tool a role of its own that owns schema ${pg.schema} (and set it in the settings)`,
+          fix
+        )
+      )
+      return { database: "analytics", account: who, findings, probes: [] } satisfies AccountCheck
+    }
     if (role?.createdb) findings.push(found("can create databases", `ALTER ROLE "${who}" NOCREATEDB;`))
     if (role?.createrole) findings.push(found("can create roles", `ALTER ROLE "${who}" NOCREATEROLE;`))
     if (role?.createOnDatabase) {

@@ -108,22 +108,25 @@ export class EtlSettings extends Context.Tag("opendental-etl/EtlSettings")<EtlSe
 
 export const defaultTables = ["patient", "appointment", "procedurelog", "procedurecode", "carrier", "insplan"] as const
 
-/** Defaults that make `ETL_ENVIRONMENT=local` work against the machine's own servers with no file. */
+/**
+ * Defaults that make `ETL_ENVIRONMENT=local` work against the machine's own servers with no file: the demo's
+ * databases and the tool's own accounts on them, which `npm run demo` creates (src/programs/demo.ts, demoAccounts).
+ */
 const localDefaults: Record<string, string> = {
   OPENDENTAL_SOURCE_HOST: "127.0.0.1",
   OPENDENTAL_SOURCE_DB: "opendental_demo",
-  OPENDENTAL_SOURCE_USER: "root",
-  OPENDENTAL_SOURCE_PASSWORD: "",
-  OPENDENTAL_SOURCE_WRITER_USER: "root",
-  OPENDENTAL_SOURCE_WRITER_PASSWORD: "",
+  OPENDENTAL_SOURCE_USER: "etl_demo_reader",
+  OPENDENTAL_SOURCE_PASSWORD: "etl_demo_reader-local",
+  OPENDENTAL_SOURCE_WRITER_USER: "etl_demo_seeder",
+  OPENDENTAL_SOURCE_WRITER_PASSWORD: "etl_demo_seeder-local",
   MYSQL_REPLICATION_HOST: "127.0.0.1",
   MYSQL_REPLICATION_DB: "opendental_demo_replication",
-  MYSQL_REPLICATION_USER: "root",
-  MYSQL_REPLICATION_PASSWORD: "",
+  MYSQL_REPLICATION_USER: "etl_demo_replica",
+  MYSQL_REPLICATION_PASSWORD: "etl_demo_replica-local",
   POSTGRES_ANALYTICS_HOST: "127.0.0.1",
   POSTGRES_ANALYTICS_DB: "opendental_demo_analytics",
-  POSTGRES_ANALYTICS_USER: "postgres",
-  POSTGRES_ANALYTICS_PASSWORD: ""
+  POSTGRES_ANALYTICS_USER: "etl_demo_loader",
+  POSTGRES_ANALYTICS_PASSWORD: "etl_demo_loader-local"
 }
 
 // Each validation comes before its default: after it, the error would lose the variable's name.

@@ -4,7 +4,6 @@ import { Effect, Layer } from "effect"
 import { openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -57,23 +56,48 @@ describe("the CLI", () => {
       })
     )
 
-    it.scoped("check-access exits 1 for over-privileged accounts and prints the statement that fixes each", () =>
+    it.scoped("check-access exits 0 on the accounts docs/execution.md prescribes", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
         const result = yield* runCli(["check-access"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.stderr).toBe("")
+        expect(result.code).toBe(0)
+        for (const role of ["source", "source-writer", "replication", "analytics"]) expect(result.stdout).toMatch(new RegExp(`ok\\s+${role}\\s`))
+      })
+    )
+
+    it.scoped("check-access on administrators' accounts names the risk and prints the statements for accounts of the tool's own, exit 1", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const { mysql, postgres } = TestDatabases.testServers
+        const cwd = yield* workingDirectory({
+          ".env_test": envFileFor(names, {
+            OPENDENTAL_SOURCE_USER: mysql.user,
+            OPENDENTAL_SOURCE_PASSWORD: mysql.password,
+            OPENDENTAL_SOURCE_WRITER_USER: mysql.user,
+            OPENDENTAL_SOURCE_WRITER_PASSWORD: mysql.password,
+            MYSQL_REPLICATION_USER: mysql.user,
+            MYSQL_REPLICATION_PASSWORD: mysql.password,
+            POSTGRES_ANALYTICS_USER: postgres.user,
+            POSTGRES_ANALYTICS_PASSWORD: postgres.password
+          })
+        })
+        const result = yield* runCli(["check-access"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).toBe(1)
         expect(result.stdout).toMatch(/FIX\s+source\s/)
-        expect(result.stdout).toContain("REVOKE ALL PRIVILEGES ON *.* FROM")
-        expect(result.stdout).toContain(`ALTER ROLE "${TestDatabases.testServers.postgres.user}" NOSUPERUSER;`)
+        expect(result.stdout).toContain("it can write and drop the clinic's data")
+        expect(result.stdout).toContain(`GRANT SELECT ON \`${names.source}\`.* TO 'etl_reader'@`)
+        expect(result.stdout).toContain(`CREATE SCHEMA IF NOT EXISTS "raw" AUTHORIZATION "etl_loader";`)
+        expect(result.stdout).not.toMatch(/REVOKE|ALTER ROLE/)
         expect(result.stderr).toMatch(/\d+ access findings/)
       })
     )
-  
+
     it.scoped("pipeline copies a generated OpenDental source to raw; every column of every row matches but the counted conversions", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine: "MyISAM" })
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_BATCH_SIZE: "1500" }) })
         const first = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })

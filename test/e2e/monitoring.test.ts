@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, inject, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -8,7 +8,6 @@ import * as path from "node:path"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { PNG } from "pngjs"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
@@ -36,9 +35,14 @@ const receiver = Effect.acquireRelease(
   ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
 )
 
-/** Headless Chromium (Debian's package) on a local file: its DOM after scripts ran, or a screenshot. */
+/**
+ * Headless Chromium (Debian's package, installed by the global setup when missing) on a local file: its DOM after
+ * scripts ran, or a screenshot.
+ */
 const chromium = (args: ReadonlyArray<string>) => {
-  const result = spawnSync(process.env.CHROMIUM ?? "chromium", ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", ...args], {
+  const found = inject("chromium")
+  if ("missing" in found) throw new Error(found.missing)
+  const result = spawnSync(found.binary, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", ...args], {
     encoding: "utf8",
     timeout: 60_000
   })
@@ -55,7 +59,7 @@ describe("monitoring of validate runs", () => {
       () =>
         Effect.gen(function* () {
           const names = yield* TestDatabases.TestDatabases
-          yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 100, engine: "InnoDB" })
+          yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 100, engine: "InnoDB" })
           const webhook = yield* receiver
           const cwd = yield* workingDirectory({
             ".env_test": envFileFor(names, {
@@ -132,7 +136,7 @@ describe("monitoring of validate runs", () => {
     it.scoped("with OTEL_EXPORTER_OTLP_ENDPOINT set, the run's spans and pipeline metrics reach the collector", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 30, engine: "InnoDB" })
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 30, engine: "InnoDB" })
         const collector = yield* receiver
         const cwd = yield* workingDirectory({
           ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", OTEL_EXPORTER_OTLP_ENDPOINT: collector.url })

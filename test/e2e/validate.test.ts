@@ -4,7 +4,6 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -58,7 +57,7 @@ const validateLayer = Layer.mergeAll(TestDatabases.layer, NodeContext.layer)
 /** A generated source already copied by the pipeline, and a working directory with its `.env_test`. */
 const preparedSite = Effect.gen(function* () {
   const names = yield* TestDatabases.TestDatabases
-  const { sql } = yield* SourceDb
+  const { sql } = yield* TestDatabases.SourceAdmin
   yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
   const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
   const load = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
@@ -297,7 +296,9 @@ describe("npm run validate", () => {
     it.scoped("refuses production without the writer's own credentials, exit 2, naming both variables; nothing is seeded", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        const cwd = yield* workingDirectory({ ".env_production": envFileFor(names) })
+        const cwd = yield* workingDirectory({
+          ".env_production": envFileFor(names, { OPENDENTAL_SOURCE_WRITER_USER: undefined, OPENDENTAL_SOURCE_WRITER_PASSWORD: undefined })
+        })
         const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "production" }, cwd })
         expect(result.code).toBe(2)
         expect(result.stderr).toContain("OPENDENTAL_SOURCE_WRITER_USER")

@@ -10,7 +10,6 @@ import * as Catalog from "../../src/services/Catalog.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import * as Replicator from "../../src/services/Replicator.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
 import { withDatabaseBehindProxy } from "../support/faultyLayers.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -50,7 +49,7 @@ const expectAnalyticsMatchesReplica = (tables: ReadonlyArray<string>) =>
   )
 
 const awkwardTable = Effect.gen(function* () {
-  const { sql } = yield* SourceDb
+  const { sql } = yield* TestDatabases.SourceAdmin
   yield* sql`CREATE TABLE awkward (
       id bigint unsigned NOT NULL PRIMARY KEY, DateTStamp timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
       t text, v varchar(20) CHARACTER SET utf8mb4, c char(3), b blob, d date, dt datetime(6), dt0 datetime, tm time,
@@ -172,7 +171,7 @@ describe("AnalyticsLoader", () => {
   it.scopedLive("the replica server's COPY lines and the type map's own writers load the same values", () =>
     Effect.gen(function* () {
       yield* awkwardTable
-      const source = (yield* SourceDb).sql
+      const source = (yield* TestDatabases.SourceAdmin).sql
       yield* source.withTransaction(
         Effect.zipRight(
           source`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`,
@@ -221,7 +220,7 @@ describe("AnalyticsLoader", () => {
 
   it.scopedLive("loads a generated OpenDental source, then merges only what changed; a rerun changes nothing", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       const loaded = yield* createGeneratedOpenDental(sql, { patients: 1500, engine: "MyISAM" })
       const tables = openDentalTables.map((t) => t.name)
       const first = yield* bothHops(tables)
@@ -250,7 +249,7 @@ describe("AnalyticsLoader", () => {
 
   it.scopedLive("a failure in the middle of a merge leaves the table and its load status as they were", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 100, engine: "InnoDB" })
       yield* bothHops(["patient"])
       const snapshot = analyticsRows(
@@ -280,7 +279,7 @@ describe("AnalyticsLoader", () => {
 
   it.scopedLive("a value PostgreSQL cannot hold fails the table, naming table, key, column and value; nothing is loaded", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 40, engine: "InnoDB" })
       yield* sql`UPDATE patient SET SchedBeforeTime = '25:30:00' WHERE PatNum = 17`
       const failed = yield* Effect.either(bothHops(["patient"]))
@@ -299,7 +298,7 @@ describe("AnalyticsLoader", () => {
 
   it.scopedLive("quarantine loads the other rows and keeps the bad one in raw.etl_rejected_rows", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 40, engine: "InnoDB" })
       yield* sql`UPDATE patient SET SchedBeforeTime = '-01:00:00' WHERE PatNum = 17`
       const [result] = yield* bothHops(["patient"], { onBadRow: "quarantine" })
@@ -321,7 +320,7 @@ describe("AnalyticsLoader", () => {
 
   it.scopedLive("a raw table whose columns drifted is a SchemaError that says what differs and how to fix it", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 10, engine: "InnoDB" })
       yield* bothHops(["carrier"])
       const { sql: pg } = yield* AnalyticsDb
@@ -340,7 +339,7 @@ describe("AnalyticsLoader", () => {
 
   it.scopedLive("a full reload swaps in one transaction and keeps the views that depend on the table", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 60, engine: "InnoDB" })
       yield* bothHops(["patient"])
       const { sql: pg } = yield* AnalyticsDb
@@ -358,7 +357,7 @@ describe("AnalyticsLoader", () => {
   it.scopedLive("a transient reset of the analytics connection mid-load is retried and the load completes", () =>
     withDatabaseBehindProxy("analytics", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
         proxy.setFault({ _tag: "resetAfterBytes", bytes: 60_000, thenRecover: true })
         const [result] = yield* bothHops(["patient"])
@@ -372,7 +371,7 @@ describe("AnalyticsLoader", () => {
   it.scopedLive("analytics going away for good fails the load as ConnectionError naming it; a rerun converges", () =>
     withDatabaseBehindProxy("analytics", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
         yield* bothHops(["patient"])
         yield* sql`UPDATE patient SET Email = CONCAT('new-', PatNum, '@example.test'), DateTStamp = DATE_ADD('2032-01-01', INTERVAL PatNum SECOND)`

@@ -8,7 +8,6 @@ import { PipelineLive } from "../../src/layers/Live.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import * as Pipeline from "../../src/services/Pipeline.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
@@ -18,7 +17,7 @@ const withPipeline = (pipeline: Partial<PipelineSettings> = {}) =>
 describe("Pipeline", () => {
   it.scopedLive("runs both hops per table; one table's failure does not stop the others", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 50, engine: "InnoDB" })
       const pipeline = yield* Pipeline.Pipeline
       const runs = yield* pipeline.run(["carrier", "procedure", "patient"])
@@ -35,7 +34,7 @@ describe("Pipeline", () => {
 
   it.scopedLive("a table whose lock another run holds fails after the bounded wait; the others go on", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       const names = yield* TestDatabases.TestDatabases
       yield* createGeneratedOpenDental(sql, { patients: 20, engine: "InnoDB" })
       const admin = yield* TestDatabases.mysqlAdmin
@@ -55,7 +54,7 @@ describe("Pipeline", () => {
 
   it.scopedLive("two runs on the same table at once both succeed, one after the other, and leave one copy of each row", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 400, engine: "InnoDB" })
       const pipeline = yield* Pipeline.Pipeline
       const first = yield* Effect.fork(pipeline.run(["appointment", "procedurelog"]))

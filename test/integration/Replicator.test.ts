@@ -7,7 +7,6 @@ import * as Catalog from "../../src/services/Catalog.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import * as Replicator from "../../src/services/Replicator.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { compareMysqlTables } from "../support/compare.ts"
 import { withDatabaseBehindProxy } from "../support/faultyLayers.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -69,7 +68,7 @@ describe("Replicator", () => {
   for (const engine of ["InnoDB", "MyISAM"] as const) {
     it.scopedLive(`copies a generated ${engine} OpenDental source, then follows inserts and updates incrementally`, () =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine })
 
         const first = yield* replicateAll(allTables)
@@ -105,7 +104,7 @@ describe("Replicator", () => {
     const lines = replicaBulkMethod === "insert" ? "" : binary ? " (client-written lines)" : " (server-written lines)"
     it.scopedLive(`copies every awkward value exactly with ${replicaBulkMethod}${lines}, first copy and incremental`, () =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* sql`CREATE TABLE awkward (
             id bigint unsigned NOT NULL PRIMARY KEY, DateTStamp timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             t text, v varchar(255) CHARACTER SET utf8mb4, c char(3), b blob, vb varbinary(16), d date, dt datetime(6),
@@ -140,7 +139,7 @@ describe("Replicator", () => {
 
   it.scopedLive("creates the replica table with the primary key and one (watermark, key) index only", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
       yield* replicateAll(["procedurelog"])
       const replica = yield* ReplicationDb
@@ -157,7 +156,7 @@ describe("Replicator", () => {
 
   it.scopedLive("a rerun with no source change writes nothing and leaves the replica as it was", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 300, engine: "InnoDB" })
       yield* replicateAll(allTables)
       const replica = yield* ReplicationDb
@@ -171,7 +170,7 @@ describe("Replicator", () => {
 
   it.scopedLive("keeps every row of a watermark second split across a page boundary", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
       yield* replicateAll(["patient"])
       // Seven rows share one second, copied in pages of three: two pages end inside that second.
@@ -184,7 +183,7 @@ describe("Replicator", () => {
 
   it.scopedLive("copies a row committed late with an older watermark inside the lookback window, not outside it", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
       yield* sql`UPDATE carrier SET SecDateTEdit = '2030-06-01 12:00:00' WHERE CarrierNum = 1`
       yield* replicateAll(["carrier"])
@@ -201,7 +200,7 @@ describe("Replicator", () => {
 
   it.scopedLive("copies a table without a watermark in full through a shadow table, deletes included", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* sql`CREATE TABLE preference (PrefNum bigint(20) NOT NULL AUTO_INCREMENT PRIMARY KEY, PrefName varchar(255) DEFAULT '',
                    ValueString mediumtext NOT NULL, Comments text) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
       yield* sql`INSERT INTO preference (PrefName, ValueString, Comments) VALUES ('A', 'x', NULL), ('B', 'y\\\\z', 'c'), ('C', '', '')`
@@ -225,7 +224,7 @@ describe("Replicator", () => {
 
   it.scopedLive("gives the replica the columns the source gained, reports them, and fills them for every row", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 50, engine: "InnoDB" })
       yield* replicateAll(["carrier"])
       yield* sql`ALTER TABLE carrier ADD COLUMN PaySuiteTransSup varchar(20) NOT NULL DEFAULT 'ERA'`
@@ -238,7 +237,7 @@ describe("Replicator", () => {
 
   it.scopedLive("a failure in the middle of an incremental copy leaves the state at the last written page; a rerun converges", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       const replica = yield* ReplicationDb
       yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
       yield* replicateAll(["patient"])
@@ -265,7 +264,7 @@ describe("Replicator", () => {
 
   it.scopedLive("a first copy that fails part-way keeps page and state together, then resumes where it stopped", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       const replica = yield* ReplicationDb
       yield* createGeneratedOpenDental(sql, { patients: 150, engine: "MyISAM" })
       // Run once so the state table exists, then start over with a state write that fails after 200 rows.
@@ -291,7 +290,7 @@ describe("Replicator", () => {
   it.scopedLive("the replica dropping mid-copy fails as ConnectionError, state at the last written page; a rerun converges", () =>
     withDatabaseBehindProxy("replication", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
         // A page of 50 patients is about 25 KB of LOAD DATA: a couple of pages reach the replica, then it goes away
         // and stays away.
@@ -324,7 +323,7 @@ describe("Replicator", () => {
   it.scopedLive("a transient reset of the replica connection is retried and the copy completes", () =>
     withDatabaseBehindProxy("replication", { batchSize: 50 })((proxy) =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
         proxy.setFault({ _tag: "resetAfterBytes", bytes: 80_000, thenRecover: true })
         const [result] = yield* replicateAll(["patient"])
@@ -383,7 +382,7 @@ describe("Replicator", () => {
 
   it.scopedLive("a table without a primary key is refused with a clear error, never copied", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* sql`CREATE TABLE securitylog_nokey (SecurityLogNum bigint, LogText text) ENGINE=MyISAM`
       yield* sql`INSERT INTO securitylog_nokey VALUES (1, 'a'), (1, 'a')`
       const replicator = yield* Replicator.Replicator

@@ -5,7 +5,6 @@ import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures
 import * as Catalog from "../../src/services/Catalog.ts"
 import * as Pipeline from "../../src/services/Pipeline.ts"
 import * as SeededData from "../../src/services/SeededData.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withHarness = Effect.provide(
@@ -69,7 +68,7 @@ const census = Effect.gen(function* () {
   }
 }).pipe(Effect.scoped)
 
-const insertLookalikes = Effect.flatMap(SourceDb, ({ sql }) =>
+const insertLookalikes = Effect.flatMap(TestDatabases.SourceAdmin, ({ sql }) =>
   Effect.forEach(lookalikes, (name) =>
     sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum, ClinicNum,
           PlannedIsDone, Premed, PreferConfirmMethod, PreferContactMethod, PreferRecallMethod, SchedDayOfWeek, PayPlanDue, SiteNum,
@@ -82,7 +81,7 @@ const insertLookalikes = Effect.flatMap(SourceDb, ({ sql }) =>
 describe("SeededData", () => {
   it.scopedLive("seeds marked, hidden, linked rows; the release deletes exactly them from all three stages", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 30, engine: "MyISAM" })
       yield* insertLookalikes
       const pipeline = yield* Pipeline.Pipeline
@@ -128,7 +127,7 @@ describe("SeededData", () => {
 
   it.scopedLive("a row of the run that escaped the ledger (a death between insert and record) is found above the key floor and deleted; look-alikes inserted meanwhile stay", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
       const insertPatient = (lastName: string) =>
         sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum,
@@ -159,7 +158,7 @@ describe("SeededData", () => {
 
   it.scopedLive("sweep cleans a run whose process died, by its ledger, and leaves a live run alone", () =>
     Effect.gen(function* () {
-      const { sql } = yield* SourceDb
+      const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 10, engine: "InnoDB" })
       const seededData = yield* SeededData.SeededData
       // A scope never closed is a process killed with SIGKILL: its release never runs.

@@ -58,7 +58,7 @@ describe("database connections", () => {
 
     it.effect("hands back dates, decimals and 64-bit integers exactly as stored", () =>
       Effect.gen(function* () {
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* sql`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`.pipe(
           Effect.zipRight(
             sql`CREATE TABLE exact_values (
@@ -73,7 +73,7 @@ describe("database connections", () => {
           ),
           sql.withTransaction
         )
-        const rows = yield* sql`SELECT * FROM exact_values ORDER BY id`
+        const rows = yield* (yield* SourceDb).sql`SELECT * FROM exact_values ORDER BY id`
         // The binary protocol prints a datetime(6) whose fraction is zero without it: the same instant, which
         // comparisons must normalise.
         expect(rows).toEqual([

@@ -6,6 +6,16 @@ import * as EtlSettings from "../../src/services/EtlSettings.ts"
 import * as ReplicationDb from "../../src/services/ReplicationDb.ts"
 import * as SourceDb from "../../src/services/SourceDb.ts"
 import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
+import { createTableStatement, openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
+import {
+  type DedicatedAccounts,
+  loaderRoleStatements,
+  loaderSchemaStatements,
+  readerStatements,
+  replicaStatements,
+  writerStatements
+} from "../../src/domain/grants.ts"
+import { type MysqlDatabase, makeMysqlDatabase } from "../../src/services/clients/mysql.ts"
 
 /** Where the test servers are: the machine's own MariaDB and PostgreSQL unless the environment says otherwise. */
 export const testServers = {
@@ -29,7 +39,24 @@ export interface TestDatabaseNames {
   readonly analytics: string
 }
 
-export class TestDatabases extends Context.Tag("test/TestDatabases")<TestDatabases, TestDatabaseNames>() {}
+export interface TestAccount {
+  readonly user: string
+  readonly password: string
+}
+
+/** The tool's accounts for one set of test databases, each granted what docs/execution.md prescribes. */
+export interface TestAccounts {
+  readonly reader: TestAccount
+  readonly writer: TestAccount
+  readonly replica: TestAccount
+  readonly loader: TestAccount
+}
+
+export interface TestDatabaseSet extends TestDatabaseNames {
+  readonly accounts: TestAccounts
+}
+
+export class TestDatabases extends Context.Tag("test/TestDatabases")<TestDatabases, TestDatabaseSet>() {}
 
 /** A MariaDB root connection for test set-up and assertions outside the code under test. */
 export const mysqlAdmin = Effect.acquireRelease(
@@ -52,66 +79,125 @@ export const postgresAdmin = (database = "postgres") =>
 
 const uniqueName = () => `etl_t_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`
 
-/** Creates `<name>_src`, `<name>_repl` on MariaDB and `<name>_an` on PostgreSQL; drops them with the scope. */
+/** The statements' view of one set: accounts reachable from any host, each with its own password. */
+export const dedicatedAccountsOf = (set: TestDatabaseSet): DedicatedAccounts => {
+  const { reader, writer, replica, loader } = set.accounts
+  const passwords = new Map([reader, writer, replica, loader].map((a) => [a.user, a.password]))
+  return {
+    host: "%",
+    sourceDatabase: set.source,
+    replicaDatabase: set.replication,
+    analyticsSchema: "raw",
+    reader: reader.user,
+    writer: writer.user,
+    replica: replica.user,
+    loader: loader.user,
+    password: (user) => passwords.get(user) ?? ""
+  }
+}
+
+/**
+ * Creates `<name>_src`, `<name>_repl` on MariaDB and `<name>_an` on PostgreSQL, and the tool's accounts for them,
+ * unique to the set; drops both with the scope. root and postgres only create and drop: the code under test signs
+ * in as the accounts. The source starts as an OpenDental database without rows (the clinic's tables, created by
+ * root as the clinic's own would be): the seeder's table grants need the tables to exist, and they stay when a
+ * test drops and recreates a table.
+ */
 export const createTestDatabases = Effect.gen(function* () {
   const base = uniqueName()
-  const names: TestDatabaseNames = { source: `${base}_src`, replication: `${base}_repl`, analytics: `${base}_an` }
+  const account = (suffix: string): TestAccount => ({ user: `${base}_${suffix}`, password: crypto.randomUUID() })
+  const set: TestDatabaseSet = {
+    source: `${base}_src`,
+    replication: `${base}_repl`,
+    analytics: `${base}_an`,
+    accounts: { reader: account("rd"), writer: account("wr"), replica: account("rp"), loader: account("ld") }
+  }
+  const accounts = dedicatedAccountsOf(set)
   yield* Effect.acquireRelease(
     Effect.scoped(
       Effect.gen(function* () {
         const my = yield* mysqlAdmin
-        yield* Effect.promise(() =>
-          my.query(
-            `CREATE DATABASE \`${names.source}\` CHARACTER SET utf8mb3; CREATE DATABASE \`${names.replication}\` CHARACTER SET utf8mb4`
-          )
-        )
+        yield* Effect.promise(async () => {
+          await my.query(`CREATE DATABASE \`${set.source}\` CHARACTER SET utf8mb3; CREATE DATABASE \`${set.replication}\` CHARACTER SET utf8mb4`)
+          for (const table of openDentalTables) await my.query(`USE \`${set.source}\`; ${createTableStatement(table, "InnoDB")}`)
+          for (const statement of [...readerStatements(accounts), ...writerStatements(accounts), ...replicaStatements(accounts)]) {
+            await my.query(statement)
+          }
+        })
         const pg = yield* postgresAdmin()
-        yield* Effect.promise(() => pg.query(`CREATE DATABASE "${names.analytics}"`))
+        yield* Effect.promise(async () => {
+          await pg.query(`CREATE DATABASE "${set.analytics}"`)
+          for (const statement of loaderRoleStatements(accounts)) await pg.query(statement)
+        })
+        const an = yield* postgresAdmin(set.analytics)
+        yield* Effect.promise(async () => {
+          for (const statement of loaderSchemaStatements(accounts)) await an.query(statement)
+        })
       })
     ),
     () =>
       Effect.scoped(
         Effect.gen(function* () {
           const my = yield* mysqlAdmin
+          const { reader, writer, replica, loader } = set.accounts
           yield* Effect.promise(() =>
-            my.query(`DROP DATABASE IF EXISTS \`${names.source}\`; DROP DATABASE IF EXISTS \`${names.replication}\``)
+            my.query(
+              `DROP DATABASE IF EXISTS \`${set.source}\`; DROP DATABASE IF EXISTS \`${set.replication}\`; ` +
+                `DROP USER IF EXISTS ${[reader, writer, replica].map((a) => `'${a.user}'@'%'`).join(", ")}`
+            )
           )
           const pg = yield* postgresAdmin()
-          yield* Effect.promise(() => pg.query(`DROP DATABASE IF EXISTS "${names.analytics}" WITH (FORCE)`))
+          yield* Effect.promise(async () => {
+            await pg.query(`DROP DATABASE IF EXISTS "${set.analytics}" WITH (FORCE)`)
+            await pg.query(`DROP ROLE IF EXISTS "${loader.user}"`)
+          })
         })
       )
   )
-  return names
+  return set
 })
+
+/** The administrators, for databases made outside `createTestDatabases` (the bench's): no accounts of their own. */
+const adminAccounts: TestAccounts = {
+  reader: testServers.mysql,
+  writer: testServers.mysql,
+  replica: testServers.mysql,
+  loader: testServers.postgres
+}
+
+/** The accounts the code under test signs in as. */
+export const accountsOf = (names: TestDatabaseNames | TestDatabaseSet): TestAccounts =>
+  "accounts" in names ? names.accounts : adminAccounts
 
 /** Settings of the `test` environment pointing at one set of test databases. */
 export const settingsFor = (
-  names: TestDatabaseNames,
+  names: TestDatabaseNames | TestDatabaseSet,
   pipeline: Partial<EtlSettings.PipelineSettings> = {},
   validation: Partial<EtlSettings.ValidationSettings> = {}
 ): EtlSettings.Settings => {
-  const mysql = (role: "source" | "replication", database: string): EtlSettings.DatabaseSettings => ({
+  const accounts = accountsOf(names)
+  const mysql = (role: "source" | "source-writer" | "replication", database: string, account: TestAccount): EtlSettings.DatabaseSettings => ({
     role,
     host: testServers.mysql.host,
     port: testServers.mysql.port,
     database,
-    user: testServers.mysql.user,
-    password: Redacted.make(testServers.mysql.password)
+    user: account.user,
+    password: Redacted.make(account.password)
   })
   return {
     environment: "test",
     settingsFile: { path: ".env_test", found: false },
-    source: mysql("source", names.source),
-    sourceWriter: Option.none(),
-    replication: mysql("replication", names.replication),
+    source: mysql("source", names.source, accounts.reader),
+    sourceWriter: Option.some(mysql("source-writer", names.source, accounts.writer)),
+    replication: mysql("replication", names.replication, accounts.replica),
     analytics: {
       role: "analytics",
       host: testServers.postgres.host,
       port: testServers.postgres.port,
       database: names.analytics,
       schema: "raw",
-      user: testServers.postgres.user,
-      password: Redacted.make(testServers.postgres.password),
+      user: accounts.loader.user,
+      password: Redacted.make(accounts.loader.password),
       sslMode: "disable"
     },
     connection: { connectTimeout: Duration.seconds(5), attempts: 3 },
@@ -156,18 +242,34 @@ export const settingsFor = (
 
 const namesLayer = Layer.scoped(TestDatabases, createTestDatabases)
 
+/**
+ * root on the source database: the clinic itself, for fixtures (its tables and rows) and changes a test makes to
+ * them. Never given to the code under test.
+ */
+export class SourceAdmin extends Context.Tag("test/SourceAdmin")<SourceAdmin, MysqlDatabase>() {}
+
+const sourceAdminLayer = Layer.scoped(
+  SourceAdmin,
+  Effect.flatMap(TestDatabases, (names) =>
+    makeMysqlDatabase(
+      { role: "source", ...testServers.mysql, database: names.source, password: Redacted.make(testServers.mysql.password) },
+      { connectTimeout: Duration.seconds(5), attempts: 3 }
+    )
+  )
+)
+
 const databaseServices = Layer.mergeAll(SourceDb.layer, SourceWriterDb.layer, ReplicationDb.layer, AnalyticsDb.layer)
 
 /** The databases' services over given settings, e.g. with one database reached through a FaultProxy. */
-export const servicesFor = (names: TestDatabaseNames, settings: EtlSettings.Settings) =>
-  databaseServices.pipe(
+export const servicesFor = (names: TestDatabaseSet, settings: EtlSettings.Settings) =>
+  Layer.merge(databaseServices, sourceAdminLayer).pipe(
     Layer.provideMerge(EtlSettings.layerOf(settings)),
     Layer.provideMerge(Layer.succeed(TestDatabases, names))
   )
 
 /** The databases' services over fresh test databases, with pipeline settings of the test's choosing. */
 export const layerWith = (pipeline: Partial<EtlSettings.PipelineSettings> = {}) =>
-  databaseServices.pipe(
+  Layer.merge(databaseServices, sourceAdminLayer).pipe(
     Layer.provideMerge(Layer.effect(EtlSettings.EtlSettings, Effect.map(TestDatabases, (names) => settingsFor(names, pipeline)))),
     Layer.provideMerge(namesLayer)
   )

@@ -78,28 +78,37 @@ export const workingDirectory = (files: Record<string, string>) =>
     return directory
   })
 
-/** A `.env_test` as a user writes it, pointing at this run's databases. */
-export const envFileFor = (names: TestDatabases.TestDatabaseNames, overrides: Record<string, string> = {}) => {
+/**
+ * A `.env_test` as a user writes it, pointing at this run's databases with the tool's own accounts. An override
+ * of `undefined` leaves the variable out.
+ */
+export const envFileFor = (
+  names: TestDatabases.TestDatabaseNames | TestDatabases.TestDatabaseSet,
+  overrides: Record<string, string | undefined> = {}
+) => {
   const { mysql, postgres } = TestDatabases.testServers
-  const values: Record<string, string> = {
+  const { reader, writer, replica, loader } = TestDatabases.accountsOf(names)
+  const values: Record<string, string | undefined> = {
     OPENDENTAL_SOURCE_HOST: mysql.host,
     OPENDENTAL_SOURCE_PORT: String(mysql.port),
     OPENDENTAL_SOURCE_DB: names.source,
-    OPENDENTAL_SOURCE_USER: mysql.user,
-    OPENDENTAL_SOURCE_PASSWORD: mysql.password,
+    OPENDENTAL_SOURCE_USER: reader.user,
+    OPENDENTAL_SOURCE_PASSWORD: reader.password,
+    OPENDENTAL_SOURCE_WRITER_USER: writer.user,
+    OPENDENTAL_SOURCE_WRITER_PASSWORD: writer.password,
     MYSQL_REPLICATION_HOST: mysql.host,
     MYSQL_REPLICATION_PORT: String(mysql.port),
     MYSQL_REPLICATION_DB: names.replication,
-    MYSQL_REPLICATION_USER: mysql.user,
-    MYSQL_REPLICATION_PASSWORD: mysql.password,
+    MYSQL_REPLICATION_USER: replica.user,
+    MYSQL_REPLICATION_PASSWORD: replica.password,
     POSTGRES_ANALYTICS_HOST: postgres.host,
     POSTGRES_ANALYTICS_PORT: String(postgres.port),
     POSTGRES_ANALYTICS_DB: names.analytics,
-    POSTGRES_ANALYTICS_USER: postgres.user,
-    POSTGRES_ANALYTICS_PASSWORD: postgres.password,
+    POSTGRES_ANALYTICS_USER: loader.user,
+    POSTGRES_ANALYTICS_PASSWORD: loader.password,
     ETL_CONNECT_ATTEMPTS: "2",
     ...overrides
   }
-  return Object.entries(values).map(([k, v]) => `${k}=${v}`).join("\n") + "\n"
+  return Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])).join("\n") + "\n"
 }
 
