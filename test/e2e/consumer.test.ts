@@ -6,7 +6,6 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))
@@ -29,56 +28,8 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
 const installedVersion = (name: string) =>
   Effect.promise(async () => JSON.parse(await fs.readFile(`${repository}node_modules/${name}/package.json`, "utf8")).version as string)
 
-/**
- * The accounts docs/execution.md prescribes, on fresh test databases: production enforces least privilege, so a
- * root connection would fail the access check. Dropped with the scope.
- */
-const leastPrivilegeAccounts = (names: TestDatabases.TestDatabaseNames) => {
-  const base = `etl_lib_${crypto.randomUUID().slice(0, 8)}`
-  const accounts = { reader: `${base}_reader`, writer: `${base}_seeder`, replica: `${base}_replica`, loader: `${base}_loader`, password: "consumer-test" }
-  const mysqlUsers = [accounts.reader, accounts.writer, accounts.replica].map((u) => `'${u}'@'%'`)
-  return Effect.acquireRelease(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const my = yield* TestDatabases.mysqlAdmin
-        const source = `\`${names.source}\``
-        yield* Effect.promise(() =>
-          my.query(
-            [
-              ...mysqlUsers.map((u) => `CREATE USER ${u} IDENTIFIED BY '${accounts.password}'`),
-              `GRANT SELECT ON ${source}.* TO '${accounts.reader}'@'%'`,
-              ...["carrier", "patient", "appointment", "procedurelog"].map(
-                (t) => `GRANT SELECT, INSERT, DELETE ON ${source}.\`${t}\` TO '${accounts.writer}'@'%'`
-              ),
-              `GRANT SELECT ON ${source}.procedurecode TO '${accounts.writer}'@'%'`,
-              `GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON \`${names.replication}\`.* TO '${accounts.replica}'@'%'`
-            ].join(";\n")
-          )
-        )
-        const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-        yield* Effect.promise(() =>
-          pg.query(
-            `CREATE ROLE "${accounts.loader}" LOGIN PASSWORD '${accounts.password}' NOSUPERUSER NOCREATEDB NOCREATEROLE;
-             CREATE SCHEMA raw AUTHORIZATION "${accounts.loader}"`
-          )
-        )
-        return accounts
-      })
-    ),
-    () =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          const my = yield* TestDatabases.mysqlAdmin
-          yield* Effect.promise(() => my.query(mysqlUsers.map((u) => `DROP USER IF EXISTS ${u}`).join(";\n")))
-          const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-          yield* Effect.promise(() => pg.query(`DROP OWNED BY "${accounts.loader}"; DROP ROLE "${accounts.loader}"`))
-        })
-      )
-  )
-}
-
 /** Every variable of `.env_production`, as the example lists them, pointing at the test databases and accounts. */
-const productionVariables = (names: TestDatabases.TestDatabaseNames, accounts: Effect.Effect.Success<ReturnType<typeof leastPrivilegeAccounts>>) =>
+const productionVariables = (names: TestDatabases.TestDatabaseSet) =>
   Effect.promise(async () => {
     const example = await fs.readFile(`${repository}.env_production.example`, "utf8")
     const variables = new Map(
@@ -94,21 +45,21 @@ const productionVariables = (names: TestDatabases.TestDatabaseNames, accounts: E
       OPENDENTAL_SOURCE_HOST: mysql.host,
       OPENDENTAL_SOURCE_PORT: String(mysql.port),
       OPENDENTAL_SOURCE_DB: names.source,
-      OPENDENTAL_SOURCE_USER: accounts.reader,
-      OPENDENTAL_SOURCE_PASSWORD: accounts.password,
-      OPENDENTAL_SOURCE_WRITER_USER: accounts.writer,
-      OPENDENTAL_SOURCE_WRITER_PASSWORD: accounts.password,
+      OPENDENTAL_SOURCE_USER: names.accounts.reader.user,
+      OPENDENTAL_SOURCE_PASSWORD: names.accounts.reader.password,
+      OPENDENTAL_SOURCE_WRITER_USER: names.accounts.writer.user,
+      OPENDENTAL_SOURCE_WRITER_PASSWORD: names.accounts.writer.password,
       MYSQL_REPLICATION_HOST: mysql.host,
       MYSQL_REPLICATION_PORT: String(mysql.port),
       MYSQL_REPLICATION_DB: names.replication,
-      MYSQL_REPLICATION_USER: accounts.replica,
-      MYSQL_REPLICATION_PASSWORD: accounts.password,
+      MYSQL_REPLICATION_USER: names.accounts.replica.user,
+      MYSQL_REPLICATION_PASSWORD: names.accounts.replica.password,
       POSTGRES_ANALYTICS_HOST: postgres.host,
       POSTGRES_ANALYTICS_PORT: String(postgres.port),
       POSTGRES_ANALYTICS_DB: names.analytics,
       POSTGRES_ANALYTICS_SCHEMA: "raw",
-      POSTGRES_ANALYTICS_USER: accounts.loader,
-      POSTGRES_ANALYTICS_PASSWORD: accounts.password,
+      POSTGRES_ANALYTICS_USER: names.accounts.loader.user,
+      POSTGRES_ANALYTICS_PASSWORD: names.accounts.loader.password,
       POSTGRES_ANALYTICS_SSLMODE: "disable"
     }
     for (const [k, v] of Object.entries(overrides)) variables.set(k, v)
@@ -155,9 +106,8 @@ describe("the npm package, embedded", () => {
     it.scoped("an empty project that installs the packed tarball validates in-process through the public entry", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* createGeneratedOpenDental((yield* SourceDb).sql, { patients: 50, engine: "InnoDB" })
-        const accounts = yield* leastPrivilegeAccounts(names)
-        const variables = yield* productionVariables(names, accounts)
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 50, engine: "InnoDB" })
+        const variables = yield* productionVariables(names)
 
         const directory = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped()
         const pack = yield* run("npm", ["pack", "--pack-destination", directory], repository)

@@ -2,7 +2,6 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import { SourceDb } from "../../src/services/SourceDb.ts"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
 import { markedRows } from "../support/site.ts"
@@ -28,7 +27,7 @@ describe("SIGKILL during seeding", () => {
     it.scoped("at every point of seeding, sweep afterwards leaves no marked row in any stage and says what it did", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        const { sql } = yield* SourceDb
+        const { sql } = yield* TestDatabases.SourceAdmin
         yield* createGeneratedOpenDental(sql, { patients: 50, engine: "MyISAM" })
         const proxies = {
           source: yield* makeFaultProxy(TestDatabases.testServers.mysql),

@@ -6,43 +6,9 @@ import * as path from "node:path"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
+import { markedRows } from "../support/site.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
-const seededTables = [
-  ["carrier", "CarrierName"],
-  ["patient", "LName"],
-  ["appointment", "Note"],
-  ["procedurelog", "BillingNote"]
-] as const
-
-/** Rows carrying any run's marker, per database, and checksums of the clinic's own rows in the source. */
-const census = Effect.gen(function* () {
-  const names = yield* TestDatabases.TestDatabases
-  const admin = yield* TestDatabases.mysqlAdmin
-  const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-  let marked = 0
-  const clinic: Array<string> = []
-  for (const [table, column] of seededTables) {
-    for (const db of [names.source, names.replication]) {
-      const [[row]] = (yield* Effect.promise(() =>
-        admin.query(`SELECT COUNT(*) AS n FROM \`${db}\`.${table} WHERE BINARY ${column} LIKE 'E2E!_TEST!_%' ESCAPE '!'`).catch(() => [[{ n: 0 }]])
-      )) as unknown as [[{ n: string }]]
-      marked += Number(row.n)
-    }
-    const analytics = yield* Effect.promise(() =>
-      pg
-        .query(`SELECT count(*)::int AS n FROM raw.${table} WHERE "${column}" LIKE 'E2E!_TEST!_%' ESCAPE '!'`)
-        .then((r) => r.rows[0].n as number)
-        .catch(() => 0)
-    )
-    marked += analytics
-    const [[checksum]] = (yield* Effect.promise(() => admin.query(`CHECKSUM TABLE \`${names.source}\`.${table} EXTENDED`))) as unknown as [
-      [{ Checksum: string }]
-    ]
-    clinic.push(`${table}:${checksum.Checksum}`)
-  }
-  return { marked, clinic }
-}).pipe(Effect.scoped)
 
 /** The one run's JSON report in a report directory (beside its HTML page and the Prometheus file). */
 const jsonReportIn = (directory: string) =>
@@ -78,7 +44,7 @@ describe("npm run validate", () => {
     it.scoped("passes on a healthy pipeline, reports every field, and leaves no marker row and the clinic's rows as they were", () =>
       Effect.gen(function* () {
         const cwd = yield* preparedSite
-        const before = yield* census
+        const before = yield* markedRows
         const result = yield* runCli(["validate", "--junit", path.join(cwd, "junit.xml"), "--report-dir", path.join(cwd, "reports")], {
           env: { ETL_ENVIRONMENT: "test" },
           cwd
@@ -122,7 +88,7 @@ describe("npm run validate", () => {
         const junit = yield* Effect.promise(() => fs.readFile(path.join(cwd, "junit.xml"), "utf8"))
         expect(junit).toContain('failures="0"')
         expect(junit).toContain('name="counts and values"')
-        const after = yield* census
+        const after = yield* markedRows
         expect(after).toEqual({ marked: 0, clinic: before.clinic })
       })
     )
@@ -145,7 +111,7 @@ describe("npm run validate", () => {
         expect(result.code).toBe(1)
         expect(result.stdout).toMatch(/finding: patient, analytics, key \d+, column FName: value differs \(expected "[^"]*", found "Tampered"\)/)
         expect(result.stderr).toContain("failed 3 checks")
-        expect((yield* census).marked).toBe(0)
+        expect((yield* markedRows).marked).toBe(0)
       })
     )
 
@@ -155,11 +121,11 @@ describe("npm run validate", () => {
         const command = yield* blockingPipeline(cwd)
         const cli = yield* startCli(["validate", "--pipeline-command", command], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         yield* cli.waitFor("external pipeline started: carrier patient appointment procedurelog")
-        expect((yield* census).marked).toBe(22)
+        expect((yield* markedRows).marked).toBe(22)
         yield* cli.signal("SIGINT")
         const result = yield* cli.done
         expect(result.code).toBe(130)
-        expect((yield* census).marked).toBe(0)
+        expect((yield* markedRows).marked).toBe(0)
       })
     )
 
@@ -167,7 +133,7 @@ describe("npm run validate", () => {
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
         const cwd = yield* preparedSite
-        const before = yield* census
+        const before = yield* markedRows
         const reports = path.join(cwd, "reports")
         const result = yield* runCli(["validate", "--scenario", "malformed", "--report-dir", reports, "--junit", path.join(cwd, "junit.xml")], {
           env: { ETL_ENVIRONMENT: "test" },
@@ -197,7 +163,7 @@ describe("npm run validate", () => {
         const pg = yield* TestDatabases.postgresAdmin(names.analytics)
         const quarantined = yield* Effect.promise(() => pg.query(`SELECT count(*)::int AS n FROM raw.etl_rejected_rows`))
         expect(quarantined.rows[0].n).toBe(0)
-        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+        expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
       })
     )
 
@@ -210,13 +176,13 @@ describe("npm run validate", () => {
         yield* preparedSite
         const proxy = yield* makeFaultProxy(TestDatabases.testServers[held.server])
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", [held.port]: String(proxy.port) }) })
-        const before = yield* census
+        const before = yield* markedRows
         proxy.setFault({ _tag: "resetOn", pattern: held.statement, thenRecover: true })
         const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(proxy.resets()).toBeGreaterThan(0)
         expect(result.code).toBe(0)
         expect(result.stdout).toContain("PASSED")
-        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+        expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
       })
     )
 
@@ -226,7 +192,7 @@ describe("npm run validate", () => {
         yield* preparedSite
         const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", POSTGRES_ANALYTICS_PORT: String(proxy.port) }) })
-        const before = yield* census
+        const before = yield* markedRows
         proxy.setFault({ _tag: "resetOn", pattern: "etl_stage_carrier", thenRecover: false })
         const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).toBe(3)
@@ -235,12 +201,30 @@ describe("npm run validate", () => {
         expect(report.status).toBe("cleanup_incomplete")
         expect(report.tables.map((t: { pipelineSuccess: boolean }) => t.pipelineSuccess)).toEqual([false, false, false, false])
         expect(report.cleanup.remaining).toEqual([expect.stringMatching(/^analytics at 127\.0\.0\.1:\d+\/\S+ is unreachable/)])
+        // What was seeded, found and deleted, as it happened: analytics unread, source and replica cleaned.
+        expect(report.tables.map((t: { table: string; seeded: number; counts: unknown }) => [t.table, t.seeded, t.counts])).toEqual([
+          ["carrier", 1, { source: 1, replication: 1, analytics: null }],
+          ["patient", 3, { source: 3, replication: 3, analytics: null }],
+          ["appointment", 6, { source: 6, replication: 6, analytics: null }],
+          ["procedurelog", 12, { source: 12, replication: 12, analytics: null }]
+        ])
+        expect(report.cleanup.deleted).toEqual([
+          { table: "procedurelog", source: 12, replication: 12, analytics: 0 },
+          { table: "appointment", source: 6, replication: 6, analytics: 0 },
+          { table: "patient", source: 3, replication: 3, analytics: 0 },
+          { table: "carrier", source: 1, replication: 1, analytics: 0 }
+        ])
+        expect(result.stdout).toContain("seeded 12, found 12/12/unread (source/replica/analytics)")
+        for (const finding of report.findings.filter((f: { check: string }) => f.check === "pipeline")) {
+          expect(finding.message).toContain(`analytics database at 127.0.0.1:${proxy.port}/${names.analytics}`)
+        }
         // Nothing reached analytics, and the source and the replica lost every test row despite it.
-        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+        expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
         proxy.setFault({ _tag: "passThrough" })
         const sweep = yield* runCli(["sweep", "--stale-after-seconds", "0"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(sweep.code).toBe(0)
-        expect(sweep.stdout).toMatch(/deleted\s+run [a-z0-9]{12}/)
+        expect(sweep.stdout).toMatch(/Run [a-z0-9]{12} .* is dead: its process \d+ is gone\./)
+        expect(sweep.stdout).toMatch(/Deleted \(source\/replica\/analytics\): .*; the run is marked clean\./)
       })
     )
 
@@ -261,7 +245,7 @@ describe("npm run validate", () => {
         const held = steps[step]
         const proxy = yield* makeFaultProxy(TestDatabases.testServers[held.server])
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", [held.port]: String(proxy.port) }) })
-        const before = yield* census
+        const before = yield* markedRows
         proxy.setFault({ _tag: "stallOn", pattern: held.statement })
         const cli = yield* startCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         yield* proxy.stalled
@@ -270,7 +254,7 @@ describe("npm run validate", () => {
         yield* proxy.releaseStalled
         const result = yield* cli.done
         expect(result.code).toBe(130)
-        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+        expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
       })
     )
 
@@ -282,14 +266,16 @@ describe("npm run validate", () => {
         yield* cli.waitFor("external pipeline started")
         yield* cli.signal("SIGKILL")
         yield* cli.done
-        expect((yield* census).marked).toBe(22)
+        expect((yield* markedRows).marked).toBe(22)
         const dryRun = yield* runCli(["sweep", "--dry-run"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
-        expect(dryRun.stdout).toMatch(/would delete\s+run [a-z0-9]{12} .*: 22 seeded rows/)
-        expect((yield* census).marked).toBe(22)
+        expect(dryRun.stdout).toContain(
+          "It left (source/replica/analytics): carrier 1/0/0, patient 3/0/0, appointment 6/0/0, procedurelog 12/0/0.\n  Dry run: nothing deleted."
+        )
+        expect((yield* markedRows).marked).toBe(22)
         const sweep = yield* runCli(["sweep"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(sweep.code).toBe(0)
-        expect(sweep.stdout).toMatch(/deleted\s+run [a-z0-9]{12}/)
-        expect((yield* census).marked).toBe(0)
+        expect(sweep.stdout).toContain("Deleted (source/replica/analytics): procedurelog 12/0/0, appointment 6/0/0, patient 3/0/0, carrier 1/0/0")
+        expect((yield* markedRows).marked).toBe(0)
       })
     )
 
@@ -329,7 +315,7 @@ describe("npm run validate", () => {
         expect(result.stdout).toMatch(/carrier\s+seeded 1, found 1\/1\/0 .*pipeline FAILED/)
         expect(result.stdout).toMatch(/patient\s+seeded 3, found 3\/3\/3 .*pipeline ok/)
         expect(result.stdout).toContain(`column "Notes" is not in the replica`)
-        expect((yield* census).marked).toBe(0)
+        expect((yield* markedRows).marked).toBe(0)
       })
     )
 
@@ -352,14 +338,14 @@ describe("npm run validate", () => {
         expect(result.code).toBe(1)
         expect(result.stdout).toMatch(/isolation \(fingerprint\): .*patient CHANGED \(200 rows\)/)
         expect(result.stdout).toContain("finding: patient: the clinic's rows changed during the run")
-        expect((yield* census).marked).toBe(0)
+        expect((yield* markedRows).marked).toBe(0)
       })
     )
 
     it.scoped("two validations started together both pass and each deletes only its own rows", () =>
       Effect.gen(function* () {
         const cwd = yield* preparedSite
-        const before = yield* census
+        const before = yield* markedRows
         const env = { env: { ETL_ENVIRONMENT: "test" }, cwd }
         const [first, second] = yield* Effect.all([runCli(["validate"], env), runCli(["validate"], env)], { concurrency: 2 })
         // On failure, the runs' own summaries say why.
@@ -369,10 +355,10 @@ describe("npm run validate", () => {
         const runIds = [first, second].map((r) => /Validation ([a-z0-9]{12})/.exec(r.stdout)?.[1])
         expect(new Set(runIds).size).toBe(2)
         for (const result of [first, second]) {
-          expect(result.stdout).toContain("cleanup: procedurelog 12/12/12, appointment 6/6/6, patient 3/3/3, carrier 1/1/1")
+          expect(result.stdout).toContain("cleanup (deleted source/replica/analytics): procedurelog 12/12/12, appointment 6/6/6, patient 3/3/3, carrier 1/1/1")
           expect(result.stdout).toMatch(/isolation \(fingerprint\): carrier unchanged/)
         }
-        expect(yield* census).toEqual({ marked: 0, clinic: before.clinic })
+        expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
       })
     )
   })

@@ -84,12 +84,12 @@ describe("AnalyticsLoader", () => {
       )
       expect(yield* replicaTables).toEqual([])
       expect(yield* analyticsTables).toEqual([])
-      const { sql } = yield* SourceDb
-      yield* sql`CREATE TABLE carrier (CarrierNum bigint PRIMARY KEY, CarrierName varchar(255), SecDateTEdit timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP)`
-      yield* sql`INSERT INTO carrier (CarrierNum, CarrierName) VALUES (1, 'Delta'), (2, 'Aetna')`
-      yield* bothHops(["carrier"])
-      expect(yield* replicaTables).toEqual(["carrier", "etl_copy_status"])
-      expect(yield* analyticsTables).toEqual(["raw.carrier", "raw.etl_load_status", "raw.etl_rejected_rows"])
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* sql`CREATE TABLE referral (ReferralNum bigint PRIMARY KEY, LName varchar(100), DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP)`
+      yield* sql`INSERT INTO referral (ReferralNum, LName) VALUES (1, 'Delta'), (2, 'Aetna')`
+      yield* bothHops(["referral"])
+      expect(yield* replicaTables).toEqual(["etl_copy_status", "referral"])
+      expect(yield* analyticsTables).toEqual(["raw.etl_load_status", "raw.etl_rejected_rows", "raw.referral"])
     }).pipe(withBothHops())
   )
 
