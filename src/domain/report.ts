@@ -108,7 +108,11 @@ export class ValidationFailedError extends Schema.TaggedError<ValidationFailedEr
 }) {
   override get message(): string {
     const { report } = this
-    const reasons = report.errors.length > 0 ? report.errors.map((e) => e.message) : report.findings.slice(0, 3).map((f) => `${f.table ?? f.check}: ${f.message}`)
-    return `Validation run ${report.runId}: ${report.status.toUpperCase().replace("_", " ")} (exit code ${report.exitCode}): ${reasons.join("; ")}`
+    const head = `Validation run ${report.runId}: ${report.status.toUpperCase().replace("_", " ")} (exit code ${report.exitCode})`
+    const [first] = report.findings
+    const errors = report.errors.map((e) => e.message)
+    return errors.length > 0
+      ? `${head}: ${errors.join("; ")}`
+      : `${head}, ${report.findings.length} finding${report.findings.length === 1 ? "" : "s"}${first === undefined ? "" : `; the first: ${[first.table, first.stage, first.key && `key ${first.key}`, first.column && `column ${first.column}`].filter(Boolean).join(", ")}: ${first.message}`}`
   }
 }

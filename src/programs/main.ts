@@ -74,8 +74,8 @@ const validateCommand = Command.make(
   "validate",
   {
     tables,
-    junit: Options.file("junit").pipe(Options.withDescription("Also write the report as JUnit XML to this file"), Options.optional),
-    reportDir: Options.directory("report-dir").pipe(Options.withDescription("Where the JSON report goes (default ETL_REPORT_DIR or reports)"), Options.optional),
+    junit: Options.text("junit").pipe(Options.withDescription("Also write the report as JUnit XML to this file"), Options.optional),
+    reportDir: Options.text("report-dir").pipe(Options.withDescription("Where the JSON report goes (default ETL_REPORT_DIR or reports)"), Options.optional),
     pipelineCommand: Options.text("pipeline-command").pipe(
       Options.withDescription("Validate a pipeline written elsewhere: its command line; the tables are appended"),
       Options.optional

@@ -116,8 +116,8 @@ const junitOf = (report: ValidationReport): string => {
 
 /** What a file system error says, without the platform's wrapping ("SystemError: ..."). */
 const reasonOf = (e: { readonly message: string }) => {
-  const cause = (e as { cause?: { code?: string; message?: string } }).cause
-  return cause?.code !== undefined ? `${cause.code}: ${cause.message ?? e.message}` : e.message
+  const cause = (e as { cause?: { message?: string } }).cause
+  return cause?.message ?? e.message
 }
 
 /** The single-file build of Chart.js, inlined into each HTML report. */

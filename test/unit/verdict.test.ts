@@ -1,0 +1,98 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Option } from "effect"
+import { StepReport } from "../../src/domain/report.ts"
+import { buildReport, type ValidationFacts } from "../../src/domain/verdict.ts"
+
+const passing: ValidationFacts = {
+  runId: Option.some("tp4tabcdef12"),
+  environment: "test",
+  startedAt: new Date("2026-11-26T10:00:00Z"),
+  finishedAt: new Date("2026-11-26T10:00:05Z"),
+  pipeline: "built-in",
+  scenario: "standard",
+  tables: ["patient"],
+  seeded: { patient: 3 },
+  runs: [{ table: "patient", success: true, durationMs: 120 }],
+  verification: [{ table: "patient", counts: { source: 3, replication: 3, analytics: 3 }, findings: [], conversions: {} }],
+  malformed: [],
+  steps: [new StepReport({ step: "total", durationMs: 5000, budgetMs: 300000, overBudget: false })],
+  resources: { peakRssMb: 150, cpuUserMs: 1, cpuSystemMs: 1, replicationIo: {}, analyticsIo: {} },
+  isolation: { mode: "fingerprint", tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 50, checksum: "ab" } }] },
+  access: [{ database: "source", account: "etl_reader", findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }] }],
+  errors: [],
+  cleanup: Option.some({ deleted: [{ table: "patient", source: 3, replication: 3, analytics: 3 }], remaining: [] })
+}
+
+const connectionLost = { _tag: "ConnectionError", message: "Cannot connect to the analytics database at db:5432/raw after 4 attempts: ECONNRESET" }
+
+describe("the verdict of a validation", () => {
+  it.each([
+    { case: "every check passed", facts: {}, status: "passed", exitCode: 0, findings: [] },
+    {
+      case: "a value differs",
+      facts: {
+        verification: [
+          {
+            ...passing.verification[0]!,
+            findings: [{ table: "patient", stage: "analytics" as const, key: "7", column: "LName", expected: "a", actual: "b", problem: "value differs" }]
+          }
+        ]
+      },
+      status: "failed",
+      exitCode: 1,
+      findings: ["value"]
+    },
+    {
+      case: "one table's pipeline failed",
+      facts: { runs: [{ table: "patient", success: false, durationMs: 5, error: { _tag: "LoadError", message: "bad" } }] },
+      status: "failed",
+      exitCode: 1,
+      findings: ["pipeline"]
+    },
+    {
+      case: "a table lost its connection",
+      facts: { runs: [{ table: "patient", success: false, durationMs: 5, error: connectionLost }] },
+      status: "error",
+      exitCode: 2,
+      findings: ["pipeline"]
+    },
+    { case: "a step lost its connection", facts: { errors: [connectionLost] }, status: "error", exitCode: 2, findings: [] },
+    { case: "another step error", facts: { errors: [{ _tag: "SeedError", message: "no procedure code" }] }, status: "error", exitCode: 1, findings: [] },
+    {
+      case: "rows remain after cleanup, whatever else happened",
+      facts: { errors: [connectionLost], cleanup: Option.some({ deleted: [], remaining: ["analytics at db:5432/raw is unreachable"] }) },
+      status: "cleanup_incomplete",
+      exitCode: 3,
+      findings: ["cleanup"]
+    },
+    { case: "a step over its budget", facts: { steps: [new StepReport({ step: "seed", durationMs: 9, budgetMs: 1, overBudget: true })] }, status: "failed", exitCode: 1, findings: ["budget"] },
+    {
+      case: "the clinic's rows changed",
+      facts: { isolation: { mode: "fingerprint" as const, tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 49, checksum: "cd" } }] } },
+      status: "failed",
+      exitCode: 1,
+      findings: ["isolation"]
+    },
+    { case: "an access finding in production", facts: { environment: "production" as const }, status: "failed", exitCode: 1, findings: ["access"] },
+    {
+      case: "a malformed value handled wrongly",
+      facts: { malformed: [{ table: "patient", key: "9", column: "Birthdate", case: "zero date", expected: "NULL", found: "'0001-01-01'", ok: false }] },
+      status: "failed",
+      exitCode: 1,
+      findings: ["malformed"]
+    }
+  ])("$case: $status, exit $exitCode", ({ facts, status, exitCode, findings }) => {
+    const report = buildReport({ ...passing, ...facts })
+    expect({ status: report.status, exitCode: report.exitCode, findings: report.findings.map((f) => f.check) }).toEqual({ status, exitCode, findings })
+  })
+
+  it("says what it knows of a run that seeded nothing, and leaves unread stages unread", () => {
+    const report = buildReport({ ...passing, runId: Option.none(), seeded: {}, runs: [], verification: [], cleanup: Option.none(), errors: [connectionLost] })
+    expect(report.runId).toMatch(/^unseeded-/)
+    expect(report.tables.map((t) => [t.table, t.seeded, t.counts, t.pipelineSuccess])).toEqual([
+      ["patient", 0, { source: null, replication: null, analytics: null }, false]
+    ])
+    expect(report.cleanup).toEqual({ deleted: [], remaining: [] })
+    expect(report.errors).toEqual([{ tag: "ConnectionError", message: connectionLost.message }])
+  })
+})
