@@ -7,7 +7,18 @@ import { ReportFinding, StepReport, TableReport, ValidationReport } from "./repo
  * verdict and its exit code, with no database in sight.
  */
 
-type Stage = "source" | "replication" | "analytics"
+export type Stage = "source" | "replication" | "analytics"
+
+/** One way the copy of a seeded row is not what the source holds. */
+export interface Finding {
+  readonly table: string
+  readonly stage: Stage
+  readonly key?: string
+  readonly column?: string
+  readonly expected: string | null
+  readonly actual: string | null
+  readonly problem: string
+}
 
 export interface TableRunFact {
   readonly table: string
@@ -20,15 +31,7 @@ export interface VerificationFact {
   readonly table: string
   /** A stage that could not be read is null. */
   readonly counts: Readonly<Record<Stage, number | null>>
-  readonly findings: ReadonlyArray<{
-    readonly table: string
-    readonly stage: Stage
-    readonly key?: string
-    readonly column?: string
-    readonly expected: string | null
-    readonly actual: string | null
-    readonly problem: string
-  }>
+  readonly findings: ReadonlyArray<Finding>
   readonly conversions: Readonly<Record<string, number>>
 }
 

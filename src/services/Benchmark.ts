@@ -69,6 +69,8 @@ const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytic
     const cpuAtStart = process.cpuUsage()
     const startedAt = yield* Clock.currentTimeMillis
 
+    // Server I/O counters describe the run; a database that cannot answer them (it went down) leaves them empty
+    // rather than turning a measurement into the run's failure: the steps that needed it report that.
     const replicationCounters = replica.sql<{ Variable_name: string; Value: string }>`SHOW GLOBAL STATUS`.pipe(
       Effect.map((rows) => Object.fromEntries(rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)]))),
       Effect.orElseSucceed(() => ({}) as Record<string, number>)

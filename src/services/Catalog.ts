@@ -118,15 +118,22 @@ const describe = Effect.fn("Catalog.describe")(function* (
 
 /**
  * MariaDB stores JSON as longtext with a json_valid() check; the check is how a JSON column is told apart. MySQL
- * has a real JSON type (and no TABLE_NAME in CHECK_CONSTRAINTS), so the look-up may find nothing there.
+ * has a real JSON type and no TABLE_NAME in CHECK_CONSTRAINTS: that one error (unknown column) means there is
+ * nothing to look up; any other error is the caller's, so a JSON column never silently becomes text.
  */
 const mariadbJsonColumns = (db: MysqlDatabase, table: string) =>
   db.sql<{ clause: string }>`
     SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS
      WHERE CONSTRAINT_SCHEMA = ${db.settings.database} AND TABLE_NAME = ${table}`.pipe(
     Effect.map((rows) => new Set(rows.flatMap((r) => /^json_valid\(`([^`]+)`\)$/.exec(r.clause)?.slice(1, 2) ?? []))),
-    Effect.orElseSucceed(() => new Set<string>())
+    Effect.catchIf(
+      (e) => (e.cause as { errno?: number } | undefined)?.errno === unknownColumnErrno,
+      () => Effect.succeed(new Set<string>())
+    )
   )
+
+/** ER_BAD_FIELD_ERROR */
+const unknownColumnErrno = 1054
 
 /** A configured watermark must exist and be a date-time column; otherwise OpenDental's own change columns are used. */
 const watermarkOf = (db: MysqlDatabase, table: string, columns: ReadonlyArray<Column>, configured: string | undefined) => {

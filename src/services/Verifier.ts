@@ -6,6 +6,7 @@ import { type DatabaseSettings, EtlSettings } from "./EtlSettings.ts"
 import { canonical, compareRow, type LossyConversion } from "../domain/comparison.ts"
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
 import { expectedText } from "../domain/malformed.ts"
+import type { Finding, Stage } from "../domain/verdict.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
@@ -15,18 +16,7 @@ import { ReplicationDb } from "./ReplicationDb.ts"
 import type { SeededCase, SeededTable } from "./SeededData.ts"
 import { SourceDb } from "./SourceDb.ts"
 
-export type Stage = "source" | "replication" | "analytics"
-
-/** One way the copy of a seeded row is not what the source holds. */
-export interface Finding {
-  readonly table: string
-  readonly stage: Stage
-  readonly key?: string
-  readonly column?: string
-  readonly expected: string | null
-  readonly actual: string | null
-  readonly problem: string
-}
+export type { Finding, Stage } from "../domain/verdict.ts"
 
 export interface TableVerification {
   readonly table: string
