@@ -3,6 +3,6 @@
 export { checkAccess } from "./checkAccess.ts"
 export { type PipelineOptions, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
 export { publish, type PublishOptions } from "./publish.ts"
-export { describeSweptRun, sweep } from "./sweep.ts"
+export { describeSweptRun, printSweep, sweep } from "./sweep.ts"
 export { type ConnectionCheck, testConnections } from "./testConnections.ts"
 export { validate, type ValidateOptions } from "./validate.ts"

@@ -12,7 +12,7 @@ import { Reporter } from "../services/Reporter.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
 import { runPipeline } from "./pipeline.ts"
 import { publish } from "./publish.ts"
-import { sweep } from "./sweep.ts"
+import { printSweep, sweep } from "./sweep.ts"
 import { validate } from "./validate.ts"
 import { testConnections } from "./testConnections.ts"
 
@@ -127,7 +127,7 @@ const sweepCommand = Command.make(
       sweep({
         dryRun: options.dryRun,
         ...Option.match(options.staleAfter, { onNone: () => ({}), onSome: (staleAfterSeconds) => ({ staleAfterSeconds }) })
-      }).pipe(Effect.provide(Layers.HarnessLive))
+      }).pipe(Effect.flatMap(printSweep), Effect.provide(Layers.HarnessLive))
     )
 ).pipe(Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger."))
 

@@ -27,16 +27,21 @@ export const describeSweptRun = (run: SweptRun): string => {
   }
 }
 
-/** `npm run sweep`: lists or deletes what dead validation runs left behind. */
+/** Lists (dry run) or cleans what dead validation runs left behind; prints nothing (see `printSweep`). */
 export const sweep = (options: { readonly dryRun: boolean; readonly staleAfterSeconds?: number }) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const seededData = yield* SeededData
     const staleAfter = options.staleAfterSeconds === undefined ? settings.validation.staleAfter : Duration.seconds(options.staleAfterSeconds)
-    const swept = yield* seededData.sweep({ staleAfter, dryRun: options.dryRun })
+    return yield* seededData.sweep({ staleAfter, dryRun: options.dryRun })
+  })
+
+/** `npm run sweep`'s output: each dead run in plain words; a run that could not be cleaned fails the command (exit 3). */
+export const printSweep = (swept: ReadonlyArray<SweptRun>) =>
+  Effect.gen(function* () {
     yield* Console.log(
       swept.length === 0
-        ? `No dead validation runs: none whose heartbeat is older than ${Duration.format(staleAfter)}, and none whose process on this host is gone.`
+        ? "No dead validation runs: none whose heartbeat is older than the stale limit, and none whose process on this host is gone."
         : swept.map(describeSweptRun).join("\n")
     )
     const failed = swept.filter((r) => r.outcome === "failed")
@@ -47,5 +52,4 @@ export const sweep = (options: { readonly dryRun: boolean; readonly staleAfterSe
         remaining: failed.flatMap((r) => r.remaining)
       })
     }
-    return swept
   })
