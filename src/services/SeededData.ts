@@ -56,6 +56,12 @@ export interface SeededSet {
   readonly malformed: ReadonlyArray<SeededCase>
   /** Completed by the release: what was deleted, or what remains. */
   readonly cleanup: Deferred.Deferred<CleanupReport, CleanupError>
+  /**
+   * Seeds the plan's rows once more into this run, each table's change column stamped with the greatest stamp the
+   * run's rows of that table have so far: rows committed in the same second as the last one a pipeline saw. Returns
+   * the run's rows, both batches.
+   */
+  readonly seedAgainInTheSameSecond: Effect.Effect<ReadonlyArray<SeededTable>, SeedError | ConnectionError>
 }
 
 /** A dead run that sweep found: why it is dead, what it left per table, and what was deleted. */
@@ -187,58 +193,90 @@ export const make = Effect.gen(function* () {
         appointment: plan.patients * plan.appointmentsPerPatient,
         procedurelog: plan.patients * plan.appointmentsPerPatient * plan.proceduresPerAppointment
       }
+      const insertAndRecord = (table: SeedableTable, row: Record<string, unknown>) =>
+        Effect.gen(function* () {
+          const { key, marker } = shapes.get(table) as { key: string; marker: string }
+          const inserted = yield* insertRow(table, row)
+          yield* ledger.recordKey(runId, table, inserted, key, marker).pipe(seedFailure(replica, "recording a seeded key in the ledger"))
+          return inserted
+        })
+      /** One batch of the plan's rows, children linked to the batch's own parents; `stampOf` may fix a table's change column. */
+      const insertBatch = (batch: number, stampOf: (table: SeedableTable) => Option.Option<string>) =>
+        Effect.gen(function* () {
+          const inBatch = new Map<SeedableTable, Array<string>>(plan.tables.map((t) => [t, []]))
+          for (const table of plan.tables) {
+            const { shape, key, marker } = shapes.get(table) as { shape: TableShape; key: string; marker: string }
+            const markerLength = shape.columns.find((c) => c.name === marker)?.maxLength ?? null
+            const withoutGenerated = (template: Row): Record<string, unknown> => {
+              const row: Record<string, unknown> = { ...template }
+              delete row[key]
+              if (Option.isSome(shape.watermark)) {
+                const stamp = stampOf(table)
+                if (Option.isSome(stamp)) row[shape.watermark.value] = stamp.value
+                else delete row[shape.watermark.value]
+              }
+              return { ...row, ...hiddenStatus(table, code.CodeNum, validation) }
+            }
+            const templates = templateRows(table, counts[table])
+            for (let i = 0; i < templates.length; i++) {
+              const row = withoutGenerated(templates[i] as Row)
+              row[marker] = markedValue(runId, table, `${batch === 1 ? "" : `B${batch}-`}${String(i + 1).padStart(4, "0")}`, markerLength)
+              for (const [column, parent] of parents[table]) {
+                const parentKeys = inBatch.get(parent) ?? []
+                const perParent = Math.max(1, Math.floor(templates.length / Math.max(1, parentKeys.length)))
+                row[column] = parentKeys[Math.min(parentKeys.length - 1, Math.floor(i / perParent))] ?? 0
+              }
+              const inserted = yield* insertAndRecord(table, row)
+              ;(inBatch.get(table) as Array<string>).push(inserted)
+              ;(seeded.get(table) as Array<string>).push(inserted)
+            }
+            if (table === "patient" && plan.malformed === true && batch === 1) {
+              const cases = malformedCasesFor(shape.columns, marker)
+              for (let i = 0; i < cases.length; i++) {
+                const malformedCase = cases[i] as MalformedCase
+                const row = withoutGenerated(templateRows(table, 1)[0] as Row)
+                row[marker] = markedValue(runId, table, `M${String(i + 1).padStart(3, "0")}`, markerLength)
+                row[malformedCase.column] = malformedCase.value
+                malformed.push({ table, primaryKey: key, key: yield* insertAndRecord(table, row), case: malformedCase })
+              }
+            }
+          }
+        })
+      const seededTables = () =>
+        plan.tables.map((table): SeededTable => {
+          const { key, marker } = shapes.get(table) as { key: string; marker: string }
+          return { table, primaryKey: key, markerColumn: marker, keys: [...(seeded.get(table) as Array<string>)] }
+        })
+      const seedAgainInTheSameSecond = Effect.gen(function* () {
+        const stamps = new Map<SeedableTable, string>()
+        for (const table of plan.tables) {
+          const { shape, key } = shapes.get(table) as { shape: TableShape; key: string }
+          const keys = seeded.get(table) as Array<string>
+          if (Option.isNone(shape.watermark) || keys.length === 0) continue
+          const [latest] = yield* writer.sql
+            .unsafe<{ stamp: string | null }>(
+              `SELECT CAST(MAX(${escapeIdentifier(shape.watermark.value)}) AS CHAR) AS stamp FROM ${escapeIdentifier(table)}
+                WHERE ${escapeIdentifier(key)} IN (${keys.map(() => "?").join(",")})`,
+              keys
+            )
+            .pipe(seedFailure(writer, `reading the latest change stamp of the run's ${table} rows`))
+          if (latest?.stamp) stamps.set(table, latest.stamp)
+        }
+        yield* insertBatch(2, (table) => Option.fromNullable(stamps.get(table)))
+        return seededTables()
+      })
       const acquire = Effect.gen(function* () {
         yield* ledger
           .register({ runId, environment: settings.environment, host: os.hostname(), pid: process.pid })
           .pipe(seedFailure(replica, "registering the run in the ledger"))
         for (const table of plan.tables) {
-          const { shape, key, marker } = shapes.get(table) as { shape: TableShape; key: string; marker: string }
+          const { key, marker } = shapes.get(table) as { key: string; marker: string }
           const floor = yield* keyFloor(table, key)
           yield* ledger.recordFloor(runId, table, key, marker, floor).pipe(seedFailure(replica, "recording a key floor in the ledger"))
-          const insertAndRecord = (row: Record<string, unknown>) =>
-            Effect.gen(function* () {
-              const inserted = yield* insertRow(table, row)
-              yield* ledger.recordKey(runId, table, inserted, key, marker).pipe(seedFailure(replica, "recording a seeded key in the ledger"))
-              return inserted
-            })
-          const withoutGenerated = (template: Row): Record<string, unknown> => {
-            const row: Record<string, unknown> = { ...template }
-            delete row[key]
-            if (Option.isSome(shape.watermark)) delete row[shape.watermark.value]
-            return { ...row, ...hiddenStatus(table, code.CodeNum, validation) }
-          }
-          const templates = templateRows(table, counts[table])
-          for (let i = 0; i < templates.length; i++) {
-            const row = withoutGenerated(templates[i] as Row)
-            row[marker] = markedValue(runId, table, String(i + 1).padStart(4, "0"), shape.columns.find((c) => c.name === marker)?.maxLength ?? null)
-            for (const [column, parent] of parents[table]) {
-              const parentKeys = seeded.get(parent) ?? []
-              const perParent = Math.max(1, Math.floor(templates.length / Math.max(1, parentKeys.length)))
-              row[column] = parentKeys[Math.min(parentKeys.length - 1, Math.floor(i / perParent))] ?? 0
-            }
-            ;(seeded.get(table) as Array<string>).push(yield* insertAndRecord(row))
-          }
-          if (table === "patient" && plan.malformed === true) {
-            const cases = malformedCasesFor(shape.columns, marker)
-            for (let i = 0; i < cases.length; i++) {
-              const malformedCase = cases[i] as MalformedCase
-              const row = withoutGenerated(templateRows(table, 1)[0] as Row)
-              row[marker] = markedValue(runId, table, `M${String(i + 1).padStart(3, "0")}`, shape.columns.find((c) => c.name === marker)?.maxLength ?? null)
-              row[malformedCase.column] = malformedCase.value
-              malformed.push({ table, primaryKey: key, key: yield* insertAndRecord(row), case: malformedCase })
-            }
-          }
         }
+        yield* insertBatch(1, () => Option.none())
         yield* ledger.setStatus(runId, "seeded").pipe(seedFailure(replica, "marking the run seeded"))
-        return {
-          runId,
-          cleanup: cleanupDone,
-          malformed,
-          tables: plan.tables.map((table): SeededTable => {
-            const { key, marker } = shapes.get(table) as { key: string; marker: string }
-            return { table, primaryKey: key, markerColumn: marker, keys: seeded.get(table) as Array<string> }
-          })
-        } satisfies SeededSet
+        return { runId, cleanup: cleanupDone, malformed, tables: seededTables(), seedAgainInTheSameSecond } satisfies SeededSet
       })
       // The heartbeat tells `sweep` this run is alive, from its registration until the scope closes.
       yield* ledger.heartbeat(runId).pipe(

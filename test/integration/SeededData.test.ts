@@ -156,6 +156,38 @@ describe("SeededData", () => {
     }).pipe(withHarness)
   )
 
+  it.scopedLive("a second batch stamped in the same second as the first one's latest row arrives with the next run; cleanup takes both", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
+      const pipeline = yield* Pipeline.Pipeline
+      yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
+      const seeded = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const set = yield* (yield* SeededData.SeededData).seed(plan)
+          yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
+          const both = yield* set.seedAgainInTheSameSecond
+          expect(both.map((t) => [t.table, t.keys.length])).toEqual([["carrier", 2], ["patient", 6], ["appointment", 12], ["procedurelog", 24]])
+          const patientKeys = both.find((t) => t.table === "patient")?.keys ?? []
+          const stamps = yield* sql<{ stamps: number }>`SELECT COUNT(DISTINCT DateTStamp) AS stamps FROM patient WHERE PatNum IN ${sql.in(patientKeys.slice(2))}`
+          expect(Number(stamps[0]?.stamps)).toBe(1)
+          yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
+          const during = yield* census
+          expect([during.source, during.replication, during.analytics]).toEqual([30, 30, 6])
+          return set
+        })
+      )
+      const report = yield* Deferred.await(seeded.cleanup)
+      expect(report.deleted.map((d) => [d.table, d.source, d.replication, d.analytics])).toEqual([
+        ["procedurelog", 24, 24, 24],
+        ["appointment", 12, 12, 12],
+        ["patient", 6, 6, 6],
+        ["carrier", 2, 2, 2]
+      ])
+      expect((yield* census).source).toBe(0)
+    }).pipe(withHarness)
+  )
+
   it.scopedLive("sweep cleans a run whose process died, by its ledger, and leaves a live run alone", () =>
     Effect.gen(function* () {
       const { sql } = yield* TestDatabases.SourceAdmin
