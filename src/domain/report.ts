@@ -3,7 +3,7 @@ import { Schema } from "effect"
 const Stage = Schema.Literal("source", "replication", "analytics")
 
 export class ReportFinding extends Schema.Class<ReportFinding>("ReportFinding")({
-  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup", "isolation", "access", "malformed"),
+  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup", "isolation", "collateral", "access", "malformed"),
   table: Schema.optional(Schema.String),
   stage: Schema.optional(Stage),
   key: Schema.optional(Schema.String),
@@ -69,6 +69,20 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
       })
     )
   }),
+  /**
+   * The clinic's rows downstream, per table and stage: snapshot before seeding, compared after the pipeline. Rows
+   * the source did not change must be there unchanged; keys only, never values.
+   */
+  collateral: Schema.Array(
+    Schema.Struct({
+      table: Schema.String,
+      stage: Schema.Literal("replication", "analytics"),
+      compared: Schema.Number,
+      vanished: Schema.Struct({ count: Schema.Number, keys: Schema.Array(Schema.String) }),
+      changed: Schema.Struct({ count: Schema.Number, keys: Schema.Array(Schema.String) }),
+      skipped: Schema.optional(Schema.String)
+    })
+  ),
   /** Each account against the rights it needs; findings fail the run in production and are warnings elsewhere. */
   access: Schema.Array(
     Schema.Struct({

@@ -1,4 +1,5 @@
 import { Option } from "effect"
+import { type CollateralResult, collateralMessages } from "./collateral.ts"
 import { ExitCode } from "./exitCodes.ts"
 import { ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
 
@@ -78,6 +79,8 @@ export interface ValidationFacts {
   readonly steps: ReadonlyArray<StepReport>
   readonly resources: ValidationReport["resources"]
   readonly isolation: { readonly mode: "fingerprint" | "guarded deletes"; readonly tables: ReadonlyArray<IsolationFact> }
+  /** The downstream check of the clinic's rows, per table and stage; empty when it was off or did not run. */
+  readonly collateral: ReadonlyArray<CollateralResult>
   readonly access: ReadonlyArray<AccessFact>
   /** Errors that stopped a step: the run's own, and connection losses met by the verifier. */
   readonly errors: ReadonlyArray<{ readonly _tag: string; readonly message: string }>
@@ -125,6 +128,9 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
           message: `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ${t.after.rows} rows (checksum ${t.after.checksum}) after`
         })
     ),
+  ...facts.collateral.flatMap((c) =>
+    collateralMessages(c).map((message) => new ReportFinding({ check: "collateral", table: c.table, stage: c.stage, message }))
+  ),
   ...(facts.environment === "production"
     ? facts.access.flatMap((a) =>
         a.findings.map((f) => new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` }))
@@ -197,6 +203,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
       mode: facts.isolation.mode,
       tables: facts.isolation.tables.map((t) => ({ ...t, unchanged: sameFingerprint(t) }))
     },
+    collateral: facts.collateral,
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
     errors: facts.errors.map((e) => ({ tag: e._tag, message: e.message })),

@@ -6,6 +6,7 @@ import * as AnalyticsDb from "../services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../services/AnalyticsLoader.ts"
 import * as Benchmark from "../services/Benchmark.ts"
 import * as Catalog from "../services/Catalog.ts"
+import * as Collateral from "../services/Collateral.ts"
 import * as Isolation from "../services/Isolation.ts"
 import * as MetricsHistory from "../services/MetricsHistory.ts"
 import * as Pipeline from "../services/Pipeline.ts"
@@ -37,6 +38,7 @@ export const HarnessLive = Layer.mergeAll(
   Benchmark.layer,
   Reporter.layer,
   Isolation.layer,
+  Collateral.layer,
   AccessControl.layer,
   MetricsHistory.layer,
   Alerts.layer

@@ -1,9 +1,11 @@
 import { Cause, Clock, Deferred, Effect, Either, Exit, Option, Ref } from "effect"
+import type { CollateralResult } from "../domain/collateral.ts"
 import { type CleanupError, UsageError } from "../domain/errors.ts"
 import { StepReport, ValidationFailedError } from "../domain/report.ts"
 import { buildReport, type IsolationFact, type ValidationFacts } from "../domain/verdict.ts"
 import { AccessControl } from "../services/AccessControl.ts"
 import { Benchmark } from "../services/Benchmark.ts"
+import { Collateral } from "../services/Collateral.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
 import { Isolation } from "../services/Isolation.ts"
 import { Pipeline, type TableRun } from "../services/Pipeline.ts"
@@ -62,6 +64,7 @@ export const validate = (options: ValidateOptions = {}) =>
     const pipeline = yield* Pipeline
     const verifier = yield* Verifier
     const isolation = yield* Isolation
+    const collateral = yield* Collateral
     const accessControl = yield* AccessControl
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const scenario = options.scenario ?? "standard"
@@ -71,7 +74,12 @@ export const validate = (options: ValidateOptions = {}) =>
 
     const access = yield* bench.time("access", accessControl.check)
     // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
-    const fingerprintBefore = fingerprinted ? yield* bench.time("fingerprint", isolation.fingerprint(tables)) : []
+    const fingerprintBefore = fingerprinted ? Option.some(yield* bench.time("fingerprint", isolation.fingerprint(tables))) : Option.none()
+    // The clinic's rows downstream before anything is seeded; the snapshot tables live until validate's scope closes.
+    const collateralBefore = settings.validation.collateralCheck
+      ? Option.some(yield* bench.time("collateral snapshot", collateral.snapshot(tables)))
+      : Option.none()
+    const collateralRef = yield* Ref.make<ReadonlyArray<CollateralResult>>([])
     const seededRef = yield* Ref.make(Option.none<SeededSet>())
     const runsRef = yield* Ref.make<ReadonlyArray<TableRun>>([])
     const verificationRef = yield* Ref.make<ReadonlyArray<TableVerification>>([])
@@ -102,6 +110,9 @@ export const validate = (options: ValidateOptions = {}) =>
         if (seeded.malformed.length > 0) {
           yield* Ref.set(malformedRef, yield* bench.time("verify malformed", verifier.verifyMalformed(seeded.runId, seeded.malformed)))
         }
+        if (Option.isSome(collateralBefore)) {
+          yield* Ref.set(collateralRef, yield* bench.time("collateral check", collateral.check(collateralBefore.value)))
+        }
       })
     ).pipe(Effect.exit)
     // A defect is a bug, not a finding: the rows are already deleted (the scope closed), and it ends the run as a crash.
@@ -114,7 +125,9 @@ export const validate = (options: ValidateOptions = {}) =>
       : Option.none()
     const cleanedUp = Option.flatMap(cleanup, Either.getRight)
     if (Option.isSome(cleanedUp)) yield* bench.record("cleanup", cleanedUp.value.durationMs)
-    const fingerprintAfter = fingerprinted ? yield* bench.time("fingerprint", isolation.fingerprint(tables)) : []
+    const fingerprintAfter = Option.isSome(fingerprintBefore)
+      ? yield* bench.time("fingerprint", isolation.fingerprint(tables, { since: fingerprintBefore.value.since }))
+      : { tables: [] }
     const measured = yield* bench.finish
     const verification = yield* Ref.get(verificationRef)
     const failures = Exit.isFailure(outcome) ? [...Cause.failures(outcome.cause)] : []
@@ -132,7 +145,8 @@ export const validate = (options: ValidateOptions = {}) =>
       malformed: yield* Ref.get(malformedRef),
       steps: measured.steps.map((s) => new StepReport(s)),
       resources: measured.resources,
-      isolation: { mode: fingerprinted ? "fingerprint" : "guarded deletes", tables: isolationFacts(fingerprintBefore, fingerprintAfter) },
+      isolation: { mode: fingerprinted ? "fingerprint" : "guarded deletes", tables: isolationFacts(Option.match(fingerprintBefore, { onNone: () => [], onSome: (f) => f.tables }), fingerprintAfter.tables) },
+      collateral: yield* Ref.get(collateralRef),
       access,
       // The seed's own CleanupError (a failed seed whose cleanup failed too) is the cleanup's outcome, not a step's.
       errors: [...failures.filter((e) => e._tag !== "CleanupError"), ...verification.flatMap((v) => v.unreachable)],

@@ -71,6 +71,11 @@ export interface ValidationSettings {
    * row of the seeded tables, so a large quiet database may turn it off.
    */
   readonly isolationFingerprint: boolean
+  /**
+   * Snapshot the clinic's rows in the replica and analytics before seeding and compare after the pipeline: rows the
+   * source did not change must come out unchanged. It hashes every row of the validated tables in both stages.
+   */
+  readonly collateralCheck: boolean
 }
 
 export interface MonitoringSettings {
@@ -227,7 +232,8 @@ const validationConfig = Config.all({
   runBudget: seconds("ETL_BUDGET_RUN_SECONDS", 300),
   tableBudget: seconds("ETL_BUDGET_TABLE_SECONDS", 120),
   reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports")),
-  isolationFingerprint: Config.boolean("ETL_ISOLATION_FINGERPRINT").pipe(Config.withDefault(true))
+  isolationFingerprint: Config.boolean("ETL_ISOLATION_FINGERPRINT").pipe(Config.withDefault(true)),
+  collateralCheck: Config.boolean("ETL_COLLATERAL_CHECK").pipe(Config.withDefault(true))
 })
 
 const monitoringConfig = Config.all({

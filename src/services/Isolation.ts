@@ -1,9 +1,11 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option } from "effect"
-import { markerPrefix } from "../domain/marker.ts"
+import { clinicRowsCondition, type TestData } from "../domain/collateral.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
+import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog } from "./Catalog.ts"
-import { EtlSettings } from "./EtlSettings.ts"
+import { ReplicationDb } from "./ReplicationDb.ts"
+import * as Ledger from "./seeding/Ledger.ts"
 import { SourceDb } from "./SourceDb.ts"
 
 /** A table's clinic rows summed up in the database: their count, and an order-independent checksum of every column. */
@@ -13,9 +15,18 @@ export interface Fingerprint {
   readonly checksum: string
 }
 
+/** The fingerprints, and the ledger's instant they were taken at (runs live since then are test data later). */
+export interface Fingerprints {
+  readonly since: string
+  readonly tables: ReadonlyArray<Fingerprint>
+}
+
 export interface IsolationService {
-  /** Fingerprints of the source's tables, computed by primary-key chunks so no statement holds a table for long. */
-  readonly fingerprint: (tables: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Fingerprint>, SqlError>
+  /**
+   * Fingerprints of the source's tables, computed by primary-key chunks so no statement holds a table for long.
+   * Test data is what the ledger records for runs live at `since` or after it (by default: now).
+   */
+  readonly fingerprint: (tables: ReadonlyArray<string>, options?: { readonly since?: string }) => Effect.Effect<Fingerprints, SqlError>
 }
 
 export class Isolation extends Context.Tag("opendental-etl/Isolation")<Isolation, IsolationService>() {}
@@ -23,31 +34,25 @@ export class Isolation extends Context.Tag("opendental-etl/Isolation")<Isolation
 /** Keys per chunk: large enough to be cheap in round trips, small enough to stay well under a second each. */
 const chunk = 50_000
 
+/** Runs that register while a table is read are few; past this many rereads the last reading stands. */
+const rereads = 5
+
+const floorsOf = (data: TestData) => data.floors.map((f) => `${f.runId}/${f.floor}`).sort().join(",")
+
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
   const catalog = yield* Catalog
-  const settings = yield* EtlSettings
+  const ledger = Ledger.make(yield* ReplicationDb)
 
-  /**
-   * Test rows of any run (this one's, or a validation running beside it) are not the clinic's: they are left out.
-   * The exclusion only shapes this check; no delete ever goes by the prefix alone.
-   */
-  const clinicRowsOnly = (table: string) => {
-    const column = settings.validation.markerColumns[table]
-    return column === undefined
-      ? "1 = 1"
-      : `(${escapeIdentifier(column)} IS NULL OR CAST(${escapeIdentifier(column)} AS BINARY) NOT LIKE CAST('${markerPrefix.replace(/_/g, "!_")}%' AS BINARY) ESCAPE '!')`
-  }
-
-  const fingerprintTable = (table: string) =>
+  const sumUp = (shape: TableShape, clinicRows: { readonly sql: string; readonly params: ReadonlyArray<string> }) =>
     Effect.gen(function* () {
-      const shape = yield* catalog.find(source, table).pipe(Effect.catchTag("SchemaError", () => Effect.succeed(Option.none())))
-      if (Option.isNone(shape)) return { table, rows: 0, checksum: "absent" }
-      const key = escapeIdentifier(shape.value.primaryKey[0] ?? shape.value.columns[0]?.name ?? "")
+      const table = shape.name
+      const key = escapeIdentifier(shape.primaryKey[0] ?? shape.columns[0]?.name ?? "")
       // NULL and '' must differ, so each value is tagged before the row is hashed.
-      const row = `CONCAT_WS('#', ${shape.value.columns.map((c) => `IFNULL(CONCAT('v', ${escapeIdentifier(c.name)}), 'n')`).join(", ")})`
+      const row = `CONCAT_WS('#', ${shape.columns.map((c) => `IFNULL(CONCAT('v', ${escapeIdentifier(c.name)}), 'n')`).join(", ")})`
       const [bounds] = yield* source.sql.unsafe<{ low: string | null; high: string | null }>(
-        `SELECT MIN(${key}) AS low, MAX(${key}) AS high FROM ${escapeIdentifier(table)} WHERE ${clinicRowsOnly(table)}`
+        `SELECT MIN(${key}) AS low, MAX(${key}) AS high FROM ${escapeIdentifier(table)} WHERE ${clinicRows.sql}`,
+        clinicRows.params
       )
       let rows = 0
       let checksum = 0n
@@ -60,10 +65,10 @@ export const make = Effect.gen(function* () {
             ])
           : [[null, null]]
         for (const [from, to] of ranges) {
-          const where = from === null ? `WHERE ${clinicRowsOnly(table)}` : `WHERE ${key} BETWEEN ? AND ? AND ${clinicRowsOnly(table)}`
+          const where = from === null ? `WHERE ${clinicRows.sql}` : `WHERE ${key} BETWEEN ? AND ? AND ${clinicRows.sql}`
           const [part] = yield* source.sql.unsafe<{ n: string; x: string | null }>(
             `SELECT COUNT(*) AS n, BIT_XOR(CRC32(${row})) AS x FROM ${escapeIdentifier(table)} ${where}`,
-            from === null ? [] : [from, to]
+            from === null ? clinicRows.params : [from, to, ...clinicRows.params]
           )
           rows += Number(part?.n ?? 0)
           checksum ^= BigInt(part?.x ?? 0)
@@ -72,8 +77,27 @@ export const make = Effect.gen(function* () {
       return { table, rows, checksum: checksum.toString(16) }
     })
 
-  const fingerprint = Effect.fn("Isolation.fingerprint")(function* (tables: ReadonlyArray<string>) {
-    return yield* Effect.forEach(tables, fingerprintTable)
+  /**
+   * Only the ledger says what is test data. A run may insert a row between the ledger's reading and the table's;
+   * its key floor is recorded before its first insert, so when the ledger names no new floor after the reading,
+   * every test row the reading saw was left out; otherwise the table is read again.
+   */
+  const fingerprintTable = (table: string, since: string) =>
+    Effect.gen(function* () {
+      const shape = yield* catalog.find(source, table).pipe(Effect.catchTag("SchemaError", () => Effect.succeed(Option.none())))
+      if (Option.isNone(shape)) return { table, rows: 0, checksum: "absent" }
+      let testData = yield* ledger.testDataOf(table, since)
+      for (let attempt = 1; ; attempt++) {
+        const result = yield* sumUp(shape.value, clinicRowsCondition(shape.value, testData))
+        const after = yield* ledger.testDataOf(table, since)
+        if (floorsOf(after) === floorsOf(testData) || attempt >= rereads) return result
+        testData = after
+      }
+    })
+
+  const fingerprint = Effect.fn("Isolation.fingerprint")(function* (tables: ReadonlyArray<string>, options?: { readonly since?: string }) {
+    const since = options?.since ?? (yield* ledger.now)
+    return { since, tables: yield* Effect.forEach(tables, (t) => fingerprintTable(t, since)) }
   })
   return { fingerprint } satisfies IsolationService
 })

@@ -47,7 +47,7 @@ const describeFinding = (f: ReportFinding) =>
   (f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : "")
 
 /** The findings that say the most come first: a leak into clinic data before a missing copy. */
-const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
+const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "collateral", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
 
 /** Long values stay in the JSON report; the console shows their start and length. */
 const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
@@ -64,6 +64,17 @@ export const summaryOf = (report: ValidationReport): string => {
       report.isolation.mode === "fingerprint"
         ? report.isolation.tables.map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`).join(", ")
         : "every delete by seeded key and marker, exact counts, no marker row left"
+    }`,
+    `  collateral (clinic rows downstream): ${
+      report.collateral.length === 0
+        ? "not checked"
+        : report.collateral
+            .map((c) =>
+              c.skipped !== undefined
+                ? `${c.table}/${c.stage} skipped (${c.skipped})`
+                : `${c.table}/${c.stage} ${c.vanished.count + c.changed.count === 0 ? "unchanged" : `${c.vanished.count} VANISHED, ${c.changed.count} CHANGED`} (${c.compared} rows)`
+            )
+            .join(", ")
     }`,
     `  access: ${report.access
       .map((a) => `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`}`)
@@ -99,6 +110,12 @@ const junitOf = (report: ValidationReport): string => {
     const integrity = suite.testCase().className(`validate.${table.table}`).name("counts and values")
     const integrityFindings = findings.filter((f) => f.check === "count" || f.check === "value")
     if (integrityFindings.length > 0) integrity.failure(integrityFindings.map(describeFinding).join("\n"), "IntegrityFinding")
+  }
+  for (const c of report.collateral) {
+    const collateralCase = suite.testCase().className(`validate.collateral.${c.table}`).name(c.stage)
+    const found = report.findings.filter((f) => f.check === "collateral" && f.table === c.table && f.stage === c.stage)
+    if (found.length > 0) collateralCase.failure(found.map(describeFinding).join("\n"), "CollateralDamage")
+    else if (c.skipped !== undefined) collateralCase.skipped()
   }
   for (const step of report.steps.filter((s) => s.budgetMs !== undefined)) {
     const budget = suite.testCase().className("validate.budget").name(step.table ? `${step.step} ${step.table}` : step.step).time(step.durationMs / 1000)

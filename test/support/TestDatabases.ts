@@ -226,6 +226,7 @@ export const settingsFor = (
       tableBudget: Duration.seconds(120),
       reportDirectory: "reports",
       isolationFingerprint: true,
+      collateralCheck: true,
       ...validation
     },
     monitoring: {

@@ -28,6 +28,7 @@ const reportWith = (patientMs: number, overrides: Partial<ConstructorParameters<
     findings: [],
     resources: { peakRssMb: 100, cpuUserMs: 1, cpuSystemMs: 1, replicationIo: {}, analyticsIo: {} },
     isolation: { mode: "guarded deletes", tables: [] },
+    collateral: [],
     access: [],
     malformed: [],
     errors: [],

@@ -18,6 +18,10 @@ const passing: ValidationFacts = {
   steps: [new StepReport({ step: "total", durationMs: 5000, budgetMs: 300000, overBudget: false })],
   resources: { peakRssMb: 150, cpuUserMs: 1, cpuSystemMs: 1, replicationIo: {}, analyticsIo: {} },
   isolation: { mode: "fingerprint", tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 50, checksum: "ab" } }] },
+  collateral: [
+    { table: "patient", stage: "replication", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } },
+    { table: "patient", stage: "analytics", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } }
+  ],
   access: [{ database: "source", account: "etl_reader", findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }] }],
   errors: [],
   cleanup: Option.some({ deleted: [{ table: "patient", source: 3, replication: 3, analytics: 3 }], remaining: [] })
@@ -73,6 +77,27 @@ describe("the verdict of a validation", () => {
       exitCode: 1,
       findings: ["isolation"]
     },
+    {
+      case: "clinic rows vanished and changed downstream",
+      facts: {
+        collateral: [
+          { table: "patient", stage: "analytics" as const, compared: 50, vanished: { count: 10, keys: ["3", "8"] }, changed: { count: 2, keys: ["4", "5"] } },
+          { table: "patient", stage: "replication" as const, compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } }
+        ]
+      },
+      status: "failed",
+      exitCode: 1,
+      findings: ["collateral", "collateral"]
+    },
+    {
+      case: "a table skipped by the collateral check",
+      facts: {
+        collateral: [{ table: "carrier", stage: "analytics" as const, compared: 0, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] }, skipped: "no single-column primary key" }]
+      },
+      status: "passed",
+      exitCode: 0,
+      findings: []
+    },
     { case: "an access finding in production", facts: { environment: "production" as const }, status: "failed", exitCode: 1, findings: ["access"] },
     {
       case: "a malformed value handled wrongly",
@@ -94,5 +119,17 @@ describe("the verdict of a validation", () => {
     ])
     expect(report.cleanup).toEqual({ deleted: [], remaining: [] })
     expect(report.errors).toEqual([{ tag: "ConnectionError", message: connectionLost.message }])
+  })
+
+  it("names the table, stage, count and keys of collateral damage, and no value", () => {
+    const keys = Array.from({ length: 20 }, (_, i) => String(i + 1))
+    const report = buildReport({
+      ...passing,
+      collateral: [{ table: "patient", stage: "analytics", compared: 500, vanished: { count: 25, keys }, changed: { count: 0, keys: [] } }]
+    })
+    expect(report.findings.map((f) => [f.check, f.table, f.stage, f.message])).toEqual([
+      ["collateral", "patient", "analytics", `25 rows of the clinic vanished from analytics (keys ${keys.join(", ")}, and 5 more) though the source still holds them`]
+    ])
+    expect(report.collateral[0]?.vanished).toEqual({ count: 25, keys })
   })
 })

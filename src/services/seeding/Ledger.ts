@@ -52,6 +52,19 @@ export interface Ledger {
   readonly tablesOf: (runId: string) => Effect.Effect<ReadonlyArray<LedgerTable>, SqlError>
   /** Runs not marked clean, oldest first. */
   readonly unfinished: Effect.Effect<ReadonlyArray<UnfinishedRun>, SqlError>
+  /** The replica's clock (UTC), to ask later which runs were live since this instant. */
+  readonly now: Effect.Effect<string, SqlError>
+  /**
+   * What the ledger calls test data in `table`: the recorded keys and key floors of every run not marked clean, or
+   * marked clean (its heartbeat is then its last step) at or after `since`. Runs clean before it left no row.
+   */
+  readonly testDataOf: (table: string, since: string) => Effect.Effect<LedgerTestData, SqlError>
+}
+
+/** A table's test data by the ledger: recorded keys, and each run's floor and marker for keys not yet recorded. */
+export interface LedgerTestData {
+  readonly keys: ReadonlyArray<string>
+  readonly floors: ReadonlyArray<{ readonly runId: string; readonly keyColumn: string; readonly markerColumn: string; readonly floor: string }>
 }
 
 export const make = (replica: MysqlDatabase): Ledger => {
@@ -128,5 +141,19 @@ export const make = (replica: MysqlDatabase): Ledger => {
     return rows.map((r): UnfinishedRun => ({ ...r, pid: Number(r.pid), ageSeconds: Number(r.ageSeconds), heartbeatAt: String(r.heartbeatAt) }))
   })
 
-  return { ensure, register, recordFloor, recordKey, setStatus, heartbeat, tablesOf, unfinished }
+  const now = sql<{ now: string }>`SELECT CAST(UTC_TIMESTAMP(6) AS CHAR) AS now`.pipe(Effect.map(([row]) => String(row?.now)))
+
+  const testDataOf = (table: string, since: string) =>
+    Effect.gen(function* () {
+      if (!(yield* tableExists(runsTable))) return { keys: [], floors: [] }
+      const live = sql`SELECT run_id FROM ${sql(runsTable)} WHERE status <> 'clean' OR heartbeat_at >= ${since}`
+      const keys = yield* sql<{ key: string }>`
+        SELECT primary_key AS "key" FROM ${sql(seededTable)} WHERE table_name = ${table} AND run_id IN (${live})`
+      const floors = yield* sql<{ runId: string; keyColumn: string; markerColumn: string; floor: string }>`
+        SELECT run_id AS runId, key_column AS keyColumn, marker_column AS markerColumn, CAST(floor_key AS CHAR) AS floor
+          FROM ${sql(floorsTable)} WHERE table_name = ${table} AND run_id IN (${live})`
+      return { keys: keys.map((k) => String(k.key)), floors: floors.map((f) => ({ ...f, floor: String(f.floor) })) }
+    })
+
+  return { ensure, register, recordFloor, recordKey, setStatus, heartbeat, tablesOf, unfinished, now, testDataOf }
 }
