@@ -75,10 +75,6 @@ export const validate = (options: ValidateOptions = {}) =>
     const access = yield* bench.time("access", accessControl.check)
     // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
     const fingerprintBefore = fingerprinted ? Option.some(yield* bench.time("fingerprint", isolation.fingerprint(tables))) : Option.none()
-    // The clinic's rows downstream before anything is seeded; the snapshot tables live until validate's scope closes.
-    const collateralBefore = settings.validation.collateralCheck
-      ? Option.some(yield* bench.time("collateral snapshot", collateral.snapshot(tables)))
-      : Option.none()
     const collateralRef = yield* Ref.make<ReadonlyArray<CollateralResult>>([])
     const seededRef = yield* Ref.make(Option.none<SeededSet>())
     const runsRef = yield* Ref.make<ReadonlyArray<TableRun>>([])
@@ -98,6 +94,11 @@ export const validate = (options: ValidateOptions = {}) =>
           })
         )
         yield* Ref.set(seededRef, Option.some(seeded))
+        // The clinic's rows downstream before the pipeline runs (the seeded rows are only in the source yet, and the
+        // ledger's keys are left out anyway); the snapshot tables carry the run's id and go with its scope.
+        const collateralBefore = settings.validation.collateralCheck
+          ? Option.some(yield* bench.time("collateral snapshot", collateral.snapshot(tables, seeded.runId)))
+          : Option.none()
         const runs = yield* bench.time(
           "pipeline",
           pipeline.run(tables, { runId: seeded.runId, ...(scenario === "malformed" ? { onBadRow: "quarantine" as const } : {}) })

@@ -9,7 +9,6 @@ import {
   snapshotTableName
 } from "../domain/collateral.ts"
 import type { SchemaError } from "../domain/errors.ts"
-import { newRunId } from "../domain/marker.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
@@ -40,9 +39,10 @@ export interface CollateralSnapshot {
 export interface CollateralService {
   /**
    * Per table, a (key, row hash) table in the replica and in analytics, made by one statement in each database.
-   * Scoped: they are dropped when the scope closes.
+   * Scoped: they are dropped when the scope closes. Named after the validation run, so the run's cleanup (and
+   * `sweep`, after a kill) drops what a run that died left.
    */
-  readonly snapshot: (tables: ReadonlyArray<string>) => Effect.Effect<CollateralSnapshot, SqlError | SchemaError, Scope.Scope>
+  readonly snapshot: (tables: ReadonlyArray<string>, runId: string) => Effect.Effect<CollateralSnapshot, SqlError | SchemaError, Scope.Scope>
   /**
    * Per table and stage: the clinic's rows that vanished although the source still holds them, and those that
    * changed although the source holds them as the replica held them before. Test data is the ledger's keys.
@@ -132,10 +132,10 @@ export const make = Effect.gen(function* () {
       ]).pipe(Effect.catchAll((e) => Effect.logWarning(`could not drop the collateral snapshot of ${t.table}: ${e.message}`)))
     )
 
-  const snapshot = (tables: ReadonlyArray<string>) =>
+  const snapshot = (tables: ReadonlyArray<string>, runId: string) =>
     Effect.acquireRelease(
       Effect.gen(function* () {
-        const id = newRunId()
+        const id = runId
         const since = yield* ledger.now
         const made: Array<SnapshotTable> = []
         // What was made before a failure is dropped with it.

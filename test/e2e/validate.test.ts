@@ -31,6 +31,18 @@ const preparedSite = Effect.gen(function* () {
   return cwd
 })
 
+/** Collateral snapshot tables in the replica and in analytics. */
+const snapshotTablesLeft = Effect.gen(function* () {
+  const names = yield* TestDatabases.TestDatabases
+  const admin = yield* TestDatabases.mysqlAdmin
+  const pg = yield* TestDatabases.postgresAdmin(names.analytics)
+  const [[replica]] = (yield* Effect.promise(() =>
+    admin.query("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'etl!_e2e!_snap!_%' ESCAPE '!'", [names.replication])
+  )) as unknown as [[{ n: string }]]
+  const analytics = yield* Effect.promise(() => pg.query("SELECT count(*)::int AS n FROM pg_tables WHERE tablename LIKE 'etl!_e2e!_snap!_%' ESCAPE '!'"))
+  return { replica: Number(replica.n), analytics: analytics.rows[0].n as number }
+}).pipe(Effect.scoped)
+
 /** An external "pipeline" that says it started and then waits to be stopped. */
 const blockingPipeline = (cwd: string) =>
   Effect.promise(async () => {
@@ -268,6 +280,7 @@ describe("npm run validate", () => {
         yield* cli.signal("SIGKILL")
         yield* cli.done
         expect((yield* markedRows).marked).toBe(22)
+        expect(yield* snapshotTablesLeft).toEqual({ replica: 4, analytics: 4 })
         const dryRun = yield* runCli(["sweep", "--dry-run"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(dryRun.stdout).toContain(
           "It left (source/replica/analytics): carrier 1/0/0, patient 3/0/0, appointment 6/0/0, procedurelog 12/0/0.\n  Dry run: nothing deleted."
@@ -277,6 +290,8 @@ describe("npm run validate", () => {
         expect({ code: sweep.code, stderr: sweep.stderr }).toEqual({ code: 0, stderr: "" })
         expect(sweep.stdout).toContain("Deleted (source/replica/analytics): procedurelog 12/0/0, appointment 6/0/0, patient 3/0/0, carrier 1/0/0")
         expect((yield* markedRows).marked).toBe(0)
+        // The killed run's collateral snapshot tables went with it.
+        expect(yield* snapshotTablesLeft).toEqual({ replica: 0, analytics: 0 })
       })
     )
 

@@ -6,6 +6,7 @@ import * as Catalog from "../../src/services/Catalog.ts"
 import * as Collateral from "../../src/services/Collateral.ts"
 import * as Pipeline from "../../src/services/Pipeline.ts"
 import * as SeededData from "../../src/services/SeededData.ts"
+import { newRunId } from "../../src/domain/marker.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withHarness = Effect.provide(
@@ -39,7 +40,7 @@ describe("Collateral", () => {
       const collateral = yield* Collateral.Collateral
       expect((yield* pipeline.run(tables)).every((r) => r.success)).toBe(true)
 
-      const snapshot = yield* collateral.snapshot(tables)
+      const snapshot = yield* collateral.snapshot(tables, newRunId())
 
       // The clinic changes one row during the run, stamping it; the pipeline carries the change downstream.
       yield* sql`UPDATE patient SET FName = 'Changed during the run' WHERE PatNum = ${sourceChanged}`
@@ -94,7 +95,7 @@ describe("Collateral", () => {
         return [Number(replica[0].n), Number(analytics.rows[0].n)]
       })
       const scope = yield* Scope.make()
-      yield* collateral.snapshot(["patient"]).pipe(Scope.extend(scope))
+      yield* collateral.snapshot(["patient"], newRunId()).pipe(Scope.extend(scope))
       expect(yield* leftovers).toEqual([1, 1])
       yield* Scope.close(scope, Exit.void)
       expect(yield* leftovers).toEqual([0, 0])

@@ -2,6 +2,7 @@ import { Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Option } from "effect"
 import { CleanupError, type CleanupTable } from "../../domain/errors.ts"
+import { snapshotPrefix } from "../../domain/collateral.ts"
 import { likeEscape, markerPattern } from "../../domain/marker.ts"
 import { escapeIdentifier } from "../../domain/replicaStatements.ts"
 import { rejectedRowsTable } from "../AnalyticsLoader.ts"
@@ -118,6 +119,19 @@ export const make = (deps: CleanupDependencies): Cleanup => {
       return header.affectedRows
     })
 
+  const dropSnapshots = (runId: string, analyticsUp: boolean) =>
+    Effect.gen(function* () {
+      const pattern = `${snapshotPrefix}${runId}_`.replace(/[!%_]/g, (c) => `${likeEscape}${c}`) + "%"
+      const inReplica = yield* replica.sql<{ name: string }>`
+        SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE ${pattern} ESCAPE '!'`
+      for (const { name } of inReplica) yield* replica.sql.unsafe(`DROP TABLE IF EXISTS ${escapeIdentifier(name)}`)
+      if (!analyticsUp) return
+      const schema = analytics.settings.schema
+      const inAnalytics = yield* analytics.sql<{ name: string }>`
+        SELECT tablename AS name FROM pg_tables WHERE schemaname = ${schema} AND tablename LIKE ${pattern} ESCAPE '!'`
+      for (const { name } of inAnalytics) yield* analytics.sql.unsafe(`DROP TABLE IF EXISTS ${pgIdentifier(schema)}.${pgIdentifier(name)}`)
+    })
+
   const analyticsReachable = Effect.scoped(Effect.flatMap(analytics.session, (session) => session.query("SELECT 1"))).pipe(
     mapSqlErrors(classifySqlError(analytics.settings, deps.attempts, (reason) => reason)),
     retryOnConnectionLoss(deps.attempts),
@@ -219,6 +233,8 @@ export const make = (deps: CleanupDependencies): Cleanup => {
             }
           }
         }
+        // The collateral snapshot tables of a run that died before dropping them.
+        yield* dropSnapshots(runId, analyticsUp)
         // Rows the loader quarantined during this run carry the seeded keys and values: they go too.
         const quarantined = analyticsUp ? yield* analyticsDelete(rejectedRowsTable, "run_id = $1", [runId]) : 0
         if (quarantined > 0) deleted.push({ table: rejectedRowsTable, source: 0, replication: 0, analytics: quarantined })
