@@ -2,6 +2,7 @@ import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
 import { Config, ConfigError, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
+import { isVariableName } from "../domain/externalCommand.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -42,8 +43,10 @@ export interface PipelineSettings {
   readonly lockTimeoutSeconds: number
   /** Readers that page through one table at once in a full load into analytics, each over a range of keys. */
   readonly loadParallelism: number
-  /** A pipeline written elsewhere, run with the tables as arguments, for the harness to validate. */
+  /** A pipeline written elsewhere, for the harness to validate: `{table}` runs it per table, `{tables}` once. */
   readonly externalCommand: Option.Option<ReadonlyArray<string>>
+  /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME (none when absent). */
+  readonly externalEnvironment?: ReadonlyArray<string>
 }
 
 export const replicaBulkMethods = ["load-data", "insert"] as const
@@ -266,7 +269,12 @@ const settingsConfig = Config.all({
     ),
     lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
     loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
-    externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option)
+    externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
+    externalEnvironment: Config.string("ETL_PIPELINE_ENV").pipe(
+      Config.map((s) => s.split(",").map((name) => name.trim()).filter((name) => name.length > 0)),
+      Config.validate({ message: "must be a comma-separated list of environment variable names", validation: (names) => names.every(isVariableName) }),
+      Config.withDefault<ReadonlyArray<string>>([])
+    )
   }),
   validation: validationConfig,
   monitoring: monitoringConfig
