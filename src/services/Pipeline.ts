@@ -115,6 +115,8 @@ export const make = Effect.gen(function* () {
 
 export const layer = Layer.effect(Pipeline, make)
 
+const linesOf = <E>(bytes: Stream.Stream<Uint8Array, E>) => bytes.pipe(Stream.decodeText(), Stream.splitLines)
+
 /** How an external pipeline command runs. */
 export interface ExternalOptions {
   /** `clean`: the command sees only PATH, HOME and `passEnvironment`, never the harness's own settings. */
@@ -152,9 +154,8 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
             // Its output is shown as it comes (a long run shows progress); a bounded transcript is kept for the error.
             const [transcript, exitCode] = yield* Effect.all(
               [
-                Stream.merge(child.stdout, child.stderr).pipe(
-                  Stream.decodeText(),
-                  Stream.splitLines,
+                // Each stream is split into lines before they are merged, so a line is never cut by the other's.
+                Stream.merge(linesOf(child.stdout), linesOf(child.stderr)).pipe(
                   Stream.tap((line) => Effect.logInfo(`${label}: ${line}`)),
                   Stream.runFold(emptyTranscript, (t, line) => addLine(t, line))
                 ),
