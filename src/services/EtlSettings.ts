@@ -187,12 +187,15 @@ const analyticsDatabase: Config.Config<AnalyticsSettings> = Config.all({
   sslMode: Config.literal(...sslModes)("POSTGRES_ANALYTICS_SSLMODE").pipe(Config.withDefault("disable" as const))
 })
 
+const tablesOf = (s: string) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)
+
+// Validated before it is mapped: a failed validation after a map loses the variable's name.
 const tableList = Config.string("ETL_TABLES").pipe(
-  Config.map((s) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)),
   Config.validate({
     message: "must be a comma-separated list of table names",
-    validation: (ts) => ts.length > 0 && ts.every((t) => /^[A-Za-z0-9_$]+$/.test(t))
+    validation: (s) => tablesOf(s).length > 0 && tablesOf(s).every((t) => /^[A-Za-z0-9_$]+$/.test(t))
   }),
+  Config.map(tablesOf),
   Config.withDefault<ReadonlyArray<string>>(defaultTables)
 )
 
@@ -208,6 +211,8 @@ const pairs = (name: string, fallback: Readonly<Record<string, string>>) =>
   )
 
 const watermarkColumns = pairs("ETL_WATERMARK_COLUMNS", {})
+
+const variableNames = (text: string) => text.split(",").map((name) => name.trim()).filter((name) => name.length > 0)
 
 /** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
 export const commandLine = (text: string): ReadonlyArray<string> =>
@@ -271,8 +276,8 @@ const settingsConfig = Config.all({
     loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
     externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
     externalEnvironment: Config.string("ETL_PIPELINE_ENV").pipe(
-      Config.map((s) => s.split(",").map((name) => name.trim()).filter((name) => name.length > 0)),
-      Config.validate({ message: "must be a comma-separated list of environment variable names", validation: (names) => names.every(isVariableName) }),
+      Config.validate({ message: "must be a comma-separated list of environment variable names", validation: (s) => variableNames(s).every(isVariableName) }),
+      Config.map(variableNames),
       Config.withDefault<ReadonlyArray<string>>([])
     )
   }),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Layer } from "effect"
 import { ExternalPipelineError } from "../../src/domain/errors.ts"
 import {
   cleanEnvironment,
@@ -9,6 +10,7 @@ import {
   isVariableName,
   plan
 } from "../../src/domain/externalCommand.ts"
+import * as EtlSettings from "../../src/services/EtlSettings.ts"
 
 const tables = ["carrier", "patient", "appointment"]
 
@@ -131,4 +133,47 @@ describe("the clean environment", () => {
     expect(["DBT_TARGET", "_x1"].every(isVariableName)).toBe(true)
     expect(["1ABC", "A-B", "A B", ""].some(isVariableName)).toBe(false)
   })
+
+  it.effect("ETL_PIPELINE_ENV is read as a list of names; it and ETL_TABLES, when invalid, are named in the settings error", () =>
+    Effect.gen(function* () {
+      const settingsWith = (value: string | undefined, more: Record<string, string> = {}) =>
+        EtlSettings.EtlSettings.pipe(
+          Effect.provide(
+            EtlSettings.layerFromConfig.pipe(
+              Layer.provide(
+                Layer.setConfigProvider(
+                  ConfigProvider.fromMap(
+                    new Map(
+                      Object.entries({
+                        ETL_ENVIRONMENT: "test",
+                        OPENDENTAL_SOURCE_HOST: "source",
+                        OPENDENTAL_SOURCE_DB: "opendental",
+                        OPENDENTAL_SOURCE_USER: "reader",
+                        OPENDENTAL_SOURCE_PASSWORD: "secret",
+                        MYSQL_REPLICATION_HOST: "replica",
+                        MYSQL_REPLICATION_DB: "replica",
+                        MYSQL_REPLICATION_USER: "replicator",
+                        MYSQL_REPLICATION_PASSWORD: "secret",
+                        POSTGRES_ANALYTICS_HOST: "analytics",
+                        POSTGRES_ANALYTICS_DB: "analytics",
+                        POSTGRES_ANALYTICS_USER: "loader",
+                        POSTGRES_ANALYTICS_PASSWORD: "secret",
+                        ...(value === undefined ? {} : { ETL_PIPELINE_ENV: value }),
+                        ...more
+                      })
+                    )
+                  )
+                )
+              )
+            )
+          ),
+          Effect.either
+        )
+      const named = yield* settingsWith(" DBT_TARGET, DBT_PROFILES_DIR ")
+      expect(Either.map(named, (s) => s.pipeline.externalEnvironment)).toEqual(Either.right(["DBT_TARGET", "DBT_PROFILES_DIR"]))
+      expect(Either.map(yield* settingsWith(undefined), (s) => s.pipeline.externalEnvironment)).toEqual(Either.right([]))
+      const bad = yield* settingsWith("DBT_TARGET,dbt-profile", { ETL_TABLES: "patient,proc-log" })
+      expect(Either.isLeft(bad) && bad.left.problems.map((p) => p.variable).sort()).toEqual(["ETL_PIPELINE_ENV", "ETL_TABLES"])
+    })
+  )
 })
