@@ -182,13 +182,17 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
       const runs: Array<TableRun> = []
       // One after another: a failed command does not stop the next table's.
       for (const planned of plan(command, tables)) {
-        for (const result of yield* runOnce(planned)) {
-          yield* result.success
-            ? Effect.logInfo(`${result.table}: done in ${result.durationMs} ms`)
-            : Effect.logWarning(`${result.table}: failed: ${result.error?.message}`)
-          yield* recordMetrics(result)
-          runs.push(result)
+        const results = yield* runOnce(planned)
+        // The tables of one command share its outcome: said once.
+        const [first] = results
+        const which = planned.tables.join(", ")
+        if (first !== undefined) {
+          yield* first.success
+            ? Effect.logInfo(`${which}: done in ${first.durationMs} ms`)
+            : Effect.logWarning(`${which}: failed: ${first.error?.message}`)
         }
+        yield* Effect.forEach(results, recordMetrics, { discard: true })
+        runs.push(...results)
       }
       return runs
     })
