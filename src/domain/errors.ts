@@ -109,15 +109,21 @@ export class LockTimeoutError extends Schema.TaggedError<LockTimeoutError>()("Lo
   }
 }
 
-/** The external pipeline command failed or could not be started. */
+/**
+ * The external pipeline command failed or could not be started. `excerpt` is its first error lines and its last
+ * lines, whole lines with a marker where lines were left out (src/domain/externalCommand.ts); the message carries it.
+ */
 export class ExternalPipelineError extends Schema.TaggedError<ExternalPipelineError>()("ExternalPipelineError", {
   command: Schema.String,
   exitCode: Schema.optional(Schema.Number),
-  output: Schema.String
+  excerpt: Schema.String
 }) {
   override get message(): string {
     const how = this.exitCode === undefined ? "could not be started" : `exited with code ${this.exitCode}`
-    return `The external pipeline command '${this.command}' ${how}${this.output ? `: ${this.output}` : ""}`
+    const lines = this.excerpt === "" ? [] : this.excerpt.split("\n")
+    const output =
+      lines.length === 0 ? " and printed nothing" : lines.length === 1 ? `: ${lines[0]}` : `:\n${lines.map((l) => `    ${l}`).join("\n")}`
+    return `The external pipeline command '${this.command}' ${how}${output}`
   }
 }
 

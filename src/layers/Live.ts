@@ -56,9 +56,13 @@ export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, 
 /** The built-in pipeline: `Programs.runPipeline`. */
 export const pipeline = PipelineLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
-/** A pipeline written elsewhere, run as `<command> <table>...`, for the harness to validate. */
-export const externalPipeline = (command: ReadonlyArray<string>) =>
-  Pipeline.layerExternal(command).pipe(Layer.provide(NodeContext.layer))
+/**
+ * A pipeline written elsewhere, for the harness to validate: `{table}` in its command line runs it once per table,
+ * `{tables}` or no placeholder once for all (the tables appended); `environment: "clean"` keeps the harness's
+ * settings out of its environment.
+ */
+export const externalPipeline = (command: ReadonlyArray<string>, options: Pipeline.ExternalOptions = {}) =>
+  Pipeline.layerExternal(command, options).pipe(Layer.provide(NodeContext.layer))
 
 /** The harness around a pipeline of the caller's choosing: `Programs.validate`, `Programs.sweep`. */
 export const validationWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) =>

@@ -1,7 +1,9 @@
 import { Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Context, Effect, Exit, Layer, Option } from "effect"
+import { UsageError } from "../domain/errors.ts"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
+import { type EnvironmentMode, environmentModes } from "../domain/externalCommand.ts"
 import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
 import * as Layers from "../layers/Live.ts"
@@ -58,14 +60,34 @@ const pipelineCommand = Command.make(
     )
 ).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
 
-/** The pipeline validate runs: --pipeline-command, else ETL_PIPELINE_COMMAND, else the built-in one. */
-const pipelineFor = (command: Option.Option<string>) =>
+/**
+ * The pipeline validate runs: --pipeline-command, else ETL_PIPELINE_COMMAND, else the built-in one. A clean
+ * environment is for an external command only.
+ */
+const pipelineFor = (command: Option.Option<string>, environment: EnvironmentMode) =>
   Layer.unwrapEffect(
-    Effect.map(EtlSettings.EtlSettings, (settings) => {
-      const external = Option.orElse(Option.map(command, commandLine), () => settings.pipeline.externalCommand)
+    Effect.gen(function* () {
+      const settings = yield* EtlSettings.EtlSettings
+      const given = yield* Option.match(command, {
+        onNone: () => Effect.succeed(Option.none<ReadonlyArray<string>>()),
+        onSome: (text) =>
+          Effect.try({
+            try: () => Option.some(commandLine(text)),
+            catch: () => new UsageError({ option: "--pipeline-command", problem: "is not a command line or a JSON array of strings" })
+          })
+      })
+      const external = Option.orElse(given, () => settings.pipeline.externalCommand)
+      if (Option.isNone(external) && environment === "clean") {
+        return yield* new UsageError({ option: "--pipeline-env", problem: "clean applies to an external pipeline; give --pipeline-command or set ETL_PIPELINE_COMMAND" })
+      }
       return Option.match(external, {
         onNone: () => ({ name: "built-in", layer: Layers.validation }),
-        onSome: (line) => ({ name: line.join(" "), layer: Layers.validationWith(Layers.externalPipeline(line)) })
+        onSome: (line) => ({
+          name: line.join(" "),
+          layer: Layers.validationWith(
+            Layers.externalPipeline(line, { environment, passEnvironment: settings.pipeline.externalEnvironment ?? [] })
+          )
+        })
       })
     }).pipe(Effect.map(({ name, layer }) => Layer.merge(layer, Layer.succeed(PipelineName, name))))
   )
@@ -77,8 +99,14 @@ const validateCommand = Command.make(
     junit: Options.text("junit").pipe(Options.withDescription("Also write the report as JUnit XML to this file"), Options.optional),
     reportDir: Options.text("report-dir").pipe(Options.withDescription("Where the JSON report goes (default ETL_REPORT_DIR or reports)"), Options.optional),
     pipelineCommand: Options.text("pipeline-command").pipe(
-      Options.withDescription("Validate a pipeline written elsewhere: its command line; the tables are appended"),
+      Options.withDescription(
+        "Validate a pipeline written elsewhere: its command line. {table} runs it once per table; {tables} (or nothing, the tables appended) once for all"
+      ),
       Options.optional
+    ),
+    pipelineEnv: Options.choice("pipeline-env", environmentModes).pipe(
+      Options.withDefault("inherit" as const),
+      Options.withDescription("clean: the external command sees only PATH, HOME and the variables named in ETL_PIPELINE_ENV")
     ),
     scenario: Options.choice("scenario", ["standard", "malformed"]).pipe(
       Options.withDefault("standard" as const),
@@ -108,7 +136,7 @@ const validateCommand = Command.make(
           Effect.tap((report) => publish(report, files)),
           Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report, files))
         )
-      }).pipe(Effect.provide(pipelineFor(options.pipelineCommand)))
+      }).pipe(Effect.provide(pipelineFor(options.pipelineCommand, options.pipelineEnv)))
     )
   }
 ).pipe(Command.withDescription("Seed marked test rows, run the pipeline, verify every stage, measure, clean up, report."))

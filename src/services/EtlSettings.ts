@@ -2,6 +2,7 @@ import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
 import { Config, ConfigError, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
+import { isVariableName } from "../domain/externalCommand.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -42,8 +43,10 @@ export interface PipelineSettings {
   readonly lockTimeoutSeconds: number
   /** Readers that page through one table at once in a full load into analytics, each over a range of keys. */
   readonly loadParallelism: number
-  /** A pipeline written elsewhere, run with the tables as arguments, for the harness to validate. */
+  /** A pipeline written elsewhere, for the harness to validate: `{table}` runs it per table, `{tables}` once. */
   readonly externalCommand: Option.Option<ReadonlyArray<string>>
+  /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME (none when absent). */
+  readonly externalEnvironment?: ReadonlyArray<string>
 }
 
 export const replicaBulkMethods = ["load-data", "insert"] as const
@@ -189,12 +192,15 @@ const analyticsDatabase: Config.Config<AnalyticsSettings> = Config.all({
   sslMode: Config.literal(...sslModes)("POSTGRES_ANALYTICS_SSLMODE").pipe(Config.withDefault("disable" as const))
 })
 
+const tablesOf = (s: string) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)
+
+// Validated before it is mapped: a failed validation after a map loses the variable's name.
 const tableList = Config.string("ETL_TABLES").pipe(
-  Config.map((s) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)),
   Config.validate({
     message: "must be a comma-separated list of table names",
-    validation: (ts) => ts.length > 0 && ts.every((t) => /^[A-Za-z0-9_$]+$/.test(t))
+    validation: (s) => tablesOf(s).length > 0 && tablesOf(s).every((t) => /^[A-Za-z0-9_$]+$/.test(t))
   }),
+  Config.map(tablesOf),
   Config.withDefault<ReadonlyArray<string>>(defaultTables)
 )
 
@@ -210,6 +216,8 @@ const pairs = (name: string, fallback: Readonly<Record<string, string>>) =>
   )
 
 const watermarkColumns = pairs("ETL_WATERMARK_COLUMNS", {})
+
+const variableNames = (text: string) => text.split(",").map((name) => name.trim()).filter((name) => name.length > 0)
 
 /** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
 export const commandLine = (text: string): ReadonlyArray<string> =>
@@ -272,7 +280,12 @@ const settingsConfig = Config.all({
     ),
     lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
     loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
-    externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option)
+    externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
+    externalEnvironment: Config.string("ETL_PIPELINE_ENV").pipe(
+      Config.validate({ message: "must be a comma-separated list of environment variable names", validation: (s) => variableNames(s).every(isVariableName) }),
+      Config.map(variableNames),
+      Config.withDefault<ReadonlyArray<string>>([])
+    )
   }),
   validation: validationConfig,
   monitoring: monitoringConfig

@@ -1,5 +1,16 @@
 import { Command, CommandExecutor } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Stream, String as Str } from "effect"
+import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Option, Stream } from "effect"
+import {
+  addLine,
+  cleanEnvironment,
+  commandMode,
+  describeCommand,
+  emptyTranscript,
+  type EnvironmentMode,
+  excerptOf,
+  plan,
+  type PlannedCommand
+} from "../domain/externalCommand.ts"
 import { type ConnectionError, type DatabaseError, ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
@@ -104,52 +115,89 @@ export const make = Effect.gen(function* () {
 
 export const layer = Layer.effect(Pipeline, make)
 
+const linesOf = <E>(bytes: Stream.Stream<Uint8Array, E>) => bytes.pipe(Stream.decodeText(), Stream.splitLines)
+
+/** How an external pipeline command runs. */
+export interface ExternalOptions {
+  /** `clean`: the command sees only PATH, HOME and `passEnvironment`, never the harness's own settings. */
+  readonly environment?: EnvironmentMode
+  /** Variables passed through in clean mode, from this process's environment. */
+  readonly passEnvironment?: ReadonlyArray<string>
+}
+
 /**
- * A pipeline written elsewhere, run as `<command> <table>...`: the harness then validates what it did. It reports
- * one outcome for all tables, since the command reports one exit code.
+ * A pipeline written elsewhere, for the harness to validate. With `{table}` in its command line it runs once per
+ * table, in order, and each table has its own outcome and time; otherwise it runs once for all tables (`{tables}`,
+ * or the tables appended) and they share its outcome. A failed run's error carries an excerpt of its output.
  */
-export const makeExternal = (command: ReadonlyArray<string>) =>
+export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOptions = {}) =>
   Effect.gen(function* () {
     const executor = yield* CommandExecutor.CommandExecutor
-    const run = Effect.fn("Pipeline.runExternal")(function* (tables: ReadonlyArray<string>) {
-      const startedAt = yield* Clock.currentTimeMillis
-      const [program = "", ...args] = command
-      const described = [...command, ...tables].join(" ")
-      const outcome = yield* Effect.scoped(
-        Effect.gen(function* () {
-          const process = yield* Command.start(Command.make(program, ...args, ...tables))
-          // Its output is shown as it comes (a long run shows progress) and its tail kept for the error message.
-          const [output, exitCode] = yield* Effect.all(
-            [
-              Stream.merge(process.stdout, process.stderr).pipe(
-                Stream.decodeText(),
-                Stream.splitLines,
-                Stream.tap((line) => Effect.logInfo(`external pipeline: ${line}`)),
-                Stream.runFold("", (tail, line) => Str.takeRight(`${tail}\n${line}`, 2000))
-              ),
-              process.exitCode
-            ],
-            { concurrency: "unbounded" }
-          )
-          return { exitCode: Number(exitCode), output: Str.takeRight(output.trim(), 2000) }
+    const environment =
+      options.environment === "clean"
+        ? Option.some(yield* Effect.sync(() => cleanEnvironment(process.env, options.passEnvironment ?? [])))
+        : Option.none()
+
+    const runOnce = (planned: PlannedCommand) =>
+      Effect.gen(function* () {
+        const [program = "", ...args] = planned.argv
+        const described = describeCommand(planned.argv)
+        const label = commandMode(command) === "per-table" ? `external pipeline (${planned.tables.join(",")})` : "external pipeline"
+        const toRun = Option.match(environment, {
+          onNone: () => Command.make(program, ...args),
+          onSome: (env) => Command.make(program, ...args).pipe(Command.env(env, { extendEnv: false }))
         })
-      ).pipe(
-        Effect.provideService(CommandExecutor.CommandExecutor, executor),
-        Effect.either
-      )
-      const durationMs = (yield* Clock.currentTimeMillis) - startedAt
-      const error =
-        outcome._tag === "Left"
-          ? new ExternalPipelineError({ command: described, output: outcome.left.message })
-          : outcome.right.exitCode !== 0
-            ? new ExternalPipelineError({ command: described, exitCode: outcome.right.exitCode, output: outcome.right.output })
-            : undefined
-      return tables.map(
-        (table): TableRun =>
-          error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error }
-      )
+        const startedAt = yield* Clock.currentTimeMillis
+        const outcome = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const child = yield* Command.start(toRun)
+            // Its output is shown as it comes (a long run shows progress); a bounded transcript is kept for the error.
+            const [transcript, exitCode] = yield* Effect.all(
+              [
+                // Each stream is split into lines before they are merged, so a line is never cut by the other's.
+                Stream.merge(linesOf(child.stdout), linesOf(child.stderr)).pipe(
+                  Stream.tap((line) => Effect.logInfo(`${label}: ${line}`)),
+                  Stream.runFold(emptyTranscript, (t, line) => addLine(t, line))
+                ),
+                child.exitCode
+              ],
+              { concurrency: "unbounded" }
+            )
+            return { exitCode: Number(exitCode), transcript }
+          })
+        ).pipe(Effect.provideService(CommandExecutor.CommandExecutor, executor), Effect.either)
+        const durationMs = (yield* Clock.currentTimeMillis) - startedAt
+        const error =
+          outcome._tag === "Left"
+            ? new ExternalPipelineError({ command: described, excerpt: outcome.left.message })
+            : outcome.right.exitCode !== 0
+              ? new ExternalPipelineError({ command: described, exitCode: outcome.right.exitCode, excerpt: excerptOf(outcome.right.transcript) })
+              : undefined
+        return planned.tables.map(
+          (table): TableRun => (error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error })
+        )
+      }).pipe(Effect.withSpan("Pipeline.externalCommand", { attributes: { tables: planned.tables.join(",") } }))
+
+    const run = Effect.fn("Pipeline.runExternal")(function* (tables: ReadonlyArray<string>) {
+      const runs: Array<TableRun> = []
+      // One after another: a failed command does not stop the next table's.
+      for (const planned of plan(command, tables)) {
+        const results = yield* runOnce(planned)
+        // The tables of one command share its outcome: said once.
+        const [first] = results
+        const which = planned.tables.join(", ")
+        if (first !== undefined) {
+          yield* first.success
+            ? Effect.logInfo(`${which}: done in ${first.durationMs} ms`)
+            : Effect.logWarning(`${which}: failed: ${first.error?.message}`)
+        }
+        yield* Effect.forEach(results, recordMetrics, { discard: true })
+        runs.push(...results)
+      }
+      return runs
     })
     return { run } satisfies PipelineService
   })
 
-export const layerExternal = (command: ReadonlyArray<string>) => Layer.effect(Pipeline, makeExternal(command))
+export const layerExternal = (command: ReadonlyArray<string>, options: ExternalOptions = {}) =>
+  Layer.effect(Pipeline, makeExternal(command, options))
