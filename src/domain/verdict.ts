@@ -69,7 +69,7 @@ export interface ValidationFacts {
   readonly startedAt: Date
   readonly finishedAt: Date
   readonly pipeline: string
-  readonly scenario: "standard" | "malformed"
+  readonly scenario: ValidationReport["scenario"]
   readonly tables: ReadonlyArray<string>
   /** Seeded rows per table; empty when nothing was seeded. */
   readonly seeded: Readonly<Record<string, number>>

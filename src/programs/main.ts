@@ -15,7 +15,7 @@ import { demo, ensureLocalServers } from "./demo.ts"
 import { runPipeline } from "./pipeline.ts"
 import { publish } from "./publish.ts"
 import { printSweep, sweep } from "./sweep.ts"
-import { validate } from "./validate.ts"
+import { scenarios, validate } from "./validate.ts"
 import { testConnections } from "./testConnections.ts"
 
 /** How the report names the pipeline it validated. */
@@ -85,7 +85,7 @@ const pipelineFor = (command: Option.Option<string>, environment: EnvironmentMod
         onSome: (line) => ({
           name: line.join(" "),
           layer: Layers.validationWith(
-            Layers.externalPipeline(line, { environment, passEnvironment: settings.pipeline.externalEnvironment ?? [] })
+            Layers.externalPipeline(line, { environment, passEnvironment: settings.pipeline.externalEnvironment })
           )
         })
       })
@@ -108,9 +108,11 @@ const validateCommand = Command.make(
       Options.withDefault("inherit" as const),
       Options.withDescription("clean: the external command sees only PATH, HOME and the variables named in ETL_PIPELINE_ENV")
     ),
-    scenario: Options.choice("scenario", ["standard", "malformed"]).pipe(
+    scenario: Options.choice("scenario", scenarios).pipe(
       Options.withDefault("standard" as const),
-      Options.withDescription("malformed: also seed values the type map must convert or reject, and load in quarantine mode")
+      Options.withDescription(
+        "malformed: also seed values the type map must convert or reject, and load in quarantine mode; boundary: seed, run, seed again in the same second as the last stamp, run again"
+      )
     )
   },
   (options) => {

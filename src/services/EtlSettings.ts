@@ -45,8 +45,8 @@ export interface PipelineSettings {
   readonly loadParallelism: number
   /** A pipeline written elsewhere, for the harness to validate: `{table}` runs it per table, `{tables}` once. */
   readonly externalCommand: Option.Option<ReadonlyArray<string>>
-  /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME (none when absent). */
-  readonly externalEnvironment?: ReadonlyArray<string>
+  /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME. */
+  readonly externalEnvironment: ReadonlyArray<string>
 }
 
 export const replicaBulkMethods = ["load-data", "insert"] as const

@@ -211,6 +211,7 @@ export const settingsFor = (
       lockTimeoutSeconds: 60,
       loadParallelism: 2,
       externalCommand: Option.none(),
+      externalEnvironment: [],
       ...pipeline
     },
     validation: {

@@ -1,0 +1,82 @@
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
+import { markedRows } from "../support/site.ts"
+import * as TestDatabases from "../support/TestDatabases.ts"
+
+const repository = fileURLToPath(new URL("../..", import.meta.url))
+
+/**
+ * A pipeline that reads its watermark with a strict '>': the built-in one, after which the replica's stored
+ * watermarks move one second on. With one-second change stamps, that is exactly `stamp > watermark`.
+ */
+const strictPipeline = (cwd: string, names: TestDatabases.TestDatabaseSet) =>
+  Effect.promise(async () => {
+    const { mysql } = TestDatabases.testServers
+    const script = path.join(cwd, "strict-pipeline.mjs")
+    await fs.writeFile(
+      script,
+      `import { spawnSync } from "node:child_process"
+import mysql from ${JSON.stringify(`${repository}node_modules/mysql2/promise.js`)}
+const run = spawnSync(process.execPath, ["--import", ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}, ${JSON.stringify(`${repository}src/programs/main.ts`)}, "pipeline", "--tables", process.argv.slice(2).join(",")], { stdio: "inherit" })
+if (run.status !== 0) process.exit(run.status ?? 1)
+const replica = await mysql.createConnection(${JSON.stringify({ host: mysql.host, port: mysql.port, user: names.accounts.replica.user, password: names.accounts.replica.password, database: names.replication })})
+await replica.query("UPDATE etl_copy_status SET watermark = DATE_FORMAT(CAST(watermark AS DATETIME) + INTERVAL 1 SECOND, '%Y-%m-%d %H:%i:%s') WHERE watermark IS NOT NULL")
+await replica.end()
+`
+    )
+    return `node ${script}`
+  })
+
+const reportIn = (directory: string) =>
+  Effect.promise(async () => {
+    const [file] = (await fs.readdir(directory)).filter((f) => /^validate-.*\.json$/.test(f))
+    return JSON.parse(await fs.readFile(path.join(directory, file as string), "utf8"))
+  })
+
+describe("validate --scenario boundary", () => {
+  layer(Layer.mergeAll(TestDatabases.layer, NodeContext.layer), { excludeTestServices: true })((it) => {
+    it.scoped("both batches arrive through the built-in pipeline; a strict '>' on the watermark loses the second, named by key", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 50, engine: "MyISAM" })
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+        const env = { ETL_ENVIRONMENT: "test" }
+        expect((yield* runCli(["pipeline"], { env, cwd })).code).toBe(0)
+
+        const builtIn = yield* runCli(["validate", "--scenario", "boundary", "--report-dir", path.join(cwd, "built-in")], { env, cwd })
+        expect(builtIn.stderr).toBe("")
+        expect(builtIn.code).toBe(0)
+        const passed = yield* reportIn(path.join(cwd, "built-in"))
+        expect(passed.tables.map((t: { table: string; seeded: number; counts: unknown }) => [t.table, t.seeded, t.counts])).toEqual([
+          ["carrier", 2, { source: 2, replication: 2, analytics: 2 }],
+          ["patient", 6, { source: 6, replication: 6, analytics: 6 }],
+          ["appointment", 12, { source: 12, replication: 12, analytics: 12 }],
+          ["procedurelog", 24, { source: 24, replication: 24, analytics: 24 }]
+        ])
+
+        const strict = yield* strictPipeline(cwd, names)
+        const lost = yield* runCli(["validate", "--scenario", "boundary", "--pipeline-command", strict, "--report-dir", path.join(cwd, "strict")], { env, cwd })
+        expect(lost.code).toBe(1)
+        const failed = yield* reportIn(path.join(cwd, "strict"))
+        const missing = (stage: string) =>
+          Object.fromEntries(
+            failed.tables.map((t: { table: string }) => [
+              t.table,
+              failed.findings.filter((f: { table?: string; stage?: string; key?: string; message: string }) => f.table === t.table && f.stage === stage && f.key !== undefined && f.message === "row missing").length
+            ])
+          )
+        // The second batch, and only it: half of what was seeded, each row named by its key, in both stages.
+        expect(missing("replication")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
+        expect(missing("analytics")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
+        expect(lost.stdout).toMatch(/finding: patient, replication, key \d+: row missing/)
+        expect((yield* markedRows).marked).toBe(0)
+      })
+    )
+  })
+})
