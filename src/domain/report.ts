@@ -42,7 +42,7 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   status: Schema.Literal("passed", "failed", "cleanup_incomplete", "error"),
   exitCode: Schema.Number,
   pipeline: Schema.String,
-  scenario: Schema.Literal("standard", "malformed", "boundary"),
+  scenario: Schema.Literal("standard", "malformed", "boundary", "concurrent"),
   tables: Schema.Array(TableReport),
   steps: Schema.Array(StepReport),
   findings: Schema.Array(ReportFinding),

@@ -111,7 +111,7 @@ const validateCommand = Command.make(
     scenario: Options.choice("scenario", scenarios).pipe(
       Options.withDefault("standard" as const),
       Options.withDescription(
-        "malformed: also seed values the type map must convert or reject, and load in quarantine mode; boundary: seed, run, seed again in the same second as the last stamp, run again"
+        "malformed: also seed values the type map must convert or reject, and load in quarantine mode; boundary: seed, run, seed again in the same second as the last stamp, run again; concurrent: change the seeded rows while the pipeline runs, then run it once more"
       )
     )
   },

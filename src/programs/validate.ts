@@ -1,4 +1,4 @@
-import { Cause, Clock, Deferred, Effect, Either, Exit, Option, Ref } from "effect"
+import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Option, Ref } from "effect"
 import type { CollateralResult } from "../domain/collateral.ts"
 import { type CleanupError, UsageError } from "../domain/errors.ts"
 import { StepReport, ValidationFailedError } from "../domain/report.ts"
@@ -14,9 +14,10 @@ import { type CaseOutcome, type TableVerification, Verifier } from "../services/
 
 /**
  * What a run provokes: `standard`; `malformed` seeds values the type map must convert or reject; `boundary` seeds
- * a second batch in the same second as the first one's latest stamp after the pipeline ran, then runs it again.
+ * a second batch in the same second as the first one's latest stamp after the pipeline ran, then runs it again;
+ * `concurrent` changes the seeded rows over and over while the pipeline runs, then runs it once more.
  */
-export const scenarios = ["standard", "malformed", "boundary"] as const
+export const scenarios = ["standard", "malformed", "boundary", "concurrent"] as const
 export type Scenario = (typeof scenarios)[number]
 
 export interface ValidateOptions {
@@ -123,7 +124,20 @@ export const validate = (options: ValidateOptions = {}) =>
               Effect.forEach(runs, (run) => bench.record(`${step} table`, run.durationMs, { table: run.table, budget: settings.validation.tableBudget }))
             )
           )
-        yield* Ref.set(runsRef, yield* runPipeline("pipeline"))
+        if (scenario === "concurrent") {
+          // Each round rewrites every seeded row; after the rounds stop, one more run must bring the last values.
+          const rounds = yield* Ref.make(0)
+          const changing = yield* Effect.fork(
+            Effect.forever(Effect.flatMap(Ref.updateAndGet(rounds, (n) => n + 1), (round) => seeded.changeRows(round)))
+          )
+          const first = yield* runPipeline("pipeline")
+          yield* Fiber.interrupt(changing)
+          yield* Effect.logInfo(`The seeded rows changed in ${yield* Ref.get(rounds)} rounds while the pipeline ran`)
+          const again = yield* runPipeline("pipeline again")
+          yield* Ref.set(runsRef, bothRuns(first, again))
+        } else {
+          yield* Ref.set(runsRef, yield* runPipeline("pipeline"))
+        }
         if (scenario === "boundary") {
           // Rows committed in the same second as the last stamp the pipeline saw: a strict '>' on the watermark loses them.
           yield* Ref.set(seededTablesRef, yield* bench.time("seed again in the same second", seeded.seedAgainInTheSameSecond))

@@ -3,7 +3,7 @@ import * as os from "node:os"
 import { type CleanupError, type CleanupTable, type ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
 import { appointments, carriers, patients, procedures, type Row } from "../domain/fixtures/generator.ts"
 import { type MalformedCase, malformedCasesFor } from "../domain/malformed.ts"
-import { markedValue, markerFits, markerOf, newRunId } from "../domain/marker.ts"
+import { likeEscape, markedValue, markerFits, markerOf, markerPattern, newRunId } from "../domain/marker.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
@@ -62,6 +62,20 @@ export interface SeededSet {
    * the run's rows, both batches.
    */
   readonly seedAgainInTheSameSecond: Effect.Effect<ReadonlyArray<SeededTable>, SeedError | ConnectionError>
+  /**
+   * Changes one text column of every regular row of the run to `changed <round>` (never the marker or a key); the
+   * server stamps the change column. Each row is rewritten by one REPLACE of its own key: the writer's INSERT and
+   * DELETE rights suffice, and a reader never sees the row missing.
+   */
+  readonly changeRows: (round: number) => Effect.Effect<void, SeedError | ConnectionError>
+}
+
+/** The column each seeded table's rows change in the `concurrent` scenario: text, not the marker, not a key. */
+const changedColumns: Record<SeedableTable, string> = {
+  carrier: "Phone",
+  patient: "Preferred",
+  appointment: "ProcDescript",
+  procedurelog: "ClaimNote"
 }
 
 /** A dead run that sweep found: why it is dead, what it left per table, and what was deleted. */
@@ -265,6 +279,30 @@ export const make = Effect.gen(function* () {
         yield* insertBatch(2, (table) => Option.fromNullable(stamps.get(table)))
         return seededTables()
       })
+      const changeRows = (round: number) =>
+        Effect.forEach(plan.tables, (table) =>
+          Effect.gen(function* () {
+            const { shape, key, marker } = shapes.get(table) as { shape: TableShape; key: string; marker: string }
+            const unique = shape.indexes.find((i) => i.unique)
+            if (unique !== undefined) {
+              return yield* new SeedError({
+                step: `changing the run's ${table} rows`,
+                reason: `the table has a unique key (${unique.name}) besides its primary key: a REPLACE could delete a clinic row that shares it, so its rows are not changed`
+              })
+            }
+            const sql = writer.sql
+            for (const rowKey of seeded.get(table) as Array<string>) {
+              const [row] = yield* sql.unsafe<Record<string, unknown>>(
+                `SELECT * FROM ${escapeIdentifier(table)} WHERE ${escapeIdentifier(key)} = ? AND CAST(${escapeIdentifier(marker)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}'`,
+                [rowKey, markerPattern(runId, table)]
+              )
+              if (row === undefined) continue
+              const changed: Record<string, unknown> = { ...row, [changedColumns[table]]: `changed ${round}` }
+              if (Option.isSome(shape.watermark)) delete changed[shape.watermark.value]
+              yield* sql`REPLACE INTO ${sql(table)} ${sql.insert(changed)}`.raw
+            }
+          }).pipe(seedFailure(writer, `changing the run's ${table} rows`))
+        ).pipe(Effect.asVoid)
       const acquire = Effect.gen(function* () {
         yield* ledger
           .register({ runId, environment: settings.environment, host: os.hostname(), pid: process.pid })
@@ -276,7 +314,7 @@ export const make = Effect.gen(function* () {
         }
         yield* insertBatch(1, () => Option.none())
         yield* ledger.setStatus(runId, "seeded").pipe(seedFailure(replica, "marking the run seeded"))
-        return { runId, cleanup: cleanupDone, malformed, tables: seededTables(), seedAgainInTheSameSecond } satisfies SeededSet
+        return { runId, cleanup: cleanupDone, malformed, tables: seededTables(), seedAgainInTheSameSecond, changeRows } satisfies SeededSet
       })
       // The heartbeat tells `sweep` this run is alive, from its registration until the scope closes.
       yield* ledger.heartbeat(runId).pipe(

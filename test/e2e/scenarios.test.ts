@@ -39,7 +39,7 @@ const reportIn = (directory: string) =>
     return JSON.parse(await fs.readFile(path.join(directory, file as string), "utf8"))
   })
 
-describe("validate --scenario boundary", () => {
+describe("validate --scenario boundary and concurrent", () => {
   layer(Layer.mergeAll(TestDatabases.layer, NodeContext.layer), { excludeTestServices: true })((it) => {
     it.scoped("both batches arrive through the built-in pipeline; a strict '>' on the watermark loses the second, named by key", () =>
       Effect.gen(function* () {
@@ -75,6 +75,25 @@ describe("validate --scenario boundary", () => {
         expect(missing("replication")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
         expect(missing("analytics")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
         expect(lost.stdout).toMatch(/finding: patient, replication, key \d+: row missing/)
+        expect((yield* markedRows).marked).toBe(0)
+      })
+    )
+
+    it.scoped("concurrent: rows the seeder rewrites while the built-in pipeline runs hold their last values everywhere after one more run", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 50, engine: "MyISAM" })
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+        const env = { ETL_ENVIRONMENT: "test" }
+        expect((yield* runCli(["pipeline"], { env, cwd })).code).toBe(0)
+        const result = yield* runCli(["validate", "--scenario", "concurrent", "--report-dir", path.join(cwd, "reports")], { env, cwd })
+        expect(result.stderr).toBe("")
+        expect(result.code).toBe(0)
+        const rounds = Number(/The seeded rows changed in (\d+) rounds while the pipeline ran/.exec(result.stdout)?.[1] ?? 0)
+        expect(rounds).toBeGreaterThan(0)
+        const report = yield* reportIn(path.join(cwd, "reports"))
+        expect(report.scenario).toBe("concurrent")
+        expect(report.steps.map((s: { step: string }) => s.step)).toContain("pipeline again")
         expect((yield* markedRows).marked).toBe(0)
       })
     )
