@@ -210,9 +210,17 @@ const main = Effect.suspend(() => run(process.argv)).pipe(
   Effect.provide(NodeContext.layer)
 )
 
-// runMain turns these signals into an interruption; say so at once, because cleanup runs before the exit.
+// runMain turns the first of these signals into an interruption and stops listening; this listener stays, so a
+// second Ctrl-C cannot kill the process by Node's default while the test rows are still being deleted.
+let signalsReceived = 0
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => console.error(`Received ${signal}: stopping; test rows this run seeded are deleted before exit.`))
+  process.on(signal, () =>
+    console.error(
+      signalsReceived++ === 0
+        ? `Received ${signal}: stopping; test rows this run seeded are deleted before exit.`
+        : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`
+    )
+  )
 }
 
 NodeRuntime.runMain(main, {
