@@ -1,10 +1,12 @@
+import type { ColumnExpectation } from "./expectations.ts"
 import type { Column } from "./tableShape.ts"
 import { bitsAsNumber, hasZeroPart } from "./typeMap.ts"
 
 /**
  * Cross-database comparison of one value: both sides are put in one canonical text form, with the type's own
- * precision (a MySQL float read as 0.10000000149011612 and PostgreSQL's real 0.1 are the same float). A documented
- * lossy conversion (a zero date that became NULL, a NUL stripped from text) is not a difference: it is counted.
+ * precision (a MySQL float read as 0.10000000149011612 and PostgreSQL's real 0.1 are the same float). A conversion
+ * the pipeline's expectations allow (a zero date that became NULL, a NUL stripped from text, 0/1 held as a declared
+ * boolean) is not a difference: it is counted.
  */
 
 export type Canonical = string | null
@@ -65,40 +67,93 @@ export const canonical = (column: Column, value: unknown): Canonical => {
   }
 }
 
-export type LossyConversion = "zero date -> NULL" | "NUL stripped"
+/** A difference the expectations allow: named, counted per table, and passed. */
+export type LossyConversion =
+  | "zero date -> NULL"
+  | "zero date -> 0001-01-01"
+  | "NUL stripped"
+  | "empty string -> NULL"
+  | "0/1 -> boolean"
+  | "TIMESTAMP -> timestamp (UTC)"
 
-/** What the type map documents as the analytics value of a MySQL value, when it differs from the value itself. */
-export const documentedConversion = (column: Column, mysqlValue: unknown): { readonly expected: Canonical; readonly kind: LossyConversion } | undefined => {
-  if (mysqlValue === null || mysqlValue === undefined) return undefined
-  if (column.dataType === "date" || column.dataType === "datetime" || column.dataType === "timestamp") {
-    if (hasZeroPart(String(mysqlValue))) return { expected: null, kind: "zero date -> NULL" }
+/** Why a value is a finding: it differs, or it breaks a convention the expectations declare. */
+export type ValueProblem = "value differs" | "not a boolean" | "timestamp without time zone" | "timestamptz, not a timestamp"
+
+/** What the built-in pipeline makes of every column. */
+const losslessColumn: ColumnExpectation = { zeroDates: "null", emptyStrings: "keep", timestamps: "timestamptz", boolean: false }
+
+const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"])
+const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bit"])
+
+/** PostgreSQL prints a timestamptz with its offset ('2024-01-01 10:00:00+00'), a timestamp without one. */
+const hasOffset = (value: unknown) => typeof value === "string" && /\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?$/.test(value)
+
+interface Expected {
+  readonly expected: Canonical
+  readonly kind?: LossyConversion
+  /** Set when the source value already breaks the declared convention, whatever analytics holds. */
+  readonly problem?: ValueProblem
+}
+
+/** What the expectations say analytics holds for a MySQL value, and the conversion that makes it so. */
+export const expectedValue = (column: Column, mysqlValue: unknown, rule: ColumnExpectation = losslessColumn): Expected => {
+  if (mysqlValue === null || mysqlValue === undefined) return { expected: null }
+  const dated = column.dataType === "date" || column.dataType === "datetime" || column.dataType === "timestamp"
+  if (dated && hasZeroPart(String(mysqlValue))) {
+    return rule.zeroDates === "null"
+      ? { expected: null, kind: "zero date -> NULL" }
+      : { expected: column.dataType === "date" ? "0001-01-01" : "0001-01-01 00:00:00", kind: "zero date -> 0001-01-01" }
   }
-  if (typeof mysqlValue === "string" && mysqlValue.includes("\0")) {
-    return { expected: mysqlValue.replaceAll("\0", ""), kind: "NUL stripped" }
+  if (rule.boolean && integerTypes.has(column.dataType)) {
+    const number = canonical(column, mysqlValue)
+    if (number === "0" || number === "1") return { expected: number === "1" ? "true" : "false", kind: "0/1 -> boolean" }
+    return { expected: number, problem: "not a boolean" }
   }
-  return undefined
+  if (column.dataType === "timestamp" && rule.timestamps === "timestamp-utc") {
+    return { expected: canonical(column, mysqlValue), kind: "TIMESTAMP -> timestamp (UTC)" }
+  }
+  if (mysqlValue === "" && rule.emptyStrings === "null" && textTypes.has(column.dataType)) return { expected: null, kind: "empty string -> NULL" }
+  if (typeof mysqlValue === "string" && mysqlValue.includes("\0")) return { expected: mysqlValue.replaceAll("\0", ""), kind: "NUL stripped" }
+  return { expected: canonical(column, mysqlValue) }
 }
 
 export interface ValueDifference {
   readonly column: string
   readonly expected: Canonical
   readonly actual: Canonical
+  /** Absent for a plain "value differs". */
+  readonly problem?: Exclude<ValueProblem, "value differs">
 }
 
-/** The columns of one row that differ, and the documented conversions that explain the others. */
+/** A timestamp's type shows in its text: the offset says timestamptz. */
+const timestampProblem = (column: Column, rule: ColumnExpectation, postgresValue: unknown): ValueProblem | undefined => {
+  if (column.dataType !== "timestamp" || postgresValue === null || postgresValue === undefined) return undefined
+  if (rule.timestamps === "timestamptz" && !hasOffset(postgresValue)) return "timestamp without time zone"
+  if (rule.timestamps === "timestamp-utc" && hasOffset(postgresValue)) return "timestamptz, not a timestamp"
+  return undefined
+}
+
+/**
+ * The columns of one row that differ from what the expectations allow (the built-in pipeline's, by default), and
+ * the conversions that explain the others.
+ */
 export const compareRow = (
   columns: ReadonlyArray<Column>,
   mysqlRow: ReadonlyArray<unknown>,
-  postgresRow: ReadonlyArray<unknown>
+  postgresRow: ReadonlyArray<unknown>,
+  expectationOf: (column: Column) => ColumnExpectation = () => losslessColumn
 ): { readonly differences: ReadonlyArray<ValueDifference>; readonly conversions: ReadonlyArray<LossyConversion> } => {
   const differences: Array<ValueDifference> = []
   const conversions: Array<LossyConversion> = []
   columns.forEach((column, i) => {
-    const documented = documentedConversion(column, mysqlRow[i])
-    const expected = documented ? documented.expected : canonical(column, mysqlRow[i])
-    const actual = canonical(column, postgresRow[i])
-    if (expected !== actual) differences.push({ column: column.name, expected, actual })
-    else if (documented) conversions.push(documented.kind)
+    const rule = expectationOf(column)
+    const { expected, kind, problem: sourceProblem } = expectedValue(column, mysqlRow[i], rule)
+    const value = postgresRow[i]
+    const actual = typeof value === "boolean" && rule.boolean ? String(value) : canonical(column, value)
+    const problem = sourceProblem ?? timestampProblem(column, rule, value) ?? (expected !== actual ? "value differs" : undefined)
+    if (problem === "value differs") differences.push({ column: column.name, expected, actual })
+    else if (problem !== undefined) differences.push({ column: column.name, expected, actual, problem })
+    else if (kind) conversions.push(kind)
   })
   return { differences, conversions }
 }

@@ -52,15 +52,19 @@ table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #
 </style></head>
 <body>
 <h1>Validation ${escapeHtml(report.runId)}: <span class="${verdict}">${escapeHtml(report.status.toUpperCase())}</span></h1>
-<p>${escapeHtml(report.environment)} environment, pipeline ${escapeHtml(report.pipeline)}, started ${escapeHtml(report.startedAt)},
+<p>${escapeHtml(report.environment)} environment, pipeline ${escapeHtml(report.pipeline)}, expectations ${escapeHtml(report.expectations)}, started ${escapeHtml(report.startedAt)},
 ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}, peak ${report.resources.peakRssMb} MB. JSON report: ${escapeHtml(reportPath)}</p>
 <h2>Tables</h2>
-<table>${row(["table", "seeded", "source", "replica", "analytics", "pipeline", "ms", "findings"], "th")}
-${report.tables.map((t) => row([t.table, String(t.seeded), String(t.counts.source), String(t.counts.replication), String(t.counts.analytics), t.pipelineSuccess ? "ok" : "FAILED", String(t.pipelineMs), String(t.findings)])).join("\n")}
+<table>${row(["table", "seeded", "source", "replica", "analytics", "pipeline", "ms", "findings", "conversions"], "th")}
+${report.tables.map((t) => row([t.table, String(t.seeded), String(t.counts.source), String(t.counts.replication), String(t.counts.analytics), t.pipelineSuccess ? "ok" : "FAILED", String(t.pipelineMs), String(t.findings), Object.entries(t.conversions).map(([kind, n]) => `${kind}: ${n}`).join(", ")])).join("\n")}
 </table>
 ${report.collateral.length === 0 ? "" : `<h2>Clinic rows downstream</h2>
 <table>${row(["table", "stage", "rows before", "vanished", "changed", "keys"], "th")}
 ${report.collateral.map((c) => row([c.table, c.stage, String(c.compared), String(c.vanished.count), String(c.changed.count), c.skipped ?? [...c.vanished.keys, ...c.changed.keys].join(", ")])).join("\n")}
+</table>`}
+${report.causes.length === 0 ? "" : `<h2>Findings by cause</h2>
+<table>${row(["findings", "cause"], "th")}
+${report.causes.map((c) => row([String(c.count), c.cause])).join("\n")}
 </table>`}
 <h2>Findings</h2>
 ${report.findings.length + report.errors.length === 0 ? "<p>None.</p>" : `<ul>${[...report.errors.map((e) => `${e.tag}: ${e.message}`), ...report.findings.map((f) => [f.check, f.table, f.stage, f.key && `key ${f.key}`, f.column, f.message].filter(Boolean).join(", "))].map((m) => `<li>${escapeHtml(m)}</li>`).join("")}</ul>`}

@@ -13,6 +13,13 @@ export class ReportFinding extends Schema.Class<ReportFinding>("ReportFinding")(
   message: Schema.String
 }) {}
 
+/** Findings that share a check, stage, table, column and problem: one cause, counted. */
+export class FindingCause extends Schema.Class<FindingCause>("FindingCause")({
+  cause: Schema.String,
+  check: ReportFinding.fields.check,
+  count: Schema.Number
+}) {}
+
 export class TableReport extends Schema.Class<TableReport>("TableReport")({
   table: Schema.String,
   pipelineSuccess: Schema.Boolean,
@@ -20,7 +27,7 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   seeded: Schema.Number,
   /** Seeded rows found in each stage; null where the stage could not be read. */
   counts: Schema.Struct({ source: Schema.NullOr(Schema.Number), replication: Schema.NullOr(Schema.Number), analytics: Schema.NullOr(Schema.Number) }),
-  /** Documented lossy conversions seen in analytics: they pass, and are listed. */
+  /** Conversions the expectations allow, seen in analytics: they pass, and are listed. */
   conversions: Schema.Record({ key: Schema.String, value: Schema.Number }),
   findings: Schema.Number
 }) {}
@@ -45,6 +52,13 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   scenario: Schema.Literal("standard", "malformed", "boundary", "concurrent"),
   tables: Schema.Array(TableReport),
   steps: Schema.Array(StepReport),
+  /**
+   * The conventions the pipeline was judged by (`--expect`): `lossless`, `compatible` or the rules file. Differences
+   * they allow are conversions, listed per table; the rest are findings.
+   */
+  expectations: Schema.optionalWith(Schema.String, { default: () => "lossless" }),
+  /** The findings grouped by cause, most frequent first within each check: what to read before the detail. */
+  causes: Schema.optionalWith(Schema.Array(FindingCause), { default: () => [] }),
   findings: Schema.Array(ReportFinding),
   resources: Schema.Struct({
     peakRssMb: Schema.Number,

@@ -1,7 +1,7 @@
 import { Option } from "effect"
 import { type CollateralResult, collateralMessages } from "./collateral.ts"
 import { ExitCode } from "./exitCodes.ts"
-import { ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
+import { FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
 
 /**
  * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
@@ -70,6 +70,8 @@ export interface ValidationFacts {
   readonly finishedAt: Date
   readonly pipeline: string
   readonly scenario: ValidationReport["scenario"]
+  /** The conventions the pipeline was judged by (default `lossless`). */
+  readonly expectations?: string
   readonly tables: ReadonlyArray<string>
   /** Seeded rows per table; empty when nothing was seeded. */
   readonly seeded: Readonly<Record<string, number>>
@@ -156,6 +158,30 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
   })
 ]
 
+/** The order causes are read in: a leak into clinic data before a missing copy. */
+export const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "collateral", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
+
+/** What findings of one cause share, as a person reads it: `value differs: patient.FName in analytics`. */
+const causeOf = (f: ReportFinding) => {
+  const where = [f.table && f.column ? `${f.table}.${f.column}` : f.table, f.stage && `in ${f.stage}`].filter(Boolean).join(" ")
+  return where === "" ? f.message : `${f.message}: ${where}`
+}
+
+/** Findings grouped by check, stage, table, column and problem; the most frequent first within each check. */
+export const causesOf = (findings: ReadonlyArray<ReportFinding>): ReadonlyArray<FindingCause> => {
+  const groups = new Map<string, { cause: string; check: ReportFinding["check"]; count: number }>()
+  for (const f of findings) {
+    const cause = causeOf(f)
+    const id = `${f.check}\u0000${cause}`
+    const group = groups.get(id)
+    if (group) group.count++
+    else groups.set(id, { cause, check: f.check, count: 1 })
+  }
+  return [...groups.values()]
+    .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check) || b.count - a.count)
+    .map((g) => new FindingCause(g))
+}
+
 /** A connection that failed anywhere, in a step or in one table's run, is a connection problem of the whole run. */
 const connectionFailed = (facts: ValidationFacts) =>
   facts.errors.some((e) => e._tag === "ConnectionError") || facts.runs.some((r) => r.error?._tag === "ConnectionError")
@@ -197,6 +223,8 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
       })
     }),
     steps: facts.steps,
+    expectations: facts.expectations ?? "lossless",
+    causes: causesOf(findings),
     findings,
     resources: facts.resources,
     isolation: {

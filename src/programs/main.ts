@@ -1,7 +1,9 @@
 import { Command, Options, ValidationError } from "@effect/cli"
+import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Context, Effect, Exit, Layer, Option } from "effect"
+import { Cause, Console, Context, Effect, Either, Exit, Layer, Option } from "effect"
 import { UsageError } from "../domain/errors.ts"
+import { expectationsFromText, presetNamed } from "../domain/expectations.ts"
 import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
 import { type EnvironmentMode, environmentModes } from "../domain/externalCommand.ts"
 import { toolVersion } from "../domain/version.ts"
@@ -92,6 +94,21 @@ const pipelineFor = (command: Option.Option<string>, environment: EnvironmentMod
     }).pipe(Effect.map(({ name, layer }) => Layer.merge(layer, Layer.succeed(PipelineName, name))))
   )
 
+/** `--expect`: a preset, else a rules file; a file that cannot be read or is not valid stops the run before it starts. */
+const expectationsFor = (spec: string) =>
+  Effect.gen(function* () {
+    const preset = presetNamed(spec)
+    if (preset !== undefined) return preset
+    const problem = (text: string) => new UsageError({ option: "--expect", problem: `${spec}: ${text}` })
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(spec).pipe(
+      Effect.mapError((e) =>
+        problem(`is not lossless, compatible or a readable file (${e._tag === "SystemError" && e.reason === "NotFound" ? "no such file" : e.message})`)
+      )
+    )
+    return yield* Either.match(expectationsFromText(spec, text), { onLeft: (p) => Effect.fail(problem(p)), onRight: Effect.succeed })
+  })
+
 const validateCommand = Command.make(
   "validate",
   {
@@ -113,6 +130,12 @@ const validateCommand = Command.make(
       Options.withDescription(
         "malformed: also seed values the type map must convert or reject, and load in quarantine mode; boundary: seed, run, seed again in the same second as the last stamp, run again; concurrent: change the seeded rows while the pipeline runs, then run it once more"
       )
+    ),
+    expect: Options.text("expect").pipe(
+      Options.withDefault("lossless"),
+      Options.withDescription(
+        "The pipeline's conventions, by which analytics is judged: lossless (the built-in pipeline's), compatible (the old raw's) or a JSON rules file; what they allow is a conversion, the rest are findings"
+      )
     )
   },
   (options) => {
@@ -120,8 +143,9 @@ const validateCommand = Command.make(
       ...Option.match(options.junit, { onNone: () => ({}), onSome: (junitPath) => ({ junitPath }) }),
       ...Option.match(options.reportDir, { onNone: () => ({}), onSome: (reportDirectory) => ({ reportDirectory }) })
     }
+    // A bad rules file stops the run before any connection is made.
     return withSettings(
-      Effect.gen(function* () {
+      Effect.flatMap(expectationsFor(options.expect), (expect) => Effect.gen(function* () {
         const pipelineName = yield* PipelineName
         // The report must have somewhere to go before anything is seeded.
         yield* Effect.flatMap(Reporter, (reporter) =>
@@ -133,12 +157,13 @@ const validateCommand = Command.make(
         yield* validate({
           pipelineName,
           scenario: options.scenario,
+          expect,
           ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) })
         }).pipe(
           Effect.tap((report) => publish(report, files)),
           Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report, files))
         )
-      }).pipe(Effect.provide(pipelineFor(options.pipelineCommand, options.pipelineEnv)))
+      }).pipe(Effect.provide(pipelineFor(options.pipelineCommand, options.pipelineEnv))))
     )
   }
 ).pipe(Command.withDescription("Seed marked test rows, run the pipeline, verify every stage, measure, clean up, report."))

@@ -1,6 +1,7 @@
 import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Option, Ref } from "effect"
 import type { CollateralResult } from "../domain/collateral.ts"
 import { type CleanupError, UsageError } from "../domain/errors.ts"
+import { type Expectations, lossless } from "../domain/expectations.ts"
 import { StepReport, ValidationFailedError } from "../domain/report.ts"
 import { buildReport, type IsolationFact, type ValidationFacts } from "../domain/verdict.ts"
 import { AccessControl } from "../services/AccessControl.ts"
@@ -27,6 +28,8 @@ export interface ValidateOptions {
   readonly pipelineName?: string
   /** `malformed` also seeds values the type map must convert or reject, and loads in quarantine mode. */
   readonly scenario?: Scenario
+  /** The pipeline's declared conventions, by which analytics is judged (default `lossless`, the built-in pipeline's). */
+  readonly expect?: Expectations
 }
 
 /** The tables to seed: those asked for, and the parents their rows point at (and patients for malformed values). */
@@ -85,6 +88,7 @@ export const validate = (options: ValidateOptions = {}) =>
     const accessControl = yield* AccessControl
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const scenario = options.scenario ?? "standard"
+    const expectations = options.expect ?? lossless
     const tables = yield* tablesToSeed(options.tables ?? seedableTables, scenario)
     const fingerprinted = settings.environment !== "production" && settings.validation.isolationFingerprint
     const bench = yield* (yield* Benchmark).start
@@ -145,9 +149,9 @@ export const validate = (options: ValidateOptions = {}) =>
           yield* Ref.update(runsRef, (first) => bothRuns(first, again))
         }
         const toVerify = yield* Ref.get(seededTablesRef)
-        yield* Ref.set(verificationRef, yield* bench.time("verify", verifier.verify(toVerify)))
+        yield* Ref.set(verificationRef, yield* bench.time("verify", verifier.verify(toVerify, expectations)))
         if (seeded.malformed.length > 0) {
-          yield* Ref.set(malformedRef, yield* bench.time("verify malformed", verifier.verifyMalformed(seeded.runId, seeded.malformed)))
+          yield* Ref.set(malformedRef, yield* bench.time("verify malformed", verifier.verifyMalformed(seeded.runId, seeded.malformed, expectations)))
         }
         if (Option.isSome(collateralBefore)) {
           yield* Ref.set(collateralRef, yield* bench.time("collateral check", collateral.check(collateralBefore.value)))
@@ -177,6 +181,7 @@ export const validate = (options: ValidateOptions = {}) =>
       finishedAt: new Date(yield* Clock.currentTimeMillis),
       pipeline: options.pipelineName ?? "built-in",
       scenario,
+      expectations: expectations.name,
       tables,
       seeded: Object.fromEntries((yield* Ref.get(seededTablesRef)).map((t) => [t.table, t.keys.length])),
       runs: yield* Ref.get(runsRef),

@@ -9,6 +9,7 @@ import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
 import { ReportDirectoryError } from "../domain/errors.ts"
 import { type ReportFinding, ValidationReport } from "../domain/report.ts"
+import { checkOrder } from "../domain/verdict.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 
 export interface WrittenReport {
@@ -46,8 +47,6 @@ const describeFinding = (f: ReportFinding) =>
   `: ${f.message}` +
   (f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : "")
 
-/** The findings that say the most come first: a leak into clinic data before a missing copy. */
-const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "collateral", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
 
 /** Long values stay in the JSON report; the console shows their start and length. */
 const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
@@ -55,7 +54,7 @@ const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0,
 /** What a person reads first: the verdict, each table, each finding, the cleanup. */
 export const summaryOf = (report: ValidationReport): string => {
   const lines = [
-    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
+    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}, expectations: ${report.expectations}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
     ...report.tables.map(
       (t) =>
         `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${[t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
@@ -85,6 +84,14 @@ export const summaryOf = (report: ValidationReport): string => {
     ),
     `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
     `  cleanup (deleted source/replica/analytics): ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing deleted"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
+    // The causes first: 97 findings are often three causes.
+    ...(report.causes.length === 0
+      ? []
+      : [
+          `  findings by cause (${report.findings.length} findings, ${report.causes.length} ${report.causes.length === 1 ? "cause" : "causes"}):`,
+          ...report.causes.slice(0, 20).map((c) => `    ${String(c.count).padStart(5)} x ${c.cause}`),
+          ...(report.causes.length > 20 ? [`    ... ${report.causes.length - 20} more causes in the JSON report`] : [])
+        ]),
     ...[...report.findings]
       .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
       .slice(0, 20)

@@ -5,6 +5,7 @@ import { classifySqlError, mapSqlErrors } from "./clients/failures.ts"
 import { type DatabaseSettings, EtlSettings } from "./EtlSettings.ts"
 import { canonical, compareRow, type LossyConversion } from "../domain/comparison.ts"
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
+import { columnExpectation, type Expectations, lossless } from "../domain/expectations.ts"
 import { expectedText } from "../domain/malformed.ts"
 import type { Finding, Stage } from "../domain/verdict.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
@@ -26,7 +27,7 @@ export interface TableVerification {
   /** The connections lost while reading a stage: its rows are not compared. */
   readonly unreachable: ReadonlyArray<ConnectionError>
   readonly findings: ReadonlyArray<Finding>
-  /** Documented lossy conversions seen in analytics, by kind: they pass, and are listed. */
+  /** Conversions the expectations allow, seen in analytics, by kind: they pass, and are listed. */
   readonly conversions: Readonly<Partial<Record<LossyConversion, number>>>
 }
 
@@ -42,13 +43,22 @@ export interface CaseOutcome {
 }
 
 export interface VerifierService {
+  /**
+   * Analytics is judged by the pipeline's expectations (default `lossless`, the built-in pipeline's): a difference
+   * they allow is a conversion, the rest are findings. The replica must hold the source's values as they are.
+   */
   readonly verify: (
-    tables: ReadonlyArray<SeededTable>
+    tables: ReadonlyArray<SeededTable>,
+    expectations?: Expectations
   ) => Effect.Effect<ReadonlyArray<TableVerification>, SqlError | SchemaError | ConnectionError>
-  /** The replica holds each malformed value byte for byte; analytics holds its conversion or the row was rejected whole. */
+  /**
+   * The replica holds each malformed value byte for byte; analytics holds its conversion or the row was rejected
+   * whole, and shows as the expectations' `rejectedRows` say: absent, or also recorded in the named table.
+   */
   readonly verifyMalformed: (
     runId: string,
-    cases: ReadonlyArray<SeededCase>
+    cases: ReadonlyArray<SeededCase>,
+    expectations?: Expectations
   ) => Effect.Effect<ReadonlyArray<CaseOutcome>, SqlError | ConnectionError>
 }
 
@@ -92,7 +102,7 @@ export const make = Effect.gen(function* () {
       ).values
     })
 
-  const verifyTable = (seeded: SeededTable) =>
+  const verifyTable = (expectations: Expectations) => (seeded: SeededTable) =>
     Effect.gen(function* () {
       const table = seeded.table
       const shape = yield* catalog.describe(source, table)
@@ -153,9 +163,9 @@ export const make = Effect.gen(function* () {
           findings.push({ table, stage: "analytics", key, expected: key, actual: null, problem: "row missing" })
         }
         if (loaded !== undefined) {
-          const compared = compareRow(shape.columns, original, loaded)
+          const compared = compareRow(shape.columns, original, loaded, (c) => columnExpectation(expectations, table, c.name))
           for (const d of compared.differences) {
-            findings.push({ table, stage: "analytics", key, column: d.column, expected: d.expected, actual: d.actual, problem: "value differs" })
+            findings.push({ table, stage: "analytics", key, column: d.column, expected: d.expected, actual: d.actual, problem: d.problem ?? "value differs" })
           }
           for (const c of compared.conversions) conversions[c] = (conversions[c] ?? 0) + 1
         }
@@ -174,8 +184,8 @@ export const make = Effect.gen(function* () {
       } satisfies TableVerification
     }).pipe(Effect.withSpan("Verifier.table", { attributes: { table: seeded.table } }))
 
-  const verify = Effect.fn("Verifier.verify")(function* (tables: ReadonlyArray<SeededTable>) {
-    return yield* Effect.forEach(tables, verifyTable)
+  const verify = Effect.fn("Verifier.verify")(function* (tables: ReadonlyArray<SeededTable>, expectations: Expectations = lossless) {
+    return yield* Effect.forEach(tables, verifyTable(expectations))
   })
 
   const bytesOf = (db: MysqlDatabase, seeded: SeededCase) =>
@@ -185,7 +195,24 @@ export const make = Effect.gen(function* () {
       (rows) => (rows.length === 0 ? undefined : rows[0]?.h ?? null)
     )
 
-  const verifyCase = (runId: string, rejectedTableExists: boolean, seeded: SeededCase) =>
+  /**
+   * Where a rejected row is recorded: the built-in loader's table is read by run, column and problem; another
+   * pipeline's table (same layout) by table and key, since it knows neither the run nor our wording.
+   */
+  const rejectionOf = (runId: string, rejectedIn: string, seeded: SeededCase) => {
+    const { sql, settings } = analytics
+    const primaryKey = `${seeded.primaryKey}=${seeded.key}`
+    return naming(settings)(
+      rejectedIn === rejectedRowsTable
+        ? sql<{ problem: string }>`SELECT problem FROM ${sql(settings.schema)}.${sql(rejectedIn)}
+            WHERE run_id = ${runId} AND table_name = ${seeded.table} AND primary_key = ${primaryKey} AND column_name = ${seeded.case.column}`
+        : sql<{ problem: string }>`SELECT problem::text AS problem FROM ${sql(settings.schema)}.${sql(rejectedIn)}
+            WHERE table_name = ${seeded.table} AND primary_key = ${primaryKey}`
+    )
+  }
+
+  /** `rejectedIn`: the analytics table that records rejected rows, when the expectations name one and it exists. */
+  const verifyCase = (runId: string, rejectedIn: string | undefined, recorded: boolean, seeded: SeededCase) =>
     Effect.gen(function* () {
       const { sql, settings } = analytics
       const { column, expected } = seeded.case
@@ -195,11 +222,7 @@ export const make = Effect.gen(function* () {
       ])
       const loaded = yield* naming(settings)(sql<{ v: string | null }>`SELECT ${sql(column)}::text AS v
         FROM ${sql(settings.schema)}.${sql(seeded.table)} WHERE ${sql(seeded.primaryKey)} = ${seeded.key}`)
-      const rejected = rejectedTableExists
-        ? yield* naming(settings)(sql<{ problem: string }>`SELECT problem FROM ${sql(settings.schema)}.${sql(rejectedRowsTable)}
-            WHERE run_id = ${runId} AND table_name = ${seeded.table} AND primary_key = ${`${seeded.primaryKey}=${seeded.key}`}
-              AND column_name = ${column}`)
-        : []
+      const rejected = rejectedIn !== undefined && recorded ? yield* rejectionOf(runId, rejectedIn, seeded) : []
       const base = { table: seeded.table, key: seeded.key, column, case: seeded.case.name, expected: expectedText(seeded.case) }
       if (original === undefined || copy !== original) {
         const found = copy === undefined ? "missing from the replica" : `the replica holds X'${copy}' where the source holds X'${original}'`
@@ -208,18 +231,29 @@ export const make = Effect.gen(function* () {
       const row = loaded[0]
       const reason = rejected[0]?.problem
       if (expected.outcome === "rejected") {
-        const found = row !== undefined ? `loaded as ${JSON.stringify(row.v)}` : reason === undefined ? "not loaded, and no rejection recorded" : `rejected: ${reason}`
-        return { ...base, found, ok: row === undefined && reason === expected.problem } satisfies CaseOutcome
+        if (rejectedIn === undefined) {
+          return { ...base, found: row === undefined ? "not loaded" : `loaded as ${JSON.stringify(row.v)}`, ok: row === undefined } satisfies CaseOutcome
+        }
+        const found = row !== undefined ? `loaded as ${JSON.stringify(row.v)}` : reason === undefined ? `not loaded, and no rejection recorded in ${rejectedIn}` : `rejected: ${reason}`
+        const explained = rejectedIn === rejectedRowsTable ? reason === expected.problem : reason !== undefined
+        return { ...base, found, ok: row === undefined && explained } satisfies CaseOutcome
       }
       const found = row === undefined ? (reason === undefined ? "missing from analytics" : `rejected: ${reason}`) : row.v === null ? "NULL" : JSON.stringify(row.v)
       return { ...base, found, ok: row !== undefined && row.v === expected.analytics } satisfies CaseOutcome
     })
 
-  const verifyMalformed = Effect.fn("Verifier.verifyMalformed")(function* (runId: string, cases: ReadonlyArray<SeededCase>) {
+  const verifyMalformed = Effect.fn("Verifier.verifyMalformed")(function* (
+    runId: string,
+    cases: ReadonlyArray<SeededCase>,
+    expectations: Expectations = lossless
+  ) {
     const { sql, settings } = analytics
-    const [exists] = yield* naming(settings)(sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${rejectedRowsTable}`)
-    return yield* Effect.forEach(cases, (c) => verifyCase(runId, (exists?.n ?? 0) > 0, c))
+    const rejectedIn = expectations.rejectedRows.in === "table" ? expectations.rejectedRows.table : undefined
+    const [exists] = rejectedIn === undefined
+      ? [{ n: 0 }]
+      : yield* naming(settings)(sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${rejectedIn}`)
+    return yield* Effect.forEach(cases, (c) => verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, c))
   })
 
   return { verify, verifyMalformed } satisfies VerifierService
