@@ -11,6 +11,7 @@
 export * as Layers from "./layers/Live.ts"
 export * as Programs from "./programs/index.ts"
 export * as Settings from "./services/EtlSettings.ts"
+export * as Expectations from "./domain/expectations.ts"
 
 export * from "./domain/errors.ts"
 export { ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "./domain/report.ts"
