@@ -14,6 +14,7 @@ const codeByTag: Record<string, number> = {
   ConnectionError: ExitCode.configurationOrConnection,
   DemoSetupError: ExitCode.configurationOrConnection,
   UsageError: ExitCode.configurationOrConnection,
+  DatabaseError: ExitCode.configurationOrConnection,
   ReportDirectoryError: ExitCode.configurationOrConnection,
   CleanupError: ExitCode.cleanupIncomplete
 }

@@ -1,5 +1,5 @@
 import { Console, Duration, Effect, Option } from "effect"
-import { CleanupError } from "../domain/errors.ts"
+import { CleanupError, UsageError } from "../domain/errors.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
 import { SeededData, type SweptRun } from "../services/SeededData.ts"
 
@@ -32,6 +32,9 @@ export const sweep = (options: { readonly dryRun: boolean; readonly staleAfterSe
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const seededData = yield* SeededData
+    if (options.staleAfterSeconds !== undefined && options.staleAfterSeconds < 0) {
+      return yield* new UsageError({ option: "--stale-after-seconds", problem: `must be 0 or more (got ${options.staleAfterSeconds})` })
+    }
     const staleAfter = options.staleAfterSeconds === undefined ? settings.validation.staleAfter : Duration.seconds(options.staleAfterSeconds)
     return yield* seededData.sweep({ staleAfter, dryRun: options.dryRun })
   })

@@ -1,6 +1,6 @@
 import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Option, Ref } from "effect"
 import type { CollateralResult } from "../domain/collateral.ts"
-import { type CleanupError, UsageError } from "../domain/errors.ts"
+import { type CleanupError, type ConnectionError, DatabaseError, UsageError } from "../domain/errors.ts"
 import { type Expectations, lossless } from "../domain/expectations.ts"
 import { StepReport, ValidationFailedError } from "../domain/report.ts"
 import { buildReport, type IsolationFact, type ValidationFacts } from "../domain/verdict.ts"
@@ -8,7 +8,7 @@ import { AccessControl } from "../services/AccessControl.ts"
 import { Benchmark } from "../services/Benchmark.ts"
 import { Collateral } from "../services/Collateral.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
-import { Isolation } from "../services/Isolation.ts"
+import { type Fingerprint, Isolation } from "../services/Isolation.ts"
 import { Pipeline, type TableRun } from "../services/Pipeline.ts"
 import { type CleanupReport, type SeedableTable, seedableTables, SeededData, type SeededSet, type SeededTable } from "../services/SeededData.ts"
 import { type CaseOutcome, type TableVerification, Verifier } from "../services/Verifier.ts"
@@ -94,6 +94,15 @@ export const validate = (options: ValidateOptions = {}) =>
     const bench = yield* (yield* Benchmark).start
 
     const access = yield* bench.time("access", accessControl.check)
+    // A writer that could insert but not delete would leave its test rows in the clinic's database.
+    const blocking = access.flatMap((a) => a.findings.filter((f) => f.blocksSeeding !== undefined && (tables as ReadonlyArray<string>).includes(f.blocksSeeding)))
+    if (blocking.length > 0) {
+      return yield* new DatabaseError({
+        database: "source-writer",
+        operation: "seeding",
+        reason: `${blocking.map((f) => `account ${f.account} ${f.problem}`).join("; ")}, so its test rows could not all be written and deleted again; nothing was seeded. Fix: ${blocking.map((f) => f.fix).join(" ")}`
+      })
+    }
     // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
     const fingerprintBefore = fingerprinted ? Option.some(yield* bench.time("fingerprint", isolation.fingerprint(tables))) : Option.none()
     const collateralRef = yield* Ref.make<ReadonlyArray<CollateralResult>>([])
@@ -168,9 +177,10 @@ export const validate = (options: ValidateOptions = {}) =>
       : Option.none()
     const cleanedUp = Option.flatMap(cleanup, Either.getRight)
     if (Option.isSome(cleanedUp)) yield* bench.record("cleanup", cleanedUp.value.durationMs)
-    const fingerprintAfter = Option.isSome(fingerprintBefore)
-      ? yield* bench.time("fingerprint", isolation.fingerprint(tables, { since: fingerprintBefore.value.since }))
-      : { tables: [] }
+    // A source that went away during the run cannot be fingerprinted again: said as an error, the rest still reported.
+    const fingerprintAfter: Either.Either<{ readonly tables: ReadonlyArray<Fingerprint> }, ConnectionError | DatabaseError> = Option.isSome(fingerprintBefore)
+      ? yield* bench.time("fingerprint", isolation.fingerprint(tables, { since: fingerprintBefore.value.since })).pipe(Effect.either)
+      : Either.right({ tables: [] })
     const measured = yield* bench.finish
     const verification = yield* Ref.get(verificationRef)
     const failures = Exit.isFailure(outcome) ? [...Cause.failures(outcome.cause)] : []
@@ -189,11 +199,21 @@ export const validate = (options: ValidateOptions = {}) =>
       malformed: yield* Ref.get(malformedRef),
       steps: measured.steps.map((s) => new StepReport(s)),
       resources: measured.resources,
-      isolation: { mode: fingerprinted ? "fingerprint" : "guarded deletes", tables: isolationFacts(Option.match(fingerprintBefore, { onNone: () => [], onSome: (f) => f.tables }), fingerprintAfter.tables) },
+      isolation: {
+        mode: fingerprinted ? "fingerprint" : "guarded deletes",
+        tables: Either.match(fingerprintAfter, {
+          onLeft: () => [],
+          onRight: (after) => isolationFacts(Option.match(fingerprintBefore, { onNone: () => [], onSome: (f) => f.tables }), after.tables)
+        })
+      },
       collateral: yield* Ref.get(collateralRef),
       access,
       // The seed's own CleanupError (a failed seed whose cleanup failed too) is the cleanup's outcome, not a step's.
-      errors: [...failures.filter((e) => e._tag !== "CleanupError"), ...verification.flatMap((v) => v.unreachable)],
+      errors: [
+        ...failures.filter((e) => e._tag !== "CleanupError"),
+        ...verification.flatMap((v) => v.unreachable),
+        ...Either.match(fingerprintAfter, { onLeft: (e) => [e], onRight: () => [] })
+      ],
       cleanup: Option.orElse(
         Option.map(cleanup, (c) => Either.match(c, { onLeft: (e) => ({ deleted: e.deleted, remaining: e.remaining }), onRight: (r) => ({ deleted: r.deleted, remaining: [] }) })),
         () => Option.map(Option.fromNullable(failures.find((e) => e._tag === "CleanupError")), (e) => ({ deleted: e.deleted, remaining: e.remaining }))

@@ -29,6 +29,8 @@ export interface AccessFinding {
   readonly problem: string
   /** The statements that fix it, one a line. */
   readonly fix: string
+  /** The table whose seeding this missing right makes unsafe (no DELETE): validate refuses to seed it. */
+  readonly blocksSeeding?: string
 }
 
 export interface AccountCheck {
@@ -144,7 +146,7 @@ export const make = Effect.gen(function* () {
       for (const table of seedableTables) {
         const missing = ["SELECT", "INSERT", "DELETE"].filter((p) => !grants(list, sourceDb, table, p))
         if (missing.length > 0) {
-          findings.push(found(`cannot ${missing.join(", ")} ${table}`, `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`))
+          findings.push({ ...found(`cannot ${missing.join(", ")} ${table}`, `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`), blocksSeeding: table })
         }
       }
       const probes = [

@@ -1,4 +1,3 @@
-import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option, type Scope } from "effect"
 import {
   type CollateralResult,
@@ -8,11 +7,13 @@ import {
   pgRowHash,
   snapshotTableName
 } from "../domain/collateral.ts"
-import type { SchemaError } from "../domain/errors.ts"
+import type { ConnectionError, DatabaseError, SchemaError } from "../domain/errors.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
+import { namingDatabase } from "./clients/failures.ts"
+import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import * as Ledger from "./seeding/Ledger.ts"
 import { SourceDb } from "./SourceDb.ts"
@@ -42,12 +43,15 @@ export interface CollateralService {
    * Scoped: they are dropped when the scope closes. Named after the validation run, so the run's cleanup (and
    * `sweep`, after a kill) drops what a run that died left.
    */
-  readonly snapshot: (tables: ReadonlyArray<string>, runId: string) => Effect.Effect<CollateralSnapshot, SqlError | SchemaError, Scope.Scope>
+  readonly snapshot: (
+    tables: ReadonlyArray<string>,
+    runId: string
+  ) => Effect.Effect<CollateralSnapshot, ConnectionError | DatabaseError | SchemaError, Scope.Scope>
   /**
    * Per table and stage: the clinic's rows that vanished although the source still holds them, and those that
    * changed although the source holds them as the replica held them before. Test data is the ledger's keys.
    */
-  readonly check: (snapshot: CollateralSnapshot) => Effect.Effect<ReadonlyArray<CollateralResult>, SqlError>
+  readonly check: (snapshot: CollateralSnapshot) => Effect.Effect<ReadonlyArray<CollateralResult>, ConnectionError | DatabaseError>
 }
 
 export class Collateral extends Context.Tag("opendental-etl/Collateral")<Collateral, CollateralService>() {}
@@ -68,23 +72,27 @@ export const make = Effect.gen(function* () {
   const analytics = yield* AnalyticsDb
   const catalog = yield* Catalog
   const ledger = Ledger.make(replica)
+  const { attempts } = (yield* EtlSettings).connection
+  const onSource = namingDatabase(source.settings, attempts, "the collateral check")
+  const onReplica = namingDatabase(replica.settings, attempts, "the collateral check")
+  const onAnalytics = namingDatabase(analytics.settings, attempts, "the collateral check")
   const schema = analytics.settings.schema
   const pgTable = (name: string) => `${escapePgIdentifier(schema)}.${escapePgIdentifier(name)}`
 
   const analyticsColumns = (table: string) =>
     analytics.sql<{ name: string }>`
       SELECT column_name AS name FROM information_schema.columns WHERE table_schema = ${schema} AND table_name = ${table}
-       ORDER BY ordinal_position`.pipe(Effect.map((rows) => rows.map((r) => r.name).filter((c) => c !== "_loaded_at")))
+       ORDER BY ordinal_position`.pipe(Effect.map((rows) => rows.map((r) => r.name).filter((c) => c !== "_loaded_at")), onAnalytics)
 
   const snapshotTable = (id: string, position: number, table: string) =>
     Effect.gen(function* () {
       const none = { table, key: "", hashed: { name: table } as TableShape, replica: Option.none(), analytics: Option.none() }
-      const shape = yield* catalog.find(source, table)
+      const shape = yield* onSource(catalog.find(source, table))
       if (Option.isNone(shape)) return { ...none, skipped: "the source has no such table" }
       const [key, ...rest] = shape.value.primaryKey
       if (key === undefined || rest.length > 0) return { ...none, skipped: "no single-column primary key" }
       const name = snapshotTableName(id, position, table)
-      const replicaShape = yield* catalog.find(replica, table)
+      const replicaShape = yield* onReplica(catalog.find(replica, table))
       const hashed: TableShape = {
         ...shape.value,
         columns: shape.value.columns.filter((c) => Option.match(replicaShape, { onNone: () => true, onSome: (r) => r.columns.some((x) => x.name === c.name) }))
@@ -98,7 +106,8 @@ export const make = Effect.gen(function* () {
               )
               .pipe(
                 Effect.zipRight(replica.sql.unsafe<{ n: number }>(`SELECT COUNT(*) AS n FROM ${escapeIdentifier(name)}`)),
-                Effect.map(([row]) => ({ name, rows: Number(row?.n ?? 0) }))
+                Effect.map(([row]) => ({ name, rows: Number(row?.n ?? 0) })),
+                onReplica
               )
           )
       const columns = yield* analyticsColumns(table)
@@ -111,7 +120,8 @@ export const make = Effect.gen(function* () {
                 .pipe(
                   Effect.zipRight(analytics.sql.unsafe(`ALTER TABLE ${pgTable(name)} ADD PRIMARY KEY (k)`)),
                   Effect.zipRight(analytics.sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${pgTable(name)}`)),
-                  Effect.map(([row]) => ({ name, rows: Number(row?.n ?? 0), columns }))
+                  Effect.map(([row]) => ({ name, rows: Number(row?.n ?? 0), columns })),
+                  onAnalytics
                 )
             )
       return { table, key, hashed, replica: replicaSnapshot, analytics: analyticsSnapshot } satisfies SnapshotTable
@@ -136,7 +146,7 @@ export const make = Effect.gen(function* () {
     Effect.acquireRelease(
       Effect.gen(function* () {
         const id = runId
-        const since = yield* ledger.now
+        const since = yield* onReplica(ledger.now)
         const made: Array<SnapshotTable> = []
         // What was made before a failure is dropped with it.
         yield* Effect.forEach(tables, (table, i) => Effect.map(snapshotTable(id, i, table), (t) => made.push(t))).pipe(
@@ -175,7 +185,10 @@ export const make = Effect.gen(function* () {
             `SELECT CAST(s.k AS CHAR) AS k, 1 AS gone, s.h AS \`before\` FROM ${escapeIdentifier(name)} s WHERE 1 = 1 ${from} ORDER BY s.k LIMIT ${page}`,
             params
           )
-    ).pipe(Effect.map((rows) => rows.map((r): Candidate => ({ k: String(r.k), gone: Number(r.gone) === 1, before: r.before }))))
+    ).pipe(
+      Effect.map((rows) => rows.map((r): Candidate => ({ k: String(r.k), gone: Number(r.gone) === 1, before: r.before }))),
+      onReplica
+    )
   }
 
   const analyticsCandidates = (t: SnapshotTable, a: { name: string; columns: ReadonlyArray<string> }, exists: boolean, after: Option.Option<string>) => {
@@ -193,7 +206,10 @@ export const make = Effect.gen(function* () {
             `SELECT s.k::text AS k, true AS gone FROM ${pgTable(a.name)} s WHERE true ${from} ORDER BY s.k LIMIT ${page}`,
             params
           )
-    ).pipe(Effect.map((rows) => rows.map((r): Candidate => ({ k: String(r.k), gone: r.gone === true }))))
+    ).pipe(
+      Effect.map((rows) => rows.map((r): Candidate => ({ k: String(r.k), gone: r.gone === true }))),
+      onAnalytics
+    )
   }
 
   /** The source's row hashes of these keys (a key it no longer holds is absent). */
@@ -206,7 +222,10 @@ export const make = Effect.gen(function* () {
               WHERE ${escapeIdentifier(t.key)} IN (${keys.map(() => "?").join(", ")})`,
             keys
           )
-          .pipe(Effect.map((rows) => new Map(rows.map((r) => [String(r.k), String(r.h)]))))
+          .pipe(
+            Effect.map((rows) => new Map(rows.map((r) => [String(r.k), String(r.h)]))),
+            onSource
+          )
 
   /** What the replica held of these keys before the run. */
   const replicaBefore = (t: SnapshotTable, keys: ReadonlyArray<string>) =>
@@ -220,7 +239,10 @@ export const make = Effect.gen(function* () {
                 `SELECT CAST(k AS CHAR) AS k, h FROM ${escapeIdentifier(r.name)} WHERE k IN (${keys.map(() => "?").join(", ")})`,
                 keys
               )
-              .pipe(Effect.map((rows) => new Map(rows.map((x) => [String(x.k), String(x.h)]))))
+              .pipe(
+                Effect.map((rows) => new Map(rows.map((x) => [String(x.k), String(x.h)]))),
+                onReplica
+              )
     })
 
   const checkStage = (
@@ -228,7 +250,7 @@ export const make = Effect.gen(function* () {
     stage: CollateralResult["stage"],
     rows: number,
     testKeys: ReadonlySet<string>,
-    nextPage: (after: Option.Option<string>) => Effect.Effect<ReadonlyArray<Candidate>, SqlError>
+    nextPage: (after: Option.Option<string>) => Effect.Effect<ReadonlyArray<Candidate>, ConnectionError | DatabaseError>
   ) =>
     Effect.gen(function* () {
       const vanished = { count: 0, keys: [] as Array<string> }
@@ -271,15 +293,15 @@ export const make = Effect.gen(function* () {
         }
         continue
       }
-      const testKeys = new Set((yield* ledger.testDataOf(t.table, snapshot.since)).keys)
-      const replicaExists = yield* tableExists.replica(t.table)
+      const testKeys = new Set((yield* onReplica(ledger.testDataOf(t.table, snapshot.since))).keys)
+      const replicaExists = yield* onReplica(tableExists.replica(t.table))
       results.push(
         yield* Option.match(t.replica, {
           onNone: () => Effect.succeed({ table: t.table, stage: "replication" as const, compared: 0, vanished: empty, changed: empty }),
           onSome: (r) => checkStage(t, "replication", r.rows, testKeys, (after) => replicaCandidates(t, r.name, replicaExists, after))
         })
       )
-      const analyticsExists = yield* tableExists.analytics(t.table)
+      const analyticsExists = yield* onAnalytics(tableExists.analytics(t.table))
       results.push(
         yield* Option.match(t.analytics, {
           onNone: () => Effect.succeed({ table: t.table, stage: "analytics" as const, compared: 0, vanished: empty, changed: empty }),

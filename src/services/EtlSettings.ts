@@ -1,5 +1,5 @@
 import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
-import { Config, ConfigError, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, HashSet, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
 import { isVariableName } from "../domain/externalCommand.ts"
@@ -223,16 +223,14 @@ const variableNames = (text: string) => text.split(",").map((name) => name.trim(
 export const commandLine = (text: string): ReadonlyArray<string> =>
   text.trim().startsWith("[") ? (JSON.parse(text) as Array<string>) : text.trim().split(/\s+/)
 
+const defaultMarkerColumns = { patient: "LName", appointment: "Note", procedurelog: "BillingNote", carrier: "CarrierName" }
+
 const validationConfig = Config.all({
   seedPatients: positive("ETL_SEED_PATIENTS", 3),
   seedAppointmentsPerPatient: positive("ETL_SEED_APPOINTMENTS_PER_PATIENT", 2),
   seedProceduresPerAppointment: positive("ETL_SEED_PROCEDURES_PER_APPOINTMENT", 2),
-  markerColumns: pairs("ETL_MARKER_COLUMNS", {
-    patient: "LName",
-    appointment: "Note",
-    procedurelog: "BillingNote",
-    carrier: "CarrierName"
-  }),
+  // A partial list changes only the tables it names.
+  markerColumns: pairs("ETL_MARKER_COLUMNS", {}).pipe(Config.map((given) => ({ ...defaultMarkerColumns, ...given }))),
   hiddenPatientStatus: Config.integer("ETL_SEED_PATIENT_STATUS").pipe(Config.withDefault(4)),
   hiddenProcedureStatus: Config.integer("ETL_SEED_PROCEDURE_STATUS").pipe(Config.withDefault(6)),
   heartbeatInterval: positive("ETL_HEARTBEAT_SECONDS", 10).pipe(Config.map(Duration.seconds)),
@@ -378,6 +376,28 @@ const resolve = (
     } satisfies Settings
   })
 
+/**
+ * The process environment overrides the file, key by key: a variable set in the process is read from there only, so
+ * an invalid value is reported, never silently replaced by the file's. (`ConfigProvider.orElse` would fall back on
+ * any error, invalid data included.)
+ */
+const processFirst = (processVariables: Map<string, string>, file: ConfigProvider.ConfigProvider) => {
+  const fromProcess = ConfigProvider.fromMap(processVariables).flattened
+  const fromFile = file.flattened
+  return ConfigProvider.fromFlat(
+    ConfigProvider.makeFlat({
+      load: (path, config, split) => (processVariables.has(path.join(".")) ? fromProcess : fromFile).load(path, config, split),
+      enumerateChildren: (path) =>
+        Effect.zipWith(
+          fromProcess.enumerateChildren(path).pipe(Effect.orElseSucceed(() => HashSet.empty<string>())),
+          fromFile.enumerateChildren(path).pipe(Effect.orElseSucceed(() => HashSet.empty<string>())),
+          (a, b) => HashSet.union(a, b)
+        ),
+      patch: PathPatch.empty
+    })
+  )
+}
+
 export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInputs) {
   const environment = yield* environmentFrom(inputs.processEnv[environmentVariable], "process environment")
   const fs = yield* FileSystem.FileSystem
@@ -400,7 +420,7 @@ export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInp
           })
       )
     )
-    provider = ConfigProvider.orElse(provider, () => fileProvider)
+    provider = processFirst(processVariables, fileProvider)
   }
   const sourceDescription = found ? `${settingsPath} and the process environment` : `the process environment (no ${settingsPath})`
   return yield* resolve(environment, provider, { path: settingsPath, found }, sourceDescription)

@@ -1,9 +1,11 @@
-import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option } from "effect"
 import { clinicRowsCondition, type TestData } from "../domain/collateral.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
+import type { ConnectionError, DatabaseError } from "../domain/errors.ts"
 import { Catalog } from "./Catalog.ts"
+import { namingDatabase } from "./clients/failures.ts"
+import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import * as Ledger from "./seeding/Ledger.ts"
 import { SourceDb } from "./SourceDb.ts"
@@ -26,7 +28,10 @@ export interface IsolationService {
    * Fingerprints of the source's tables, computed by primary-key chunks so no statement holds a table for long.
    * Test data is what the ledger records for runs live at `since` or after it (by default: now).
    */
-  readonly fingerprint: (tables: ReadonlyArray<string>, options?: { readonly since?: string }) => Effect.Effect<Fingerprints, SqlError>
+  readonly fingerprint: (
+    tables: ReadonlyArray<string>,
+    options?: { readonly since?: string }
+  ) => Effect.Effect<Fingerprints, ConnectionError | DatabaseError>
 }
 
 export class Isolation extends Context.Tag("opendental-etl/Isolation")<Isolation, IsolationService>() {}
@@ -41,8 +46,12 @@ const floorsOf = (data: TestData) => data.floors.map((f) => `${f.runId}/${f.floo
 
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
+  const replica = yield* ReplicationDb
   const catalog = yield* Catalog
-  const ledger = Ledger.make(yield* ReplicationDb)
+  const ledger = Ledger.make(replica)
+  const { attempts } = (yield* EtlSettings).connection
+  const onSource = namingDatabase(source.settings, attempts, "the isolation fingerprint")
+  const onLedger = namingDatabase(replica.settings, attempts, "reading the ledger")
 
   const sumUp = (shape: TableShape, clinicRows: { readonly sql: string; readonly params: ReadonlyArray<string> }) =>
     Effect.gen(function* () {
@@ -84,19 +93,19 @@ export const make = Effect.gen(function* () {
    */
   const fingerprintTable = (table: string, since: string) =>
     Effect.gen(function* () {
-      const shape = yield* catalog.find(source, table).pipe(Effect.catchTag("SchemaError", () => Effect.succeed(Option.none())))
+      const shape = yield* catalog.find(source, table).pipe(Effect.catchTag("SchemaError", () => Effect.succeed(Option.none())), onSource)
       if (Option.isNone(shape)) return { table, rows: 0, checksum: "absent" }
-      let testData = yield* ledger.testDataOf(table, since)
+      let testData = yield* onLedger(ledger.testDataOf(table, since))
       for (let attempt = 1; ; attempt++) {
-        const result = yield* sumUp(shape.value, clinicRowsCondition(shape.value, testData))
-        const after = yield* ledger.testDataOf(table, since)
+        const result = yield* onSource(sumUp(shape.value, clinicRowsCondition(shape.value, testData)))
+        const after = yield* onLedger(ledger.testDataOf(table, since))
         if (floorsOf(after) === floorsOf(testData) || attempt >= rereads) return result
         testData = after
       }
     })
 
   const fingerprint = Effect.fn("Isolation.fingerprint")(function* (tables: ReadonlyArray<string>, options?: { readonly since?: string }) {
-    const since = options?.since ?? (yield* ledger.now)
+    const since = options?.since ?? (yield* onLedger(ledger.now))
     return { since, tables: yield* Effect.forEach(tables, (t) => fingerprintTable(t, since)) }
   })
   return { fingerprint } satisfies IsolationService

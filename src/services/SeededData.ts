@@ -348,7 +348,9 @@ export const make = Effect.gen(function* () {
       const unfinished = yield* ledger.unfinished.pipe(seedFailure(replica, "reading the ledger"))
       const dead = unfinished.flatMap((run): ReadonlyArray<UnfinishedRun & { readonly why: string }> => {
         if (run.host === os.hostname() && !isAlive(run.pid)) return [{ ...run, why: `its process ${run.pid} is gone` }]
-        return run.ageSeconds * 1000 >= Duration.toMillis(options.staleAfter) ? [{ ...run, why: `no heartbeat for ${run.ageSeconds} s` }] : []
+        // A heartbeat younger than a few beats is a live run, whatever limit was asked for: sweep never cleans one.
+        const staleMs = Math.max(Duration.toMillis(options.staleAfter), 3 * Duration.toMillis(validation.heartbeatInterval))
+        return run.ageSeconds * 1000 >= staleMs ? [{ ...run, why: `no heartbeat for ${run.ageSeconds} s` }] : []
       })
       return yield* Effect.forEach(dead, (run) =>
         Effect.gen(function* () {

@@ -99,6 +99,18 @@ describe("EtlSettings", () => {
       })
     )
 
+    it.effect("an invalid value in the process is reported, never replaced by the file's valid one", () =>
+      Effect.gen(function* () {
+        const file = `${completeTestFile}OPENDENTAL_SOURCE_PORT=3307\nPOSTGRES_ANALYTICS_SSLMODE=require\nETL_BATCH_SIZE=100\n`
+        const problems = problemsOf(
+          yield* Effect.either(
+            resolve({ ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_PORT: "abc", POSTGRES_ANALYTICS_SSLMODE: "bogus", ETL_BATCH_SIZE: "abc" }, { ".env_test": file })
+          )
+        )
+        expect(Object.keys(problems).sort()).toEqual(["ETL_BATCH_SIZE", "OPENDENTAL_SOURCE_PORT", "POSTGRES_ANALYTICS_SSLMODE"])
+      })
+    )
+
     it.effect("loads .env_<environment> and lets process variables override it", () =>
       Effect.gen(function* () {
         const settings = yield* resolve(

@@ -1,6 +1,6 @@
 import { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Schedule } from "effect"
-import { ConnectionError } from "../../domain/errors.ts"
+import { ConnectionError, DatabaseError } from "../../domain/errors.ts"
 import type { DatabaseSettings } from "../EtlSettings.ts"
 import { driverFailure, isTransient, scrub } from "./reachability.ts"
 
@@ -17,6 +17,10 @@ export const classifySqlError =
       ? new ConnectionError({ database: database.role, host: database.host, port: database.port, name: database.database, attempts, reason })
       : otherwise(reason)
   }
+
+/** A database's statements for one purpose: a lost connection or any other refusal names the database. */
+export const namingDatabase = (database: DatabaseSettings, attempts: number, operation: string) =>
+  mapSqlErrors(classifySqlError(database, attempts, (reason) => new DatabaseError({ database: database.role, operation, reason })))
 
 /** Replaces SqlErrors by `classify`'s errors, leaving the effect's other errors as they are. */
 export const mapSqlErrors =

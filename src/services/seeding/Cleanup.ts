@@ -138,10 +138,14 @@ export const make = (deps: CleanupDependencies): Cleanup => {
     Effect.isSuccess
   )
 
-  const unreachable = () => {
-    const { host, port, database } = analytics.settings
-    return `analytics at ${host}:${port}/${database} is unreachable: its copies of the run's rows are deleted when sweep runs with it back`
-  }
+  const sourceReachable = writer.sql`SELECT 1`.pipe(
+    mapSqlErrors(classifySqlError(writer.settings, deps.attempts, (reason) => reason)),
+    retryOnConnectionLoss(deps.attempts),
+    Effect.isSuccess
+  )
+
+  const unreachable = (db: { readonly host: string; readonly port: number; readonly database: string }, name: string, what: string) =>
+    `${name} at ${db.host}:${db.port}/${db.database} is unreachable: ${what} deleted when sweep runs with it back`
 
   const failed = (runId: string, deleted: ReadonlyArray<CleanupTable>) => (e: { readonly message: string; readonly cause?: unknown }) =>
     new CleanupError({ runId, deleted, remaining: [`cleanup could not finish: ${String((e.cause as Error | undefined)?.message ?? e.message)}`] })
@@ -181,13 +185,16 @@ export const make = (deps: CleanupDependencies): Cleanup => {
         const remaining: Array<string> = []
         // The clinic's source must lose the test rows even while analytics is down; its copies wait for `sweep`.
         const analyticsUp = yield* analyticsReachable
-        if (!analyticsUp) remaining.push(unreachable())
+        if (!analyticsUp) remaining.push(unreachable(analytics.settings, "analytics", "its copies of the run's rows are"))
+        // Likewise the replica and analytics lose their copies while the source is down; its own rows wait for sweep.
+        const sourceUp = yield* sourceReachable
+        if (!sourceUp) remaining.push(unreachable(writer.settings, "the source", "the run's rows there are"))
         let unrecorded = 0
         for (const entry of [...tables].reverse()) {
           const floor = floorOf(entry)
           if (Option.isNone(floor)) continue
           const pattern = markerPattern(runId, entry.table)
-          const inSource = yield* keysIn(writer, runId, entry, floor.value)
+          const inSource = sourceUp ? yield* keysIn(writer, runId, entry, floor.value) : []
           const unrecordedKeys = inSource.filter((k) => !entry.keys.includes(k))
           for (const key of unrecordedKeys) yield* ledger.recordKey(runId, entry.table, key, entry.keyColumn, entry.markerColumn)
           unrecorded += unrecordedKeys.length
@@ -213,6 +220,7 @@ export const make = (deps: CleanupDependencies): Cleanup => {
             })
           )
           deleted.push(counts)
+          if (!sourceUp) continue
           if (counts.source !== inSource.length) {
             remaining.push(`${entry.table}: ${inSource.length} rows of the run were in the source, ${counts.source} were deleted`)
           }
