@@ -234,7 +234,8 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     collateral: facts.collateral,
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
-    errors: facts.errors.map((e) => ({ tag: e._tag, message: e.message })),
+    // One lost connection is met by several steps: each error is said once.
+    errors: [...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()],
     cleanup: Option.match(facts.cleanup, {
       onNone: () => ({ deleted: [], remaining: [] }),
       onSome: (c) => ({ deleted: c.deleted, remaining: c.remaining })

@@ -105,7 +105,7 @@ export const make = Effect.gen(function* () {
   const verifyTable = (expectations: Expectations) => (seeded: SeededTable) =>
     Effect.gen(function* () {
       const table = seeded.table
-      const shape = yield* catalog.describe(source, table)
+      const shape = yield* naming(source.settings)(catalog.describe(source, table))
       const keys = seeded.keys
       // A stage that cannot be reached is said so; the stages that answered are still counted and compared.
       const reached = <E>(rows: Effect.Effect<Rows, E | ConnectionError>) =>

@@ -102,5 +102,54 @@ describe("what the commands promise", () => {
         expect((yield* markedRows).marked).toBe(0)
       })
     )
+
+    it.scoped("the source lost for good after seeding: exit 3 with a report naming it; sweep finishes once it is back", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 20, engine: "MyISAM" })
+        const env = { ETL_ENVIRONMENT: "test" }
+        const direct = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+        expect((yield* runCli(["pipeline"], { env, cwd: direct })).code).toBe(0)
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", OPENDENTAL_SOURCE_PORT: String(proxy.port) }) })
+        // The pipeline's first incremental read of carrier, after the seeding.
+        proxy.setFault({ _tag: "resetOn", pattern: "ORDER BY `SecDateTEdit`, `CarrierNum`", thenRecover: false })
+        const reports = path.join(cwd, "reports")
+        const result = yield* runCli(["validate", "--report-dir", reports], { env, cwd })
+        expect(result.code).toBe(3)
+        const [file] = (yield* Effect.promise(() => fs.readdir(reports))).filter((f) => /^validate-.*\.json$/.test(f))
+        const report = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(reports, file as string), "utf8")))
+        expect(report.status).toBe("cleanup_incomplete")
+        expect(report.cleanup.remaining).toEqual([expect.stringMatching(new RegExp(`^the source at 127\\.0\\.0\\.1:${proxy.port}/${names.source} is unreachable`))])
+        // Every error is the lost source, named; nothing unclassified ("Failed to execute statement").
+        expect(report.errors.length).toBeGreaterThan(0)
+        for (const error of report.errors) {
+          expect(error).toEqual({ tag: "ConnectionError", message: expect.stringContaining(`Cannot connect to the source database at 127.0.0.1:${proxy.port}/${names.source}`) })
+        }
+        expect((yield* markedRows).marked).toBe(22)
+        proxy.setFault({ _tag: "passThrough" })
+        const sweep = yield* runCli(["sweep"], { env, cwd })
+        expect(sweep.code).toBe(0)
+        expect((yield* markedRows).marked).toBe(0)
+      })
+    )
+
+    it.scoped("a writer that cannot delete from a seeded table is refused before anything is seeded, exit 2, with the grant that fixes it", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 20, engine: "MyISAM" })
+        const admin = yield* TestDatabases.mysqlAdmin
+        const writer = names.accounts.writer.user
+        yield* Effect.promise(() => admin.query(`REVOKE DELETE ON \`${names.source}\`.\`carrier\` FROM '${writer}'@'%'`))
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
+        const runsBefore = yield* ledgerRuns
+        const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(2)
+        expect(result.stderr).toContain("cannot DELETE carrier")
+        expect(result.stderr).toContain(`GRANT DELETE ON \`${names.source}\`.\`carrier\``)
+        expect(yield* ledgerRuns).toBe(runsBefore)
+        expect((yield* markedRows).marked).toBe(0)
+      })
+    )
   })
 })

@@ -251,7 +251,7 @@ describe("npm run validate", () => {
 
     it.scoped.each(
       (Object.keys(steps) as Array<keyof typeof steps>).flatMap((step) => (["SIGINT", "SIGTERM"] as const).map((signal) => ({ step, signal })))
-    )("$signal during the $step step deletes every seeded row before the process exits", ({ step, signal }) =>
+    )("$signal (twice) during the $step step deletes every seeded row before the process exits", ({ step, signal }) =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
         yield* preparedSite
@@ -264,6 +264,9 @@ describe("npm run validate", () => {
         yield* proxy.stalled
         yield* cli.signal(signal)
         yield* cli.waitFor(`Received ${signal}`)
+        // An impatient second signal must not kill the process before its rows are deleted.
+        yield* cli.signal(signal)
+        yield* cli.waitFor(`Received ${signal} again: still deleting`)
         yield* proxy.releaseStalled
         const result = yield* cli.done
         expect(result.code).toBe(130)

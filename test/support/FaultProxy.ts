@@ -27,8 +27,8 @@ export type Fault =
    * all connections) stalls from there on, that statement included; the others pass.
    */
   | { readonly _tag: "stallOn"; readonly pattern: string; readonly occurrence?: number }
-  /** When a connection sends `pattern`, every open connection is reset; then the proxy passes or refuses. */
-  | { readonly _tag: "resetOn"; readonly pattern: string; readonly thenRecover: boolean }
+  /** When a connection sends `pattern` (the `occurrence`-th time, default the first), every open connection is reset; then the proxy passes or refuses. */
+  | { readonly _tag: "resetOn"; readonly pattern: string; readonly thenRecover: boolean; readonly occurrence?: number }
 
 export interface FaultProxy {
   readonly host: string
@@ -96,7 +96,7 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
             onStall = []
             return
           }
-          if (fault._tag === "resetOn" && direction === "toServer" && sends(pair, chunk, fault.pattern)) {
+          if (fault._tag === "resetOn" && direction === "toServer" && sends(pair, chunk, fault.pattern) && ++occurrences >= (fault.occurrence ?? 1)) {
             fault = fault.thenRecover ? { _tag: "passThrough" } : { _tag: "refuse" }
             resetAll()
             return
