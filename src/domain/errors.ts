@@ -183,10 +183,12 @@ export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
 /** The report directory cannot take the run's report: checked before anything is seeded. */
 export class ReportDirectoryError extends Schema.TaggedError<ReportDirectoryError>()("ReportDirectoryError", {
   directory: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** What chose the directory: the option or variable a person changes. */
+  setting: Schema.String
 }) {
   override get message(): string {
-    return `The report directory '${this.directory}' cannot be used: ${this.reason}. Choose another with --report-dir or ETL_REPORT_DIR.`
+    return `The directory '${this.directory}' (${this.setting}) cannot take the run's report: ${this.reason}. Choose another with ${this.setting}.`
   }
 }
 

@@ -39,7 +39,7 @@ export const publish = (report: ValidationReport, options: PublishOptions = {}) 
         directory,
         ...Option.match(history, { onNone: () => ({}), onSome: (runs) => ({ trend: [...runs].reverse() }) })
       })
-      .pipe(Effect.mapError((e) => new ReportDirectoryError({ directory, reason: e.message })))
+      .pipe(Effect.mapError((e) => new ReportDirectoryError({ directory, setting: "--report-dir, --junit or ETL_PROMETHEUS_FILE", reason: e.message })))
     yield* Console.log(
       `${written.summary}\n  report: ${written.json}, ${written.html}${written.junit ? `, JUnit: ${written.junit}` : ""}; metrics: ${written.prometheus}`
     )

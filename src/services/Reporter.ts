@@ -42,10 +42,11 @@ export interface ReporterService {
 
 export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, ReporterService>() {}
 
-const describeFinding = (f: ReportFinding) =>
-  [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ") +
-  `: ${f.message}` +
-  (f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : "")
+const describeFinding = (f: ReportFinding) => {
+  const where = [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ")
+  const values = f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : ""
+  return `${where === "" ? f.message : `${where}: ${f.message}`}${values}`
+}
 
 
 /** Long values stay in the JSON report; the console shows their start and length. */
@@ -171,14 +172,18 @@ export const make = Effect.gen(function* () {
     })
 
   const prepare = Effect.fn("Reporter.prepare")(function* (options: Pick<WriteOptions, "directory" | "junitPath"> = {}) {
-    const directories = [options.directory ?? settings.validation.reportDirectory, ...(options.junitPath === undefined ? [] : [path.dirname(options.junitPath)])]
-    for (const directory of directories) {
+    const directories: ReadonlyArray<readonly [directory: string, setting: string]> = [
+      [options.directory ?? settings.validation.reportDirectory, "--report-dir or ETL_REPORT_DIR"],
+      ...(options.junitPath === undefined ? [] : [[path.dirname(options.junitPath), "--junit"] as const]),
+      ...Option.match(settings.monitoring.prometheusFile, { onNone: () => [], onSome: (file) => [[path.dirname(file), "ETL_PROMETHEUS_FILE"] as const] })
+    ]
+    for (const [directory, setting] of directories) {
       const probe = path.join(directory, `.opendental-etl-write-check-${process.pid}`)
       yield* makeDirectories(directory).pipe(
         Effect.zipRight(fs.writeFileString(probe, "")),
         Effect.zipRight(fs.remove(probe)),
         Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("it did not answer within 10 s") }),
-        Effect.mapError((e) => new ReportDirectoryError({ directory, reason: reasonOf(e) }))
+        Effect.mapError((e) => new ReportDirectoryError({ directory, setting, reason: reasonOf(e) }))
       )
     }
   })

@@ -47,11 +47,15 @@ describe("what the commands promise", () => {
         for (const directory of [path.join(cwd, "a-file", "reports"), "/proc/opendental-etl-reports"]) {
           const result = yield* runCli(["validate", "--report-dir", directory], { env, cwd })
           expect({ directory, code: result.code }).toEqual({ directory, code: 2 })
-          expect(result.stderr).toContain(`The report directory '${directory}' cannot be used`)
+          expect(result.stderr).toContain(`The directory '${directory}' (--report-dir or ETL_REPORT_DIR) cannot take the run's report`)
           expect(result.stderr).not.toMatch(/\n\s+at /)
         }
         const junit = yield* runCli(["validate", "--junit", path.join(cwd, "a-file", "junit.xml")], { env, cwd })
         expect(junit.code).toBe(2)
+        expect(junit.stderr).toContain("(--junit) cannot take the run's report")
+        const prometheus = yield* runCli(["validate"], { env: { ...env, ETL_PROMETHEUS_FILE: path.join(cwd, "a-file", "etl.prom") }, cwd })
+        expect(prometheus.code).toBe(2)
+        expect(prometheus.stderr).toContain("(ETL_PROMETHEUS_FILE) cannot take the run's report")
         expect(yield* ledgerRuns).toBe(0)
       })
     )

@@ -204,6 +204,9 @@ describe("SeededData", () => {
       const live = yield* Scope.make()
       const running = yield* seededData.seed(plan).pipe(Scope.extend(live))
 
+      // Even asked to take every run as stale, sweep leaves one whose heartbeat is fresh.
+      const eager = yield* seededData.sweep({ staleAfter: Duration.zero, dryRun: true })
+      expect(eager.map((r) => r.runId)).toEqual([orphan.runId])
       const listed = yield* seededData.sweep({ staleAfter: Duration.hours(1), dryRun: true })
       expect(listed.map((r) => [r.runId, r.outcome, r.found.reduce((n, t) => n + t.source, 0)])).toEqual([[orphan.runId, "would delete", 22]])
       expect((yield* census).source).toBe(30)
