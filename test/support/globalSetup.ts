@@ -16,7 +16,9 @@ const run = (command: string, args: ReadonlyArray<string>) => {
   const result = spawnSync(command, args, {
     encoding: "utf8",
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    maxBuffer: 64 * 1024 * 1024
+    maxBuffer: 64 * 1024 * 1024,
+    // A stalled mirror must not hang the suite.
+    timeout: 15 * 60_000
   })
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${(result.stderr ?? String(result.error)).trim().slice(-2000)}`)
 }
@@ -35,8 +37,9 @@ const findChromium = (): ChromiumLookup => {
   if (process.getuid?.() !== 0) return { missing: `chromium is not installed: ${advice}` }
   process.stderr.write("[global setup] chromium is missing: installing Debian's package (apt-get update, apt-get install -y chromium)\n")
   try {
-    run("apt-get", ["update", "-qq"])
-    run("apt-get", ["install", "-y", "-qq", "chromium"])
+    // Another root session installing at the same time holds dpkg's lock: wait for it rather than fail.
+    run("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-qq"])
+    run("apt-get", ["-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "chromium"])
   } catch (e) {
     return { missing: `chromium could not be installed (${(e as Error).message}); ${advice}` }
   }
