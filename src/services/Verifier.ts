@@ -6,7 +6,7 @@ import { type DatabaseSettings, EtlSettings } from "./EtlSettings.ts"
 import { canonical, compareRow, type LossyConversion } from "../domain/comparison.ts"
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
 import { columnExpectation, type Expectations, lossless } from "../domain/expectations.ts"
-import { expectedText } from "../domain/malformed.ts"
+import { expectedText, expectedUnder } from "../domain/malformed.ts"
 import type { Finding, Stage } from "../domain/verdict.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
@@ -59,7 +59,7 @@ export interface VerifierService {
     runId: string,
     cases: ReadonlyArray<SeededCase>,
     expectations?: Expectations
-  ) => Effect.Effect<ReadonlyArray<CaseOutcome>, SqlError | ConnectionError>
+  ) => Effect.Effect<ReadonlyArray<CaseOutcome>, SqlError | SchemaError | ConnectionError>
 }
 
 export class Verifier extends Context.Tag("opendental-etl/Verifier")<Verifier, VerifierService>() {}
@@ -212,9 +212,12 @@ export const make = Effect.gen(function* () {
   }
 
   /** `rejectedIn`: the analytics table that records rejected rows, when the expectations name one and it exists. */
-  const verifyCase = (runId: string, rejectedIn: string | undefined, recorded: boolean, seeded: SeededCase) =>
+  const verifyCase = (runId: string, rejectedIn: string | undefined, recorded: boolean, expectations: Expectations, given: SeededCase) =>
     Effect.gen(function* () {
       const { sql, settings } = analytics
+      const shape = yield* naming(source.settings)(catalog.describe(source, given.table))
+      const dataType = shape.columns.find((c) => c.name === given.case.column)?.dataType ?? ""
+      const seeded = { ...given, case: expectedUnder(given.case, columnExpectation(expectations, given.table, given.case.column).zeroDates, dataType) }
       const { column, expected } = seeded.case
       const [original, copy] = yield* Effect.all([
         naming(source.settings)(bytesOf(source, seeded)),
@@ -253,7 +256,7 @@ export const make = Effect.gen(function* () {
       ? [{ n: 0 }]
       : yield* naming(settings)(sql<{ n: number }>`
           SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${rejectedIn}`)
-    return yield* Effect.forEach(cases, (c) => verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, c))
+    return yield* Effect.forEach(cases, (c) => verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, expectations, c))
   })
 
   return { verify, verifyMalformed } satisfies VerifierService

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { declaredBooleans } from "../../src/domain/declaredBooleans.ts"
 import { columnExpectation, compatible, expectationsFromText, lossless, presetNamed } from "../../src/domain/expectations.ts"
+import { expectedUnder, malformedPatientCases } from "../../src/domain/malformed.ts"
 
 describe("the expectations a pipeline declares", () => {
   it("lossless is the built-in pipeline's: zero dates NULL, '' kept, timestamptz, no booleans, rejected rows in etl_rejected_rows", () => {
@@ -63,5 +64,13 @@ describe("the expectations a pipeline declares", () => {
     expect(text).toContain("emptyString: is unexpected")
     expect(text).toContain("rejectedRows")
     expect(Either.getLeft(expectationsFromText("f.json", "{ zeroDates: null"))).toEqual(expect.objectContaining({ value: expect.stringMatching(/^is not JSON: /) }))
+  })
+
+  it("the malformed scenario's zero dates follow the declared convention; its other cases stay the type map's", () => {
+    const [zeroDate, , pastDay] = malformedPatientCases
+    expect(expectedUnder(zeroDate!, "0001-01-01", "date").expected).toEqual({ outcome: "converted", analytics: "0001-01-01", how: "zero date -> 0001-01-01" })
+    expect(expectedUnder(zeroDate!, "0001-01-01", "datetime").expected).toMatchObject({ analytics: "0001-01-01 00:00:00" })
+    expect(expectedUnder(zeroDate!, "null", "date")).toBe(zeroDate)
+    expect(expectedUnder(pastDay!, "0001-01-01", "time")).toBe(pastDay)
   })
 })
