@@ -58,6 +58,12 @@ ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}, peak $
 <table>${row(["table", "seeded", "source", "replica", "analytics", "pipeline", "ms", "findings", "conversions"], "th")}
 ${report.tables.map((t) => row([t.table, String(t.seeded), String(t.counts.source), String(t.counts.replication), String(t.counts.analytics), t.pipelineSuccess ? "ok" : "FAILED", String(t.pipelineMs), String(t.findings), Object.entries(t.conversions).map(([kind, n]) => `${kind}: ${n}`).join(", ")])).join("\n")}
 </table>
+<h2>Trend over the last ${trend.length} runs</h2>
+<div class="charts">
+<figure><canvas id="durations" width="560" height="300"></canvas><figcaption>Pipeline time per table</figcaption></figure>
+<figure><canvas id="passrate" width="560" height="300"></canvas><figcaption>Pass rate (red: a failed run)</figcaption></figure>
+<figure><canvas id="memory" width="560" height="300"></canvas><figcaption>Peak memory</figcaption></figure>
+</div>
 ${report.collateral.length === 0 ? "" : `<h2>Clinic rows downstream</h2>
 <table>${row(["table", "stage", "rows before", "vanished", "changed", "keys"], "th")}
 ${report.collateral.map((c) => row([c.table, c.stage, String(c.compared), String(c.vanished.count), String(c.changed.count), c.skipped ?? [...c.vanished.keys, ...c.changed.keys].join(", ")])).join("\n")}
@@ -69,13 +75,7 @@ ${report.causes.map((c) => row([String(c.count), c.cause])).join("\n")}
 <h2>Findings</h2>
 ${report.findings.length + report.errors.length === 0 ? "<p>None.</p>" : `<ul>${[...report.errors.map((e) => `${e.tag}: ${e.message}`), ...report.findings.map((f) => [f.check, f.table, f.stage, f.key && `key ${f.key}`, f.column, f.message].filter(Boolean).join(", "))].map((m) => `<li>${escapeHtml(m)}</li>`).join("")}</ul>`}
 <h2>Cleanup</h2>
-<p>${escapeHtml(report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing seeded")}${report.cleanup.remaining.length ? ` <strong class="failed">Remaining: ${escapeHtml(report.cleanup.remaining.join("; "))}</strong>` : ""}</p>
-<h2>Trend over the last ${trend.length} runs</h2>
-<div class="charts">
-<figure><canvas id="durations" width="560" height="300"></canvas><figcaption>Pipeline time per table</figcaption></figure>
-<figure><canvas id="passrate" width="560" height="300"></canvas><figcaption>Pass rate (red: a failed run)</figcaption></figure>
-<figure><canvas id="memory" width="560" height="300"></canvas><figcaption>Peak memory</figcaption></figure>
-</div>
+<p>${escapeHtml(report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing deleted")}${report.cleanup.remaining.length ? ` <strong class="failed">Remaining: ${escapeHtml(report.cleanup.remaining.join("; "))}</strong>` : ""}</p>
 <script type="application/json" id="trend">${scriptJson(trend)}</script>
 <script>${chartJs.replace(/<\/script/gi, "<\\/script")}</script>
 <script>${drawCharts}</script>
