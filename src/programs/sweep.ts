@@ -5,6 +5,13 @@ import { SeededData, type SweptRun } from "../services/SeededData.ts"
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
+/** The tables something was deleted from, with what was deleted in each stage. */
+const deletedText = (run: SweptRun) =>
+  run.deleted
+    .filter((d) => d.source + d.replication + d.analytics > 0)
+    .map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`)
+    .join(", ") || "nothing"
+
 /** One run as a person reads it: why it is dead, what it left where, and what became of it. */
 export const describeSweptRun = (run: SweptRun): string => {
   const head = `Run ${run.runId} (${run.host}, pid ${run.pid}, last heartbeat ${run.heartbeatAt} UTC) is dead: ${run.why}.`
@@ -21,9 +28,9 @@ export const describeSweptRun = (run: SweptRun): string => {
     case "would delete":
       return `${head}\n  ${found}\n  Dry run: nothing deleted.`
     case "deleted":
-      return `${head}\n  ${found}\n  Deleted (source/replica/analytics): ${run.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing"}; the run is marked clean.`
+      return `${head}\n  ${found}\n  Deleted (source/replica/analytics): ${deletedText(run)}; the run is marked clean.`
     case "failed":
-      return `${head}\n  ${found}\n  Could not finish: ${run.remaining.join("; ")}.\n  Deleted so far (source/replica/analytics): ${run.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing"}. The run stays in the ledger; the next sweep retries it once the cause is fixed.`
+      return `${head}\n  ${found}\n  Could not finish: ${run.remaining.join("; ")}.\n  Deleted so far (source/replica/analytics): ${deletedText(run)}. The run stays in the ledger; the next sweep retries it once the cause is fixed.`
   }
 }
 

@@ -54,12 +54,14 @@ const perTablePipeline = (cwd: string) =>
          for (const line of output.before) console.log(line)
          for (const line of output.cause) console.error(line)
          for (const line of output.after) console.log(line)
-         process.exit(1)
-       }
-       const loader = ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}
-       const entry = ${JSON.stringify(`${repository}src/programs/main.ts`)}
-       const run = spawnSync(process.execPath, ["--import", loader, entry, "pipeline", "--tables", table], { stdio: "inherit" })
-       process.exit(run.status ?? 1)`
+         // Not process.exit: writes to a pipe are asynchronous, and exiting at once would cut the log short.
+         process.exitCode = 1
+       } else {
+         const loader = ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}
+         const entry = ${JSON.stringify(`${repository}src/programs/main.ts`)}
+         const run = spawnSync(process.execPath, ["--import", loader, entry, "pipeline", "--tables", table], { stdio: "inherit" })
+         process.exitCode = run.status ?? 1
+       }`
     )
     return script
   })
