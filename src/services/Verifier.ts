@@ -7,7 +7,7 @@ import { canonical, compareRow, type LossyConversion } from "../domain/compariso
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
 import { columnExpectation, type Expectations, lossless } from "../domain/expectations.ts"
 import { expectedText, expectedUnder } from "../domain/malformed.ts"
-import type { Finding, Stage } from "../domain/verdict.ts"
+import type { Finding, MalformedFact, Stage } from "../domain/verdict.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
@@ -32,15 +32,7 @@ export interface TableVerification {
 }
 
 /** What became of one malformed value: converted as the type map documents, or rejected with its reason. */
-export interface CaseOutcome {
-  readonly table: string
-  readonly key: string
-  readonly column: string
-  readonly case: string
-  readonly expected: string
-  readonly found: string
-  readonly ok: boolean
-}
+export type CaseOutcome = MalformedFact
 
 export interface VerifierService {
   /**

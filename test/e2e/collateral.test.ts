@@ -3,39 +3,11 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
+import { pipelineThenInAnalytics } from "../support/externalPipelines.ts"
 import { markedRows } from "../support/site.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
-
-const repository = fileURLToPath(new URL("../..", import.meta.url))
-
-/**
- * A pipeline written elsewhere that does the copy right and then loses clinic rows: it runs this repository's
- * `pipeline` for the tables it is given, then deletes the given patients from analytics.
- */
-const lossyPipeline = (cwd: string, analyticsDatabase: string, keys: ReadonlyArray<string>) =>
-  Effect.promise(async () => {
-    const script = path.join(cwd, "lossy-pipeline.mjs")
-    const { postgres } = TestDatabases.testServers
-    await fs.writeFile(
-      script,
-      `import { spawnSync } from "node:child_process"
-import { createRequire } from "node:module"
-const repository = ${JSON.stringify(repository)}
-const pg = createRequire(repository + "package.json")("pg")
-const copy = spawnSync(process.execPath, ["--import", repository + "node_modules/tsx/dist/loader.mjs", repository + "src/programs/main.ts",
-  "pipeline", "--tables", process.argv.slice(2).join(",")], { stdio: "inherit" })
-if (copy.status !== 0) process.exit(copy.status ?? 1)
-const client = new pg.Client(${JSON.stringify({ ...postgres, database: analyticsDatabase })})
-await client.connect()
-await client.query('DELETE FROM raw.patient WHERE "PatNum" = ANY($1::bigint[])', [${JSON.stringify(keys)}])
-await client.end()
-`
-    )
-    return `node ${script}`
-  })
 
 describe("npm run validate: the clinic's rows downstream", () => {
   layer(Layer.mergeAll(TestDatabases.layer, NodeContext.layer), { excludeTestServices: true })((it) => {
@@ -49,7 +21,9 @@ describe("npm run validate: the clinic's rows downstream", () => {
         const keys = (yield* sql<{ k: string }>`SELECT CAST(PatNum AS CHAR) AS k FROM patient ORDER BY PatNum LIMIT 10 OFFSET 10`).map((r) => r.k)
         const reports = path.join(cwd, "reports")
         const result = yield* runCli(
-          ["validate", "--pipeline-command", yield* lossyPipeline(cwd, names.analytics, keys), "--report-dir", reports, "--junit", path.join(cwd, "junit.xml")],
+          ["validate", "--pipeline-command", yield* pipelineThenInAnalytics(cwd, names, "lossy-pipeline", [
+            { sql: 'DELETE FROM raw.patient WHERE "PatNum" = ANY($1::bigint[])', params: [keys] }
+          ]), "--report-dir", reports, "--junit", path.join(cwd, "junit.xml")],
           { env: { ETL_ENVIRONMENT: "test" }, cwd }
         )
         expect(result.code).toBe(1)

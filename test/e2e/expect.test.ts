@@ -3,44 +3,23 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
+import { pipelineThenInAnalytics } from "../support/externalPipelines.ts"
 import { markedRows } from "../support/site.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
-const repository = fileURLToPath(new URL("../..", import.meta.url))
-
 /**
- * A pipeline written elsewhere with its own convention and one defect: it runs this repository's `pipeline`, then,
- * as the analytics account, writes '0001-01-01' where the seeded patients' zero birthdates became NULL, and
- * 'X' into one seeded patient's first name. Only seeded rows (their LName carries the marker) are touched.
+ * A pipeline written elsewhere with its own convention and one defect: after this repository's `pipeline`, it writes
+ * '0001-01-01' where the seeded patients' zero birthdates became NULL, and 'X' into one seeded patient's first name.
+ * Only seeded rows (their LName carries the marker) are touched.
  */
+const seeded = `"LName" LIKE 'E2E!_TEST!_%' ESCAPE '!'`
 const pipelineWithConventions = (cwd: string, names: TestDatabases.TestDatabaseSet) =>
-  Effect.promise(async () => {
-    const script = path.join(cwd, "own-conventions-pipeline.mjs")
-    const { postgres } = TestDatabases.testServers
-    const { loader } = TestDatabases.accountsOf(names)
-    const connection = { host: postgres.host, port: postgres.port, database: names.analytics, user: loader.user, password: loader.password }
-    await fs.writeFile(
-      script,
-      `import { spawnSync } from "node:child_process"
-import { createRequire } from "node:module"
-const repository = ${JSON.stringify(repository)}
-const pg = createRequire(repository + "package.json")("pg")
-const copy = spawnSync(process.execPath, ["--import", repository + "node_modules/tsx/dist/loader.mjs", repository + "src/programs/main.ts",
-  "pipeline", "--tables", process.argv.slice(2).join(",")], { stdio: "inherit" })
-if (copy.status !== 0) process.exit(copy.status ?? 1)
-const client = new pg.Client(${JSON.stringify(connection)})
-await client.connect()
-const seeded = "\\"LName\\" LIKE 'E2E!_TEST!_%' ESCAPE '!'"
-await client.query('UPDATE raw.patient SET "Birthdate" = \\'0001-01-01\\' WHERE "Birthdate" IS NULL AND ' + seeded)
-await client.query('UPDATE raw.patient SET "FName" = \\'X\\' WHERE "PatNum" = (SELECT min("PatNum") FROM raw.patient WHERE ' + seeded + ')')
-await client.end()
-`
-    )
-    return `node ${script}`
-  })
+  pipelineThenInAnalytics(cwd, names, "own-conventions-pipeline", [
+    { sql: `UPDATE raw.patient SET "Birthdate" = '0001-01-01' WHERE "Birthdate" IS NULL AND ${seeded}` },
+    { sql: `UPDATE raw.patient SET "FName" = 'X' WHERE "PatNum" = (SELECT min("PatNum") FROM raw.patient WHERE ${seeded})` }
+  ])
 
 const jsonReportIn = (directory: string) =>
   Effect.promise(async () => {
