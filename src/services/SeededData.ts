@@ -290,17 +290,18 @@ export const make = Effect.gen(function* () {
                 reason: `the table has a unique key (${unique.name}) besides its primary key: a REPLACE could delete a clinic row that shares it, so its rows are not changed`
               })
             }
-            const sql = writer.sql
-            for (const rowKey of seeded.get(table) as Array<string>) {
-              const [row] = yield* sql.unsafe<Record<string, unknown>>(
-                `SELECT * FROM ${escapeIdentifier(table)} WHERE ${escapeIdentifier(key)} = ? AND CAST(${escapeIdentifier(marker)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}'`,
-                [rowKey, markerPattern(runId, table)]
-              )
-              if (row === undefined) continue
-              const changed: Record<string, unknown> = { ...row, [changedColumns[table]]: `changed ${round}` }
-              if (Option.isSome(shape.watermark)) delete changed[shape.watermark.value]
-              yield* sql`REPLACE INTO ${sql(table)} ${sql.insert(changed)}`.raw
-            }
+            const keys = seeded.get(table) as Array<string>
+            if (keys.length === 0) return
+            // One statement per table: the rows are read and written again by the server, the change column left
+            // out so it stamps them; INSERT ... SELECT from the same table goes through a temporary table in MySQL.
+            const columns = shape.columns.map((c) => c.name).filter((c) => !Option.contains(shape.watermark, c))
+            yield* writer.sql.unsafe(
+              `REPLACE INTO ${escapeIdentifier(table)} (${columns.map(escapeIdentifier).join(", ")})
+               SELECT ${columns.map((c) => (c === changedColumns[table] ? "?" : escapeIdentifier(c))).join(", ")} FROM ${escapeIdentifier(table)}
+                WHERE ${escapeIdentifier(key)} IN (${keys.map(() => "?").join(",")})
+                  AND CAST(${escapeIdentifier(marker)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}'`,
+              [`changed ${round}`, ...keys, markerPattern(runId, table)]
+            ).raw
           }).pipe(seedFailure(writer, `changing the run's ${table} rows`))
         ).pipe(Effect.asVoid)
       const acquire = Effect.gen(function* () {

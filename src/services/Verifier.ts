@@ -204,10 +204,9 @@ export const make = Effect.gen(function* () {
   }
 
   /** `rejectedIn`: the analytics table that records rejected rows, when the expectations name one and it exists. */
-  const verifyCase = (runId: string, rejectedIn: string | undefined, recorded: boolean, expectations: Expectations, given: SeededCase) =>
+  const verifyCase = (runId: string, rejectedIn: string | undefined, recorded: boolean, expectations: Expectations, shape: TableShape, given: SeededCase) =>
     Effect.gen(function* () {
       const { sql, settings } = analytics
-      const shape = yield* naming(source.settings)(catalog.describe(source, given.table))
       const dataType = shape.columns.find((c) => c.name === given.case.column)?.dataType ?? ""
       const seeded = { ...given, case: expectedUnder(given.case, columnExpectation(expectations, given.table, given.case.column).zeroDates, dataType) }
       const { column, expected } = seeded.case
@@ -248,7 +247,10 @@ export const make = Effect.gen(function* () {
       ? [{ n: 0 }]
       : yield* naming(settings)(sql<{ n: number }>`
           SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${rejectedIn}`)
-    return yield* Effect.forEach(cases, (c) => verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, expectations, c))
+    // Each table is described once, not once per case.
+    const shapes = new Map<string, TableShape>()
+    for (const table of new Set(cases.map((c) => c.table))) shapes.set(table, yield* naming(source.settings)(catalog.describe(source, table)))
+    return yield* Effect.forEach(cases, (c) => verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, expectations, shapes.get(c.table) as TableShape, c))
   })
 
   return { verify, verifyMalformed } satisfies VerifierService

@@ -4,9 +4,8 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
-import { markedRows } from "../support/site.ts"
+import { markedRows, preparedSite } from "../support/site.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))
@@ -19,17 +18,6 @@ const jsonReportIn = (directory: string) =>
     return JSON.parse(await fs.readFile(path.join(directory, files[0] as string), "utf8"))
   })
 
-/** A small generated clinic, already copied by the pipeline, and a working directory with its `.env_test`. */
-const preparedSite = (settings: Record<string, string> = {}) =>
-  Effect.gen(function* () {
-    const names = yield* TestDatabases.TestDatabases
-    const { sql } = yield* TestDatabases.SourceAdmin
-    yield* createGeneratedOpenDental(sql, { patients: 50, engine: "InnoDB" })
-    const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", ...settings }) })
-    const load = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
-    expect(load.code).toBe(0)
-    return cwd
-  })
 
 /** What the failing table's command prints: a long log with its cause in the middle, on stderr. */
 const failingOutput = {
@@ -85,7 +73,7 @@ describe("validate --pipeline-command with another team's pipeline", () => {
   layer(testLayer, { excludeTestServices: true })((it) => {
     it.scoped("{table} runs the command per table: the failed table shows its cause in whole lines, the others pass", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite()
+        const cwd = yield* preparedSite({ patients: 50 })
         const script = yield* perTablePipeline(cwd)
         const reports = path.join(cwd, "reports")
         const result = yield* runCli(
@@ -138,7 +126,7 @@ describe("validate --pipeline-command with another team's pipeline", () => {
     it.scoped("--pipeline-env clean passes only PATH, HOME and the variables named in ETL_PIPELINE_ENV", () =>
       Effect.gen(function* () {
         const { mysql } = TestDatabases.testServers
-        const cwd = yield* preparedSite({ ETL_PIPELINE_ENV: "DBT_TARGET" })
+        const cwd = yield* preparedSite({ patients: 50, settings: { ETL_PIPELINE_ENV: "DBT_TARGET" } })
         const record = path.join(cwd, "seen.json")
         const script = yield* curiousPipeline(cwd, record)
         // All three are in the harness's own environment.

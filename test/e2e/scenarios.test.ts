@@ -4,9 +4,8 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
-import { markedRows } from "../support/site.ts"
+import { runCli } from "../support/cli.ts"
+import { markedRows, preparedSite } from "../support/site.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))
@@ -44,10 +43,8 @@ describe("validate --scenario boundary and concurrent", () => {
     it.scoped("both batches arrive through the built-in pipeline; a strict '>' on the watermark loses the second, named by key", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 50, engine: "MyISAM" })
-        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+        const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
         const env = { ETL_ENVIRONMENT: "test" }
-        expect((yield* runCli(["pipeline"], { env, cwd })).code).toBe(0)
 
         const builtIn = yield* runCli(["validate", "--scenario", "boundary", "--report-dir", path.join(cwd, "built-in")], { env, cwd })
         expect(builtIn.stderr).toBe("")
@@ -81,11 +78,8 @@ describe("validate --scenario boundary and concurrent", () => {
 
     it.scoped("concurrent: rows the seeder rewrites while the built-in pipeline runs hold their last values everywhere after one more run", () =>
       Effect.gen(function* () {
-        const names = yield* TestDatabases.TestDatabases
-        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 50, engine: "MyISAM" })
-        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+        const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
         const env = { ETL_ENVIRONMENT: "test" }
-        expect((yield* runCli(["pipeline"], { env, cwd })).code).toBe(0)
         const result = yield* runCli(["validate", "--scenario", "concurrent", "--report-dir", path.join(cwd, "reports")], { env, cwd })
         expect(result.stderr).toBe("")
         expect(result.code).toBe(0)

@@ -3,10 +3,9 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
-import { markedRows } from "../support/site.ts"
+import { markedRows, preparedSite } from "../support/site.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 
@@ -19,17 +18,6 @@ const jsonReportIn = (directory: string) =>
   })
 
 const validateLayer = Layer.mergeAll(TestDatabases.layer, NodeContext.layer)
-
-/** A generated source already copied by the pipeline, and a working directory with its `.env_test`. */
-const preparedSite = Effect.gen(function* () {
-  const names = yield* TestDatabases.TestDatabases
-  const { sql } = yield* TestDatabases.SourceAdmin
-  yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
-  const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
-  const load = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
-  expect(load.code).toBe(0)
-  return cwd
-})
 
 /** Collateral snapshot tables in the replica and in analytics. */
 const snapshotTablesLeft = Effect.gen(function* () {
@@ -55,7 +43,7 @@ describe("npm run validate", () => {
   layer(validateLayer, { excludeTestServices: true })((it) => {
     it.scoped("passes on a healthy pipeline, reports every field, and leaves no marker row and the clinic's rows as they were", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const before = yield* markedRows
         const result = yield* runCli(["validate", "--junit", path.join(cwd, "junit.xml"), "--report-dir", path.join(cwd, "reports")], {
           env: { ETL_ENVIRONMENT: "test" },
@@ -107,7 +95,7 @@ describe("npm run validate", () => {
 
     it.scoped("fails with exit 1 when analytics holds another value, naming table, key and column; still deletes the rows", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const names = yield* TestDatabases.TestDatabases
         const pg = yield* TestDatabases.postgresAdmin(names.analytics)
         // The trigger goes with the test: the other tests of this file share the analytics database.
@@ -129,7 +117,7 @@ describe("npm run validate", () => {
 
     it.scoped("Ctrl-C in the middle of the pipeline step deletes the seeded rows before the process exits", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const command = yield* blockingPipeline(cwd)
         const cli = yield* startCli(["validate", "--pipeline-command", command], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         yield* cli.waitFor("external pipeline started: carrier patient appointment procedurelog")
@@ -144,7 +132,7 @@ describe("npm run validate", () => {
     it.scoped("--scenario malformed reports each value converted or rejected by table, key and column; nothing half-loaded or left", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const before = yield* markedRows
         const reports = path.join(cwd, "reports")
         const result = yield* runCli(["validate", "--scenario", "malformed", "--report-dir", reports, "--junit", path.join(cwd, "junit.xml")], {
@@ -185,7 +173,7 @@ describe("npm run validate", () => {
     ] as const)("a reset of the $database connection in the middle of its hop is retried; the run passes and leaves nothing", (held) =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* preparedSite
+        yield* preparedSite()
         const proxy = yield* makeFaultProxy(TestDatabases.testServers[held.server])
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", [held.port]: String(proxy.port) }) })
         const before = yield* markedRows
@@ -201,7 +189,7 @@ describe("npm run validate", () => {
     it.scoped("analytics going down for good fails the run naming it; the source keeps no test row, and sweep finishes once it is back", () =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* preparedSite
+        yield* preparedSite()
         const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", POSTGRES_ANALYTICS_PORT: String(proxy.port) }) })
         const before = yield* markedRows
@@ -254,7 +242,7 @@ describe("npm run validate", () => {
     )("$signal (twice) during the $step step deletes every seeded row before the process exits", ({ step, signal }) =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.TestDatabases
-        yield* preparedSite
+        yield* preparedSite()
         const held = steps[step]
         const proxy = yield* makeFaultProxy(TestDatabases.testServers[held.server])
         const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", [held.port]: String(proxy.port) }) })
@@ -276,7 +264,7 @@ describe("npm run validate", () => {
 
     it.scoped("after SIGKILL the seeded rows stay in the ledger, and sweep deletes them", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const command = yield* blockingPipeline(cwd)
         const cli = yield* startCli(["validate", "--pipeline-command", command], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         yield* cli.waitFor("external pipeline started")
@@ -321,7 +309,7 @@ describe("npm run validate", () => {
 
     it.scoped("a table the pipeline fails is reported as failed, the others are still verified, and cleanup still runs", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const names = yield* TestDatabases.TestDatabases
         const pg = yield* TestDatabases.postgresAdmin(names.analytics)
         // The drift is undone afterwards: the other tests of this file share the analytics database.
@@ -340,7 +328,7 @@ describe("npm run validate", () => {
 
     it.scoped("a clinic row that changes during the run is an isolation finding, exit 1", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const names = yield* TestDatabases.TestDatabases
         const { mysql } = TestDatabases.testServers
         const script = path.join(cwd, "meddling-pipeline.sh")
@@ -363,7 +351,7 @@ describe("npm run validate", () => {
 
     it.scoped("two validations started together both pass and each deletes only its own rows", () =>
       Effect.gen(function* () {
-        const cwd = yield* preparedSite
+        const cwd = yield* preparedSite()
         const before = yield* markedRows
         const env = { env: { ETL_ENVIRONMENT: "test" }, cwd }
         const [first, second] = yield* Effect.all([runCli(["validate"], env), runCli(["validate"], env)], { concurrency: 2 })

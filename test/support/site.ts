@@ -1,4 +1,6 @@
 import { Effect } from "effect"
+import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { envFileFor, runCli, workingDirectory } from "./cli.ts"
 import * as TestDatabases from "./TestDatabases.ts"
 
 /** The seeded tables and their marker columns. */
@@ -36,3 +38,17 @@ export const markedRows = Effect.gen(function* () {
   }
   return { marked, clinic }
 }).pipe(Effect.scoped)
+
+/**
+ * A generated OpenDental source already copied by the pipeline, and a working directory whose `.env_test` points
+ * at it with no lookback (and any other settings given): where most CLI tests of validate start.
+ */
+export const preparedSite = (options: { readonly patients?: number; readonly engine?: "InnoDB" | "MyISAM"; readonly settings?: Record<string, string> } = {}) =>
+  Effect.gen(function* () {
+    const names = yield* TestDatabases.TestDatabases
+    yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: options.patients ?? 200, engine: options.engine ?? "InnoDB" })
+    const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", ...options.settings }) })
+    const load = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+    if (load.code !== 0) return yield* Effect.die(new Error(`the site's first pipeline run failed (exit ${load.code}): ${load.stderr}`))
+    return cwd
+  })
