@@ -13,7 +13,7 @@ import { mapColumn } from "./typeMap.ts"
  * | integers, year, bit(n > 1) | the number in decimal (`-128`, `18446744073709551615`, year `0000` is `0`) |
  * | bit(1) (boolean in raw) | `0` or `1` |
  * | decimal(p,s) | the number without trailing fractional zeros (`1.50` is `1.5`, `0.00` is `0`) |
- * | float, double | the double's shortest round-trip digits as `[-]0.<digits>e<exponent>` (`0.1` is `0.1e0`, `1e308` is `0.1e309`); a float is widened to double first (exact on both engines); `-0` is `0` |
+ * | float, double | the exact binary value as `[-]<odd integer>p<exponent of two>` (`0.5` is `1p-1`), computed by arithmetic, never by printing (see `mysqlDouble`); a float is widened to double first (exact on both engines); `-0` is `0` |
  * | char, varchar, text family, enum, set | the value's UTF-8 bytes, whatever the column's character set, NUL removed (raw cannot hold NUL: stripped and counted by the loader) |
  * | binary, varbinary, blob family | md5 of the bytes, in hex (a long blob would not fit MySQL's max_allowed_packet inline) |
  * | json | present or NULL only: MariaDB keeps the text as written, jsonb re-orders keys and spacing, and no SQL on both engines prints them alike. The Verifier's row comparison checks json values |
@@ -22,8 +22,9 @@ import { mapColumn } from "./typeMap.ts"
  * | timestamp(p) | seconds since the epoch with six decimals: MySQL's UNIX_TIMESTAMP of a timestamp column reads the stored instant whatever the session's time zone, PostgreSQL's extract(epoch) of a timestamptz likewise; zero NULL |
  * | time | `HH:MM:SS.ffffff` |
  *
- * A row's text concatenates its columns' values each as `<byte length>:<text>`, or `N` for NULL: no value can be
- * mistaken for another or for NULL, and '' (`0:`) is not NULL. Its hash is the first 60 bits of the text's md5 as
+ * A row's text concatenates its columns' values, each `N` for NULL, text as `<byte length>:<text>` (it may hold
+ * any character) and every other type as `<text>;` (its characters never include `;` or `N`; cheaper, as the
+ * value is computed once): no value can be mistaken for another or for NULL, and '' (`0:`) is not NULL. Its hash is the first 60 bits of the text's md5 as
  * an integer; a table's (or a key range's) checksum is the sum of its rows' hashes, so the order of rows does not
  * matter, and its count is taken alongside.
  */
@@ -39,6 +40,8 @@ export interface CanonicalColumn {
   readonly postgresNull: string
   /** The canonical text as a PostgreSQL text. */
   readonly postgres: string
+  /** Text of any characters, framed by its length; other types' texts end with `;`. */
+  readonly anyText: boolean
 }
 
 /** Why a column has no canonical form: a type the type map does not know. */
@@ -54,32 +57,28 @@ const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", 
 const binaryTypes = new Set(["binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"])
 
 /**
- * The shortest round-trip text of a double in either engine's layout (MariaDB `1e308`, `0.0000001`; PostgreSQL
- * `1e+308`, `1e-07`) as `0.<digits>e<exponent>`: both engines print the same shortest digits, only where they
- * put the point and whether they write an exponent differ.
+ * A double's exact binary value as `[-]<odd integer>p<power of two>` (0.1 is `3602879701896397p-55`), by
+ * arithmetic only: both engines compute in IEEE doubles, where scaling by a power of two is exact. Text would not
+ * do: MariaDB prints the double nearest 1e23 as `1e23`, PostgreSQL as `9.999999999999999e+22` (both round-trip).
+ * The estimated exponent may be off by one near a power of two; the scaled value is an integer below 2^55 either
+ * way, and removing its trailing zero bits makes the form unique. The scale is applied in two halves so that
+ * neither a subnormal nor the largest double leaves the range. `v` is the value as a double; `-0` is `0`.
  */
-const mysqlDouble = (t: string) => {
-  const a = `TRIM(LEADING '-' FROM ${t})`
-  const m = `SUBSTRING_INDEX(${a}, 'e', 1)`
-  const exponent = `IF(LOCATE('e', ${a}) > 0, CAST(SUBSTRING_INDEX(${a}, 'e', -1) AS SIGNED), 0)`
-  const integerDigits = `IF(LOCATE('.', ${m}) > 0, LOCATE('.', ${m}) - 1, LENGTH(${m}))`
-  const all = `REPLACE(${m}, '.', '')`
-  const significant = `TRIM(LEADING '0' FROM ${all})`
-  const digits = `TRIM(TRAILING '0' FROM ${significant})`
-  const scale = `${exponent} + ${integerDigits} - (LENGTH(${all}) - LENGTH(${significant}))`
-  return `IF(${digits} = '', '0', CONCAT(IF(LEFT(${t}, 1) = '-', '-', ''), '0.', ${digits}, 'e', ${scale}))`
+const mysqlDouble = (v: string) => {
+  const exponent = `FLOOR(LOG2(ABS(${v})))`
+  const scale = `(53 - ${exponent})`
+  const scaled = `CAST(ABS(${v}) * POW(2, FLOOR(${scale} / 2)) * POW(2, ${scale} - FLOOR(${scale} / 2)) AS UNSIGNED)`
+  const zeros = `BIT_COUNT((${scaled} & (~${scaled} + 1)) - 1)`
+  return `IF(${v} = 0, '0', CONCAT(IF(${v} < 0, '-', ''), ${scaled} >> ${zeros}, 'p', ${exponent} - 53 + ${zeros}))`
 }
 
-const postgresDouble = (t: string) => {
-  const a = `ltrim(${t}, '-')`
-  const m = `split_part(${a}, 'e', 1)`
-  const exponent = `CASE WHEN strpos(${a}, 'e') > 0 THEN split_part(${a}, 'e', 2)::int ELSE 0 END`
-  const integerDigits = `CASE WHEN strpos(${m}, '.') > 0 THEN strpos(${m}, '.') - 1 ELSE length(${m}) END`
-  const all = `replace(${m}, '.', '')`
-  const significant = `ltrim(${all}, '0')`
-  const digits = `rtrim(${significant}, '0')`
-  const scale = `${exponent} + ${integerDigits} - (length(${all}) - length(${significant}))`
-  return `CASE WHEN ${digits} = '' THEN '0' ELSE CASE WHEN left(${t}, 1) = '-' THEN '-' ELSE '' END || '0.' || ${digits} || 'e' || (${scale})::text END`
+const postgresDouble = (v: string) => {
+  const exponent = `floor(ln(abs(${v})) / ln(2))::int`
+  const scale = `(53 - ${exponent})`
+  const scaled = `(abs(${v}) * power(2::float8, ${scale} / 2) * power(2::float8, ${scale} - ${scale} / 2))::bigint`
+  // The lowest set bit is a power of two: its logarithm is within rounding of an integer.
+  const zeros = `round(ln((${scaled} & -${scaled})::float8) / ln(2))::int`
+  return `CASE WHEN ${v} = 0 THEN '0' ELSE CASE WHEN ${v} < 0 THEN '-' ELSE '' END || (${scaled} >> ${zeros})::text || 'p' || (${exponent} - 53 + ${zeros})::text END`
 }
 
 /** A decimal without trailing fractional zeros; `-0` (MySQL can print it) is `0`. */
@@ -99,7 +98,7 @@ const mysqlZeroPart = (c: string) => `(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYO
 export const canonicalColumn = (column: Column, alias?: string): CanonicalColumn | NoCanonicalForm => {
   const my = `${alias === undefined ? "" : `${alias}.`}${escapeIdentifier(column.name)}`
   const pg = `${alias === undefined ? "" : `${alias}.`}${escapePgIdentifier(column.name)}`
-  const plain = { name: column.name, mysqlNull: `${my} IS NULL`, postgresNull: `${pg} IS NULL` }
+  const plain = { name: column.name, mysqlNull: `${my} IS NULL`, postgresNull: `${pg} IS NULL`, anyText: false }
   const binary = (expression: string) => `CAST(${expression} AS BINARY)`
   const type = column.dataType
   if (integerTypes.has(type)) return { ...plain, mysql: binary(my), postgres: `${pg}::text` }
@@ -113,10 +112,10 @@ export const canonicalColumn = (column: Column, alias?: string): CanonicalColumn
     return { ...plain, mysql: binary(mysqlDecimal(`CAST(${my} AS CHAR)`)), postgres: postgresDecimal(`${pg}::text`) }
   }
   if (type === "float" || type === "double" || type === "real") {
-    return { ...plain, mysql: binary(mysqlDouble(`CAST(CAST(${my} AS DOUBLE) AS CHAR)`)), postgres: postgresDouble(`${pg}::float8::text`) }
+    return { ...plain, mysql: binary(mysqlDouble(`CAST(${my} AS DOUBLE)`)), postgres: postgresDouble(`${pg}::float8`) }
   }
   if (textTypes.has(type)) {
-    return { ...plain, mysql: `REPLACE(${binary(`CONVERT(${my} USING utf8mb4)`)}, X'00', '')`, postgres: `${pg}::text` }
+    return { ...plain, mysql: `REPLACE(${binary(`CONVERT(${my} USING utf8mb4)`)}, X'00', '')`, postgres: `${pg}::text`, anyText: true }
   }
   if (binaryTypes.has(type)) return { ...plain, mysql: binary(`MD5(${my})`), postgres: `md5(${pg})` }
   if (type === "json") return { ...plain, mysql: binary("'json'"), postgres: "'json'" }
@@ -138,10 +137,11 @@ export const canonicalColumn = (column: Column, alias?: string): CanonicalColumn
   return new NoCanonicalForm(column.name, type)
 }
 
-/** A column's canonical value as it enters a row's text: `<byte length>:<text>` or `N`. */
-const mysqlPiece = (c: CanonicalColumn) => `IF(${c.mysqlNull}, 'N', CONCAT(LENGTH(${c.mysql}), ':', ${c.mysql}))`
+/** A column's canonical value as it enters a row's text: `N`, `<byte length>:<text>` or `<text>;`. */
+const mysqlPiece = (c: CanonicalColumn) =>
+  `IF(${c.mysqlNull}, 'N', ${c.anyText ? `CONCAT(LENGTH(${c.mysql}), ':', ${c.mysql})` : `CONCAT(${c.mysql}, ';')`})`
 const postgresPiece = (c: CanonicalColumn) =>
-  `CASE WHEN ${c.postgresNull} THEN 'N' ELSE octet_length(${c.postgres})::text || ':' || ${c.postgres} END`
+  `CASE WHEN ${c.postgresNull} THEN 'N' ELSE ${c.anyText ? `octet_length(${c.postgres})::text || ':' || ${c.postgres}` : `${c.postgres} || ';'`} END`
 
 /**
  * A row's hash: 60 bits of the md5 of its text, as an integer (a sum of a billion of them still fits both

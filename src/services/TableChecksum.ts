@@ -174,23 +174,13 @@ export const make = Effect.gen(function* () {
       const canonicals: ReadonlyArray<CanonicalColumn> = yield* canonical("analytics", table, columns)
       const statement = checksumStatement("postgres", `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`, canonicals, range)
       const { sql } = analytics
-      // Canonical texts are UTF-8 and doubles print their shortest round-trip digits only with these settings,
-      // set for this transaction alone.
-      const row = yield* naming("analytics", table)(
-        sql.withTransaction(
-          Effect.gen(function* () {
-            const [encoding] = yield* sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`
-            if (encoding?.encoding !== "UTF8") return { encoding: encoding?.encoding ?? "unknown" }
-            yield* sql`SET LOCAL extra_float_digits = 1`
-            const [sums] = yield* sql.unsafe<ChecksumRow>(statement.sql, statement.params)
-            return { sums }
-          })
-        )
-      )
-      if ("encoding" in row) {
-        return yield* schemaError("analytics", table, `the database's encoding is ${row.encoding}; the checksum compares UTF-8 text`)
+      // Canonical texts are UTF-8: md5 and octet_length of a PostgreSQL text read it in the database's encoding.
+      const [encoding] = yield* naming("analytics", table)(sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
+      if (encoding?.encoding !== "UTF8") {
+        return yield* schemaError("analytics", table, `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`)
       }
-      return Option.some(yield* sums("analytics", table, row.sums))
+      const [row] = yield* naming("analytics", table)(sql.unsafe<ChecksumRow>(statement.sql, statement.params))
+      return Option.some(yield* sums("analytics", table, row))
     })
 
   const stageChecksum = (table: string, stage: Stage, planned: Plan) =>

@@ -95,7 +95,13 @@ const typedRows: ReadonlyArray<Partial<Record<TypedColumn, string>>> = [
   { f: "100", db: "123456789.125" },
   { db: "-1e-7" },
   { t: "''", v4: "''", vb: "X''" },
-  {}
+  {},
+  // Where a double's decimal exponent is decided: just below and at powers of ten, and subnormal.
+  { db: "1e23", f: "1e10" },
+  { db: "999.9999999999999", f: "0.001" },
+  { db: "1000", f: "-100" },
+  { db: "0.001", f: "9.999999e-5" },
+  { db: "4.35e-320" }
 ]
 
 const createTyped = (table: string, key: "with a primary key" | "without a primary key") =>
@@ -157,16 +163,18 @@ describe("TableChecksum", () => {
       )
       expect(differences).toEqual([])
       // The documented conversions hold in the canonical form: zero dates are NULL, '0001-01-01' stays, NUL is gone.
-      const [first, second] = texts.mysql
-      expect([first?.dt, first?.t, first?.db, first?.f]).toEqual([null, "tab\tnew\nline\\ NULhere", "-0.17976931348623157e309", "-0.3402820018375656e39"])
+      const [first, second, third] = texts.mysql
+      expect([first?.dt, first?.t, first?.db]).toEqual([null, "tab\tnew\nline\\ NULhere", "-9007199254740991p971"])
       expect(second?.dt).toBe("0001-01-01")
+      // 0.1 as a float and as a double: each one's exact binary value.
+      expect([third?.f, third?.db]).toEqual(["13421773p-27", "3602879701896397p-55"])
       expect(texts.mysql[4]?.db).toBe("0")
       expect(texts.mysql[14]?.t).toBe("")
       expect(texts.mysql[15]?.t).toBe(null)
 
       const [comparison] = yield* expectStagesInSync(["typed"])
       const sums = ["source", "replication", "analytics"].map((s) => Option.getOrNull(comparison?.stages[s as "source"] ?? Option.none()))
-      expect(sums.map((s) => s?.rows)).toEqual([16, 16, 16])
+      expect(sums.map((s) => s?.rows)).toEqual([21, 21, 21])
       expect(new Set(sums.map((s) => s?.checksum)).size).toBe(1)
     }).pipe(withServices)
   )
