@@ -227,7 +227,8 @@ const streamedWholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
     const { counts, plan } = planFor(l, shape, mappings, null, policy)
     const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
-    const everyRow = tableRows(shape, plan.select)
+    // Every column in order, as the client-side conversion of a table without a key expects them.
+    const everyRow = tableRows(shape)
     const copied = yield* streamedCopy({
       rows: l.replica.streamValues(everyRow.text, everyRow.params),
       batchSize: l.pipeline.batchSize,

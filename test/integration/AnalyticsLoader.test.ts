@@ -42,25 +42,28 @@ const bothHopsWithReplica = (tables: ReadonlyArray<string>) =>
 
 /**
  * Every row of a table without a key in the source, the replica and raw, each column as text in one order: the
- * copies hold the same rows, duplicates included. Columns are text, dates, times and numbers that print alike.
+ * copies hold the same rows, duplicates included. Columns are text, dates and numbers that print alike; a FLOAT
+ * is compared as the double that holds it exactly on both sides.
  */
 const expectSameRowsDownstream = (table: string) =>
   Effect.gen(function* () {
     const names = yield* TestDatabases.TestDatabases
     const admin = yield* TestDatabases.mysqlAdmin
     const columns = (yield* Effect.promise(() =>
-      admin.query(`SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, [
+      admin.query(`SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, [
         names.source,
         table
       ])
-    ))[0] as unknown as ReadonlyArray<{ name: string }>
+    ))[0] as unknown as ReadonlyArray<{ name: string; type: string }>
     const mysqlRows = (database: string) =>
       Effect.promise(async () => {
-        const list = columns.map((c) => `CAST(\`${c.name}\` AS CHAR)`).join(", ")
+        const list = columns.map((c) => (c.type === "float" ? `CAST(CAST(\`${c.name}\` AS DOUBLE) AS CHAR)` : `CAST(\`${c.name}\` AS CHAR)`)).join(", ")
         const [rows] = (await admin.query({ sql: `SELECT ${list} FROM \`${database}\`.\`${table}\``, rowsAsArray: true })) as unknown as [Array<Array<unknown>>]
         return rows.map((r) => JSON.stringify(r)).sort()
       })
-    const raw = yield* analyticsRows(`SELECT json_build_array(${columns.map((c) => `"${c.name}"::text`).join(", ")})::text AS r FROM raw."${table}"`)
+    const raw = yield* analyticsRows(
+      `SELECT json_build_array(${columns.map((c) => (c.type === "float" ? `"${c.name}"::float8::text` : `"${c.name}"::text`)).join(", ")})::text AS r FROM raw."${table}"`
+    )
     const source = yield* mysqlRows(names.source)
     expect(yield* mysqlRows(names.replication)).toEqual(source)
     expect(raw.map((r) => JSON.stringify(JSON.parse(String(r.r)))).sort()).toEqual(source)
@@ -427,9 +430,10 @@ describe("AnalyticsLoader", () => {
   it.scopedLive("a table without a primary key goes through both hops whole, is skipped by both while unchanged, and copied again after a change", () =>
     Effect.gen(function* () {
       const { sql } = yield* TestDatabases.SourceAdmin
-      yield* sql`CREATE TABLE tmpdocument (DocNum bigint, FileName varchar(255), DateCreated datetime, Note text) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
-      yield* sql`INSERT INTO tmpdocument VALUES (1, 'scan 1.jpg', '2020-01-02 03:04:05', 'tab\there'), (1, 'scan 1.jpg', '2020-01-02 03:04:05', 'tab\there'),
-                   (2, 'Zoë.pdf', NULL, NULL), (NULL, NULL, NULL, NULL), (3, 'x-ray\\\\3', '2021-12-31 23:59:59', 'ΩMEGA')`
+      yield* sql`CREATE TABLE tmpdocument (DocNum bigint, FileName varchar(255), DateCreated datetime, Note text, Fee float) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
+      yield* sql`INSERT INTO tmpdocument VALUES (1, 'scan 1.jpg', '2020-01-02 03:04:05', 'tab\there', 0.123456789),
+                   (1, 'scan 1.jpg', '2020-01-02 03:04:05', 'tab\there', 0.123456789), (2, 'Zoë.pdf', NULL, NULL, 16777217),
+                   (NULL, NULL, NULL, NULL, NULL), (3, 'x-ray\\\\3', '2021-12-31 23:59:59', 'ΩMEGA', -1.5)`
       const first = yield* bothHopsWithReplica(["tmpdocument"])
       expect(first.map(([r, a]) => [r.strategy, r.reason, r.rowsRead, a.strategy, a.reason, a.rowsInserted])).toEqual([
         ["full", "first copy", 5, "full", "first load", 5]
