@@ -133,9 +133,12 @@ const runOnReplica = (c: Copier, table: string, stage: ReplicationError["stage"]
 const planFor = (c: Copier, shape: TableShape, watermark: string | null, into: "shadow" | "table") =>
   pagePlan(c.replica, shape, { loadData: c.pipeline.replicaBulkMethod === "load-data", watermark, into })
 
-/** A page that changed the live table's rows gives it the run's generation, in the page's own transaction. */
+/**
+ * A page that changed the live table's rows gives it the run's generation, in the page's own transaction. Only a
+ * page the server reports as touching nothing (no row inserted, none changed) keeps the generation it had.
+ */
 const afterWrite = (state: CopyStatus.CopyState, outcome: WriteOutcome, live: boolean, run: Run): CopyStatus.CopyState =>
-  live && outcome.inserted + outcome.updated > 0 ? { ...state, generation: run.generation } : state
+  live && (outcome.inserted !== 0 || outcome.updated !== 0) ? { ...state, generation: run.generation } : state
 
 /** What a page writer commits with a page, and where the copy stands after it. */
 const pageWrite = <P>(c: Copier, shape: TableShape, run: Run, copy: { readonly target: string; readonly plan: PagePlan; readonly live: boolean }) =>
