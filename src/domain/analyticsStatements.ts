@@ -26,6 +26,19 @@ export const createLoadStatusTable = (schema: string) => `CREATE TABLE IF NOT EX
   updated_at timestamptz NOT NULL DEFAULT now(),
   last_error text)`
 
+/**
+ * Columns later versions added to the load status; `ADD COLUMN IF NOT EXISTS` gives them to a table made by an
+ * earlier version, whose rows read back with them NULL.
+ * - watermark_column: the column `watermark` is a value of (a change column, or an append-only table's key);
+ * - replica_generation / replica_checksum: the replica table as this load found it before reading rows (its
+ *   generation in etl_copy_status, or CHECKSUM TABLE where the replica has no status row for it);
+ * - proof: the evidence behind the last decision, in words.
+ */
+export const completeLoadStatusTable = (schema: string) =>
+  `ALTER TABLE ${qualified(schema, loadStatusTable)} ${["watermark_column", "replica_generation", "replica_checksum", "proof"]
+    .map((column) => `ADD COLUMN IF NOT EXISTS ${column} text`)
+    .join(", ")}`
+
 export const createRejectedRowsTable = (schema: string) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, rejectedRowsTable)} (
   id bigserial PRIMARY KEY,
   run_id text NOT NULL,
@@ -38,15 +51,22 @@ export const createRejectedRowsTable = (schema: string) => `CREATE TABLE IF NOT 
 
 /** One table's load status; binds the table name. */
 export const readLoadStatus = (schema: string) =>
-  `SELECT strategy, status, watermark FROM ${qualified(schema, loadStatusTable)} WHERE table_name = $1`
+  `SELECT strategy, status, watermark, watermark_column AS "watermarkColumn", replica_generation AS "replicaGeneration",
+       replica_checksum AS "replicaChecksum", proof
+  FROM ${qualified(schema, loadStatusTable)} WHERE table_name = $1`
 
-/** Writes one table's load status; binds table, strategy, status, watermark, rows loaded, run id and error. */
+/**
+ * Writes one table's load status; binds table, strategy, status, watermark, rows loaded, run id, error, watermark
+ * column, replica generation, replica checksum and proof.
+ */
 export const upsertLoadStatus = (schema: string) =>
-  `INSERT INTO ${qualified(schema, loadStatusTable)} (table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error)
-VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+  `INSERT INTO ${qualified(schema, loadStatusTable)} (table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error,
+  watermark_column, replica_generation, replica_checksum, proof)
+VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11)
 ON CONFLICT (table_name) DO UPDATE SET strategy = EXCLUDED.strategy, status = EXCLUDED.status,
   watermark = EXCLUDED.watermark, rows_loaded = EXCLUDED.rows_loaded, run_id = EXCLUDED.run_id,
-  updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error`
+  updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error, watermark_column = EXCLUDED.watermark_column,
+  replica_generation = EXCLUDED.replica_generation, replica_checksum = EXCLUDED.replica_checksum, proof = EXCLUDED.proof`
 
 /** Rows set aside in quarantine; binds run id, table, then arrays of keys, columns, values and problems. */
 export const insertRejectedRows = (schema: string) =>
@@ -91,13 +111,19 @@ export const addPrimaryKey = (schema: string, table: string, key: string) =>
   `ALTER TABLE ${qualified(schema, table)} ADD CONSTRAINT ${primaryKeyName(table)} PRIMARY KEY (${escapeIdentifier(key)})`
 
 /**
- * The shadow takes the table's place, in one transaction with the load status. A new table is renamed into place;
- * an existing one is emptied and refilled from the shadow, so the views that depend on it stay valid.
+ * The shadow takes the table's place, in one transaction with the load status. A new table is renamed into place
+ * (with its primary key's name, when it has one); an existing one is emptied and refilled from the shadow, so the
+ * views that depend on it stay valid.
  */
-export const swapShadow = (schema: string, table: string, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean) => {
+export const swapShadow = (
+  schema: string,
+  table: string,
+  mappings: ReadonlyArray<ColumnMapping>,
+  options: { readonly tableExists: boolean; readonly keyed: boolean }
+) => {
   const shadow = shadowOf(table)
   const columns = columnList(mappings)
-  return tableExists
+  return options.tableExists
     ? [
         `TRUNCATE ${qualified(schema, table)}`,
         `INSERT INTO ${qualified(schema, table)} (${columns}) SELECT ${columns} FROM ${qualified(schema, shadow)}`,
@@ -105,7 +131,7 @@ export const swapShadow = (schema: string, table: string, mappings: ReadonlyArra
       ]
     : [
         `ALTER TABLE ${qualified(schema, shadow)} RENAME TO ${escapeIdentifier(table)}`,
-        `ALTER TABLE ${qualified(schema, table)} RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`
+        ...(options.keyed ? [`ALTER TABLE ${qualified(schema, table)} RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`] : [])
       ]
 }
 

@@ -30,9 +30,25 @@ export const allColumns = (shape: TableShape) => shape.columns.map((c) => escape
 
 const selectFrom = (shape: TableShape, select: string) => `SELECT ${select} FROM ${escapeIdentifier(shape.name)}`
 
+/** Whether the table's single-column primary key is an integer: what an append-only copy can follow. */
+export const hasIntegerKey = (shape: TableShape) => {
+  const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
+  return shape.primaryKey.length === 1 && key !== undefined && integerTypes.has(key.dataType)
+}
+
 export const keyIndex = (shape: TableShape) => shape.columns.findIndex((c) => c.name === shape.primaryKey[0])
 
 export const columnIndex = (shape: TableShape, column: string) => shape.columns.findIndex((c) => c.name === column)
+
+/**
+ * Every column in the table's order for a streamed read, which goes through the text protocol: there the server
+ * prints a FLOAT with 6 digits (16777217 comes back as 16777200), so it is read as the DOUBLE that holds it exactly.
+ */
+export const streamedColumns = (shape: TableShape) =>
+  shape.columns.map((c) => (c.dataType === "float" ? `CAST(${escapeIdentifier(c.name)} AS DOUBLE)` : escapeIdentifier(c.name))).join(", ")
+
+/** Every row of the table in one statement, in no particular order: what a table without a key is streamed by. */
+export const tableRows = (shape: TableShape, select = streamedColumns(shape)): PageQuery => ({ text: selectFrom(shape, select), params: [] })
 
 /** The next page of the whole table in primary-key order, after `afterKey`. */
 export const keyOrderPage = (

@@ -79,8 +79,8 @@ const serverField = (column: Column): string | undefined => {
 }
 
 /**
- * The select list that makes the source's server write each row as its line of the format above: the key, the
- * line, then the watermark when one is given (incremental pages are positioned by it). Reading 67 typed values a row was the full copy's bottleneck on the client's one core; now it reads one
+ * The select list that makes the source's server write each row as its line of the format above: the key (NULL
+ * for a table without one), the line, then the watermark when one is given (incremental pages are positioned by it). Reading 67 typed values a row was the full copy's bottleneck on the client's one core; now it reads one
  * string. Null when a column's type (binary, bit) needs the client's encoding: the table is encoded by
  * `encodeLoadDataRows` instead.
  */
@@ -88,5 +88,6 @@ export const serverLoadDataSelect = (shape: TableShape, watermark: string | null
   const fields = shape.columns.map(serverField)
   if (fields.some((f) => f === undefined)) return null
   const line = String.raw`CONCAT_WS('\t', ${fields.map((f) => String.raw`IFNULL(${f}, '\\N')`).join(", ")})`
-  return `${escapeIdentifier(shape.primaryKey[0] as string)}, ${line} AS etl_line${watermark === null ? "" : `, ${escapeIdentifier(watermark)}`}`
+  const key = shape.primaryKey[0] === undefined ? "NULL" : escapeIdentifier(shape.primaryKey[0])
+  return `${key}, ${line} AS etl_line${watermark === null ? "" : `, ${escapeIdentifier(watermark)}`}`
 }

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import { readAhead, type Rows } from "./readAhead.ts"
 
 /** One page as the writer sees it: its rows, where the copy stood before them and where they end. */
@@ -50,10 +50,41 @@ export const pagedCopy = <P, A, E1, R1, E2, R2>(options: {
           value = yield* options.write({ rows, number: ++number, from: position, to, rowsBefore: rowsRead }, value)
           position = to
           rowsRead += rows.length
-          yield* number % 10 === 0
-            ? Effect.logInfo(`${options.progress}, ${rowsRead} rows read`)
-            : Effect.logDebug(`${options.progress} page ${number}, ${rowsRead} rows read`)
+          yield* logProgress(options.progress, number, rowsRead)
         })
     })
     return { value, position, rowsRead }
+  })
+
+const logProgress = (progress: string, page: number, rowsRead: number) =>
+  page % 10 === 0 ? Effect.logInfo(`${progress}, ${rowsRead} rows read`) : Effect.logDebug(`${progress} page ${page}, ${rowsRead} rows read`)
+
+/**
+ * The same loop over one streamed statement, for a table without a key to page by: the stream is cut into pages of
+ * `batchSize` rows and read on while a page is written, up to the stream's buffer. A page's position is the number
+ * of rows read before it and after it.
+ */
+export const streamedCopy = <A, E1, R1, E2, R2>(options: {
+  readonly rows: Stream.Stream<ReadonlyArray<unknown>, E1, R1>
+  readonly batchSize: number
+  readonly progress: string
+  readonly initial: A
+  readonly write: (page: Page<number>, value: A) => Effect.Effect<A, E2, R2>
+}): Effect.Effect<PagedCopyResult<number, A>, E1 | E2, R1 | R2> =>
+  Effect.gen(function* () {
+    let value = options.initial
+    let rowsRead = 0
+    let number = 0
+    yield* options.rows.pipe(
+      Stream.grouped(options.batchSize),
+      Stream.runForEach((chunk) =>
+        Effect.gen(function* () {
+          const rows = Chunk.toReadonlyArray(chunk)
+          value = yield* options.write({ rows, number: ++number, from: rowsRead, to: rowsRead + rows.length, rowsBefore: rowsRead }, value)
+          rowsRead += rows.length
+          yield* logProgress(options.progress, number, rowsRead)
+        })
+      )
+    )
+    return { value, position: rowsRead, rowsRead }
   })

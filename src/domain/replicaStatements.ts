@@ -56,8 +56,8 @@ export const createReplicaTable = (
     : []
   const definitions = [
     ...shape.columns.map(columnDefinition),
-    `PRIMARY KEY (${shape.primaryKey.map(escapeIdentifier).join(", ")})`,
-    ...watermarkIndex,
+    ...(shape.primaryKey.length === 0 ? [] : [`PRIMARY KEY (${shape.primaryKey.map(escapeIdentifier).join(", ")})`]),
+    ...(shape.primaryKey.length === 0 ? [] : watermarkIndex),
     ...secondary
   ]
   return `CREATE TABLE ${escapeIdentifier(name)} (\n  ${definitions.join(",\n  ")}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
@@ -124,6 +124,23 @@ export const schemaDifferences = (source: TableShape, replica: TableShape): Read
 /** The replica's per-table copy state; a row is updated in the same transaction as the page it describes. */
 export const copyStatusTable = "etl_copy_status"
 
+/**
+ * Columns later versions added, with their declarations: a status table made by an earlier version gains them
+ * (`addedCopyStatusColumns`), and its rows read back with these NULL.
+ * - source_*: the source as the last copy found it just before reading rows (NOW(), UPDATE_TIME, CHECKSUM TABLE),
+ *   what proves the table unchanged next time;
+ * - generation: a new value whenever the replica table's rows may have changed (a page that wrote rows, a swap),
+ *   committed with that page; the analytics hop compares it with the one it loaded;
+ * - proof: the evidence behind the last decision, in words.
+ */
+export const copyStatusAdditions: ReadonlyArray<readonly [column: string, declaration: string]> = [
+  ["source_read_at", "VARCHAR(32) NULL"],
+  ["source_update_time", "VARCHAR(32) NULL"],
+  ["source_checksum", "VARCHAR(32) NULL"],
+  ["generation", "VARCHAR(40) NULL"],
+  ["proof", "TEXT NULL"]
+]
+
 export const createCopyStatusTable = `CREATE TABLE IF NOT EXISTS ${escapeIdentifier(copyStatusTable)} (
   table_name VARCHAR(64) NOT NULL PRIMARY KEY,
   strategy VARCHAR(16) NOT NULL,
@@ -136,27 +153,59 @@ export const createCopyStatusTable = `CREATE TABLE IF NOT EXISTS ${escapeIdentif
   run_id VARCHAR(64) NOT NULL,
   started_at DATETIME(6) NOT NULL,
   updated_at DATETIME(6) NOT NULL,
-  last_error TEXT NULL
+  last_error TEXT NULL,
+  ${copyStatusAdditions.map(([column, declaration]) => `${column} ${declaration}`).join(",\n  ")}
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
 
+/** The status table's columns; binds the replica's database. */
+export const copyStatusColumns = `SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '${copyStatusTable}'`
+
+/** Adds the columns an earlier version's status table lacks. */
+export const addCopyStatusColumns = (missing: ReadonlyArray<string>) =>
+  `ALTER TABLE ${escapeIdentifier(copyStatusTable)} ${copyStatusAdditions
+    .filter(([column]) => missing.includes(column))
+    .map(([column, declaration]) => `ADD COLUMN ${column} ${declaration}`)
+    .join(", ")}`
+
 /** One table's state; binds the table name. */
-export const readCopyStatus = `SELECT strategy, status, watermark, last_key AS lastKey,
-       copy_started_watermark AS copyStartedWatermark, rows_copied AS rowsCopied
+export const readCopyStatus = `SELECT strategy, status, watermark_column AS watermarkColumn, watermark, last_key AS lastKey,
+       copy_started_watermark AS copyStartedWatermark, rows_copied AS rowsCopied, source_read_at AS sourceReadAt,
+       source_update_time AS sourceUpdateTime, source_checksum AS sourceChecksum, generation, proof
   FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+
+/** The generation alone, for the analytics hop; binds the table name. */
+export const readGeneration = `SELECT generation FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
 
 /**
  * Writes one table's state; binds table, strategy, status, watermark column, watermark, last key, start watermark,
- * rows copied, run id and error. `started_at` moves only when another run takes the table over.
+ * rows copied, run id, error, the three source facts, generation and proof. `started_at` moves only when another
+ * run takes the table over.
  */
 export const upsertCopyStatus = `INSERT INTO ${escapeIdentifier(copyStatusTable)}
   (table_name, strategy, status, watermark_column, watermark, last_key, copy_started_watermark, rows_copied,
-   run_id, started_at, updated_at, last_error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)
+   run_id, started_at, updated_at, last_error, source_read_at, source_update_time, source_checksum, generation, proof)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), status = VALUES(status),
   watermark_column = VALUES(watermark_column), watermark = VALUES(watermark), last_key = VALUES(last_key),
   copy_started_watermark = VALUES(copy_started_watermark), rows_copied = VALUES(rows_copied),
   started_at = IF(run_id = VALUES(run_id), started_at, VALUES(started_at)), run_id = VALUES(run_id),
-  updated_at = VALUES(updated_at), last_error = VALUES(last_error)`
+  updated_at = VALUES(updated_at), last_error = VALUES(last_error), source_read_at = VALUES(source_read_at),
+  source_update_time = VALUES(source_update_time), source_checksum = VALUES(source_checksum),
+  generation = VALUES(generation), proof = VALUES(proof)`
+
+/**
+ * The source's clock and its account of a table, in one statement so the two belong together; binds the database
+ * and the table. The time zone is the session's (UTC, see the MySQL client), the same for both.
+ */
+export const tableSnapshot = `SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s') AS readAt, ENGINE AS engine,
+       DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s') AS updateTime, @@myisam_use_mmap AS mmap
+  FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`
+
+/** MySQL 8 answers information_schema from cached statistics (a day old by default) unless the session says not to. */
+export const freshStatistics = "SET SESSION information_schema_stats_expiry = 0"
+
+/** The server's checksum of a table's rows: a live one for MyISAM tables that keep it, otherwise a scan. */
+export const checksumTable = (table: string) => `CHECKSUM TABLE ${escapeIdentifier(table)}`
 
 /** Where a whole copy is built, and where the table it replaces goes for the moment of the swap. */
 export const shadowOf = (table: string) => `${table}__etl_shadow`

@@ -14,25 +14,30 @@ import {
   stagingTableOf,
   swapShadow
 } from "../domain/analyticsStatements.ts"
+import { checksumProof, generationProof } from "../domain/changeProof.ts"
 import { type ConnectionError, type DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
 import {
   firstValue,
+  hasIntegerKey,
   highestWatermark,
   keyOrderPage,
   keyRanges,
   keySpan,
   laterWatermark,
   type PageQuery,
+  tableRows,
   type WatermarkPosition,
   watermarkPage
 } from "../domain/keysetPages.ts"
-import { pagedCopy } from "../domain/pagedCopy.ts"
-import { chooseStrategy, type Decision, storedStrategy, type StoredStrategy } from "../domain/strategy.ts"
+import { type Page, pagedCopy, streamedCopy } from "../domain/pagedCopy.ts"
+import type { Rows } from "../domain/readAhead.ts"
+import { checksumTable, readGeneration } from "../domain/replicaStatements.ts"
+import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts } from "../domain/strategy.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { type ColumnMapping, type ConversionCounts, mapColumn, noConversions } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import * as LoadStatus from "./analytics/loadStatus.ts"
-import { type BadRowPolicy, conversionPlan, type ConvertedPage } from "./analytics/pageConversion.ts"
+import { type BadRowPolicy, conversionPlan, type ConversionPlan, type ConvertedPage } from "./analytics/pageConversion.ts"
 import { inSession as sessionOf, runAll } from "./analytics/sessions.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
@@ -41,7 +46,7 @@ import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients
 import { EtlSettings, type PipelineSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 
-/** "full" is a whole load through a shadow table; see `chooseStrategy`. */
+/** "full" is a whole load through a shadow table, "unchanged" a table not loaded; see `chooseStrategy`. */
 export type LoadStrategy = StoredStrategy
 export type { BadRowPolicy }
 
@@ -104,6 +109,12 @@ interface Loader {
   readonly onAnalytics: ReturnType<typeof failuresOf>
 }
 
+/** The replica table as this load found it before reading rows: what its status records once it completes. */
+interface ReplicaEvidence {
+  readonly generation: string | null
+  readonly checksum: string | null
+}
+
 const readReplica = (l: Loader, table: string, query: PageQuery) =>
   l.retryTransient(l.replica.sql.unsafe(query.text, query.params).values.pipe(l.fromReplica(table, "read")))
 
@@ -113,19 +124,66 @@ const planFor = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMap
   return { counts, plan: conversionPlan(shape, mappings, { watermark, counts, policy, readWhole }) }
 }
 
+type WholePlan = ConversionPlan<LoadError | ConnectionError, never>
+
+/** One page converted and COPYed into the shadow, its rejections kept in quarantine with it. */
+const copyIntoShadow = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, plan: WholePlan, runId: string) => {
+  const shadow = qualified(l.schema, shadowOf(shape.name))
+  return (rows: Rows, done: { readonly loaded: number; readonly rejected: number }) =>
+    Effect.gen(function* () {
+      const converted = yield* plan.convert(rows)
+      yield* l.retryTransient(
+        l.inSession((session) =>
+          Effect.zipRight(
+            converted.loaded > 0 ? session.copyFrom(copyInto(shadow, mappings), converted.text) : Effect.void,
+            l.status.reject(session, shape.name, runId, converted.rejected)
+          )
+        ).pipe(l.onAnalytics(shape.name, "write"))
+      )
+      return { loaded: done.loaded + converted.loaded, rejected: done.rejected + converted.rejected.length }
+    })
+}
+
+/** The shadow takes the table's place in one transaction with the load status: readers see the old rows until it commits. */
+const swapIn = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, runId: string, state: LoadStatus.LoadState) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    const key = shape.primaryKey[0]
+    if (key !== undefined) yield* l.inSession((session) => session.query(addPrimaryKey(l.schema, shadowOf(table), key)))
+    yield* l.inSession((session) =>
+      session.transaction(
+        Effect.zipRight(
+          runAll(session, swapShadow(l.schema, table, mappings, { tableExists, keyed: key !== undefined })),
+          l.status.write(session, table, runId, state)
+        )
+      )
+    ).pipe(l.onAnalytics(table, "swap"))
+  })
+
+/** A whole load that fails leaves no shadow behind: the next one starts afresh. */
+const dropShadowOnError =
+  (l: Loader, shape: TableShape) =>
+  <A, E, R>(load: Effect.Effect<A, E, R>) =>
+    Effect.onError(load, () => Effect.ignore(l.inSession((session) => session.query(dropTableIfExists(l.schema, shadowOf(shape.name))))))
+
+/** How a whole load ends: the followed column's maximum from before the first page, and the replica's evidence. */
+interface WholeEnd {
+  readonly follows: string | null
+  readonly evidence: ReplicaEvidence
+  readonly proof: string
+}
+
 /**
  * Everything into the shadow with COPY, by key ranges read at once (the replica's server computing the lines is
  * the bound), then one transaction swaps it in with the load status: readers see the old rows until that commit.
  */
-const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, policy: BadRowPolicy, runId: string) =>
+const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, policy: BadRowPolicy, runId: string, end: WholeEnd) =>
   Effect.gen(function* () {
     const table = shape.name
-    const shadow = qualified(l.schema, shadowOf(table))
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
-    const startWatermark = Option.isSome(shape.watermark)
-      ? firstValue(yield* readReplica(l, table, highestWatermark(shape, shape.watermark.value)))
-      : null
+    const startWatermark = end.follows === null ? null : firstValue(yield* readReplica(l, table, highestWatermark(shape, end.follows)))
     const { counts, plan } = planFor(l, shape, mappings, null, policy)
+    const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
     const span = yield* readReplica(l, table, keySpan(shape))
     const ranges = keyRanges(shape, firstValue(span, 0), firstValue(span, 1), l.pipeline.loadParallelism)
     const copies = yield* Effect.forEach(
@@ -138,53 +196,81 @@ const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnM
           read: (afterKey) => readReplica(l, table, keyOrderPage(shape, afterKey, l.pipeline.batchSize, plan.select, range.upTo)),
           positionOf: (row) => String(row[plan.keyAt]),
           initial: { loaded: 0, rejected: 0 },
-          write: (page, done) =>
-            Effect.gen(function* () {
-              const converted = yield* plan.convert(page.rows)
-              yield* l.retryTransient(
-                l.inSession((session) =>
-                  Effect.zipRight(
-                    converted.loaded > 0 ? session.copyFrom(copyInto(shadow, mappings), converted.text) : Effect.void,
-                    l.status.reject(session, table, runId, converted.rejected)
-                  )
-                ).pipe(l.onAnalytics(table, "write"))
-              )
-              return { loaded: done.loaded + converted.loaded, rejected: done.rejected + converted.rejected.length }
-            })
+          write: (page, done) => intoShadow(page.rows, done)
         }),
       { concurrency: "unbounded" }
     )
     const sum = (of: (copy: (typeof copies)[number]) => number) => copies.reduce((n, copy) => n + of(copy), 0)
     const loaded = sum((c) => c.value.loaded)
-    yield* l.inSession((session) => session.query(addPrimaryKey(l.schema, shadowOf(table), shape.primaryKey[0] as string)))
-    yield* l.inSession((session) =>
-      session.transaction(
-        Effect.zipRight(
-          runAll(session, swapShadow(l.schema, table, mappings, tableExists)),
-          l.status.write(session, table, runId, { strategy: "whole", status: "complete", watermark: startWatermark, rowsLoaded: loaded })
-        )
-      )
-    ).pipe(l.onAnalytics(table, "swap"))
+    yield* swapIn(l, shape, mappings, tableExists, runId, completeWhole(end, startWatermark, loaded))
     return { rowsRead: sum((c) => c.rowsRead), inserted: loaded, updated: 0, rejected: sum((c) => c.value.rejected), counts, watermarkTo: startWatermark }
-  }).pipe(Effect.onError(() => Effect.ignore(l.inSession((session) => session.query(dropTableIfExists(l.schema, shadowOf(shape.name)))))))
+  }).pipe(dropShadowOnError(l, shape))
+
+const completeWhole = (end: WholeEnd, watermark: string | null, rowsLoaded: number): LoadStatus.LoadState => ({
+  strategy: "whole",
+  status: "complete",
+  watermark,
+  watermarkColumn: end.follows,
+  rowsLoaded,
+  replicaGeneration: end.evidence.generation,
+  replicaChecksum: end.evidence.checksum,
+  proof: end.proof
+})
 
 /**
- * Rows changed since the last load (less the lookback window), page by page: each page is copied into a staging
- * table that lives for its transaction and merged, in one transaction with the load status, so a failure leaves
- * the previous state and a rerun is idempotent.
+ * A replica table without a primary key, whole from one streamed SELECT (one consistent snapshot of the InnoDB
+ * replica, no key needed to page), each page converted and COPYed into the shadow, then the swap.
  */
-const incrementalLoad = (
+const streamedWholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, policy: BadRowPolicy, runId: string, end: WholeEnd) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
+    const { counts, plan } = planFor(l, shape, mappings, null, policy)
+    const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
+    // Every column in order, as the client-side conversion of a table without a key expects them.
+    const everyRow = tableRows(shape)
+    const copied = yield* streamedCopy({
+      rows: l.replica.streamValues(everyRow.text, everyRow.params),
+      batchSize: l.pipeline.batchSize,
+      progress: `${table}: full load`,
+      initial: { loaded: 0, rejected: 0 },
+      write: (page, done) => intoShadow(page.rows, done)
+    }).pipe(l.fromReplica(table, "read"))
+    yield* swapIn(l, shape, mappings, tableExists, runId, completeWhole(end, null, copied.value.loaded))
+    return { rowsRead: copied.rowsRead, inserted: copied.value.loaded, updated: 0, rejected: copied.value.rejected, counts, watermarkTo: null }
+  }).pipe(dropShadowOnError(l, shape))
+
+/** How a continuing load reads its pages and where each page leaves its watermark. */
+interface Continuation<P> {
+  readonly name: string
+  readonly strategy: "incremental" | "append-only"
+  readonly follows: string
+  readonly from: string | null
+  readonly start: P
+  readonly watermark: string | null
+  readonly read: (plan: WholePlan, position: P) => PageQuery
+  readonly positionOf: (plan: WholePlan, row: ReadonlyArray<unknown>) => P
+  readonly watermarkAfter: (watermark: string | null, page: Page<P>) => string | null
+}
+
+/**
+ * Rows past the last load, page by page: each page is copied into a staging table that lives for its transaction
+ * and merged, in one transaction with the load status, so a failure leaves the previous state and a rerun is
+ * idempotent. Pages keep the last completed load's replica evidence: only the load's end records the new one.
+ */
+const continuingLoad = <P>(
   l: Loader,
   shape: TableShape,
   mappings: ReadonlyArray<ColumnMapping>,
-  decision: Extract<Decision, { strategy: "incremental" }>,
+  how: Continuation<P>,
+  previous: LoadStatus.LoadState,
   policy: BadRowPolicy,
-  runId: string
+  runId: string,
+  end: WholeEnd
 ) =>
   Effect.gen(function* () {
     const table = shape.name
-    const { counts, plan } = planFor(l, shape, mappings, decision.watermark, policy)
-    const window = { from: decision.from, lookbackSeconds: l.pipeline.lookbackSeconds }
+    const { counts, plan } = planFor(l, shape, mappings, how.watermark, policy)
     const mergePage = (page: ConvertedPage, state: LoadStatus.LoadState) =>
       l.inSession((session) =>
         session.transaction(
@@ -199,17 +285,24 @@ const incrementalLoad = (
         )
       )
     const copied = yield* pagedCopy({
-      start: null as WatermarkPosition | null,
+      start: how.start,
       batchSize: l.pipeline.batchSize,
-      progress: `${table}: incremental load`,
-      read: (after) => readReplica(l, table, watermarkPage(shape, decision.watermark, window, after, l.pipeline.batchSize, plan.select)),
-      positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
-      initial: { watermark: decision.from, inserted: 0, updated: 0, rejected: 0 },
+      progress: `${table}: ${how.name} load`,
+      read: (position) => readReplica(l, table, how.read(plan, position)),
+      positionOf: (row) => how.positionOf(plan, row),
+      initial: { watermark: how.from, inserted: 0, updated: 0, rejected: 0 },
       write: (page, done) =>
         Effect.gen(function* () {
           const converted = yield* plan.convert(page.rows)
-          const watermark = laterWatermark(done.watermark, page.to?.watermark ?? null)
-          const state = { strategy: "incremental", status: "running", watermark, rowsLoaded: page.rowsBefore + page.rows.length } as const
+          const watermark = how.watermarkAfter(done.watermark, page)
+          const state: LoadStatus.LoadState = {
+            ...previous,
+            strategy: how.strategy,
+            status: "running",
+            watermark,
+            watermarkColumn: how.follows,
+            rowsLoaded: page.rowsBefore + page.rows.length
+          }
           const merged = yield* l.retryTransient(mergePage(converted, state).pipe(l.onAnalytics(table, "merge")))
           const inserted = merged.filter((r) => r.inserted).length
           return {
@@ -222,21 +315,95 @@ const incrementalLoad = (
     })
     const reached = copied.value.watermark
     yield* l.inSession((session) =>
-      l.status.write(session, table, runId, { strategy: "incremental", status: "complete", watermark: reached, rowsLoaded: copied.rowsRead })
+      l.status.write(session, table, runId, {
+        strategy: how.strategy,
+        status: "complete",
+        watermark: reached,
+        watermarkColumn: how.follows,
+        rowsLoaded: copied.rowsRead,
+        replicaGeneration: end.evidence.generation,
+        replicaChecksum: end.evidence.checksum,
+        proof: end.proof
+      })
     )
     return { ...copied.value, rowsRead: copied.rowsRead, counts, watermarkTo: reached }
   })
 
-/** Only a single-column primary key lets rows be merged. */
+/** Rows changed since the last load, less the lookback window, in (watermark, key) order. */
+const incrementalFrom = (
+  l: Loader,
+  shape: TableShape,
+  decision: Extract<Decision, { strategy: "incremental" }>
+): Continuation<WatermarkPosition | null> => {
+  const window = { from: decision.from, lookbackSeconds: l.pipeline.lookbackSeconds }
+  return {
+    name: "incremental",
+    strategy: "incremental",
+    follows: decision.watermark,
+    from: decision.from,
+    start: null,
+    watermark: decision.watermark,
+    read: (plan, after) => watermarkPage(shape, decision.watermark, window, after, l.pipeline.batchSize, plan.select),
+    positionOf: (plan, row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
+    watermarkAfter: (watermark, page) => laterWatermark(watermark, page.to?.watermark ?? null)
+  }
+}
+
+/** Rows above the last key loaded, in key order; updates to loaded rows are the reconcile's job. */
+const appendOnlyFrom = (l: Loader, shape: TableShape, decision: Extract<Decision, { strategy: "append-only" }>): Continuation<string | null> => ({
+  name: "append-only",
+  strategy: "append-only",
+  follows: decision.key,
+  from: decision.from,
+  start: decision.from,
+  watermark: null,
+  read: (plan, afterKey) => keyOrderPage(shape, afterKey, l.pipeline.batchSize, plan.select),
+  positionOf: (plan, row) => String(row[plan.keyAt]),
+  watermarkAfter: (_, page) => page.to
+})
+
+/** A table without a primary key is loaded whole; a composite key is not supported yet. */
 const describeReplica = (l: Loader, table: string) =>
   Effect.gen(function* () {
     const watermark = l.pipeline.watermarkColumns[table]
     const shape = yield* l.catalog
       .describe(l.replica, table, watermark === undefined ? {} : { watermark })
       .pipe(l.fromReplica(table, "read"))
-    if (shape.primaryKey.length === 1) return shape
-    return yield* new SchemaError({ database: "replication", table, problem: "needs a single-column primary key to be merged into analytics" })
+    if (shape.primaryKey.length <= 1) return shape
+    return yield* new SchemaError({
+      database: "replication",
+      table,
+      problem: `has a composite primary key (${shape.primaryKey.join(", ")}); only single-column keys can be merged into analytics`
+    })
   })
+
+/** ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR: a replica without our status table, or with one of an earlier version. */
+const noStatusHere = new Set([1146, 1054])
+
+/**
+ * The replica table's generation in etl_copy_status, read before any row is; where the replica has no status row
+ * for it (filled by something else), its CHECKSUM TABLE instead.
+ */
+const replicaEvidence = (l: Loader, table: string) =>
+  Effect.gen(function* () {
+    const generation = yield* l.replica.sql.unsafe<{ generation: string | null }>(readGeneration, [table]).pipe(
+      Effect.map(([row]) => row?.generation ?? null),
+      Effect.catchIf(
+        (e) => noStatusHere.has((e.cause as { errno?: number } | undefined)?.errno ?? 0),
+        () => Effect.succeed(null)
+      )
+    )
+    if (generation !== null) return { generation, checksum: null } satisfies ReplicaEvidence
+    const [row] = yield* l.replica.sql.unsafe<{ Checksum: string | number | null }>(checksumTable(table))
+    return { generation: null, checksum: row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum) } satisfies ReplicaEvidence
+  }).pipe(l.fromReplica(table, "read"))
+
+const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus.LoadState>): ChangeProof => {
+  const last = Option.getOrNull(previous)
+  return evidence.generation !== null
+    ? generationProof(evidence.generation, last?.replicaGeneration ?? null)
+    : checksumProof(evidence.checksum, last?.replicaChecksum ?? null, "replica table")
+}
 
 /** A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. */
 const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<ColumnMapping>) =>
@@ -254,7 +421,10 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     })
   })
 
-/** The load of one table, in order: its shape, the raw table, its last status, the strategy, the load, the result. */
+/**
+ * The load of one table, in order: its shape, the raw table, its last status, what the replica proves, the
+ * strategy, the load, the result.
+ */
 export const make = Effect.gen(function* () {
   const replica = yield* ReplicationDb
   const analytics = yield* AnalyticsDb
@@ -280,19 +450,45 @@ export const make = Effect.gen(function* () {
     const mappings = shape.columns.map(mapColumn)
     const exists = yield* rawTableExists(l, table, mappings)
     const previous = yield* l.status.read(table).pipe(l.onAnalytics(table, "state"))
-    const decision = chooseStrategy(
-      { hop: "analytics", watermark: Option.getOrNull(shape.watermark), copyExists: exists, columnChanges: [], resumableShadow: false },
-      { full: options.full === true, lookbackSeconds: l.pipeline.lookbackSeconds },
-      Option.getOrNull(previous)
-    )
+    const evidence = yield* replicaEvidence(l, table)
+    const proof = proofFrom(evidence, previous)
+    const strategySettings = { full: options.full === true, lookbackSeconds: l.pipeline.lookbackSeconds, appendOnlyTables: l.pipeline.appendOnlyTables }
+    const facts: TableFacts = {
+      hop: "analytics",
+      table,
+      primaryKey: shape.primaryKey,
+      integerKey: hasIntegerKey(shape),
+      watermark: Option.getOrNull(shape.watermark),
+      copyExists: exists,
+      columnChanges: [],
+      resumableShadow: false,
+      change: proof
+    }
+    const decision = chooseStrategy(facts, strategySettings, Option.getOrNull(previous))
     const strategy = storedStrategy(decision.strategy)
-    const outcome: Loaded = yield* (
-      decision.strategy === "whole"
-        ? wholeLoad(l, shape, mappings, exists, policy, runId)
-        : incrementalLoad(l, shape, mappings, decision, policy, runId)
-    ).pipe(
+    const end: WholeEnd = { follows: followed(facts, strategySettings)?.column ?? null, evidence, proof: proof.says }
+    const loading = Effect.gen(function* () {
+      switch (decision.strategy) {
+        case "unchanged": {
+          const last = Option.getOrThrow(previous)
+          yield* l.inSession((session) =>
+            l.status.write(session, table, runId, { ...last, strategy: "unchanged", status: "complete", rowsLoaded: 0, proof: proof.says })
+          )
+          return { rowsRead: 0, inserted: 0, updated: 0, rejected: 0, counts: noConversions(), watermarkTo: last.watermark } satisfies Loaded
+        }
+        case "whole":
+          return shape.primaryKey.length === 0
+            ? yield* streamedWholeLoad(l, shape, mappings, exists, policy, runId, end)
+            : yield* wholeLoad(l, shape, mappings, exists, policy, runId, end)
+        case "incremental":
+          return yield* continuingLoad(l, shape, mappings, incrementalFrom(l, shape, decision), Option.getOrThrow(previous), policy, runId, end)
+        case "append-only":
+          return yield* continuingLoad(l, shape, mappings, appendOnlyFrom(l, shape, decision), Option.getOrThrow(previous), policy, runId, end)
+      }
+    })
+    const outcome: Loaded = yield* loading.pipe(
       l.onAnalytics(table, "write"),
-      // The status keeps the last completed watermark: a rerun starts again from there.
+      // The status keeps the last completed watermark and evidence: a rerun starts again from there.
       Effect.tapError((error) =>
         Option.match(previous, {
           onNone: () => Effect.void,

@@ -2,6 +2,7 @@ import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
 import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, HashSet, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
+import { openDentalAppendOnlyTables } from "../domain/appendOnlyTables.ts"
 import { isVariableName } from "../domain/externalCommand.ts"
 
 export interface DatabaseSettings {
@@ -35,6 +36,11 @@ export interface PipelineSettings {
   readonly lookbackSeconds: number
   /** Per-table watermark columns that override OpenDental's own (`DateTStamp`, `SecDateTEdit`). */
   readonly watermarkColumns: Readonly<Record<string, string>>
+  /**
+   * Tables whose rows are never updated after insert: each run copies the keys above the last one copied. They
+   * follow their key even when they have a change column (see `followed`).
+   */
+  readonly appendOnlyTables: ReadonlyArray<string>
   /** Copy the source's secondary indexes to the replica (slow bulk loads; for sites that query the replica). */
   readonly replicaSecondaryIndexes: boolean
   /** How a full copy writes pages: `LOAD DATA LOCAL INFILE` (fast; needs local_infile on the server) or INSERTs. */
@@ -217,6 +223,16 @@ const pairs = (name: string, fallback: Readonly<Record<string, string>>) =>
 
 const watermarkColumns = pairs("ETL_WATERMARK_COLUMNS", {})
 
+/** Replaces OpenDental's default list; set empty, it declares no table append-only. */
+const appendOnlyTables = Config.string("ETL_APPEND_ONLY_TABLES").pipe(
+  Config.validate({
+    message: "must be a comma-separated list of table names, or empty for none",
+    validation: (s) => tablesOf(s).every((t) => /^[A-Za-z0-9_$]+$/.test(t))
+  }),
+  Config.map(tablesOf),
+  Config.withDefault<ReadonlyArray<string>>(openDentalAppendOnlyTables)
+)
+
 const variableNames = (text: string) => text.split(",").map((name) => name.trim()).filter((name) => name.length > 0)
 
 /** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
@@ -272,6 +288,7 @@ const settingsConfig = Config.all({
       Config.withDefault(300)
     ),
     watermarkColumns,
+    appendOnlyTables,
     replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false)),
     replicaBulkMethod: Config.literal(...replicaBulkMethods)("ETL_REPLICA_BULK_METHOD").pipe(
       Config.withDefault<ReplicaBulkMethod>("load-data")

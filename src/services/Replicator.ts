@@ -1,17 +1,42 @@
 import { Clock, Context, Effect, Layer, Option } from "effect"
+import {
+  checksumProof,
+  nothingRecorded,
+  type RecordedSource,
+  type SourceSnapshot,
+  updateTimeProof
+} from "../domain/changeProof.ts"
 import { type ConnectionError, ReplicationError, SchemaError } from "../domain/errors.ts"
 import {
   firstValue,
+  hasIntegerKey,
   highestWatermark,
   keyOrderPage,
   laterWatermark,
   type PageQuery,
+  tableRows,
   type WatermarkPosition,
   watermarkPage
 } from "../domain/keysetPages.ts"
-import { type Page, pagedCopy } from "../domain/pagedCopy.ts"
-import { recreateShadow, schemaDifferences, shadowOf, swapShadow } from "../domain/replicaStatements.ts"
-import { chooseStrategy, type Decision, storedStrategy, type StoredStrategy } from "../domain/strategy.ts"
+import { type Page, pagedCopy, streamedCopy } from "../domain/pagedCopy.ts"
+import {
+  checksumTable,
+  freshStatistics,
+  recreateShadow,
+  schemaDifferences,
+  shadowOf,
+  swapShadow,
+  tableSnapshot
+} from "../domain/replicaStatements.ts"
+import {
+  type ChangeProof,
+  chooseStrategy,
+  type Decision,
+  followed,
+  storedStrategy,
+  type StoredStrategy,
+  type TableFacts
+} from "../domain/strategy.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
@@ -19,16 +44,19 @@ import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients
 import { EtlSettings, type PipelineSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import * as CopyStatus from "./replication/copyStatus.ts"
-import { type PagePlan, pagePlan } from "./replication/pageWriters.ts"
+import { type PagePlan, pagePlan, type WriteOutcome } from "./replication/pageWriters.ts"
 import { SourceDb } from "./SourceDb.ts"
 
-/** "full" is a whole copy through a shadow table; see `chooseStrategy`. */
+/** "full" is a whole copy through a shadow table, "unchanged" a table not copied; see `chooseStrategy`. */
 export type Strategy = StoredStrategy
 
 export interface ReplicationResult {
   readonly table: string
   readonly strategy: Strategy
-  /** Why this strategy: first copy, no watermark, schema change, forced, or the last copy's state. */
+  /**
+   * Why this strategy: first copy, schema change, forced, the last copy's state, or what the source's server
+   * proved about the table since the last copy (its UPDATE_TIME or CHECKSUM TABLE).
+   */
   readonly reason: string
   readonly rowsRead: number
   /** Rows inserted plus rows whose values changed; an unchanged re-read row is not written. */
@@ -89,6 +117,13 @@ interface Copier {
   readonly onReplica: ReturnType<typeof failuresOf>
 }
 
+/** One replicate call: its run id, the generation a change it makes gives the table, and the evidence it decided on. */
+interface Run {
+  readonly id: string
+  readonly generation: string
+  readonly proof: string
+}
+
 const readSource = (c: Copier, table: string, query: PageQuery) =>
   c.retryTransient(c.source.sql.unsafe(query.text, query.params).values.pipe(c.fromSource(table, "read")))
 
@@ -98,14 +133,35 @@ const runOnReplica = (c: Copier, table: string, stage: ReplicationError["stage"]
 const planFor = (c: Copier, shape: TableShape, watermark: string | null, into: "shadow" | "table") =>
   pagePlan(c.replica, shape, { loadData: c.pipeline.replicaBulkMethod === "load-data", watermark, into })
 
-/** The page loop of both copies: each page is written with the state that points past it, in one transaction. */
+/**
+ * A page that changed the live table's rows gives it the run's generation, in the page's own transaction. Only a
+ * page the server reports as touching nothing (no row inserted, none changed) keeps the generation it had.
+ */
+const afterWrite = (state: CopyStatus.CopyState, outcome: WriteOutcome, live: boolean, run: Run): CopyStatus.CopyState =>
+  live && (outcome.inserted !== 0 || outcome.updated !== 0) ? { ...state, generation: run.generation } : state
+
+/** What a page writer commits with a page, and where the copy stands after it. */
+const pageWrite = <P>(c: Copier, shape: TableShape, run: Run, copy: { readonly target: string; readonly plan: PagePlan; readonly live: boolean }) =>
+  (page: Page<P>, state: CopyStatus.CopyState, resumeFrom: string) =>
+    Effect.map(
+      c.retryTransient(
+        copy.plan
+          .write(copy.target, page.rows, (outcome) => c.status.write(shape.name, run.id, afterWrite(state, outcome, copy.live, run)))
+          .pipe(c.onReplica(shape.name, "write", resumeFrom))
+      ),
+      (outcome) => ({ outcome, state: afterWrite(state, outcome, copy.live, run) })
+    )
+
+/** The page loop of the keyset copies: each page is written with the state that points past it, in one transaction. */
 const copyPages = <P>(
   c: Copier,
   shape: TableShape,
-  runId: string,
+  run: Run,
   copy: {
     readonly name: string
     readonly target: string
+    /** Pages go into the table readers see (not a shadow): a page that changes rows gives it a new generation. */
+    readonly live: boolean
     readonly plan: PagePlan
     readonly state: CopyStatus.CopyState
     readonly start: P
@@ -114,8 +170,9 @@ const copyPages = <P>(
     readonly advance: (state: CopyStatus.CopyState, page: Page<P>) => CopyStatus.CopyState
     readonly resumeFrom: (state: CopyStatus.CopyState) => string
   }
-) =>
-  pagedCopy({
+) => {
+  const write = pageWrite<P>(c, shape, run, copy)
+  return pagedCopy({
     start: copy.start,
     batchSize: c.pipeline.batchSize,
     progress: `${shape.name}: ${copy.name} copy`,
@@ -123,41 +180,77 @@ const copyPages = <P>(
     positionOf: copy.positionOf,
     initial: { state: copy.state, inserted: 0, updated: 0 },
     write: (page, done) =>
-      Effect.gen(function* () {
-        const state = copy.advance(done.state, page)
-        const outcome = yield* c.retryTransient(
-          copy.plan.write(copy.target, page.rows, c.status.write(shape, runId, state)).pipe(
-            c.onReplica(shape.name, "write", copy.resumeFrom(done.state))
-          )
-        )
-        return { state, inserted: done.inserted + outcome.inserted, updated: done.updated + outcome.updated }
-      })
+      Effect.map(write(page, copy.advance(done.state, page), copy.resumeFrom(done.state)), ({ outcome, state }) => ({
+        state,
+        inserted: done.inserted + outcome.inserted,
+        updated: done.updated + outcome.updated
+      }))
   })
+}
+
+/**
+ * The shadow takes the table's place. RENAME TABLE commits on its own, so the new generation is committed just
+ * before it: a failure between the two makes the analytics hop load the table once more, never skip a change.
+ */
+const swapIn = (c: Copier, shape: TableShape, run: Run, done: CopyStatus.CopyState) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    yield* c.status.write(table, run.id, { ...done, generation: run.generation })
+    const exists = Option.isSome(yield* c.catalog.find(c.replica, table))
+    yield* runOnReplica(c, table, "swap", swapShadow(table, exists))
+    const complete: CopyStatus.CopyState = {
+      ...done,
+      status: "complete",
+      watermark: done.copyStartedWatermark,
+      lastKey: null,
+      generation: run.generation
+    }
+    yield* c.status.write(table, run.id, complete)
+    return complete
+  })
+
+/** The first state of a whole copy, written before its first page. */
+const wholeState = (source: RecordedSource, follows: string | null, copyStartedWatermark: string | null, run: Run, previous: Option.Option<CopyStatus.CopyState>): CopyStatus.CopyState => ({
+  strategy: "whole",
+  status: "running",
+  watermark: null,
+  watermarkColumn: follows,
+  lastKey: null,
+  copyStartedWatermark,
+  rowsCopied: 0,
+  source,
+  generation: Option.match(previous, { onNone: () => null, onSome: (p) => p.generation }),
+  proof: run.proof
+})
 
 /**
  * Whole table into its shadow by primary-key pages, then the atomic swap. An unfinished copy resumes from its
- * last written page. The watermark recorded is the source's maximum from before the first page: rows changed
- * during the copy are newer and the next incremental run takes them.
+ * last written page. The watermark recorded is the source's maximum of the followed column (change column or
+ * append-only key) from before the first page: rows changed during the copy are newer and the next run takes them.
  */
-const wholeCopy = (c: Copier, shape: TableShape, resume: Option.Option<CopyStatus.CopyState>, runId: string) =>
+const wholeCopy = (
+  c: Copier,
+  shape: TableShape,
+  run: Run,
+  from: { readonly resume: Option.Option<CopyStatus.CopyState>; readonly source: RecordedSource; readonly follows: string | null; readonly previous: Option.Option<CopyStatus.CopyState> }
+) =>
   Effect.gen(function* () {
     const table = shape.name
     let state: CopyStatus.CopyState
-    if (Option.isSome(resume)) {
-      state = { ...resume.value, status: "running" }
+    if (Option.isSome(from.resume)) {
+      state = { ...from.resume.value, status: "running" }
       yield* Effect.logInfo(`${table}: resuming the full copy after key ${state.lastKey}, ${state.rowsCopied} rows already copied`)
     } else {
       yield* runOnReplica(c, table, "write", recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes }))
-      const copyStartedWatermark = Option.isSome(shape.watermark)
-        ? firstValue(yield* readSource(c, table, highestWatermark(shape, shape.watermark.value)))
-        : null
-      state = { strategy: "whole", status: "running", watermark: null, lastKey: null, copyStartedWatermark, rowsCopied: 0 }
-      yield* c.status.write(shape, runId, state)
+      const copyStartedWatermark = from.follows === null ? null : firstValue(yield* readSource(c, table, highestWatermark(shape, from.follows)))
+      state = wholeState(from.source, from.follows, copyStartedWatermark, run, from.previous)
+      yield* c.status.write(table, run.id, state)
     }
     const plan = planFor(c, shape, null, "shadow")
-    const copied = yield* copyPages(c, shape, runId, {
+    const copied = yield* copyPages(c, shape, run, {
       name: "full",
       target: shadowOf(table),
+      live: false,
       plan,
       state,
       start: state.lastKey,
@@ -166,12 +259,55 @@ const wholeCopy = (c: Copier, shape: TableShape, resume: Option.Option<CopyStatu
       advance: (s, page) => ({ ...s, lastKey: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => s.lastKey ?? "the first row"
     })
-    const exists = Option.isSome(yield* c.catalog.find(c.replica, table))
-    yield* runOnReplica(c, table, "swap", swapShadow(table, exists))
-    const done = copied.value.state
-    yield* c.status.write(shape, runId, { ...done, status: "complete", watermark: done.copyStartedWatermark, lastKey: null })
-    return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: 0, watermarkTo: done.copyStartedWatermark }
+    const done = yield* swapIn(c, shape, run, copied.value.state)
+    return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: 0, watermarkTo: done.watermark }
   })
+
+/**
+ * A table without a primary key, whole into its shadow from ONE streamed SELECT, then the swap. Without a key no
+ * page can name where it ended: OFFSET pages re-sort the table for every page and lose or repeat rows when it
+ * changes between them (or when rows tie on a long text's sorted prefix). One statement reads one consistent
+ * state (InnoDB's snapshot; MyISAM holds its read lock until the last row, so writers to that table wait, and
+ * concurrent inserts at its end are not seen); memory stays bounded because the driver pauses the socket while
+ * pages are written. A failed copy starts over. Such tables are OpenDental's temp and backup copies, which nobody
+ * writes, and the evidence recorded before the read makes any change during it show up next run.
+ */
+const streamedWholeCopy = (c: Copier, shape: TableShape, run: Run, source: RecordedSource, previous: Option.Option<CopyStatus.CopyState>) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    yield* runOnReplica(c, table, "write", recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes }))
+    const state = wholeState(source, null, null, run, previous)
+    yield* c.status.write(table, run.id, state)
+    const plan = planFor(c, shape, null, "shadow")
+    const write = pageWrite<number>(c, shape, run, { target: shadowOf(table), plan, live: false })
+    const everyRow = tableRows(shape, plan.select)
+    const copied = yield* streamedCopy({
+      rows: c.source.streamValues(everyRow.text, everyRow.params),
+      batchSize: c.pipeline.batchSize,
+      progress: `${table}: full copy`,
+      initial: { state, inserted: 0 },
+      write: (page, done) =>
+        Effect.map(write(page, { ...done.state, rowsCopied: page.to }, "the first row"), (written) => ({
+          state: written.state,
+          inserted: done.inserted + written.outcome.inserted
+        }))
+    }).pipe(c.fromSource(table, "read"))
+    yield* swapIn(c, shape, run, copied.value.state)
+    return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: 0, watermarkTo: null }
+  })
+
+/** Where a continuing copy starts: the last state, now running, recording this run's source facts. */
+const continuing = (previous: CopyStatus.CopyState, strategy: "incremental" | "append-only", follows: string, source: RecordedSource, run: Run): CopyStatus.CopyState => ({
+  ...previous,
+  strategy,
+  status: "running",
+  watermarkColumn: follows,
+  lastKey: null,
+  source,
+  // A status row of an earlier version has no generation: a new one makes the analytics hop load once.
+  generation: previous.generation ?? run.generation,
+  proof: run.proof
+})
 
 /**
  * Rows whose watermark is at or after the last one copied, less the lookback window (late commits carry an older
@@ -181,17 +317,18 @@ const incrementalCopy = (
   c: Copier,
   shape: TableShape,
   decision: Extract<Decision, { strategy: "incremental" }>,
-  previous: CopyStatus.CopyState,
-  runId: string
+  state: CopyStatus.CopyState,
+  run: Run
 ) =>
   Effect.gen(function* () {
     const plan = planFor(c, shape, decision.watermark, "table")
     const window = { from: decision.from, lookbackSeconds: c.pipeline.lookbackSeconds }
-    const copied = yield* copyPages(c, shape, runId, {
+    const copied = yield* copyPages(c, shape, run, {
       name: "incremental",
       target: shape.name,
+      live: true,
       plan,
-      state: { ...previous, strategy: "incremental", status: "running", lastKey: null },
+      state,
       start: null as WatermarkPosition | null,
       read: (after) => watermarkPage(shape, decision.watermark, window, after, c.pipeline.batchSize, plan.select),
       positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
@@ -204,50 +341,128 @@ const incrementalCopy = (
       resumeFrom: (s) => `watermark ${s.watermark}`
     })
     const done = copied.value.state
-    yield* c.status.write(shape, runId, { ...done, status: "complete", lastKey: null })
+    yield* c.status.write(shape.name, run.id, { ...done, status: "complete", lastKey: null })
     return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: copied.value.updated, watermarkTo: done.watermark }
   })
 
-/** Only a single-column primary key lets rows be matched between copies. */
+/**
+ * Rows above the last key copied, in key pages, upserted; each page commits the key it reached. Rows updated
+ * after they were copied are not seen (the reconcile's job), nor, on InnoDB, a row whose lower key commits after
+ * a higher one was copied: OpenDental's MyISAM logs make each insert visible in key order.
+ */
+const appendOnlyCopy = (
+  c: Copier,
+  shape: TableShape,
+  decision: Extract<Decision, { strategy: "append-only" }>,
+  state: CopyStatus.CopyState,
+  run: Run
+) =>
+  Effect.gen(function* () {
+    const plan = planFor(c, shape, null, "table")
+    const copied = yield* copyPages(c, shape, run, {
+      name: "append-only",
+      target: shape.name,
+      live: true,
+      plan,
+      state,
+      start: decision.from,
+      read: (afterKey) => keyOrderPage(shape, afterKey, c.pipeline.batchSize, plan.select),
+      positionOf: (row) => String(row[plan.keyAt]),
+      advance: (s, page) => ({ ...s, watermark: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
+      resumeFrom: (s) => (s.watermark === null ? "the first key" : `after key ${s.watermark}`)
+    })
+    const done = copied.value.state
+    yield* c.status.write(shape.name, run.id, { ...done, status: "complete" })
+    return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: copied.value.updated, watermarkTo: done.watermark }
+  })
+
+/** A table without a primary key is copied whole; a composite key is not supported yet. */
 const describeSource = (c: Copier, table: string) =>
   Effect.gen(function* () {
     const watermark = c.pipeline.watermarkColumns[table]
     const shape = yield* c.catalog
       .describe(c.source, table, watermark === undefined ? {} : { watermark })
       .pipe(c.fromSource(table, "read"))
-    if (shape.primaryKey.length === 1) return shape
+    if (shape.primaryKey.length <= 1) return shape
     return yield* new SchemaError({
       database: "source",
       table,
-      problem:
-        shape.primaryKey.length === 0
-          ? "has no primary key: rows cannot be matched between copies without one, so the table is not copied"
-          : `has a composite primary key (${shape.primaryKey.join(", ")}); only single-column keys are supported`
+      problem: `has a composite primary key (${shape.primaryKey.join(", ")}); only single-column keys are supported`
     })
   })
 
-/** What `chooseStrategy` needs: the replica table's drift, and a shadow a whole copy could resume into. */
-const decide = (c: Copier, shape: TableShape, previous: Option.Option<CopyStatus.CopyState>, full: boolean) =>
+const isMysql8 = (version: string) => !/mariadb/i.test(version) && Number(version.split(".")[0]) >= 8
+
+/** The source's clock and UPDATE_TIME of the table, in one statement; on MySQL 8, bypassing its statistics cache. */
+const sourceSnapshot = (c: Copier, table: string) => {
+  const query = c.source.sql.unsafe<{ readAt: string; engine: string | null; updateTime: string | null; mmap: unknown }>(tableSnapshot, [
+    c.source.settings.database,
+    table
+  ])
+  // A transaction only to hold one connection: the session variable and the query must share it.
+  const fresh = isMysql8(c.source.serverVersion) ? c.source.sql.withTransaction(Effect.zipRight(c.source.sql.unsafe(freshStatistics), query)) : query
+  return fresh.pipe(
+    Effect.map(([row]): SourceSnapshot => ({
+      readAt: row?.readAt ?? "",
+      engine: row?.engine ?? "unknown",
+      updateTime: row?.updateTime ?? null,
+      mmap: Number(row?.mmap) === 1
+    })),
+    c.fromSource(table, "read")
+  )
+}
+
+const sourceChecksum = (c: Copier, table: string) =>
+  c.source.sql
+    .unsafe<{ Checksum: string | number | null }>(checksumTable(table))
+    .pipe(
+      Effect.map(([row]) => (row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum))),
+      c.fromSource(table, "read")
+    )
+
+/**
+ * What `chooseStrategy` needs: the replica table's drift, a shadow a whole copy could resume into, and what the
+ * source proves about the table since the last copy. UPDATE_TIME costs one query; CHECKSUM TABLE costs a scan, so
+ * it is asked only when the time proves nothing and the table would otherwise be copied whole.
+ */
+const decide = (
+  c: Copier,
+  shape: TableShape,
+  previous: Option.Option<CopyStatus.CopyState>,
+  full: boolean,
+  snapshot: SourceSnapshot,
+  checksum: Effect.Effect<string | null, ReplicationError | ConnectionError>
+) =>
   Effect.gen(function* () {
     const existing = yield* c.catalog.find(c.replica, shape.name)
     const unfinished = Option.exists(previous, (p) => p.strategy === "whole" && p.status !== "complete")
-    const shadow = unfinished ? yield* c.catalog.find(c.replica, shadowOf(shape.name)) : Option.none()
+    const shadow = unfinished && shape.primaryKey.length > 0 ? yield* c.catalog.find(c.replica, shadowOf(shape.name)) : Option.none()
     const columnChanges = Option.isSome(existing) ? schemaDifferences(shape, existing.value) : []
-    const decision = chooseStrategy(
-      {
-        hop: "replica",
-        watermark: Option.getOrNull(shape.watermark),
-        copyExists: Option.isSome(existing),
-        columnChanges,
-        resumableShadow: Option.exists(shadow, (s) => schemaDifferences(shape, s).length === 0)
-      },
-      { full, lookbackSeconds: c.pipeline.lookbackSeconds },
-      Option.getOrNull(previous)
-    )
-    return { decision, columnChanges }
+    const settings = { full, lookbackSeconds: c.pipeline.lookbackSeconds, appendOnlyTables: c.pipeline.appendOnlyTables }
+    const facts: TableFacts = {
+      hop: "replica",
+      table: shape.name,
+      primaryKey: shape.primaryKey,
+      integerKey: hasIntegerKey(shape),
+      watermark: Option.getOrNull(shape.watermark),
+      copyExists: Option.isSome(existing),
+      columnChanges,
+      resumableShadow: Option.exists(shadow, (s) => schemaDifferences(shape, s).length === 0),
+      change: { verdict: "unknown", says: "" }
+    }
+    const follow = followed(facts, settings)
+    const recorded = Option.match(previous, { onNone: () => nothingRecorded, onSome: (p) => p.source })
+    const byTime = updateTimeProof(snapshot, recorded)
+    let proof: ChangeProof = byTime
+    if (byTime.verdict === "unknown" && follow === null && recorded.checksum !== null) {
+      const bySum = checksumProof(yield* checksum, recorded.checksum, "source table")
+      proof = { verdict: bySum.verdict, says: `${byTime.says}; ${bySum.says}` }
+    }
+    const decision = chooseStrategy({ ...facts, change: proof }, settings, Option.getOrNull(previous))
+    return { decision, columnChanges, follows: follow?.column ?? null, proof }
   })
 
-/** The copy of one table, in order: its shape, its last state, the strategy, the copy, the result. */
+/** The copy of one table, in order: its shape, its last state, what the source proves, the strategy, the copy. */
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
   const replica = yield* ReplicationDb
@@ -266,19 +481,45 @@ export const make = Effect.gen(function* () {
 
   const replicate = Effect.fn("Replicator.replicate")(function* (table: string, options: ReplicateOptions = {}) {
     const startedAt = yield* Clock.currentTimeMillis
-    const runId = options.runId ?? crypto.randomUUID()
     const shape = yield* describeSource(c, table)
     const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
-    const { decision, columnChanges } = yield* decide(c, shape, previous, options.full === true).pipe(c.onReplica(table, "state"))
+    // Read before any row is: a change made while the copy reads is then seen by the next run.
+    const snapshot = yield* sourceSnapshot(c, table)
+    const checksum = yield* Effect.cached(sourceChecksum(c, table))
+    const { decision, columnChanges, follows, proof } = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(
+      c.onReplica(table, "state")
+    )
+    const run: Run = { id: options.runId ?? crypto.randomUUID(), generation: crypto.randomUUID(), proof: proof.says }
     const strategy = storedStrategy(decision.strategy)
     yield* Effect.annotateCurrentSpan({ table, strategy })
-    const outcome: Copied = yield* (
-      decision.strategy === "whole"
-        ? wholeCopy(c, shape, decision.resume ? previous : Option.none(), runId)
-        : incrementalCopy(c, shape, decision, Option.getOrThrow(previous), runId)
-    ).pipe(
+    const recorded = (withChecksum: boolean) =>
+      Effect.map(withChecksum ? checksum : Effect.succeed(null), (sum): RecordedSource => ({
+        readAt: snapshot.readAt,
+        updateTime: snapshot.updateTime,
+        checksum: sum
+      }))
+    const copy = Effect.gen(function* () {
+      switch (decision.strategy) {
+        case "unchanged": {
+          const last = Option.getOrThrow(previous)
+          yield* c.status.write(table, run.id, { ...last, strategy: "unchanged", status: "complete", lastKey: null, proof: run.proof })
+          return { rowsRead: 0, inserted: 0, updated: 0, watermarkTo: last.watermark } satisfies Copied
+        }
+        case "whole": {
+          // Only a table that nothing can follow is ever proved unchanged by its checksum: the others skip the scan.
+          const source = yield* recorded(follows === null)
+          if (shape.primaryKey.length === 0) return yield* streamedWholeCopy(c, shape, run, source, previous)
+          return yield* wholeCopy(c, shape, run, { resume: decision.resume ? previous : Option.none(), source, follows, previous })
+        }
+        case "incremental":
+          return yield* incrementalCopy(c, shape, decision, continuing(Option.getOrThrow(previous), "incremental", decision.watermark, yield* recorded(false), run), run)
+        case "append-only":
+          return yield* appendOnlyCopy(c, shape, decision, continuing(Option.getOrThrow(previous), "append-only", decision.key, yield* recorded(false), run), run)
+      }
+    })
+    const outcome: Copied = yield* copy.pipe(
       c.onReplica(table, "state"),
-      Effect.tapError((error) => Effect.ignore(c.status.markFailed(shape, runId, error.message)))
+      Effect.tapError((error) => Effect.ignore(c.status.markFailed(table, run.id, error.message)))
     )
     const finishedAt = yield* Clock.currentTimeMillis
     const result: ReplicationResult = {

@@ -10,13 +10,15 @@ import * as Catalog from "../../src/services/Catalog.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import * as Replicator from "../../src/services/Replicator.ts"
+import * as TableChecksum from "../../src/services/TableChecksum.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
 import { withDatabaseBehindProxy } from "../support/faultyLayers.ts"
+import { expectStagesInSync } from "../support/stages.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withBothHops = (pipeline: Partial<PipelineSettings> = {}) =>
   Effect.provide(
-    Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer).pipe(
+    Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, TableChecksum.layer).pipe(
       Layer.provideMerge(Catalog.layer),
       Layer.provideMerge(TestDatabases.layerWith(pipeline))
     )
@@ -30,6 +32,43 @@ const bothHops = (tables: ReadonlyArray<string>, options: AnalyticsLoader.LoadOp
     return yield* Effect.forEach(tables, (table) =>
       Effect.zipRight(replicator.replicate(table, { full: options.full === true }), loader.load(table, options))
     )
+  })
+
+/** Both hops' results per table. */
+const bothHopsWithReplica = (tables: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const replicator = yield* Replicator.Replicator
+    const loader = yield* AnalyticsLoader.AnalyticsLoader
+    return yield* Effect.forEach(tables, (table) => Effect.all([replicator.replicate(table), loader.load(table)]))
+  })
+
+/**
+ * Every row of a table without a key in the source, the replica and raw, each column as text in one order: the
+ * copies hold the same rows, duplicates included. Columns are text, dates and numbers that print alike; a FLOAT
+ * is compared as the double that holds it exactly on both sides.
+ */
+const expectSameRowsDownstream = (table: string) =>
+  Effect.gen(function* () {
+    const names = yield* TestDatabases.TestDatabases
+    const admin = yield* TestDatabases.mysqlAdmin
+    const columns = (yield* Effect.promise(() =>
+      admin.query(`SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, [
+        names.source,
+        table
+      ])
+    ))[0] as unknown as ReadonlyArray<{ name: string; type: string }>
+    const mysqlRows = (database: string) =>
+      Effect.promise(async () => {
+        const list = columns.map((c) => (c.type === "float" ? `CAST(CAST(\`${c.name}\` AS DOUBLE) AS CHAR)` : `CAST(\`${c.name}\` AS CHAR)`)).join(", ")
+        const [rows] = (await admin.query({ sql: `SELECT ${list} FROM \`${database}\`.\`${table}\``, rowsAsArray: true })) as unknown as [Array<Array<unknown>>]
+        return rows.map((r) => JSON.stringify(r)).sort()
+      })
+    const raw = yield* analyticsRows(
+      `SELECT json_build_array(${columns.map((c) => (c.type === "float" ? `"${c.name}"::float8::text` : `"${c.name}"::text`)).join(", ")})::text AS r FROM raw."${table}"`
+    )
+    const source = yield* mysqlRows(names.source)
+    expect(yield* mysqlRows(names.replication)).toEqual(source)
+    expect(raw.map((r) => JSON.stringify(JSON.parse(String(r.r)))).sort()).toEqual(source)
   })
 
 const analyticsRows = (query: string) =>
@@ -235,14 +274,17 @@ describe("AnalyticsLoader", () => {
       const second = yield* bothHops(["appointment", "procedurelog"])
       expect(second.map((r) => [r.table, r.strategy, r.rowsInserted, r.rowsUpdated])).toEqual([
         ["appointment", "incremental", 0, 30],
-        ["procedurelog", "incremental", 0, 0]
+        // An incremental copy does not carry deletes (the reconcile's job): the replica is as it was, and its
+        // generation says so.
+        ["procedurelog", "unchanged", 0, 0]
       ])
       yield* expectAnalyticsMatchesReplica(["appointment"])
 
       const status = analyticsRows(`SELECT table_name, watermark, rows_loaded, status FROM raw.etl_load_status ORDER BY 1`)
       const before = yield* status
+      // Nothing changed in the replica since each table's last load: its generation says so, and nothing is read.
       const rerun = yield* bothHops(tables)
-      expect(rerun.every((r) => r.strategy === "incremental" && r.rowsInserted === 0 && r.rowsUpdated === 0)).toBe(true)
+      expect(rerun.map((r) => [r.table, r.strategy, r.rowsRead])).toEqual(tables.map((t) => [t, "unchanged", 0]))
       expect((yield* status).map((s) => [s.table_name, s.watermark])).toEqual(before.map((s) => [s.table_name, s.watermark]))
     }).pipe(withBothHops({ batchSize: 1000 }))
   )
@@ -385,5 +427,110 @@ describe("AnalyticsLoader", () => {
         yield* expectAnalyticsMatchesReplica(["patient"])
       })
     )
+  )
+
+  it.scopedLive("a table without a primary key goes through both hops whole, is skipped by both while unchanged, and copied again after a change", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* sql`CREATE TABLE tmpdocument (DocNum bigint, FileName varchar(255), DateCreated datetime, Note text, Fee float) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
+      yield* sql`INSERT INTO tmpdocument VALUES (1, 'scan 1.jpg', '2020-01-02 03:04:05', 'tab\there', 0.123456789),
+                   (1, 'scan 1.jpg', '2020-01-02 03:04:05', 'tab\there', 0.123456789), (2, 'Zoë.pdf', NULL, NULL, 16777217),
+                   (NULL, NULL, NULL, NULL, NULL), (3, 'x-ray\\\\3', '2021-12-31 23:59:59', 'ΩMEGA', -1.5)`
+      const first = yield* bothHopsWithReplica(["tmpdocument"])
+      expect(first.map(([r, a]) => [r.strategy, r.reason, r.rowsRead, a.strategy, a.reason, a.rowsInserted])).toEqual([
+        ["full", "first copy", 5, "full", "first load", 5]
+      ])
+      yield* expectSameRowsDownstream("tmpdocument")
+      const keys = yield* analyticsRows(`SELECT conname FROM pg_constraint WHERE conrelid = 'raw.tmpdocument'::regclass`)
+      expect(keys).toEqual([])
+
+      const second = yield* bothHopsWithReplica(["tmpdocument"])
+      expect(second.map(([r, a]) => [r.strategy, r.rowsRead, a.strategy, a.rowsRead, a.reason])).toEqual([
+        ["unchanged", 0, "unchanged", 0, "unchanged since the last load: the replica's generation is the one the last load read"]
+      ])
+
+      yield* expectStagesInSync(["tmpdocument"])
+
+      yield* sql`DELETE FROM tmpdocument WHERE DocNum = 1 LIMIT 1`
+      yield* sql`UPDATE tmpdocument SET Note = 'signed' WHERE DocNum = 2`
+      const third = yield* bothHopsWithReplica(["tmpdocument"])
+      expect(third.map(([r, a]) => [r.strategy, r.rowsRead, a.strategy, a.rowsInserted, a.reason])).toEqual([
+        ["full", 4, "full", 4, "the table has no primary key; it changed since the last load: the replica's generation moved since the last load"]
+      ])
+      yield* expectSameRowsDownstream("tmpdocument")
+      yield* expectStagesInSync(["tmpdocument"])
+    }).pipe(withBothHops({ batchSize: 2 }))
+  )
+
+  it.scopedLive("an append-only table loads only the keys above the last one, in both hops", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* sql`CREATE TABLE securitylog (SecurityLogNum bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, PermType tinyint NOT NULL,
+                   LogText text NOT NULL, LogDateTime datetime NOT NULL) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
+      const log = (n: number) =>
+        sql`INSERT INTO securitylog (PermType, LogText, LogDateTime) SELECT seq % 7, CONCAT('Entry ', seq), '2024-03-01 08:00:00' FROM seq_1_to_${sql.literal(String(n))}`
+      yield* log(6)
+      const first = yield* bothHopsWithReplica(["securitylog"])
+      expect(first.map(([r, a]) => [r.strategy, r.rowsRead, a.strategy, a.rowsInserted, a.watermarkTo])).toEqual([["full", 6, "full", 6, "6"]])
+      yield* log(3)
+      const second = yield* bothHopsWithReplica(["securitylog"])
+      expect(second.map(([r, a]) => [r.strategy, r.rowsRead, r.watermarkTo, a.strategy, a.reason, a.rowsRead, a.rowsInserted, a.watermarkTo])).toEqual([
+        ["append-only", 3, "9", "append-only", "appending after key 6", 3, 3, "9"]
+      ])
+      yield* expectStagesInSync(["securitylog"])
+      const [status] = yield* analyticsRows(`SELECT strategy, watermark, watermark_column FROM raw.etl_load_status WHERE table_name = 'securitylog'`)
+      expect(status).toEqual({ strategy: "append-only", watermark: "9", watermark_column: "SecurityLogNum" })
+    }).pipe(withBothHops({ appendOnlyTables: ["securitylog"], batchSize: 2 }))
+  )
+
+  it.scopedLive("a replica filled by something else is proved unchanged by CHECKSUM TABLE, and loaded again once it changed", () =>
+    Effect.gen(function* () {
+      const names = yield* TestDatabases.TestDatabases
+      const admin = yield* TestDatabases.mysqlAdmin
+      yield* Effect.promise(() =>
+        admin.query(`CREATE TABLE \`${names.replication}\`.definition (DefNum bigint NOT NULL PRIMARY KEY, ItemName varchar(255) NOT NULL) ENGINE=InnoDB;
+                     INSERT INTO \`${names.replication}\`.definition VALUES (1, 'Hygiene'), (2, 'Crown')`)
+      )
+      const loader = yield* AnalyticsLoader.AnalyticsLoader
+      expect(yield* loader.load("definition")).toMatchObject({ strategy: "full", reason: "first load", rowsInserted: 2 })
+      expect(yield* loader.load("definition")).toMatchObject({
+        strategy: "unchanged",
+        rowsRead: 0,
+        reason: "unchanged since the last load: CHECKSUM TABLE of the replica table equals the one recorded at the last copy"
+      })
+      yield* Effect.promise(() => admin.query(`UPDATE \`${names.replication}\`.definition SET ItemName = 'Crown and bridge' WHERE DefNum = 2`))
+      const reloaded = yield* loader.load("definition")
+      expect(reloaded).toMatchObject({ strategy: "full", rowsInserted: 2 })
+      expect(reloaded.reason).toContain("CHECKSUM TABLE of the replica table differs")
+      yield* expectAnalyticsMatchesReplica(["definition"])
+    }).pipe(withBothHops())
+  )
+
+  it.scopedLive("status tables and rows written by an earlier version read back, gain the new columns, and continue", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+      const replica = yield* ReplicationDb
+      const { sql: pg } = yield* AnalyticsDb
+      // The status tables as the previous version created them, owned by the tool's own accounts.
+      yield* replica.sql.unsafe(`CREATE TABLE etl_copy_status (table_name VARCHAR(64) NOT NULL PRIMARY KEY, strategy VARCHAR(16) NOT NULL,
+          status VARCHAR(16) NOT NULL, watermark_column VARCHAR(64) NULL, watermark VARCHAR(32) NULL, last_key VARCHAR(64) NULL,
+          copy_started_watermark VARCHAR(32) NULL, rows_copied BIGINT NOT NULL DEFAULT 0, run_id VARCHAR(64) NOT NULL,
+          started_at DATETIME(6) NOT NULL, updated_at DATETIME(6) NOT NULL, last_error TEXT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`)
+      yield* pg.unsafe(`CREATE TABLE raw.etl_load_status (table_name text PRIMARY KEY, strategy text NOT NULL, status text NOT NULL,
+          watermark text, rows_loaded bigint NOT NULL DEFAULT 0, run_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), last_error text)`)
+      yield* bothHops(["carrier"])
+      // Rows as the previous version wrote them: its words, and none of the new facts.
+      yield* replica.sql`UPDATE etl_copy_status SET strategy = 'full', generation = NULL, source_read_at = NULL, source_update_time = NULL,
+                           source_checksum = NULL, proof = NULL`
+      yield* pg.unsafe(`UPDATE raw.etl_load_status SET strategy = 'full', watermark_column = NULL, replica_generation = NULL, replica_checksum = NULL, proof = NULL`)
+      yield* sql`UPDATE carrier SET CarrierName = 'Renamed', SecDateTEdit = '2031-01-01 00:00:00' WHERE CarrierNum = 3`
+      const [continued] = yield* bothHops(["carrier"])
+      expect(continued).toMatchObject({ strategy: "incremental", rowsUpdated: 1 })
+      expect(continued?.reason).toMatch(/^continuing from watermark /)
+      yield* expectAnalyticsMatchesReplica(["carrier"])
+      const [skipped] = yield* bothHops(["carrier"])
+      expect(skipped).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
+    }).pipe(withBothHops())
   )
 })

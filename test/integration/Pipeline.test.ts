@@ -6,6 +6,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { PipelineLive } from "../../src/layers/Live.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { summary } from "../../src/programs/pipeline.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import * as Pipeline from "../../src/services/Pipeline.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
@@ -30,6 +31,40 @@ describe("Pipeline", () => {
       const comparison = yield* compareReplicaWithAnalytics("patient")
       expect([comparison.missing, comparison.differences]).toEqual([[], []])
     }).pipe(withPipeline())
+  )
+
+  it.scopedLive("a run over tables without a key, an append-only log and OpenDental's own tables succeeds; the next copies nothing into analytics", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      const loaded = yield* createGeneratedOpenDental(sql, { patients: 50, engine: "MyISAM" })
+      yield* sql`CREATE TABLE tmppatient (PatNum bigint, LName varchar(100)) ENGINE=MyISAM`
+      yield* sql`INSERT INTO tmppatient VALUES (1, 'Ng'), (1, 'Ng'), (2, NULL)`
+      yield* sql`CREATE TABLE securitylog (SecurityLogNum bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, LogText text NOT NULL) ENGINE=MyISAM`
+      yield* sql`INSERT INTO securitylog (LogText) VALUES ('signed in'), ('opened chart')`
+      const tables = ["tmppatient", "securitylog", "patient", "appointment", "procedurelog", "carrier"]
+      const pipeline = yield* Pipeline.Pipeline
+      const first = yield* pipeline.run(tables)
+      expect(first.map((r) => [r.table, r.success, r.replication?.strategy, r.analytics?.rowsInserted])).toEqual([
+        ["tmppatient", true, "full", 3],
+        ["securitylog", true, "full", 2],
+        ...tables.slice(2).map((t) => [t, true, "full", loaded[t]])
+      ])
+      yield* sql`INSERT INTO securitylog (LogText) VALUES ('printed statement')`
+      const second = yield* pipeline.run(tables)
+      expect(second.map((r) => [r.table, r.success, r.replication?.rowsWritten, r.analytics?.strategy, r.analytics?.rowsRead])).toEqual([
+        ["tmppatient", true, 0, "unchanged", 0],
+        ["securitylog", true, 1, "append-only", 1],
+        ["patient", true, 0, "unchanged", 0],
+        ["appointment", true, 0, "unchanged", 0],
+        ["procedurelog", true, 0, "unchanged", 0],
+        ["carrier", true, 0, "unchanged", 0]
+      ])
+      expect(second[0]?.replication).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
+      expect(second[1]?.replication).toMatchObject({ strategy: "append-only", rowsRead: 1 })
+      const table = summary(second)
+      expect(table).toContain("unchanged: 0 read, 0 written")
+      expect(table).toContain("append-only: 1 read, 1 written")
+    }).pipe(withPipeline({ appendOnlyTables: ["securitylog"] }))
   )
 
   it.scopedLive("a table whose lock another run holds fails after the bounded wait; the others go on", () =>

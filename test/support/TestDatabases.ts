@@ -206,6 +206,7 @@ export const settingsFor = (
       batchSize: 500,
       lookbackSeconds: 300,
       watermarkColumns: {},
+      appendOnlyTables: [],
       replicaSecondaryIndexes: false,
       replicaBulkMethod: "load-data",
       lockTimeoutSeconds: 60,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { keyOrderPage, keyRanges } from "../../src/domain/keysetPages.ts"
+import { hasIntegerKey, keyOrderPage, keyRanges, tableRows } from "../../src/domain/keysetPages.ts"
 import type { TableShape } from "../../src/domain/tableShape.ts"
 import { column } from "../support/columns.ts"
 
@@ -42,5 +42,17 @@ describe("keyset pages", () => {
       text: "SELECT `id` FROM `t` WHERE `id` > CAST(? AS SIGNED) AND `id` <= CAST(? AS SIGNED) ORDER BY `id` LIMIT ?",
       params: ["10", "20", 500]
     })
+  })
+
+  it("streams a table without a key in one statement, reading a FLOAT as the DOUBLE that holds it exactly", () => {
+    const shape: TableShape = { ...table("bigint", "bigint(20)"), primaryKey: [], columns: [column("Fee", "float", "float"), column("v", "varchar", "varchar(5)")] }
+    expect(tableRows(shape)).toEqual({ text: "SELECT CAST(`Fee` AS DOUBLE), `v` FROM `t`", params: [] })
+  })
+
+  it("only a single-column integer key can be followed by an append-only copy", () => {
+    expect(hasIntegerKey(table("bigint", "bigint(20)"))).toBe(true)
+    expect(hasIntegerKey(table("varchar", "varchar(20)"))).toBe(false)
+    expect(hasIntegerKey({ ...table("bigint", "bigint(20)"), primaryKey: [] })).toBe(false)
+    expect(hasIntegerKey({ ...table("bigint", "bigint(20)"), primaryKey: ["id", "v"] })).toBe(false)
   })
 })

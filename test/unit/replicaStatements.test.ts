@@ -46,6 +46,12 @@ describe("replica statements", () => {
     expect(createReplicaTable("carrier", carrier, { secondaryIndexes: true })).toContain("KEY `CarrierName` (`CarrierName`(10))")
   })
 
+  it("creates the replica of a table without a primary key with no key and no watermark index", () => {
+    const noKey = createReplicaTable("tmppatient", { ...carrier, name: "tmppatient", primaryKey: [] }, { secondaryIndexes: false })
+    expect(noKey).not.toContain("PRIMARY KEY")
+    expect(noKey).not.toContain("etl_watermark")
+  })
+
   it("escapes identifiers the way the MySQL client does", () => {
     const statement = upsertStatement("we`ird", ["id", "na`me"], ["id"], 2)
     expect(statement).toBe(

@@ -2,6 +2,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Ref } from "effect"
 import {
   bookkeepingLock,
+  completeLoadStatusTable,
   createLoadStatusTable,
   createRejectedRowsTable,
   insertRejectedRows,
@@ -19,11 +20,16 @@ export { loadStatusTable, rejectedRowsTable }
 
 export interface LoadState extends PreviousRun {
   readonly rowsLoaded: number
+  /** The replica table as the last completed load found it before reading rows: its generation, or its checksum. */
+  readonly replicaGeneration: string | null
+  readonly replicaChecksum: string | null
+  /** The evidence behind the last decision. */
+  readonly proof: string | null
 }
 
 export interface LoadStatusStore {
   /** The table's last load, creating the bookkeeping tables first if this process has not yet. */
-  readonly read: (table: string) => Effect.Effect<Option.Option<PreviousRun>, SqlError>
+  readonly read: (table: string) => Effect.Effect<Option.Option<LoadState>, SqlError>
   /** On `session`, so it commits with the merge or swap around it. */
   readonly write: (
     session: PostgresSession,
@@ -41,9 +47,20 @@ export interface LoadStatusStore {
   ) => Effect.Effect<void, SqlError>
 }
 
+interface LoadStatusRow {
+  readonly strategy: string
+  readonly status: PreviousRun["status"]
+  readonly watermark: string | null
+  readonly watermarkColumn: string | null
+  readonly replicaGeneration: string | null
+  readonly replicaChecksum: string | null
+  readonly proof: string | null
+}
+
 /**
  * Analytics' `<schema>.etl_load_status` and `etl_rejected_rows`. Making the store runs no DDL: the first read
- * creates the schema (when missing) and both tables, under an advisory lock so two loaders do not race.
+ * creates the schema (when missing) and both tables, or adds the columns a status table of an earlier version
+ * lacks, under an advisory lock so two loaders do not race.
  */
 export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore> =>
   Effect.map(Ref.make(false), (created) => {
@@ -55,6 +72,7 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
             session.query(bookkeepingLock),
             ensureSchema(session, schema),
             session.query(createLoadStatusTable(schema)),
+            session.query(completeLoadStatusTable(schema)),
             session.query(createRejectedRowsTable(schema))
           ],
           { discard: true }
@@ -65,13 +83,30 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
     const read = (table: string) =>
       Effect.zipRight(
         ensure,
-        inSession(analytics)((session) =>
-          session.query<{ strategy: string; status: PreviousRun["status"]; watermark: string | null }>(readLoadStatus(schema), [table])
+        inSession(analytics)((session) => session.query<LoadStatusRow>(readLoadStatus(schema), [table]))
+      ).pipe(
+        Effect.map((r) =>
+          Option.map(
+            Option.fromNullable(r.rows[0]),
+            (row): LoadState => ({ ...row, strategy: fromStored(row.strategy), rowsLoaded: 0 })
+          )
         )
-      ).pipe(Effect.map((r) => Option.map(Option.fromNullable(r.rows[0]), (row) => ({ ...row, strategy: fromStored(row.strategy) }))))
+      )
     const write = (session: PostgresSession, table: string, runId: string, state: LoadState, error: string | null = null) =>
       session
-        .query(upsertLoadStatus(schema), [table, storedStrategy(state.strategy), state.status, state.watermark, state.rowsLoaded, runId, error])
+        .query(upsertLoadStatus(schema), [
+          table,
+          storedStrategy(state.strategy),
+          state.status,
+          state.watermark,
+          state.rowsLoaded,
+          runId,
+          error,
+          state.watermarkColumn,
+          state.replicaGeneration,
+          state.replicaChecksum,
+          state.proof
+        ])
         .pipe(Effect.asVoid)
     const reject = (session: PostgresSession, table: string, runId: string, rejected: ReadonlyArray<Rejection>) =>
       rejected.length === 0

@@ -38,6 +38,7 @@ const convertRows = (
   policy: BadRowPolicy
 ): Effect.Effect<ConvertedPage, DataValidationError> => {
   const keyAt = keyIndex(shape)
+  const keyOf = (row: ReadonlyArray<unknown>) => (keyAt < 0 ? "(no primary key)" : `${shape.primaryKey[0]}=${String(row[keyAt])}`)
   let text = ""
   let loaded = 0
   const rejected: Array<Rejection> = []
@@ -48,7 +49,7 @@ const convertRows = (
     } catch (e) {
       if (!(e instanceof RowConversionFailure)) throw e
       const rejection: Rejection = {
-        key: `${shape.primaryKey[0]}=${String(row[keyAt])}`,
+        key: keyOf(row),
         column: (mappings[e.columnIndex] as ColumnMapping).name,
         value: e.failure.value.slice(0, 1000),
         problem: e.failure.problem
@@ -72,7 +73,8 @@ export interface ConversionPlan<E, R> {
 /**
  * The replica's server writes each row's COPY line when it can convert every column (see `serverCopySelect`);
  * the rows it flags (a NUL to strip, a time to reject) are read again whole with `readWhole` and converted here,
- * so counts and rejections are the type map's own. `counts` adds up the conversions of every page.
+ * so counts and rejections are the type map's own. `counts` adds up the conversions of every page. A table without
+ * a primary key is converted here whole: its flagged rows could not be read again by key.
  */
 export const conversionPlan = <E, R>(
   shape: TableShape,
@@ -85,7 +87,8 @@ export const conversionPlan = <E, R>(
   }
 ): ConversionPlan<E, R> => {
   const { watermark, counts, policy } = options
-  const select = serverCopySelect(mappings, shape.primaryKey[0] as string, watermark)
+  const key = shape.primaryKey[0]
+  const select = key === undefined ? null : serverCopySelect(mappings, key, watermark)
   if (select === null) {
     return {
       select: allColumns(shape),

@@ -19,6 +19,11 @@ export interface MysqlDatabase {
    * there is one (so the load commits with the statements around it).
    */
   readonly loadLocal: (statement: string, payload: Buffer) => Effect.Effect<LoadResult, SqlError.SqlError>
+  /**
+   * One statement's rows as arrays, streamed from a pooled connection of its own: the driver pauses the socket
+   * while the consumer is behind, so memory holds a bounded buffer whatever the result's size.
+   */
+  readonly streamValues: (statement: string, params?: ReadonlyArray<unknown>) => Stream.Stream<ReadonlyArray<unknown>, SqlError.SqlError>
 }
 
 export interface LoadResult {
@@ -90,9 +95,14 @@ const runQuery = (
 
 const rowsOf = <A>(results: unknown): ReadonlyArray<A> => (Array.isArray(results) ? results : [])
 
-const streamQuery = (conn: Mysql.Pool | Mysql.PoolConnection, sql: string, values: ReadonlyArray<unknown>) =>
-  asyncPauseResume<object, SqlError.SqlError>((emit) => {
-    const query = conn.query({ sql, values: values as Array<unknown> }).stream({ highWaterMark: 1024 })
+const streamQuery = <A extends object = object>(
+  conn: Mysql.Pool | Mysql.PoolConnection,
+  sql: string,
+  values: ReadonlyArray<unknown>,
+  rowsAsArray = false
+) =>
+  asyncPauseResume<A, SqlError.SqlError>((emit) => {
+    const query = conn.query({ sql, values: values as Array<unknown>, rowsAsArray }).stream({ highWaterMark: 1024 })
     query.on("error", (cause) => emit.fail(sqlError("Failed to stream statement")(cause)))
     query.on("data", (row) => emit.single(row))
     query.on("end", () => emit.end())
@@ -213,7 +223,9 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
     client.safe = client
     const load = (statement: string, payload: Buffer) =>
       Effect.flatMap(currentLoader, (conn) => conn.loadLocal(statement, payload))
-    return { sql: client as SqlClient.SqlClient, loadLocal: load }
+    const streamValues = (statement: string, params: ReadonlyArray<unknown> = []) =>
+      streamQuery<ReadonlyArray<unknown>>(pool, statement, params, true)
+    return { sql: client as SqlClient.SqlClient, loadLocal: load, streamValues }
   })
 
 /** Opens the pool, proves the server answers (bounded retry), and closes the pool with the scope. */
@@ -247,6 +259,6 @@ export const makeMysqlDatabase = (
         )
       })
     )
-    const { sql, loadLocal } = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
-    return { settings, serverVersion, sql, loadLocal }
+    const { sql, loadLocal, streamValues } = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
+    return { settings, serverVersion, sql, loadLocal, streamValues }
   })

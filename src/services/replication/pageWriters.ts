@@ -20,11 +20,14 @@ export interface WriteOutcome {
   readonly updated: number
 }
 
-/** Writes a page into `target` and commits `commitState` with it: the state never runs ahead of the data. */
+/**
+ * Writes a page into `target` and commits the state `commitState` gives for what the page did, with it: the state
+ * never runs ahead of the data.
+ */
 export type PageWriter = (
   target: string,
   rows: Rows,
-  commitState: Effect.Effect<unknown, SqlError>
+  commitState: (outcome: WriteOutcome) => Effect.Effect<unknown, SqlError>
 ) => Effect.Effect<WriteOutcome, SqlError | ReplicationError>
 
 /** How one copy reads and writes its pages: the select list, where key and watermark sit, and the writer. */
@@ -62,9 +65,9 @@ const upsertValues = (replica: MysqlDatabase, shape: TableShape): PageWriter => 
   replica.sql.withTransaction(
     Effect.gen(function* () {
       const statement = bulkStatement(upsertStatement(target, columnsOf(shape), shape.primaryKey, rows.length), rows.flat())
-      const header = (yield* replica.sql.unsafe(statement).raw) as Header
-      yield* commitState
-      return upsertOutcome(header)
+      const outcome = upsertOutcome((yield* replica.sql.unsafe(statement).raw) as Header)
+      yield* commitState(outcome)
+      return outcome
     })
   )
 
@@ -74,8 +77,9 @@ const loadPayload = (replica: MysqlDatabase, shape: TableShape, payloadOf: (rows
     Effect.gen(function* () {
       const loaded = yield* replica.loadLocal(loadDataStatement(target, columnsOf(shape)), payloadOf(rows))
       yield* checkLoaded(replica, shape, loaded, rows.length, "accepted")
-      yield* commitState
-      return { inserted: loaded.affectedRows, updated: 0 }
+      const outcome = { inserted: loaded.affectedRows, updated: 0 }
+      yield* commitState(outcome)
+      return outcome
     })
   )
 
@@ -90,10 +94,10 @@ const upsertLines = (replica: MysqlDatabase, shape: TableShape): PageWriter => (
       const loaded = yield* replica.loadLocal(loadDataStatement(stagingTableOf(target), columnsOf(shape)), linesOf(rows))
       yield* checkLoaded(replica, shape, loaded, rows.length, "staged")
       const upsert = upsertFromStatement(target, stagingTableOf(target), columnsOf(shape), shape.primaryKey)
-      const header = (yield* replica.sql.unsafe(upsert).raw) as Header
+      const outcome = upsertOutcome((yield* replica.sql.unsafe(upsert).raw) as Header)
       yield* replica.sql.unsafe(dropStagingTable(target))
-      yield* commitState
-      return upsertOutcome(header)
+      yield* commitState(outcome)
+      return outcome
     })
   )
 
