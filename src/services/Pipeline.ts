@@ -87,6 +87,9 @@ export const make = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const timeout = settings.pipeline.lockTimeoutSeconds
   const plan = connectionPlanOf(settings)
+  // The budget is the process's, not one run's: runs at once (validate's concurrent scenario, an embedding service)
+  // share the slots, so the tables in flight never hold more lock connections than the pools can spare.
+  const slots = yield* Effect.makeSemaphore(plan.tableConcurrency)
 
   const runTable = (table: string, options: RunOptions, track: ReturnType<typeof tracker>) =>
     Effect.gen(function* () {
@@ -133,7 +136,7 @@ export const make = Effect.gen(function* () {
           yield* recordMetrics(result)
           yield* track.finished(result)
           return result
-        }),
+        }).pipe(slots.withPermits(1)),
       { concurrency: plan.tableConcurrency }
     )
   })
