@@ -55,50 +55,43 @@ export const etaMs = (progress: RunProgress, now: number): number | undefined =>
   return ((now - progress.startedAt) / done) * (progress.total - done)
 }
 
-export interface ProgressParts {
-  readonly tables: string
-  readonly rows: string
-  readonly elapsed: string
-  readonly eta: string
-  readonly inFlight: ReadonlyArray<string>
-}
-
-const partsOf = (progress: RunProgress, now: number): ProgressParts => {
-  const failed = progress.finished.filter((f) => !f.success).length
-  const eta = etaMs(progress, now)
-  return {
-    tables: `${progress.finished.length}/${progress.total} tables done${failed > 0 ? ` (${failed} failed)` : ""}`,
-    rows: `${count(progress.rows.replica)} rows to the replica, ${count(progress.rows.analytics)} to analytics`,
-    elapsed: duration(now - progress.startedAt),
-    eta: eta === undefined ? "ETA unknown until a table is done" : `ETA ${duration(eta)} by tables done`,
-    inFlight: progress.inFlight
-  }
-}
+const failedOf = (progress: RunProgress) => progress.finished.filter((f) => !f.success).length
 
 /** The periodic log line, whole. */
 export const progressLine = (progress: RunProgress, now: number): string => {
-  const p = partsOf(progress, now)
-  const flying = p.inFlight.length === 0 ? "" : `; in flight: ${p.inFlight.join(", ")}`
-  return `Progress: ${p.tables}, ${p.rows}, ${p.elapsed} elapsed, ${p.eta}${flying}`
+  const failed = failedOf(progress)
+  const eta = etaMs(progress, now)
+  return [
+    `Progress: ${progress.finished.length}/${progress.total} tables done${failed > 0 ? ` (${failed} failed)` : ""}`,
+    `${count(progress.rows.replica)} rows to the replica, ${count(progress.rows.analytics)} to analytics`,
+    `${duration(now - progress.startedAt)} elapsed`,
+    eta === undefined ? "ETA unknown until a table is done" : `ETA ${duration(eta)} by tables done`
+  ].join(", ") + (progress.inFlight.length === 0 ? "" : `; in flight: ${progress.inFlight.join(", ")}`)
 }
 
 /**
- * The live terminal line: the same facts, cut to `width` characters so rewriting it in place never wraps; the
- * tables in flight go last and are the part that is cut ("+N more").
+ * The live terminal line: the same facts, shorter, cut to `width` characters so rewriting it in place never wraps;
+ * the tables in flight go last and are the part that is cut ("+N more").
  */
 export const terminalLine = (progress: RunProgress, now: number, width: number): string => {
-  const p = partsOf(progress, now)
-  const head = `${p.tables} | ${p.rows} | ${p.elapsed}, ${p.eta}`
-  if (p.inFlight.length === 0) return head.slice(0, width)
+  const failed = failedOf(progress)
+  const eta = etaMs(progress, now)
+  const head = [
+    `${progress.finished.length}/${progress.total} tables${failed > 0 ? ` (${failed} failed)` : ""}`,
+    `rows: ${count(progress.rows.replica)} replica, ${count(progress.rows.analytics)} analytics`,
+    `${duration(now - progress.startedAt)}, ETA ${eta === undefined ? "?" : duration(eta)} by tables`
+  ].join(" | ")
+  const inFlight = progress.inFlight
+  if (inFlight.length === 0) return head.slice(0, width)
   const room = width - head.length - " | ".length
   const names: Array<string> = []
-  for (const [i, table] of p.inFlight.entries()) {
-    const rest = p.inFlight.length - i - 1
+  for (const [i, table] of inFlight.entries()) {
+    const rest = inFlight.length - i - 1
     const candidate = [...names, table].join(", ") + (rest > 0 ? `, +${rest} more` : "")
     if (candidate.length > room) break
     names.push(table)
   }
-  const left = p.inFlight.length - names.length
-  const flying = names.length === 0 ? `${p.inFlight.length} in flight` : names.join(", ") + (left > 0 ? `, +${left} more` : "")
+  const left = inFlight.length - names.length
+  const flying = names.length === 0 ? `${inFlight.length} in flight` : names.join(", ") + (left > 0 ? `, +${left} more` : "")
   return `${head} | ${flying}`.slice(0, width)
 }

@@ -245,9 +245,11 @@ let signalsReceived = 0
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () =>
     console.error(
-      signalsReceived++ === 0
-        ? `Received ${signal}: stopping; tables in flight stop after their current page, and test rows a validation seeded are deleted before exit.`
-        : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`
+      // On a terminal the pipeline's live progress line is cleared first, not written after.
+      (process.stderr.isTTY ? "\r\x1b[K" : "") +
+      (signalsReceived++ === 0
+        ? `Received ${signal}: stopping; tables in flight keep their last committed page, and test rows a validation seeded are deleted before exit.`
+        : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`)
     )
   )
 }

@@ -1,4 +1,4 @@
-import { Clock, Console, Duration, Effect, Logger, Ref, Schedule } from "effect"
+import { Clock, Console, Duration, Effect, FiberRef, HashSet, Logger, Ref, Schedule } from "effect"
 import { PipelineFailedError } from "../domain/errors.ts"
 import { duration, progressLine, type RunProgress, startProgress, terminalLine } from "../domain/progress.ts"
 import type { BadRowPolicy } from "../services/AnalyticsLoader.ts"
@@ -102,7 +102,7 @@ export const interruptedSummary = (progress: RunProgress, now: number): string =
     `Interrupted after ${duration(now - progress.startedAt)}: ${progress.finished.length} of ${plural(progress.total, "table")} finished` +
       `${failed.length > 0 ? ` (${failed.length} failed: ${failed.join(", ")})` : ""}, ${count(notStarted)} not started.`,
     progress.inFlight.length > 0
-      ? `Stopped in flight, each kept at its last written page (the next run continues or redoes it): ${progress.inFlight.join(", ")}`
+      ? `Stopped in flight, each kept at its last committed page (the next run continues or redoes it): ${progress.inFlight.join(", ")}`
       : "No table was in flight.",
     ...(progress.finished.length > 0 ? [`Finished: ${progress.finished.map((f) => f.table).join(", ")}`] : [])
   ].join("\n")
@@ -129,12 +129,16 @@ const onTerminal = (progress: Ref.Ref<RunProgress>) =>
       })
     )
     yield* Effect.forkScoped(Effect.repeat(draw, Schedule.spaced(Duration.millis(500))))
-    return Logger.make<unknown, void>((options) => {
-      const redraw = shown
-      if (redraw !== "") process.stderr.write("\r\x1b[K")
-      Logger.defaultLogger.log(options)
-      if (redraw !== "") process.stderr.write(redraw)
-    })
+    // Every logger in place (the CLI's pretty one, OTLP's) still logs; the line is taken away around each entry.
+    return (loggers: HashSet.HashSet<Logger.Logger<unknown, unknown>>) =>
+      HashSet.make(
+        Logger.make<unknown, void>((options) => {
+          const redraw = shown
+          if (redraw !== "") process.stderr.write("\r\x1b[K")
+          HashSet.forEach(loggers, (logger) => logger.log(options))
+          if (redraw !== "") process.stderr.write(redraw)
+        })
+      )
   })
 
 /**
@@ -146,7 +150,7 @@ const showingProgress =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
     if (display === "none") return effect
     if (display === "terminal") {
-      return Effect.scoped(Effect.flatMap(onTerminal(progress), (logger) => Effect.provide(effect, Logger.replace(Logger.defaultLogger, logger))))
+      return Effect.scoped(Effect.flatMap(onTerminal(progress), (aboveTheLine) => Effect.locallyWith(effect, FiberRef.currentLoggers, aboveTheLine)))
     }
     const log = Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Effect.logInfo(progressLine(p, now)))
     return Effect.scoped(

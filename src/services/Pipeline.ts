@@ -43,7 +43,7 @@ export interface PipelineService {
   /**
    * Both hops for each table, ETL_TABLE_CONCURRENCY tables at once within the connection budget; one table's
    * failure does not stop the others. The results are in the order of `tables`. Interrupted, it starts no other
-   * table and stops those in flight after the page they are writing.
+   * table and stops those in flight, each at its last committed page.
    */
   readonly run: (tables: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<ReadonlyArray<TableRun>>
 }

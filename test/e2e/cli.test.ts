@@ -189,6 +189,16 @@ describe("the CLI on a whole clinic", () => {
         }
       })
     )
+
+    it.scoped("validate --tables all is a usage error that says all is the pipeline's and which tables validate seeds, exit 2", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
+        const result = yield* runCli(["validate", "--tables", "all"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(result.code).toBe(2)
+        expect(result.stderr).toContain("--tables: all is for the pipeline (npm run pipeline -- --tables all, or ETL_TABLES=all); validate checks the tables it seeds")
+      })
+    )
   })
 
   layer(cliLayer, { excludeTestServices: true })((it) => {
@@ -249,7 +259,7 @@ describe("the CLI on a whole clinic", () => {
         const result = yield* cli.done
         expect(result.code).toBe(130)
         expect(result.stdout).toMatch(/Interrupted after \S+: 0 of 6 tables finished, 4 not started\./)
-        expect(result.stdout).toContain("Stopped in flight, each kept at its last written page (the next run continues or redoes it): patient, appointment")
+        expect(result.stdout).toContain("Stopped in flight, each kept at its last committed page (the next run continues or redoes it): patient, appointment")
         expect(result.stdout).not.toMatch(/carrier: (full|incremental) copy/)
         // Only the tables in flight reached a server: patient's shadow copy so far, appointment's replica copy.
         expect(yield* clinicTables).toEqual({ replica: ["appointment", "patient__etl_shadow"], raw: [] })
