@@ -153,13 +153,9 @@ const showingProgress =
       return Effect.scoped(Effect.flatMap(onTerminal(progress), (aboveTheLine) => Effect.locallyWith(effect, FiberRef.currentLoggers, aboveTheLine)))
     }
     const log = Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Effect.logInfo(progressLine(p, now)))
-    return Effect.scoped(
-      Effect.gen(function* () {
-        // The first line comes after one interval: a run shorter than that logs only its final line.
-        yield* Effect.forkScoped(Effect.schedule(log, Schedule.spaced(interval)))
-        return yield* Effect.ensuring(effect, log)
-      })
-    )
+    // The first line comes after one interval: a run shorter than that logs only its final line, which comes once
+    // the ticking has stopped.
+    return Effect.scoped(Effect.zipRight(Effect.forkScoped(Effect.schedule(log, Schedule.spaced(interval))), effect)).pipe(Effect.ensuring(log))
   }
 
 const listed = (tables: ReadonlyArray<string>) => (tables.length <= 12 ? tables.join(", ") : `${tables.length} tables`)
