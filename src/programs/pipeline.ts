@@ -75,9 +75,9 @@ export const summary = (runs: ReadonlyArray<TableRun>, options: { readonly verbo
   const lines = [
     `${plural(runs.length, "table")}${took}: ${count(runs.length - failed.length)} ok, ${count(failed.length)} failed`,
     `  replica:   ${strategies(copied.map((r) => r.replication?.strategy ?? ""))}${copied.length > 0 ? "; " : ""}` +
-      `${count(sum(copied, (r) => r.replication?.rowsRead))} rows read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written`,
+      `${plural(sum(copied, (r) => r.replication?.rowsRead), "row")} read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written`,
     `  analytics: ${strategies(loaded.map((r) => r.analytics?.strategy ?? ""))}${loaded.length > 0 ? "; " : ""}` +
-      `${count(sum(loaded, (r) => r.analytics?.rowsRead))} rows read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
+      `${plural(sum(loaded, (r) => r.analytics?.rowsRead), "row")} read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
       `${count(sum(loaded, (r) => r.analytics?.rowsUpdated))} changed, ${count(sum(loaded, (r) => r.analytics?.rowsRejected))} rejected, ` +
       `${count(sum(loaded, (r) => r.analytics?.conversions.zeroDatesToNull))} zero dates -> NULL`
   ]

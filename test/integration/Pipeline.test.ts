@@ -64,7 +64,7 @@ describe("Pipeline", () => {
       expect(second[0]?.replication).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
       expect(second[1]?.replication).toMatchObject({ strategy: "append-only", rowsRead: 1 })
       // The summary counts tables per strategy; --verbose has a line per table.
-      expect(summary(second)).toContain("  replica:   5 unchanged, 1 append-only; 1 rows read, 1 written")
+      expect(summary(second)).toContain("  analytics: 5 unchanged, 1 append-only; 1 row read, 1 new, 0 changed")
       const table = summary(second, { verbose: true })
       expect(table).toContain("unchanged: 0 read, 0 written")
       expect(table).toContain("append-only: 1 read, 1 written")
