@@ -138,9 +138,8 @@ export const defaultTables = ["patient", "appointment", "procedurelog", "procedu
 
 /**
  * Tables copied at once by default. Measured with bench/tableConcurrency.ts (100 small tables, 2 cores, median of 3,
- * first copy / nothing changed): 1: 11.5 / 7.9 s, 2: 7.7 / 6.2 s, 3: 7.7 / 6.0 s, 4: 8.2 / 6.7 s, 8: 8.4 / 6.8 s.
- * Beyond 2-3 the servers, not the tables, are the bound; 3 also fits the default budget when source and replica
- * share a server.
+ * first copy): 1: 11.5 s, 2: 7.7 s, 3: 7.7 s, 4: 8.2 s, 8: 8.4 s (README, "Performance"). Beyond 2-3 the servers, not
+ * the tables, are the bound; 3 also fits the default budget when source and replica share a server.
  */
 export const defaultTableConcurrency = 3
 
