@@ -37,6 +37,7 @@ export { type ReplicationResult, Replicator, type ReplicatorService } from "./se
 export { Reporter, type ReporterService } from "./services/Reporter.ts"
 export { SeededData, type SeededDataService } from "./services/SeededData.ts"
 export { SourceDb } from "./services/SourceDb.ts"
+export { SourceTables, type SourceTablesService } from "./services/SourceTables.ts"
 export { SourceWriterDb } from "./services/SourceWriterDb.ts"
 export { type TableComparison, TableChecksum, type TableChecksumService } from "./services/TableChecksum.ts"
 export { Verifier, type VerifierService } from "./services/Verifier.ts"

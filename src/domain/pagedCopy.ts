@@ -1,4 +1,4 @@
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Effect, FiberRef, Stream } from "effect"
 import { readAhead, type Rows } from "./readAhead.ts"
 
 /** One page as the writer sees it: its rows, where the copy stood before them and where they end. */
@@ -11,6 +11,12 @@ export interface Page<P> {
   /** Rows read by this run before this page. */
   readonly rowsBefore: number
 }
+
+/**
+ * Told the row count of each page once it is written: a run sets it per table and hop (`Effect.locally`) to count
+ * the rows of tables still in flight. Nothing by default.
+ */
+export const pageWritten = FiberRef.unsafeMake<(rows: number) => Effect.Effect<void>>(() => Effect.void)
 
 export interface PagedCopyResult<P, A> {
   readonly value: A
@@ -50,14 +56,18 @@ export const pagedCopy = <P, A, E1, R1, E2, R2>(options: {
           value = yield* options.write({ rows, number: ++number, from: position, to, rowsBefore: rowsRead }, value)
           position = to
           rowsRead += rows.length
-          yield* logProgress(options.progress, number, rowsRead)
+          yield* afterPage(options.progress, number, rows.length, rowsRead)
         })
     })
     return { value, position, rowsRead }
   })
 
-const logProgress = (progress: string, page: number, rowsRead: number) =>
-  page % 10 === 0 ? Effect.logInfo(`${progress}, ${rowsRead} rows read`) : Effect.logDebug(`${progress} page ${page}, ${rowsRead} rows read`)
+/** A page written: told to the run (`pageWritten`), logged every tenth page. */
+const afterPage = (progress: string, page: number, rows: number, rowsRead: number) =>
+  Effect.zipRight(
+    Effect.flatMap(FiberRef.get(pageWritten), (tell) => tell(rows)),
+    page % 10 === 0 ? Effect.logInfo(`${progress}, ${rowsRead} rows read`) : Effect.logDebug(`${progress} page ${page}, ${rowsRead} rows read`)
+  )
 
 /**
  * The same loop over one streamed statement, for a table without a key to page by: the stream is cut into pages of
@@ -82,7 +92,7 @@ export const streamedCopy = <A, E1, R1, E2, R2>(options: {
           const rows = Chunk.toReadonlyArray(chunk)
           value = yield* options.write({ rows, number: ++number, from: rowsRead, to: rowsRead + rows.length, rowsBefore: rowsRead }, value)
           rowsRead += rows.length
-          yield* logProgress(options.progress, number, rowsRead)
+          yield* afterPage(options.progress, number, rows.length, rowsRead)
         })
       )
     )

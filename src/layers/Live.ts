@@ -15,15 +15,16 @@ import * as Replicator from "../services/Replicator.ts"
 import * as Reporter from "../services/Reporter.ts"
 import * as SeededData from "../services/SeededData.ts"
 import * as SourceDb from "../services/SourceDb.ts"
+import * as SourceTables from "../services/SourceTables.ts"
 import * as SourceWriterDb from "../services/SourceWriterDb.ts"
 import * as Verifier from "../services/Verifier.ts"
 
 /** The pipeline's three connections (never the source writer: the pipeline only reads the source). */
 export const PipelineDatabases = Layer.mergeAll(SourceDb.layer, ReplicationDb.layer, AnalyticsDb.layer)
 
-/** Both hops and the built-in Pipeline over the settings in context. */
+/** Both hops, the built-in Pipeline and the source's table list over the settings in context. */
 export const PipelineLive = Pipeline.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer)),
+  Layer.provideMerge(Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, SourceTables.layer)),
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(PipelineDatabases)
 )
@@ -68,8 +69,8 @@ export const externalPipeline = (command: ReadonlyArray<string>, options: Pipeli
 export const validationWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) =>
   harnessWith(pipelineLayer).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
-/** The harness and the built-in pipeline. */
-export const validation = validationWith(PipelineLive)
+/** The harness and the built-in pipeline, with its table list (the demo runs the pipeline command's program). */
+export const validation = Layer.merge(HarnessLive, PipelineLive).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
 /**
  * The account checks of `Programs.checkAccess`; the source writer only when it is configured (a writer that is

@@ -35,7 +35,7 @@ const testConnectionsCommand = Command.make("test-connections", {}, () => withSe
 )
 
 const tables = Options.text("tables").pipe(
-  Options.withDescription("Comma-separated tables (default: ETL_TABLES or the six OpenDental tables)"),
+  Options.withDescription("Comma-separated tables, or all for every base table of the source (default: ETL_TABLES or the six OpenDental tables)"),
   Options.optional
 )
 
@@ -47,6 +47,7 @@ const pipelineCommand = Command.make(
   {
     tables,
     full: Options.boolean("full").pipe(Options.withDescription("Reload every table in full through shadow tables")),
+    verbose: Options.boolean("verbose").pipe(Options.withDescription("List every table in the summary, not only the changed and the failed")),
     onBadRow: Options.choice("on-bad-row", ["fail", "quarantine"]).pipe(
       Options.withDefault("fail" as const),
       Options.withDescription("A value PostgreSQL cannot hold: fail the table, or keep the row in etl_rejected_rows")
@@ -57,7 +58,10 @@ const pipelineCommand = Command.make(
       runPipeline({
         ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
         full: options.full,
-        onBadRow: options.onBadRow
+        onBadRow: options.onBadRow,
+        verbose: options.verbose,
+        // A live line needs a terminal to rewrite; a log or a pipe gets a line every ETL_PROGRESS_SECONDS.
+        progress: process.stderr.isTTY ? "terminal" : "log"
       }).pipe(Effect.provide(Layers.pipeline))
     )
 ).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
@@ -241,9 +245,11 @@ let signalsReceived = 0
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () =>
     console.error(
-      signalsReceived++ === 0
-        ? `Received ${signal}: stopping; test rows this run seeded are deleted before exit.`
-        : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`
+      // On a terminal the pipeline's live progress line is cleared first, not written after.
+      (process.stderr.isTTY ? "\r\x1b[K" : "") +
+      (signalsReceived++ === 0
+        ? `Received ${signal}: stopping; tables in flight keep their last committed page, and test rows a validation seeded are deleted before exit.`
+        : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`)
     )
   )
 }

@@ -1,19 +1,52 @@
-import { Console, Effect } from "effect"
-import { PipelineFailedError, UsageError } from "../domain/errors.ts"
+import { Clock, Console, Duration, Effect, FiberRef, HashSet, Logger, Ref, Schedule } from "effect"
+import { PipelineFailedError } from "../domain/errors.ts"
+import { duration, progressLine, type RunProgress, startProgress, terminalLine } from "../domain/progress.ts"
 import type { BadRowPolicy } from "../services/AnalyticsLoader.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
 import { Pipeline, type TableRun } from "../services/Pipeline.ts"
+import { SourceTables } from "../services/SourceTables.ts"
+
+/** How a run shows its progress: a live line on a terminal, a log line every ETL_PROGRESS_SECONDS, or nothing. */
+export type ProgressDisplay = "terminal" | "log" | "none"
 
 export interface PipelineOptions {
+  /** Table names, or `all`; default ETL_TABLES. */
   readonly tables?: ReadonlyArray<string>
   readonly full: boolean
   readonly onBadRow: BadRowPolicy
+  /** The summary lists every table, not only the failed and the changed ones. */
+  readonly verbose?: boolean
+  /** Default `log`: an embedding service's own logger decides where it goes. */
+  readonly progress?: ProgressDisplay
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+const count = (n: number) => n.toLocaleString("en-US")
+const plural = (n: number, word: string) => `${count(n)} ${word}${n === 1 ? "" : "s"}`
 
-/** One line per table, as a person scans it after a run. */
-export const summary = (runs: ReadonlyArray<TableRun>): string => {
+/** `3 incremental, 2 full`: how many tables each strategy copied, most common first. */
+const strategies = (names: ReadonlyArray<string>) => {
+  const counts = new Map<string, number>()
+  for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1)
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([name, n]) => `${count(n)} ${name}`)
+    .join(", ")
+}
+
+const sum = (runs: ReadonlyArray<TableRun>, of: (run: TableRun) => number | undefined) => runs.reduce((n, r) => n + (of(r) ?? 0), 0)
+
+/** A table changed downstream when either hop wrote a row of it. */
+const changes = (run: TableRun) => ({
+  replica: run.replication?.rowsWritten ?? 0,
+  analytics: (run.analytics?.rowsInserted ?? 0) + (run.analytics?.rowsUpdated ?? 0)
+})
+
+/** Changed tables named in the summary before the rest is left to `--verbose`. */
+const changedShown = 50
+
+/** One line per table, as a person scans it after a run: `--verbose`. */
+const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
   const header = ["table", "result", "replica", "analytics", "rejected", "zero dates->NULL", "time"]
   const rows = runs.map((r) => [
     r.table,
@@ -26,20 +59,135 @@ export const summary = (runs: ReadonlyArray<TableRun>): string => {
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ").trimEnd()
-  const errors = runs.filter((r) => r.error).map((r) => `  ${r.table}: ${r.error?._tag}: ${r.error?.message}`)
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line), ...(errors.length ? ["", "Errors:", ...errors] : [])].join("\n")
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)]
 }
 
-/** `npm run pipeline`: both hops for the chosen tables, a summary, and a failure when any table failed. */
+/**
+ * The end of a run: counts per outcome and strategy, rows per hop, the changed tables and the failed ones with
+ * their errors; `verbose` adds a line per table. A run of 446 tables prints a few lines, not 446.
+ */
+export const summary = (runs: ReadonlyArray<TableRun>, options: { readonly verbose?: boolean; readonly durationMs?: number } = {}): string => {
+  const failed = runs.filter((r) => !r.success)
+  const copied = runs.filter((r) => r.replication !== undefined)
+  const loaded = runs.filter((r) => r.analytics !== undefined)
+  const changed = runs.filter((r) => r.success && (changes(r).replica > 0 || changes(r).analytics > 0))
+  const took = options.durationMs === undefined ? "" : ` in ${duration(options.durationMs)}`
+  const lines = [
+    `${plural(runs.length, "table")}${took}: ${count(runs.length - failed.length)} ok, ${count(failed.length)} failed`,
+    `  replica:   ${strategies(copied.map((r) => r.replication?.strategy ?? ""))}${copied.length > 0 ? "; " : ""}` +
+      `${plural(sum(copied, (r) => r.replication?.rowsRead), "row")} read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written`,
+    `  analytics: ${strategies(loaded.map((r) => r.analytics?.strategy ?? ""))}${loaded.length > 0 ? "; " : ""}` +
+      `${plural(sum(loaded, (r) => r.analytics?.rowsRead), "row")} read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
+      `${count(sum(loaded, (r) => r.analytics?.rowsUpdated))} changed, ${count(sum(loaded, (r) => r.analytics?.rowsRejected))} rejected, ` +
+      `${count(sum(loaded, (r) => r.analytics?.conversions.zeroDatesToNull))} zero dates -> NULL`
+  ]
+  if (options.verbose === true) lines.push("", ...perTable(runs))
+  else if (changed.length > 0) {
+    const named = changed.slice(0, changedShown).map((r) => `${r.table} (${count(changes(r).replica)}/${count(changes(r).analytics)})`)
+    const more = changed.length > changedShown ? `, +${changed.length - changedShown} more (--verbose lists every table)` : ""
+    lines.push(`Changed (rows written to replica/analytics): ${named.join(", ")}${more}`)
+  }
+  if (failed.length > 0) {
+    const width = Math.max(...failed.map((r) => r.table.length))
+    lines.push("", `Failed (${failed.length}):`, ...failed.map((r) => `  ${r.table.padEnd(width)}  FAILED  ${r.error?._tag}: ${r.error?.message}`))
+  }
+  return lines.join("\n")
+}
+
+/** What an interrupted run says: the tables finished, those stopped in flight, and how many never started. */
+export const interruptedSummary = (progress: RunProgress, now: number): string => {
+  const failed = progress.finished.filter((f) => !f.success).map((f) => f.table)
+  const notStarted = progress.total - progress.finished.length - progress.inFlight.length
+  return [
+    `Interrupted after ${duration(now - progress.startedAt)}: ${progress.finished.length} of ${plural(progress.total, "table")} finished` +
+      `${failed.length > 0 ? ` (${failed.length} failed: ${failed.join(", ")})` : ""}, ${count(notStarted)} not started.`,
+    progress.inFlight.length > 0
+      ? `Stopped in flight, each kept at its last committed page (the next run continues or redoes it): ${progress.inFlight.join(", ")}`
+      : "No table was in flight.",
+    ...(progress.finished.length > 0 ? [`Finished: ${progress.finished.map((f) => f.table).join(", ")}`] : [])
+  ].join("\n")
+}
+
+/**
+ * The live line on stderr, rewritten in place; log lines are printed above it (the line is cleared first and drawn
+ * again after), and it is cleared when the run ends.
+ */
+const onTerminal = (progress: Ref.Ref<RunProgress>) =>
+  Effect.gen(function* () {
+    let shown = ""
+    const write = (text: string) => Effect.sync(() => void process.stderr.write(text))
+    const clear = () => (shown === "" ? "" : "\r\x1b[K")
+    const draw = Effect.gen(function* () {
+      const line = terminalLine(yield* Ref.get(progress), yield* Clock.currentTimeMillis, Math.max(20, (process.stderr.columns ?? 80) - 1))
+      yield* write(`${clear()}${line}`)
+      shown = line
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        if (shown !== "") process.stderr.write("\r\x1b[K")
+        shown = ""
+      })
+    )
+    yield* Effect.forkScoped(Effect.repeat(draw, Schedule.spaced(Duration.millis(500))))
+    // Every logger in place (the CLI's pretty one, OTLP's) still logs; the line is taken away around each entry.
+    return (loggers: HashSet.HashSet<Logger.Logger<unknown, unknown>>) =>
+      HashSet.make(
+        Logger.make<unknown, void>((options) => {
+          const redraw = shown
+          if (redraw !== "") process.stderr.write("\r\x1b[K")
+          HashSet.forEach(loggers, (logger) => logger.log(options))
+          if (redraw !== "") process.stderr.write(redraw)
+        })
+      )
+  })
+
+/**
+ * Runs `effect` with its progress shown: a live terminal line, or a log line every `interval` and one at the end
+ * (also when the run is interrupted). The ticking fiber lives in the run's scope, so it never outlasts the run.
+ */
+const showingProgress =
+  (progress: Ref.Ref<RunProgress>, display: ProgressDisplay, interval: Duration.Duration) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    if (display === "none") return effect
+    if (display === "terminal") {
+      return Effect.scoped(Effect.flatMap(onTerminal(progress), (aboveTheLine) => Effect.locallyWith(effect, FiberRef.currentLoggers, aboveTheLine)))
+    }
+    const log = Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Effect.logInfo(progressLine(p, now)))
+    // The first line comes after one interval: a run shorter than that logs only its final line, which comes once
+    // the ticking has stopped.
+    return Effect.scoped(Effect.zipRight(Effect.forkScoped(Effect.schedule(log, Schedule.spaced(interval))), effect)).pipe(Effect.ensuring(log))
+  }
+
+const listed = (tables: ReadonlyArray<string>) => (tables.length <= 12 ? tables.join(", ") : `${tables.length} tables`)
+
+/**
+ * `npm run pipeline`: both hops for the chosen tables, ETL_TABLE_CONCURRENCY at once, with progress while it runs, a
+ * summary, and a failure when any table failed. Interrupted (Ctrl-C), it says which tables finished and which were
+ * stopped in flight, and ends as an interruption.
+ */
 export const runPipeline = (options: PipelineOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const pipeline = yield* Pipeline
-    const tables = options.tables ?? settings.pipeline.tables
-    if (tables.length === 0) return yield* new UsageError({ option: "--tables", problem: "names no table; give one or more table names" })
-    yield* Effect.logInfo(`Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${tables.join(", ")}${options.full ? ", full reload" : ""}`)
-    const runs = yield* pipeline.run(tables, { full: options.full, onBadRow: options.onBadRow })
-    yield* Console.log(summary(runs))
+    const selection = yield* (yield* SourceTables).select(options.tables ?? settings.pipeline.tables, options.tables ? "--tables" : "ETL_TABLES")
+    if (selection.views.length > 0) {
+      yield* Effect.logInfo(`Skipping ${plural(selection.views.length, "view")}, views are not copied: ${selection.views.join(", ")}`)
+    }
+    if (selection.excluded.length > 0) {
+      yield* Effect.logInfo(`Excluded by ETL_EXCLUDE_TABLES (${settings.pipeline.excludeTables.join(",")}): ${selection.excluded.join(", ")}`)
+    }
+    const tables = selection.tables
+    yield* Effect.logInfo(`Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(tables)}${options.full ? ", full reload" : ""}`)
+    const startedAt = yield* Clock.currentTimeMillis
+    const progress = yield* Ref.make(startProgress(tables.length, startedAt))
+    const runs = yield* pipeline.run(tables, { full: options.full, onBadRow: options.onBadRow, progress }).pipe(
+      showingProgress(progress, options.progress ?? "log", settings.pipeline.progressInterval),
+      Effect.onInterrupt(() =>
+        Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Console.log(interruptedSummary(p, now)))
+      )
+    )
+    const durationMs = (yield* Clock.currentTimeMillis) - startedAt
+    yield* Console.log(summary(runs, { verbose: options.verbose === true, durationMs }))
     const failed = runs.filter((r) => !r.success).map((r) => r.table)
     // A lost connection is the run's problem, not one table's: it exits as a connection error, naming the database.
     const lost = runs.flatMap((r) => (r.error?._tag === "ConnectionError" ? [r.error] : []))

@@ -3,6 +3,7 @@ import type { CollateralResult } from "../domain/collateral.ts"
 import { type CleanupError, type ConnectionError, DatabaseError, UsageError } from "../domain/errors.ts"
 import { type Expectations, lossless } from "../domain/expectations.ts"
 import { StepReport, ValidationFailedError } from "../domain/report.ts"
+import { allTables } from "../domain/tableSelection.ts"
 import { buildReport, type IsolationFact, type ValidationFacts } from "../domain/verdict.ts"
 import { AccessControl } from "../services/AccessControl.ts"
 import { Benchmark } from "../services/Benchmark.ts"
@@ -37,6 +38,13 @@ const tablesToSeed = (requested: ReadonlyArray<string>, scenario: Scenario) =>
   Effect.gen(function* () {
     if (requested.length === 0) {
       return yield* new UsageError({ option: "--tables", problem: `names no table; give one or more of ${seedableTables.join(", ")}` })
+    }
+    // The pipeline's `all` copies every table; validation seeds rows, and only into the tables it knows how to.
+    if (requested.some((t) => t.toLowerCase() === allTables)) {
+      return yield* new UsageError({
+        option: "--tables",
+        problem: `${allTables} is for the pipeline (npm run pipeline -- --tables all, or ETL_TABLES=all); validate checks the tables it seeds: give one or more of ${seedableTables.join(", ")}, or leave --tables out for all of them`
+      })
     }
     const unknown = requested.filter((t) => !(seedableTables as ReadonlyArray<string>).includes(t))
     if (unknown.length > 0) {

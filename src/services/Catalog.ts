@@ -1,6 +1,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option } from "effect"
 import { SchemaError } from "../domain/errors.ts"
+import type { SourceCatalog } from "../domain/tableSelection.ts"
 import type { Column, TableShape } from "../domain/tableShape.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
 
@@ -19,6 +20,8 @@ export interface CatalogService {
     table: string,
     options?: { readonly watermark?: string }
   ) => Effect.Effect<Option.Option<TableShape>, SchemaError | SqlError>
+  /** The database's base tables and views, by name in name order, and how its server compares table names. */
+  readonly tables: (db: MysqlDatabase) => Effect.Effect<SourceCatalog, SqlError>
 }
 
 export class Catalog extends Context.Tag("opendental-etl/Catalog")<Catalog, CatalogService>() {}
@@ -156,6 +159,19 @@ const watermarkOf = (db: MysqlDatabase, table: string, columns: ReadonlyArray<Co
   return Effect.succeed(Option.fromNullable(found?.name))
 }
 
-export const make = Effect.succeed<CatalogService>({ find, describe })
+const tables = Effect.fn("Catalog.tables")(function* (db: MysqlDatabase) {
+  const rows = yield* db.sql<{ name: string; type: string }>`
+    SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES
+     WHERE TABLE_SCHEMA = ${db.settings.database} ORDER BY TABLE_NAME`
+  // 0: names are stored and compared as written (Linux); 1 and 2 compare them in lower case (Windows, macOS).
+  const [setting] = yield* db.sql<{ lower: string | number }>`SELECT @@lower_case_table_names AS lower`
+  return {
+    baseTables: rows.filter((r) => r.type === "BASE TABLE").map((r) => r.name),
+    views: rows.filter((r) => r.type === "VIEW" || r.type === "SYSTEM VIEW").map((r) => r.name),
+    caseSensitive: Number(setting?.lower ?? 0) === 0
+  } satisfies SourceCatalog
+})
+
+export const make = Effect.succeed<CatalogService>({ find, describe, tables })
 
 export const layer = Layer.effect(Catalog, make)

@@ -1,5 +1,5 @@
 import { Command, CommandExecutor } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Option, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Option, Ref, Stream } from "effect"
 import {
   addLine,
   cleanEnvironment,
@@ -12,10 +12,12 @@ import {
   type PlannedCommand
 } from "../domain/externalCommand.ts"
 import { type ConnectionError, type DatabaseError, ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
+import { pageWritten } from "../domain/pagedCopy.ts"
+import { type ProgressHop, rowsWritten, type RunProgress, tableFinished, tableStarted } from "../domain/progress.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
 import { tableLock } from "./clients/tableLocks.ts"
-import { EtlSettings } from "./EtlSettings.ts"
+import { connectionPlanOf, EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import { type ReplicateError, type ReplicationResult, Replicator } from "./Replicator.ts"
 
@@ -33,10 +35,16 @@ export interface RunOptions {
   readonly full?: boolean
   readonly onBadRow?: BadRowPolicy
   readonly runId?: string
+  /** Kept up to date as tables start and finish and pages are written: what a progress line shows. */
+  readonly progress?: Ref.Ref<RunProgress>
 }
 
 export interface PipelineService {
-  /** Both hops for each table; one table's failure does not stop the others. */
+  /**
+   * Both hops for each table, ETL_TABLE_CONCURRENCY tables at once within the connection budget; one table's
+   * failure does not stop the others. The results are in the order of `tables`. Interrupted, it starts no other
+   * table and stops those in flight, each at its last committed page.
+   */
   readonly run: (tables: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<ReadonlyArray<TableRun>>
 }
 
@@ -61,6 +69,15 @@ const recordMetrics = (run: TableRun) =>
     run.success ? Effect.void : Metric.increment(Metric.tagged(tableFailures, "table", run.table))
   ])
 
+/** Progress of a run when one is tracked: a table started or finished, rows written by a hop. */
+const tracker = (progress: Ref.Ref<RunProgress> | undefined) => ({
+  started: (table: string) => (progress ? Ref.update(progress, (p) => tableStarted(p, table)) : Effect.void),
+  finished: (run: TableRun) => (progress ? Ref.update(progress, (p) => tableFinished(p, run.table, run.success)) : Effect.void),
+  /** The hop's pages are counted as they are written, however many readers and writers it runs. */
+  counting: (hop: ProgressHop) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    progress ? Effect.locally(effect, pageWritten, (rows) => Ref.update(progress, (p) => rowsWritten(p, hop, rows))) : effect
+})
+
 /** The built-in pipeline: Replicator then AnalyticsLoader, per table, under that table's locks. */
 export const make = Effect.gen(function* () {
   const replicator = yield* Replicator
@@ -69,21 +86,27 @@ export const make = Effect.gen(function* () {
   const analytics = yield* AnalyticsDb
   const settings = yield* EtlSettings
   const timeout = settings.pipeline.lockTimeoutSeconds
+  const plan = connectionPlanOf(settings)
+  // The budget is the process's, not one run's: runs at once (validate's concurrent scenario, an embedding service)
+  // share the slots, so the tables in flight never hold more lock connections than the pools can spare.
+  const slots = yield* Effect.makeSemaphore(plan.tableConcurrency)
 
-  const runTable = (table: string, options: RunOptions) =>
+  const runTable = (table: string, options: RunOptions, track: ReturnType<typeof tracker>) =>
     Effect.gen(function* () {
       const startedAt = yield* Clock.currentTimeMillis
       const outcome = yield* Effect.scoped(
         Effect.gen(function* () {
           yield* tableLock(replica, analytics, table, timeout)
-          const replication = yield* replicator.replicate(table, { full: options.full === true, ...(options.runId ? { runId: options.runId } : {}) })
+          const replication = yield* replicator
+            .replicate(table, { full: options.full === true, ...(options.runId ? { runId: options.runId } : {}) })
+            .pipe(track.counting("replica"))
           const loaded = yield* loader
             .load(table, {
               full: options.full === true,
               onBadRow: options.onBadRow ?? "fail",
               ...(options.runId ? { runId: options.runId } : {})
             })
-            .pipe(Effect.either)
+            .pipe(track.counting("analytics"), Effect.either)
           return { replication, loaded }
         })
       ).pipe(Effect.either)
@@ -98,16 +121,24 @@ export const make = Effect.gen(function* () {
     }).pipe(Effect.withSpan("Pipeline.table", { attributes: { table } }))
 
   const run = Effect.fn("Pipeline.run")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {
-    const runs: Array<TableRun> = []
-    for (const table of tables) {
-      const result = yield* runTable(table, options)
-      yield* result.success
-        ? Effect.logInfo(`${table}: done in ${result.durationMs} ms`)
-        : Effect.logWarning(`${table}: failed: ${result.error?.message}`)
-      yield* recordMetrics(result)
-      runs.push(result)
-    }
-    return runs
+    const track = tracker(options.progress)
+    if (plan.lowered !== undefined && tables.length > plan.tableConcurrency) yield* Effect.logWarning(plan.lowered)
+    // Each table keeps its own locks, so tables in flight never write the same table; forEach keeps the input order.
+    return yield* Effect.forEach(
+      tables,
+      (table) =>
+        Effect.gen(function* () {
+          yield* track.started(table)
+          const result = yield* runTable(table, options, track)
+          yield* result.success
+            ? Effect.logInfo(`${table}: done in ${result.durationMs} ms`)
+            : Effect.logWarning(`${table}: failed: ${result.error?.message}`)
+          yield* recordMetrics(result)
+          yield* track.finished(result)
+          return result
+        }).pipe(slots.withPermits(1)),
+      { concurrency: plan.tableConcurrency }
+    )
   })
 
   return { run } satisfies PipelineService
@@ -178,11 +209,14 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
         )
       }).pipe(Effect.withSpan("Pipeline.externalCommand", { attributes: { tables: planned.tables.join(",") } }))
 
-    const run = Effect.fn("Pipeline.runExternal")(function* (tables: ReadonlyArray<string>) {
+    const run = Effect.fn("Pipeline.runExternal")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {
+      const track = tracker(options.progress)
       const runs: Array<TableRun> = []
       // One after another: a failed command does not stop the next table's.
       for (const planned of plan(command, tables)) {
+        yield* Effect.forEach(planned.tables, track.started, { discard: true })
         const results = yield* runOnce(planned)
+        yield* Effect.forEach(results, track.finished, { discard: true })
         // The tables of one command share its outcome: said once.
         const [first] = results
         const which = planned.tables.join(", ")

@@ -1,7 +1,7 @@
 import { Context, Effect, Layer, Option } from "effect"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
 import { type MysqlDatabase, makeMysqlDatabase } from "./clients/mysql.ts"
-import { EtlSettings } from "./EtlSettings.ts"
+import { connectionPlanOf, EtlSettings } from "./EtlSettings.ts"
 
 /**
  * The only connection allowed to write to the source, used by the seeder alone. Production requires credentials
@@ -30,7 +30,7 @@ export const make = Effect.gen(function* () {
           )
         : Effect.succeed({ ...settings.source, role: "source-writer" as const })
   })
-  return yield* makeMysqlDatabase(writer, settings.connection)
+  return yield* makeMysqlDatabase(writer, settings.connection, connectionPlanOf(settings).pools.sourceWriter)
 })
 
 export const layer = Layer.scoped(SourceWriterDb, make)

@@ -191,7 +191,10 @@ describe("npm run validate", () => {
         const names = yield* TestDatabases.TestDatabases
         yield* preparedSite()
         const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
-        const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", POSTGRES_ANALYTICS_PORT: String(proxy.port) }) })
+        // One table at a time, so what reached the replica before analytics went down is known exactly.
+        const cwd = yield* workingDirectory({
+          ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", POSTGRES_ANALYTICS_PORT: String(proxy.port), ETL_TABLE_CONCURRENCY: "1" })
+        })
         const before = yield* markedRows
         proxy.setFault({ _tag: "resetOn", pattern: "etl_stage_carrier", thenRecover: false })
         const result = yield* runCli(["validate", "--report-dir", path.join(cwd, "reports")], { env: { ETL_ENVIRONMENT: "test" }, cwd })

@@ -1,15 +1,17 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer } from "effect"
+import { Effect, Fiber, Layer, Stream, SubscriptionRef } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { PipelineLive } from "../../src/layers/Live.ts"
+import { startProgress } from "../../src/domain/progress.ts"
 import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
 import { summary } from "../../src/programs/pipeline.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import * as Pipeline from "../../src/services/Pipeline.ts"
 import { compareReplicaWithAnalytics } from "../support/compare.ts"
+import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withPipeline = (pipeline: Partial<PipelineSettings> = {}) =>
@@ -61,10 +63,52 @@ describe("Pipeline", () => {
       ])
       expect(second[0]?.replication).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
       expect(second[1]?.replication).toMatchObject({ strategy: "append-only", rowsRead: 1 })
-      const table = summary(second)
+      // The summary counts tables per strategy; --verbose has a line per table.
+      expect(summary(second)).toContain("  analytics: 5 unchanged, 1 append-only; 1 row read, 1 new, 0 changed")
+      const table = summary(second, { verbose: true })
       expect(table).toContain("unchanged: 0 read, 0 written")
       expect(table).toContain("append-only: 1 read, 1 written")
     }).pipe(withPipeline({ appendOnlyTables: ["securitylog"] }))
+  )
+
+  it.scopedLive("tables run at once: while one is held the others finish, a failing one stops none, and the results keep the input order", () =>
+    Effect.gen(function* () {
+      const names = yield* TestDatabases.createTestDatabases
+      const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+      const settings = TestDatabases.settingsFor(names, { tableConcurrency: 3, batchSize: 100 })
+      const sourceThroughProxy = { ...settings, source: { ...settings.source, port: proxy.port } }
+      yield* Effect.gen(function* () {
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 200, engine: "InnoDB" })
+        // procedurelog's first read from the source is held: a run one table at a time would wait here.
+        proxy.setFault({ _tag: "stallOn", pattern: "FROM `procedurelog`" })
+        const tables = ["procedurelog", "carrier", "procedure", "patient", "appointment"]
+        const progress = yield* SubscriptionRef.make(startProgress(tables.length, 0))
+        const running = yield* Effect.fork((yield* Pipeline.Pipeline).run(tables, { progress }))
+        yield* proxy.stalled
+        yield* progress.changes.pipe(Stream.takeUntil((p) => p.finished.length === 4), Stream.runDrain)
+        const meanwhile = yield* SubscriptionRef.get(progress)
+        expect(meanwhile.inFlight).toEqual(["procedurelog"])
+        expect([...meanwhile.finished].sort((a, b) => a.table.localeCompare(b.table))).toEqual([
+          { table: "appointment", success: true },
+          { table: "carrier", success: true },
+          { table: "patient", success: true },
+          { table: "procedure", success: false }
+        ])
+        expect(meanwhile.rows).toEqual({ replica: 200 + 400 + 12, analytics: 200 + 400 + 12 })
+        // The held read fails as a lost connection; the page is retried and the table completes.
+        yield* proxy.releaseStalled
+        const runs = yield* Fiber.join(running)
+        expect(runs.map((r) => [r.table, r.success, r.error?._tag])).toEqual([
+          ["procedurelog", true, undefined],
+          ["carrier", true, undefined],
+          ["procedure", false, "SchemaError"],
+          ["patient", true, undefined],
+          ["appointment", true, undefined]
+        ])
+        const procedures = yield* compareReplicaWithAnalytics("procedurelog")
+        expect([procedures.rows, procedures.missing, procedures.differences]).toEqual([800, [], []])
+      }).pipe(Effect.provide(PipelineLive.pipe(Layer.provideMerge(TestDatabases.servicesFor(names, sourceThroughProxy)))))
+    })
   )
 
   it.scopedLive("a table whose lock another run holds fails after the bounded wait; the others go on", () =>

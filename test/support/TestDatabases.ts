@@ -6,6 +6,7 @@ import * as EtlSettings from "../../src/services/EtlSettings.ts"
 import * as ReplicationDb from "../../src/services/ReplicationDb.ts"
 import * as SourceDb from "../../src/services/SourceDb.ts"
 import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
+import { defaultMaxConnectionsPerServer } from "../../src/domain/connectionBudget.ts"
 import { createTableStatement, openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
 import {
   type DedicatedAccounts,
@@ -200,9 +201,12 @@ export const settingsFor = (
       password: Redacted.make(accounts.loader.password),
       sslMode: "disable"
     },
-    connection: { connectTimeout: Duration.seconds(5), attempts: 3 },
+    connection: { connectTimeout: Duration.seconds(5), attempts: 3, maxConnectionsPerServer: defaultMaxConnectionsPerServer },
     pipeline: {
       tables: EtlSettings.defaultTables,
+      excludeTables: [],
+      tableConcurrency: EtlSettings.defaultTableConcurrency,
+      progressInterval: Duration.seconds(5),
       batchSize: 500,
       lookbackSeconds: 300,
       watermarkColumns: {},

@@ -111,6 +111,31 @@ describe("EtlSettings", () => {
       })
     )
 
+    it.effect("a whole clinic: ETL_TABLES=all, exclusion patterns, tables at once and the connection budget", () =>
+      Effect.gen(function* () {
+        const settings = yield* resolve(
+          { ETL_ENVIRONMENT: "test", ETL_TABLES: "all", ETL_EXCLUDE_TABLES: "tmp*, *_bak_*", ETL_TABLE_CONCURRENCY: "3", ETL_MAX_CONNECTIONS: "12" },
+          { ".env_test": completeTestFile }
+        )
+        expect(settings.pipeline).toMatchObject({ tables: ["all"], excludeTables: ["tmp*", "*_bak_*"], tableConcurrency: 3 })
+        expect(settings.connection.maxConnectionsPerServer).toBe(12)
+        const problems = problemsOf(
+          yield* Effect.either(
+            resolve(
+              { ETL_ENVIRONMENT: "test", ETL_TABLES: "all,patient", ETL_EXCLUDE_TABLES: "tmp[0-9]", ETL_TABLE_CONCURRENCY: "0", ETL_MAX_CONNECTIONS: "3" },
+              { ".env_test": completeTestFile }
+            )
+          )
+        )
+        expect(problems).toEqual({
+          ETL_TABLES: "must be a comma-separated list of table names, or all alone for every base table of the source",
+          ETL_EXCLUDE_TABLES: "must be a comma-separated list of table names or patterns with * and ? (such as tmp*,*_bak_*)",
+          ETL_TABLE_CONCURRENCY: "must be a whole number above 0",
+          ETL_MAX_CONNECTIONS: "must be a whole number of connections, 4 or more"
+        })
+      })
+    )
+
     it.effect("loads .env_<environment> and lets process variables override it", () =>
       Effect.gen(function* () {
         const settings = yield* resolve(

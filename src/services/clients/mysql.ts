@@ -5,6 +5,7 @@ import { makeCompiler } from "@effect/sql-mysql2/MysqlClient"
 import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
 import * as Mysql from "mysql2"
 import { Readable } from "node:stream"
+import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
 import type { ConnectionError } from "../../domain/errors.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
 import { driverFailure, isTransient, untilReachable } from "./reachability.ts"
@@ -53,7 +54,7 @@ const sessionSetup =
 export const bulkStatement = (text: string, values: ReadonlyArray<unknown>): string =>
   Mysql.format(text, values as Array<Mysql.SqlValue>)
 
-const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy): Mysql.PoolOptions => ({
+const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, connections: number): Mysql.PoolOptions => ({
   host: settings.host,
   port: settings.port,
   database: settings.database,
@@ -71,8 +72,8 @@ const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy): Mysq
   multipleStatements: false,
   // Affected rows count changed rows only, so an upsert of an unchanged row reports 0, not 1.
   flags: ["-FOUND_ROWS"],
-  connectionLimit: 8,
-  maxIdle: 2,
+  connectionLimit: connections,
+  maxIdle: Math.min(2, connections),
   idleTimeout: 60_000,
   enableKeepAlive: true
 })
@@ -228,15 +229,19 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
     return { sql: client as SqlClient.SqlClient, loadLocal: load, streamValues }
   })
 
-/** Opens the pool, proves the server answers (bounded retry), and closes the pool with the scope. */
+/**
+ * Opens the pool, proves the server answers (bounded retry), and closes the pool with the scope. `connections` is
+ * the most the pool opens: the services' layers give each database its share of ETL_MAX_CONNECTIONS.
+ */
 export const makeMysqlDatabase = (
   settings: DatabaseSettings,
-  policy: ConnectionPolicy
+  policy: ConnectionPolicy,
+  connections: number = defaultMaxConnectionsPerServer
 ): Effect.Effect<MysqlDatabase, ConnectionError, Scope.Scope> =>
   Effect.gen(function* () {
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const pool = Mysql.createPool(poolOptions(settings, policy))
+        const pool = Mysql.createPool(poolOptions(settings, policy, connections))
         pool.on("connection", (conn) => {
           conn.query(sessionSetup, (error) => {
             if (error) conn.destroy()

@@ -6,6 +6,7 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import Pg from "pg"
 import copyStreams from "pg-copy-streams"
+import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
 import type { ConnectionError } from "../../domain/errors.ts"
 import type { AnalyticsSettings, ConnectionPolicy, SslMode } from "../EtlSettings.ts"
 import { driverFailure, untilReachable } from "./reachability.ts"
@@ -107,9 +108,11 @@ const types: Pg.CustomTypesConfig = {
 const tlsOf = (mode: SslMode): Pg.PoolConfig["ssl"] =>
   mode === "disable" ? false : mode === "require" ? { rejectUnauthorized: false } : { rejectUnauthorized: true }
 
+/** `connections` is the most the pool opens: the layer gives analytics its share of ETL_MAX_CONNECTIONS. */
 export const makePostgresDatabase = (
   settings: AnalyticsSettings,
-  policy: ConnectionPolicy
+  policy: ConnectionPolicy,
+  connections: number = defaultMaxConnectionsPerServer
 ): Effect.Effect<PostgresDatabase, ConnectionError, Scope.Scope> =>
   Effect.gen(function* () {
     const pool = yield* Effect.acquireRelease(
@@ -123,7 +126,7 @@ export const makePostgresDatabase = (
             password: Redacted.value(settings.password),
             ssl: tlsOf(settings.sslMode),
             connectionTimeoutMillis: Duration.toMillis(policy.connectTimeout),
-            max: 8,
+            max: connections,
             idleTimeoutMillis: 60_000,
             application_name: "opendental-etl",
             options: "-c TimeZone=UTC -c client_encoding=UTF8",
