@@ -15,6 +15,8 @@ export interface SourceSnapshot {
   readonly updateTime: string | null
   /** `myisam_use_mmap`: MyISAM then writes through memory maps, and the file's time moves only when they reach the disk. */
   readonly mmap: boolean
+  /** A fingerprint of the table's columns and indexes (count and summed hashes), or null. */
+  readonly columns: string | null
 }
 
 /** What a copy recorded about the source just before it read rows. */
@@ -22,9 +24,10 @@ export interface RecordedSource {
   readonly readAt: string | null
   readonly updateTime: string | null
   readonly checksum: string | null
+  readonly columns: string | null
 }
 
-export const nothingRecorded: RecordedSource = { readAt: null, updateTime: null, checksum: null }
+export const nothingRecorded: RecordedSource = { readAt: null, updateTime: null, checksum: null, columns: null }
 
 /** A time as the server prints it, to the second: the resolution of UPDATE_TIME. */
 const second = (time: string) => time.slice(0, 19)
@@ -49,6 +52,17 @@ export const updateTimeProof = (now: SourceSnapshot, last: RecordedSource): Chan
     return { verdict: "unchanged", says: `UPDATE_TIME ${second(now.updateTime)}, before the last copy started reading at ${second(last.readAt)}` }
   }
   return { verdict: "unknown", says: `UPDATE_TIME ${second(now.updateTime)} is the second the last copy started reading` }
+}
+
+/**
+ * Whether a table is proved unchanged before its shape is even read: its UPDATE_TIME proves no row changed and the
+ * fingerprint of its columns and indexes is the one recorded at the last copy, so that copy's decisions still hold.
+ */
+export const unchangedSinceLastCopy = (now: SourceSnapshot, last: RecordedSource): ChangeProof | null => {
+  const byTime = updateTimeProof(now, last)
+  return byTime.verdict === "unchanged" && now.columns !== null && now.columns === last.columns
+    ? { verdict: "unchanged", says: `${byTime.says}; its columns and indexes as then` }
+    : null
 }
 
 /** `CHECKSUM TABLE` now against the one recorded just before the last copy read rows. */

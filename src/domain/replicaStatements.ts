@@ -127,8 +127,8 @@ export const copyStatusTable = "etl_copy_status"
 /**
  * Columns later versions added, with their declarations: a status table made by an earlier version gains them
  * (`addedCopyStatusColumns`), and its rows read back with these NULL.
- * - source_*: the source as the last copy found it just before reading rows (NOW(), UPDATE_TIME, CHECKSUM TABLE),
- *   what proves the table unchanged next time;
+ * - source_*: the source as the last copy found it just before reading rows (NOW(), UPDATE_TIME, CHECKSUM TABLE, a
+ *   fingerprint of its columns and keys), what proves the table unchanged next time;
  * - generation: a new value whenever the replica table's rows may have changed (a page that wrote rows, a swap),
  *   committed with that page; the analytics hop compares it with the one it loaded;
  * - proof: the evidence behind the last decision, in words.
@@ -137,6 +137,7 @@ export const copyStatusAdditions: ReadonlyArray<readonly [column: string, declar
   ["source_read_at", "VARCHAR(32) NULL"],
   ["source_update_time", "VARCHAR(32) NULL"],
   ["source_checksum", "VARCHAR(32) NULL"],
+  ["source_columns", "VARCHAR(64) NULL"],
   ["generation", "VARCHAR(40) NULL"],
   ["proof", "TEXT NULL"]
 ]
@@ -170,36 +171,47 @@ export const addCopyStatusColumns = (missing: ReadonlyArray<string>) =>
 /** One table's state; binds the table name. */
 export const readCopyStatus = `SELECT strategy, status, watermark_column AS watermarkColumn, watermark, last_key AS lastKey,
        copy_started_watermark AS copyStartedWatermark, rows_copied AS rowsCopied, source_read_at AS sourceReadAt,
-       source_update_time AS sourceUpdateTime, source_checksum AS sourceChecksum, generation, proof
+       source_update_time AS sourceUpdateTime, source_checksum AS sourceChecksum, source_columns AS sourceColumns, generation, proof
   FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+
+/** A row when the replica has the table; binds the database and the table. */
+export const replicaTablePresent = "SELECT 1 AS present FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
 
 /** The generation alone, for the analytics hop; binds the table name. */
 export const readGeneration = `SELECT generation FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
 
 /**
  * Writes one table's state; binds table, strategy, status, watermark column, watermark, last key, start watermark,
- * rows copied, run id, error, the three source facts, generation and proof. `started_at` moves only when another
+ * rows copied, run id, error, the four source facts, generation and proof. `started_at` moves only when another
  * run takes the table over.
  */
 export const upsertCopyStatus = `INSERT INTO ${escapeIdentifier(copyStatusTable)}
   (table_name, strategy, status, watermark_column, watermark, last_key, copy_started_watermark, rows_copied,
-   run_id, started_at, updated_at, last_error, source_read_at, source_update_time, source_checksum, generation, proof)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?)
+   run_id, started_at, updated_at, last_error, source_read_at, source_update_time, source_checksum, source_columns, generation, proof)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), status = VALUES(status),
   watermark_column = VALUES(watermark_column), watermark = VALUES(watermark), last_key = VALUES(last_key),
   copy_started_watermark = VALUES(copy_started_watermark), rows_copied = VALUES(rows_copied),
   started_at = IF(run_id = VALUES(run_id), started_at, VALUES(started_at)), run_id = VALUES(run_id),
   updated_at = VALUES(updated_at), last_error = VALUES(last_error), source_read_at = VALUES(source_read_at),
-  source_update_time = VALUES(source_update_time), source_checksum = VALUES(source_checksum),
+  source_update_time = VALUES(source_update_time), source_checksum = VALUES(source_checksum), source_columns = VALUES(source_columns),
   generation = VALUES(generation), proof = VALUES(proof)`
 
 /**
  * The source's clock and its account of a table, in one statement so the two belong together; binds the database
- * and the table. The time zone is the session's (UTC, see the MySQL client), the same for both.
+ * and the table three times (correlated subqueries would make information_schema read every table of the schema).
+ * The time zone is the session's (UTC, see the MySQL client), the same for both.
  */
-export const tableSnapshot = `SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s') AS readAt, ENGINE AS engine,
-       DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s') AS updateTime, @@myisam_use_mmap AS mmap
-  FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`
+export const tableSnapshot = `SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s') AS readAt, t.ENGINE AS engine,
+       DATE_FORMAT(t.UPDATE_TIME, '%Y-%m-%d %H:%i:%s') AS updateTime, @@myisam_use_mmap AS mmap,
+       CONCAT((SELECT CONCAT(COUNT(*), '.', COALESCE(SUM(CONV(LEFT(MD5(CONCAT_WS('|', c.ORDINAL_POSITION, c.COLUMN_NAME,
+                      c.COLUMN_TYPE, c.IS_NULLABLE, COALESCE(c.COLLATION_NAME, ''))), 15), 16, 10)), 0))
+                 FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ?),
+              '/',
+              (SELECT CONCAT(COUNT(*), '.', COALESCE(SUM(CONV(LEFT(MD5(CONCAT_WS('|', s.INDEX_NAME, s.SEQ_IN_INDEX,
+                      s.COLUMN_NAME, s.NON_UNIQUE, COALESCE(s.SUB_PART, ''))), 15), 16, 10)), 0))
+                 FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ?)) AS columns
+  FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?`
 
 /** MySQL 8 answers information_schema from cached statistics (a day old by default) unless the session says not to. */
 export const freshStatistics = "SET SESSION information_schema_stats_expiry = 0"

@@ -132,6 +132,12 @@ const continuesFrom = (previous: PreviousRun, follow: Follow) =>
  * changed since the last completed run; a whole copy when nothing can be followed; otherwise `append-only` or
  * `incremental` from where the last run stopped, on the same column.
  */
+/** The decision for a table proved unchanged since the last completed copy or load. */
+export const unchangedSince = (hop: Hop, proof: ChangeProof): Decision => ({
+  strategy: "unchanged",
+  reason: `unchanged since the last ${words[hop].run}: ${proof.says}`
+})
+
 export const chooseStrategy = (facts: TableFacts, settings: StrategySettings, previous: PreviousRun | null): Decision => {
   const say = words[facts.hop]
   const resume =
@@ -149,9 +155,7 @@ export const chooseStrategy = (facts: TableFacts, settings: StrategySettings, pr
   if (!facts.copyExists) return whole(say.first)
   if (facts.columnChanges.length > 0) return whole(`the source's columns changed: ${facts.columnChanges.join("; ")}`)
   if (previous === null || unfinishedWhole(previous)) return whole(`no completed ${say.run} to continue from`)
-  if (previous.status === "complete" && facts.change.verdict === "unchanged") {
-    return { strategy: "unchanged", reason: `unchanged since the last ${say.run}: ${facts.change.says}` }
-  }
+  if (previous.status === "complete" && facts.change.verdict === "unchanged") return unchangedSince(facts.hop, facts.change)
   const follow = followed(facts, settings)
   if (follow === null) {
     const evidence =

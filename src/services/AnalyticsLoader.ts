@@ -421,6 +421,42 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     })
   })
 
+/** An unchanged table's status keeps the last load's watermark and evidence, with this run's proof. */
+const recordUnchanged = (l: Loader, table: string, runId: string, last: LoadStatus.LoadState, proof: ChangeProof) =>
+  Effect.as(
+    l.inSession((session) => l.status.write(session, table, runId, { ...last, strategy: "unchanged", status: "complete", rowsLoaded: 0, proof: proof.says })),
+    { rowsRead: 0, inserted: 0, updated: 0, rejected: 0, counts: noConversions(), watermarkTo: last.watermark } satisfies Loaded
+  )
+
+/** The result of one table's load, logged. */
+const finish = (
+  table: string,
+  decided: { readonly strategy: LoadStrategy; readonly reason: string },
+  outcome: Loaded,
+  previous: Option.Option<LoadStatus.LoadState>,
+  startedAt: number
+) =>
+  Effect.gen(function* () {
+    const finishedAt = yield* Clock.currentTimeMillis
+    const result: LoadResult = {
+      table,
+      strategy: decided.strategy,
+      reason: decided.reason,
+      rowsRead: outcome.rowsRead,
+      rowsInserted: outcome.inserted,
+      rowsUpdated: outcome.updated,
+      rowsRejected: outcome.rejected,
+      conversions: outcome.counts,
+      watermarkFrom: Option.isSome(previous) ? previous.value.watermark : null,
+      watermarkTo: outcome.watermarkTo,
+      durationMs: finishedAt - startedAt
+    }
+    yield* Effect.logInfo(
+      `${table}: ${result.strategy} load (${result.reason}): ${result.rowsRead} read, ${result.rowsInserted} inserted, ${result.rowsUpdated} updated, ${result.rowsRejected} rejected in ${result.durationMs} ms`
+    )
+    return result
+  })
+
 /**
  * The load of one table, in order: its shape, the raw table, its last status, what the replica proves, the
  * strategy, the load, the result.
@@ -446,12 +482,12 @@ export const make = Effect.gen(function* () {
     const startedAt = yield* Clock.currentTimeMillis
     const runId = options.runId ?? crypto.randomUUID()
     const policy = options.onBadRow ?? "fail"
-    const shape = yield* describeReplica(l, table)
-    const mappings = shape.columns.map(mapColumn)
-    const exists = yield* rawTableExists(l, table, mappings)
     const previous = yield* l.status.read(table).pipe(l.onAnalytics(table, "state"))
     const evidence = yield* replicaEvidence(l, table)
     const proof = proofFrom(evidence, previous)
+    const shape = yield* describeReplica(l, table)
+    const mappings = shape.columns.map(mapColumn)
+    const exists = yield* rawTableExists(l, table, mappings)
     const strategySettings = { full: options.full === true, lookbackSeconds: l.pipeline.lookbackSeconds, appendOnlyTables: l.pipeline.appendOnlyTables }
     const facts: TableFacts = {
       hop: "analytics",
@@ -469,13 +505,8 @@ export const make = Effect.gen(function* () {
     const end: WholeEnd = { follows: followed(facts, strategySettings)?.column ?? null, evidence, proof: proof.says }
     const loading = Effect.gen(function* () {
       switch (decision.strategy) {
-        case "unchanged": {
-          const last = Option.getOrThrow(previous)
-          yield* l.inSession((session) =>
-            l.status.write(session, table, runId, { ...last, strategy: "unchanged", status: "complete", rowsLoaded: 0, proof: proof.says })
-          )
-          return { rowsRead: 0, inserted: 0, updated: 0, rejected: 0, counts: noConversions(), watermarkTo: last.watermark } satisfies Loaded
-        }
+        case "unchanged":
+          return yield* recordUnchanged(l, table, runId, Option.getOrThrow(previous), proof)
         case "whole":
           return shape.primaryKey.length === 0
             ? yield* streamedWholeLoad(l, shape, mappings, exists, policy, runId, end)
@@ -501,24 +532,7 @@ export const make = Effect.gen(function* () {
         })
       )
     )
-    const finishedAt = yield* Clock.currentTimeMillis
-    const result: LoadResult = {
-      table,
-      strategy,
-      reason: decision.reason,
-      rowsRead: outcome.rowsRead,
-      rowsInserted: outcome.inserted,
-      rowsUpdated: outcome.updated,
-      rowsRejected: outcome.rejected,
-      conversions: outcome.counts,
-      watermarkFrom: Option.isSome(previous) ? previous.value.watermark : null,
-      watermarkTo: outcome.watermarkTo,
-      durationMs: finishedAt - startedAt
-    }
-    yield* Effect.logInfo(
-      `${table}: ${strategy} load (${result.reason}): ${result.rowsRead} read, ${result.rowsInserted} inserted, ${result.rowsUpdated} updated, ${result.rowsRejected} rejected in ${result.durationMs} ms`
-    )
-    return result
+    return yield* finish(table, { strategy, reason: decision.reason }, outcome, previous, startedAt)
   })
 
   return { load } satisfies AnalyticsLoaderService

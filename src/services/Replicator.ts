@@ -4,6 +4,7 @@ import {
   nothingRecorded,
   type RecordedSource,
   type SourceSnapshot,
+  unchangedSinceLastCopy,
   updateTimeProof
 } from "../domain/changeProof.ts"
 import { type ConnectionError, ReplicationError, SchemaError } from "../domain/errors.ts"
@@ -23,6 +24,7 @@ import {
   checksumTable,
   freshStatistics,
   recreateShadow,
+  replicaTablePresent,
   schemaDifferences,
   shadowOf,
   swapShadow,
@@ -35,7 +37,8 @@ import {
   followed,
   storedStrategy,
   type StoredStrategy,
-  type TableFacts
+  type TableFacts,
+  unchangedSince
 } from "../domain/strategy.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
@@ -395,20 +398,26 @@ const isMysql8 = (version: string) => !/mariadb/i.test(version) && Number(versio
 
 /** The source's clock and UPDATE_TIME of the table, in one statement; on MySQL 8, bypassing its statistics cache. */
 const sourceSnapshot = (c: Copier, table: string) => {
-  const query = c.source.sql.unsafe<{ readAt: string; engine: string | null; updateTime: string | null; mmap: unknown }>(tableSnapshot, [
-    c.source.settings.database,
-    table
-  ])
+  const query = c.source.sql.unsafe<{ readAt: string; engine: string | null; updateTime: string | null; mmap: unknown; columns: string | null }>(
+    tableSnapshot,
+    [0, 1, 2].flatMap(() => [c.source.settings.database, table])
+  )
   // A transaction only to hold one connection: the session variable and the query must share it.
   const fresh = isMysql8(c.source.serverVersion) ? c.source.sql.withTransaction(Effect.zipRight(c.source.sql.unsafe(freshStatistics), query)) : query
   return fresh.pipe(
-    Effect.map(([row]): SourceSnapshot => ({
-      readAt: row?.readAt ?? "",
-      engine: row?.engine ?? "unknown",
-      updateTime: row?.updateTime ?? null,
-      mmap: Number(row?.mmap) === 1
-    })),
-    c.fromSource(table, "read")
+    c.fromSource(table, "read"),
+    Effect.flatMap(([row]) =>
+      row === undefined
+        ? // Said before anything is created on the replica.
+          Effect.fail(new SchemaError({ database: c.source.settings.role, table, problem: `no such table in database '${c.source.settings.database}'` }))
+        : Effect.succeed<SourceSnapshot>({
+            readAt: row.readAt,
+            engine: row.engine ?? "unknown",
+            updateTime: row.updateTime,
+            mmap: Number(row.mmap) === 1,
+            columns: row.columns
+          })
+    )
   )
 }
 
@@ -462,6 +471,20 @@ const decide = (
     return { decision, columnChanges, follows: follow?.column ?? null, proof }
   })
 
+/**
+ * The cheap way to skip a table, before its shape is read: the last copy completed, the source proves the table
+ * unchanged since (see `unchangedSinceLastCopy`) and the replica still has it. A replica table altered by hand
+ * since is not noticed until the source table changes.
+ */
+const provedUnchanged = (c: Copier, table: string, previous: Option.Option<CopyStatus.CopyState>, snapshot: SourceSnapshot, full: boolean) =>
+  Effect.gen(function* () {
+    if (full || Option.isNone(previous) || previous.value.status !== "complete") return Option.none<ChangeProof>()
+    const proof = unchangedSinceLastCopy(snapshot, previous.value.source)
+    if (proof === null) return Option.none<ChangeProof>()
+    const [present] = yield* c.replica.sql.unsafe(replicaTablePresent, [c.replica.settings.database, table]).pipe(c.onReplica(table, "state"))
+    return present === undefined ? Option.none<ChangeProof>() : Option.some(proof)
+  })
+
 /** The copy of one table, in order: its shape, its last state, what the source proves, the strategy, the copy. */
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
@@ -481,14 +504,18 @@ export const make = Effect.gen(function* () {
 
   const replicate = Effect.fn("Replicator.replicate")(function* (table: string, options: ReplicateOptions = {}) {
     const startedAt = yield* Clock.currentTimeMillis
-    const shape = yield* describeSource(c, table)
-    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
     // Read before any row is: a change made while the copy reads is then seen by the next run.
     const snapshot = yield* sourceSnapshot(c, table)
+    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
     const checksum = yield* Effect.cached(sourceChecksum(c, table))
-    const { decision, columnChanges, follows, proof } = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(
-      c.onReplica(table, "state")
-    )
+    const early = yield* provedUnchanged(c, table, previous, snapshot, options.full === true)
+    const { shape: described, decision, columnChanges, follows, proof } = Option.isSome(early)
+      ? { shape: Option.none<TableShape>(), decision: unchangedSince("replica", early.value), columnChanges: [], follows: null, proof: early.value }
+      : yield* Effect.gen(function* () {
+          const shape = yield* describeSource(c, table)
+          const decided = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(c.onReplica(table, "state"))
+          return { shape: Option.some(shape), ...decided }
+        })
     const run: Run = { id: options.runId ?? crypto.randomUUID(), generation: crypto.randomUUID(), proof: proof.says }
     const strategy = storedStrategy(decision.strategy)
     yield* Effect.annotateCurrentSpan({ table, strategy })
@@ -496,25 +523,29 @@ export const make = Effect.gen(function* () {
       Effect.map(withChecksum ? checksum : Effect.succeed(null), (sum): RecordedSource => ({
         readAt: snapshot.readAt,
         updateTime: snapshot.updateTime,
-        checksum: sum
+        checksum: sum,
+        columns: snapshot.columns
       }))
     const copy = Effect.gen(function* () {
       switch (decision.strategy) {
         case "unchanged": {
           const last = Option.getOrThrow(previous)
-          yield* c.status.write(table, run.id, { ...last, strategy: "unchanged", status: "complete", lastKey: null, proof: run.proof })
+          // The columns just matched the replica's: their fingerprint lets the next run skip before reading them.
+          const source = { ...last.source, columns: snapshot.columns }
+          yield* c.status.write(table, run.id, { ...last, strategy: "unchanged", status: "complete", lastKey: null, proof: run.proof, source })
           return { rowsRead: 0, inserted: 0, updated: 0, watermarkTo: last.watermark } satisfies Copied
         }
         case "whole": {
+          const shape = Option.getOrThrow(described)
           // Only a table that nothing can follow is ever proved unchanged by its checksum: the others skip the scan.
           const source = yield* recorded(follows === null)
           if (shape.primaryKey.length === 0) return yield* streamedWholeCopy(c, shape, run, source, previous)
           return yield* wholeCopy(c, shape, run, { resume: decision.resume ? previous : Option.none(), source, follows, previous })
         }
         case "incremental":
-          return yield* incrementalCopy(c, shape, decision, continuing(Option.getOrThrow(previous), "incremental", decision.watermark, yield* recorded(false), run), run)
+          return yield* incrementalCopy(c, Option.getOrThrow(described), decision, continuing(Option.getOrThrow(previous), "incremental", decision.watermark, yield* recorded(false), run), run)
         case "append-only":
-          return yield* appendOnlyCopy(c, shape, decision, continuing(Option.getOrThrow(previous), "append-only", decision.key, yield* recorded(false), run), run)
+          return yield* appendOnlyCopy(c, Option.getOrThrow(described), decision, continuing(Option.getOrThrow(previous), "append-only", decision.key, yield* recorded(false), run), run)
       }
     })
     const outcome: Copied = yield* copy.pipe(

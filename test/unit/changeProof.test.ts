@@ -1,8 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { checksumProof, generationProof, type RecordedSource, type SourceSnapshot, updateTimeProof } from "../../src/domain/changeProof.ts"
+import {
+  checksumProof,
+  generationProof,
+  type RecordedSource,
+  type SourceSnapshot,
+  unchangedSinceLastCopy,
+  updateTimeProof
+} from "../../src/domain/changeProof.ts"
 
-const myisam = (updateTime: string | null, mmap = false): SourceSnapshot => ({ readAt: "2024-05-02 03:00:00", engine: "MyISAM", updateTime, mmap })
-const lastCopy = (updateTime: string | null, readAt = "2024-05-01 03:00:00"): RecordedSource => ({ readAt, updateTime, checksum: "123" })
+const myisam = (updateTime: string | null, mmap = false): SourceSnapshot => ({ readAt: "2024-05-02 03:00:00", engine: "MyISAM", updateTime, mmap, columns: "12.345/1.6" })
+const lastCopy = (updateTime: string | null, readAt = "2024-05-01 03:00:00"): RecordedSource => ({ readAt, updateTime, checksum: "123", columns: "12.345/1.6" })
 
 describe("updateTimeProof", () => {
   const cases: ReadonlyArray<readonly [string, SourceSnapshot, RecordedSource, "unchanged" | "changed" | "unknown"]> = [
@@ -16,7 +23,7 @@ describe("updateTimeProof", () => {
     ["Aria writes its data pages through its own cache", { ...myisam("2024-05-01 02:00:00"), engine: "Aria" }, lastCopy("2024-05-01 02:00:00"), "unknown"],
     ["memory-mapped MyISAM writes reach the file late", myisam("2024-05-01 02:00:00", true), lastCopy("2024-05-01 02:00:00"), "unknown"],
     ["the server gives no time", myisam(null), lastCopy("2024-05-01 02:00:00"), "unknown"],
-    ["the last copy recorded none (an earlier version, or a first copy)", myisam("2024-05-01 02:00:00"), { readAt: null, updateTime: null, checksum: null }, "unknown"]
+    ["the last copy recorded none (an earlier version, or a first copy)", myisam("2024-05-01 02:00:00"), { readAt: null, updateTime: null, checksum: null, columns: null }, "unknown"]
   ]
   for (const [name, now, last, verdict] of cases) {
     it(`${verdict}: ${name}`, () => {
@@ -31,6 +38,20 @@ describe("updateTimeProof", () => {
     expect(updateTimeProof(myisam("2024-05-01 04:00:00"), lastCopy("2024-05-01 02:59:59")).says).toBe(
       "UPDATE_TIME moved from 2024-05-01 02:59:59 to 2024-05-01 04:00:00"
     )
+  })
+})
+
+describe("unchangedSinceLastCopy", () => {
+  const quiet = myisam("2024-05-01 02:59:59")
+  const last = lastCopy("2024-05-01 02:59:59")
+
+  it("skips a table before its shape is read only when the time proves it unchanged and its columns and indexes are as recorded", () => {
+    expect(unchangedSinceLastCopy(quiet, last)?.verdict).toBe("unchanged")
+    // A column added or an index changed without touching the data file (metadata only) still means a look at the shape.
+    expect(unchangedSinceLastCopy({ ...quiet, columns: "13.999/1.6" }, last)).toBeNull()
+    expect(unchangedSinceLastCopy(quiet, { ...last, columns: null })).toBeNull()
+    expect(unchangedSinceLastCopy({ ...quiet, columns: null }, { ...last, columns: null })).toBeNull()
+    expect(unchangedSinceLastCopy(myisam("2024-05-01 03:00:00"), lastCopy("2024-05-01 03:00:00"))).toBeNull()
   })
 })
 

@@ -48,6 +48,7 @@ interface CopyStatusRow {
   readonly sourceReadAt: string | null
   readonly sourceUpdateTime: string | null
   readonly sourceChecksum: string | null
+  readonly sourceColumns: string | null
   readonly generation: string | null
   readonly proof: string | null
 }
@@ -87,7 +88,7 @@ export const make = (replica: MysqlDatabase): Effect.Effect<CopyStatusStore> =>
                 lastKey: r.lastKey,
                 copyStartedWatermark: r.copyStartedWatermark,
                 rowsCopied: Number(r.rowsCopied),
-                source: { readAt: r.sourceReadAt, updateTime: r.sourceUpdateTime, checksum: r.sourceChecksum },
+                source: { readAt: r.sourceReadAt, updateTime: r.sourceUpdateTime, checksum: r.sourceChecksum, columns: r.sourceColumns },
                 generation: r.generation,
                 proof: r.proof
               })
@@ -111,6 +112,7 @@ export const make = (replica: MysqlDatabase): Effect.Effect<CopyStatusStore> =>
           state.source.readAt,
           state.source.updateTime,
           state.source.checksum,
+          state.source.columns,
           state.generation,
           state.proof
         ])
