@@ -6,20 +6,9 @@ import { execFileSync } from "node:child_process"
 import { rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import process from "node:process"
+import { bundleOptions } from "./bundle.mjs"
 
-const bundle = (entry, outfile) =>
-  build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    sourcemap: true,
-    logLevel: "warning",
-    // Some dependencies are CommonJS and call require(); an ES module has none of its own.
-    banner: { js: "import { createRequire as etlCreateRequire } from 'node:module'; const require = etlCreateRequire(import.meta.url);" }
-  })
+const bundle = (entry, outfile) => build({ ...bundleOptions(entry, outfile), sourcemap: true })
 
 const [entry, outfile] = process.argv.slice(2)
 if (entry !== undefined) {
