@@ -4,7 +4,8 @@
 import { build } from "esbuild"
 import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import process from "node:process"
+import { fileURLToPath, pathToFileURL, URL } from "node:url"
 import { bundleOptions } from "./bundle.mjs"
 
 const repository = fileURLToPath(new URL("..", import.meta.url))
