@@ -129,12 +129,14 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
         site
       )
       fs.appendFileSync(logFile, `\n=== ${label}: exit ${result.status}\n${result.stdout}\n${result.stderr}`)
-      const failed = /(\d+) of \d+ tables failed/.exec(`${result.stdout}\n${result.stderr}`)?.[1]
+      const output = `${result.stdout}\n${result.stderr}`
+      // The summary's first line (`446 tables in 12.3 s: 446 ok, 0 failed`), or the error a failed run exits with.
+      const failed = (/^[\d,]+ tables?(?: in [^:]*)?: [\d,]+ ok, ([\d,]+) failed/m.exec(output) ?? /([\d,]+) of [\d,]+ tables failed/.exec(output))?.[1]
       return {
         ms: result.ms,
         peakRssMb: Math.round(Number(fs.readFileSync(rss, "utf8").trim().split("\n").pop()) / 1024),
         exitCode: result.status,
-        failed: result.status === 0 ? 0 : failed === undefined ? null : Number(failed)
+        failed: result.status === 0 ? 0 : failed === undefined ? null : Number(failed.replace(/,/g, ""))
       }
     }
 
