@@ -13,6 +13,7 @@
  */
 import { Effect } from "effect"
 import * as Mysql from "mysql2/promise"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -185,8 +186,20 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
   }
 }
 
-/** The clinic at this scale: reused when every table is there, MyISAM, with the generated row count; else generated. */
+/** What made a clinic: the facts and the generator's code. A clinic made by other code is generated again. */
+const generatorFingerprint = () => {
+  const digest = createHash("sha256")
+  for (const file of ["opendental-schema.json", "facts.ts", "values.ts", "generate.ts"]) digest.update(fs.readFileSync(new URL(`./${file}`, import.meta.url)))
+  return `clinic generator ${digest.digest("hex").slice(0, 16)}`
+}
+
+/**
+ * The clinic at this scale: reused when it was made by this generator (the database's comment says so) and every
+ * table is there, MyISAM, with the generated row count; else generated.
+ */
 const ensureClinic = async (conn: Mysql.Connection, database: string, scale: number, expected: ClinicCounts) => {
+  const fingerprint = generatorFingerprint()
+  const made = await rowsOf(conn, "SELECT SCHEMA_COMMENT AS comment FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [database])
   // MyISAM's TABLE_ROWS is exact.
   const present = await rowsOf(
     conn,
@@ -194,6 +207,7 @@ const ensureClinic = async (conn: Mysql.Connection, database: string, scale: num
     [database]
   )
   const matches =
+    made[0]?.comment === fingerprint &&
     present.length === Object.keys(expected).length &&
     present.every((r) => r.engine === "MyISAM" && expected[String(r.name)] === Number(r.n))
   if (matches) {
@@ -204,6 +218,7 @@ const ensureClinic = async (conn: Mysql.Connection, database: string, scale: num
   await conn.query(`DROP DATABASE IF EXISTS ${quoted(database)}`)
   const start = performance.now()
   await Effect.runPromise(generateClinic(conn, { database, scale }))
+  await conn.query(`ALTER DATABASE ${quoted(database)} COMMENT = ?`, [fingerprint])
   console.log(`source: generated in ${seconds(performance.now() - start)}`)
 }
 

@@ -160,13 +160,17 @@ const generatorFor = (table: ClinicTable, column: ClinicColumn, context: RowCont
     case "tinytext":
     case "text":
     case "mediumtext":
-    case "longtext":
+    case "longtext": {
+      // Long text is in notes, logs and messages; other text columns (the import tables' ids and dates kept as
+      // text) hold short values, which keeps each table near the size the clinic's facts give it.
+      const long = /note|text|body|message|descript|comment|memo|signature|value/i.test(column.name) ? 0.05 : 0
       return sometimesNull((_, rng) => {
         const r = rng()
         if (r < 0.4) return ""
-        if (r < 0.45) return longNote(rng)
-        return pick(rng, notes)
+        if (r < 0.4 + long) return longNote(rng)
+        return pick(rng, r < 0.7 ? notes : names)
       })
+    }
     case "blob":
     case "mediumblob":
     case "longblob":
