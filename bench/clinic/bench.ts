@@ -101,6 +101,15 @@ interface OurRun {
   readonly failed: number | null
 }
 
+/** One run's measurements, as bench/results keeps them. */
+interface ClinicRun {
+  readonly firstCopy: OurRun & { readonly replicaTablesBehind: ReadonlyArray<string>; readonly analyticsTablesBehind: ReadonlyArray<string> }
+  /** `pgloaderTablesBehind`: tables pgloader did not load in full, which would flatter it. */
+  readonly peers: { readonly mariadbDumpMs: number; readonly pgloaderMs: number; readonly pgloaderTablesBehind: ReadonlyArray<string> }
+  readonly nothingChanged: OurRun
+  readonly changed: OurRun & { readonly rows: number; readonly tables: number; readonly mariadbDumpWhereMs: number }
+}
+
 export const clinicBench = async (options: ClinicBenchOptions) => {
   const { scale, runs } = options
   const names = clinicDatabaseNames(scale)
@@ -141,7 +150,7 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
 
     // Neither side reads the source cold: the first would pay for the disk, the others not.
     sh(`mariadb-dump ${mysqlAuth} --quick ${names.source} > /dev/null`)
-    const perRun: Array<Record<string, unknown>> = []
+    const perRun: Array<ClinicRun> = []
     for (let i = 0; i < runs; i++) {
       const source = Object.fromEntries(await mariadbCounts(conn, names.source, allTables)) as ClinicCounts
       await conn.query(`DROP DATABASE IF EXISTS ${quoted(names.replication)}; CREATE DATABASE ${quoted(names.replication)} CHARACTER SET utf8mb4`)
@@ -345,20 +354,7 @@ const count = async (conn: Mysql.Connection, name: string) => {
   return Number(n)
 }
 
-const report = (
-  options: ClinicBenchOptions,
-  names: Names,
-  totalRows: number,
-  perRun: ReadonlyArray<Record<string, unknown>>,
-  logFile: string
-) => {
-  type Run = {
-    firstCopy: OurRun & { replicaTablesBehind: Array<string>; analyticsTablesBehind: Array<string> }
-    peers: { mariadbDumpMs: number; pgloaderMs: number; pgloaderTablesBehind: Array<string> }
-    nothingChanged: OurRun
-    changed: OurRun & { rows: number; mariadbDumpWhereMs: number }
-  }
-  const rs = perRun as ReadonlyArray<Run>
+const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs: ReadonlyArray<ClinicRun>, logFile: string) => {
   const first = median(rs.map((r) => r.firstCopy.ms))
   const dump = median(rs.map((r) => r.peers.mariadbDumpMs))
   const pg = median(rs.map((r) => r.peers.pgloaderMs))
@@ -380,6 +376,7 @@ const report = (
   }
   const row = (label: string, text: string) => `  ${label.padEnd(27)}${text}`
   const exitCodes = ourRuns.map((r) => r.exitCode).join(", ")
+  const pgloaderShort = new Set(rs.flatMap((r) => r.peers.pgloaderTablesBehind))
   const outOfStepNote = behind.size > 0 ? `; ${behind.size} tables out of step after the first copy: ${[...behind].slice(0, 10).join(", ")}` : ""
   const lines = [
     `whole clinic at scale ${options.scale}: ${totalRows.toLocaleString("en")} rows, pipeline --tables ${options.tables === "all" ? "all" : `<${options.tables.split(",").length} tables>`}, medians of ${options.runs}:`,
@@ -391,12 +388,13 @@ const report = (
     ),
     row("peak resident memory", `${peak} MB (target < 256 MB: ${met(targets.peakRssMb.met)})`),
     row("tables failed", `${failed ?? `unknown (exit codes ${exitCodes})`}${outOfStepNote} (target 0: ${met(targets.tablesFailed.met)})`),
+    ...(pgloaderShort.size > 0 ? [`  (pgloader left ${pgloaderShort.size} tables short, which flatters it: ${[...pgloaderShort].slice(0, 10).join(", ")})`] : []),
     `  (ours is the bundled CLI timed as a whole process, like the peers; its output: ${logFile})`
   ]
   console.log(`\n${lines.join("\n")}`)
   const date = new Date().toISOString()
   const file = path.join(repository, "bench", "results", `${date.slice(0, 10)}-clinic-${options.scale}.json`)
-  const result = { date, scale: options.scale, rows: totalRows, runs: options.runs, tables: options.tables === "all" ? "all" : options.tables.split(",").length, cores: os.cpus().length, databases: names, targets, perRun }
+  const result = { date, scale: options.scale, rows: totalRows, runs: options.runs, tables: options.tables === "all" ? "all" : options.tables.split(",").length, cores: os.cpus().length, databases: names, targets, perRun: rs }
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   console.log(`written to bench/results/${path.basename(file)}`)
 }
