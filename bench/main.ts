@@ -1,5 +1,6 @@
 /**
  * npm run bench -- [--size small|default|large] [--runs 3] [--only replication,analytics,incremental,validate,memory]
+ * npm run bench -- --clinic [--scale 0.05] [--runs 1] [--tables all]     (the whole clinic: bench/clinic/bench.ts)
  *
  * Side-by-side measurements on one machine in one invocation (the machines are shared and noisy: only ratios
  * measured together mean anything). The OpenDental source is generated once per size and kept in
@@ -7,16 +8,16 @@
  * runs), timed from start to exit like the peer's, so its peak memory is its own.
  */
 import { Effect, Layer } from "effect"
-import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { createGeneratedOpenDental } from "../src/programs/openDentalFixtures.ts"
 import * as EtlSettings from "../src/services/EtlSettings.ts"
 import * as SourceDb from "../src/services/SourceDb.ts"
 import { envFileFor } from "../test/support/cli.ts"
+import { clinicBench } from "./clinic/bench.ts"
 import { benchSettings, databaseNames, server, type Size, sizes } from "./databases.ts"
+import { median, met, mysql, mysqlAuth, node, psql, repository, seconds, sh, timed } from "./shell.ts"
 
 const argument = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -29,61 +30,23 @@ const sections = ["replication", "analytics", "incremental", "validate", "memory
 type Section = (typeof sections)[number]
 const only = argument("only", sections.join(",")).split(",") as ReadonlyArray<Section>
 const names = databaseNames(size)
-const repository = fileURLToPath(new URL("..", import.meta.url))
 const buildDirectory = path.join(repository, "bench", ".build")
-/**
- * How a deployment runs the tool (README): V8 otherwise grows its heap lazily with the work done, so peak memory
- * would follow the table's size although what is live follows the page size.
- */
-const node = "node --max-old-space-size=128"
 /** The size whose peak memory is compared with this one's: does it grow with the table? */
 const memoryPeer: Size = size === "small" ? "tiny" : "small"
-
-const mysql = (statement: string, database = "") =>
-  sh(`mariadb -u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port} -N -e ${JSON.stringify(statement)} ${database}`)
-const psql = (statement: string, database = "postgres") =>
-  sh(`psql -h${server.postgres.host} -p${server.postgres.port} -U${server.postgres.user} -d ${database} -Atqc ${JSON.stringify(statement)}`)
-const mysqlAuth = `-u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port}`
-
-function sh(command: string, cwd = repository): string {
-  const result = spawnSync("bash", ["-o", "pipefail", "-c", command], {
-    cwd,
-    encoding: "utf8",
-    // pgloader takes an empty MYSQL_PWD as a password to send: set them only when there is one.
-    env: {
-      ...process.env,
-      ...(server.mysql.password ? { MYSQL_PWD: server.mysql.password } : {}),
-      ...(server.postgres.password ? { PGPASSWORD: server.postgres.password } : {})
-    },
-    maxBuffer: 64 * 1024 * 1024
-  })
-  if (result.status !== 0) throw new Error(`${command}\n${result.stderr}`)
-  return result.stdout.trim()
-}
-
-/** Wall time of a command, in milliseconds. */
-const timed = (command: string, cwd = repository) => {
-  const start = performance.now()
-  const output = sh(command, cwd)
-  return { ms: performance.now() - start, output }
-}
-
-const median = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] as number
-}
 
 const ensureSource = async (of: Size) => {
   const source = databaseNames(of).source
   const expected = sizes[of] * 4
-  const existing = mysql(`SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='${source}' AND TABLE_NAME='procedurelog'`)
-  if (existing === "1" && mysql("SELECT COUNT(*) FROM procedurelog", source) === String(expected)) {
+  // OpenDental's tables are MyISAM, and `mariadb-dump | mariadb` (the replica hop's peer) copies them as MyISAM: a
+  // source of another engine (an older bench's InnoDB) is generated again.
+  const existing = mysql(`SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA='${source}' AND TABLE_NAME='procedurelog'`)
+  if (existing === "MyISAM" && mysql("SELECT COUNT(*) FROM procedurelog", source) === String(expected)) {
     console.log(`source: reusing ${source} (${expected} procedurelog rows)`)
     return
   }
   console.log(`source: generating ${sizes[of]} patients (${expected} procedurelog rows) in ${source}...`)
   mysql(`DROP DATABASE IF EXISTS ${source}; CREATE DATABASE ${source} CHARACTER SET utf8mb3`)
-  const generate = Effect.flatMap(SourceDb.SourceDb, ({ sql }) => createGeneratedOpenDental(sql, { patients: sizes[of], engine: "InnoDB" }))
+  const generate = Effect.flatMap(SourceDb.SourceDb, ({ sql }) => createGeneratedOpenDental(sql, { patients: sizes[of], engine: "MyISAM" }))
   const start = performance.now()
   await Effect.runPromise(
     generate.pipe(Effect.provide(SourceDb.layer.pipe(Layer.provide(EtlSettings.layerOf(benchSettings(of))))), Effect.scoped)
@@ -207,8 +170,6 @@ const validateOn = (of: Size) => {
 }
 
 const rate = (rows: number, ms: number) => `${Math.round(rows / (ms / 1000)).toLocaleString("en")} rows/s`
-const met = (ok: boolean) => (ok ? "met" : "NOT met")
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
 const main = async () => {
   console.log(`bench: size ${size}, ${runs} runs after a warm-up, ${os.cpus().length} cores, sections ${only.join(", ")}`)
@@ -328,7 +289,10 @@ const main = async () => {
   psql(`DROP DATABASE IF EXISTS ${names.pgloader} WITH (FORCE)`)
 }
 
-main().catch((error) => {
+const bench = process.argv.includes("--clinic")
+  ? () => clinicBench({ scale: Number(argument("scale", "0.05")), runs: Number(argument("runs", "1")), tables: argument("tables", "all") })
+  : main
+bench().catch((error) => {
   console.error(error instanceof Error ? error.message : error)
   process.exitCode = 1
 })
