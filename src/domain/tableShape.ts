@@ -33,5 +33,22 @@ export interface TableShape {
   /** The change column incremental copies follow, when the table has one. */
   readonly watermark: Option.Option<string>
   readonly indexes: ReadonlyArray<Index>
+  /** The server's estimate of a row's bytes (AVG_ROW_LENGTH); absent or 0 when it has none. */
+  readonly averageRowBytes?: number
 }
+
+/** Rows a page stays under, for the table's paged copies. */
+export interface PageLimits {
+  readonly batchSize: number
+  readonly pageBytes: number
+}
+
+/** Wide rows (notes, logs, messages) make pages of fewer rows, never fewer than this unless the batch is smaller. */
+const fewestRows = 100
+
+/** `batchSize` rows, or as many as fit in `pageBytes` by the server's estimate of a row's size. */
+export const pageRows = (shape: TableShape, limits: PageLimits): number =>
+  shape.averageRowBytes === undefined || shape.averageRowBytes <= 0
+    ? limits.batchSize
+    : Math.min(limits.batchSize, Math.max(fewestRows, Math.floor(limits.pageBytes / shape.averageRowBytes)))
 

@@ -33,7 +33,7 @@ import { type Page, pagedCopy, streamedCopy } from "../domain/pagedCopy.ts"
 import type { Rows } from "../domain/readAhead.ts"
 import { checksumTable, readGeneration } from "../domain/replicaStatements.ts"
 import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts } from "../domain/strategy.ts"
-import type { TableShape } from "../domain/tableShape.ts"
+import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { type ColumnMapping, type ConversionCounts, mapColumn, noConversions } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import * as LoadStatus from "./analytics/loadStatus.ts"
@@ -191,9 +191,9 @@ const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnM
       (range) =>
         pagedCopy({
           start: range.after,
-          batchSize: l.pipeline.batchSize,
+          batchSize: pageRows(shape, l.pipeline),
           progress: `${table}: full load`,
-          read: (afterKey) => readReplica(l, table, keyOrderPage(shape, afterKey, l.pipeline.batchSize, plan.select, range.upTo)),
+          read: (afterKey) => readReplica(l, table, keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select, range.upTo)),
           positionOf: (row) => String(row[plan.keyAt]),
           initial: { loaded: 0, rejected: 0 },
           write: (page, done) => intoShadow(page.rows, done)
@@ -231,7 +231,7 @@ const streamedWholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray
     const everyRow = tableRows(shape)
     const copied = yield* streamedCopy({
       rows: l.replica.streamValues(everyRow.text, everyRow.params),
-      batchSize: l.pipeline.batchSize,
+      batchSize: pageRows(shape, l.pipeline),
       progress: `${table}: full load`,
       initial: { loaded: 0, rejected: 0 },
       write: (page, done) => intoShadow(page.rows, done)
@@ -286,7 +286,7 @@ const continuingLoad = <P>(
       )
     const copied = yield* pagedCopy({
       start: how.start,
-      batchSize: l.pipeline.batchSize,
+      batchSize: pageRows(shape, l.pipeline),
       progress: `${table}: ${how.name} load`,
       read: (position) => readReplica(l, table, how.read(plan, position)),
       positionOf: (row) => how.positionOf(plan, row),
@@ -343,7 +343,7 @@ const incrementalFrom = (
     from: decision.from,
     start: null,
     watermark: decision.watermark,
-    read: (plan, after) => watermarkPage(shape, decision.watermark, window, after, l.pipeline.batchSize, plan.select),
+    read: (plan, after) => watermarkPage(shape, decision.watermark, window, after, pageRows(shape, l.pipeline), plan.select),
     positionOf: (plan, row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
     watermarkAfter: (watermark, page) => laterWatermark(watermark, page.to?.watermark ?? null)
   }
@@ -357,7 +357,7 @@ const appendOnlyFrom = (l: Loader, shape: TableShape, decision: Extract<Decision
   from: decision.from,
   start: decision.from,
   watermark: null,
-  read: (plan, afterKey) => keyOrderPage(shape, afterKey, l.pipeline.batchSize, plan.select),
+  read: (plan, afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select),
   positionOf: (plan, row) => String(row[plan.keyAt]),
   watermarkAfter: (_, page) => page.to
 })

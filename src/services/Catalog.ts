@@ -64,8 +64,9 @@ const find = Effect.fn("Catalog.find")(function* (
 ) {
   const { sql, settings } = db
   const schema = settings.database
-  const [info] = yield* sql<{ engine: string | null }>`
-    SELECT ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema} AND TABLE_NAME = ${table}`
+  const [info] = yield* sql<{ engine: string | null; averageRowBytes: string | number | null }>`
+    SELECT ENGINE AS engine, AVG_ROW_LENGTH AS averageRowBytes
+      FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema} AND TABLE_NAME = ${table}`
   if (info === undefined) return Option.none()
   const columnRows = yield* sql<ColumnRow>`
     SELECT COLUMN_NAME AS name, ORDINAL_POSITION AS position, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
@@ -99,7 +100,8 @@ const find = Effect.fn("Catalog.find")(function* (
     columns,
     primaryKey,
     watermark,
-    indexes: [...indexes.entries()].map(([name, i]) => ({ name, ...i }))
+    indexes: [...indexes.entries()].map(([name, i]) => ({ name, ...i })),
+    averageRowBytes: Number(info.averageRowBytes ?? 0)
   })
 })
 

@@ -47,6 +47,8 @@ export interface PipelineSettings {
   /** How often a run not on a terminal logs its progress. */
   readonly progressInterval: Duration.Duration
   readonly batchSize: number
+  /** A page holds fewer than `batchSize` rows when the table's rows are wide: memory follows a page's bytes. */
+  readonly pageBytes: number
   readonly lookbackSeconds: number
   /** Per-table watermark columns that override OpenDental's own (`DateTStamp`, `SecDateTEdit`). */
   readonly watermarkColumns: Readonly<Record<string, string>>
@@ -326,6 +328,7 @@ const settingsConfig = Config.all({
     tableConcurrency: positive("ETL_TABLE_CONCURRENCY", defaultTableConcurrency),
     progressInterval: seconds("ETL_PROGRESS_SECONDS", 5),
     batchSize: positive("ETL_BATCH_SIZE", 5000),
+    pageBytes: positive("ETL_PAGE_BYTES", 4 * 1024 * 1024),
     lookbackSeconds: Config.integer("ETL_LOOKBACK_SECONDS").pipe(
       Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 }),
       Config.withDefault(300)

@@ -40,7 +40,7 @@ import {
   type TableFacts,
   unchangedSince
 } from "../domain/strategy.ts"
-import type { TableShape } from "../domain/tableShape.ts"
+import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
 import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "./clients/failures.ts"
@@ -177,7 +177,7 @@ const copyPages = <P>(
   const write = pageWrite<P>(c, shape, run, copy)
   return pagedCopy({
     start: copy.start,
-    batchSize: c.pipeline.batchSize,
+    batchSize: pageRows(shape, c.pipeline),
     progress: `${shape.name}: ${copy.name} copy`,
     read: (position) => readSource(c, shape.name, copy.read(position)),
     positionOf: copy.positionOf,
@@ -257,7 +257,7 @@ const wholeCopy = (
       plan,
       state,
       start: state.lastKey,
-      read: (afterKey) => keyOrderPage(shape, afterKey, c.pipeline.batchSize, plan.select),
+      read: (afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, c.pipeline), plan.select),
       positionOf: (row) => String(row[plan.keyAt]),
       advance: (s, page) => ({ ...s, lastKey: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => s.lastKey ?? "the first row"
@@ -286,7 +286,7 @@ const streamedWholeCopy = (c: Copier, shape: TableShape, run: Run, source: Recor
     const everyRow = tableRows(shape, plan.select)
     const copied = yield* streamedCopy({
       rows: c.source.streamValues(everyRow.text, everyRow.params),
-      batchSize: c.pipeline.batchSize,
+      batchSize: pageRows(shape, c.pipeline),
       progress: `${table}: full copy`,
       initial: { state, inserted: 0 },
       write: (page, done) =>
@@ -333,7 +333,7 @@ const incrementalCopy = (
       plan,
       state,
       start: null as WatermarkPosition | null,
-      read: (after) => watermarkPage(shape, decision.watermark, window, after, c.pipeline.batchSize, plan.select),
+      read: (after) => watermarkPage(shape, decision.watermark, window, after, pageRows(shape, c.pipeline), plan.select),
       positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
       advance: (s, page) => ({
         ...s,
@@ -369,7 +369,7 @@ const appendOnlyCopy = (
       plan,
       state,
       start: decision.from,
-      read: (afterKey) => keyOrderPage(shape, afterKey, c.pipeline.batchSize, plan.select),
+      read: (afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, c.pipeline), plan.select),
       positionOf: (row) => String(row[plan.keyAt]),
       advance: (s, page) => ({ ...s, watermark: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => (s.watermark === null ? "the first key" : `after key ${s.watermark}`)

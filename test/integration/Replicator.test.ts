@@ -567,4 +567,22 @@ describe("Replicator", () => {
       ])
     }).pipe(withReplicator({ appendOnlyTables: ["inseditlog"], batchSize: 2 }))
   )
+
+  it.scopedLive("copies a page of wide rows larger than the server's max_allowed_packet", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      const [limit] = yield* sql<{ bytes: string | number }>`SELECT @@max_allowed_packet AS bytes`
+      // One page of 5,000 rows of OpenDental's widest kind (e-prescription logs, messages), past the packet limit.
+      const rowBytes = Math.ceil((1.2 * Number(limit?.bytes)) / 5000)
+      yield* sql.unsafe(
+        `CREATE TABLE erxlog (ErxLogNum bigint NOT NULL PRIMARY KEY, PatNum bigint NOT NULL, MsgText mediumtext) ENGINE=MyISAM CHARSET=utf8mb3`
+      )
+      yield* sql.unsafe(`INSERT INTO erxlog SELECT seq, seq, REPEAT('x', ${rowBytes}) FROM seq_1_to_5000`)
+      const [copied] = yield* replicateAll(["erxlog"])
+      expect(copied).toMatchObject({ strategy: "full", rowsRead: 5000, rowsInserted: 5000 })
+      const replica = yield* ReplicationDb
+      const [sum] = yield* replica.sql<{ n: string | number; bytes: string | number }>`SELECT COUNT(*) AS n, SUM(LENGTH(MsgText)) AS bytes FROM erxlog`
+      expect([Number(sum?.n), Number(sum?.bytes)]).toEqual([5000, 5000 * rowBytes])
+    }).pipe(withReplicator({ batchSize: 5000, pageBytes: 1024 * 1024 * 1024 }))
+  )
 })

@@ -208,6 +208,7 @@ export const settingsFor = (
       tableConcurrency: EtlSettings.defaultTableConcurrency,
       progressInterval: Duration.seconds(5),
       batchSize: 500,
+      pageBytes: 4 * 1024 * 1024,
       lookbackSeconds: 300,
       watermarkColumns: {},
       appendOnlyTables: [],

@@ -114,10 +114,18 @@ const streamQuery = <A extends object = object>(
     }
   })
 
+/**
+ * A page's file in slices: the client sends each chunk as one packet, and a wide table's page (5,000 rows of a few
+ * kilobytes) is larger than the server's max_allowed_packet (16 MB by default).
+ */
+function* slices(payload: Buffer, size = 1 << 20) {
+  for (let at = 0; at < payload.length; at += size) yield payload.subarray(at, at + size)
+}
+
 const loadLocal = (conn: Mysql.Pool | Mysql.PoolConnection, statement: string, payload: Buffer) =>
   Effect.async<LoadResult, SqlError.SqlError>((resume) => {
     conn.query(
-      { sql: statement, infileStreamFactory: () => Readable.from([payload]) },
+      { sql: statement, infileStreamFactory: () => Readable.from(slices(payload)) },
       (cause: Mysql.QueryError | null, result: unknown) => {
         if (cause) return resume(Effect.fail(sqlError("Failed to load data")(cause)))
         const header = result as Mysql.ResultSetHeader
