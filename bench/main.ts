@@ -16,8 +16,8 @@ import * as EtlSettings from "../src/services/EtlSettings.ts"
 import * as SourceDb from "../src/services/SourceDb.ts"
 import { envFileFor } from "../test/support/cli.ts"
 import { clinicBench } from "./clinic/bench.ts"
-import { benchSettings, databaseNames, server, type Size, sizes } from "./databases.ts"
-import { median, met, mysql, mysqlAuth, node, psql, repository, seconds, sh, timed } from "./shell.ts"
+import { benchSettings, databaseNames, type Size, sizes } from "./databases.ts"
+import { median, met, mysql, mysqlAuth, node, pgloaderCommandFile, psql, repository, seconds, sh, timed } from "./shell.ts"
 
 const argument = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -81,23 +81,7 @@ const dumpAndRestore = () => {
 }
 
 const pgloader = () => {
-  psql(`DROP DATABASE IF EXISTS ${names.pgloader} WITH (FORCE)`)
-  psql(`CREATE DATABASE ${names.pgloader}`)
-  const file = path.join(os.tmpdir(), `etl-bench-${size}.load`)
-  const password = (p: string) => (p ? `:${encodeURIComponent(p)}` : "")
-  fs.writeFileSync(
-    file,
-    `LOAD DATABASE
-       FROM mysql://${server.mysql.user}${password(server.mysql.password)}@${server.mysql.host}:${server.mysql.port}/${names.replication}
-       INTO postgresql://${server.postgres.user}${password(server.postgres.password)}@${server.postgres.host}:${server.postgres.port}/${names.pgloader}
-       WITH include drop, create tables, create no indexes, no foreign keys, workers = 4, concurrency = 1,
-            batch rows = 25000, prefetch rows = 25000
-       SET timezone to 'UTC'
-       CAST type date to date drop default drop not null using zero-dates-to-null,
-            type datetime to timestamp drop default drop not null using zero-dates-to-null,
-            type timestamp to timestamptz drop default drop not null using zero-dates-to-null
-       INCLUDING ONLY TABLE NAMES MATCHING 'procedurelog';\n`
-  )
+  const file = pgloaderCommandFile({ replication: names.replication, into: names.pgloader, name: `etl-bench-${size}`, indexes: false, only: "procedurelog" })
   const { ms, output } = timed(`pgloader ${file} 2>&1`)
   const expected = String(sizes[size] * 4)
   const loaded =

@@ -1,5 +1,8 @@
 /** Shell helpers of the bench sections: commands run under bash with the servers' passwords in the environment. */
 import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { server } from "./databases.ts"
 
@@ -63,3 +66,37 @@ export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
  * would follow the table's size although what is live follows the page size.
  */
 export const node = "node --max-old-space-size=128"
+
+/**
+ * pgloader's command file for a replica database into a fresh PostgreSQL database, as the peers are measured: 4
+ * workers, zero dates to NULL, timestamps read in UTC. `only` limits it to one table; `indexes` creates them too.
+ */
+export const pgloaderCommandFile = (options: {
+  readonly replication: string
+  readonly into: string
+  readonly name: string
+  readonly indexes: boolean
+  readonly only?: string
+}) => {
+  psql(`DROP DATABASE IF EXISTS ${options.into} WITH (FORCE)`)
+  psql(`CREATE DATABASE ${options.into}`)
+  const file = path.join(os.tmpdir(), `${options.name}.load`)
+  const password = (p: string) => (p ? `:${encodeURIComponent(p)}` : "")
+  fs.writeFileSync(
+    file,
+    `LOAD DATABASE
+       FROM mysql://${server.mysql.user}${password(server.mysql.password)}@${server.mysql.host}:${server.mysql.port}/${options.replication}
+       INTO postgresql://${server.postgres.user}${password(server.postgres.password)}@${server.postgres.host}:${server.postgres.port}/${options.into}
+       WITH include drop, create tables, ${options.indexes ? "create indexes" : "create no indexes"}, no foreign keys, workers = 4, concurrency = 1,
+            batch rows = 25000, prefetch rows = 25000
+       SET timezone to 'UTC'
+       CAST type date to date drop default drop not null using zero-dates-to-null,
+            type datetime to timestamp drop default drop not null using zero-dates-to-null,
+            type timestamp to timestamptz drop default drop not null using zero-dates-to-null${
+              options.only === undefined ? "" : `
+       INCLUDING ONLY TABLE NAMES MATCHING '${options.only}'`
+            };
+`
+  )
+  return file
+}

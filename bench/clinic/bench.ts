@@ -21,7 +21,7 @@ import Pg from "pg"
 import { openDentalAppendOnlyTables } from "../../src/domain/appendOnlyTables.ts"
 import { envFileFor } from "../../test/support/cli.ts"
 import { server } from "../databases.ts"
-import { median, met, mysqlAuth, node, psql, repository, run, seconds, sh } from "../shell.ts"
+import { median, met, mysqlAuth, node, pgloaderCommandFile, psql, repository, run, seconds, sh } from "../shell.ts"
 import { planChanges, type TableChanges, updateAssignment } from "./changes.ts"
 import { quoted } from "./facts.ts"
 import { type ClinicCounts, clinicPlan, generateClinic } from "./generate.ts"
@@ -243,22 +243,7 @@ const dumpWhole = (names: Names) => {
  * to NULL, timestamps read in UTC.
  */
 const pgloader = (names: Names, scale: number) => {
-  psql(`DROP DATABASE IF EXISTS ${names.pgloader} WITH (FORCE)`)
-  psql(`CREATE DATABASE ${names.pgloader}`)
-  const file = path.join(os.tmpdir(), `etl-bench-clinic-${String(scale)}.load`)
-  const password = (p: string) => (p ? `:${encodeURIComponent(p)}` : "")
-  fs.writeFileSync(
-    file,
-    `LOAD DATABASE
-       FROM mysql://${server.mysql.user}${password(server.mysql.password)}@${server.mysql.host}:${server.mysql.port}/${names.replication}
-       INTO postgresql://${server.postgres.user}${password(server.postgres.password)}@${server.postgres.host}:${server.postgres.port}/${names.pgloader}
-       WITH include drop, create tables, create indexes, no foreign keys, workers = 4, concurrency = 1,
-            batch rows = 25000, prefetch rows = 25000
-       SET timezone to 'UTC'
-       CAST type date to date drop default drop not null using zero-dates-to-null,
-            type datetime to timestamp drop default drop not null using zero-dates-to-null,
-            type timestamp to timestamptz drop default drop not null using zero-dates-to-null;\n`
-  )
+  const file = pgloaderCommandFile({ replication: names.replication, into: names.pgloader, name: `etl-bench-clinic-${String(scale)}`, indexes: true })
   const result = run(`pgloader ${file} 2>&1`)
   if (result.status !== 0) throw new Error(`pgloader failed:\n${result.stdout.slice(-3000)}`)
   return { ms: result.ms }

@@ -4,23 +4,12 @@
  * newlines, non-Latin names of 2- and 3-byte UTF-8 that utf8mb3 holds, NULLs where a column allows them). Change
  * columns carry past stamps that increase with the key. Pure: values are the text MySQL reads (`null` is NULL).
  */
+import { random } from "../../src/domain/fixtures/generator.ts"
 import type { ClinicColumn, ClinicTable } from "./facts.ts"
 
 export type Value = string | null
 
 type Rng = () => number
-
-/** mulberry32: small, fast and the same everywhere, so one seed gives one clinic. */
-const random = (seed: number): Rng => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const hash = (text: string) => {
   let h = 2166136261
