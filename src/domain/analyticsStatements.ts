@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { Statement } from "@effect/sql"
 import type { ColumnMapping } from "./typeMap.ts"
 
@@ -32,10 +33,11 @@ export const createLoadStatusTable = (schema: string) => `CREATE TABLE IF NOT EX
  * - watermark_column: the column `watermark` is a value of (a change column, or an append-only table's key);
  * - replica_generation / replica_checksum: the replica table as this load found it before reading rows (its
  *   generation in etl_copy_status, or CHECKSUM TABLE where the replica has no status row for it);
- * - proof: the evidence behind the last decision, in words.
+ * - proof: the evidence behind the last decision, in words;
+ * - raw_columns: a fingerprint of the raw table's columns after the last completed load (`rawColumnsFingerprint`).
  */
 export const completeLoadStatusTable = (schema: string) =>
-  `ALTER TABLE ${qualified(schema, loadStatusTable)} ${["watermark_column", "replica_generation", "replica_checksum", "proof"]
+  `ALTER TABLE ${qualified(schema, loadStatusTable)} ${["watermark_column", "replica_generation", "replica_checksum", "proof", "raw_columns"]
     .map((column) => `ADD COLUMN IF NOT EXISTS ${column} text`)
     .join(", ")}`
 
@@ -52,8 +54,21 @@ export const createRejectedRowsTable = (schema: string) => `CREATE TABLE IF NOT 
 /** One table's load status; binds the table name. */
 export const readLoadStatus = (schema: string) =>
   `SELECT strategy, status, watermark, watermark_column AS "watermarkColumn", replica_generation AS "replicaGeneration",
-       replica_checksum AS "replicaChecksum", proof
+       replica_checksum AS "replicaChecksum", proof, raw_columns AS "rawColumns"
   FROM ${qualified(schema, loadStatusTable)} WHERE table_name = $1`
+
+/** Records the raw table's columns after a completed load; binds the table name and the fingerprint. */
+export const recordRawColumns = (schema: string) => `UPDATE ${qualified(schema, loadStatusTable)} SET raw_columns = $2 WHERE table_name = $1`
+
+/**
+ * The raw table's columns and their types (as `existingColumns` lists them, or as the type map gives them), in one
+ * short text: equal exactly when `columnDrift` would find nothing, as a set of names and types.
+ */
+export const rawColumnsFingerprint = (columns: ReadonlyArray<{ readonly name: string; readonly type: string }>) =>
+  createHash("sha256")
+    .update(columns.map((c) => `${c.name}\t${c.type}`).sort().join("\n"))
+    .digest("hex")
+    .slice(0, 32)
 
 /**
  * Writes one table's load status; binds table, strategy, status, watermark, rows loaded, run id, error, watermark

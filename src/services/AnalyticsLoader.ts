@@ -9,6 +9,7 @@ import {
   existingColumns,
   mergeStaged,
   qualified,
+  rawColumnsFingerprint,
   recreateShadow,
   shadowOf,
   stagingTableOf,
@@ -32,7 +33,7 @@ import {
 import { type Page, pagedCopy, streamedCopy } from "../domain/pagedCopy.ts"
 import type { Rows } from "../domain/readAhead.ts"
 import { checksumTable, readGeneration } from "../domain/replicaStatements.ts"
-import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts } from "../domain/strategy.ts"
+import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts, unchangedSince } from "../domain/strategy.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { type ColumnMapping, type ConversionCounts, mapColumn, noConversions } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
@@ -421,6 +422,13 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     })
   })
 
+/** The fingerprint of raw's columns now (empty when raw has no such table). */
+const rawColumnsNow = (l: Loader, table: string) =>
+  l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
+    Effect.map((existing) => rawColumnsFingerprint(existing.rows)),
+    l.onAnalytics(table, "state")
+  )
+
 /** An unchanged table's status keeps the last load's watermark and evidence, with this run's proof. */
 const recordUnchanged = (l: Loader, table: string, runId: string, last: LoadStatus.LoadState, proof: ChangeProof) =>
   Effect.as(
@@ -457,6 +465,12 @@ const finish = (
     return result
   })
 
+/** A table skipped before its shape is read: its replica copy is proved unchanged since the last completed load. */
+const skipped = (l: Loader, table: string, runId: string, last: LoadStatus.LoadState, proof: ChangeProof, startedAt: number) =>
+  Effect.flatMap(recordUnchanged(l, table, runId, last, proof).pipe(l.onAnalytics(table, "write")), (outcome) =>
+    finish(table, { strategy: "unchanged", reason: unchangedSince("analytics", proof).reason }, outcome, Option.some(last), startedAt)
+  )
+
 /**
  * The load of one table, in order: its shape, the raw table, its last status, what the replica proves, the
  * strategy, the load, the result.
@@ -485,6 +499,12 @@ export const make = Effect.gen(function* () {
     const previous = yield* l.status.read(table).pipe(l.onAnalytics(table, "state"))
     const evidence = yield* replicaEvidence(l, table)
     const proof = proofFrom(evidence, previous)
+    const lastRawColumns = Option.getOrNull(previous)?.rawColumns ?? null
+    if (options.full !== true && proof.verdict === "unchanged" && Option.exists(previous, (p) => p.status === "complete") && lastRawColumns !== null) {
+      // The replica's columns change only through a whole copy (a new generation): the proof covers them, and raw's
+      // own columns as the last load left them say there is no drift to report, without reading the replica's shape.
+      if ((yield* rawColumnsNow(l, table)) === lastRawColumns) return yield* skipped(l, table, runId, Option.getOrThrow(previous), proof, startedAt)
+    }
     const shape = yield* describeReplica(l, table)
     const mappings = shape.columns.map(mapColumn)
     const exists = yield* rawTableExists(l, table, mappings)
@@ -532,6 +552,8 @@ export const make = Effect.gen(function* () {
         })
       )
     )
+    const loadedColumns = rawColumnsFingerprint(mappings.map((m) => ({ name: m.name, type: m.postgresType })))
+    yield* l.status.recordRawColumns(table, loadedColumns).pipe(l.onAnalytics(table, "state"))
     return yield* finish(table, { strategy, reason: decision.reason }, outcome, previous, startedAt)
   })
 

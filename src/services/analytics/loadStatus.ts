@@ -8,6 +8,7 @@ import {
   insertRejectedRows,
   loadStatusTable,
   readLoadStatus,
+  recordRawColumns as recordRawColumnsStatement,
   rejectedRowsTable,
   upsertLoadStatus
 } from "../../domain/analyticsStatements.ts"
@@ -25,6 +26,8 @@ export interface LoadState extends PreviousRun {
   readonly replicaChecksum: string | null
   /** The evidence behind the last decision. */
   readonly proof: string | null
+  /** The raw table's columns after the last completed load (`rawColumnsFingerprint`); read, never written with the state. */
+  readonly rawColumns?: string | null
 }
 
 export interface LoadStatusStore {
@@ -38,6 +41,8 @@ export interface LoadStatusStore {
     state: LoadState,
     error?: string | null
   ) => Effect.Effect<void, SqlError>
+  /** Records the raw table's columns once a load of it completed. */
+  readonly recordRawColumns: (table: string, fingerprint: string) => Effect.Effect<void, SqlError>
   /** Keeps quarantined rows in etl_rejected_rows, on `session`. */
   readonly reject: (
     session: PostgresSession,
@@ -55,6 +60,7 @@ interface LoadStatusRow {
   readonly replicaGeneration: string | null
   readonly replicaChecksum: string | null
   readonly proof: string | null
+  readonly rawColumns: string | null
 }
 
 /**
@@ -121,5 +127,7 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
               rejected.map((r) => r.problem)
             ])
             .pipe(Effect.asVoid)
-    return { read, write, reject }
+    const recordRawColumns = (table: string, fingerprint: string) =>
+      inSession(analytics)((session) => session.query(recordRawColumnsStatement(schema), [table, fingerprint])).pipe(Effect.asVoid)
+    return { read, write, recordRawColumns, reject }
   })
