@@ -134,6 +134,23 @@ export const watermarkPage = (
 /** Watermarks are compared as the strings MySQL prints ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which sort as times. */
 export const laterWatermark = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : a >= b ? a : b)
 
+/**
+ * A high-water mark never ahead of the source's clock (`now`, its NOW() when the copy started reading): a row
+ * stamped in the future (a clock moved back, a hand-made fix) would otherwise carry the mark past every later
+ * ordinary change, which would then fall below the mark less the lookback and never be read.
+ */
+export const cappedWatermark = (watermark: string | null, now: string): string | null =>
+  watermark !== null && watermark > now ? now : watermark
+
+/** Up to `limit` rows stamped after `now`: their keys and stamps, for the warning that names them. */
+export const rowsAhead = (shape: TableShape, watermarkColumn: string, now: string, limit: number): PageQuery => {
+  const wm = escapeIdentifier(watermarkColumn)
+  return {
+    text: `SELECT ${escapeIdentifier(shape.primaryKey[0] as string)}, ${wm} FROM ${escapeIdentifier(shape.name)} WHERE ${wm} > CAST(? AS DATETIME(6)) ORDER BY ${wm} LIMIT ?`,
+    params: [now, limit]
+  }
+}
+
 /** The value in the first column of a one-row answer (MAX, MIN) as a string, or null. */
 export const firstValue = (rows: ReadonlyArray<ReadonlyArray<unknown>>, column = 0): string | null => {
   const value = rows[0]?.[column]

@@ -177,8 +177,8 @@ export const readCopyStatus = `SELECT strategy, status, watermark_column AS wate
 /** A row when the replica has the table; binds the database and the table. */
 export const replicaTablePresent = "SELECT 1 AS present FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
 
-/** The generation alone, for the analytics hop; binds the table name. */
-export const readGeneration = `SELECT generation FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+/** The generation and the source's clock at the last copy, for the analytics hop; binds the table name. */
+export const readGeneration = `SELECT generation, source_read_at AS sourceReadAt FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
 
 /**
  * Writes one table's state; binds table, strategy, status, watermark column, watermark, last key, start watermark,

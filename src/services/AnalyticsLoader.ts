@@ -20,6 +20,7 @@ import { type ConnectionError, type DataValidationError, LoadError, SchemaError 
 import {
   firstValue,
   hasIntegerKey,
+  cappedWatermark,
   highestWatermark,
   keyOrderPage,
   keyRanges,
@@ -114,6 +115,8 @@ interface Loader {
 interface ReplicaEvidence {
   readonly generation: string | null
   readonly checksum: string | null
+  /** The source's NOW() when the replica's last copy of the table started reading: no load records a watermark past it. */
+  readonly sourceNow: string | null
 }
 
 const readReplica = (l: Loader, table: string, query: PageQuery) =>
@@ -182,7 +185,9 @@ const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnM
   Effect.gen(function* () {
     const table = shape.name
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
-    const startWatermark = end.follows === null ? null : firstValue(yield* readReplica(l, table, highestWatermark(shape, end.follows)))
+    const highest = end.follows === null ? null : firstValue(yield* readReplica(l, table, highestWatermark(shape, end.follows)))
+    // Only a change column is a time the source's clock caps; an append-only table follows its key.
+    const startWatermark = end.follows !== null && Option.contains(shape.watermark, end.follows) ? capped(highest, end.evidence.sourceNow) : highest
     const { counts, plan } = planFor(l, shape, mappings, null, policy)
     const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
     const span = yield* readReplica(l, table, keySpan(shape))
@@ -330,11 +335,15 @@ const continuingLoad = <P>(
     return { ...copied.value, rowsRead: copied.rowsRead, counts, watermarkTo: reached }
   })
 
+/** A watermark capped at the source's clock when the replica says what it was (see `cappedWatermark`). */
+const capped = (watermark: string | null, sourceNow: string | null) => (sourceNow === null ? watermark : cappedWatermark(watermark, sourceNow))
+
 /** Rows changed since the last load, less the lookback window, in (watermark, key) order. */
 const incrementalFrom = (
   l: Loader,
   shape: TableShape,
-  decision: Extract<Decision, { strategy: "incremental" }>
+  decision: Extract<Decision, { strategy: "incremental" }>,
+  sourceNow: string | null
 ): Continuation<WatermarkPosition | null> => {
   const window = { from: decision.from, lookbackSeconds: l.pipeline.lookbackSeconds }
   return {
@@ -346,7 +355,7 @@ const incrementalFrom = (
     watermark: decision.watermark,
     read: (plan, after) => watermarkPage(shape, decision.watermark, window, after, pageRows(shape, l.pipeline), plan.select),
     positionOf: (plan, row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
-    watermarkAfter: (watermark, page) => laterWatermark(watermark, page.to?.watermark ?? null)
+    watermarkAfter: (watermark, page) => capped(laterWatermark(watermark, page.to?.watermark ?? null), sourceNow)
   }
 }
 
@@ -387,16 +396,18 @@ const noStatusHere = new Set([1146, 1054])
  */
 const replicaEvidence = (l: Loader, table: string) =>
   Effect.gen(function* () {
-    const generation = yield* l.replica.sql.unsafe<{ generation: string | null }>(readGeneration, [table]).pipe(
-      Effect.map(([row]) => row?.generation ?? null),
+    const status = yield* l.replica.sql.unsafe<{ generation: string | null; sourceReadAt: string | null }>(readGeneration, [table]).pipe(
+      Effect.map(([row]) => row),
       Effect.catchIf(
         (e) => noStatusHere.has((e.cause as { errno?: number } | undefined)?.errno ?? 0),
-        () => Effect.succeed(null)
+        () => Effect.succeed(undefined)
       )
     )
-    if (generation !== null) return { generation, checksum: null } satisfies ReplicaEvidence
+    const sourceNow = status?.sourceReadAt ?? null
+    if (status?.generation) return { generation: status.generation, checksum: null, sourceNow } satisfies ReplicaEvidence
     const [row] = yield* l.replica.sql.unsafe<{ Checksum: string | number | null }>(checksumTable(table))
-    return { generation: null, checksum: row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum) } satisfies ReplicaEvidence
+    const checksum = row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum)
+    return { generation: null, checksum, sourceNow } satisfies ReplicaEvidence
   }).pipe(l.fromReplica(table, "read"))
 
 const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus.LoadState>): ChangeProof => {
@@ -532,7 +543,7 @@ export const make = Effect.gen(function* () {
             ? yield* streamedWholeLoad(l, shape, mappings, exists, policy, runId, end)
             : yield* wholeLoad(l, shape, mappings, exists, policy, runId, end)
         case "incremental":
-          return yield* continuingLoad(l, shape, mappings, incrementalFrom(l, shape, decision), Option.getOrThrow(previous), policy, runId, end)
+          return yield* continuingLoad(l, shape, mappings, incrementalFrom(l, shape, decision, evidence.sourceNow), Option.getOrThrow(previous), policy, runId, end)
         case "append-only":
           return yield* continuingLoad(l, shape, mappings, appendOnlyFrom(l, shape, decision), Option.getOrThrow(previous), policy, runId, end)
       }

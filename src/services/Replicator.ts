@@ -11,10 +11,12 @@ import { type ConnectionError, ReplicationError, SchemaError } from "../domain/e
 import {
   firstValue,
   hasIntegerKey,
+  cappedWatermark,
   highestWatermark,
   keyOrderPage,
   laterWatermark,
   type PageQuery,
+  rowsAhead,
   tableRows,
   type WatermarkPosition,
   watermarkPage
@@ -125,7 +127,20 @@ interface Run {
   readonly id: string
   readonly generation: string
   readonly proof: string
+  /** The source's NOW() read before this copy read any row: no watermark is recorded past it. */
+  readonly sourceNow: string
 }
+
+/** Names, by key and stamp, the rows stamped after the source's clock: they are read again on every run until then. */
+const warnAhead = (c: Copier, shape: TableShape, column: string, now: string) =>
+  Effect.gen(function* () {
+    const rows = yield* readSource(c, shape.name, rowsAhead(shape, column, now, 10))
+    const named = rows.map(([key, stamp]) => `key ${String(key)} at ${String(stamp)}`).join(", ")
+    yield* Effect.logWarning(
+      `${shape.name}: rows stamped in ${column} after the source's clock (NOW() ${now}): ${named}${rows.length === 10 ? ", ..." : ""}; ` +
+        "they are copied again on every run until that time passes, and the watermark is kept at the clock"
+    )
+  })
 
 const readSource = (c: Copier, table: string, query: PageQuery) =>
   c.retryTransient(c.source.sql.unsafe(query.text, query.params).values.pipe(c.fromSource(table, "read")))
@@ -245,7 +260,11 @@ const wholeCopy = (
       yield* Effect.logInfo(`${table}: resuming the full copy after key ${state.lastKey}, ${state.rowsCopied} rows already copied`)
     } else {
       yield* runOnReplica(c, table, "write", recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes }))
-      const copyStartedWatermark = from.follows === null ? null : firstValue(yield* readSource(c, table, highestWatermark(shape, from.follows)))
+      const highest = from.follows === null ? null : firstValue(yield* readSource(c, table, highestWatermark(shape, from.follows)))
+      // Only a change column is a time the clock caps; an append-only table follows its key.
+      const stamp = from.follows !== null && Option.contains(shape.watermark, from.follows) ? from.follows : null
+      if (stamp !== null && highest !== null && highest > run.sourceNow) yield* warnAhead(c, shape, stamp, run.sourceNow)
+      const copyStartedWatermark = stamp !== null ? cappedWatermark(highest, run.sourceNow) : highest
       state = wholeState(from.source, from.follows, copyStartedWatermark, run, from.previous)
       yield* c.status.write(table, run.id, state)
     }
@@ -337,12 +356,13 @@ const incrementalCopy = (
       positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
       advance: (s, page) => ({
         ...s,
-        watermark: laterWatermark(s.watermark, page.to?.watermark ?? null),
+        watermark: cappedWatermark(laterWatermark(s.watermark, page.to?.watermark ?? null), run.sourceNow),
         lastKey: page.to?.key ?? null,
         rowsCopied: s.rowsCopied + page.rows.length
       }),
       resumeFrom: (s) => `watermark ${s.watermark}`
     })
+    if (copied.position !== null && copied.position.watermark > run.sourceNow) yield* warnAhead(c, shape, decision.watermark, run.sourceNow)
     const done = copied.value.state
     yield* c.status.write(shape.name, run.id, { ...done, status: "complete", lastKey: null })
     return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: copied.value.updated, watermarkTo: done.watermark }
@@ -516,7 +536,7 @@ export const make = Effect.gen(function* () {
           const decided = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(c.onReplica(table, "state"))
           return { shape: Option.some(shape), ...decided }
         })
-    const run: Run = { id: options.runId ?? crypto.randomUUID(), generation: crypto.randomUUID(), proof: proof.says }
+    const run: Run = { id: options.runId ?? crypto.randomUUID(), generation: crypto.randomUUID(), proof: proof.says, sourceNow: snapshot.readAt }
     const strategy = storedStrategy(decision.strategy)
     yield* Effect.annotateCurrentSpan({ table, strategy })
     const recorded = (withChecksum: boolean) =>

@@ -379,6 +379,30 @@ describe("AnalyticsLoader", () => {
     }).pipe(withBothHops())
   )
 
+  it.scopedLive("a row stamped in the future does not stall the table: an ordinary update made after it still reaches replica and raw", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* createGeneratedOpenDental(sql, { patients: 10, engine: "InnoDB" })
+      yield* bothHops(["patient"])
+      // A clock that moved back, or a hand-made fix: a change stamp a day ahead of the source's clock.
+      yield* sql`UPDATE patient SET DateTStamp = NOW() + INTERVAL 1 DAY, LName = 'Ahead' WHERE PatNum = 1`
+      const [copy, load] = (yield* bothHopsWithReplica(["patient"]))[0] ?? []
+      const [now] = yield* sql<{ now: string }>`SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s') AS now`
+      const clock = now?.now ?? ""
+      // The stamped row is copied; no hop records a watermark past the source's clock.
+      expect({ replica: copy?.watermarkTo ?? "", analytics: load?.watermarkTo ?? "" }).toEqual({
+        replica: expect.stringMatching(/^\d{4}-/),
+        analytics: expect.stringMatching(/^\d{4}-/)
+      })
+      expect([copy?.watermarkTo ?? "", load?.watermarkTo ?? ""].filter((w) => w > clock)).toEqual([])
+      yield* sql`UPDATE patient SET LName = 'Ordinary' WHERE PatNum = 2`
+      yield* bothHops(["patient"])
+      const rows = yield* analyticsRows(`SELECT "PatNum", "LName" FROM raw.patient WHERE "PatNum" IN (1, 2) ORDER BY 1`)
+      expect(rows.map((r) => [Number(r.PatNum), r.LName])).toEqual([[1, "Ahead"], [2, "Ordinary"]])
+      yield* expectAnalyticsMatchesReplica(["patient"])
+    }).pipe(withBothHops({ lookbackSeconds: 0 }))
+  )
+
   it.scopedLive("a full reload swaps in one transaction and keeps the views that depend on the table", () =>
     Effect.gen(function* () {
       const { sql } = yield* TestDatabases.SourceAdmin

@@ -97,6 +97,18 @@ const updateTimeOf = (table: string) =>
 const replicateAll = (tables: ReadonlyArray<string>) =>
   Effect.flatMap(Replicator.Replicator, (r) => Effect.forEach(tables, (t) => r.replicate(t)))
 
+/**
+ * Stamps every row of `table` a day back and returns a time an hour back ('YYYY-MM-DD HH:MM:SS'): changes stamped
+ * from it are in the past (a watermark never runs ahead of the source's clock) and after the first copy's mark.
+ */
+const agedStamps = (table: string, column: string) =>
+  Effect.gen(function* () {
+    const { sql } = yield* TestDatabases.SourceAdmin
+    yield* sql.unsafe(`UPDATE ${table} SET ${column} = NOW() - INTERVAL 1 DAY`)
+    const [row] = yield* sql<{ base: string }>`SELECT DATE_FORMAT(NOW() - INTERVAL 1 HOUR, '%Y-%m-%d %H:%i:%s') AS base`
+    return row?.base ?? ""
+  })
+
 const count = (table: string) =>
   Effect.flatMap(ReplicationDb, ({ sql }) =>
     Effect.map(sql<{ n: string }>`SELECT COUNT(*) AS n FROM ${sql(table)}`, ([r]) => Number(r?.n))
@@ -231,11 +243,12 @@ describe("Replicator", () => {
     Effect.gen(function* () {
       const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+      const base = yield* agedStamps("patient", "DateTStamp")
       yield* replicateAll(["patient"])
       // Seven rows share one second, copied in pages of three: two pages end inside that second.
-      yield* sql`UPDATE patient SET FName = 'Same-Second', DateTStamp = '2030-01-01 00:00:00' WHERE PatNum IN (3, 5, 8, 13, 21, 22, 29)`
+      yield* sql`UPDATE patient SET FName = 'Same-Second', DateTStamp = ${base} WHERE PatNum IN (3, 5, 8, 13, 21, 22, 29)`
       const [result] = yield* replicateAll(["patient"])
-      expect(result).toMatchObject({ strategy: "incremental", rowsUpdated: 7, watermarkTo: "2030-01-01 00:00:00" })
+      expect(result).toMatchObject({ strategy: "incremental", rowsUpdated: 7, watermarkTo: base })
       yield* expectReplicaEqualsSource(["patient"])
     }).pipe(withReplicator({ batchSize: 3, lookbackSeconds: 0 }))
   )
@@ -244,10 +257,11 @@ describe("Replicator", () => {
     Effect.gen(function* () {
       const { sql } = yield* TestDatabases.SourceAdmin
       yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
-      yield* sql`UPDATE carrier SET SecDateTEdit = '2030-06-01 12:00:00' WHERE CarrierNum = 1`
+      const base = yield* agedStamps("carrier", "SecDateTEdit")
+      yield* sql`UPDATE carrier SET SecDateTEdit = ${base} WHERE CarrierNum = 1`
       yield* replicateAll(["carrier"])
-      yield* sql`UPDATE carrier SET CarrierName = 'Late, inside', SecDateTEdit = '2030-06-01 11:58:00' WHERE CarrierNum = 2`
-      yield* sql`UPDATE carrier SET CarrierName = 'Late, outside', SecDateTEdit = '2030-06-01 11:00:00' WHERE CarrierNum = 3`
+      yield* sql`UPDATE carrier SET CarrierName = 'Late, inside', SecDateTEdit = ${base} - INTERVAL 2 MINUTE WHERE CarrierNum = 2`
+      yield* sql`UPDATE carrier SET CarrierName = 'Late, outside', SecDateTEdit = ${base} - INTERVAL 60 MINUTE WHERE CarrierNum = 3`
       const [result] = yield* replicateAll(["carrier"])
       expect(result).toMatchObject({ strategy: "incremental", rowsUpdated: 1 })
       const replica = yield* ReplicationDb
@@ -300,8 +314,9 @@ describe("Replicator", () => {
       const { sql } = yield* TestDatabases.SourceAdmin
       const replica = yield* ReplicationDb
       yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+      const base = yield* agedStamps("patient", "DateTStamp")
       yield* replicateAll(["patient"])
-      yield* sql`UPDATE patient SET Email = CONCAT('moved-', PatNum, '@example.test'), DateTStamp = DATE_ADD('2031-01-01', INTERVAL PatNum SECOND)`
+      yield* sql`UPDATE patient SET Email = CONCAT('moved-', PatNum, '@example.test'), DateTStamp = DATE_ADD(${base}, INTERVAL PatNum SECOND)`
       // The replica refuses the third page (patients 101..150): a real failure part-way through the table.
       yield* replica.sql.unsafe(
         "CREATE TRIGGER refuse_page BEFORE UPDATE ON patient FOR EACH ROW BEGIN IF NEW.PatNum = 120 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
@@ -311,7 +326,8 @@ describe("Replicator", () => {
       if (Either.isLeft(failed)) expect(failed.left.message).toContain("injected failure")
       const [state] = yield* replica.sql<{ status: string; watermark: string; lastKey: string }>`
         SELECT status, watermark, last_key AS lastKey FROM etl_copy_status WHERE table_name = 'patient'`
-      expect(state).toEqual({ status: "failed", watermark: "2031-01-01 00:01:40", lastKey: "100" })
+      const [hundredth] = yield* sql<{ at: string }>`SELECT DATE_FORMAT(DATE_ADD(${base}, INTERVAL 100 SECOND), '%Y-%m-%d %H:%i:%s') AS at`
+      expect(state).toEqual({ status: "failed", watermark: hundredth?.at, lastKey: "100" })
       const [copied] = yield* replica.sql<{ n: string }>`SELECT COUNT(*) AS n FROM patient WHERE Email LIKE 'moved-%'`
       expect(Number(copied?.n)).toBe(100)
 
