@@ -564,7 +564,12 @@ export const make = Effect.gen(function* () {
       )
     )
     const loadedColumns = rawColumnsFingerprint(mappings.map((m) => ({ name: m.name, type: m.postgresType })))
-    yield* l.status.recordRawColumns(table, loadedColumns).pipe(l.onAnalytics(table, "state"))
+    // Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table.
+    yield* l.status.recordRawColumns(table, loadedColumns).pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning(`${table}: loaded, but raw's columns were not recorded (${error.message}); the next run reads the replica's shape again`)
+      )
+    )
     return yield* finish(table, { strategy, reason: decision.reason }, outcome, previous, startedAt)
   })
 
