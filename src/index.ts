@@ -4,7 +4,7 @@
  *   Settings  where the settings come from (`layer`: process environment and `.env_<environment>`;
  *             `layerFromConfig`: the ConfigProvider in context)
  *   Layers    the services, each needing only the settings
- *   Programs  validate, sweep, runPipeline, testConnections, checkAccess
+ *   Programs  validate, sweep, runPipeline, reconcile, testConnections, checkAccess
  *
  * The error classes, the report schema and the service tags (for stubbing a service in a test) are exported too.
  */
@@ -34,10 +34,12 @@ export { MetricsHistory, type MetricsHistoryService } from "./services/MetricsHi
 export { Pipeline, type PipelineService, type TableRun } from "./services/Pipeline.ts"
 export { ReplicationDb } from "./services/ReplicationDb.ts"
 export { type ReplicationResult, Replicator, type ReplicatorService } from "./services/Replicator.ts"
+export { Reconciler, type ReconcilerService, type TableReconcile } from "./services/Reconciler.ts"
 export { Reporter, type ReporterService } from "./services/Reporter.ts"
 export { SeededData, type SeededDataService } from "./services/SeededData.ts"
 export { SourceDb } from "./services/SourceDb.ts"
 export { SourceTables, type SourceTablesService } from "./services/SourceTables.ts"
 export { SourceWriterDb } from "./services/SourceWriterDb.ts"
 export { type TableComparison, TableChecksum, type TableChecksumService } from "./services/TableChecksum.ts"
+export type { PairReport } from "./domain/reconcile.ts"
 export { Verifier, type VerifierService } from "./services/Verifier.ts"

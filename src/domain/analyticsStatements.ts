@@ -156,6 +156,10 @@ export const stagingTableOf = (table: string) => `etl_stage_${table}`
 export const createStagingTable = (schema: string, table: string) =>
   `CREATE TEMP TABLE ${escapeIdentifier(stagingTableOf(table))} (LIKE ${qualified(schema, table)} INCLUDING DEFAULTS) ON COMMIT DROP`
 
+/** Deletes raw's rows of the given keys, bound as one array of the key's type. */
+export const deleteKeys = (schema: string, table: string, key: string, keyType: string) =>
+  `DELETE FROM ${qualified(schema, table)} WHERE ${escapeIdentifier(key)} = ANY($1::${keyType}[])`
+
 /**
  * The staged page merged on the primary key: new keys are inserted, known keys take the new values only when one
  * differs (an unchanged row is not rewritten). Each returned row says whether it was inserted.

@@ -208,3 +208,142 @@ export const checksumStatement = (
   return { sql, params }
 }
 
+
+/**
+ * A row's hash for comparing two MySQL stages whose columns are declared alike (source and replica): the values as
+ * the server prints them, which is cheaper than the canonical text by half (measured on the whole-clinic source:
+ * 2.2 s against 10.0 s for 1,022,805 rows). A float is widened to double, which the server prints exactly
+ * (shortest round trip); text is framed by its byte length so a separator inside a value cannot shift into the
+ * next; blobs by their md5; a mask of the nullable columns tells NULL from any value (CONCAT_WS skips NULLs). Only
+ * equal values give equal texts on equal declarations, so this never hides a difference; a mismatch it reports on a
+ * server printing differently is cleared by the canonical column comparison that names what differs.
+ */
+export const nativeRowHash = (columns: ReadonlyArray<Column>): string => {
+  const values = columns.map((column) => {
+    const c = escapeIdentifier(column.name)
+    if (textTypes.has(column.dataType)) return `CONCAT(LENGTH(${c}), ':', ${c})`
+    if (binaryTypes.has(column.dataType)) return `MD5(${c})`
+    if (column.dataType === "float") return `CAST(${c} AS DOUBLE)`
+    return c
+  })
+  const nullable = columns.filter((c) => c.nullable).map((c) => `ISNULL(${escapeIdentifier(c.name)})`)
+  const mask = nullable.length === 0 ? [] : [`CONCAT(${nullable.join(", ")})`]
+  return `CAST(CONV(LEFT(MD5(CONCAT_WS(0x1f, ${[...values, ...mask].join(", ")})), 15), 16, 10) AS UNSIGNED)`
+}
+
+/** A key's hash, the same on both engines: 60 bits of the md5 of its decimal text. */
+export const keyHash = (engine: Engine, key: string): string =>
+  engine === "mysql"
+    ? `CAST(CONV(LEFT(MD5(${escapeIdentifier(key)}), 15), 16, 10) AS UNSIGNED)`
+    : `('x' || left(md5(${escapePgIdentifier(key)}::text), 15))::bit(60)::bigint`
+
+/** What a range statement reads: the table (escaped, qualified), its key and the row hashes to sum. */
+export interface RangeTarget {
+  readonly engine: Engine
+  readonly table: string
+  /** The single-column primary key, unescaped; null for a table without one (whole-table sums only). */
+  readonly key: string | null
+  readonly hashes: ReadonlyArray<string>
+}
+
+const keyOf = (target: RangeTarget) =>
+  target.key === null ? "" : target.engine === "mysql" ? escapeIdentifier(target.key) : escapePgIdentifier(target.key)
+
+const rangeCondition = (target: RangeTarget, range: KeyRange | undefined, params: Array<string>) => {
+  if (range === undefined || target.key === null) return ""
+  const key = keyOf(target)
+  const conditions: Array<string> = []
+  const bound = (op: string, value: string | null) => {
+    if (value === null) return
+    params.push(value)
+    conditions.push(target.engine === "mysql" ? `${key} ${op} CAST(? AS DECIMAL(65,0))` : `${key} ${op} $${params.length}::numeric`)
+  }
+  bound(">", range.lo)
+  bound("<=", range.hi)
+  return conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`
+}
+
+/** One row of an aggregate statement, every value as text; `etl_bucket` only when bucketed. */
+export interface AggregateRow {
+  readonly etl_bucket?: string
+  readonly etl_rows: string
+  /** Per hash: rows it could hash, and the sum of their hashes. */
+  readonly [sum: `etl_hashed_${number}` | `etl_sum_${number}`]: string
+  readonly etl_min_key?: string | null
+  readonly etl_max_key?: string | null
+}
+
+/**
+ * Count and the sums of `target`'s hashes over the key range `(lo, hi]` (whole table without one), computed in the
+ * database. With `width`, one row per bucket of `width` keys counted from `lo` (bucket `i` holds `(lo + i*width,
+ * lo + (i+1)*width]`), from one scan of the range; without, one row with the keys' least and greatest.
+ */
+export const aggregateStatement = (target: RangeTarget, range?: KeyRange, width?: string): ChecksumStatement => {
+  const params: Array<string> = []
+  const mysql = target.engine === "mysql"
+  const key = keyOf(target)
+  const bucketed = width !== undefined && target.key !== null
+  // The bucket's values are bound first: they come before the range's bounds in the statement's text.
+  if (bucketed) params.push(range?.lo ?? "0", width)
+  const bucket = mysql
+    ? `(${key} - CAST(? AS DECIMAL(65,0)) - 1) DIV CAST(? AS DECIMAL(65,0)) AS etl_bucket`
+    : `div(${key}::numeric - $1::numeric - 1, $2::numeric) AS etl_bucket`
+  const where = rangeCondition(target, range, params)
+  const sums = target.hashes.flatMap((_, i) =>
+    mysql
+      ? [`CAST(COUNT(h${i}) AS CHAR) AS etl_hashed_${i}`, `CAST(IFNULL(SUM(h${i}), 0) AS CHAR) AS etl_sum_${i}`]
+      : [`count(h${i})::text AS etl_hashed_${i}`, `coalesce(sum(h${i}), 0)::text AS etl_sum_${i}`]
+  )
+  const rows = mysql ? "CAST(COUNT(*) AS CHAR) AS etl_rows" : "count(*)::text AS etl_rows"
+  const bounds =
+    target.key === null || bucketed
+      ? []
+      : mysql
+        ? ["CAST(MIN(k) AS CHAR) AS etl_min_key", "CAST(MAX(k) AS CHAR) AS etl_max_key"]
+        : ["min(k)::text AS etl_min_key", "max(k)::text AS etl_max_key"]
+  const selected = [
+    ...(bucketed ? [bucket] : target.key === null ? [] : [`${key} AS k`]),
+    ...target.hashes.map((h, i) => `${h} AS h${i}`)
+  ]
+  const outer = bucketed ? [mysql ? "CAST(etl_bucket AS CHAR) AS etl_bucket" : "etl_bucket::text AS etl_bucket", rows, ...sums] : [rows, ...sums, ...bounds]
+  const sql =
+    `SELECT ${outer.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}) rows_hashed` +
+    (bucketed ? " GROUP BY etl_bucket" : "")
+  return { sql, params }
+}
+
+/** Each key of the range with its row hash (the first of `target.hashes`), in key order. */
+export const keyHashesStatement = (target: RangeTarget, range: KeyRange): ChecksumStatement => {
+  const params: Array<string> = []
+  const where = rangeCondition(target, range, params)
+  const key = keyOf(target)
+  const [hash] = target.hashes
+  const sql =
+    target.engine === "mysql"
+      ? `SELECT CAST(${key} AS CHAR) AS etl_key, CAST(${hash} AS CHAR) AS etl_hash FROM ${target.table}${where} ORDER BY ${key}`
+      : `SELECT ${key}::text AS etl_key, (${hash})::text AS etl_hash FROM ${target.table}${where} ORDER BY ${key}`
+  return { sql, params }
+}
+
+/**
+ * For the given keys, each column's canonical value hashed on its own (16 hex digits of its piece's md5): two stages'
+ * rows compared column by column name what differs without a value leaving either database.
+ */
+export const columnHashesStatement = (
+  engine: Engine,
+  table: string,
+  key: string,
+  columns: ReadonlyArray<CanonicalColumn>,
+  keys: ReadonlyArray<string>
+): ChecksumStatement => {
+  const mysql = engine === "mysql"
+  const k = mysql ? escapeIdentifier(key) : escapePgIdentifier(key)
+  const hashes = columns.map((c, i) =>
+    mysql ? `LEFT(MD5(${mysqlPiece(c)}), 16) AS c${i}` : `left(md5(${postgresPiece(c)}), 16) AS c${i}`
+  )
+  const list = keys.map((_, i) => (mysql ? "CAST(? AS DECIMAL(65,0))" : `$${i + 1}::numeric`)).join(", ")
+  const sql = mysql
+    ? `SELECT CAST(${k} AS CHAR) AS etl_key, ${hashes.join(", ")} FROM ${table} WHERE ${k} IN (${list})`
+    : `SELECT ${k}::text AS etl_key, ${hashes.join(", ")} FROM ${table} WHERE ${k} IN (${list})`
+  return { sql, params: keys }
+}

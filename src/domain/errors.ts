@@ -137,6 +137,21 @@ export class PipelineFailedError extends Schema.TaggedError<PipelineFailedError>
   }
 }
 
+/** The reconcile found tables whose stages differ (and did not repair them), or tables it could not compare. */
+export class ReconcileDifferencesError extends Schema.TaggedError<ReconcileDifferencesError>()("ReconcileDifferencesError", {
+  differing: Schema.Array(Schema.String),
+  failed: Schema.Array(Schema.String),
+  total: Schema.Number
+}) {
+  override get message(): string {
+    const parts = [
+      ...(this.differing.length > 0 ? [`${this.differing.length} of ${this.total} tables differ between stages: ${this.differing.join(", ")}`] : []),
+      ...(this.failed.length > 0 ? [`${this.failed.length} could not be compared: ${this.failed.join(", ")}`] : [])
+    ]
+    return parts.join("; ")
+  }
+}
+
 /** Seeding test rows failed; whatever was seeded has been deleted again. */
 export class SeedError extends Schema.TaggedError<SeedError>()("SeedError", {
   step: Schema.String,

@@ -70,6 +70,21 @@ export const keyOrderPage = (
   }
 }
 
+/** The rows of the given primary keys, in key order: what a reconcile's repair re-copies. */
+export const keysPage = (shape: TableShape, keys: ReadonlyArray<string>, select = allColumns(shape)): PageQuery => {
+  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  return {
+    text: `${selectFrom(shape, select)} WHERE ${key} IN (${keys.map(() => keyPlaceholder(shape)).join(", ")}) ORDER BY ${key}`,
+    params: keys
+  }
+}
+
+/** Deletes the rows of the given primary keys: what a reconcile's repair does with keys the source lacks. */
+export const deleteKeys = (shape: TableShape, keys: ReadonlyArray<string>): PageQuery => ({
+  text: `DELETE FROM ${escapeIdentifier(shape.name)} WHERE ${escapeIdentifier(shape.primaryKey[0] as string)} IN (${keys.map(() => keyPlaceholder(shape)).join(", ")})`,
+  params: keys
+})
+
 /** A slice of a table by primary key: after `after` (exclusive) up to `upTo` (inclusive); null is open. */
 export interface KeyRange {
   readonly after: string | null

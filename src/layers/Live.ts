@@ -10,6 +10,7 @@ import * as Collateral from "../services/Collateral.ts"
 import * as Isolation from "../services/Isolation.ts"
 import * as MetricsHistory from "../services/MetricsHistory.ts"
 import * as Pipeline from "../services/Pipeline.ts"
+import * as Reconciler from "../services/Reconciler.ts"
 import * as ReplicationDb from "../services/ReplicationDb.ts"
 import * as Replicator from "../services/Replicator.ts"
 import * as Reporter from "../services/Reporter.ts"
@@ -17,6 +18,7 @@ import * as SeededData from "../services/SeededData.ts"
 import * as SourceDb from "../services/SourceDb.ts"
 import * as SourceTables from "../services/SourceTables.ts"
 import * as SourceWriterDb from "../services/SourceWriterDb.ts"
+import * as TableChecksum from "../services/TableChecksum.ts"
 import * as Verifier from "../services/Verifier.ts"
 
 /** The pipeline's three connections (never the source writer: the pipeline only reads the source). */
@@ -28,6 +30,9 @@ export const PipelineLive = Pipeline.layer.pipe(
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(PipelineDatabases)
 )
+
+/** The reconcile over both hops, whose writers its repairs go through. */
+export const ReconcilerLive = Reconciler.layer.pipe(Layer.provideMerge(TableChecksum.layer), Layer.provideMerge(PipelineLive))
 
 /**
  * The harness's own services: the seeder (the only user of the source writer), verifier, benchmark, reporter,
@@ -56,6 +61,9 @@ export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, 
 
 /** The built-in pipeline: `Programs.runPipeline`. */
 export const pipeline = PipelineLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
+
+/** The pipeline and the reconcile of its stages: `Programs.reconcile`. */
+export const reconciliation = ReconcilerLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
 /**
  * A pipeline written elsewhere, for the harness to validate: `{table}` in its command line runs it once per table,

@@ -3,6 +3,7 @@
 export { checkAccess } from "./checkAccess.ts"
 export { type PipelineOptions, type ProgressDisplay, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
 export { publish, type PublishOptions } from "./publish.ts"
+export { reconcile, type ReconcileRunOptions, reconcileSummary, type TableOutcome } from "./reconcile.ts"
 export { describeSweptRun, printSweep, sweep } from "./sweep.ts"
 export { type ConnectionCheck, testConnections } from "./testConnections.ts"
 export { validate, type ValidateOptions } from "./validate.ts"

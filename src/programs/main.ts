@@ -16,6 +16,7 @@ import { Reporter } from "../services/Reporter.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
 import { runPipeline } from "./pipeline.ts"
 import { publish } from "./publish.ts"
+import { reconcile } from "./reconcile.ts"
 import { printSweep, sweep } from "./sweep.ts"
 import { scenarios, validate } from "./validate.ts"
 import { testConnections } from "./testConnections.ts"
@@ -65,6 +66,27 @@ const pipelineCommand = Command.make(
       }).pipe(Effect.provide(Layers.pipeline))
     )
 ).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
+
+const reconcileCommand = Command.make(
+  "reconcile",
+  {
+    tables,
+    repair: Options.boolean("repair").pipe(
+      Options.withDescription("Copy the differing rows again and delete the extra ones downstream; a table without a primary key is copied whole")
+    )
+  },
+  (options) =>
+    withSettings(
+      reconcile({
+        ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
+        repair: options.repair
+      }).pipe(Effect.provide(Layers.reconciliation))
+    )
+).pipe(
+  Command.withDescription(
+    "Compare source, replica and raw by count and checksum per key range, computed in each database; name the rows missing, extra and different by key and column"
+  )
+)
 
 /**
  * The pipeline validate runs: --pipeline-command, else ETL_PIPELINE_COMMAND, else the built-in one. A clean
@@ -210,6 +232,7 @@ const commands = [
   testConnectionsCommand,
   validateCommand,
   pipelineCommand,
+  reconcileCommand,
   sweepCommand,
   checkAccessCommand,
   demoCommand

@@ -1,9 +1,10 @@
-import { Clock, Context, Effect, Layer, Option } from "effect"
+import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
   addPrimaryKey,
   columnDrift,
   copyInto,
   createStagingTable,
+  deleteKeys,
   dropTableIfExists,
   escapeIdentifier,
   existingColumns,
@@ -24,6 +25,7 @@ import {
   highestWatermark,
   keyOrderPage,
   keyRanges,
+  keysPage,
   keySpan,
   laterWatermark,
   type PageQuery,
@@ -33,7 +35,8 @@ import {
 } from "../domain/keysetPages.ts"
 import { type Page, pagedCopy, streamedCopy } from "../domain/pagedCopy.ts"
 import type { Rows } from "../domain/readAhead.ts"
-import { checksumTable, readGeneration } from "../domain/replicaStatements.ts"
+import { type KeyRepair, repairBatch } from "../domain/reconcile.ts"
+import { checksumTable, escapeIdentifier as escapeMysqlIdentifier, readGeneration } from "../domain/replicaStatements.ts"
 import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts, unchangedSince } from "../domain/strategy.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { type ColumnMapping, type ConversionCounts, mapColumn, noConversions } from "../domain/typeMap.ts"
@@ -78,6 +81,17 @@ export type LoadFailure = SchemaError | DataValidationError | LoadError | Connec
 
 export interface AnalyticsLoaderService {
   readonly load: (table: string, options?: LoadOptions) => Effect.Effect<LoadResult, LoadFailure>
+  /**
+   * Puts the given keys of raw.<table> back in line with the replica (the reconcile's repair): rows re-read from
+   * the replica, converted by the type map and merged as an incremental page is, keys the replica still lacks
+   * deleted, each batch in one transaction. A value raw cannot hold fails the repair, naming table, key and column.
+   */
+  readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, LoadFailure>
+}
+
+export interface RepairOutcome {
+  readonly copied: number
+  readonly deleted: number
 }
 
 export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<AnalyticsLoader, AnalyticsLoaderService>() {}
@@ -573,7 +587,51 @@ export const make = Effect.gen(function* () {
     return yield* finish(table, { strategy, reason: decision.reason }, outcome, previous, startedAt)
   })
 
-  return { load } satisfies AnalyticsLoaderService
+  const repair = Effect.fn("AnalyticsLoader.repair")(function* (table: string, keys: KeyRepair) {
+    const shape = yield* describeReplica(l, table)
+    const key = shape.primaryKey[0]
+    if (key === undefined || !hasIntegerKey(shape)) {
+      return yield* new SchemaError({ database: "replication", table, problem: "has no single-column integer key to repair rows by; load it whole with --full" })
+    }
+    const mappings = shape.columns.map(mapColumn)
+    if (!(yield* rawTableExists(l, table, mappings))) {
+      return yield* new SchemaError({ database: "analytics", table: `${l.schema}.${table}`, problem: "does not exist; the pipeline loads it whole" })
+    }
+    const { plan } = planFor(l, shape, mappings, null, "fail")
+    let copied = 0
+    for (const batch of Arr.chunksOf(keys.copy, repairBatch)) {
+      const converted = yield* plan.convert(yield* readReplica(l, table, keysPage(shape, batch, plan.select)))
+      if (converted.loaded === 0) continue
+      yield* l.retryTransient(
+        l.inSession((session) =>
+          session.transaction(
+            Effect.gen(function* () {
+              yield* session.query(createStagingTable(l.schema, table))
+              yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), converted.text)
+              yield* session.query(mergeStaged(l.schema, table, mappings, key))
+            })
+          )
+        ).pipe(l.onAnalytics(table, "merge"))
+      )
+      copied += converted.loaded
+    }
+    const keyType = (mappings.find((m) => m.name === key) as ColumnMapping).postgresType
+    let deleted = 0
+    for (const batch of Arr.chunksOf(keys.remove, repairBatch)) {
+      // A key the replica holds again since it was compared is not deleted.
+      const held = new Set((yield* readReplica(l, table, keysPage(shape, batch, escapeMysqlIdentifier(key)))).map((r) => String(r[0])))
+      const gone = batch.filter((k) => !held.has(k))
+      if (gone.length === 0) continue
+      const removed = yield* l
+        .inSession((session) => session.query(deleteKeys(l.schema, table, key, keyType), [gone]))
+        .pipe(l.onAnalytics(table, "write"))
+      deleted += removed.rowCount ?? 0
+    }
+    yield* Effect.logInfo(`${table}: repaired in analytics: ${copied} rows copied again, ${deleted} deleted`)
+    return { copied, deleted } satisfies RepairOutcome
+  })
+
+  return { load, repair } satisfies AnalyticsLoaderService
 })
 
 export const layer = Layer.effect(AnalyticsLoader, make)

@@ -63,6 +63,13 @@ export interface PipelineSettings {
   readonly replicaBulkMethod: ReplicaBulkMethod
   /** How long a run waits for another run's lock on a table before giving up. */
   readonly lockTimeoutSeconds: number
+  /**
+   * The reconcile compares a key range key by key once neither stage holds more rows in it than this; a larger
+   * range that differs is split in 16 and only the parts that differ are looked into.
+   */
+  readonly reconcileChunkRows: number
+  /** Each run also finds the rows deleted in the source, by key-range checksums, and deletes them downstream. */
+  readonly propagateDeletes: boolean
   /** Readers that page through one table at once in a full load into analytics, each over a range of keys. */
   readonly loadParallelism: number
   /** A pipeline written elsewhere, for the harness to validate: `{table}` runs it per table, `{tables}` once. */
@@ -137,6 +144,9 @@ export interface Settings {
 export class EtlSettings extends Context.Tag("opendental-etl/EtlSettings")<EtlSettings, Settings>() {}
 
 export const defaultTables = ["patient", "appointment", "procedurelog", "procedurecode", "carrier", "insplan"] as const
+
+/** Keys compared one by one in a range of at most this many rows (see `reconcileChunkRows`). */
+export const defaultReconcileChunkRows = 2000
 
 /**
  * Tables copied at once by default. Measured with bench/tableConcurrency.ts (100 small tables, 2 cores, median of 3,
@@ -340,6 +350,8 @@ const settingsConfig = Config.all({
       Config.withDefault<ReplicaBulkMethod>("load-data")
     ),
     lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
+    reconcileChunkRows: positive("ETL_RECONCILE_CHUNK_ROWS", defaultReconcileChunkRows),
+    propagateDeletes: Config.boolean("ETL_PROPAGATE_DELETES").pipe(Config.withDefault(false)),
     loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
     externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
     externalEnvironment: Config.string("ETL_PIPELINE_ENV").pipe(

@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Layer, Option } from "effect"
+import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
   checksumProof,
   nothingRecorded,
@@ -13,7 +13,9 @@ import {
   hasIntegerKey,
   cappedWatermark,
   highestWatermark,
+  deleteKeys,
   keyOrderPage,
+  keysPage,
   laterWatermark,
   type PageQuery,
   rowsAhead,
@@ -24,6 +26,7 @@ import {
 import { type Page, pagedCopy, streamedCopy } from "../domain/pagedCopy.ts"
 import {
   checksumTable,
+  escapeIdentifier,
   freshStatistics,
   recreateShadow,
   replicaTablePresent,
@@ -42,6 +45,7 @@ import {
   type TableFacts,
   unchangedSince
 } from "../domain/strategy.ts"
+import { type KeyRepair, repairBatch } from "../domain/reconcile.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
@@ -85,6 +89,17 @@ export type ReplicateError = SchemaError | ReplicationError | ConnectionError
 
 export interface ReplicatorService {
   readonly replicate: (table: string, options?: ReplicateOptions) => Effect.Effect<ReplicationResult, ReplicateError>
+  /**
+   * Puts the given keys of the replica's table back in line with the source (the reconcile's repair): rows re-read
+   * from the source and upserted by the hop's own page writer, keys the source still lacks deleted; every batch
+   * commits with a new generation, so the analytics hop knows the table changed.
+   */
+  readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, ReplicateError>
+}
+
+export interface RepairOutcome {
+  readonly copied: number
+  readonly deleted: number
 }
 
 export class Replicator extends Context.Tag("opendental-etl/Replicator")<Replicator, ReplicatorService>() {}
@@ -592,7 +607,39 @@ export const make = Effect.gen(function* () {
     return result
   })
 
-  return { replicate } satisfies ReplicatorService
+  const repair = Effect.fn("Replicator.repair")(function* (table: string, keys: KeyRepair) {
+    const shape = yield* describeSource(c, table)
+    if (!hasIntegerKey(shape)) {
+      return yield* new SchemaError({ database: "source", table, problem: "has no single-column integer key to repair rows by; copy it whole with --full" })
+    }
+    const runId = crypto.randomUUID()
+    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
+    const changed = () => Option.match(previous, { onNone: () => Effect.void, onSome: (p) => c.status.write(table, runId, { ...p, generation: crypto.randomUUID() }) })
+    const plan = planFor(c, shape, null, "table")
+    let copied = 0
+    for (const batch of Arr.chunksOf(keys.copy, repairBatch)) {
+      const rows = yield* readSource(c, table, keysPage(shape, batch, plan.select))
+      if (rows.length === 0) continue
+      yield* c.retryTransient(plan.write(table, rows, changed).pipe(c.onReplica(table, "write")))
+      copied += rows.length
+    }
+    let deleted = 0
+    for (const batch of Arr.chunksOf(keys.remove, repairBatch)) {
+      // A key the source holds again since it was compared is not deleted.
+      const held = new Set((yield* readSource(c, table, keysPage(shape, batch, escapeIdentifier(shape.primaryKey[0] as string)))).map((r) => String(r[0])))
+      const gone = batch.filter((key) => !held.has(key))
+      if (gone.length === 0) continue
+      const statement = deleteKeys(shape, gone)
+      const removed = yield* c.replica.sql
+        .withTransaction(Effect.zipLeft(c.replica.sql.unsafe(statement.text, statement.params).raw, changed()))
+        .pipe(c.onReplica(table, "write"))
+      deleted += (removed as { affectedRows?: number }).affectedRows ?? 0
+    }
+    yield* Effect.logInfo(`${table}: repaired in the replica: ${copied} rows copied again, ${deleted} deleted`)
+    return { copied, deleted } satisfies RepairOutcome
+  })
+
+  return { replicate, repair } satisfies ReplicatorService
 })
 
 export const layer = Layer.effect(Replicator, make)

@@ -6,6 +6,9 @@ import {
   checksumStatement,
   type KeyRange,
   NoCanonicalForm,
+  type ChecksumStatement,
+  type Engine,
+  nativeRowHash,
   rangeableKey
 } from "../domain/checksum.ts"
 import { escapePgIdentifier } from "../domain/collateral.ts"
@@ -58,6 +61,29 @@ export interface ChecksumOptions {
 
 export type ChecksumError = SchemaError | DatabaseError | ConnectionError
 
+/** One stage's table as the reconcile's statements read it. */
+export interface StageTarget {
+  readonly stage: Stage
+  readonly engine: Engine
+  /** Escaped, and schema-qualified in PostgreSQL. */
+  readonly table: string
+  /** The source's columns (less `omit`) as this stage declares them. */
+  readonly canonical: ReadonlyArray<CanonicalColumn>
+  /** Runs a statement on this stage, its failures naming the stage and table. */
+  readonly run: <R extends object>(statement: ChecksumStatement) => Effect.Effect<ReadonlyArray<R>, ChecksumError>
+}
+
+/** What the reconcile compares a table by in each stage. */
+export interface TableTargets {
+  readonly table: string
+  /** The single-column integer primary key ranges are made of; null compares the whole table only. */
+  readonly key: string | null
+  readonly columns: ReadonlyArray<string>
+  /** The cheaper row hash of source and replica (`nativeRowHash`), when both declare the columns alike. */
+  readonly nativeHash: Option.Option<string>
+  readonly stages: Readonly<Record<Stage, Option.Option<StageTarget>>>
+}
+
 export interface TableChecksumService {
   /**
    * Count and checksum of the source's table in one stage, computed by the database: only the one aggregate row
@@ -67,6 +93,8 @@ export interface TableChecksumService {
   readonly checksum: (table: string, stage: Stage, options?: ChecksumOptions) => Effect.Effect<StageChecksum, ChecksumError>
   /** The three stages' sums and, for each hop, whether its two stages are in sync. */
   readonly compareStages: (table: string, options?: ChecksumOptions) => Effect.Effect<TableComparison, ChecksumError>
+  /** Each stage's statement target, after the same checks as `checksum`; none where a stage lacks the table. */
+  readonly targets: (table: string, options?: ChecksumOptions) => Effect.Effect<TableTargets, ChecksumError>
 }
 
 export class TableChecksum extends Context.Tag("opendental-etl/TableChecksum")<TableChecksum, TableChecksumService>() {}
@@ -117,7 +145,7 @@ export const make = Effect.gen(function* () {
     return Effect.succeed({ key: column.name, range })
   }
 
-  const canonical = (stage: Stage, table: string, columns: ReadonlyArray<Column>) =>
+  const canonicalOf = (stage: Stage, table: string, columns: ReadonlyArray<Column>) =>
     Effect.forEach(columns, (column) => {
       const c = canonicalColumn(column)
       return c instanceof NoCanonicalForm
@@ -139,18 +167,18 @@ export const make = Effect.gen(function* () {
 
   type Plan = Effect.Effect.Success<ReturnType<typeof plan>>
 
-  const mysqlChecksum = (stage: "source" | "replication", db: MysqlDatabase, table: string, { columns, range }: Plan) =>
+  const mysqlTarget = (stage: "source" | "replication", db: MysqlDatabase, table: string, columns: ReadonlyArray<Column>) =>
     Effect.gen(function* () {
       const held = yield* naming(stage, table)(catalog.find(db, table))
-      if (Option.isNone(held)) return Option.none<StageChecksum>()
+      if (Option.isNone(held)) return Option.none<StageTarget & { readonly declared: ReadonlyArray<Column> }>()
       const own = new Map(held.value.columns.map((c) => [c.name, c]))
       const missing = columns.filter((c) => !own.has(c.name)).map((c) => c.name)
       if (missing.length > 0) return yield* schemaError(stage, table, `lacks the source's columns ${missing.join(", ")}`)
       // Each MySQL stage's values are read through its own declarations of the columns.
-      const canonicals = yield* canonical(stage, table, columns.map((c) => own.get(c.name) as Column))
-      const statement = checksumStatement("mysql", escapeIdentifier(table), canonicals, range)
-      const [row] = yield* naming(stage, table)(db.sql.unsafe<ChecksumRow>(statement.sql, statement.params))
-      return Option.some(yield* sums(stage, table, row))
+      const declared = columns.map((c) => own.get(c.name) as Column)
+      const canonical = yield* canonicalOf(stage, table, declared)
+      const run = <R extends object>(statement: ChecksumStatement) => naming(stage, table)(db.sql.unsafe<R>(statement.sql, statement.params))
+      return Option.some({ stage, engine: "mysql" as const, table: escapeIdentifier(table), canonical, run, declared })
     })
 
   /** raw.<table>'s columns and their types as format_type prints them, which the type map's are written as. */
@@ -160,10 +188,10 @@ export const make = Effect.gen(function* () {
         FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace
        WHERE n.nspname = ${schema} AND t.relname = ${table} AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`
 
-  const analyticsChecksum = (table: string, { columns, range }: Plan) =>
+  const analyticsTarget = (table: string, columns: ReadonlyArray<Column>) =>
     Effect.gen(function* () {
       const held = yield* naming("analytics", table)(analyticsColumns(table))
-      if (held.length === 0) return Option.none<StageChecksum>()
+      if (held.length === 0) return Option.none<StageTarget>()
       const types = new Map(held.map((c) => [c.name, c.type]))
       const drifted = columns.flatMap((c) => {
         const expected = mapColumn(c).postgresType
@@ -171,24 +199,55 @@ export const make = Effect.gen(function* () {
         return actual === expected ? [] : [`${c.name} (${actual ?? "missing"}, the type map gives ${expected})`]
       })
       if (drifted.length > 0) return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
-      const canonicals: ReadonlyArray<CanonicalColumn> = yield* canonical("analytics", table, columns)
-      const statement = checksumStatement("postgres", `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`, canonicals, range)
+      const canonical = yield* canonicalOf("analytics", table, columns)
       const { sql } = analytics
       // Canonical texts are UTF-8: md5 and octet_length of a PostgreSQL text read it in the database's encoding.
       const [encoding] = yield* naming("analytics", table)(sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
       if (encoding?.encoding !== "UTF8") {
         return yield* schemaError("analytics", table, `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`)
       }
-      const [row] = yield* naming("analytics", table)(sql.unsafe<ChecksumRow>(statement.sql, statement.params))
-      return Option.some(yield* sums("analytics", table, row))
+      const run = <R extends object>(statement: ChecksumStatement) => naming("analytics", table)(sql.unsafe<R>(statement.sql, statement.params))
+      return Option.some<StageTarget>({ stage: "analytics", engine: "postgres", table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`, canonical, run })
     })
 
-  const stageChecksum = (table: string, stage: Stage, planned: Plan) =>
+  const stageTarget = (table: string, stage: Stage, columns: ReadonlyArray<Column>): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
     stage === "source"
-      ? mysqlChecksum("source", source, table, planned)
+      ? mysqlTarget("source", source, table, columns)
       : stage === "replication"
-        ? mysqlChecksum("replication", replica, table, planned)
-        : analyticsChecksum(table, planned)
+        ? mysqlTarget("replication", replica, table, columns)
+        : analyticsTarget(table, columns)
+
+  const stageChecksum = (table: string, stage: Stage, { columns, range }: Plan) =>
+    Effect.gen(function* () {
+      const target = yield* stageTarget(table, stage, columns)
+      if (Option.isNone(target)) return Option.none<StageChecksum>()
+      const statement = checksumStatement(target.value.engine, target.value.table, target.value.canonical, range)
+      const [row] = yield* target.value.run<ChecksumRow>(statement)
+      return Option.some(yield* sums(stage, table, row))
+    })
+
+  const targets = Effect.fn("TableChecksum.targets")(function* (table: string, options: ChecksumOptions = {}) {
+    const { shape, columns } = yield* plan(table, options)
+    const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
+      [mysqlTarget("source", source, table, columns), mysqlTarget("replication", replica, table, columns), analyticsTarget(table, columns)],
+      { concurrency: 3 }
+    )
+    const [key, ...rest] = shape.primaryKey
+    const keyColumn = shape.columns.find((c) => c.name === key)
+    const ranged = keyColumn !== undefined && rest.length === 0 && rangeableKey(keyColumn)
+    const alike = (a: Column, b: Column) => a.columnType === b.columnType && a.charset === b.charset && a.collation === b.collation && a.nullable === b.nullable
+    const nativeHash =
+      Option.isSome(fromSource) && Option.isSome(fromReplica) && fromSource.value.declared.every((c, i) => alike(c, fromReplica.value.declared[i] as Column))
+        ? Option.some(nativeRowHash(fromSource.value.declared))
+        : Option.none()
+    return {
+      table,
+      key: ranged ? (key as string) : null,
+      columns: columns.map((c) => c.name),
+      nativeHash,
+      stages: { source: fromSource, replication: fromReplica, analytics: fromAnalytics }
+    } satisfies TableTargets
+  })
 
   const checksum = Effect.fn("TableChecksum.checksum")(function* (table: string, stage: Stage, options: ChecksumOptions = {}) {
     const found = yield* stageChecksum(table, stage, yield* plan(table, options))
@@ -207,7 +266,7 @@ export const make = Effect.gen(function* () {
     return { table, stages, pairs, inSync: pairs.every((p) => p.status === "in sync") } satisfies TableComparison
   })
 
-  return { checksum, compareStages } satisfies TableChecksumService
+  return { checksum, compareStages, targets } satisfies TableChecksumService
 })
 
 export const layer = Layer.effect(TableChecksum, make)

@@ -215,6 +215,8 @@ export const settingsFor = (
       replicaSecondaryIndexes: false,
       replicaBulkMethod: "load-data",
       lockTimeoutSeconds: 60,
+      reconcileChunkRows: EtlSettings.defaultReconcileChunkRows,
+      propagateDeletes: false,
       loadParallelism: 2,
       externalCommand: Option.none(),
       externalEnvironment: [],
