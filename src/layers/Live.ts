@@ -24,15 +24,16 @@ import * as Verifier from "../services/Verifier.ts"
 /** The pipeline's three connections (never the source writer: the pipeline only reads the source). */
 export const PipelineDatabases = Layer.mergeAll(SourceDb.layer, ReplicationDb.layer, AnalyticsDb.layer)
 
-/** Both hops, the built-in Pipeline and the source's table list over the settings in context. */
+/**
+ * Both hops, the built-in Pipeline, the reconcile of its stages (whose repairs and delete propagation go through the
+ * hops' writers) and the source's table list, over the settings in context.
+ */
 export const PipelineLive = Pipeline.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, SourceTables.layer)),
+  Layer.provideMerge(Reconciler.layer),
+  Layer.provideMerge(Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, SourceTables.layer, TableChecksum.layer)),
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(PipelineDatabases)
 )
-
-/** The reconcile over both hops, whose writers its repairs go through. */
-export const ReconcilerLive = Reconciler.layer.pipe(Layer.provideMerge(TableChecksum.layer), Layer.provideMerge(PipelineLive))
 
 /**
  * The harness's own services: the seeder (the only user of the source writer), verifier, benchmark, reporter,
@@ -59,11 +60,8 @@ export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, 
 // The public layers: each needs only EtlSettings and passes it through, so a program run on one has its settings;
 // the platform services the services use (files, paths, child processes, HTTP for alerts) are provided here.
 
-/** The built-in pipeline: `Programs.runPipeline`. */
+/** The built-in pipeline and the reconcile of its stages: `Programs.runPipeline`, `Programs.reconcile`. */
 export const pipeline = PipelineLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
-
-/** The pipeline and the reconcile of its stages: `Programs.reconcile`. */
-export const reconciliation = ReconcilerLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
 /**
  * A pipeline written elsewhere, for the harness to validate: `{table}` in its command line runs it once per table,

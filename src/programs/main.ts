@@ -49,6 +49,9 @@ const pipelineCommand = Command.make(
     tables,
     full: Options.boolean("full").pipe(Options.withDescription("Reload every table in full through shadow tables")),
     verbose: Options.boolean("verbose").pipe(Options.withDescription("List every table in the summary, not only the changed and the failed")),
+    propagateDeletes: Options.boolean("propagate-deletes").pipe(
+      Options.withDescription("Also find the rows deleted in the source, by key-range checksums, and delete them from replica and raw (default ETL_PROPAGATE_DELETES)")
+    ),
     onBadRow: Options.choice("on-bad-row", ["fail", "quarantine"]).pipe(
       Options.withDefault("fail" as const),
       Options.withDescription("A value PostgreSQL cannot hold: fail the table, or keep the row in etl_rejected_rows")
@@ -61,6 +64,8 @@ const pipelineCommand = Command.make(
         full: options.full,
         onBadRow: options.onBadRow,
         verbose: options.verbose,
+        // The flag turns propagation on; without it the setting decides.
+        ...(options.propagateDeletes ? { propagateDeletes: true } : {}),
         // A live line needs a terminal to rewrite; a log or a pipe gets a line every ETL_PROGRESS_SECONDS.
         progress: process.stderr.isTTY ? "terminal" : "log"
       }).pipe(Effect.provide(Layers.pipeline))
@@ -80,7 +85,7 @@ const reconcileCommand = Command.make(
       reconcile({
         ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
         repair: options.repair
-      }).pipe(Effect.provide(Layers.reconciliation))
+      }).pipe(Effect.provide(Layers.pipeline))
     )
 ).pipe(
   Command.withDescription(

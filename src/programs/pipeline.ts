@@ -18,6 +18,8 @@ export interface PipelineOptions {
   readonly verbose?: boolean
   /** Default `log`: an embedding service's own logger decides where it goes. */
   readonly progress?: ProgressDisplay
+  /** Delete downstream the rows deleted in the source (default ETL_PROPAGATE_DELETES). */
+  readonly propagateDeletes?: boolean
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
@@ -38,12 +40,14 @@ const sum = (runs: ReadonlyArray<TableRun>, of: (run: TableRun) => number | unde
 
 /** A table changed downstream when either hop wrote a row of it. */
 const changes = (run: TableRun) => ({
-  replica: run.replication?.rowsWritten ?? 0,
-  analytics: (run.analytics?.rowsInserted ?? 0) + (run.analytics?.rowsUpdated ?? 0)
+  replica: (run.replication?.rowsWritten ?? 0) + (run.deleted?.replica ?? 0),
+  analytics: (run.analytics?.rowsInserted ?? 0) + (run.analytics?.rowsUpdated ?? 0) + (run.deleted?.analytics ?? 0)
 })
 
 /** Changed tables named in the summary before the rest is left to `--verbose`. */
 const changedShown = 50
+
+const deletedIn = (run: TableRun, hop: "replica" | "analytics") => ((run.deleted?.[hop] ?? 0) > 0 ? `, ${run.deleted?.[hop]} deleted` : "")
 
 /** One line per table, as a person scans it after a run: `--verbose`. */
 const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
@@ -51,8 +55,8 @@ const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
   const rows = runs.map((r) => [
     r.table,
     r.success ? "ok" : "FAILED",
-    r.replication ? `${r.replication.strategy}: ${r.replication.rowsRead} read, ${r.replication.rowsWritten} written` : "-",
-    r.analytics ? `${r.analytics.strategy}: ${r.analytics.rowsInserted} new, ${r.analytics.rowsUpdated} changed` : "-",
+    r.replication ? `${r.replication.strategy}: ${r.replication.rowsRead} read, ${r.replication.rowsWritten} written${deletedIn(r, "replica")}` : "-",
+    r.analytics ? `${r.analytics.strategy}: ${r.analytics.rowsInserted} new, ${r.analytics.rowsUpdated} changed${deletedIn(r, "analytics")}` : "-",
     r.analytics ? String(r.analytics.rowsRejected) : "-",
     r.analytics ? String(r.analytics.conversions.zeroDatesToNull) : "-",
     seconds(r.durationMs)
@@ -72,14 +76,17 @@ export const summary = (runs: ReadonlyArray<TableRun>, options: { readonly verbo
   const loaded = runs.filter((r) => r.analytics !== undefined)
   const changed = runs.filter((r) => r.success && (changes(r).replica > 0 || changes(r).analytics > 0))
   const took = options.durationMs === undefined ? "" : ` in ${duration(options.durationMs)}`
+  // Shown when the run looked for deleted rows: "0 deleted" then says it did and found none.
+  const deletes = (hop: "replica" | "analytics") =>
+    runs.some((r) => r.deleted !== undefined) ? `, ${count(sum(runs, (r) => r.deleted?.[hop]))} deleted` : ""
   const lines = [
     `${plural(runs.length, "table")}${took}: ${count(runs.length - failed.length)} ok, ${count(failed.length)} failed`,
     `  replica:   ${strategies(copied.map((r) => r.replication?.strategy ?? ""))}${copied.length > 0 ? "; " : ""}` +
-      `${plural(sum(copied, (r) => r.replication?.rowsRead), "row")} read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written`,
+      `${plural(sum(copied, (r) => r.replication?.rowsRead), "row")} read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written${deletes("replica")}`,
     `  analytics: ${strategies(loaded.map((r) => r.analytics?.strategy ?? ""))}${loaded.length > 0 ? "; " : ""}` +
       `${plural(sum(loaded, (r) => r.analytics?.rowsRead), "row")} read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
       `${count(sum(loaded, (r) => r.analytics?.rowsUpdated))} changed, ${count(sum(loaded, (r) => r.analytics?.rowsRejected))} rejected, ` +
-      `${count(sum(loaded, (r) => r.analytics?.conversions.zeroDatesToNull))} zero dates -> NULL`
+      `${count(sum(loaded, (r) => r.analytics?.conversions.zeroDatesToNull))} zero dates -> NULL${deletes("analytics")}`
   ]
   if (options.verbose === true) lines.push("", ...perTable(runs))
   else if (changed.length > 0) {
@@ -177,10 +184,12 @@ export const runPipeline = (options: PipelineOptions) =>
       yield* Effect.logInfo(`Excluded by ETL_EXCLUDE_TABLES (${settings.pipeline.excludeTables.join(",")}): ${selection.excluded.join(", ")}`)
     }
     const tables = selection.tables
-    yield* Effect.logInfo(`Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(tables)}${options.full ? ", full reload" : ""}`)
+    const also = [...(options.full ? ["full reload"] : []), ...((options.propagateDeletes ?? settings.pipeline.propagateDeletes) ? ["propagating deletes"] : [])]
+    yield* Effect.logInfo(`Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(tables)}${also.map((a) => `, ${a}`).join("")}`)
     const startedAt = yield* Clock.currentTimeMillis
     const progress = yield* Ref.make(startProgress(tables.length, startedAt))
-    const runs = yield* pipeline.run(tables, { full: options.full, onBadRow: options.onBadRow, progress }).pipe(
+    const propagateDeletes = options.propagateDeletes ?? settings.pipeline.propagateDeletes
+    const runs = yield* pipeline.run(tables, { full: options.full, onBadRow: options.onBadRow, progress, propagateDeletes }).pipe(
       showingProgress(progress, options.progress ?? "log", settings.pipeline.progressInterval),
       Effect.onInterrupt(() =>
         Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Console.log(interruptedSummary(p, now)))

@@ -19,6 +19,7 @@ import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult }
 import { tableLock } from "./clients/tableLocks.ts"
 import { connectionPlanOf, EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
+import { type DeletesPropagated, type ReconcileError, Reconciler } from "./Reconciler.ts"
 import { type ReplicateError, type ReplicationResult, Replicator } from "./Replicator.ts"
 
 export interface TableRun {
@@ -27,6 +28,8 @@ export interface TableRun {
   readonly durationMs: number
   readonly replication?: ReplicationResult
   readonly analytics?: LoadResult
+  /** Rows deleted downstream because the source no longer holds them (`propagateDeletes`). */
+  readonly deleted?: DeletesPropagated
   /** The table's own typed failure: which database, table and stage, as the hop reported it. */
   readonly error?: TableFailure
 }
@@ -37,6 +40,8 @@ export interface RunOptions {
   readonly runId?: string
   /** Kept up to date as tables start and finish and pages are written: what a progress line shows. */
   readonly progress?: Ref.Ref<RunProgress>
+  /** Find rows deleted in the source and delete them downstream (default ETL_PROPAGATE_DELETES). */
+  readonly propagateDeletes?: boolean
 }
 
 export interface PipelineService {
@@ -50,7 +55,7 @@ export interface PipelineService {
 
 export class Pipeline extends Context.Tag("opendental-etl/Pipeline")<Pipeline, PipelineService>() {}
 
-export type TableFailure = ReplicateError | LoadFailure | LockTimeoutError | DatabaseError | ConnectionError | ExternalPipelineError
+export type TableFailure = ReplicateError | LoadFailure | ReconcileError | LockTimeoutError | DatabaseError | ConnectionError | ExternalPipelineError
 
 /** Effect metrics of each table run: what OTLP exports when an endpoint is configured. */
 const tableSeconds = Metric.histogram(
@@ -82,6 +87,7 @@ const tracker = (progress: Ref.Ref<RunProgress> | undefined) => ({
 export const make = Effect.gen(function* () {
   const replicator = yield* Replicator
   const loader = yield* AnalyticsLoader
+  const reconciler = yield* Reconciler
   const replica = yield* ReplicationDb
   const analytics = yield* AnalyticsDb
   const settings = yield* EtlSettings
@@ -107,17 +113,26 @@ export const make = Effect.gen(function* () {
               ...(options.runId ? { runId: options.runId } : {})
             })
             .pipe(track.counting("analytics"), Effect.either)
-          return { replication, loaded }
+          // Looked for on every run, also of a table proved unchanged: deletes from before propagation was on, or
+          // from a run that stopped between the replica's delete and raw's, are found all the same.
+          const deleted =
+            loaded._tag === "Right" && (options.propagateDeletes ?? settings.pipeline.propagateDeletes)
+              ? yield* Effect.either(reconciler.propagateDeletes(table))
+              : undefined
+          return { replication, loaded, deleted }
         })
       ).pipe(Effect.either)
       const durationMs = (yield* Clock.currentTimeMillis) - startedAt
       if (outcome._tag === "Left") {
         return { table, success: false, durationMs, error: outcome.left } satisfies TableRun
       }
-      const { replication, loaded } = outcome.right
-      return loaded._tag === "Left"
-        ? ({ table, success: false, durationMs, replication, error: loaded.left } satisfies TableRun)
-        : ({ table, success: true, durationMs, replication, analytics: loaded.right } satisfies TableRun)
+      const { replication, loaded, deleted } = outcome.right
+      if (loaded._tag === "Left") return { table, success: false, durationMs, replication, error: loaded.left } satisfies TableRun
+      const run = { table, durationMs, replication, analytics: loaded.right }
+      if (deleted === undefined) return { ...run, success: true } satisfies TableRun
+      return deleted._tag === "Left"
+        ? ({ ...run, success: false, error: deleted.left } satisfies TableRun)
+        : ({ ...run, success: true, deleted: deleted.right } satisfies TableRun)
     }).pipe(Effect.withSpan("Pipeline.table", { attributes: { table } }))
 
   const run = Effect.fn("Pipeline.run")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {

@@ -76,6 +76,17 @@ export interface ReconcilerService {
    * (no row is read into the process while the two agree); the caller holds the table's lock.
    */
   readonly extraKeys: (table: string, from: Stage, to: Stage) => Effect.Effect<ReadonlyArray<string>, ChecksumError>
+  /**
+   * Rows deleted in the source, deleted from the replica and then from raw through the hops' own writers (raw also
+   * loses keys the replica lost before, e.g. in a run that failed after the replica's delete). Found by `extraKeys`
+   * on both hops; the caller holds the table's lock. A table without a primary key is left to its whole copy.
+   */
+  readonly propagateDeletes: (table: string) => Effect.Effect<DeletesPropagated, ReconcileError>
+}
+
+export interface DeletesPropagated {
+  readonly replica: number
+  readonly analytics: number
 }
 
 export class Reconciler extends Context.Tag("opendental-etl/Reconciler")<Reconciler, ReconcilerService>() {}
@@ -349,7 +360,23 @@ export const make = Effect.gen(function* () {
     return compared?.differences?.extra ?? []
   })
 
-  return { reconcile, extraKeys } satisfies ReconcilerService
+  const propagateDeletes = Effect.fn("Reconciler.propagateDeletes")(function* (table: string) {
+    const targets = yield* checksums.targets(table)
+    if (targets.key === null) return { replica: 0, analytics: 0 } satisfies DeletesPropagated
+    const [toReplica, toRaw] = yield* comparePairs(targets, hops, true)
+    const unlisted = [toReplica, toRaw].filter((c) => c !== undefined && c.differences === null && c.report.status === "differs")
+    if (unlisted.length > 0) {
+      yield* Effect.logWarning(`${table}: more than ${mostKeys} keys differ between stages; deletes are not propagated, run reconcile --repair`)
+      return { replica: 0, analytics: 0 } satisfies DeletesPropagated
+    }
+    const fromReplica = toReplica?.differences?.extra ?? []
+    const fromRaw = [...new Set([...fromReplica, ...(toRaw?.differences?.extra ?? [])])]
+    const replicaDone = fromReplica.length === 0 ? { deleted: 0 } : yield* replicator.repair(table, { copy: [], remove: fromReplica })
+    const rawDone = fromRaw.length === 0 ? { deleted: 0 } : yield* loader.repair(table, { copy: [], remove: fromRaw })
+    return { replica: replicaDone.deleted, analytics: rawDone.deleted } satisfies DeletesPropagated
+  })
+
+  return { reconcile, extraKeys, propagateDeletes } satisfies ReconcilerService
 })
 
 export const layer = Layer.effect(Reconciler, make)
