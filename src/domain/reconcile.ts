@@ -136,6 +136,8 @@ export interface PairReport {
   readonly missing: number
   readonly extra: number
   readonly different: number
+  /** Rows raw lacks because the loader quarantined them (raw's etl_rejected_rows): not counted as missing. */
+  readonly quarantined: number
   /** Up to `keysShown` keys of each kind. */
   readonly keys: { readonly missing: ReadonlyArray<string>; readonly extra: ReadonlyArray<string>; readonly different: ReadonlyArray<string> }
   /** Column name and how many of the different rows differ in it. */
@@ -144,7 +146,8 @@ export interface PairReport {
 
 /** One line for a person: `replication: 3 missing (keys 4, 9, 12), 1 different (FName: 1)`. */
 export const describePair = (pair: PairReport): string => {
-  if (pair.status === "in sync") return `${pair.to}: in sync (${pair.rows.to} rows)`
+  const quarantined = pair.quarantined > 0 ? ` (${pair.quarantined} quarantined rows, in etl_rejected_rows, not counted)` : ""
+  if (pair.status === "in sync") return `${pair.to}: in sync (${pair.rows.to} rows)${quarantined}`
   if (pair.status === "table missing") return `${pair.to}: table missing in ${pair.rows.from === null ? pair.from : pair.to}`
   if (pair.wholeTable) return `${pair.to}: differs (${pair.rows.from} rows in ${pair.from}, ${pair.rows.to} in ${pair.to}; no primary key, compared whole)`
   const part = (n: number, what: string, keys: ReadonlyArray<string>) =>
@@ -156,5 +159,5 @@ export const describePair = (pair: PairReport): string => {
     ...part(pair.missing, "missing", pair.keys.missing),
     ...part(pair.extra, "extra", pair.keys.extra),
     ...part(pair.different, "different", pair.keys.different)
-  ].join(", ")}${columns.length > 0 ? `; columns differing: ${columns.join(", ")}` : ""}`
+  ].join(", ")}${columns.length > 0 ? `; columns differing: ${columns.join(", ")}` : ""}${quarantined}`
 }

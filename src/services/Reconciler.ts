@@ -30,6 +30,8 @@ import {
 import type { Stage } from "../domain/verdict.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { AnalyticsLoader, type LoadFailure } from "./AnalyticsLoader.ts"
+import { qualified } from "../domain/analyticsStatements.ts"
+import { rejectedRowsTable } from "./analytics/loadStatus.ts"
 import { tableLock } from "./clients/tableLocks.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
@@ -125,6 +127,7 @@ const emptyPair = (from: Stage, to: Stage, rows: PairReport["rows"], wholeTable:
   to,
   rows,
   wholeTable,
+  quarantined: 0,
   missing: 0,
   extra: 0,
   different: 0,
@@ -205,6 +208,21 @@ export const make = Effect.gen(function* () {
         new Map(batches.flatMap(([, b]) => b)),
         keys
       )
+    })
+
+  /** Keys of the table in raw's etl_rejected_rows, where the loader records the rows it quarantined. */
+  const quarantinedKeys = (target: StageTarget, targets: TableTargets) =>
+    Effect.gen(function* () {
+      const rejected = qualified(analytics.settings.schema, rejectedRowsTable)
+      const [present] = yield* target.run<{ present: boolean }>({ sql: "SELECT to_regclass($1) IS NOT NULL AS present", params: [rejected] })
+      if (present?.present !== true) return new Set<string>()
+      const rows = yield* target.run<{ primary_key: string }>({
+        sql: `SELECT DISTINCT primary_key FROM ${rejected} WHERE table_name = $1`,
+        params: [targets.table]
+      })
+      // The loader records a key as `<column>=<value>`.
+      const prefix = `${targets.key}=`
+      return new Set(rows.flatMap((r) => (r.primary_key.startsWith(prefix) ? [r.primary_key.slice(prefix.length)] : [])))
     })
 
   interface Totals {
@@ -290,7 +308,9 @@ export const make = Effect.gen(function* () {
           const named = keysOnly
             ? { keys: differences.different, columns: {} }
             : yield* namedColumns(targets, fromSide.target, toSide.target, differences.different)
-          const confirmed: KeyDifferences = { ...differences, different: named.keys }
+          // Rows the loader kept out of raw on purpose (--on-bad-row=quarantine) are not missing: a repair would fail on them again.
+          const quarantined = to === "analytics" && !keysOnly && differences.missing.length > 0 ? yield* quarantinedKeys(toSide.target, targets) : new Set<string>()
+          const confirmed: KeyDifferences = { ...differences, missing: differences.missing.filter((k) => !quarantined.has(k)), different: named.keys }
           const report: PairReport = {
             ...emptyPair(from, to, rows, false),
             status: confirmed.missing.length + confirmed.extra.length + confirmed.different.length === 0 ? "in sync" : "differs",
@@ -302,7 +322,8 @@ export const make = Effect.gen(function* () {
               extra: confirmed.extra.slice(0, keysShown),
               different: confirmed.different.slice(0, keysShown)
             },
-            columns: named.columns
+            columns: named.columns,
+            quarantined: differences.missing.length - confirmed.missing.length
           }
           return { report, differences: confirmed }
         })

@@ -136,4 +136,34 @@ describe("reconcile", () => {
       120_000
     )
   })
+
+  layer(stagesLayer, { excludeTestServices: true })((it) => {
+    it.scoped(
+      "rows the loader quarantined are not missing from raw: reconcile passes over them, and repairs what is missing",
+      () =>
+        Effect.gen(function* () {
+          const names = yield* TestDatabases.TestDatabases
+          const admin = yield* TestDatabases.mysqlAdmin
+          yield* generateClinic(admin, { database: names.source, scale: 0.1, tables: (t) => t === "timeadjust" })
+          // Thirty hours fit MySQL's time, not PostgreSQL's: the loader keeps the row out of raw.
+          yield* Effect.promise(() => admin.query(`UPDATE \`${names.source}\`.timeadjust SET RegHours = '30:00:00' WHERE TimeAdjustNum = 3`))
+          const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
+          const cli = (...args: ReadonlyArray<string>) => runCli(args, { env: { ETL_ENVIRONMENT: "test" }, cwd })
+          expect((yield* cli("pipeline", "--tables", "timeadjust", "--on-bad-row=quarantine")).code).toBe(0)
+          const quiet = yield* cli("reconcile", "--tables", "timeadjust")
+          expect(quiet.code, quiet.stdout).toBe(0)
+
+          const pg = yield* TestDatabases.postgresAdmin(names.analytics)
+          yield* Effect.promise(() => pg.query(`DELETE FROM raw.timeadjust WHERE "TimeAdjustNum" = 5`))
+          const found = yield* cli("reconcile", "--tables", "timeadjust")
+          expect(found.code).toBe(1)
+          expect(found.stdout).toContain("analytics: 1 missing (key 5) (1 quarantined rows, in etl_rejected_rows, not counted)")
+          expect(found.stdout).not.toContain("30:00")
+          const repaired = yield* cli("reconcile", "--tables", "timeadjust", "--repair")
+          expect(repaired.code, repaired.stdout).toBe(0)
+          expect(repaired.stdout).toContain("timeadjust: repaired (analytics: 1 rows copied again, 0 deleted)")
+        }),
+      120_000
+    )
+  })
 })

@@ -69,6 +69,7 @@ describe("reconcile arithmetic", () => {
       status: "differs",
       rows: { from: 100, to: 120 },
       wholeTable: false,
+      quarantined: 0,
       missing: 0,
       extra: 25,
       different: 1,
