@@ -55,9 +55,9 @@ export const HarnessLive = Layer.mergeAll(
 )
 
 /**
- * The drift check's reconcile, over the pipeline's databases whatever pipeline is validated. It only compares: the
- * built-in hops a repair would write through are built (which runs no DDL), never run; with the built-in pipeline
- * they are the pipeline's own instances, layers being shared.
+ * The reconcile validate's drift check compares with, over the pipeline's databases whichever pipeline is validated.
+ * It only compares: the built-in hops a repair would write through are built (which runs no DDL), never run. Under
+ * the built-in pipeline these are PipelineLive's own instances, layers being shared.
  */
 const DriftReconcilerLive = Reconciler.layer.pipe(
   Layer.provide(Layer.mergeAll(TableChecksum.layer, Replicator.layer, AnalyticsLoader.layer)),
@@ -88,7 +88,7 @@ export const validationWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipelin
   harnessWith(pipelineLayer).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
 /** The harness and the built-in pipeline, with its table list (the demo runs the pipeline command's program). */
-export const validation = Layer.mergeAll(HarnessLive, DriftReconcilerLive, PipelineLive).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
+export const validation = Layer.merge(HarnessLive, PipelineLive).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
 /**
  * The account checks of `Programs.checkAccess`; the source writer only when it is configured (a writer that is
