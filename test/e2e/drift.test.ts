@@ -68,9 +68,9 @@ describe("npm run validate: drift between the stages", () => {
       const key = (victim as { k: string }).k
       const values = ["Qwertyuiop-drift-last", "Asdfghjkl-drift-first"]
       yield* sql`UPDATE patient SET LName = ${values[0]}, FName = ${values[1]} WHERE PatNum = ${key}`
-      const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }) })
+      const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", ETL_PROPAGATE_DELETES: "false" }) })
       expect((yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })).code).toBe(0)
-      // A delete the pipeline does not propagate (ETL_PROPAGATE_DELETES is off): the row stays downstream.
+      // A delete the pipeline does not propagate: the row stays downstream.
       yield* sql`DELETE FROM patient WHERE PatNum = ${key}`
       const reports = path.join(cwd, "reports")
       const result = yield* runCli(
