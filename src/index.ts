@@ -14,7 +14,7 @@ export * as Settings from "./services/EtlSettings.ts"
 export * as Expectations from "./domain/expectations.ts"
 
 export * from "./domain/errors.ts"
-export { ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "./domain/report.ts"
+export { DriftTable, ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "./domain/report.ts"
 export { buildReport, type ValidationFacts, verdictOf } from "./domain/verdict.ts"
 export { type DatabaseRole, type Environment, environments } from "./domain/environment.ts"
 export { ExitCode, exitCodeOf } from "./domain/exitCodes.ts"

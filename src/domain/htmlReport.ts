@@ -18,6 +18,37 @@ const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, "\\u0
 
 const row = (cells: ReadonlyArray<string>, tag = "td") => `<tr>${cells.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join("")}</tr>`
 
+/** The drift section: each hop of each table, keys and column names only. */
+const driftSection = (drift: ValidationReport["drift"]) => {
+  if (drift.state === "off") return "<p>Off (ETL_DRIFT_CHECK=false).</p>"
+  if (drift.state === "skipped") return `<p>Not checked: ${escapeHtml(drift.reason ?? "skipped")}.</p>`
+  const keys = (k: { missing: ReadonlyArray<string>; extra: ReadonlyArray<string>; different: ReadonlyArray<string> }) =>
+    (["missing", "extra", "different"] as const).flatMap((kind) => (k[kind].length === 0 ? [] : [`${kind}: ${k[kind].join(", ")}`])).join("; ")
+  return `<p>The validated tables compared whole across the stages after the seeded rows were deleted: the clinic's rows. Reported, never failing the run.</p>
+<table>${row(["table", "hop", "status", "rows", "missing", "extra", "different", "quarantined", "keys (up to 20 each)", "columns differing"], "th")}
+${drift.tables
+  .flatMap((t) =>
+    t.error !== undefined
+      ? [row([t.table, "", "not compared", "", "", "", "", "", "", `${t.error.tag}: ${t.error.message}`])]
+      : t.pairs.map((p) =>
+          row([
+            t.table,
+            `${p.from} -> ${p.to}`,
+            p.status,
+            `${p.rows.from ?? "-"} / ${p.rows.to ?? "-"}`,
+            String(p.missing),
+            String(p.extra),
+            String(p.different),
+            String(p.quarantined),
+            keys(p.keys),
+            Object.entries(p.columns).map(([column, n]) => `${column}: ${n}`).join(", ")
+          ])
+        )
+  )
+  .join("\n")}
+</table>`
+}
+
 /** Draws the three trend charts from the embedded data; marks the page once every chart exists. */
 const drawCharts = `
 const data = JSON.parse(document.getElementById("trend").textContent);
@@ -68,6 +99,8 @@ ${report.collateral.length === 0 ? "" : `<h2>Clinic rows downstream</h2>
 <table>${row(["table", "stage", "rows before", "vanished", "changed", "keys"], "th")}
 ${report.collateral.map((c) => row([c.table, c.stage, String(c.compared), String(c.vanished.count), String(c.changed.count), c.skipped ?? [...c.vanished.keys, ...c.changed.keys].join(", ")])).join("\n")}
 </table>`}
+<h2>Drift</h2>
+${driftSection(report.drift)}
 ${report.causes.length === 0 ? "" : `<h2>Findings by cause</h2>
 <table>${row(["findings", "cause"], "th")}
 ${report.causes.map((c) => row([String(c.count), c.cause])).join("\n")}

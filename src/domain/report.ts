@@ -32,6 +32,33 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   findings: Schema.Number
 }) {}
 
+/** One hop of a table compared whole (see `PairReport`): counts, up to 20 keys of each kind and column names, no value. */
+export const DriftPair = Schema.Struct({
+  from: Stage,
+  to: Stage,
+  status: Schema.Literal("in sync", "differs", "table missing"),
+  rows: Schema.Struct({ from: Schema.NullOr(Schema.Number), to: Schema.NullOr(Schema.Number) }),
+  /** No primary key: only the whole table's count and checksum were compared. */
+  wholeTable: Schema.Boolean,
+  missing: Schema.Number,
+  extra: Schema.Number,
+  different: Schema.Number,
+  /** Rows raw lacks because the loader quarantined them (raw's etl_rejected_rows): not counted as missing. */
+  quarantined: Schema.Number,
+  keys: Schema.Struct({ missing: Schema.Array(Schema.String), extra: Schema.Array(Schema.String), different: Schema.Array(Schema.String) }),
+  /** Column name and how many of the different rows differ in it. */
+  columns: Schema.Record({ key: Schema.String, value: Schema.Number })
+})
+
+export class DriftTable extends Schema.Class<DriftTable>("DriftTable")({
+  table: Schema.String,
+  inSync: Schema.Boolean,
+  /** source -> replication, replication -> analytics; empty when the comparison failed. */
+  pairs: Schema.Array(DriftPair),
+  /** Why the table could not be compared (a stage unreachable, a type the reconcile cannot compare). */
+  error: Schema.optional(Schema.Struct({ tag: Schema.String, message: Schema.String }))
+}) {}
+
 export class StepReport extends Schema.Class<StepReport>("StepReport")({
   step: Schema.String,
   table: Schema.optional(Schema.String),
@@ -97,6 +124,16 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
       skipped: Schema.optional(Schema.String)
     })
   ),
+  /**
+   * The validated tables reconciled whole across the stages once the seeded rows are gone: the clinic's rows that
+   * differ between stages, however they came to. Damage found here predates or outlives the run, so it is reported
+   * and never fails it. `off`: ETL_DRIFT_CHECK=false; `skipped`: not compared, `reason` says why.
+   */
+  drift: Schema.Struct({
+    state: Schema.Literal("checked", "off", "skipped"),
+    reason: Schema.optional(Schema.String),
+    tables: Schema.Array(DriftTable)
+  }),
   /** Each account against the rights it needs; findings fail the run in production and are warnings elsewhere. */
   access: Schema.Array(
     Schema.Struct({

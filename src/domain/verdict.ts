@@ -1,7 +1,8 @@
 import { Option } from "effect"
 import { type CollateralResult, collateralMessages } from "./collateral.ts"
 import { ExitCode } from "./exitCodes.ts"
-import { FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
+import type { PairReport } from "./reconcile.ts"
+import { DriftTable, FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
 
 /**
  * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
@@ -63,6 +64,19 @@ export interface CleanupFact {
   readonly remaining: ReadonlyArray<string>
 }
 
+export interface DriftTableFact {
+  readonly table: string
+  /** source -> replication, replication -> analytics; empty when the comparison failed. */
+  readonly pairs: ReadonlyArray<PairReport>
+  readonly error?: { readonly _tag: string; readonly message: string }
+}
+
+/** The validated tables reconciled whole at the end of the run, or why they were not. */
+export type DriftFact =
+  | { readonly state: "checked"; readonly tables: ReadonlyArray<DriftTableFact> }
+  | { readonly state: "off" }
+  | { readonly state: "skipped"; readonly reason: string }
+
 export interface ValidationFacts {
   readonly runId: Option.Option<string>
   readonly environment: "production" | "test" | "local"
@@ -83,6 +97,8 @@ export interface ValidationFacts {
   readonly isolation: { readonly mode: "fingerprint" | "guarded deletes"; readonly tables: ReadonlyArray<IsolationFact> }
   /** The downstream check of the clinic's rows, per table and stage; empty when it was off or did not run. */
   readonly collateral: ReadonlyArray<CollateralResult>
+  /** Reported, never a finding: it is the clinic's data as the run leaves it, not what the run did. */
+  readonly drift: DriftFact
   readonly access: ReadonlyArray<AccessFact>
   /** Errors that stopped a step: the run's own, and connection losses met by the verifier. */
   readonly errors: ReadonlyArray<{ readonly _tag: string; readonly message: string }>
@@ -197,6 +213,23 @@ export const verdictOf = (facts: ValidationFacts, findings: number): Pick<Valida
   return { status: "passed", exitCode: ExitCode.passed }
 }
 
+const driftSection = (drift: DriftFact): ValidationReport["drift"] => {
+  if (drift.state === "off") return { state: "off", tables: [] }
+  if (drift.state === "skipped") return { state: "skipped", reason: drift.reason, tables: [] }
+  return {
+    state: "checked",
+    tables: drift.tables.map(
+      (t) =>
+        new DriftTable({
+          table: t.table,
+          inSync: t.error === undefined && t.pairs.every((p) => p.status === "in sync"),
+          pairs: t.pairs,
+          ...(t.error === undefined ? {} : { error: { tag: t.error._tag, message: t.error.message } })
+        })
+    )
+  }
+}
+
 export const buildReport = (facts: ValidationFacts): ValidationReport => {
   const findings = findingsOf(facts)
   const runId = Option.getOrElse(facts.runId, () => `unseeded-${facts.startedAt.getTime().toString(36)}`)
@@ -232,6 +265,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
       tables: facts.isolation.tables.map((t) => ({ ...t, unchanged: sameFingerprint(t) }))
     },
     collateral: facts.collateral,
+    drift: driftSection(facts.drift),
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
     // One lost connection is met by several steps: each error is said once.

@@ -54,8 +54,20 @@ export const HarnessLive = Layer.mergeAll(
   Layer.provideMerge(Layer.mergeAll(PipelineDatabases, SourceWriterDb.layer))
 )
 
-/** What `validate` runs on: the harness and a pipeline (built-in, or an external command's). */
-export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) => Layer.merge(HarnessLive, pipelineLayer)
+/**
+ * The reconcile validate's drift check compares with, over the pipeline's databases whichever pipeline is validated.
+ * It only compares: the built-in hops a repair would write through are built (which runs no DDL), never run. Under
+ * the built-in pipeline these are PipelineLive's own instances, layers being shared.
+ */
+const DriftReconcilerLive = Reconciler.layer.pipe(
+  Layer.provide(Layer.mergeAll(TableChecksum.layer, Replicator.layer, AnalyticsLoader.layer)),
+  Layer.provide(Catalog.layer),
+  Layer.provide(PipelineDatabases)
+)
+
+/** What `validate` runs on: the harness, the drift check's reconcile and a pipeline (built-in, or an external command's). */
+export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) =>
+  Layer.mergeAll(HarnessLive, DriftReconcilerLive, pipelineLayer)
 
 // The public layers: each needs only EtlSettings and passes it through, so a program run on one has its settings;
 // the platform services the services use (files, paths, child processes, HTTP for alerts) are provided here.

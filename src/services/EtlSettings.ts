@@ -108,6 +108,11 @@ export interface ValidationSettings {
    * source did not change must come out unchanged. It hashes every row of the validated tables in both stages.
    */
   readonly collateralCheck: boolean
+  /**
+   * Reconcile the validated tables whole across the three stages at the end of the run and report what differs
+   * (compare only). Off by default in production, where it reads whole tables and the clinic keeps writing.
+   */
+  readonly driftCheck: boolean
 }
 
 export interface MonitoringSettings {
@@ -286,7 +291,7 @@ export const commandLine = (text: string): ReadonlyArray<string> =>
 
 const defaultMarkerColumns = { patient: "LName", appointment: "Note", procedurelog: "BillingNote", carrier: "CarrierName" }
 
-const validationConfig = Config.all({
+const validationConfig = (environment: Environment) => Config.all({
   seedPatients: positive("ETL_SEED_PATIENTS", 3),
   seedAppointmentsPerPatient: positive("ETL_SEED_APPOINTMENTS_PER_PATIENT", 2),
   seedProceduresPerAppointment: positive("ETL_SEED_PROCEDURES_PER_APPOINTMENT", 2),
@@ -300,7 +305,8 @@ const validationConfig = Config.all({
   tableBudget: seconds("ETL_BUDGET_TABLE_SECONDS", 120),
   reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports")),
   isolationFingerprint: Config.boolean("ETL_ISOLATION_FINGERPRINT").pipe(Config.withDefault(true)),
-  collateralCheck: Config.boolean("ETL_COLLATERAL_CHECK").pipe(Config.withDefault(true))
+  collateralCheck: Config.boolean("ETL_COLLATERAL_CHECK").pipe(Config.withDefault(true)),
+  driftCheck: Config.boolean("ETL_DRIFT_CHECK").pipe(Config.withDefault(environment !== "production"))
 })
 
 const monitoringConfig = Config.all({
@@ -316,7 +322,7 @@ const monitoringConfig = Config.all({
   otlpEndpoint: Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.option)
 })
 
-const settingsConfig = Config.all({
+const settingsConfig = (environment: Environment) => Config.all({
   source: mysqlDatabase("source", "OPENDENTAL_SOURCE"),
   writer: writerCredentials,
   replication: mysqlDatabase("replication", "MYSQL_REPLICATION"),
@@ -360,7 +366,7 @@ const settingsConfig = Config.all({
       Config.withDefault<ReadonlyArray<string>>([])
     )
   }),
-  validation: validationConfig,
+  validation: validationConfig(environment),
   monitoring: monitoringConfig
 })
 
@@ -430,7 +436,7 @@ const resolve = (
       environment === "local"
         ? ConfigProvider.orElse(provider, () => ConfigProvider.fromMap(new Map(Object.entries(localDefaults))))
         : provider
-    const resolved = yield* Effect.withConfigProvider(settingsConfig, withDefaults).pipe(
+    const resolved = yield* Effect.withConfigProvider(settingsConfig(environment), withDefaults).pipe(
       Effect.mapError((e) => new SettingsError({ environment, source: sourceDescription, problems: problemsOf(e) }))
     )
     const sourceWriter = Option.map(

@@ -5,6 +5,7 @@ import { createRequire } from "node:module"
 import * as nodePath from "node:path"
 import { htmlReport, type TrendPoint } from "../domain/htmlReport.ts"
 import { prometheusText } from "../domain/prometheus.ts"
+import { describePair } from "../domain/reconcile.ts"
 import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
 import { ReportDirectoryError } from "../domain/errors.ts"
@@ -52,6 +53,19 @@ const describeFinding = (f: ReportFinding) => {
 /** Long values stay in the JSON report; the console shows their start and length. */
 const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
 
+/** The drift section: a line of totals, then only the tables that differ or could not be compared. */
+const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => {
+  if (drift.state === "off") return ["  drift: off (ETL_DRIFT_CHECK=false)"]
+  if (drift.state === "skipped") return [`  drift: not checked (${drift.reason ?? "skipped"})`]
+  const failed = drift.tables.filter((t) => t.error !== undefined)
+  const differing = drift.tables.filter((t) => !t.inSync && t.error === undefined)
+  return [
+    `  drift (the validated tables compared whole across the stages after cleanup; reported, never failing the run): ${drift.tables.length - differing.length - failed.length} in sync, ${differing.length} ${differing.length > 0 ? "DIFFER" : "differ"}, ${failed.length} not compared`,
+    ...differing.flatMap((t) => t.pairs.filter((p) => p.status !== "in sync").map((p) => `    ${t.table}, ${describePair(p)}`)),
+    ...failed.map((t) => `    ${t.table}: not compared, ${t.error?.tag}: ${t.error?.message}`)
+  ]
+}
+
 /** What a person reads first: the verdict, each table, each finding, the cleanup. */
 export const summaryOf = (report: ValidationReport): string => {
   const lines = [
@@ -76,6 +90,7 @@ export const summaryOf = (report: ValidationReport): string => {
             )
             .join(", ")
     }`,
+    ...driftLines(report.drift),
     `  access: ${report.access
       .map((a) => `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`}`)
       .join(", ")}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,

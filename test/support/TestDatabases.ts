@@ -236,6 +236,7 @@ export const settingsFor = (
       reportDirectory: "reports",
       isolationFingerprint: true,
       collateralCheck: true,
+      driftCheck: true,
       ...validation
     },
     monitoring: {

@@ -166,6 +166,18 @@ describe("EtlSettings", () => {
       })
     )
 
+    it.effect("checks drift by default in test and local but not in production, where ETL_DRIFT_CHECK turns it on", () =>
+      Effect.gen(function* () {
+        const files = { ".env_test": completeTestFile, ".env_production": completeTestFile }
+        const driftOf = (env: Record<string, string>) => Effect.map(resolve(env, files), (s) => s.validation.driftCheck)
+        expect(yield* driftOf({ ETL_ENVIRONMENT: "test" })).toBe(true)
+        expect(yield* driftOf({ ETL_ENVIRONMENT: "local" })).toBe(true)
+        expect(yield* driftOf({ ETL_ENVIRONMENT: "production" })).toBe(false)
+        expect(yield* driftOf({ ETL_ENVIRONMENT: "production", ETL_DRIFT_CHECK: "true" })).toBe(true)
+        expect(yield* driftOf({ ETL_ENVIRONMENT: "test", ETL_DRIFT_CHECK: "false" })).toBe(false)
+      })
+    )
+
     it.effect("keeps passwords redacted when settings are printed or serialised", () =>
       Effect.gen(function* () {
         const secret = "Sup3r-Distinctive-Pa55"

@@ -29,6 +29,7 @@ const reportWith = (patientMs: number, overrides: Partial<ConstructorParameters<
     resources: { peakRssMb: 100, cpuUserMs: 1, cpuSystemMs: 1, replicationIo: {}, analyticsIo: {} },
     isolation: { mode: "guarded deletes", tables: [] },
     collateral: [],
+    drift: { state: "off", tables: [] },
     access: [],
     malformed: [],
     errors: [],

@@ -22,6 +22,7 @@ const passing: ValidationFacts = {
     { table: "patient", stage: "replication", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } },
     { table: "patient", stage: "analytics", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } }
   ],
+  drift: { state: "checked", tables: [{ table: "patient", pairs: [] }] },
   access: [{ database: "source", account: "etl_reader", findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }] }],
   errors: [],
   cleanup: Option.some({ deleted: [{ table: "patient", source: 3, replication: 3, analytics: 3 }], remaining: [] })
@@ -131,5 +132,36 @@ describe("the verdict of a validation", () => {
       ["collateral", "patient", "analytics", `25 rows of the clinic vanished from analytics (keys ${keys.join(", ")}, and 5 more) though the source still holds them`]
     ])
     expect(report.collateral[0]?.vanished).toEqual({ count: 25, keys })
+  })
+
+  it("reports drift and a drift check that failed in their section, without failing the run", () => {
+    const pair = { rows: { from: 49, to: 50 }, wholeTable: false, missing: 0, different: 0, quarantined: 0, keys: { missing: [], different: [] }, columns: {} }
+    const report = buildReport({
+      ...passing,
+      tables: ["patient", "carrier"],
+      drift: {
+        state: "checked",
+        tables: [
+          {
+            table: "patient",
+            pairs: [
+              { ...pair, from: "source", to: "replication", status: "differs", extra: 1, keys: { ...pair.keys, extra: ["17"] } },
+              { ...pair, from: "replication", to: "analytics", status: "in sync", rows: { from: 50, to: 50 }, extra: 0, keys: { ...pair.keys, extra: [] } }
+            ]
+          },
+          { table: "carrier", pairs: [], error: connectionLost }
+        ]
+      }
+    })
+    expect({ status: report.status, exitCode: report.exitCode, findings: report.findings, errors: report.errors }).toEqual({
+      status: "passed",
+      exitCode: 0,
+      findings: [],
+      errors: []
+    })
+    expect(report.drift.tables.map((t) => [t.table, t.inSync, t.pairs.map((p) => `${p.to} ${p.status} ${p.keys.extra.join(",")}`), t.error?.tag])).toEqual([
+      ["patient", false, ["replication differs 17", "analytics in sync "], undefined],
+      ["carrier", false, [], "ConnectionError"]
+    ])
   })
 })
