@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url"
 import * as TestDatabases from "./TestDatabases.ts"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))
-const entry = `${repository}src/programs/main.ts`
+const entry = `${repository}scripts/cli.mjs`
 
 export interface CliResult {
   readonly code: number | null
@@ -32,8 +32,8 @@ export interface RunningCli {
 export const startCli = (args: ReadonlyArray<string>, options: { readonly env: Record<string, string>; readonly cwd: string }) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      // As package.json's scripts run it; --import resolves tsx from the repository, whatever the working directory.
-      const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", `${repository}node_modules/tsx/dist/loader.mjs`, entry, ...args], {
+      // As package.json's scripts run it: the bundled CLI (rebuilt when a source is newer) under the same heap cap.
+      const child = spawn(process.execPath, ["--max-old-space-size=128", entry, ...args], {
         cwd: options.cwd,
         env: { ...inherited(), ...options.env }
       })
