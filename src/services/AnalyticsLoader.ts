@@ -39,7 +39,8 @@ import { type KeyRepair, repairBatch } from "../domain/reconcile.ts"
 import { checksumTable, escapeIdentifier as escapeMysqlIdentifier, readGeneration } from "../domain/replicaStatements.ts"
 import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts, unchangedSince } from "../domain/strategy.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
-import { type ColumnMapping, type ConversionCounts, mapColumn, noConversions } from "../domain/typeMap.ts"
+import { mapColumns } from "../domain/rawProfile.ts"
+import { type ColumnMapping, type ConversionCounts, noConversions } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import * as LoadStatus from "./analytics/loadStatus.ts"
 import { type BadRowPolicy, conversionPlan, type ConversionPlan, type ConvertedPage } from "./analytics/pageConversion.ts"
@@ -531,7 +532,7 @@ export const make = Effect.gen(function* () {
       if ((yield* rawColumnsNow(l, table)) === lastRawColumns) return yield* skipped(l, table, runId, Option.getOrThrow(previous), proof, startedAt)
     }
     const shape = yield* describeReplica(l, table)
-    const mappings = shape.columns.map(mapColumn)
+    const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
     const exists = yield* rawTableExists(l, table, mappings)
     const strategySettings = { full: options.full === true, lookbackSeconds: l.pipeline.lookbackSeconds, appendOnlyTables: l.pipeline.appendOnlyTables }
     const facts: TableFacts = {
@@ -593,7 +594,7 @@ export const make = Effect.gen(function* () {
     if (key === undefined || !hasIntegerKey(shape)) {
       return yield* new SchemaError({ database: "replication", table, problem: "has no single-column integer key to repair rows by; load it whole with --full" })
     }
-    const mappings = shape.columns.map(mapColumn)
+    const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
     if (!(yield* rawTableExists(l, table, mappings))) {
       return yield* new SchemaError({ database: "analytics", table: `${l.schema}.${table}`, problem: "does not exist; the pipeline loads it whole" })
     }

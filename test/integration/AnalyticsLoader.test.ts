@@ -221,7 +221,7 @@ describe("AnalyticsLoader", () => {
       const replica = yield* ReplicationDb
       const analytics = yield* AnalyticsDb
       const shape = yield* (yield* Catalog.Catalog).describe(replica, "awkward")
-      const mappings = shape.columns.map(mapColumn)
+      const mappings = shape.columns.map((c) => mapColumn(c))
       const select = serverCopySelect(mappings, "id", null)
       if (select === null) throw new Error("every type of the corpus has a server conversion")
       const served = yield* replica.sql.unsafe(`SELECT ${select} FROM awkward ORDER BY id`).values

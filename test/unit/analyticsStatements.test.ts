@@ -20,7 +20,7 @@ const mappings: ReadonlyArray<ColumnMapping> = [
   column("PatNum", "bigint", "bigint(20)"),
   column("LName", "varchar", "varchar(100)", { nullable: true, maxLength: 100 }),
   column("DateTStamp", "timestamp", "timestamp", { datetimePrecision: 0 })
-].map(mapColumn)
+].map((c) => mapColumn(c))
 
 describe("analytics statements", () => {
   it("creates raw tables with the source's case-preserved names quoted, the type map's types and nullability", () => {
