@@ -1,5 +1,6 @@
 import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
+  addLoadedAt,
   addPrimaryKey,
   columnDrift,
   copyInto,
@@ -8,6 +9,8 @@ import {
   dropTableIfExists,
   escapeIdentifier,
   existingColumns,
+  loadedAt,
+  loadedAtColumn,
   mergeStaged,
   qualified,
   rawColumnsFingerprint,
@@ -432,13 +435,19 @@ const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus
     : checksumProof(evidence.checksum, last?.replicaChecksum ?? null, "replica table")
 }
 
-/** A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. */
+/**
+ * A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. A
+ * table made before `_loaded_at` existed gets the column here: the loader owns raw's tables, so no reload is needed.
+ */
 const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<ColumnMapping>) =>
   Effect.gen(function* () {
     const existing = yield* l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
       l.onAnalytics(table, "state")
     )
     if (existing.rows.length === 0) return false
+    if (!existing.rows.some((c) => c.name === loadedAtColumn)) {
+      yield* l.inSession((session) => session.query(addLoadedAt(l.schema, table))).pipe(l.onAnalytics(table, "state"))
+    }
     const drift = columnDrift(l.schema, table, mappings, existing.rows)
     if (drift.problems.length === 0) return true
     return yield* new SchemaError({
@@ -448,10 +457,13 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     })
   })
 
-/** The fingerprint of raw's columns now (empty when raw has no such table). */
+/**
+ * The fingerprint of raw's columns now; null when raw has no such table, or one without `_loaded_at` (the load
+ * adds it, so such a table is never skipped).
+ */
 const rawColumnsNow = (l: Loader, table: string) =>
   l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
-    Effect.map((existing) => rawColumnsFingerprint(existing.rows)),
+    Effect.map((existing) => (existing.rows.some((c) => c.name === loadedAtColumn) ? rawColumnsFingerprint(existing.rows) : null)),
     l.onAnalytics(table, "state")
   )
 
@@ -578,7 +590,7 @@ export const make = Effect.gen(function* () {
         })
       )
     )
-    const loadedColumns = rawColumnsFingerprint(mappings.map((m) => ({ name: m.name, type: m.postgresType })))
+    const loadedColumns = rawColumnsFingerprint([...mappings.map((m) => ({ name: m.name, type: m.postgresType })), loadedAt])
     // Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table.
     yield* l.status.recordRawColumns(table, loadedColumns).pipe(
       Effect.catchAll((error) =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
+  addLoadedAt,
   addPrimaryKey,
   columnDrift,
   copyInto,
@@ -23,10 +24,11 @@ const mappings: ReadonlyArray<ColumnMapping> = [
 ].map((c) => mapColumn(c))
 
 describe("analytics statements", () => {
-  it("creates raw tables with the source's case-preserved names quoted, the type map's types and nullability", () => {
+  it("creates raw tables with the source's case-preserved names quoted, the type map's types and nullability, and _loaded_at", () => {
     expect(createTable("raw", "patient", mappings)).toBe(
-      `CREATE TABLE "raw"."patient" ("PatNum" bigint NOT NULL, "LName" character varying(100), "DateTStamp" timestamp(0) with time zone)`
+      `CREATE TABLE "raw"."patient" ("PatNum" bigint NOT NULL, "LName" character varying(100), "DateTStamp" timestamp(0) with time zone, "_loaded_at" timestamptz NOT NULL DEFAULT now())`
     )
+    expect(addLoadedAt("raw", "patient")).toBe(`ALTER TABLE "raw"."patient" ADD COLUMN IF NOT EXISTS "_loaded_at" timestamptz NOT NULL DEFAULT now()`)
   })
 
   it("quotes names that would otherwise fold or break out of the identifier", () => {
@@ -67,10 +69,10 @@ describe("analytics statements", () => {
     )
   })
 
-  it("merges on the primary key, updates every other column only when a value differs, and says what it inserted", () => {
+  it("merges on the primary key, updates every other column and _loaded_at only when a value differs, and says what it inserted", () => {
     const merge = mergeStaged("raw", "patient", mappings, "PatNum")
     expect(merge).toContain(`INSERT INTO "raw"."patient" AS t ("PatNum", "LName", "DateTStamp") SELECT "PatNum", "LName", "DateTStamp" FROM "etl_stage_patient"`)
-    expect(merge).toContain(`ON CONFLICT ("PatNum") DO UPDATE SET "LName" = EXCLUDED."LName", "DateTStamp" = EXCLUDED."DateTStamp"`)
+    expect(merge).toContain(`ON CONFLICT ("PatNum") DO UPDATE SET "LName" = EXCLUDED."LName", "DateTStamp" = EXCLUDED."DateTStamp", "_loaded_at" = now()`)
     expect(merge).not.toContain(`"PatNum" = EXCLUDED`)
     expect(merge).toContain(
       `WHERE (t."PatNum", t."LName", t."DateTStamp") IS DISTINCT FROM (EXCLUDED."PatNum", EXCLUDED."LName", EXCLUDED."DateTStamp")`
@@ -92,7 +94,8 @@ describe("analytics statements", () => {
     const drift = columnDrift("raw", "patient", mappings, [
       { name: "PatNum", type: "bigint" },
       { name: "LName", type: "text" },
-      { name: "Old", type: "integer" }
+      { name: "Old", type: "integer" },
+      { name: "_loaded_at", type: "timestamp with time zone" }
     ])
     expect(drift).toEqual({
       problems: [

@@ -5,6 +5,7 @@ import {
   completeLoadStatusTable,
   createLoadStatusTable,
   createRejectedRowsTable,
+  createTransformStatusTable,
   insertRejectedRows,
   loadStatusTable,
   readLoadStatus,
@@ -64,9 +65,9 @@ interface LoadStatusRow {
 }
 
 /**
- * Analytics' `<schema>.etl_load_status` and `etl_rejected_rows`. Making the store runs no DDL: the first read
- * creates the schema (when missing) and both tables, or adds the columns a status table of an earlier version
- * lacks, under an advisory lock so two loaders do not race.
+ * Analytics' `<schema>.etl_load_status` and `etl_rejected_rows`, and `etl_transform_status` for dbt. Making the
+ * store runs no DDL: the first read creates the schema (when missing) and the tables, or adds the columns a status
+ * table of an earlier version lacks, under an advisory lock so two loaders do not race.
  */
 export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore> =>
   Effect.map(Ref.make(false), (created) => {
@@ -79,7 +80,8 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
             ensureSchema(session, schema),
             session.query(createLoadStatusTable(schema)),
             session.query(completeLoadStatusTable(schema)),
-            session.query(createRejectedRowsTable(schema))
+            session.query(createRejectedRowsTable(schema)),
+            session.query(createTransformStatusTable(schema))
           ],
           { discard: true }
         )
