@@ -95,34 +95,36 @@ export const createRejectedRowsTable = (schema: string) => `CREATE TABLE IF NOT 
 /** One table's load status; binds the table name. */
 export const readLoadStatus = (schema: string) =>
   `SELECT strategy, status, watermark, watermark_column AS "watermarkColumn", replica_generation AS "replicaGeneration",
-       replica_checksum AS "replicaChecksum", proof, raw_columns AS "rawColumns"
+       replica_checksum AS "replicaChecksum", proof, raw_columns AS "rawColumns", raw_profile AS "rawProfile"
   FROM ${qualified(schema, loadStatusTable)} WHERE table_name = $1`
 
 /** Records the raw table's columns after a completed load; binds the table name and the fingerprint. */
 export const recordRawColumns = (schema: string) => `UPDATE ${qualified(schema, loadStatusTable)} SET raw_columns = $2 WHERE table_name = $1`
 
 /**
- * The raw table's columns and their types (as `existingColumns` lists them, or as the type map gives them), in one
- * short text: equal exactly when `columnDrift` would find nothing, as a set of names and types.
+ * The raw table's columns and their types (as `existingColumns` lists them, or as the type map gives them) and
+ * what of the raw profile shapes them (`profileOfTable`), in one short text: equal exactly when `columnDrift` would
+ * find nothing, as a set of names and types, under the same profile.
  */
-export const rawColumnsFingerprint = (columns: ReadonlyArray<{ readonly name: string; readonly type: string }>) =>
+export const rawColumnsFingerprint = (columns: ReadonlyArray<{ readonly name: string; readonly type: string }>, profile: string) =>
   createHash("sha256")
-    .update(columns.map((c) => `${c.name}\t${c.type}`).sort().join("\n"))
+    .update([profile, ...columns.map((c) => `${c.name}\t${c.type}`).sort()].join("\n"))
     .digest("hex")
     .slice(0, 32)
 
 /**
  * Writes one table's load status; binds table, strategy, status, watermark, rows loaded, run id, error, watermark
- * column, replica generation, replica checksum and proof.
+ * column, replica generation, replica checksum, proof and raw profile.
  */
 export const upsertLoadStatus = (schema: string) =>
   `INSERT INTO ${qualified(schema, loadStatusTable)} (table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error,
-  watermark_column, replica_generation, replica_checksum, proof)
-VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11)
+  watermark_column, replica_generation, replica_checksum, proof, raw_profile)
+VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12)
 ON CONFLICT (table_name) DO UPDATE SET strategy = EXCLUDED.strategy, status = EXCLUDED.status,
   watermark = EXCLUDED.watermark, rows_loaded = EXCLUDED.rows_loaded, run_id = EXCLUDED.run_id,
   updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error, watermark_column = EXCLUDED.watermark_column,
-  replica_generation = EXCLUDED.replica_generation, replica_checksum = EXCLUDED.replica_checksum, proof = EXCLUDED.proof`
+  replica_generation = EXCLUDED.replica_generation, replica_checksum = EXCLUDED.replica_checksum, proof = EXCLUDED.proof,
+  raw_profile = EXCLUDED.raw_profile`
 
 /** Rows set aside in quarantine; binds run id, table, then arrays of keys, columns, values and problems. */
 export const insertRejectedRows = (schema: string) =>
@@ -229,6 +231,21 @@ export const mergeStaged = (schema: string, table: string, mappings: ReadonlyArr
   RETURNING (xmax = 0) AS inserted`
 }
 
+const integerType = /^(smallint|integer|bigint|numeric\(\d+,0\))$/
+
+/**
+ * The USING clause that converts a column's values between the raw profiles' types, as the loader would have
+ * written them: 0 and 1 to false and true (any other number fails the statement, as it would fail a load), false and
+ * true back to 0 and 1, and a TIMESTAMP between the instant and its UTC wall time. Other changes need none.
+ */
+const conversionFrom = (from: string, to: string, column: string) => {
+  if (to === "boolean" && integerType.test(from)) return ` USING ${column}::text::boolean`
+  if (from === "boolean" && integerType.test(to)) return ` USING ${column}::integer`
+  const zone = /^timestamp\(\d\) (with|without) time zone$/
+  if (zone.test(from) && zone.test(to) && from.endsWith("with time zone") !== to.endsWith("with time zone")) return ` USING ${column} AT TIME ZONE 'UTC'`
+  return ""
+}
+
 /**
  * How raw.<table> differs from what the type map gives the replica's columns, each with the statement that fixes
  * it; `_loaded_at` is the loader's own and not compared. A drifted raw table is never dropped (dbt models depend on
@@ -252,7 +269,7 @@ export const columnDrift = (
       fixes.push(`${alter} ADD COLUMN ${escapeIdentifier(m.name)} ${m.postgresType};`)
     } else if (type !== m.postgresType) {
       problems.push(`column "${m.name}" is ${type}, the type map gives ${m.postgresType}`)
-      fixes.push(`${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType};`)
+      fixes.push(`${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType}${conversionFrom(type, m.postgresType, escapeIdentifier(m.name))};`)
     }
   }
   for (const c of existing) {

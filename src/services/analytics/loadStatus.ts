@@ -29,6 +29,8 @@ export interface LoadState extends PreviousRun {
   readonly proof: string | null
   /** The raw table's columns after the last completed load (`rawColumnsFingerprint`); read, never written with the state. */
   readonly rawColumns?: string | null
+  /** The raw profile the table was loaded with; null in status rows written before profiles (lossless). */
+  readonly rawProfile: string | null
 }
 
 export interface LoadStatusStore {
@@ -62,6 +64,7 @@ interface LoadStatusRow {
   readonly replicaChecksum: string | null
   readonly proof: string | null
   readonly rawColumns: string | null
+  readonly rawProfile: string | null
 }
 
 /**
@@ -113,7 +116,8 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
           state.watermarkColumn,
           state.replicaGeneration,
           state.replicaChecksum,
-          state.proof
+          state.proof,
+          state.rawProfile
         ])
         .pipe(Effect.asVoid)
     const reject = (session: PostgresSession, table: string, runId: string, rejected: ReadonlyArray<Rejection>) =>
