@@ -4,6 +4,8 @@
  * newlines, non-Latin names of 2- and 3-byte UTF-8 that utf8mb3 holds, NULLs where a column allows them). Change
  * columns carry past stamps that increase with the key. Pure: values are the text MySQL reads (`null` is NULL).
  */
+import { declaredBooleans } from "../../src/domain/declaredBooleans.ts"
+import { columnKey, columnSet } from "../../src/domain/expectations.ts"
 import { random } from "../../src/domain/fixtures/generator.ts"
 import type { ClinicColumn, ClinicTable } from "./facts.ts"
 
@@ -74,6 +76,8 @@ export interface RowContext {
 
 type ColumnGenerator = (i: number, rng: Rng) => Value
 
+const flags = columnSet(declaredBooleans)
+
 /** One column's values; `i` counts the rows of this generation from 0. */
 const generatorFor = (table: ClinicTable, column: ClinicColumn, context: RowContext): ColumnGenerator => {
   const type = columnType(column.declaration)
@@ -91,7 +95,10 @@ const generatorFor = (table: ClinicTable, column: ClinicColumn, context: RowCont
       const referenced = context.keyRanges.get(column.name)
       if (type.base === "bigint" && referenced !== undefined) return sometimesNull((_, rng) => (rng() < 0.05 ? "0" : String(int(rng, 1, referenced))))
       if (type.base === "bigint") return sometimesNull((_, rng) => String(int(rng, 0, 1000)))
-      if (type.base === "tinyint" && type.length === 1) return sometimesNull((_, rng) => String(int(rng, 0, 1)))
+      // OpenDental's flags: tinyint(1), and the columns the old raw held as boolean (its loader saw only 0 and 1 there).
+      if (type.base === "tinyint" && (type.length === 1 || flags.has(columnKey(table.name, column.name)))) {
+        return sometimesNull((_, rng) => String(int(rng, 0, 1)))
+      }
       // OpenDental writes -1 for "none" in signed enum columns.
       const low = type.unsigned ? 0 : -1
       const high = type.base === "tinyint" ? 5 : type.base === "smallint" ? 600 : 100_000

@@ -58,7 +58,7 @@ export interface Expectations {
   readonly zeroDates: ZeroDates
   readonly emptyStrings: EmptyStrings
   readonly timestamps: Timestamps
-  /** `table.Column` of each column held as boolean. */
+  /** Each column held as boolean, as `columnKey` writes it. */
   readonly booleans: ReadonlySet<string>
   readonly rejectedRows: RejectedRows
   readonly columns: Readonly<Record<string, typeof ColumnRule.Type>>
@@ -71,6 +71,15 @@ export interface ColumnExpectation {
   readonly timestamps: Timestamps
   readonly boolean: boolean
 }
+
+/**
+ * `table.column` in lower case: MySQL's column names are not case-sensitive, so `appointment:priority` in a setting
+ * names the same column as OpenDental's `Priority`.
+ */
+export const columnKey = (table: string, column: string) => `${table}.${column}`.toLowerCase()
+
+/** A set of columns named `table.Column`, as `Expectations.booleans` holds them. */
+export const columnSet = (names: Iterable<string>): ReadonlySet<string> => new Set([...names].map((n) => n.toLowerCase()))
 
 /** The built-in pipeline's conventions: raw is lossless where PostgreSQL can hold the value. */
 export const lossless: Expectations = {
@@ -88,7 +97,7 @@ export const compatible: Expectations = {
   ...lossless,
   name: "compatible",
   timestamps: "timestamp-utc",
-  booleans: new Set(declaredBooleans)
+  booleans: columnSet(declaredBooleans)
 }
 
 export const presets = { lossless, compatible } as const
@@ -100,7 +109,7 @@ export const columnExpectation = (expectations: Expectations, table: string, col
     zeroDates: rule.zeroDates ?? expectations.zeroDates,
     emptyStrings: rule.emptyStrings ?? expectations.emptyStrings,
     timestamps: rule.timestamps ?? expectations.timestamps,
-    boolean: rule.boolean ?? expectations.booleans.has(name)
+    boolean: rule.boolean ?? expectations.booleans.has(columnKey(table, column))
   }
 }
 
@@ -128,7 +137,7 @@ export const expectationsFromText = (name: string, text: string): Either.Either<
       zeroDates: file.zeroDates ?? lossless.zeroDates,
       emptyStrings: file.emptyStrings ?? lossless.emptyStrings,
       timestamps: file.timestamps ?? lossless.timestamps,
-      booleans: file.booleans === "declared" ? compatible.booleans : new Set(file.booleans ?? []),
+      booleans: file.booleans === "declared" ? compatible.booleans : columnSet(file.booleans ?? []),
       rejectedRows: file.rejectedRows ?? lossless.rejectedRows,
       columns: file.columns ?? {}
     }))

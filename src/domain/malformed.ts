@@ -1,4 +1,5 @@
 import type { Column } from "./tableShape.ts"
+import { notBooleanProblem } from "./typeMap.ts"
 
 /**
  * `validate --scenario malformed`: values real OpenDental sources hold that the type map must convert (and count)
@@ -66,12 +67,33 @@ export const latin1Case = (column: Column): MalformedCase => ({
   expected: { outcome: "converted", analytics: "Café", how: "latin1 -> UTF-8" }
 })
 
-/** The cases for a patient table of this shape; the marker column is never one of them. */
-export const malformedCasesFor = (columns: ReadonlyArray<Column>, markerColumn: string): ReadonlyArray<MalformedCase> => {
+/**
+ * Where raw holds a column as boolean (the compatible profile's declared flags), a 2 in it: OpenDental's day-of-week
+ * and enum columns once looked like flags, and a 2 that silently became true would be a lie. It must be rejected.
+ */
+export const notBooleanCase = (column: Column): MalformedCase => ({
+  name: "2 in a declared boolean column",
+  column: column.name,
+  value: 2,
+  expected: { outcome: "rejected", problem: notBooleanProblem }
+})
+
+const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "bigint"])
+
+/**
+ * The cases for a patient table of this shape; the marker column is never one of them. `isBoolean` says which
+ * columns the expectations hold as boolean: the first of them gets a 2.
+ */
+export const malformedCasesFor = (
+  columns: ReadonlyArray<Column>,
+  markerColumn: string,
+  isBoolean: (column: string) => boolean = () => false
+): ReadonlyArray<MalformedCase> => {
   const latin1 = columns.find(
     (c) => c.name !== markerColumn && c.charset === "latin1" && ["char", "varchar", "text"].includes(c.dataType) && (c.maxLength ?? 0) >= 4
   )
-  return latin1 === undefined ? malformedPatientCases : [...malformedPatientCases, latin1Case(latin1)]
+  const flag = columns.find((c) => c.name !== markerColumn && integerTypes.has(c.dataType) && isBoolean(c.name))
+  return [...malformedPatientCases, ...(latin1 === undefined ? [] : [latin1Case(latin1)]), ...(flag === undefined ? [] : [notBooleanCase(flag)])]
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { ColumnExpectation } from "./expectations.ts"
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column } from "./tableShape.ts"
 
@@ -5,7 +6,8 @@ import type { Column } from "./tableShape.ts"
  * The MySQL -> PostgreSQL type map: the column type raw.<table> gets, and how each value is written as a field of
  * PostgreSQL's COPY text format. Raw is lossless wherever PostgreSQL can hold the value; the documented lossy
  * conversions (zero dates -> NULL, NUL bytes stripped) are counted, and a value PostgreSQL cannot hold at all is a
- * ConversionFailure the loader names by table, key and column.
+ * ConversionFailure the loader names by table, key and column. The raw profile (`rawProfile.ts`) decides per column
+ * what `compatible` changes: a declared boolean column and TIMESTAMP as the old raw held them.
  */
 
 /** Lossy conversions the type map documents; each is counted per table. */
@@ -51,7 +53,7 @@ export interface ServerField {
   readonly field: string
   /** True when the value is a zero date that `field` made NULL (counted). */
   readonly zeroDate?: string
-  /** True when only `write` can convert the value: it counts a stripped NUL or rejects a time. */
+  /** True when only `write` can convert the value: it counts a stripped NUL, or rejects a time or a boolean's 2. */
   readonly exceptional?: string
 }
 
@@ -114,6 +116,20 @@ const writeInstant: FieldWriter = (value, counts) => {
   return date === copyNull ? date : `${date}+00`
 }
 
+/** Why a declared boolean column's value is rejected: it is never coerced (a 2 that became true would be a lie). */
+export const notBooleanProblem = "is neither 0 nor 1, the only values of a declared boolean column (ETL_NOT_BOOLEAN_COLUMNS keeps a column a number)"
+
+/** An integer column declared boolean: 0 and 1 become false and true; any other number is a ConversionFailure. */
+const writeDeclaredBoolean =
+  (numberOf: (value: unknown) => string): FieldWriter =>
+  (value) => {
+    if (value === null || value === undefined) return copyNull
+    const n = numberOf(value)
+    if (n === "0") return "f"
+    if (n === "1") return "t"
+    throw new ConversionFailure(n, notBooleanProblem)
+  }
+
 /** MySQL's time is a duration (-838:59:59 to 838:59:59); PostgreSQL's is a time of day. */
 const writeTime: FieldWriter = (value) => {
   if (value === null || value === undefined) return copyNull
@@ -136,16 +152,51 @@ const serverDate = (c: string, suffix = ""): ServerField => ({
   zeroDate: `(${c} IS NOT NULL AND ${serverZeroPart(c)})`
 })
 
+/** The integer types a declared boolean column may have. */
+const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bit"])
+
+/**
+ * What the raw profile decides for one column: whether it is a declared boolean, and whether a TIMESTAMP is an
+ * instant (`timestamptz`) or the UTC wall time (`timestamp-utc`).
+ */
+export type ColumnRule = Pick<ColumnExpectation, "boolean" | "timestamps">
+
+const losslessRule: ColumnRule = { boolean: false, timestamps: "timestamptz" }
+
 /** Types are written as PostgreSQL's format_type prints them, so a drifted raw table can be told by comparing text. */
 const zoned = (base: "timestamp" | "time", precision: number | null, zone: "with" | "without") =>
   `${base}(${precision ?? 0}) ${zone} time zone`
 
-/** The PostgreSQL column for a MySQL column, with its value writer. */
-export const mapColumn = (column: Column): ColumnMapping => {
+/**
+ * The PostgreSQL column for a MySQL column, with its value writer; `rule` is the raw profile's for the column
+ * (lossless by default). A declared boolean applies to integer columns only: other types keep their mapping.
+ */
+export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): ColumnMapping => {
   const c = escapeIdentifier(column.name)
   const base = { name: column.name, nullable: column.nullable }
   const asIs: ServerField = { field: c }
   const lengthOf = () => /\((\d+)\)/.exec(column.columnType)?.[1] ?? String(column.maxLength ?? 1)
+  if (rule.boolean && integerTypes.has(column.dataType)) {
+    const bits = column.dataType === "bit"
+    const n = bits ? `CAST(${c} AS UNSIGNED)` : c
+    return {
+      ...base,
+      postgresType: "boolean",
+      write: writeDeclaredBoolean(bits ? bitsAsNumber : String),
+      server: { field: `CASE ${n} WHEN 0 THEN 'f' WHEN 1 THEN 't' END`, exceptional: `${n} NOT IN (0, 1)` }
+    }
+  }
+  if (column.dataType === "timestamp" && rule.timestamps === "timestamp-utc") {
+    // Read in a UTC session, the value is the UTC wall time the old raw held.
+    return {
+      ...base,
+      postgresType: zoned("timestamp", column.datetimePrecision, "without"),
+      nullable: true,
+      write: writeDate,
+      lossy: "zero dates -> NULL",
+      server: serverDate(c)
+    }
+  }
   switch (column.dataType) {
     case "tinyint":
     case "year":

@@ -163,9 +163,9 @@ const validateCommand = Command.make(
       )
     ),
     expect: Options.text("expect").pipe(
-      Options.withDefault("lossless"),
+      Options.optional,
       Options.withDescription(
-        "The pipeline's conventions, by which analytics is judged: lossless (the built-in pipeline's), compatible (the old raw's) or a JSON rules file; what they allow is a conversion, the rest are findings"
+        "The pipeline's conventions, by which analytics is judged: lossless, compatible (the old raw's) or a JSON rules file; what they allow is a conversion, the rest are findings. Default: the built-in pipeline's (ETL_RAW_PROFILE), lossless for --pipeline-command"
       )
     )
   },
@@ -176,7 +176,7 @@ const validateCommand = Command.make(
     }
     // A bad rules file stops the run before any connection is made.
     return withSettings(
-      Effect.flatMap(expectationsFor(options.expect), (expect) => Effect.gen(function* () {
+      Effect.flatMap(Effect.transposeOption(Option.map(options.expect, expectationsFor)), (expect) => Effect.gen(function* () {
         const pipelineName = yield* PipelineName
         // The report must have somewhere to go before anything is seeded.
         yield* Effect.flatMap(Reporter, (reporter) =>
@@ -188,7 +188,7 @@ const validateCommand = Command.make(
         yield* validate({
           pipelineName,
           scenario: options.scenario,
-          expect,
+          ...Option.match(expect, { onNone: () => ({}), onSome: (given) => ({ expect: given }) }),
           ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) })
         }).pipe(
           Effect.tap((report) => publish(report, files)),

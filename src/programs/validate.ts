@@ -30,7 +30,10 @@ export interface ValidateOptions {
   readonly pipelineName?: string
   /** `malformed` also seeds values the type map must convert or reject, and loads in quarantine mode. */
   readonly scenario?: Scenario
-  /** The pipeline's declared conventions, by which analytics is judged (default `lossless`, the built-in pipeline's). */
+  /**
+   * The pipeline's declared conventions, by which analytics is judged. By default the built-in pipeline's: the raw
+   * profile ETL_RAW_PROFILE sets; `lossless` for a pipeline written elsewhere (`pipelineName` other than built-in).
+   */
   readonly expect?: Expectations
 }
 
@@ -113,7 +116,8 @@ export const validate = (options: ValidateOptions = {}) =>
     const accessControl = yield* AccessControl
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const scenario = options.scenario ?? "standard"
-    const expectations = options.expect ?? lossless
+    const builtIn = (options.pipelineName ?? "built-in") === "built-in"
+    const expectations = options.expect ?? (builtIn ? settings.pipeline.rawProfile : lossless)
     const tables = yield* tablesToSeed(options.tables ?? seedableTables, scenario)
     const fingerprinted = settings.environment !== "production" && settings.validation.isolationFingerprint
     const bench = yield* (yield* Benchmark).start
@@ -146,7 +150,8 @@ export const validate = (options: ValidateOptions = {}) =>
             patients: settings.validation.seedPatients,
             appointmentsPerPatient: settings.validation.seedAppointmentsPerPatient,
             proceduresPerAppointment: settings.validation.seedProceduresPerAppointment,
-            malformed: scenario === "malformed"
+            malformed: scenario === "malformed",
+            expectations
           })
         )
         yield* Ref.set(seededRef, Option.some(seeded))

@@ -1,5 +1,6 @@
 import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
+  addLoadedAt,
   addPrimaryKey,
   columnDrift,
   copyInto,
@@ -8,6 +9,8 @@ import {
   dropTableIfExists,
   escapeIdentifier,
   existingColumns,
+  loadedAt,
+  loadedAtColumn,
   mergeStaged,
   qualified,
   rawColumnsFingerprint,
@@ -39,7 +42,8 @@ import { type KeyRepair, repairBatch } from "../domain/reconcile.ts"
 import { checksumTable, escapeIdentifier as escapeMysqlIdentifier, readGeneration } from "../domain/replicaStatements.ts"
 import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts, unchangedSince } from "../domain/strategy.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
-import { type ColumnMapping, type ConversionCounts, mapColumn, noConversions } from "../domain/typeMap.ts"
+import { mapColumns, profileOfTable } from "../domain/rawProfile.ts"
+import { type ColumnMapping, type ConversionCounts, noConversions } from "../domain/typeMap.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import * as LoadStatus from "./analytics/loadStatus.ts"
 import { type BadRowPolicy, conversionPlan, type ConversionPlan, type ConvertedPage } from "./analytics/pageConversion.ts"
@@ -184,11 +188,15 @@ const dropShadowOnError =
   <A, E, R>(load: Effect.Effect<A, E, R>) =>
     Effect.onError(load, () => Effect.ignore(l.inSession((session) => session.query(dropTableIfExists(l.schema, shadowOf(shape.name))))))
 
-/** How a whole load ends: the followed column's maximum from before the first page, and the replica's evidence. */
+/**
+ * How a load ends: the followed column's maximum from before the first page, the replica's evidence, and the raw
+ * profile its rows are written in.
+ */
 interface WholeEnd {
   readonly follows: string | null
   readonly evidence: ReplicaEvidence
   readonly proof: string
+  readonly rawProfile: string
 }
 
 /**
@@ -234,7 +242,8 @@ const completeWhole = (end: WholeEnd, watermark: string | null, rowsLoaded: numb
   rowsLoaded,
   replicaGeneration: end.evidence.generation,
   replicaChecksum: end.evidence.checksum,
-  proof: end.proof
+  proof: end.proof,
+  rawProfile: end.rawProfile
 })
 
 /**
@@ -321,7 +330,8 @@ const continuingLoad = <P>(
             status: "running",
             watermark,
             watermarkColumn: how.follows,
-            rowsLoaded: page.rowsBefore + page.rows.length
+            rowsLoaded: page.rowsBefore + page.rows.length,
+            rawProfile: end.rawProfile
           }
           const merged = yield* l.retryTransient(mergePage(converted, state).pipe(l.onAnalytics(table, "merge")))
           const inserted = merged.filter((r) => r.inserted).length
@@ -343,7 +353,8 @@ const continuingLoad = <P>(
         rowsLoaded: copied.rowsRead,
         replicaGeneration: end.evidence.generation,
         replicaChecksum: end.evidence.checksum,
-        proof: end.proof
+        proof: end.proof,
+        rawProfile: end.rawProfile
       })
     )
     return { ...copied.value, rowsRead: copied.rowsRead, counts, watermarkTo: reached }
@@ -431,15 +442,33 @@ const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus
     : checksumProof(evidence.checksum, last?.replicaChecksum ?? null, "replica table")
 }
 
-/** A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. */
-const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<ColumnMapping>) =>
+/**
+ * A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. A
+ * table made before `_loaded_at` existed gets the column here: the loader owns raw's tables, so no reload is needed.
+ * `loadedWith` is the raw profile its status records: a table another profile made is never loaded into as if it
+ * were this one's (a silent mix); the error gives the statements that convert it.
+ */
+const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<ColumnMapping>, loadedWith: string | null) =>
   Effect.gen(function* () {
     const existing = yield* l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
       l.onAnalytics(table, "state")
     )
     if (existing.rows.length === 0) return false
+    if (!existing.rows.some((c) => c.name === loadedAtColumn)) {
+      yield* l.inSession((session) => session.query(addLoadedAt(l.schema, table))).pipe(l.onAnalytics(table, "state"))
+    }
     const drift = columnDrift(l.schema, table, mappings, existing.rows)
     if (drift.problems.length === 0) return true
+    const profile = l.pipeline.rawProfile.name
+    if (loadedWith !== null && loadedWith !== profile) {
+      return yield* new SchemaError({
+        database: "analytics",
+        table: `${l.schema}.${table}`,
+        problem: `was loaded with the ${loadedWith} raw profile and ETL_RAW_PROFILE is ${profile}; its columns differ: ${drift.problems.join("; ")}. ` +
+          `Set ETL_RAW_PROFILE=${loadedWith} again, or convert the table in place with: ${drift.fixes.join(" ")} then rerun ` +
+          "(a value other than 0 or 1 stops a conversion to boolean: keep that column a number with ETL_NOT_BOOLEAN_COLUMNS)"
+      })
+    }
     return yield* new SchemaError({
       database: "analytics",
       table: `${l.schema}.${table}`,
@@ -447,17 +476,38 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     })
   })
 
-/** The fingerprint of raw's columns now (empty when raw has no such table). */
+/** The raw profile a table's status records; a status row from before profiles were recorded was a lossless load's. */
+const loadedWith = (previous: Option.Option<LoadStatus.LoadState>) =>
+  Option.match(previous, { onNone: () => null, onSome: (p) => p.rawProfile ?? "lossless" })
+
+/**
+ * The fingerprint of raw's columns now; null when raw has no such table, or one without `_loaded_at` (the load
+ * adds it, so such a table is never skipped).
+ */
 const rawColumnsNow = (l: Loader, table: string) =>
   l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
-    Effect.map((existing) => rawColumnsFingerprint(existing.rows)),
+    Effect.map((existing) =>
+      existing.rows.some((c) => c.name === loadedAtColumn) ? rawColumnsFingerprint(existing.rows, profileOfTable(l.pipeline.rawProfile, table)) : null
+    ),
     l.onAnalytics(table, "state")
   )
 
-/** An unchanged table's status keeps the last load's watermark and evidence, with this run's proof. */
+/**
+ * An unchanged table's status keeps the last load's watermark and evidence, with this run's proof; its columns were
+ * found to be as this run's raw profile makes them (no drift, or the same fingerprint), so it records that profile.
+ */
 const recordUnchanged = (l: Loader, table: string, runId: string, last: LoadStatus.LoadState, proof: ChangeProof) =>
   Effect.as(
-    l.inSession((session) => l.status.write(session, table, runId, { ...last, strategy: "unchanged", status: "complete", rowsLoaded: 0, proof: proof.says })),
+    l.inSession((session) =>
+      l.status.write(session, table, runId, {
+        ...last,
+        strategy: "unchanged",
+        status: "complete",
+        rowsLoaded: 0,
+        proof: proof.says,
+        rawProfile: l.pipeline.rawProfile.name
+      })
+    ),
     { rowsRead: 0, inserted: 0, updated: 0, rejected: 0, counts: noConversions(), watermarkTo: last.watermark } satisfies Loaded
   )
 
@@ -531,8 +581,8 @@ export const make = Effect.gen(function* () {
       if ((yield* rawColumnsNow(l, table)) === lastRawColumns) return yield* skipped(l, table, runId, Option.getOrThrow(previous), proof, startedAt)
     }
     const shape = yield* describeReplica(l, table)
-    const mappings = shape.columns.map(mapColumn)
-    const exists = yield* rawTableExists(l, table, mappings)
+    const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
+    const exists = yield* rawTableExists(l, table, mappings, loadedWith(previous))
     const strategySettings = { full: options.full === true, lookbackSeconds: l.pipeline.lookbackSeconds, appendOnlyTables: l.pipeline.appendOnlyTables }
     const facts: TableFacts = {
       hop: "analytics",
@@ -547,7 +597,7 @@ export const make = Effect.gen(function* () {
     }
     const decision = chooseStrategy(facts, strategySettings, Option.getOrNull(previous))
     const strategy = storedStrategy(decision.strategy)
-    const end: WholeEnd = { follows: followed(facts, strategySettings)?.column ?? null, evidence, proof: proof.says }
+    const end: WholeEnd = { follows: followed(facts, strategySettings)?.column ?? null, evidence, proof: proof.says, rawProfile: l.pipeline.rawProfile.name }
     const loading = Effect.gen(function* () {
       switch (decision.strategy) {
         case "unchanged":
@@ -577,7 +627,7 @@ export const make = Effect.gen(function* () {
         })
       )
     )
-    const loadedColumns = rawColumnsFingerprint(mappings.map((m) => ({ name: m.name, type: m.postgresType })))
+    const loadedColumns = rawColumnsFingerprint([...mappings.map((m) => ({ name: m.name, type: m.postgresType })), loadedAt], profileOfTable(l.pipeline.rawProfile, table))
     // Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table.
     yield* l.status.recordRawColumns(table, loadedColumns).pipe(
       Effect.catchAll((error) =>
@@ -593,8 +643,9 @@ export const make = Effect.gen(function* () {
     if (key === undefined || !hasIntegerKey(shape)) {
       return yield* new SchemaError({ database: "replication", table, problem: "has no single-column integer key to repair rows by; load it whole with --full" })
     }
-    const mappings = shape.columns.map(mapColumn)
-    if (!(yield* rawTableExists(l, table, mappings))) {
+    const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
+    const previous = yield* l.status.read(table).pipe(l.onAnalytics(table, "state"))
+    if (!(yield* rawTableExists(l, table, mappings, loadedWith(previous)))) {
       return yield* new SchemaError({ database: "analytics", table: `${l.schema}.${table}`, problem: "does not exist; the pipeline loads it whole" })
     }
     const { plan } = planFor(l, shape, mappings, null, "fail")

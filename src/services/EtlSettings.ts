@@ -1,11 +1,12 @@
 import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
-import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, HashSet, Layer, Option, Redacted } from "effect"
+import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, Either, HashSet, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
 import { openDentalAppendOnlyTables } from "../domain/appendOnlyTables.ts"
 import { isVariableName } from "../domain/externalCommand.ts"
 import { type ConnectionPlan, connectionPlan, defaultMaxConnectionsPerServer, minimumConnectionsPerServer } from "../domain/connectionBudget.ts"
 import { allTables, isTableName, isTablePattern } from "../domain/tableSelection.ts"
+import { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "../domain/rawProfile.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -76,6 +77,8 @@ export interface PipelineSettings {
   readonly externalCommand: Option.Option<ReadonlyArray<string>>
   /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME. */
   readonly externalEnvironment: ReadonlyArray<string>
+  /** How raw holds the source's values: `ETL_RAW_PROFILE`, its booleans changed by `ETL_BOOLEAN_COLUMNS` and `ETL_NOT_BOOLEAN_COLUMNS`. */
+  readonly rawProfile: RawProfile
 }
 
 export const replicaBulkMethods = ["load-data", "insert"] as const
@@ -283,6 +286,48 @@ const appendOnlyTables = Config.string("ETL_APPEND_ONLY_TABLES").pipe(
   Config.withDefault<ReadonlyArray<string>>(openDentalAppendOnlyTables)
 )
 
+/** `table:column,table:column` as `table.column` names; empty for none. */
+const columnNames = (name: string) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: "must be a comma-separated list of table:column pairs (appointment:Priority), or empty for none",
+      validation: (s) => tablesOf(s).every((pair) => /^[A-Za-z0-9_$]+:[A-Za-z0-9_$]+$/.test(pair))
+    }),
+    Config.map((s) => tablesOf(s).map((pair) => pair.replace(":", "."))),
+    Config.withDefault<ReadonlyArray<string>>([])
+  )
+
+/**
+ * The raw profile. Its boolean columns can only be changed in `compatible` (lossless has none to change), and a
+ * column kept a number must be one the profile declares boolean: a misspelt name would otherwise change nothing.
+ */
+const rawProfile = Config.all({
+  name: Config.literal(...rawProfileNames)("ETL_RAW_PROFILE").pipe(Config.withDefault<RawProfileName>("lossless")),
+  add: columnNames("ETL_BOOLEAN_COLUMNS"),
+  remove: columnNames("ETL_NOT_BOOLEAN_COLUMNS")
+}).pipe(
+  Config.mapOrFail(({ name, add, remove }): Either.Either<RawProfile, ConfigError.ConfigError> => {
+    const pair = (column: string) => column.replace(".", ":")
+    const problems: Array<ConfigError.ConfigError> = []
+    if (name === "lossless") {
+      for (const [variable, given] of [["ETL_BOOLEAN_COLUMNS", add], ["ETL_NOT_BOOLEAN_COLUMNS", remove]] as const) {
+        if (given.length > 0) {
+          problems.push(ConfigError.InvalidData([variable], "applies to ETL_RAW_PROFILE=compatible only; the lossless profile keeps every integer column a number"))
+        }
+      }
+    } else {
+      const declared = compatibleProfile({ add }).booleans
+      const unknown = remove.filter((c) => !declared.has(c.toLowerCase()))
+      if (unknown.length > 0) {
+        problems.push(ConfigError.InvalidData(["ETL_NOT_BOOLEAN_COLUMNS"], `names ${unknown.map(pair).join(", ")}, not a declared boolean column of the compatible profile`))
+      }
+    }
+    const [first, ...rest] = problems
+    if (first !== undefined) return Either.left(rest.reduce((all, p) => ConfigError.And(all, p), first))
+    return Either.right(name === "lossless" ? losslessProfile : compatibleProfile({ add, remove }))
+  })
+)
+
 const variableNames = (text: string) => text.split(",").map((name) => name.trim()).filter((name) => name.length > 0)
 
 /** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
@@ -364,7 +409,8 @@ const settingsConfig = (environment: Environment) => Config.all({
       Config.validate({ message: "must be a comma-separated list of environment variable names", validation: (s) => variableNames(s).every(isVariableName) }),
       Config.map(variableNames),
       Config.withDefault<ReadonlyArray<string>>([])
-    )
+    ),
+    rawProfile
   }),
   validation: validationConfig(environment),
   monitoring: monitoringConfig

@@ -2,6 +2,7 @@ import { Cause, Context, Deferred, Duration, Effect, Either, Layer, Option, Sche
 import * as os from "node:os"
 import { type CleanupError, type CleanupTable, type ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
 import { appointments, carriers, patients, procedures, type Row } from "../domain/fixtures/generator.ts"
+import { columnExpectation, type Expectations, lossless } from "../domain/expectations.ts"
 import { type MalformedCase, malformedCasesFor } from "../domain/malformed.ts"
 import { likeEscape, markedValue, markerFits, markerOf, markerPattern, newRunId } from "../domain/marker.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
@@ -31,6 +32,8 @@ export interface SeedPlan {
   readonly proceduresPerAppointment: number
   /** Also seed one patient row per malformed case (`validate --scenario malformed`). */
   readonly malformed?: boolean
+  /** The conventions raw is judged by: a column they hold as boolean gets a malformed case of its own. */
+  readonly expectations?: Expectations
 }
 
 /** A seeded patient row that carries one malformed value. */
@@ -245,7 +248,8 @@ export const make = Effect.gen(function* () {
               ;(seeded.get(table) as Array<string>).push(inserted)
             }
             if (table === "patient" && plan.malformed === true && batch === 1) {
-              const cases = malformedCasesFor(shape.columns, marker)
+              const expectations = plan.expectations ?? lossless
+              const cases = malformedCasesFor(shape.columns, marker, (column) => columnExpectation(expectations, table, column).boolean)
               for (let i = 0; i < cases.length; i++) {
                 const malformedCase = cases[i] as MalformedCase
                 const row = withoutGenerated(templateRows(table, 1)[0] as Row)

@@ -36,8 +36,9 @@ export type CaseOutcome = MalformedFact
 
 export interface VerifierService {
   /**
-   * Analytics is judged by the pipeline's expectations (default `lossless`, the built-in pipeline's): a difference
-   * they allow is a conversion, the rest are findings. The replica must hold the source's values as they are.
+   * Analytics is judged by the pipeline's expectations (default `lossless`; validate gives the built-in pipeline's
+   * raw profile): a difference they allow is a conversion, the rest are findings; only the source's columns are
+   * compared, so raw's `_loaded_at` is left out. The replica must hold the source's values as they are.
    */
   readonly verify: (
     tables: ReadonlyArray<SeededTable>,

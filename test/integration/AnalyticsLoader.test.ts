@@ -5,7 +5,8 @@ import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures
 import { AnalyticsDb } from "../../src/services/AnalyticsDb.ts"
 import * as AnalyticsLoader from "../../src/services/AnalyticsLoader.ts"
 import { allColumns } from "../../src/domain/keysetPages.ts"
-import { copyLine, mapColumn, noConversions, serverCopySelect, serverRow } from "../../src/domain/typeMap.ts"
+import { compatibleProfile } from "../../src/domain/rawProfile.ts"
+import { copyLine, mapColumn, noConversions, notBooleanProblem, serverCopySelect, serverRow } from "../../src/domain/typeMap.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
 import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
@@ -128,7 +129,7 @@ describe("AnalyticsLoader", () => {
       yield* sql`INSERT INTO referral (ReferralNum, LName) VALUES (1, 'Delta'), (2, 'Aetna')`
       yield* bothHops(["referral"])
       expect(yield* replicaTables).toEqual(["etl_copy_status", "referral"])
-      expect(yield* analyticsTables).toEqual(["raw.etl_load_status", "raw.etl_rejected_rows", "raw.referral"])
+      expect(yield* analyticsTables).toEqual(["raw.etl_load_status", "raw.etl_rejected_rows", "raw.etl_transform_status", "raw.referral"])
     }).pipe(withBothHops())
   )
 
@@ -174,7 +175,8 @@ describe("AnalyticsLoader", () => {
         y: "smallint",
         flag: "boolean",
         bits: "bigint",
-        l: "character varying(10)"
+        l: "character varying(10)",
+        _loaded_at: "timestamp with time zone"
       })
       expect(columns.find((c) => c.name === "id")?.notNull).toBe(true)
       const [row] = yield* analyticsRows(`
@@ -221,7 +223,7 @@ describe("AnalyticsLoader", () => {
       const replica = yield* ReplicationDb
       const analytics = yield* AnalyticsDb
       const shape = yield* (yield* Catalog.Catalog).describe(replica, "awkward")
-      const mappings = shape.columns.map(mapColumn)
+      const mappings = shape.columns.map((c) => mapColumn(c))
       const select = serverCopySelect(mappings, "id", null)
       if (select === null) throw new Error("every type of the corpus has a server conversion")
       const served = yield* replica.sql.unsafe(`SELECT ${select} FROM awkward ORDER BY id`).values
@@ -242,7 +244,8 @@ describe("AnalyticsLoader", () => {
         Effect.scoped(
           Effect.flatMap(analytics.session, (session) =>
             Effect.zipRight(
-              session.query(`CREATE TABLE raw.${name} (LIKE raw.awkward)`),
+              // The replica's columns only: _loaded_at is the loader's.
+              session.query(`CREATE TABLE raw.${name} (LIKE raw.awkward); ALTER TABLE raw.${name} DROP COLUMN "_loaded_at"`),
               session.copyFrom(`COPY raw.${name} FROM STDIN`, text)
             )
           )
@@ -334,7 +337,7 @@ describe("AnalyticsLoader", () => {
         value: "25:30:00"
       })
       const tables = yield* analyticsRows(`SELECT tablename FROM pg_tables WHERE schemaname = 'raw' ORDER BY 1`)
-      expect(tables.map((t) => t.tablename)).toEqual(["etl_load_status", "etl_rejected_rows"])
+      expect(tables.map((t) => t.tablename)).toEqual(["etl_load_status", "etl_rejected_rows", "etl_transform_status"])
     }).pipe(withBothHops())
   )
 
@@ -547,14 +550,81 @@ describe("AnalyticsLoader", () => {
       // Rows as the previous version wrote them: its words, and none of the new facts.
       yield* replica.sql`UPDATE etl_copy_status SET strategy = 'full', generation = NULL, source_read_at = NULL, source_update_time = NULL,
                            source_checksum = NULL, proof = NULL`
-      yield* pg.unsafe(`UPDATE raw.etl_load_status SET strategy = 'full', watermark_column = NULL, replica_generation = NULL, replica_checksum = NULL, proof = NULL`)
+      yield* pg.unsafe(`UPDATE raw.etl_load_status SET strategy = 'full', watermark_column = NULL, replica_generation = NULL, replica_checksum = NULL, proof = NULL,
+          raw_columns = NULL, raw_profile = NULL`)
+      // A raw table made before _loaded_at existed.
+      yield* pg.unsafe(`ALTER TABLE raw.carrier DROP COLUMN "_loaded_at"`)
       yield* sql`UPDATE carrier SET CarrierName = 'Renamed', SecDateTEdit = '2031-01-01 00:00:00' WHERE CarrierNum = 3`
       const [continued] = yield* bothHops(["carrier"])
       expect(continued).toMatchObject({ strategy: "incremental", rowsUpdated: 1 })
       expect(continued?.reason).toMatch(/^continuing from watermark /)
       yield* expectAnalyticsMatchesReplica(["carrier"])
+      // The loader added _loaded_at: the rows it did not write carry the time it was added, the renamed one a later one.
+      const [stamps] = yield* analyticsRows(`SELECT count(*)::int AS rows, count("_loaded_at")::int AS stamped, count(DISTINCT "_loaded_at")::int AS times,
+          bool_and("_loaded_at" < (SELECT "_loaded_at" FROM raw.carrier WHERE "CarrierNum" = 3) OR "CarrierNum" = 3) AS renamed_latest FROM raw.carrier`)
+      expect(stamps).toEqual({ rows: 12, stamped: 12, times: 2, renamed_latest: true })
+      const [status] = yield* analyticsRows(`SELECT raw_profile, load_status, primary_column_name, last_primary_value = watermark AS same_value FROM raw.etl_load_status WHERE table_name = 'carrier'`)
+      expect(status).toEqual({ raw_profile: "lossless", load_status: "success", primary_column_name: "SecDateTEdit", same_value: true })
       const [skipped] = yield* bothHops(["carrier"])
       expect(skipped).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
     }).pipe(withBothHops())
+  )
+
+  it.scopedLive("the compatible profile loads declared flags as booleans and TIMESTAMP as its UTC wall time; each write sets _loaded_at", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+      const [first] = yield* bothHops(["appointment"])
+      expect(first).toMatchObject({ strategy: "full", rowsInserted: 60, rowsRejected: 0 })
+      const types = yield* analyticsRows(`SELECT column_name AS name, data_type AS type FROM information_schema.columns
+         WHERE table_schema = 'raw' AND table_name = 'appointment' AND column_name IN ('Priority', 'TimeLocked', 'IsHygiene', 'AptStatus', 'DateTStamp', '_loaded_at')`)
+      expect(Object.fromEntries(types.map((t) => [t.name, t.type]))).toEqual({
+        Priority: "boolean",
+        TimeLocked: "boolean",
+        IsHygiene: "boolean",
+        AptStatus: "smallint",
+        DateTStamp: "timestamp without time zone",
+        _loaded_at: "timestamp with time zone"
+      })
+      const compared = yield* compareReplicaWithAnalytics("appointment", compatibleProfile())
+      expect({ missing: compared.missing, extra: compared.extra, differences: compared.differences }).toEqual({ missing: [], extra: [], differences: [] })
+      expect(compared.conversions).toMatchObject({ "TIMESTAMP -> timestamp (UTC)": 60 })
+      const flags = yield* analyticsRows(`SELECT count(*) FILTER (WHERE "Priority")::int AS priority, count(*) FILTER (WHERE NOT "Priority")::int AS not_priority FROM raw.appointment`)
+      const [source] = yield* sql<{ priority: string; notPriority: string }>`SELECT SUM(Priority = 1) AS priority, SUM(Priority = 0) AS notPriority FROM appointment`
+      expect(flags).toEqual([{ priority: Number(source?.priority), not_priority: Number(source?.notPriority) }])
+
+      // A merge writes the rows that changed and sets their _loaded_at; the others keep theirs.
+      const loadedAt = analyticsRows(`SELECT "AptNum"::int AS k, (extract(epoch FROM "_loaded_at") * 1000000)::bigint::text AS at FROM raw.appointment ORDER BY 1`)
+      const before = new Map((yield* loadedAt).map((r) => [r.k, BigInt(String(r.at))]))
+      yield* sql`UPDATE appointment SET Note = 'moved' WHERE AptNum IN (2, 3)`
+      const [merged] = yield* bothHops(["appointment"])
+      expect(merged).toMatchObject({ strategy: "incremental", rowsUpdated: 2 })
+      const after = yield* loadedAt
+      expect(after.filter((r) => BigInt(String(r.at)) !== before.get(r.k)).map((r) => r.k)).toEqual([2, 3])
+      expect(after.filter((r) => BigInt(String(r.at)) < (before.get(r.k) as bigint))).toEqual([])
+    }).pipe(withBothHops({ rawProfile: compatibleProfile() }))
+  )
+
+  it.scopedLive("a value other than 0 or 1 in a declared boolean column fails the table by key, or is quarantined; never coerced", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      yield* createGeneratedOpenDental(sql, { patients: 20, engine: "InnoDB" })
+      yield* bothHops(["appointment"])
+      yield* sql`UPDATE appointment SET Priority = 2 WHERE AptNum = 7`
+      const failed = yield* Effect.either(bothHops(["appointment"]))
+      if (Either.isRight(failed)) throw new Error("loaded a 2 into a boolean column")
+      expect(failed.left).toMatchObject({ _tag: "DataValidationError", table: "appointment", key: "AptNum=7", column: "Priority", value: "2", problem: notBooleanProblem })
+      expect(failed.left.message).toContain("Table 'appointment', key AptNum=7, column Priority: value '2' is neither 0 nor 1")
+      const [quarantined] = yield* bothHops(["appointment"], { onBadRow: "quarantine" })
+      expect(quarantined).toMatchObject({ rowsRejected: 1 })
+      expect(yield* analyticsRows(`SELECT primary_key, column_name, value, problem FROM raw.etl_rejected_rows`)).toEqual([
+        { primary_key: "AptNum=7", column_name: "Priority", value: "2", problem: notBooleanProblem }
+      ])
+      // The row keeps what raw last held of it.
+      expect(yield* analyticsRows(`SELECT "Priority" FROM raw.appointment WHERE "AptNum" = 7`)).toHaveLength(1)
+      // A whole load rejects it the same way: the replica's server leaves the value to the type map's writer.
+      const [whole] = yield* bothHops(["appointment"], { full: true, onBadRow: "quarantine" })
+      expect(whole).toMatchObject({ strategy: "full", rowsInserted: 39, rowsRejected: 1 })
+    }).pipe(withBothHops({ rawProfile: compatibleProfile() }))
   )
 })

@@ -8,6 +8,7 @@ import * as SourceDb from "../../src/services/SourceDb.ts"
 import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
 import { defaultMaxConnectionsPerServer } from "../../src/domain/connectionBudget.ts"
 import { createTableStatement, openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
+import { losslessProfile } from "../../src/domain/rawProfile.ts"
 import {
   type DedicatedAccounts,
   loaderRoleStatements,
@@ -220,6 +221,7 @@ export const settingsFor = (
       loadParallelism: 2,
       externalCommand: Option.none(),
       externalEnvironment: [],
+      rawProfile: losslessProfile,
       ...pipeline
     },
     validation: {

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type * as Mysql from "mysql2/promise"
 import { compareRow } from "../../src/domain/comparison.ts"
+import { columnExpectation, type Expectations, lossless } from "../../src/domain/expectations.ts"
 import { escapeIdentifier } from "../../src/domain/replicaStatements.ts"
 import { AnalyticsDb } from "../../src/services/AnalyticsDb.ts"
 import { Catalog } from "../../src/services/Catalog.ts"
@@ -64,9 +65,10 @@ export const compareMysqlTables = (
 
 /**
  * Compares every row and column of a replica table with raw.<table> in analytics through the type map's
- * normalisation: differences by key and column, and documented lossy conversions counted by kind.
+ * normalisation, under the raw profile's expectations (lossless by default): differences by key and column, and
+ * documented conversions counted by kind.
  */
-export const compareReplicaWithAnalytics = (table: string) =>
+export const compareReplicaWithAnalytics = (table: string, expectations: Expectations = lossless) =>
   Effect.gen(function* () {
     const replica = yield* ReplicationDb
     const analytics = yield* AnalyticsDb
@@ -94,7 +96,7 @@ export const compareReplicaWithAnalytics = (table: string) =>
         continue
       }
       byKey.delete(k)
-      const compared = compareRow(shape.columns, row, other)
+      const compared = compareRow(shape.columns, row, other, (c) => columnExpectation(expectations, table, c.name))
       for (const d of compared.differences) differences.push(`${k}.${d.column}: ${d.expected} != ${d.actual}`)
       for (const c of compared.conversions) conversions[c] = (conversions[c] ?? 0) + 1
     }

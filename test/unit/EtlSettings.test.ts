@@ -136,6 +136,37 @@ describe("EtlSettings", () => {
       })
     )
 
+    it.effect("the raw profile: lossless by default; compatible with its declared booleans changed per column", () =>
+      Effect.gen(function* () {
+        const file = { ".env_test": completeTestFile }
+        expect((yield* resolve({ ETL_ENVIRONMENT: "test" }, file)).pipeline.rawProfile).toMatchObject({ name: "lossless", booleans: new Set() })
+        const compatible = yield* resolve(
+          { ETL_ENVIRONMENT: "test", ETL_RAW_PROFILE: "compatible", ETL_BOOLEAN_COLUMNS: "appointment:AptStatus", ETL_NOT_BOOLEAN_COLUMNS: " appointment:Priority, apptview:RowsPerIncr " },
+          file
+        )
+        const booleans = compatible.pipeline.rawProfile.booleans
+        expect(compatible.pipeline.rawProfile.name).toBe("compatible")
+        expect([booleans.has("appointment.aptstatus"), booleans.has("appointment.priority"), booleans.has("apptview.rowsperincr"), booleans.has("appointment.timelocked")]).toEqual([
+          true,
+          false,
+          false,
+          true
+        ])
+        const problems = (env: Record<string, string>) => Effect.map(Effect.either(resolve({ ETL_ENVIRONMENT: "test", ...env }, file)), problemsOf)
+        expect(yield* problems({ ETL_RAW_PROFILE: "old", ETL_BOOLEAN_COLUMNS: "appointment.Priority" })).toEqual({
+          ETL_RAW_PROFILE: expect.stringContaining("lossless, compatible"),
+          ETL_BOOLEAN_COLUMNS: "must be a comma-separated list of table:column pairs (appointment:Priority), or empty for none"
+        })
+        // Lossless has no booleans to change; a column kept a number must be one the profile declares.
+        expect(yield* problems({ ETL_BOOLEAN_COLUMNS: "appointment:AptStatus" })).toEqual({
+          ETL_BOOLEAN_COLUMNS: "applies to ETL_RAW_PROFILE=compatible only; the lossless profile keeps every integer column a number"
+        })
+        expect(yield* problems({ ETL_RAW_PROFILE: "compatible", ETL_NOT_BOOLEAN_COLUMNS: "appointment:Priorty" })).toEqual({
+          ETL_NOT_BOOLEAN_COLUMNS: "names appointment:Priorty, not a declared boolean column of the compatible profile"
+        })
+      })
+    )
+
     it.effect("loads .env_<environment> and lets process variables override it", () =>
       Effect.gen(function* () {
         const settings = yield* resolve(

@@ -2,7 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { declaredBooleans } from "../../src/domain/declaredBooleans.ts"
 import { columnExpectation, compatible, expectationsFromText, lossless, presetNamed } from "../../src/domain/expectations.ts"
-import { expectedUnder, malformedPatientCases } from "../../src/domain/malformed.ts"
+import { expectedUnder, malformedCasesFor, malformedPatientCases } from "../../src/domain/malformed.ts"
+import { notBooleanProblem } from "../../src/domain/typeMap.ts"
+import { column } from "../support/columns.ts"
 
 describe("the expectations a pipeline declares", () => {
   it("lossless is the built-in pipeline's: zero dates NULL, '' kept, timestamptz, no booleans, rejected rows in etl_rejected_rows", () => {
@@ -72,5 +74,22 @@ describe("the expectations a pipeline declares", () => {
     expect(expectedUnder(zeroDate!, "0001-01-01", "datetime").expected).toMatchObject({ analytics: "0001-01-01 00:00:00" })
     expect(expectedUnder(zeroDate!, "null", "date")).toBe(zeroDate)
     expect(expectedUnder(pastDay!, "0001-01-01", "time")).toBe(pastDay)
+  })
+
+  it("the malformed scenario puts a 2 in a patient column the expectations hold as boolean, and expects it rejected", () => {
+    const columns = [
+      column("PatNum", "bigint", "bigint(20)"),
+      column("LName", "varchar", "varchar(100)"),
+      column("PatStatus", "tinyint", "tinyint(3) unsigned"),
+      column("Premed", "tinyint", "tinyint(3) unsigned")
+    ]
+    const isBoolean = (expectations: typeof lossless) => (c: string) => columnExpectation(expectations, "patient", c).boolean
+    expect(malformedCasesFor(columns, "LName", isBoolean(compatible)).at(-1)).toEqual({
+      name: "2 in a declared boolean column",
+      column: "Premed",
+      value: 2,
+      expected: { outcome: "rejected", problem: notBooleanProblem }
+    })
+    expect(malformedCasesFor(columns, "LName", isBoolean(lossless))).toEqual(malformedPatientCases)
   })
 })

@@ -7,9 +7,11 @@ import {
   copyLine,
   mapColumn,
   noConversions,
+  notBooleanProblem,
   RowConversionFailure,
   serverCopySelect
 } from "../../src/domain/typeMap.ts"
+import { compatibleProfile, losslessProfile, mapColumns } from "../../src/domain/rawProfile.ts"
 
 /** A column named "c" unless `extra` names it. */
 const column = (dataType: string, columnType: string, extra: Partial<Column> = {}): Column =>
@@ -120,7 +122,7 @@ describe("type map", () => {
   it("names the column of a value a row cannot convert", () => {
     const columns = [column("int", "int(11)"), column("time", "time")]
     try {
-      copyLine(columns.map(mapColumn), [1, "30:00:00"], noConversions())
+      copyLine(columns.map((c) => mapColumn(c)), [1, "30:00:00"], noConversions())
       throw new Error("converted an impossible time")
     } catch (e) {
       expect(e).toBeInstanceOf(RowConversionFailure)
@@ -130,11 +132,63 @@ describe("type map", () => {
 
   it("leaves a table to the client's writers when one of its columns has no server conversion", () => {
     const known = [column("int", "int(11)", { name: "id" }), column("datetime", "datetime", { name: "w" })]
-    const select = serverCopySelect(known.map(mapColumn), "id", "w")
+    const select = serverCopySelect(known.map((c) => mapColumn(c)), "id", "w")
     expect(select?.startsWith("`id`, ")).toBe(true)
     expect(select?.endsWith(", `w`")).toBe(true)
     const withGeometry = [...known, column("geometry", "geometry", { name: "g" })]
-    expect(serverCopySelect(withGeometry.map(mapColumn), "id", "w")).toBeNull()
+    expect(serverCopySelect(withGeometry.map((c) => mapColumn(c)), "id", "w")).toBeNull()
+  })
+})
+
+describe("the compatible raw profile", () => {
+  const appointment = [
+    namedColumn("AptNum", "bigint", "bigint(20)"),
+    namedColumn("Priority", "tinyint", "tinyint(4)"),
+    namedColumn("AptStatus", "tinyint", "tinyint(3) unsigned"),
+    namedColumn("DateTStamp", "timestamp", "timestamp", { datetimePrecision: 0 })
+  ]
+  const typesOf = (profile: typeof losslessProfile, table = "appointment") =>
+    Object.fromEntries(mapColumns(profile, table, appointment).map((m) => [m.name, m.postgresType]))
+
+  it("makes the declared boolean columns boolean and TIMESTAMP a timestamp; lossless keeps numbers and instants", () => {
+    expect(typesOf(compatibleProfile())).toEqual({
+      AptNum: "bigint",
+      Priority: "boolean",
+      AptStatus: "smallint",
+      DateTStamp: "timestamp(0) without time zone"
+    })
+    expect(typesOf(losslessProfile)).toEqual({ AptNum: "bigint", Priority: "smallint", AptStatus: "smallint", DateTStamp: "timestamp(0) with time zone" })
+  })
+
+  it("declares booleans by setting, in either case, never from the data", () => {
+    const changed = compatibleProfile({ add: ["appointment.aptstatus"], remove: ["Appointment.Priority"] })
+    expect(typesOf(changed)).toMatchObject({ Priority: "smallint", AptStatus: "boolean" })
+    // Another table's column of the same name is not declared.
+    expect(typesOf(compatibleProfile(), "schedule")).toMatchObject({ Priority: "smallint" })
+  })
+
+  it("writes 0 and 1 as false and true, and rejects any other number instead of coercing it", () => {
+    const priority = mapColumns(compatibleProfile(), "appointment", appointment)[1]!
+    expect([0, 1, "0", "1", null].map((v) => priority.write(v, noConversions()))).toEqual(["f", "t", "f", "t", "\\N"])
+    const failure = (value: unknown) => {
+      try {
+        return priority.write(value, noConversions())
+      } catch (e) {
+        return e
+      }
+    }
+    expect([2, -1, "255"].map(failure)).toEqual(["2", "-1", "255"].map((v) => new ConversionFailure(v, notBooleanProblem)))
+    // The server converts 0 and 1 and leaves every other value to the writer above.
+    expect(priority.server).toEqual({ field: "CASE `Priority` WHEN 0 THEN 'f' WHEN 1 THEN 't' END", exceptional: "`Priority` NOT IN (0, 1)" })
+  })
+
+  it("writes a TIMESTAMP read in a UTC session as that wall time, without an offset", () => {
+    const stamp = mapColumns(compatibleProfile(), "appointment", appointment)[3]!
+    expect(stamp.write("2024-11-03 06:30:00", noConversions())).toBe("2024-11-03 06:30:00")
+    expect(mapColumns(losslessProfile, "appointment", appointment)[3]!.write("2024-11-03 06:30:00", noConversions())).toBe("2024-11-03 06:30:00+00")
+    const counts = noConversions()
+    expect(stamp.write("0000-00-00 00:00:00", counts)).toBe("\\N")
+    expect(counts.zeroDatesToNull).toBe(1)
   })
 })
 

@@ -5,6 +5,7 @@ import {
   completeLoadStatusTable,
   createLoadStatusTable,
   createRejectedRowsTable,
+  createTransformStatusTable,
   insertRejectedRows,
   loadStatusTable,
   readLoadStatus,
@@ -28,6 +29,8 @@ export interface LoadState extends PreviousRun {
   readonly proof: string | null
   /** The raw table's columns after the last completed load (`rawColumnsFingerprint`); read, never written with the state. */
   readonly rawColumns?: string | null
+  /** The raw profile the table was loaded with; null in status rows written before profiles (lossless). */
+  readonly rawProfile: string | null
 }
 
 export interface LoadStatusStore {
@@ -61,12 +64,13 @@ interface LoadStatusRow {
   readonly replicaChecksum: string | null
   readonly proof: string | null
   readonly rawColumns: string | null
+  readonly rawProfile: string | null
 }
 
 /**
- * Analytics' `<schema>.etl_load_status` and `etl_rejected_rows`. Making the store runs no DDL: the first read
- * creates the schema (when missing) and both tables, or adds the columns a status table of an earlier version
- * lacks, under an advisory lock so two loaders do not race.
+ * Analytics' `<schema>.etl_load_status` and `etl_rejected_rows`, and `etl_transform_status` for dbt. Making the
+ * store runs no DDL: the first read creates the schema (when missing) and the tables, or adds the columns a status
+ * table of an earlier version lacks, under an advisory lock so two loaders do not race.
  */
 export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore> =>
   Effect.map(Ref.make(false), (created) => {
@@ -79,7 +83,8 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
             ensureSchema(session, schema),
             session.query(createLoadStatusTable(schema)),
             session.query(completeLoadStatusTable(schema)),
-            session.query(createRejectedRowsTable(schema))
+            session.query(createRejectedRowsTable(schema)),
+            session.query(createTransformStatusTable(schema))
           ],
           { discard: true }
         )
@@ -111,7 +116,8 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
           state.watermarkColumn,
           state.replicaGeneration,
           state.replicaChecksum,
-          state.proof
+          state.proof,
+          state.rawProfile
         ])
         .pipe(Effect.asVoid)
     const reject = (session: PostgresSession, table: string, runId: string, rejected: ReadonlyArray<Rejection>) =>
