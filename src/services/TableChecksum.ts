@@ -1,15 +1,16 @@
 import { Context, Effect, Layer, Option } from "effect"
 import {
+  type AggregateRow,
+  aggregateStatement,
   type CanonicalColumn,
-  type ChecksumRow,
   canonicalColumn,
-  checksumStatement,
-  type KeyRange,
-  NoCanonicalForm,
   type ChecksumStatement,
   type Engine,
+  type KeyRange,
   nativeRowHash,
-  rangeableKey
+  NoCanonicalForm,
+  rangeableKey,
+  rowHash
 } from "../domain/checksum.ts"
 import { escapePgIdentifier } from "../domain/collateral.ts"
 import type { DatabaseRole } from "../domain/environment.ts"
@@ -154,14 +155,14 @@ export const make = Effect.gen(function* () {
     })
 
   /** Sums the rows; a row MySQL could not turn into text (beyond max_allowed_packet) fails rather than drop out. */
-  const sums = (stage: Stage, table: string, row: ChecksumRow | undefined) =>
-    row !== undefined && row.etl_hashed === row.etl_rows
-      ? Effect.succeed<StageChecksum>({ stage, rows: Number(row.etl_rows), checksum: String(row.etl_checksum) })
+  const sums = (stage: Stage, table: string, row: AggregateRow | undefined) =>
+    row !== undefined && row.etl_hashed_0 === row.etl_rows
+      ? Effect.succeed<StageChecksum>({ stage, rows: Number(row.etl_rows), checksum: String(row.etl_sum_0) })
       : Effect.fail(
           new DatabaseError({
             database: roleOf[stage],
             operation: `the checksum of '${table}'`,
-            reason: `${Number(row?.etl_rows ?? 0) - Number(row?.etl_hashed ?? 0)} rows could not be hashed (a row's text is longer than max_allowed_packet)`
+            reason: `${Number(row?.etl_rows ?? 0) - Number(row?.etl_hashed_0 ?? 0)} rows could not be hashed (a row's text is longer than max_allowed_packet)`
           })
         )
 
@@ -221,8 +222,9 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const target = yield* stageTarget(table, stage, columns)
       if (Option.isNone(target)) return Option.none<StageChecksum>()
-      const statement = checksumStatement(target.value.engine, target.value.table, target.value.canonical, range)
-      const [row] = yield* target.value.run<ChecksumRow>(statement)
+      const { engine, table: name, canonical } = target.value
+      const statement = aggregateStatement({ engine, table: name, key: range?.key ?? null, hashes: [rowHash(engine, canonical)] }, range?.range)
+      const [row] = yield* target.value.run<AggregateRow>(statement)
       return Option.some(yield* sums(stage, table, row))
     })
 
