@@ -267,20 +267,25 @@ export const make = Effect.gen(function* () {
       const sides = new Map(
         stages.flatMap((stage) => Option.match(targets.stages[stage], { onNone: () => [], onSome: (t) => [[stage, { target: t, ...hashesOf(targets, t, keysOnly) }] as const] }))
       )
+      // Only the hashes of the roles a stage plays in these pairs: the source is never downstream, raw never upstream.
+      const hashesScanned = new Map(
+        [...sides].map(([stage, side]) => {
+          const upstream = pairs.some(([from]) => from === stage) ? [side.upstream] : []
+          const downstream = pairs.some(([, to]) => to === stage) ? [side.downstream] : []
+          return [stage, [...new Set([...upstream, ...downstream])]] as const
+        })
+      )
       const scanned = yield* Effect.forEach(
         [...sides.values()],
         (side) =>
-          Effect.map(
-            totalsOf(targets, side.target, side.upstream === side.downstream ? [side.upstream] : [side.upstream, side.downstream]),
-            (totals) => [side.target.stage, totals] as const
-          ),
+          Effect.map(totalsOf(targets, side.target, hashesScanned.get(side.target.stage) ?? []), (totals) => [side.target.stage, totals] as const),
         { concurrency: "unbounded" }
       )
       const totals = new Map(scanned)
       const sumAs = (stage: Stage, role: "upstream" | "downstream") => {
         const side = sides.get(stage) as (typeof sides extends Map<Stage, infer S> ? S : never)
         const t = totals.get(stage) as Totals
-        return (role === "downstream" && side.upstream !== side.downstream ? t.sums[1] : t.sums[0]) as RangeSums
+        return t.sums[(hashesScanned.get(stage) ?? []).indexOf(side[role])] as RangeSums
       }
       return yield* Effect.forEach(pairs, ([from, to]): Effect.Effect<Compared, ChecksumError> =>
         Effect.gen(function* () {
