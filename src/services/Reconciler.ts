@@ -1,3 +1,4 @@
+import type * as SqlConnection from "@effect/sql/SqlConnection"
 import { Array as Arr, Clock, Context, Data, Effect, Layer, Option, Ref } from "effect"
 import {
   type AggregateRow,
@@ -335,8 +336,8 @@ export const make = Effect.gen(function* () {
       )
     })
 
-  const compareTable = (table: string, pairs: ReadonlyArray<readonly [Stage, Stage]>, keysOnly = false) =>
-    Effect.flatMap(checksums.targets(table), (targets) => comparePairs(targets, pairs, keysOnly))
+  const compareTable = (table: string, pairs: ReadonlyArray<readonly [Stage, Stage]>, replicaConnection: SqlConnection.Connection) =>
+    Effect.flatMap(checksums.targets(table, { replicaConnection }), (targets) => comparePairs(targets, pairs, false))
 
   type HopRepair = TableRepair["replication"]
 
@@ -357,8 +358,8 @@ export const make = Effect.gen(function* () {
   const reconcile = Effect.fn("Reconciler.reconcile")(function* (table: string, options: ReconcileOptions = {}) {
     const startedAt = yield* Clock.currentTimeMillis
     // A pipeline copying the table meanwhile would make its stages differ for a moment: wait for it, and keep it out.
-    yield* tableLock(replica, analytics, table, pipeline.lockTimeoutSeconds)
-    const found = yield* compareTable(table, hops, false)
+    const locked = yield* tableLock(replica, analytics, table, pipeline.lockTimeoutSeconds)
+    const found = yield* compareTable(table, hops, locked)
     const reports = (compared: ReadonlyArray<Compared>) => compared.map((c) => c.report)
     const inSync = (compared: ReadonlyArray<Compared>) => compared.every((c) => c.report.status === "in sync")
     const finish = (pairs: ReadonlyArray<Compared>, before: ReadonlyArray<Compared> | null, repaired: TableRepair | null) =>
@@ -373,9 +374,9 @@ export const make = Effect.gen(function* () {
     if (options.repair !== true || inSync(found)) return yield* finish(found, null, null)
     const replication = yield* repairHop(table, "replication", found[0] as Compared)
     // The replica may have changed: raw is compared with it as it is now.
-    const [second] = replication === null ? [found[1] as Compared] : yield* compareTable(table, [hops[1] as readonly [Stage, Stage]], false)
+    const [second] = replication === null ? [found[1] as Compared] : yield* compareTable(table, [hops[1] as readonly [Stage, Stage]], locked)
     const analyticsRepair = yield* repairHop(table, "analytics", second as Compared)
-    const after = yield* compareTable(table, hops, false)
+    const after = yield* compareTable(table, hops, locked)
     return yield* finish(after, found, { replication, analytics: analyticsRepair })
   }, Effect.scoped)
 

@@ -1,3 +1,5 @@
+import type * as SqlConnection from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option, Ref } from "effect"
 import {
   type AggregateRow,
@@ -58,6 +60,11 @@ export interface ChecksumOptions {
   readonly range?: KeyRange
   /** Columns left out of every stage's rows (e.g. a column only raw has, or one a comparison must ignore). */
   readonly omit?: ReadonlyArray<string>
+  /**
+   * A replica connection the caller holds (its table lock's): the replica's statements run on it rather than
+   * waiting for one of the pool's, which the other tables' locks may be holding.
+   */
+  readonly replicaConnection?: SqlConnection.Connection
 }
 
 export type ChecksumError = SchemaError | DatabaseError | ConnectionError
@@ -169,7 +176,14 @@ export const make = Effect.gen(function* () {
   type Plan = Effect.Effect.Success<ReturnType<typeof plan>>
 
   /** `held`: the table as the stage's catalog describes it; the source's is the plan's own, read once. */
-  const mysqlTarget = (stage: "source" | "replication", db: MysqlDatabase, table: string, columns: ReadonlyArray<Column>, held: Option.Option<TableShape>) =>
+  const mysqlTarget = (
+    stage: "source" | "replication",
+    db: MysqlDatabase,
+    table: string,
+    columns: ReadonlyArray<Column>,
+    held: Option.Option<TableShape>,
+    connection?: SqlConnection.Connection
+  ) =>
     Effect.gen(function* () {
       if (Option.isNone(held)) return Option.none<StageTarget & { readonly declared: ReadonlyArray<Column> }>()
       const own = new Map(held.value.columns.map((c) => [c.name, c]))
@@ -179,7 +193,12 @@ export const make = Effect.gen(function* () {
       const declared = columns.map((c) => own.get(c.name) as Column)
       const canonical = yield* canonicalOf(stage, table, declared)
       // Unprepared: each statement's text is its table's own, so preparing it would cost a round trip and a server-side statement kept for nothing.
-      const run = <R extends object>(statement: ChecksumStatement) => naming(stage, table)(db.sql.unsafe<R>(statement.sql, statement.params).unprepared)
+      const run = <R extends object>(statement: ChecksumStatement) =>
+        naming(stage, table)(
+          connection === undefined
+            ? db.sql.unsafe<R>(statement.sql, statement.params).unprepared
+            : (connection.executeUnprepared(statement.sql, statement.params, undefined) as Effect.Effect<ReadonlyArray<R>, SqlError>)
+        )
       return Option.some({ stage, engine: "mysql" as const, table: escapeIdentifier(table), canonical, run, declared })
     })
 
@@ -221,8 +240,10 @@ export const make = Effect.gen(function* () {
       return Option.some<StageTarget>({ stage: "analytics", engine: "postgres", table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`, canonical, run })
     })
 
-  const replicaTarget = (table: string, columns: ReadonlyArray<Column>) =>
-    Effect.flatMap(naming("replication", table)(catalog.find(replica, table)), (held) => mysqlTarget("replication", replica, table, columns, held))
+  const replicaTarget = (table: string, columns: ReadonlyArray<Column>, connection?: SqlConnection.Connection) =>
+    Effect.flatMap(naming("replication", table)(catalog.find(replica, table)), (held) =>
+      mysqlTarget("replication", replica, table, columns, held, connection)
+    )
 
   const stageTarget = (table: string, stage: Stage, { shape, columns }: Plan): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
     stage === "source"
@@ -245,7 +266,7 @@ export const make = Effect.gen(function* () {
   const targets = Effect.fn("TableChecksum.targets")(function* (table: string, options: ChecksumOptions = {}) {
     const { shape, columns } = yield* plan(table, options)
     const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
-      [mysqlTarget("source", source, table, columns, Option.some(shape)), replicaTarget(table, columns), analyticsTarget(table, columns)],
+      [mysqlTarget("source", source, table, columns, Option.some(shape)), replicaTarget(table, columns, options.replicaConnection), analyticsTarget(table, columns)],
       { concurrency: 3 }
     )
     const [key, ...rest] = shape.primaryKey
