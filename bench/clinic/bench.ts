@@ -7,6 +7,8 @@
  *   first copy, both hops (`pipeline --tables all`)   vs  mariadb-dump | mariadb of the whole source + pgloader of the whole replica
  *   nightly run, nothing changed                       target < 5 s
  *   nightly run after 0.5% of rows changed             vs  mariadb-dump --where | mariadb of the changed rows; target < 15 s
+ *   reconcile --tables all, stages in sync             target < half the first copy
+ *   reconcile after the night (deletes not propagated: must name differing tables), --repair, then in sync again
  *   peak resident memory of our process                target < 256 MB
  *   tables failed                                      target 0
  * Our side is the bundled CLI (`scripts/build.mjs`), timed from start to exit like the peers.
@@ -101,6 +103,18 @@ interface OurRun {
   readonly failed: number | null
 }
 
+/** A reconcile of every table, timed as a whole process like the pipeline runs. */
+interface ReconcileRun {
+  readonly ms: number
+  readonly peakRssMb: number
+  readonly exitCode: number
+  /** Tables the summary names as differing, and as failed; `null` when it printed no summary. */
+  readonly differing: number | null
+  readonly failed: number | null
+  /** The first differing tables the summary names. */
+  readonly differingTables: ReadonlyArray<string>
+}
+
 /** One run's measurements, as bench/results keeps them. */
 interface ClinicRun {
   readonly firstCopy: OurRun & { readonly replicaTablesBehind: ReadonlyArray<string>; readonly analyticsTablesBehind: ReadonlyArray<string> }
@@ -108,6 +122,8 @@ interface ClinicRun {
   readonly peers: { readonly mariadbDumpMs: number; readonly pgloaderMs: number; readonly pgloaderTablesBehind: ReadonlyArray<string> }
   readonly nothingChanged: OurRun
   readonly changed: OurRun & { readonly rows: number; readonly tables: number; readonly mariadbDumpWhereMs: number }
+  /** After the nothing-changed run (in sync: exit 0), after the night (differences: exit 1), its repair, and after it (exit 0). */
+  readonly reconcile: { readonly inSync: ReconcileRun; readonly afterChanges: ReconcileRun; readonly repair: ReconcileRun; readonly afterRepair: ReconcileRun }
 }
 
 export const clinicBench = async (options: ClinicBenchOptions) => {
@@ -130,21 +146,32 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
     fs.writeFileSync(path.join(site, ".env_test"), envFileFor(names))
     const logFile = path.join(site, "pipeline.log")
 
-    const ours = (label: string): OurRun => {
+    /** The bundled CLI as a whole process: wall time, peak resident memory (`/usr/bin/time`), exit code, output. */
+    const cli = (label: string, command: string) => {
       const rss = path.join(site, "rss")
-      const result = run(
-        `ETL_ENVIRONMENT=test /usr/bin/time -f %M -o ${rss} ${node} ${buildDirectory}/opendental-etl.mjs pipeline --tables ${options.tables}`,
-        site
-      )
+      const result = run(`ETL_ENVIRONMENT=test /usr/bin/time -f %M -o ${rss} ${node} ${buildDirectory}/opendental-etl.mjs ${command}`, site)
       fs.appendFileSync(logFile, `\n=== ${label}: exit ${result.status}\n${result.stdout}\n${result.stderr}`)
-      const output = `${result.stdout}\n${result.stderr}`
+      const peakRssMb = Math.round(Number(fs.readFileSync(rss, "utf8").trim().split("\n").pop()) / 1024)
+      return { ms: result.ms, peakRssMb, exitCode: result.status, output: `${result.stdout}\n${result.stderr}` }
+    }
+
+    const ours = (label: string): OurRun => {
+      const { output, ...measured } = cli(label, `pipeline --tables ${options.tables}`)
       // The summary's first line (`446 tables in 12.3 s: 446 ok, 0 failed`), or the error a failed run exits with.
       const failed = (/^[\d,]+ tables?(?: in [^:]*)?: [\d,]+ ok, ([\d,]+) failed/m.exec(output) ?? /([\d,]+) of [\d,]+ tables failed/.exec(output))?.[1]
+      return { ...measured, failed: measured.exitCode === 0 ? 0 : failed === undefined ? null : Number(failed.replace(/,/g, "")) }
+    }
+
+    const reconciled = (label: string, repair: boolean): ReconcileRun => {
+      const { output, ...measured } = cli(label, `reconcile --tables ${options.tables}${repair ? " --repair" : ""}`)
+      // `446 tables in 9.1 s: 440 in sync (3 after repair), 6 differ, 0 failed`, then a `  <table>:` line per table that differs.
+      const summary = /^[\d,]+ tables in [^:]*: [\d,]+ in sync(?: \([\d,]+ after repair\))?, ([\d,]+) differ, ([\d,]+) failed/m.exec(output)
+      const count = (text: string | undefined) => (text === undefined ? null : Number(text.replace(/,/g, "")))
       return {
-        ms: result.ms,
-        peakRssMb: Math.round(Number(fs.readFileSync(rss, "utf8").trim().split("\n").pop()) / 1024),
-        exitCode: result.status,
-        failed: result.status === 0 ? 0 : failed === undefined ? null : Number(failed.replace(/,/g, ""))
+        ...measured,
+        differing: count(summary?.[1]),
+        failed: count(summary?.[2]),
+        differingTables: [...output.matchAll(/^ {2}(\S+):$/gm)].map((m) => m[1] as string).slice(0, 10)
       }
     }
 
@@ -164,6 +191,7 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
       const pg = pgloader(names, scale)
       const pgloaderBehind = outOfStep(source, await postgresCounts(names.pgloader, names.replication, copied), copied)
       const nothing = ours(`run ${i + 1}: nothing changed`)
+      const inSync = reconciled(`run ${i + 1}: reconcile, in sync`, false)
 
       const changes = planChanges(
         plan.tables.filter((t) => t.primaryKey !== null && copied.includes(t.name)).map((table) => ({ table, rows: source[table.name] ?? 0 })),
@@ -172,17 +200,24 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
       const changed = await applyChanges(conn, names.source, changes, plan.keyRanges)
       const nightly = ours(`run ${i + 1}: ${changed.rows} rows changed`)
       const dumpWhereMs = dumpChanged(names, changed.peerWheres)
+      // The night's deletes are the reconcile's to find: it must name the tables, repair them, and then find none.
+      const afterChanges = reconciled(`run ${i + 1}: reconcile after ${changed.rows} rows changed`, false)
+      const repair = reconciled(`run ${i + 1}: reconcile --repair`, true)
+      const afterRepair = reconciled(`run ${i + 1}: reconcile after the repair`, false)
       await restoreClinic(conn, names.source, changes, source, changed.since)
 
       perRun.push({
         firstCopy: { ...first, replicaTablesBehind: replicaBehind, analyticsTablesBehind: analyticsBehind },
         peers: { mariadbDumpMs: Math.round(dumpMs), pgloaderMs: Math.round(pg.ms), pgloaderTablesBehind: pgloaderBehind },
         nothingChanged: nothing,
-        changed: { rows: changed.rows, tables: changes.length, ...nightly, mariadbDumpWhereMs: Math.round(dumpWhereMs) }
+        changed: { rows: changed.rows, tables: changes.length, ...nightly, mariadbDumpWhereMs: Math.round(dumpWhereMs) },
+        reconcile: { inSync, afterChanges, repair, afterRepair }
       })
       console.log(
         `  run ${i + 1}: first copy ${seconds(first.ms)} (peers ${seconds(dumpMs)} + ${seconds(pg.ms)}), nothing changed ${seconds(nothing.ms)}, ` +
-          `${changed.rows} rows changed ${seconds(nightly.ms)} (peer ${seconds(dumpWhereMs)})`
+          `${changed.rows} rows changed ${seconds(nightly.ms)} (peer ${seconds(dumpWhereMs)}), ` +
+          `reconcile in sync ${seconds(inSync.ms)} (exit ${inSync.exitCode}), after the night ${seconds(afterChanges.ms)} (exit ${afterChanges.exitCode}, ` +
+          `${afterChanges.differing ?? "?"} tables differ), --repair ${seconds(repair.ms)}, after it ${seconds(afterRepair.ms)} (exit ${afterRepair.exitCode})`
       )
     }
     report(options, names, totalRows, perRun, logFile)
@@ -347,7 +382,18 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
   const changed = median(rs.map((r) => r.changed.ms))
   const dumpWhere = median(rs.map((r) => r.changed.mariadbDumpWhereMs))
   const ourRuns = rs.flatMap((r) => [r.firstCopy, r.nothingChanged, r.changed])
-  const peak = Math.max(...ourRuns.map((r) => r.peakRssMb))
+  const reconciles = rs.flatMap((r) => [r.reconcile.inSync, r.reconcile.afterChanges, r.reconcile.repair, r.reconcile.afterRepair])
+  const pipelinePeak = Math.max(...ourRuns.map((r) => r.peakRssMb))
+  const reconcilePeak = Math.max(...reconciles.map((r) => r.peakRssMb))
+  const peak = Math.max(pipelinePeak, reconcilePeak)
+  const inSync = median(rs.map((r) => r.reconcile.inSync.ms))
+  const inSyncExits = rs.map((r) => r.reconcile.inSync.exitCode)
+  const afterChanges = median(rs.map((r) => r.reconcile.afterChanges.ms))
+  const repair = median(rs.map((r) => r.reconcile.repair.ms))
+  const afterRepair = median(rs.map((r) => r.reconcile.afterRepair.ms))
+  // Deletes are not propagated by the nightly run: a reconcile must exit 1 naming tables, and none after the repair.
+  const foundTheNight = rs.every((r) => r.reconcile.afterChanges.exitCode === 1 && (r.reconcile.afterChanges.differing ?? 0) > 0 && r.reconcile.afterChanges.failed === 0)
+  const repaired = rs.every((r) => r.reconcile.repair.exitCode === 0 && r.reconcile.afterRepair.exitCode === 0)
   const failedCounts = ourRuns.map((r) => r.failed)
   const failed = failedCounts.some((f) => f === null) ? null : Math.max(...(failedCounts as Array<number>))
   const behind = new Set(rs.flatMap((r) => [...r.firstCopy.replicaTablesBehind, ...r.firstCopy.analyticsTablesBehind]))
@@ -356,6 +402,7 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
     firstCopyRatio: { value: ratio, target: 2, met: ratio >= 2 },
     nothingChangedMs: { value: Math.round(nothing), target: 5000, met: nothing < 5000 },
     changedMs: { value: Math.round(changed), target: 15_000, met: changed < 15_000 },
+    inSyncReconcileMs: { value: Math.round(inSync), target: Math.round(first / 2), met: inSync < first / 2 && inSyncExits.every((c) => c === 0) },
     peakRssMb: { value: peak, target: 256, met: peak < 256 },
     tablesFailed: { value: failed, target: 0, met: failed === 0 && behind.size === 0 }
   }
@@ -371,7 +418,18 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
       `0.5% changed (${median(rs.map((r) => r.changed.rows))} rows)`,
       `ours ${seconds(changed)} (target < 15 s: ${met(targets.changedMs.met)}); mariadb-dump --where | mariadb ${seconds(dumpWhere)}`
     ),
-    row("peak resident memory", `${peak} MB (target < 256 MB: ${met(targets.peakRssMb.met)})`),
+    row(
+      "in-sync reconcile",
+      `ours ${seconds(inSync)}${inSyncExits.every((c) => c === 0) ? "" : ` (exit codes ${inSyncExits.join(", ")}: stages not found in sync)`} ` +
+        `(target < half the first copy, ${seconds(first / 2)}: ${met(targets.inSyncReconcileMs.met)})`
+    ),
+    row(
+      "reconcile after the night",
+      `${seconds(afterChanges)}, ${rs.map((r) => `exit ${r.reconcile.afterChanges.exitCode}, ${r.reconcile.afterChanges.differing ?? "?"} tables differ`).join("; ")} ` +
+        `(${foundTheNight ? "the night's deletes found" : "UNEXPECTED: the night's deletes should make it exit 1 naming tables"}); ` +
+        `--repair ${seconds(repair)}; after it ${seconds(afterRepair)} (${repaired ? "in sync" : `UNEXPECTED: exit codes ${rs.map((r) => `${r.reconcile.repair.exitCode}/${r.reconcile.afterRepair.exitCode}`).join(", ")}`})`
+    ),
+    row("peak resident memory", `${peak} MB: pipeline ${pipelinePeak}, reconcile ${reconcilePeak} (target < 256 MB: ${met(targets.peakRssMb.met)})`),
     row("tables failed", `${failed ?? `unknown (exit codes ${exitCodes})`}${outOfStepNote} (target 0: ${met(targets.tablesFailed.met)})`),
     ...(pgloaderShort.size > 0 ? [`  (pgloader left ${pgloaderShort.size} tables short, which flatters it: ${[...pgloaderShort].slice(0, 10).join(", ")})`] : []),
     `  (ours is the bundled CLI timed as a whole process, like the peers; its output: ${logFile})`

@@ -16,31 +16,34 @@ import { mapColumn } from "./typeMap.ts"
  * | float, double | the exact binary value as `[-]<odd integer>p<exponent of two>` (`0.5` is `1p-1`), computed by arithmetic, never by printing (see `mysqlDouble`); a float is widened to double first (exact on both engines); `-0` is `0` |
  * | char, varchar, text family, enum, set | the value's UTF-8 bytes, whatever the column's character set, NUL removed (raw cannot hold NUL: stripped and counted by the loader) |
  * | binary, varbinary, blob family | md5 of the bytes, in hex (a long blob would not fit MySQL's max_allowed_packet inline) |
- * | json | present or NULL only: MariaDB keeps the text as written, jsonb re-orders keys and spacing, and no SQL on both engines prints them alike. The Verifier's row comparison checks json values |
+ * | json | `json` when present: MariaDB keeps the text as written, jsonb re-orders keys and spacing, and no SQL on both engines prints them alike. The Verifier's row comparison checks json values |
  * | date | `YYYY-MM-DD`; zero and partial zero dates are NULL (as the analytics hop converts them); `0001-01-01` stays |
  * | datetime(p) | `YYYY-MM-DD HH:MM:SS.ffffff`, zero dates NULL |
  * | timestamp(p) | seconds since the epoch with six decimals: MySQL's UNIX_TIMESTAMP of a timestamp column reads the stored instant whatever the session's time zone, PostgreSQL's extract(epoch) of a timestamptz likewise; zero NULL |
  * | time | `HH:MM:SS.ffffff` |
  *
- * A row's text concatenates its columns' values, each `N` for NULL, text as `<byte length>:<text>` (it may hold
- * any character) and every other type as `<text>;` (its characters never include `;` or `N`; cheaper, as the
- * value is computed once): no value can be mistaken for another or for NULL, and '' (`0:`) is not NULL. Its hash is the first 60 bits of the text's md5 as
- * an integer; a table's (or a key range's) checksum is the sum of its rows' hashes, so the order of rows does not
- * matter, and its count is taken alongside.
+ * A row's text joins its columns' values with the two bytes `US ,` (US is the control character 0x1F), a NULL value
+ * written as `US N`, and each US inside a text value doubled. Only text can hold a US (no other type's characters
+ * include it, and raw's text cannot hold NUL, the one byte that would need no escaping), so reading the text from
+ * the left, a US followed by another is one of a value's, by `,` a separator and by `N` a NULL: no row's text can
+ * be read as another's, '' is not NULL, and text that spells the separator or the NULL mark is itself. The join is
+ * one call for the row (CONCAT_WS, concat_ws) rather than a condition and a concatenation per column, which is what
+ * the text cost on both engines (measured: README, "Performance"). Its hash is the first 60 bits of the text's md5
+ * as an integer; a table's (or a key range's) checksum is the sum of its rows' hashes, so the order of rows does
+ * not matter, and its count is taken alongside.
  */
 
 export type Engine = "mysql" | "postgres"
 
 export interface CanonicalColumn {
   readonly name: string
-  /** A MySQL condition true when the canonical value is NULL (the column is, or a conversion makes it so). */
-  readonly mysqlNull: string
-  /** The canonical text as a MySQL binary string (NULL only where `mysqlNull` holds). */
+  /** The canonical text as a MySQL expression, NULL exactly when the canonical value is NULL. */
   readonly mysql: string
-  readonly postgresNull: string
-  /** The canonical text as a PostgreSQL text. */
+  /** The canonical text as a PostgreSQL text, NULL exactly when the canonical value is NULL. */
   readonly postgres: string
-  /** Text of any characters, framed by its length; other types' texts end with `;`. */
+  /** The canonical value can be NULL: the column is nullable, or a conversion makes a value NULL (zero dates). */
+  readonly nullable: boolean
+  /** Text of any characters: a US inside it is doubled in a row's text. */
   readonly anyText: boolean
 }
 
@@ -62,7 +65,8 @@ const binaryTypes = new Set(["binary", "varbinary", "tinyblob", "blob", "mediumb
  * do: MariaDB prints the double nearest 1e23 as `1e23`, PostgreSQL as `9.999999999999999e+22` (both round-trip).
  * The estimated exponent may be off by one near a power of two; the scaled value is an integer below 2^55 either
  * way, and removing its trailing zero bits makes the form unique. The scale is applied in two halves so that
- * neither a subnormal nor the largest double leaves the range. `v` is the value as a double; `-0` is `0`.
+ * neither a subnormal nor the largest double leaves the range. `v` is the value as a double; `-0` is `0`; NULL
+ * stays NULL.
  */
 const mysqlDouble = (v: string) => {
   const exponent = `FLOOR(LOG2(ABS(${v})))`
@@ -81,15 +85,17 @@ const postgresDouble = (v: string) => {
   return `CASE WHEN ${v} = 0 THEN '0' ELSE CASE WHEN ${v} < 0 THEN '-' ELSE '' END || (${scaled} >> ${zeros})::text || 'p' || (${exponent} - 53 + ${zeros})::text END`
 }
 
-/** A decimal without trailing fractional zeros; `-0` (MySQL can print it) is `0`. */
-const mysqlDecimal = (t: string) => {
-  const trimmed = `IF(LOCATE('.', ${t}) > 0, TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM ${t})), ${t})`
-  return `IF(${trimmed} = '-0', '0', ${trimmed})`
-}
+/**
+ * A decimal without trailing fractional zeros. Its scale says whether it has a fractional part (as raw's
+ * numeric(p,s), which the type map gives the same scale); a zero (MySQL can print `-0.00`) is `0`.
+ */
+const mysqlDecimal = (c: string, scale: number) =>
+  `IF(${c} = 0, '0', ${scale > 0 ? `TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM ${c}))` : c})`
 
-const postgresDecimal = (t: string) => `CASE WHEN strpos(${t}, '.') > 0 THEN rtrim(rtrim(${t}, '0'), '.') ELSE ${t} END`
+const postgresDecimal = (c: string, scale: number) => (scale > 0 ? `rtrim(rtrim(${c}::text, '0'), '.')` : `${c}::text`)
 
-const mysqlZeroPart = (c: string) => `(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYOFMONTH(${c}) = 0)`
+/** NULL for a zero or partial zero date, which the analytics hop makes NULL; else `value`. */
+const mysqlUnlessZeroDate = (c: string, value: string) => `IF(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYOFMONTH(${c}) = 0, NULL, ${value})`
 
 /**
  * The canonical form of one column, from its MySQL declaration (source or replica) and the PostgreSQL type the
@@ -98,50 +104,65 @@ const mysqlZeroPart = (c: string) => `(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYO
 export const canonicalColumn = (column: Column, alias?: string): CanonicalColumn | NoCanonicalForm => {
   const my = `${alias === undefined ? "" : `${alias}.`}${escapeIdentifier(column.name)}`
   const pg = `${alias === undefined ? "" : `${alias}.`}${escapePgIdentifier(column.name)}`
-  const plain = { name: column.name, mysqlNull: `${my} IS NULL`, postgresNull: `${pg} IS NULL`, anyText: false }
-  const binary = (expression: string) => `CAST(${expression} AS BINARY)`
+  const plain = { name: column.name, nullable: column.nullable, anyText: false }
   const type = column.dataType
-  if (integerTypes.has(type)) return { ...plain, mysql: binary(my), postgres: `${pg}::text` }
-  if (type === "year") return { ...plain, mysql: binary(`${my} + 0`), postgres: `${pg}::text` }
+  if (integerTypes.has(type)) return { ...plain, mysql: my, postgres: `${pg}::text` }
+  if (type === "year") return { ...plain, mysql: `${my} + 0`, postgres: `${pg}::text` }
   if (type === "bit") {
     return mapColumn(column).postgresType === "boolean"
-      ? { ...plain, mysql: binary(`CAST(${my} AS UNSIGNED)`), postgres: `CASE WHEN ${pg} THEN '1' ELSE '0' END` }
-      : { ...plain, mysql: binary(`CAST(${my} AS UNSIGNED)`), postgres: `${pg}::text` }
+      ? { ...plain, mysql: `CAST(${my} AS UNSIGNED)`, postgres: `${pg}::int::text` }
+      : { ...plain, mysql: `CAST(${my} AS UNSIGNED)`, postgres: `${pg}::text` }
   }
   if (type === "decimal" || type === "numeric") {
-    return { ...plain, mysql: binary(mysqlDecimal(`CAST(${my} AS CHAR)`)), postgres: postgresDecimal(`${pg}::text`) }
+    const scale = column.numericScale ?? 0
+    return { ...plain, mysql: mysqlDecimal(my, scale), postgres: postgresDecimal(pg, scale) }
   }
-  if (type === "float" || type === "double" || type === "real") {
-    return { ...plain, mysql: binary(mysqlDouble(`CAST(${my} AS DOUBLE)`)), postgres: postgresDouble(`${pg}::float8`) }
-  }
+  // A double column is read as it is; a float is widened first.
+  if (type === "double" || type === "real") return { ...plain, mysql: mysqlDouble(my), postgres: postgresDouble(pg) }
+  if (type === "float") return { ...plain, mysql: mysqlDouble(`CAST(${my} AS DOUBLE)`), postgres: postgresDouble(`${pg}::float8`) }
   if (textTypes.has(type)) {
-    return { ...plain, mysql: `REPLACE(${binary(`CONVERT(${my} USING utf8mb4)`)}, X'00', '')`, postgres: `${pg}::text`, anyText: true }
+    // A UTF-8 column's bytes are already the text's; another character set is converted first.
+    const bytes = column.charset?.startsWith("utf8") === true ? `CAST(${my} AS BINARY)` : `CAST(CONVERT(${my} USING utf8mb4) AS BINARY)`
+    return { ...plain, mysql: `REPLACE(${bytes}, X'00', '')`, postgres: `${pg}::text`, anyText: true }
   }
-  if (binaryTypes.has(type)) return { ...plain, mysql: binary(`MD5(${my})`), postgres: `md5(${pg})` }
-  if (type === "json") return { ...plain, mysql: binary("'json'"), postgres: "'json'" }
-  if (type === "time") {
-    return { ...plain, mysql: binary(`TIME_FORMAT(${my}, '%H:%i:%s.%f')`), postgres: `to_char(${pg}, 'HH24:MI:SS.US')` }
+  if (binaryTypes.has(type)) return { ...plain, mysql: `MD5(${my})`, postgres: `md5(${pg})` }
+  if (type === "json") return { ...plain, mysql: `IF(${my} IS NULL, NULL, 'json')`, postgres: `CASE WHEN ${pg} IS NOT NULL THEN 'json' END` }
+  if (type === "time") return { ...plain, mysql: `TIME_FORMAT(${my}, '%H:%i:%s.%f')`, postgres: `to_char(${pg}, 'HH24:MI:SS.US')` }
+  // A zero date is NULL in any date column, NOT NULL ones included.
+  const dated = { ...plain, nullable: true }
+  if (type === "date") return { ...dated, mysql: mysqlUnlessZeroDate(my, `DATE_FORMAT(${my}, '%Y-%m-%d')`), postgres: `to_char(${pg}, 'YYYY-MM-DD')` }
+  if (type === "datetime") {
+    return { ...dated, mysql: mysqlUnlessZeroDate(my, `DATE_FORMAT(${my}, '%Y-%m-%d %H:%i:%s.%f')`), postgres: `to_char(${pg}, 'YYYY-MM-DD HH24:MI:SS.US')` }
   }
-  if (type === "date" || type === "datetime" || type === "timestamp") {
-    const dated = { ...plain, mysqlNull: `(${my} IS NULL OR ${mysqlZeroPart(my)})` }
-    if (type === "date") return { ...dated, mysql: binary(`DATE_FORMAT(${my}, '%Y-%m-%d')`), postgres: `to_char(${pg}, 'YYYY-MM-DD')` }
-    if (type === "datetime") {
-      return { ...dated, mysql: binary(`DATE_FORMAT(${my}, '%Y-%m-%d %H:%i:%s.%f')`), postgres: `to_char(${pg}, 'YYYY-MM-DD HH24:MI:SS.US')` }
-    }
+  if (type === "timestamp") {
     return {
       ...dated,
-      mysql: binary(`CAST(UNIX_TIMESTAMP(${my}) AS DECIMAL(20,6))`),
+      mysql: mysqlUnlessZeroDate(my, `CAST(UNIX_TIMESTAMP(${my}) AS DECIMAL(20,6))`),
       postgres: `(extract(epoch FROM ${pg}))::numeric(20,6)::text`
     }
   }
   return new NoCanonicalForm(column.name, type)
 }
 
-/** A column's canonical value as it enters a row's text: `N`, `<byte length>:<text>` or `<text>;`. */
-const mysqlPiece = (c: CanonicalColumn) =>
-  `IF(${c.mysqlNull}, 'N', ${c.anyText ? `CONCAT(LENGTH(${c.mysql}), ':', ${c.mysql})` : `CONCAT(${c.mysql}, ';')`})`
-const postgresPiece = (c: CanonicalColumn) =>
-  `CASE WHEN ${c.postgresNull} THEN 'N' ELSE ${c.anyText ? `octet_length(${c.postgres})::text || ':' || ${c.postgres}` : `${c.postgres} || ';'`} END`
+/** A column's value as it enters a row's text: a US inside text doubled, NULL as `US N`. */
+const mysqlField = (c: CanonicalColumn) => {
+  const value = c.anyText ? `REPLACE(${c.mysql}, X'1F', X'1F1F')` : c.mysql
+  return c.nullable ? `IFNULL(${value}, X'1F4E')` : value
+}
+const postgresField = (c: CanonicalColumn) => {
+  const value = c.anyText ? `replace(${c.postgres}, E'\\x1f', E'\\x1f\\x1f')` : c.postgres
+  return c.nullable ? `coalesce(${value}, E'\\x1fN')` : value
+}
+
+/** PostgreSQL passes a function at most 100 arguments: a wider row is joined in parts, joined again. */
+const postgresJoin = (fields: ReadonlyArray<string>): string =>
+  fields.length <= 99
+    ? `concat_ws(E'\\x1f,', ${fields.join(", ")})`
+    : postgresJoin(Array.from({ length: Math.ceil(fields.length / 99) }, (_, i) => postgresJoin(fields.slice(i * 99, (i + 1) * 99))))
+
+/** A row's canonical text (see the top of this file). */
+const rowText = (engine: Engine, columns: ReadonlyArray<CanonicalColumn>) =>
+  engine === "mysql" ? `CONCAT_WS(X'1F2C', ${columns.map(mysqlField).join(", ")})` : postgresJoin(columns.map(postgresField))
 
 /**
  * A row's hash: 60 bits of the md5 of its text, as an integer (a sum of a billion of them still fits both
@@ -150,8 +171,8 @@ const postgresPiece = (c: CanonicalColumn) =>
  */
 export const rowHash = (engine: Engine, columns: ReadonlyArray<CanonicalColumn>): string =>
   engine === "mysql"
-    ? `CAST(CONV(LEFT(MD5(CONCAT(${columns.map(mysqlPiece).join(", ")})), 15), 16, 10) AS UNSIGNED)`
-    : `('x' || left(md5(${columns.map(postgresPiece).join(" || ")}), 15))::bit(60)::bigint`
+    ? `CAST(CONV(LEFT(MD5(${rowText(engine, columns)}), 15), 16, 10) AS UNSIGNED)`
+    : `('x' || left(md5(${rowText(engine, columns)}), 15))::bit(60)::bigint`
 
 /** Keys above `lo` up to and including `hi`; a missing bound is open. */
 export interface KeyRange {
@@ -166,48 +187,6 @@ export interface ChecksumStatement {
   readonly sql: string
   readonly params: ReadonlyArray<string>
 }
-
-/** What a checksum statement returns: every value as text, so nothing is lost to a JavaScript number. */
-export interface ChecksumRow {
-  readonly etl_rows: string
-  /** Rows whose text could be hashed: less than `etl_rows` only when MySQL could not build a row's text. */
-  readonly etl_hashed: string
-  readonly etl_checksum: string
-}
-
-/**
- * The count and checksum of a table, or of the key range `(lo, hi]` of its integer `key`, as one statement for
- * `engine`. `table` is the table's escaped (and for PostgreSQL schema-qualified) name. A range bound is compared
- * as an exact decimal in MySQL (a string compared with a bigint would be compared as a double).
- */
-export const checksumStatement = (
-  engine: Engine,
-  table: string,
-  columns: ReadonlyArray<CanonicalColumn>,
-  range?: { readonly key: string; readonly range: KeyRange }
-): ChecksumStatement => {
-  const conditions: Array<string> = []
-  const params: Array<string> = []
-  if (range !== undefined) {
-    const key = engine === "mysql" ? escapeIdentifier(range.key) : escapePgIdentifier(range.key)
-    const bound = (op: string, value: string | null) => {
-      if (value === null) return
-      params.push(value)
-      conditions.push(engine === "mysql" ? `${key} ${op} CAST(? AS DECIMAL(65,0))` : `${key} ${op} $${params.length}`)
-    }
-    bound(">", range.range.lo)
-    bound("<=", range.range.hi)
-  }
-  const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`
-  const sql =
-    engine === "mysql"
-      ? `SELECT CAST(COUNT(*) AS CHAR) AS etl_rows, CAST(COUNT(h) AS CHAR) AS etl_hashed, CAST(IFNULL(SUM(h), 0) AS CHAR) AS etl_checksum
-           FROM (SELECT ${rowHash(engine, columns)} AS h FROM ${table}${where}) rows_hashed`
-      : `SELECT count(*)::text AS etl_rows, count(h)::text AS etl_hashed, coalesce(sum(h), 0)::text AS etl_checksum
-           FROM (SELECT ${rowHash(engine, columns)} AS h FROM ${table}${where}) rows_hashed`
-  return { sql, params }
-}
-
 
 /**
  * A row's hash for comparing two MySQL stages whose columns are declared alike (source and replica): the values as
@@ -274,9 +253,19 @@ export interface AggregateRow {
 }
 
 /**
+ * Added to a range's sum in MySQL for each row whose text could not be built (its hash is NULL): above any sum of
+ * fewer than 10^11 60-bit hashes, so the sum tells how many rows were left out as well as what the others sum to.
+ * Counting them as COUNT(h) beside SUM(h) would compute every hash twice: MariaDB merges the derived table of
+ * hashes into the query and evaluates its expression once per aggregate naming it (measured: 10.2 s against 6.0 s
+ * for the whole-clinic source).
+ */
+const unhashed = "1000000000000000000000000000000"
+
+/**
  * Count and the sums of `target`'s hashes over the key range `(lo, hi]` (whole table without one), computed in the
- * database. With `width`, one row per bucket of `width` keys counted from `lo` (bucket `i` holds `(lo + i*width,
- * lo + (i+1)*width]`), from one scan of the range; without, one row with the keys' least and greatest.
+ * database, each hash once per row. With `width`, one row per bucket of `width` keys counted from `lo` (bucket `i`
+ * holds `(lo + i*width, lo + (i+1)*width]`), from one scan of the range; without, one row with the keys' least and
+ * greatest.
  */
 export const aggregateStatement = (target: RangeTarget, range?: KeyRange, width?: string): ChecksumStatement => {
   const params: Array<string> = []
@@ -289,26 +278,37 @@ export const aggregateStatement = (target: RangeTarget, range?: KeyRange, width?
     ? `(${key} - CAST(? AS DECIMAL(65,0)) - 1) DIV CAST(? AS DECIMAL(65,0)) AS etl_bucket`
     : `div(${key}::numeric - $1::numeric - 1, $2::numeric) AS etl_bucket`
   const where = rangeCondition(target, range, params)
-  const sums = target.hashes.flatMap((_, i) =>
-    mysql
-      ? [`CAST(COUNT(h${i}) AS CHAR) AS etl_hashed_${i}`, `CAST(IFNULL(SUM(h${i}), 0) AS CHAR) AS etl_sum_${i}`]
-      : [`count(h${i})::text AS etl_hashed_${i}`, `coalesce(sum(h${i}), 0)::text AS etl_sum_${i}`]
-  )
-  const rows = mysql ? "CAST(COUNT(*) AS CHAR) AS etl_rows" : "count(*)::text AS etl_rows"
-  const bounds =
-    target.key === null || bucketed
-      ? []
-      : mysql
-        ? ["CAST(MIN(k) AS CHAR) AS etl_min_key", "CAST(MAX(k) AS CHAR) AS etl_max_key"]
-        : ["min(k)::text AS etl_min_key", "max(k)::text AS etl_max_key"]
+  const bounds = target.key !== null && !bucketed
   const selected = [
     ...(bucketed ? [bucket] : target.key === null ? [] : [`${key} AS k`]),
     ...target.hashes.map((h, i) => `${h} AS h${i}`)
   ]
-  const outer = bucketed ? [mysql ? "CAST(etl_bucket AS CHAR) AS etl_bucket" : "etl_bucket::text AS etl_bucket", rows, ...sums] : [rows, ...sums, ...bounds]
-  const sql =
-    `SELECT ${outer.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}) rows_hashed` +
-    (bucketed ? " GROUP BY etl_bucket" : "")
+  const group = bucketed ? " GROUP BY etl_bucket" : ""
+  if (mysql) {
+    const sums = [
+      ...(bucketed ? ["etl_bucket"] : []),
+      "COUNT(*) AS etl_rows",
+      ...target.hashes.map((_, i) => `IFNULL(SUM(IFNULL(h${i}, ${unhashed})), 0) AS s${i}`),
+      ...(bounds ? ["MIN(k) AS etl_min_key", "MAX(k) AS etl_max_key"] : [])
+    ]
+    const outer = [
+      ...(bucketed ? ["CAST(etl_bucket AS CHAR) AS etl_bucket"] : []),
+      "CAST(etl_rows AS CHAR) AS etl_rows",
+      ...target.hashes.flatMap((_, i) => [`CAST(etl_rows - s${i} DIV ${unhashed} AS CHAR) AS etl_hashed_${i}`, `CAST(s${i} MOD ${unhashed} AS CHAR) AS etl_sum_${i}`]),
+      ...(bounds ? ["CAST(etl_min_key AS CHAR) AS etl_min_key", "CAST(etl_max_key AS CHAR) AS etl_max_key"] : [])
+    ]
+    const sql =
+      `SELECT ${outer.join(", ")} FROM (SELECT ${sums.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}) rows_hashed${group}) sums`
+    return { sql, params }
+  }
+  const outer = [
+    ...(bucketed ? ["etl_bucket::text AS etl_bucket"] : []),
+    "count(*)::text AS etl_rows",
+    ...target.hashes.flatMap((_, i) => [`count(h${i})::text AS etl_hashed_${i}`, `coalesce(sum(h${i}), 0)::text AS etl_sum_${i}`]),
+    ...(bounds ? ["min(k)::text AS etl_min_key", "max(k)::text AS etl_max_key"] : [])
+  ]
+  // OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would compute each hash once per aggregate naming it.
+  const sql = `SELECT ${outer.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where} OFFSET 0) rows_hashed${group}`
   return { sql, params }
 }
 
@@ -326,7 +326,8 @@ export const keyHashesStatement = (target: RangeTarget, range: KeyRange): Checks
 }
 
 /**
- * For the given keys, each column's canonical value hashed on its own (16 hex digits of its piece's md5): two stages'
+ * For the given keys, each column's canonical value hashed on its own (16 hex digits of the md5 of the value as it
+ * enters a row's text): two stages'
  * rows compared column by column name what differs without a value leaving either database.
  */
 export const columnHashesStatement = (
@@ -339,7 +340,7 @@ export const columnHashesStatement = (
   const mysql = engine === "mysql"
   const k = mysql ? escapeIdentifier(key) : escapePgIdentifier(key)
   const hashes = columns.map((c, i) =>
-    mysql ? `LEFT(MD5(${mysqlPiece(c)}), 16) AS c${i}` : `left(md5(${postgresPiece(c)}), 16) AS c${i}`
+    mysql ? `LEFT(MD5(${mysqlField(c)}), 16) AS c${i}` : `left(md5(${postgresField(c)}), 16) AS c${i}`
   )
   const list = keys.map((_, i) => (mysql ? "CAST(? AS DECIMAL(65,0))" : `$${i + 1}::numeric`)).join(", ")
   const sql = mysql

@@ -1,3 +1,4 @@
+import type * as SqlConnection from "@effect/sql/SqlConnection"
 import { Array as Arr, Clock, Context, Data, Effect, Layer, Option, Ref } from "effect"
 import {
   type AggregateRow,
@@ -267,20 +268,25 @@ export const make = Effect.gen(function* () {
       const sides = new Map(
         stages.flatMap((stage) => Option.match(targets.stages[stage], { onNone: () => [], onSome: (t) => [[stage, { target: t, ...hashesOf(targets, t, keysOnly) }] as const] }))
       )
+      // Only the hashes of the roles a stage plays in these pairs: the source is never downstream, raw never upstream.
+      const hashesScanned = new Map(
+        [...sides].map(([stage, side]) => {
+          const upstream = pairs.some(([from]) => from === stage) ? [side.upstream] : []
+          const downstream = pairs.some(([, to]) => to === stage) ? [side.downstream] : []
+          return [stage, [...new Set([...upstream, ...downstream])]] as const
+        })
+      )
       const scanned = yield* Effect.forEach(
         [...sides.values()],
         (side) =>
-          Effect.map(
-            totalsOf(targets, side.target, side.upstream === side.downstream ? [side.upstream] : [side.upstream, side.downstream]),
-            (totals) => [side.target.stage, totals] as const
-          ),
+          Effect.map(totalsOf(targets, side.target, hashesScanned.get(side.target.stage) ?? []), (totals) => [side.target.stage, totals] as const),
         { concurrency: "unbounded" }
       )
       const totals = new Map(scanned)
       const sumAs = (stage: Stage, role: "upstream" | "downstream") => {
         const side = sides.get(stage) as (typeof sides extends Map<Stage, infer S> ? S : never)
         const t = totals.get(stage) as Totals
-        return (role === "downstream" && side.upstream !== side.downstream ? t.sums[1] : t.sums[0]) as RangeSums
+        return t.sums[(hashesScanned.get(stage) ?? []).indexOf(side[role])] as RangeSums
       }
       return yield* Effect.forEach(pairs, ([from, to]): Effect.Effect<Compared, ChecksumError> =>
         Effect.gen(function* () {
@@ -330,8 +336,8 @@ export const make = Effect.gen(function* () {
       )
     })
 
-  const compareTable = (table: string, pairs: ReadonlyArray<readonly [Stage, Stage]>, keysOnly = false) =>
-    Effect.flatMap(checksums.targets(table), (targets) => comparePairs(targets, pairs, keysOnly))
+  const compareTable = (table: string, pairs: ReadonlyArray<readonly [Stage, Stage]>, replicaConnection: SqlConnection.Connection) =>
+    Effect.flatMap(checksums.targets(table, { replicaConnection }), (targets) => comparePairs(targets, pairs, false))
 
   type HopRepair = TableRepair["replication"]
 
@@ -352,8 +358,8 @@ export const make = Effect.gen(function* () {
   const reconcile = Effect.fn("Reconciler.reconcile")(function* (table: string, options: ReconcileOptions = {}) {
     const startedAt = yield* Clock.currentTimeMillis
     // A pipeline copying the table meanwhile would make its stages differ for a moment: wait for it, and keep it out.
-    yield* tableLock(replica, analytics, table, pipeline.lockTimeoutSeconds)
-    const found = yield* compareTable(table, hops, false)
+    const locked = yield* tableLock(replica, analytics, table, pipeline.lockTimeoutSeconds)
+    const found = yield* compareTable(table, hops, locked)
     const reports = (compared: ReadonlyArray<Compared>) => compared.map((c) => c.report)
     const inSync = (compared: ReadonlyArray<Compared>) => compared.every((c) => c.report.status === "in sync")
     const finish = (pairs: ReadonlyArray<Compared>, before: ReadonlyArray<Compared> | null, repaired: TableRepair | null) =>
@@ -368,9 +374,9 @@ export const make = Effect.gen(function* () {
     if (options.repair !== true || inSync(found)) return yield* finish(found, null, null)
     const replication = yield* repairHop(table, "replication", found[0] as Compared)
     // The replica may have changed: raw is compared with it as it is now.
-    const [second] = replication === null ? [found[1] as Compared] : yield* compareTable(table, [hops[1] as readonly [Stage, Stage]], false)
+    const [second] = replication === null ? [found[1] as Compared] : yield* compareTable(table, [hops[1] as readonly [Stage, Stage]], locked)
     const analyticsRepair = yield* repairHop(table, "analytics", second as Compared)
-    const after = yield* compareTable(table, hops, false)
+    const after = yield* compareTable(table, hops, locked)
     return yield* finish(after, found, { replication, analytics: analyticsRepair })
   }, Effect.scoped)
 

@@ -1,15 +1,18 @@
-import { Context, Effect, Layer, Option } from "effect"
+import type * as SqlConnection from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Context, Effect, Layer, Option, Ref } from "effect"
 import {
+  type AggregateRow,
+  aggregateStatement,
   type CanonicalColumn,
-  type ChecksumRow,
   canonicalColumn,
-  checksumStatement,
-  type KeyRange,
-  NoCanonicalForm,
   type ChecksumStatement,
   type Engine,
+  type KeyRange,
   nativeRowHash,
-  rangeableKey
+  NoCanonicalForm,
+  rangeableKey,
+  rowHash
 } from "../domain/checksum.ts"
 import { escapePgIdentifier } from "../domain/collateral.ts"
 import type { DatabaseRole } from "../domain/environment.ts"
@@ -57,6 +60,11 @@ export interface ChecksumOptions {
   readonly range?: KeyRange
   /** Columns left out of every stage's rows (e.g. a column only raw has, or one a comparison must ignore). */
   readonly omit?: ReadonlyArray<string>
+  /**
+   * A replica connection the caller holds (its table lock's): the replica's statements run on it rather than
+   * waiting for one of the pool's, which the other tables' locks may be holding.
+   */
+  readonly replicaConnection?: SqlConnection.Connection
 }
 
 export type ChecksumError = SchemaError | DatabaseError | ConnectionError
@@ -154,22 +162,29 @@ export const make = Effect.gen(function* () {
     })
 
   /** Sums the rows; a row MySQL could not turn into text (beyond max_allowed_packet) fails rather than drop out. */
-  const sums = (stage: Stage, table: string, row: ChecksumRow | undefined) =>
-    row !== undefined && row.etl_hashed === row.etl_rows
-      ? Effect.succeed<StageChecksum>({ stage, rows: Number(row.etl_rows), checksum: String(row.etl_checksum) })
+  const sums = (stage: Stage, table: string, row: AggregateRow | undefined) =>
+    row !== undefined && row.etl_hashed_0 === row.etl_rows
+      ? Effect.succeed<StageChecksum>({ stage, rows: Number(row.etl_rows), checksum: String(row.etl_sum_0) })
       : Effect.fail(
           new DatabaseError({
             database: roleOf[stage],
             operation: `the checksum of '${table}'`,
-            reason: `${Number(row?.etl_rows ?? 0) - Number(row?.etl_hashed ?? 0)} rows could not be hashed (a row's text is longer than max_allowed_packet)`
+            reason: `${Number(row?.etl_rows ?? 0) - Number(row?.etl_hashed_0 ?? 0)} rows could not be hashed (a row's text is longer than max_allowed_packet)`
           })
         )
 
   type Plan = Effect.Effect.Success<ReturnType<typeof plan>>
 
-  const mysqlTarget = (stage: "source" | "replication", db: MysqlDatabase, table: string, columns: ReadonlyArray<Column>) =>
+  /** `held`: the table as the stage's catalog describes it; the source's is the plan's own, read once. */
+  const mysqlTarget = (
+    stage: "source" | "replication",
+    db: MysqlDatabase,
+    table: string,
+    columns: ReadonlyArray<Column>,
+    held: Option.Option<TableShape>,
+    connection?: SqlConnection.Connection
+  ) =>
     Effect.gen(function* () {
-      const held = yield* naming(stage, table)(catalog.find(db, table))
       if (Option.isNone(held)) return Option.none<StageTarget & { readonly declared: ReadonlyArray<Column> }>()
       const own = new Map(held.value.columns.map((c) => [c.name, c]))
       const missing = columns.filter((c) => !own.has(c.name)).map((c) => c.name)
@@ -177,7 +192,13 @@ export const make = Effect.gen(function* () {
       // Each MySQL stage's values are read through its own declarations of the columns.
       const declared = columns.map((c) => own.get(c.name) as Column)
       const canonical = yield* canonicalOf(stage, table, declared)
-      const run = <R extends object>(statement: ChecksumStatement) => naming(stage, table)(db.sql.unsafe<R>(statement.sql, statement.params))
+      // Unprepared: each statement's text is its table's own, so preparing it would cost a round trip and a server-side statement kept for nothing.
+      const run = <R extends object>(statement: ChecksumStatement) =>
+        naming(stage, table)(
+          connection === undefined
+            ? db.sql.unsafe<R>(statement.sql, statement.params).unprepared
+            : (connection.executeUnprepared(statement.sql, statement.params, undefined) as Effect.Effect<ReadonlyArray<R>, SqlError>)
+        )
       return Option.some({ stage, engine: "mysql" as const, table: escapeIdentifier(table), canonical, run, declared })
     })
 
@@ -187,6 +208,19 @@ export const make = Effect.gen(function* () {
       SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
         FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace
        WHERE n.nspname = ${schema} AND t.relname = ${table} AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`
+
+  // A database's encoding is fixed when it is created: once found UTF-8, it is not asked again.
+  const analyticsIsUtf8 = yield* Ref.make(false)
+  /** Canonical texts are UTF-8: md5 of a PostgreSQL text reads it in the database's encoding. */
+  const utf8Analytics = (table: string) =>
+    Effect.gen(function* () {
+      if (yield* Ref.get(analyticsIsUtf8)) return
+      const [encoding] = yield* naming("analytics", table)(analytics.sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
+      if (encoding?.encoding !== "UTF8") {
+        return yield* schemaError("analytics", table, `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`)
+      }
+      yield* Ref.set(analyticsIsUtf8, true)
+    })
 
   const analyticsTarget = (table: string, columns: ReadonlyArray<Column>) =>
     Effect.gen(function* () {
@@ -201,35 +235,38 @@ export const make = Effect.gen(function* () {
       if (drifted.length > 0) return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
       const canonical = yield* canonicalOf("analytics", table, columns)
       const { sql } = analytics
-      // Canonical texts are UTF-8: md5 and octet_length of a PostgreSQL text read it in the database's encoding.
-      const [encoding] = yield* naming("analytics", table)(sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
-      if (encoding?.encoding !== "UTF8") {
-        return yield* schemaError("analytics", table, `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`)
-      }
+      yield* utf8Analytics(table)
       const run = <R extends object>(statement: ChecksumStatement) => naming("analytics", table)(sql.unsafe<R>(statement.sql, statement.params))
       return Option.some<StageTarget>({ stage: "analytics", engine: "postgres", table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`, canonical, run })
     })
 
-  const stageTarget = (table: string, stage: Stage, columns: ReadonlyArray<Column>): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
+  const replicaTarget = (table: string, columns: ReadonlyArray<Column>, connection?: SqlConnection.Connection) =>
+    Effect.flatMap(naming("replication", table)(catalog.find(replica, table)), (held) =>
+      mysqlTarget("replication", replica, table, columns, held, connection)
+    )
+
+  const stageTarget = (table: string, stage: Stage, { shape, columns }: Plan): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
     stage === "source"
-      ? mysqlTarget("source", source, table, columns)
+      ? mysqlTarget("source", source, table, columns, Option.some(shape))
       : stage === "replication"
-        ? mysqlTarget("replication", replica, table, columns)
+        ? replicaTarget(table, columns)
         : analyticsTarget(table, columns)
 
-  const stageChecksum = (table: string, stage: Stage, { columns, range }: Plan) =>
+  const stageChecksum = (table: string, stage: Stage, planned: Plan) =>
     Effect.gen(function* () {
-      const target = yield* stageTarget(table, stage, columns)
+      const { range } = planned
+      const target = yield* stageTarget(table, stage, planned)
       if (Option.isNone(target)) return Option.none<StageChecksum>()
-      const statement = checksumStatement(target.value.engine, target.value.table, target.value.canonical, range)
-      const [row] = yield* target.value.run<ChecksumRow>(statement)
+      const { engine, table: name, canonical } = target.value
+      const statement = aggregateStatement({ engine, table: name, key: range?.key ?? null, hashes: [rowHash(engine, canonical)] }, range?.range)
+      const [row] = yield* target.value.run<AggregateRow>(statement)
       return Option.some(yield* sums(stage, table, row))
     })
 
   const targets = Effect.fn("TableChecksum.targets")(function* (table: string, options: ChecksumOptions = {}) {
     const { shape, columns } = yield* plan(table, options)
     const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
-      [mysqlTarget("source", source, table, columns), mysqlTarget("replication", replica, table, columns), analyticsTarget(table, columns)],
+      [mysqlTarget("source", source, table, columns, Option.some(shape)), replicaTarget(table, columns, options.replicaConnection), analyticsTarget(table, columns)],
       { concurrency: 3 }
     )
     const [key, ...rest] = shape.primaryKey

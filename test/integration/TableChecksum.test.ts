@@ -101,7 +101,9 @@ const typedRows: ReadonlyArray<Partial<Record<TypedColumn, string>>> = [
   { db: "999.9999999999999", f: "0.001" },
   { db: "1000", f: "-100" },
   { db: "0.001", f: "9.999999e-5" },
-  { db: "4.35e-320" }
+  { db: "4.35e-320" },
+  // Text holding the row text's separator and NULL mark (US is 0x1F): read as text, never as structure.
+  { v3: "CONCAT('a', X'1F', ',b')", l: "'c'", t: "CONCAT(X'1F', 'N')" }
 ]
 
 const createTyped = (table: string, key: "with a primary key" | "without a primary key") =>
@@ -124,11 +126,11 @@ const canonicalTexts = (table: string) =>
     const columns = shape.columns.map((c) => canonicalColumn(c)).filter((c): c is CanonicalColumn => !(c instanceof NoCanonicalForm))
     const admin = yield* TestDatabases.mysqlAdmin
     const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-    const mysqlSelect = columns.map((c) => `IF(${c.mysqlNull}, NULL, CONVERT(${c.mysql} USING utf8mb4)) AS \`${c.name}\``).join(", ")
+    const mysqlSelect = columns.map((c) => `CONVERT(${c.mysql} USING utf8mb4) AS \`${c.name}\``).join(", ")
     const [mysqlRows] = (yield* Effect.promise(() =>
       admin.query(`SET time_zone = '+05:00'; SELECT ${mysqlSelect} FROM \`${names.source}\`.${table} t ORDER BY t.id`)
     )) as unknown as [[unknown, Array<Record<string, string | null>>]]
-    const pgSelect = columns.map((c) => `CASE WHEN ${c.postgresNull} THEN NULL ELSE ${c.postgres} END AS "${c.name}"`).join(", ")
+    const pgSelect = columns.map((c) => `${c.postgres} AS "${c.name}"`).join(", ")
     const pgRows = yield* Effect.promise(() => pg.query(`SET TimeZone = 'America/New_York'; SELECT ${pgSelect} FROM raw.${table} t ORDER BY t.id`))
     return { mysql: mysqlRows[1], postgres: (pgRows as unknown as Array<{ rows: Array<Record<string, string | null>> }>)[1]?.rows ?? [] }
   }).pipe(Effect.scoped)
@@ -171,10 +173,11 @@ describe("TableChecksum", () => {
       expect(texts.mysql[4]?.db).toBe("0")
       expect(texts.mysql[14]?.t).toBe("")
       expect(texts.mysql[15]?.t).toBe(null)
+      expect([texts.mysql[21]?.v3, texts.mysql[21]?.t]).toEqual(["a\x1f,b", "\x1fN"])
 
       const [comparison] = yield* expectStagesInSync(["typed"])
       const sums = ["source", "replication", "analytics"].map((s) => Option.getOrNull(comparison?.stages[s as "source"] ?? Option.none()))
-      expect(sums.map((s) => s?.rows)).toEqual([21, 21, 21])
+      expect(sums.map((s) => s?.rows)).toEqual([typedRows.length, typedRows.length, typedRows.length])
       expect(new Set(sums.map((s) => s?.checksum)).size).toBe(1)
     }).pipe(withServices)
   )
@@ -194,6 +197,9 @@ describe("TableChecksum", () => {
         ["a float's last digit", "replication", "UPDATE typed SET f = 0.100000009 WHERE id = 3", "UPDATE typed SET f = 0.1 WHERE id = 3", ["checksum differs", "checksum differs"]],
         ["NULL instead of ''", "analytics", `UPDATE raw.typed SET t = NULL WHERE id = 15`, `UPDATE raw.typed SET t = '' WHERE id = 15`, ["in sync", "checksum differs"]],
         ["'' instead of NULL", "replication", "UPDATE typed SET t = '' WHERE id = 16", "UPDATE typed SET t = NULL WHERE id = 16", ["checksum differs", "checksum differs"]],
+        ["a separator inside text moved to the next column", "analytics", `UPDATE raw.typed SET v3 = 'a', l = E'b\\x1f,c' WHERE id = 22`, `UPDATE raw.typed SET v3 = E'a\\x1f,b', l = 'c' WHERE id = 22`, ["in sync", "checksum differs"]],
+        ["NULL for text that spells the NULL mark", "analytics", `UPDATE raw.typed SET t = NULL WHERE id = 22`, `UPDATE raw.typed SET t = E'\\x1fN' WHERE id = 22`, ["in sync", "checksum differs"]],
+        ["the NULL mark for NULL", "replication", "UPDATE typed SET t = CONCAT(X'1F', 'N') WHERE id = 16", "UPDATE typed SET t = NULL WHERE id = 16", ["checksum differs", "checksum differs"]],
         ["a decimal's last digit", "analytics", `UPDATE raw.typed SET d65 = d65 + 0.000000000000000000000000000001 WHERE id = 4`, `UPDATE raw.typed SET d65 = d65 - 0.000000000000000000000000000001 WHERE id = 4`, ["in sync", "checksum differs"]],
         ["one byte of a blob", "analytics", String.raw`UPDATE raw.typed SET lb = '\x005c09fe' WHERE id = 1`, String.raw`UPDATE raw.typed SET lb = '\x005c09ff' WHERE id = 1`, ["in sync", "checksum differs"]],
         ["a boolean", "analytics", `UPDATE raw.typed SET flag = NOT flag WHERE id = 2`, `UPDATE raw.typed SET flag = NOT flag WHERE id = 2`, ["in sync", "checksum differs"]],
@@ -231,6 +237,19 @@ describe("TableChecksum", () => {
       expect(compared).toEqual([true, false, true])
       const whole = yield* checksums.checksum("typed", "source")
       expect(whole.rows).toBe(typedRows.length)
+    }).pipe(withServices)
+  )
+
+  it.scopedLive("sums a table wider than the 100 arguments a PostgreSQL function takes", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* TestDatabases.SourceAdmin
+      const columns = Array.from({ length: 120 }, (_, i) => `c${i}`)
+      yield* sql.unsafe(`CREATE TABLE wide (id int NOT NULL PRIMARY KEY, ${columns.map((c) => `${c} varchar(10) NULL`).join(", ")}) DEFAULT CHARSET=utf8mb3`)
+      yield* sql.unsafe(`INSERT INTO wide (id, ${columns.join(", ")}) VALUES (1, ${columns.map((_, i) => (i % 3 === 0 ? "NULL" : `'v${i}'`)).join(", ")})`)
+      yield* copy("wide")
+      yield* expectStagesInSync(["wide"])
+      yield* change("analytics", "UPDATE raw.wide SET c119 = 'x' WHERE id = 1")
+      expect(yield* statuses("wide")).toEqual(["in sync", "checksum differs"])
     }).pipe(withServices)
   )
 

@@ -9,10 +9,11 @@ import type { PostgresDatabase } from "./postgres.ts"
  * A table's two locks for the scope: GET_LOCK on the replica and an advisory lock in PostgreSQL, each held by a
  * connection of its own (both belong to a session). A pipeline run holds them while it copies a table and the
  * harness while it deletes its rows, so neither ever sees the other half done. The name carries the replica's
- * database, so pipelines with different replicas on one server do not wait for each other.
+ * database, so pipelines with different replicas on one server do not wait for each other. Gives the replica's
+ * lock connection, which the holder may use for its own statements meanwhile.
  */
 export const tableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
-  Effect.zipRight(replicaTableLock(replica, table, timeoutSeconds), analyticsTableLock(replica, analytics, table, timeoutSeconds))
+  Effect.zipLeft(replicaTableLock(replica, table, timeoutSeconds), analyticsTableLock(replica, analytics, table, timeoutSeconds))
 
 /** A lost connection while locking names its database; so does any other refusal. */
 const lockFailure = (database: DatabaseSettings, table: string) =>
@@ -30,6 +31,7 @@ export const replicaTableLock = (replica: MysqlDatabase, table: string, timeoutS
       return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeoutSeconds })
     }
     yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
+    return connection
   }).pipe(lockFailure(replica.settings, table))
 
 const analyticsTableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
