@@ -99,17 +99,24 @@ const mysqlUnlessZeroDate = (c: string, value: string) => `IF(YEAR(${c}) = 0 OR 
 
 /**
  * The canonical form of one column, from its MySQL declaration (source or replica) and the PostgreSQL type the
- * type map gives it in raw. `alias` qualifies the column in both engines' expressions.
+ * type map gives it in raw under the raw profile (`postgresType`, the lossless map's by default): a declared boolean
+ * is `0` or `1` on both sides, as the MySQL integer it came from. `alias` qualifies the column in both engines'
+ * expressions.
  */
-export const canonicalColumn = (column: Column, alias?: string): CanonicalColumn | NoCanonicalForm => {
+export const canonicalColumn = (
+  column: Column,
+  options: { readonly postgresType?: string; readonly alias?: string } = {}
+): CanonicalColumn | NoCanonicalForm => {
+  const { alias } = options
+  const postgresType = options.postgresType ?? mapColumn(column).postgresType
   const my = `${alias === undefined ? "" : `${alias}.`}${escapeIdentifier(column.name)}`
   const pg = `${alias === undefined ? "" : `${alias}.`}${escapePgIdentifier(column.name)}`
   const plain = { name: column.name, nullable: column.nullable, anyText: false }
   const type = column.dataType
-  if (integerTypes.has(type)) return { ...plain, mysql: my, postgres: `${pg}::text` }
+  if (integerTypes.has(type)) return { ...plain, mysql: my, postgres: postgresType === "boolean" ? `${pg}::int::text` : `${pg}::text` }
   if (type === "year") return { ...plain, mysql: `${my} + 0`, postgres: `${pg}::text` }
   if (type === "bit") {
-    return mapColumn(column).postgresType === "boolean"
+    return postgresType === "boolean"
       ? { ...plain, mysql: `CAST(${my} AS UNSIGNED)`, postgres: `${pg}::int::text` }
       : { ...plain, mysql: `CAST(${my} AS UNSIGNED)`, postgres: `${pg}::text` }
   }

@@ -19,7 +19,7 @@ import type { DatabaseRole } from "../domain/environment.ts"
 import { type ConnectionError, DatabaseError, SchemaError } from "../domain/errors.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
 import type { Column, TableShape } from "../domain/tableShape.ts"
-import { mapColumn } from "../domain/typeMap.ts"
+import { mapColumns } from "../domain/rawProfile.ts"
 import type { Stage } from "../domain/verdict.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
@@ -126,7 +126,9 @@ export const make = Effect.gen(function* () {
   const replica = yield* ReplicationDb
   const analytics = yield* AnalyticsDb
   const catalog = yield* Catalog
-  const { attempts } = (yield* EtlSettings).connection
+  const settings = yield* EtlSettings
+  const { attempts } = settings.connection
+  const { rawProfile } = settings.pipeline
   const schema = analytics.settings.schema
   const settingsOf = { source: source.settings, replication: replica.settings, analytics: analytics.settings }
   const naming = (stage: Stage, table: string) => namingDatabase(settingsOf[stage], attempts, `the checksum of '${table}'`)
@@ -154,8 +156,8 @@ export const make = Effect.gen(function* () {
   }
 
   const canonicalOf = (stage: Stage, table: string, columns: ReadonlyArray<Column>) =>
-    Effect.forEach(columns, (column) => {
-      const c = canonicalColumn(column)
+    Effect.forEach(mapColumns(rawProfile, table, columns), (mapping, i) => {
+      const c = canonicalColumn(columns[i] as Column, { postgresType: mapping.postgresType })
       return c instanceof NoCanonicalForm
         ? Effect.fail(schemaError(stage, table, `column ${c.column} has type ${c.dataType}, which the checksum has no canonical form for`))
         : Effect.succeed(c)
@@ -227,10 +229,9 @@ export const make = Effect.gen(function* () {
       const held = yield* naming("analytics", table)(analyticsColumns(table))
       if (held.length === 0) return Option.none<StageTarget>()
       const types = new Map(held.map((c) => [c.name, c.type]))
-      const drifted = columns.flatMap((c) => {
-        const expected = mapColumn(c).postgresType
-        const actual = types.get(c.name)
-        return actual === expected ? [] : [`${c.name} (${actual ?? "missing"}, the type map gives ${expected})`]
+      const drifted = mapColumns(rawProfile, table, columns).flatMap((m) => {
+        const actual = types.get(m.name)
+        return actual === m.postgresType ? [] : [`${m.name} (${actual ?? "missing"}, the ${rawProfile.name} type map gives ${m.postgresType})`]
       })
       if (drifted.length > 0) return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
       const canonical = yield* canonicalOf("analytics", table, columns)

@@ -100,6 +100,19 @@ describe("a clinic loaded in the compatible raw profile", () => {
             { table_name: "stg_opendental__appointment", transform_status: "success", created: true }
           ])
 
+          // The reconcile reads raw through the same profile: booleans are the source's 0 and 1, wall times its instants.
+          const reconcile = (...args: ReadonlyArray<string>) =>
+            runCli(["reconcile", "--tables", tables.join(","), ...args], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+          const inSync = yield* reconcile()
+          expect(inSync.code, output(inSync)).toBe(0)
+          expect(inSync.stdout).toMatch(/^5 tables in \S+: 5 in sync, 0 differ, 0 failed$/m)
+          yield* raw(`UPDATE raw.appointment SET "Priority" = NOT "Priority", "DateTStamp" = "DateTStamp" + interval '1 hour' WHERE "AptNum" = 2`)
+          const flipped = yield* reconcile()
+          expect(flipped.code, output(flipped)).toBe(1)
+          expect(flipped.stdout).toContain("analytics: 1 different (key 2); columns differing: DateTStamp: 1, Priority: 1")
+          expect((yield* reconcile("--repair")).code).toBe(0)
+          expect((yield* reconcile()).code).toBe(0)
+
           // A 2 in a declared boolean column: the table fails naming its key, or the row is quarantined; never true.
           yield* Effect.promise(() => admin.query("UPDATE appointment SET Priority = 2 WHERE AptNum = 5"))
           const failed = yield* pipeline(["--tables", "appointment"])
