@@ -17,7 +17,7 @@ import * as SourceDb from "../src/services/SourceDb.ts"
 import { envFileFor } from "../test/support/cli.ts"
 import { clinicBench } from "./clinic/bench.ts"
 import { benchSettings, databaseNames, type Size, sizes } from "./databases.ts"
-import { median, met, mysql, mysqlAuth, node, pgloaderCommandFile, psql, repository, seconds, sh, timed } from "./shell.ts"
+import { median, met, mysql, mysqlAuth, node, pgloaderCommandFile, psql, repository, resultsFile, seconds, sh, timed } from "./shell.ts"
 
 const argument = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -266,7 +266,7 @@ const main = async () => {
   console.log(`\n${lines.join("\n")}`)
   // A partial run (--only) never overwrites a complete one.
   const partial = sections.every((section) => only.includes(section)) ? "" : `-${only.join("-")}`
-  const file = path.join(repository, "bench", "results", `${String(result.date).slice(0, 10)}-${size}${partial}.json`)
+  const file = resultsFile(`${String(result.date).slice(0, 10)}-${size}${partial}`)
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   console.log(`written to bench/results/${path.basename(file)}`)
   mysql(`DROP DATABASE IF EXISTS ${names.dump}`)

@@ -58,6 +58,14 @@ export const median = (values: ReadonlyArray<number>) => {
   return sorted[Math.floor(sorted.length / 2)] as number
 }
 
+/** `bench/results/<name>.json`, or `<name>-2.json` and on when a run the same day already wrote it: results are kept, not overwritten. */
+export const resultsFile = (name: string) => {
+  const file = (n: number) => path.join(repository, "bench", "results", `${name}${n === 1 ? "" : `-${n}`}.json`)
+  let n = 1
+  while (fs.existsSync(file(n))) n++
+  return file(n)
+}
+
 export const met = (ok: boolean) => (ok ? "met" : "NOT met")
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 

@@ -23,7 +23,7 @@ import Pg from "pg"
 import { openDentalAppendOnlyTables } from "../../src/domain/appendOnlyTables.ts"
 import { envFileFor } from "../../test/support/cli.ts"
 import { server } from "../databases.ts"
-import { median, met, mysqlAuth, node, pgloaderCommandFile, psql, repository, run, seconds, sh } from "../shell.ts"
+import { median, met, mysqlAuth, node, pgloaderCommandFile, psql, repository, resultsFile, run, seconds, sh } from "../shell.ts"
 import { planChanges, type TableChanges, updateAssignment } from "./changes.ts"
 import { quoted } from "./facts.ts"
 import { type ClinicCounts, clinicPlan, generateClinic } from "./generate.ts"
@@ -436,7 +436,7 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
   ]
   console.log(`\n${lines.join("\n")}`)
   const date = new Date().toISOString()
-  const file = path.join(repository, "bench", "results", `${date.slice(0, 10)}-clinic-${options.scale}.json`)
+  const file = resultsFile(`${date.slice(0, 10)}-clinic-${options.scale}`)
   const result = { date, scale: options.scale, rows: totalRows, runs: options.runs, tables: options.tables === "all" ? "all" : options.tables.split(",").length, cores: os.cpus().length, databases: names, targets, perRun: rs }
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   console.log(`written to bench/results/${path.basename(file)}`)
