@@ -291,7 +291,7 @@ describe("TableChecksum", () => {
       yield* change("analytics", "ALTER TABLE raw.typed ALTER COLUMN f TYPE double precision")
       const drifted = yield* Effect.flip(checksums.compareStages("typed"))
       expect(drifted.message).toBe(
-        "Table 'typed' in the analytics database: columns differ from the type map: f (double precision, the type map gives real)"
+        "Table 'typed' in the analytics database: columns differ from the type map: f (double precision, the lossless type map gives real)"
       )
       const unknown = yield* Effect.flip(checksums.compareStages("no_such_table"))
       expect(unknown._tag).toBe("SchemaError")
