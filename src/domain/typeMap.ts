@@ -186,17 +186,16 @@ export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): Colu
       server: { field: `CASE ${n} WHEN 0 THEN 'f' WHEN 1 THEN 't' END`, exceptional: `${n} NOT IN (0, 1)` }
     }
   }
-  if (column.dataType === "timestamp" && rule.timestamps === "timestamp-utc") {
-    // Read in a UTC session, the value is the UTC wall time the old raw held.
-    return {
-      ...base,
-      postgresType: zoned("timestamp", column.datetimePrecision, "without"),
-      nullable: true,
-      write: writeDate,
-      lossy: "zero dates -> NULL",
-      server: serverDate(c)
-    }
-  }
+  // A datetime, and in the compatible profile a timestamp: read in a UTC session, its value is the UTC wall time.
+  const wallTime = (): ColumnMapping => ({
+    ...base,
+    postgresType: zoned("timestamp", column.datetimePrecision, "without"),
+    nullable: true,
+    write: writeDate,
+    lossy: "zero dates -> NULL",
+    server: serverDate(c)
+  })
+  if (column.dataType === "timestamp" && rule.timestamps === "timestamp-utc") return wallTime()
   switch (column.dataType) {
     case "tinyint":
     case "year":
@@ -244,14 +243,7 @@ export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): Colu
     case "date":
       return { ...base, postgresType: "date", nullable: true, write: writeDate, lossy: "zero dates -> NULL", server: serverDate(c) }
     case "datetime":
-      return {
-        ...base,
-        postgresType: zoned("timestamp", column.datetimePrecision, "without"),
-        nullable: true,
-        write: writeDate,
-        lossy: "zero dates -> NULL",
-        server: serverDate(c)
-      }
+      return wallTime()
     case "timestamp":
       return {
         ...base,
