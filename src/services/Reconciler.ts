@@ -75,14 +75,9 @@ export interface ReconcilerService {
    */
   readonly reconcile: (table: string, options?: ReconcileOptions) => Effect.Effect<TableReconcile, ReconcileError>
   /**
-   * Keys the downstream stage holds and the upstream one does not, found by key-range checksums of the keys alone
-   * (no row is read into the process while the two agree); the caller holds the table's lock.
-   */
-  readonly extraKeys: (table: string, from: Stage, to: Stage) => Effect.Effect<ReadonlyArray<string>, ChecksumError>
-  /**
    * Rows deleted in the source, deleted from the replica and then from raw through the hops' own writers (raw also
-   * loses keys the replica lost before, e.g. in a run that failed after the replica's delete). Found by `extraKeys`
-   * on both hops; the caller holds the table's lock. A table without a primary key is left to its whole copy.
+   * loses keys the replica lost before, e.g. in a run that failed after the replica's delete). Found on both hops by
+   * key-range checksums of the keys alone, so no key is read while two stages agree; the caller holds the table's lock. A table without a primary key is left to its whole copy.
    */
   readonly propagateDeletes: (table: string) => Effect.Effect<DeletesPropagated, ReconcileError>
 }
@@ -255,6 +250,13 @@ export const make = Effect.gen(function* () {
     return { upstream: target.stage === "source" ? native : canonical, downstream: target.stage === "replication" ? native : canonical }
   }
 
+  /** A stage as the pairs see it: where its rows are and the hash it is compared by in each role. */
+  interface StageSide {
+    readonly target: StageTarget
+    readonly upstream: string
+    readonly downstream: string
+  }
+
   /** A pair's report and every key it found (null: compared whole, no key lists). */
   interface Compared {
     readonly report: PairReport
@@ -265,7 +267,7 @@ export const make = Effect.gen(function* () {
   const comparePairs = (targets: TableTargets, pairs: ReadonlyArray<readonly [Stage, Stage]>, keysOnly: boolean) =>
     Effect.gen(function* () {
       const stages = [...new Set(pairs.flat())]
-      const sides = new Map(
+      const sides = new Map<Stage, StageSide>(
         stages.flatMap((stage) => Option.match(targets.stages[stage], { onNone: () => [], onSome: (t) => [[stage, { target: t, ...hashesOf(targets, t, keysOnly) }] as const] }))
       )
       // Only the hashes of the roles a stage plays in these pairs: the source is never downstream, raw never upstream.
@@ -284,7 +286,7 @@ export const make = Effect.gen(function* () {
       )
       const totals = new Map(scanned)
       const sumAs = (stage: Stage, role: "upstream" | "downstream") => {
-        const side = sides.get(stage) as (typeof sides extends Map<Stage, infer S> ? S : never)
+        const side = sides.get(stage) as StageSide
         const t = totals.get(stage) as Totals
         return t.sums[(hashesScanned.get(stage) ?? []).indexOf(side[role])] as RangeSums
       }
@@ -302,8 +304,8 @@ export const make = Effect.gen(function* () {
           const bounds = [a.minKey, b.minKey, a.maxKey, b.maxKey].filter((k): k is string => k !== null).map(BigInt)
           const lo = bounds.reduce((m, k) => (k < m ? k : m)) - 1n
           const hi = bounds.reduce((m, k) => (k > m ? k : m))
-          const fromSide = sides.get(from) as { target: StageTarget; upstream: string }
-          const toSide = sides.get(to) as { target: StageTarget; downstream: string }
+          const fromSide = sides.get(from) as StageSide
+          const toSide = sides.get(to) as StageSide
           const found = yield* Ref.make(0)
           const differences = yield* rangeDifferences(
             { from: { target: fromSide.target, hash: fromSide.upstream }, to: { target: toSide.target, hash: toSide.downstream }, key: targets.key, table: targets.table, found },
@@ -380,13 +382,6 @@ export const make = Effect.gen(function* () {
     return yield* finish(after, found, { replication, analytics: analyticsRepair })
   }, Effect.scoped)
 
-  const extraKeys = Effect.fn("Reconciler.extraKeys")(function* (table: string, from: Stage, to: Stage) {
-    const targets = yield* checksums.targets(table)
-    if (targets.key === null) return []
-    const [compared] = yield* comparePairs(targets, [[from, to]], true)
-    return compared?.differences?.extra ?? []
-  })
-
   const propagateDeletes = Effect.fn("Reconciler.propagateDeletes")(function* (table: string) {
     const targets = yield* checksums.targets(table)
     if (targets.key === null) return { replica: 0, analytics: 0 } satisfies DeletesPropagated
@@ -403,7 +398,7 @@ export const make = Effect.gen(function* () {
     return { replica: replicaDone.deleted, analytics: rawDone.deleted } satisfies DeletesPropagated
   })
 
-  return { reconcile, extraKeys, propagateDeletes } satisfies ReconcilerService
+  return { reconcile, propagateDeletes } satisfies ReconcilerService
 })
 
 export const layer = Layer.effect(Reconciler, make)
