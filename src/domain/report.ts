@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { tlsModes } from "./tls.ts"
 
 const Stage = Schema.Literal("source", "replication", "analytics")
 
@@ -134,13 +135,17 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
     reason: Schema.optional(Schema.String),
     tables: Schema.Array(DriftTable)
   }),
-  /** Each account against the rights it needs; findings fail the run in production and are warnings elsewhere. */
+  /**
+   * Each account against the rights it needs; findings fail the run in production and are warnings elsewhere. `tls`:
+   * the connection's mode and the TLS version and cipher its server reported (null when it is plain text).
+   */
   access: Schema.Array(
     Schema.Struct({
       database: Schema.String,
       account: Schema.String,
       enforced: Schema.Boolean,
-      findings: Schema.Array(Schema.Struct({ problem: Schema.String, fix: Schema.String }))
+      findings: Schema.Array(Schema.Struct({ problem: Schema.String, fix: Schema.String })),
+      tls: Schema.Struct({ mode: Schema.Literal(...tlsModes), version: Schema.NullOr(Schema.String), cipher: Schema.NullOr(Schema.String) })
     })
   ),
   /** `--scenario malformed`: each malformed value, what the type map should make of it and what analytics holds. */

@@ -2,6 +2,7 @@ import { Option } from "effect"
 import { type CollateralResult, collateralMessages } from "./collateral.ts"
 import { ExitCode } from "./exitCodes.ts"
 import type { PairReport } from "./reconcile.ts"
+import type { TlsFact } from "./tls.ts"
 import { DriftTable, FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
 
 /**
@@ -57,6 +58,7 @@ export interface AccessFact {
   readonly database: string
   readonly account: string
   readonly findings: ReadonlyArray<{ readonly problem: string; readonly fix: string }>
+  readonly tls: TlsFact
 }
 
 export interface CleanupFact {

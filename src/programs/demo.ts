@@ -10,6 +10,7 @@ import {
   replicaStatements,
   writerStatements
 } from "../domain/grants.ts"
+import { plainText } from "../domain/tls.ts"
 import { makeMysqlDatabase } from "../services/clients/mysql.ts"
 import { makePostgresDatabase } from "../services/clients/postgres.ts"
 import { createGeneratedOpenDental } from "./openDentalFixtures.ts"
@@ -41,10 +42,10 @@ const demoAnalyticsDatabase = "opendental_demo_analytics"
 /** The local servers' administrators, as scripts/local-servers.sh sets them up. */
 const policy = { connectTimeout: Duration.seconds(5), attempts: 3 }
 const asRoot = (database: string) =>
-  makeMysqlDatabase({ role: "source", host: "127.0.0.1", port: 3306, database, user: "root", password: Redacted.make("") }, policy)
+  makeMysqlDatabase({ role: "source", host: "127.0.0.1", port: 3306, database, user: "root", password: Redacted.make(""), tls: plainText }, policy)
 const asPostgres = (database: string) =>
   makePostgresDatabase(
-    { role: "analytics", host: "127.0.0.1", port: 5432, database, schema: "raw", user: "postgres", password: Redacted.make(""), sslMode: "disable" },
+    { role: "analytics", host: "127.0.0.1", port: 5432, database, schema: "raw", user: "postgres", password: Redacted.make(""), tls: plainText },
     policy
   )
 

@@ -2,6 +2,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Console, Effect, Either, type Scope } from "effect"
 import type { DatabaseRole } from "../domain/environment.ts"
 import { ConnectionError, type SettingsError } from "../domain/errors.ts"
+import { describeTls, tlsFact } from "../domain/tls.ts"
 import * as AnalyticsDb from "../services/AnalyticsDb.ts"
 import type { MysqlDatabase } from "../services/clients/mysql.ts"
 import type { PostgresDatabase } from "../services/clients/postgres.ts"
@@ -15,6 +16,8 @@ export interface ConnectionCheck {
   readonly endpoint: string
   readonly reachable: boolean
   readonly serverVersion?: string
+  /** The TLS version and cipher the server reports for the session, or "not encrypted". */
+  readonly tls?: string
   readonly roundTripMs?: number
   readonly privileges?: string
   readonly problem?: ConnectionError | SettingsError
@@ -43,7 +46,12 @@ const mysqlProbe = (db: MysqlDatabase) =>
   Effect.gen(function* () {
     const [, roundTripMs] = yield* timed(db.sql`SELECT 1`)
     const grants = yield* db.sql.unsafe<Record<string, string>>("SHOW GRANTS FOR CURRENT_USER()")
-    return { serverVersion: db.serverVersion, roundTripMs, privileges: grantSummary(grants.map((g) => Object.values(g)[0] ?? "")) }
+    return {
+      serverVersion: db.serverVersion,
+      tls: describeTls(tlsFact(db.settings.tls.mode, db.tls)),
+      roundTripMs,
+      privileges: grantSummary(grants.map((g) => Object.values(g)[0] ?? ""))
+    }
   })
 
 const postgresProbe = (db: PostgresDatabase) =>
@@ -75,7 +83,12 @@ const postgresProbe = (db: PostgresDatabase) =>
           .filter((p) => p !== undefined)
           .join("; ")
       : "unknown"
-    return { serverVersion: db.serverVersion, roundTripMs, privileges: `${row?.user ?? "?"}: ${privileges}` }
+    return {
+      serverVersion: db.serverVersion,
+      tls: describeTls(tlsFact(db.settings.tls.mode, db.tls)),
+      roundTripMs,
+      privileges: `${row?.user ?? "?"}: ${privileges}`
+    }
   })
 
 const check = <D>(
@@ -103,14 +116,14 @@ const render = (checks: ReadonlyArray<ConnectionCheck>) =>
   checks
     .map((c) =>
       c.reachable
-        ? `  ok    ${c.database.padEnd(14)} ${c.endpoint.padEnd(22)} ${c.serverVersion}  ${c.roundTripMs?.toFixed(1)} ms\n        privileges: ${c.privileges}`
+        ? `  ok    ${c.database.padEnd(14)} ${c.endpoint.padEnd(22)} ${c.serverVersion}  ${c.roundTripMs?.toFixed(1)} ms\n        tls: ${c.tls}\n        privileges: ${c.privileges}`
         : `  FAIL  ${c.database.padEnd(14)} ${c.endpoint.padEnd(22)} ${c.problem?.message}`
     )
     .join("\n")
 
 /**
  * Opens each of the four connections on its own, so one failure does not hide the others, and reports per
- * database: reachable or not, server version, round trip and the connected user's privileges.
+ * database: reachable or not, server version, round trip, the session's encryption and the connected user's privileges.
  */
 export const testConnections = Effect.gen(function* () {
   const settings = yield* EtlSettings

@@ -14,8 +14,10 @@ import {
   writerStatements
 } from "../domain/grants.ts"
 import { escapeIdentifier } from "../domain/replicaStatements.ts"
+import { type TlsFact, tlsFact } from "../domain/tls.ts"
 import { AnalyticsDb } from "./AnalyticsDb.ts"
 import type { MysqlDatabase } from "./clients/mysql.ts"
+import type { PostgresDatabase } from "./clients/postgres.ts"
 import { EtlSettings } from "./EtlSettings.ts"
 import { ReplicationDb } from "./ReplicationDb.ts"
 import { seedableTables } from "./SeededData.ts"
@@ -39,7 +41,12 @@ export interface AccountCheck {
   readonly findings: ReadonlyArray<AccessFinding>
   /** What the harmless probes showed the account can and cannot do. */
   readonly probes: ReadonlyArray<string>
+  /** The connection's encryption: the account's password and the data it reads cross it. */
+  readonly tls: TlsFact
 }
+
+/** What the checks of one account find, before the connection's encryption is added. */
+type AccountRights = Omit<AccountCheck, "tls">
 
 export interface AccessControlService {
   readonly check: Effect.Effect<ReadonlyArray<AccountCheck>>
@@ -121,7 +128,7 @@ export const make = Effect.gen(function* () {
       const allowed = yield* probe(source, statement)
       probes.push(`${what} patient: ${allowed ? "ALLOWED" : "denied"}`)
     }
-    return { database: "source", account: who, findings, probes } satisfies AccountCheck
+    return { database: "source", account: who, findings, probes } satisfies AccountRights
   })
 
   /** The seeder: SELECT, INSERT and DELETE on the seeded tables, SELECT on procedurecode; no UPDATE, no DDL. */
@@ -138,7 +145,7 @@ export const make = Effect.gen(function* () {
           account: who,
           findings: [found(admin, writerStatements(dedicated(yield* hostOf(db))).join("\n"))],
           probes: []
-        } satisfies AccountCheck
+        } satisfies AccountRights
       }
       const findings = excessGrants(list, { database: sourceDb, onDatabase: [], onTables: needs }).map((g) =>
         found(`can ${g.excess.join(", ")} on ${g.scope}; the seeder only inserts and deletes its own rows`, g.revoke)
@@ -154,7 +161,7 @@ export const make = Effect.gen(function* () {
         `DELETE patient: ${(yield* probe(db, "DELETE FROM `patient` WHERE 1 = 0")) ? "allowed" : "DENIED"}`,
         `UPDATE patient: ${(yield* probe(db, "UPDATE `patient` SET `LName` = `LName` WHERE 1 = 0")) ? "ALLOWED" : "denied"}`
       ]
-      return { database: "source-writer", account: who, findings, probes } satisfies AccountCheck
+      return { database: "source-writer", account: who, findings, probes } satisfies AccountRights
     })
 
   /** The replica's owner: everything on its own database, nothing elsewhere. */
@@ -166,14 +173,14 @@ export const make = Effect.gen(function* () {
     const admin = administrator(list, who, "it can change and drop every database on the server, the clinic's included")
     if (admin !== undefined) {
       const fix = replicaStatements(dedicated(yield* hostOf(replica))).join("\n")
-      return { database: "replication", account: who, findings: [found(admin, fix)], probes: [] } satisfies AccountCheck
+      return { database: "replication", account: who, findings: [found(admin, fix)], probes: [] } satisfies AccountRights
     }
     const findings = excessGrants(list, { database, onDatabase: ["ALL PRIVILEGES", "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "LOCK TABLES", "CREATE TEMPORARY TABLES"] }).map((g) =>
       found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke)
     )
     const missing = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"].filter((p) => !grants(list, database, "etl_copy_status", p))
     if (missing.length > 0) findings.push(found(`cannot ${missing.join(", ")} in its database`, `GRANT ALL PRIVILEGES ON \`${database}\`.* TO ${who};`))
-    return { database: "replication", account: who, findings, probes: [] } satisfies AccountCheck
+    return { database: "replication", account: who, findings, probes: [] } satisfies AccountRights
   })
 
   /** The loader: create and write in its schema, never outside it. */
@@ -200,7 +207,7 @@ export const make = Effect.gen(function* () {
           fix
         )
       )
-      return { database: "analytics", account: who, findings, probes: [] } satisfies AccountCheck
+      return { database: "analytics", account: who, findings, probes: [] } satisfies AccountRights
     }
     if (role?.createdb) findings.push(found("can create databases", `ALTER ROLE "${who}" NOCREATEDB;`))
     if (role?.createrole) findings.push(found("can create roles", `ALTER ROLE "${who}" NOCREATEROLE;`))
@@ -219,14 +226,14 @@ export const make = Effect.gen(function* () {
     if (own !== undefined && !own.usable) {
       findings.push(found(`cannot create and write in its schema ${pg.schema}`, `GRANT USAGE, CREATE ON SCHEMA "${pg.schema}" TO "${who}";`))
     }
-    return { database: "analytics", account: who, findings, probes: [] } satisfies AccountCheck
+    return { database: "analytics", account: who, findings, probes: [] } satisfies AccountRights
   })
 
   const check = Effect.gen(function* () {
-    const guarded = (database: DatabaseRole, effect: Effect.Effect<AccountCheck, unknown>) =>
+    const guarded = (database: DatabaseRole, effect: Effect.Effect<AccountRights, unknown>) =>
       effect.pipe(
         Effect.catchAll((e) =>
-          Effect.succeed<AccountCheck>({
+          Effect.succeed<AccountRights>({
             database,
             account: "?",
             findings: [{ database, account: "?", problem: `could not be checked: ${e instanceof Error ? e.message : String(e)}`, fix: "check the connection settings" }],
@@ -234,20 +241,25 @@ export const make = Effect.gen(function* () {
           })
         )
       )
+    const over = (db: MysqlDatabase | PostgresDatabase) => (check: AccountRights): AccountCheck => ({
+      ...check,
+      tls: tlsFact(db.settings.tls.mode, db.tls)
+    })
     return yield* Effect.all([
-      guarded("source", checkSource),
+      Effect.map(guarded("source", checkSource), over(source)),
       Option.match(writer, {
         onNone: () =>
           Effect.succeed<AccountCheck>({
             database: "source-writer",
             account: "?",
             findings: [{ database: "source-writer", account: "?", problem: "is not configured", fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD" }],
-            probes: []
+            probes: [],
+            tls: tlsFact(settings.source.tls.mode, Option.none())
           }),
-        onSome: (db) => guarded("source-writer", checkWriter(db))
+        onSome: (db) => Effect.map(guarded("source-writer", checkWriter(db)), over(db))
       }),
-      guarded("replication", checkReplication),
-      guarded("analytics", checkAnalytics)
+      Effect.map(guarded("replication", checkReplication), over(replica)),
+      Effect.map(guarded("analytics", checkAnalytics), over(analytics))
     ])
   }).pipe(Effect.withSpan("AccessControl.check"))
 

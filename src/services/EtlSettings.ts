@@ -1,4 +1,5 @@
 import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, Either, HashSet, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
@@ -7,6 +8,7 @@ import { isVariableName } from "../domain/externalCommand.ts"
 import { type ConnectionPlan, connectionPlan, defaultMaxConnectionsPerServer, minimumConnectionsPerServer } from "../domain/connectionBudget.ts"
 import { allTables, isTableName, isTablePattern } from "../domain/tableSelection.ts"
 import { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "../domain/rawProfile.ts"
+import { isLoopback, type TlsMode, tlsModes, type TlsSettings, tlsVariables } from "../domain/tls.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -15,15 +17,11 @@ export interface DatabaseSettings {
   readonly database: string
   readonly user: string
   readonly password: Redacted.Redacted<string>
+  readonly tls: TlsSettings
 }
-
-/** TLS to PostgreSQL: none, encrypted, or encrypted with the certificate verified against the host name. */
-export const sslModes = ["disable", "require", "verify-full"] as const
-export type SslMode = (typeof sslModes)[number]
 
 export interface AnalyticsSettings extends DatabaseSettings {
   readonly schema: string
-  readonly sslMode: SslMode
 }
 
 export interface ConnectionPolicy {
@@ -36,6 +34,8 @@ export interface ConnectionPolicy {
 /** The policy and the most connections the tool opens to one server (host and port), all pools on it together. */
 export interface ConnectionSettings extends ConnectionPolicy {
   readonly maxConnectionsPerServer: number
+  /** Production may reach a server other than the loopback without TLS (ETL_ALLOW_PLAINTEXT). */
+  readonly allowPlaintext: boolean
 }
 
 export interface PipelineSettings {
@@ -172,16 +172,20 @@ const localDefaults: Record<string, string> = {
   OPENDENTAL_SOURCE_HOST: "127.0.0.1",
   OPENDENTAL_SOURCE_DB: "opendental_demo",
   OPENDENTAL_SOURCE_USER: "etl_demo_reader",
-  OPENDENTAL_SOURCE_PASSWORD: "etl_demo_reader-local",
   OPENDENTAL_SOURCE_WRITER_USER: "etl_demo_seeder",
-  OPENDENTAL_SOURCE_WRITER_PASSWORD: "etl_demo_seeder-local",
   MYSQL_REPLICATION_HOST: "127.0.0.1",
   MYSQL_REPLICATION_DB: "opendental_demo_replication",
   MYSQL_REPLICATION_USER: "etl_demo_replica",
-  MYSQL_REPLICATION_PASSWORD: "etl_demo_replica-local",
   POSTGRES_ANALYTICS_HOST: "127.0.0.1",
   POSTGRES_ANALYTICS_DB: "opendental_demo_analytics",
-  POSTGRES_ANALYTICS_USER: "etl_demo_loader",
+  POSTGRES_ANALYTICS_USER: "etl_demo_loader"
+}
+
+/** The demo accounts' passwords, used only when neither a password nor its file is set (see `secret`). */
+const localPasswords: Record<string, string> = {
+  OPENDENTAL_SOURCE_PASSWORD: "etl_demo_reader-local",
+  OPENDENTAL_SOURCE_WRITER_PASSWORD: "etl_demo_seeder-local",
+  MYSQL_REPLICATION_PASSWORD: "etl_demo_replica-local",
   POSTGRES_ANALYTICS_PASSWORD: "etl_demo_loader-local"
 }
 
@@ -214,31 +218,95 @@ const identifier = (name: string) =>
     })
   )
 
-const mysqlDatabase = (role: DatabaseRole, prefix: string): Config.Config<DatabaseSettings> =>
+/** A secret as configured: given in its variable, or the path of a file that holds it. Files are read by `resolve`. */
+type SecretSource =
+  | { readonly _tag: "Given"; readonly value: Redacted.Redacted<string> }
+  | { readonly _tag: "File"; readonly variable: string; readonly path: string }
+
+/**
+ * `<NAME>` or `<NAME>_FILE`, a file holding the secret (as container secrets are mounted), never both. The local
+ * environment falls back on the demo's passwords only when neither is set.
+ */
+const secret = (variable: string, environment: Environment): Config.Config<SecretSource> => {
+  const fileVariable = `${variable}_FILE`
+  const fallback = environment === "local" ? localPasswords[variable] : undefined
+  return Config.all({
+    value: Config.redacted(variable).pipe(Config.option),
+    file: Config.nonEmptyString(fileVariable).pipe(Config.option)
+  }).pipe(
+    Config.mapOrFail(({ value, file }): Either.Either<SecretSource, ConfigError.ConfigError> => {
+      if (Option.isSome(file)) {
+        return Option.isSome(value)
+          ? Either.left(ConfigError.InvalidData([fileVariable], `is set together with ${variable}: set one of them`))
+          : Either.right({ _tag: "File", variable: fileVariable, path: file.value })
+      }
+      if (Option.isSome(value)) return Either.right({ _tag: "Given", value: value.value })
+      if (fallback !== undefined) return Either.right({ _tag: "Given", value: Redacted.make(fallback) })
+      return Either.left(ConfigError.MissingData([variable], `Expected ${variable} or ${fileVariable} to be set`))
+    })
+  )
+}
+
+/** A connection's TLS as configured, its CA still a path. */
+interface TlsSource {
+  readonly mode: TlsMode
+  readonly ca: Option.Option<{ readonly variable: string; readonly path: string }>
+}
+
+/** A CA with a mode that checks no certificate would be ignored, and a person who set one expects it checked. */
+const tls = (role: DatabaseRole): Config.Config<TlsSource> => {
+  const variables = tlsVariables(role)
+  return Config.all({
+    mode: Config.literal(...tlsModes)(variables.mode).pipe(Config.withDefault<TlsMode>("disable")),
+    ca: Config.nonEmptyString(variables.ca).pipe(Config.option)
+  }).pipe(
+    Config.mapOrFail(({ mode, ca }): Either.Either<TlsSource, ConfigError.ConfigError> =>
+      Option.isSome(ca) && (mode === "disable" || mode === "require")
+        ? Either.left(
+            ConfigError.InvalidData(
+              [variables.ca],
+              `is set, but ${variables.mode} is ${mode}, which checks no certificate: set ${variables.mode} to verify-ca or verify-full`
+            )
+          )
+        : Either.right({ mode, ca: Option.map(ca, (path) => ({ variable: variables.ca, path })) })
+    )
+  )
+}
+
+/** A database as configured: its password and CA may still be files to read. */
+interface DatabaseSource extends Omit<DatabaseSettings, "password" | "tls"> {
+  readonly password: SecretSource
+  readonly tls: TlsSource
+}
+
+const mysqlDatabase = (role: DatabaseRole, prefix: string, environment: Environment): Config.Config<DatabaseSource> =>
   Config.all({
     role: Config.succeed(role),
     host: Config.nonEmptyString(`${prefix}_HOST`),
     port: port(`${prefix}_PORT`, 3306),
     database: identifier(`${prefix}_DB`),
     user: Config.nonEmptyString(`${prefix}_USER`),
-    password: Config.redacted(`${prefix}_PASSWORD`)
+    password: secret(`${prefix}_PASSWORD`, environment),
+    tls: tls(role)
   })
 
-const writerCredentials = Config.all({
-  user: Config.nonEmptyString("OPENDENTAL_SOURCE_WRITER_USER"),
-  password: Config.redacted("OPENDENTAL_SOURCE_WRITER_PASSWORD")
-}).pipe(Config.option)
+const writerCredentials = (environment: Environment) =>
+  Config.all({
+    user: Config.nonEmptyString("OPENDENTAL_SOURCE_WRITER_USER"),
+    password: secret("OPENDENTAL_SOURCE_WRITER_PASSWORD", environment)
+  }).pipe(Config.option)
 
-const analyticsDatabase: Config.Config<AnalyticsSettings> = Config.all({
-  role: Config.succeed("analytics" as const),
-  host: Config.nonEmptyString("POSTGRES_ANALYTICS_HOST"),
-  port: port("POSTGRES_ANALYTICS_PORT", 5432),
-  database: identifier("POSTGRES_ANALYTICS_DB"),
-  schema: identifier("POSTGRES_ANALYTICS_SCHEMA").pipe(Config.withDefault("raw")),
-  user: Config.nonEmptyString("POSTGRES_ANALYTICS_USER"),
-  password: Config.redacted("POSTGRES_ANALYTICS_PASSWORD"),
-  sslMode: Config.literal(...sslModes)("POSTGRES_ANALYTICS_SSLMODE").pipe(Config.withDefault("disable" as const))
-})
+const analyticsDatabase = (environment: Environment) =>
+  Config.all({
+    role: Config.succeed("analytics" as const),
+    host: Config.nonEmptyString("POSTGRES_ANALYTICS_HOST"),
+    port: port("POSTGRES_ANALYTICS_PORT", 5432),
+    database: identifier("POSTGRES_ANALYTICS_DB"),
+    schema: identifier("POSTGRES_ANALYTICS_SCHEMA").pipe(Config.withDefault("raw")),
+    user: Config.nonEmptyString("POSTGRES_ANALYTICS_USER"),
+    password: secret("POSTGRES_ANALYTICS_PASSWORD", environment),
+    tls: tls("analytics")
+  })
 
 const tablesOf = (s: string) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)
 
@@ -369,10 +437,10 @@ const monitoringConfig = Config.all({
 })
 
 const settingsConfig = (environment: Environment) => Config.all({
-  source: mysqlDatabase("source", "OPENDENTAL_SOURCE"),
-  writer: writerCredentials,
-  replication: mysqlDatabase("replication", "MYSQL_REPLICATION"),
-  analytics: analyticsDatabase,
+  source: mysqlDatabase("source", "OPENDENTAL_SOURCE", environment),
+  writer: writerCredentials(environment),
+  replication: mysqlDatabase("replication", "MYSQL_REPLICATION", environment),
+  analytics: analyticsDatabase(environment),
   connection: Config.all({
     connectTimeout: positive("ETL_CONNECT_TIMEOUT_SECONDS", 5).pipe(Config.map(Duration.seconds)),
     attempts: positive("ETL_CONNECT_ATTEMPTS", 4),
@@ -382,7 +450,8 @@ const settingsConfig = (environment: Environment) => Config.all({
         validation: (n) => n >= minimumConnectionsPerServer
       }),
       Config.withDefault(defaultMaxConnectionsPerServer)
-    )
+    ),
+    allowPlaintext: Config.boolean("ETL_ALLOW_PLAINTEXT").pipe(Config.withDefault(false))
   }),
   pipeline: Config.all({
     tables: tableList,
@@ -433,7 +502,11 @@ const problemsOf = (error: ConfigError.ConfigError): ReadonlyArray<SettingProble
       case "Unsupported": {
         const variable = e.path.join("_") || "(settings)"
         const invalid = e._op !== "MissingData"
-        const problem = invalid ? e.message : "is required but not set"
+        const problem = invalid
+          ? e.message
+          : variable.endsWith("_PASSWORD")
+            ? `is required but not set (or set ${variable}_FILE to a file that holds it)`
+            : "is required but not set"
         const known = byVariable.get(variable)
         if (known === undefined || (invalid && !known.invalid)) byVariable.set(variable, { invalid, problem })
       }
@@ -471,7 +544,67 @@ const environmentFrom = (raw: string | undefined, source: EnvironmentSource) => 
   )
 }
 
-/** Every setting of one environment from one provider; local falls back to the machine's own servers. */
+const unreadable = (reason: string) =>
+  reason === "NotFound" ? "no such file" : reason === "PermissionDenied" ? "permission denied" : reason
+
+/** Reads the files that settings name: secrets and CAs. Each unreadable file is a problem naming its variable. */
+const settingFiles = (fs: FileSystem.FileSystem) => {
+  const read = (variable: string, path: string) =>
+    fs.readFileString(path).pipe(
+      Effect.mapError(
+        (e) => new SettingProblem({ variable, problem: `names ${path}, which cannot be read: ${e._tag === "SystemError" ? unreadable(e.reason) : e.message}` })
+      )
+    )
+  const secret = (source: SecretSource) =>
+    source._tag === "Given"
+      ? Effect.succeed(source.value)
+      : read(source.variable, source.path).pipe(
+          // A file written by `echo` ends with a line break that is not part of the secret.
+          Effect.map((text) => text.replace(/\r?\n$/, "")),
+          Effect.filterOrFail(
+            (text) => text.length > 0,
+            () => new SettingProblem({ variable: source.variable, problem: `names ${source.path}, which is empty` })
+          ),
+          Effect.map(Redacted.make)
+        )
+  const tls = (source: TlsSource): Effect.Effect<TlsSettings, SettingProblem> =>
+    Option.match(source.ca, {
+      onNone: () => Effect.succeed({ mode: source.mode, ca: Option.none() }),
+      onSome: ({ variable, path }) =>
+        read(variable, path).pipe(
+          Effect.filterOrFail(
+            (pem) => pem.includes("-----BEGIN CERTIFICATE-----"),
+            () => new SettingProblem({ variable, problem: `names ${path}, which holds no PEM certificate (-----BEGIN CERTIFICATE-----)` })
+          ),
+          Effect.map((pem) => ({ mode: source.mode, ca: Option.some(pem) }))
+        )
+    })
+  const database = <D extends DatabaseSource>(source: D) =>
+    Effect.all({ password: secret(source.password), tls: tls(source.tls) }, { mode: "validate" }).pipe(
+      Effect.map(({ password, tls }) => ({ ...source, password, tls })),
+      Effect.mapError((problems) => Object.values(problems).flatMap((p) => Option.toArray(p)))
+    )
+  return { secret, database }
+}
+
+/**
+ * Production refuses plain text to anything but the loopback unless ETL_ALLOW_PLAINTEXT says it is meant: the
+ * traffic is patient data and the accounts' passwords.
+ */
+const plaintextProblems = (environment: Environment, allowPlaintext: boolean, databases: ReadonlyArray<DatabaseSettings>) =>
+  environment !== "production" || allowPlaintext
+    ? []
+    : databases
+        .filter((d) => d.tls.mode === "disable" && !isLoopback(d.host))
+        .map(
+          (d) =>
+            new SettingProblem({
+              variable: tlsVariables(d.role).mode,
+              problem: `is disable, so the ${d.role} connection to ${d.host} would carry patient data and its password unencrypted: set it to verify-full (or require), or set ETL_ALLOW_PLAINTEXT=true to accept plain text`
+            })
+        )
+
+/** Every setting of one environment from one provider; local falls back on the machine's own servers. */
 const resolve = (
   environment: Environment,
   provider: ConfigProvider.ConfigProvider,
@@ -483,20 +616,38 @@ const resolve = (
       environment === "local"
         ? ConfigProvider.orElse(provider, () => ConfigProvider.fromMap(new Map(Object.entries(localDefaults))))
         : provider
+    const failed = (problems: ReadonlyArray<SettingProblem>) => new SettingsError({ environment, source: sourceDescription, problems })
     const resolved = yield* Effect.withConfigProvider(settingsConfig(environment), withDefaults).pipe(
-      Effect.mapError((e) => new SettingsError({ environment, source: sourceDescription, problems: problemsOf(e) }))
+      Effect.mapError((e) => failed(problemsOf(e)))
     )
+    const files = settingFiles(yield* FileSystem.FileSystem)
+    const read = yield* Effect.all(
+      {
+        source: files.database(resolved.source),
+        writer: Effect.transposeMapOption(resolved.writer, (w) =>
+          files.secret(w.password).pipe(
+            Effect.map((password) => ({ user: w.user, password })),
+            Effect.mapError((problem) => [problem])
+          )
+        ),
+        replication: files.database(resolved.replication),
+        analytics: files.database(resolved.analytics)
+      },
+      { mode: "validate" }
+    ).pipe(Effect.mapError((problems) => failed(Object.values(problems).flatMap((p) => Option.getOrElse(p, () => [])))))
     const sourceWriter = Option.map(
-      resolved.writer,
-      (w): DatabaseSettings => ({ ...resolved.source, role: "source-writer", user: w.user, password: w.password })
+      read.writer,
+      (w): DatabaseSettings => ({ ...read.source, role: "source-writer", user: w.user, password: w.password })
     )
+    const exposed = plaintextProblems(environment, resolved.connection.allowPlaintext, [read.source, read.replication, read.analytics])
+    if (exposed.length > 0) return yield* failed(exposed)
     return {
       environment,
       settingsFile,
-      source: resolved.source,
+      source: read.source,
       sourceWriter,
-      replication: resolved.replication,
-      analytics: resolved.analytics,
+      replication: read.replication,
+      analytics: read.analytics,
       connection: resolved.connection,
       pipeline: resolved.pipeline,
       validation: resolved.validation,
@@ -574,8 +725,11 @@ export const layer = Layer.effect(
   Effect.suspend(() => make({ processEnv: process.env, directory: process.cwd() }))
 )
 
-/** Settings from the ConfigProvider in context when the layer is built (e.g. under `Layer.setConfigProvider`). */
-export const layerFromConfig = Layer.effect(EtlSettings, makeFromConfig)
+/**
+ * Settings from the ConfigProvider in context when the layer is built (e.g. under `Layer.setConfigProvider`). Files
+ * that settings name (`*_PASSWORD_FILE`, CAs) are read from Node's file system.
+ */
+export const layerFromConfig = Layer.effect(EtlSettings, makeFromConfig).pipe(Layer.provide(NodeFileSystem.layer))
 
 /** The pools of each database and the tables a run copies at once, within ETL_MAX_CONNECTIONS per server. */
 export const connectionPlanOf = (settings: Settings): ConnectionPlan =>

@@ -1,5 +1,6 @@
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import * as Mysql from "mysql2/promise"
+import { readFileSync } from "node:fs"
 import Pg from "pg"
 import * as AnalyticsDb from "../../src/services/AnalyticsDb.ts"
 import * as EtlSettings from "../../src/services/EtlSettings.ts"
@@ -9,6 +10,7 @@ import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
 import { defaultMaxConnectionsPerServer } from "../../src/domain/connectionBudget.ts"
 import { createTableStatement, openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
 import { losslessProfile } from "../../src/domain/rawProfile.ts"
+import { plainText, type TlsSettings } from "../../src/domain/tls.ts"
 import {
   type DedicatedAccounts,
   loaderRoleStatements,
@@ -19,8 +21,22 @@ import {
 } from "../../src/domain/grants.ts"
 import { type MysqlDatabase, makeMysqlDatabase } from "../../src/services/clients/mysql.ts"
 
+/** A server tests create databases on, with its administrator; `ca` (a PEM file) when it accepts TLS only. */
+export interface TestServer {
+  readonly host: string
+  readonly port: number
+  readonly user: string
+  readonly password: string
+  readonly ca?: string
+}
+
+export interface TestServers {
+  readonly mysql: TestServer
+  readonly postgres: TestServer
+}
+
 /** Where the test servers are: the machine's own MariaDB and PostgreSQL unless the environment says otherwise. */
-export const testServers = {
+export const testServers: TestServers = {
   mysql: {
     host: process.env.TEST_MYSQL_HOST ?? "127.0.0.1",
     port: Number(process.env.TEST_MYSQL_PORT ?? 3306),
@@ -33,7 +49,14 @@ export const testServers = {
     user: process.env.TEST_PG_USER ?? "postgres",
     password: process.env.TEST_PG_PASSWORD ?? ""
   }
-} as const
+}
+
+/** The driver's TLS for an administrator: the server's CA, certificate and host name checked. */
+const adminTls = (server: TestServer) => (server.ca === undefined ? {} : { ssl: { ca: readFileSync(server.ca, "utf8"), rejectUnauthorized: true } })
+
+/** The tool's TLS settings for a server: verify-full with its CA when it accepts TLS only. */
+export const tlsOf = (server: TestServer): TlsSettings =>
+  server.ca === undefined ? plainText : { mode: "verify-full", ca: Option.some(readFileSync(server.ca, "utf8")) }
 
 export interface TestDatabaseNames {
   readonly source: string
@@ -56,23 +79,38 @@ export interface TestAccounts {
 
 export interface TestDatabaseSet extends TestDatabaseNames {
   readonly accounts: TestAccounts
+  readonly servers: TestServers
 }
 
 export class TestDatabases extends Context.Tag("test/TestDatabases")<TestDatabases, TestDatabaseSet>() {}
 
-/** A MariaDB root connection for test set-up and assertions outside the code under test. */
-export const mysqlAdmin = Effect.acquireRelease(
-  Effect.promise(() =>
-    Mysql.createConnection({ ...testServers.mysql, multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true })
-  ),
-  (conn) => Effect.promise(() => conn.end())
-)
+/** A MariaDB administrator's connection for test set-up and assertions outside the code under test. */
+export const mysqlAdminOn = (server: TestServer) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      Mysql.createConnection({
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        ...adminTls(server),
+        multipleStatements: true,
+        dateStrings: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true
+      })
+    ),
+    (conn) => Effect.promise(() => conn.end())
+  )
+
+/** root on the machine's MariaDB. */
+export const mysqlAdmin = mysqlAdminOn(testServers.mysql)
 
 /** A PostgreSQL superuser connection to one database, for set-up and assertions. */
-export const postgresAdmin = (database = "postgres") =>
+export const postgresAdmin = (database = "postgres", server: TestServer = testServers.postgres) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
-      const client = new Pg.Client({ ...testServers.postgres, database })
+      const client = new Pg.Client({ host: server.host, port: server.port, user: server.user, password: server.password, ...adminTls(server), database })
       await client.connect()
       return client
     }),
@@ -105,20 +143,23 @@ export const dedicatedAccountsOf = (set: TestDatabaseSet): DedicatedAccounts => 
  * root as the clinic's own would be): the seeder's table grants need the tables to exist, and they stay when a
  * test drops and recreates a table.
  */
-export const createTestDatabases = Effect.gen(function* () {
+export const createTestDatabasesOn = (servers: TestServers) => Effect.gen(function* () {
   const base = uniqueName()
   const account = (suffix: string): TestAccount => ({ user: `${base}_${suffix}`, password: crypto.randomUUID() })
   const set: TestDatabaseSet = {
     source: `${base}_src`,
     replication: `${base}_repl`,
     analytics: `${base}_an`,
-    accounts: { reader: account("rd"), writer: account("wr"), replica: account("rp"), loader: account("ld") }
+    accounts: { reader: account("rd"), writer: account("wr"), replica: account("rp"), loader: account("ld") },
+    servers
   }
+  const asRoot = mysqlAdminOn(servers.mysql)
+  const asPostgres = (database = "postgres") => postgresAdmin(database, servers.postgres)
   const accounts = dedicatedAccountsOf(set)
   yield* Effect.acquireRelease(
     Effect.scoped(
       Effect.gen(function* () {
-        const my = yield* mysqlAdmin
+        const my = yield* asRoot
         yield* Effect.promise(async () => {
           await my.query(`CREATE DATABASE \`${set.source}\` CHARACTER SET utf8mb3; CREATE DATABASE \`${set.replication}\` CHARACTER SET utf8mb4`)
           for (const table of openDentalTables) await my.query(`USE \`${set.source}\`; ${createTableStatement(table, "InnoDB")}`)
@@ -126,12 +167,12 @@ export const createTestDatabases = Effect.gen(function* () {
             await my.query(statement)
           }
         })
-        const pg = yield* postgresAdmin()
+        const pg = yield* asPostgres()
         yield* Effect.promise(async () => {
           await pg.query(`CREATE DATABASE "${set.analytics}"`)
           for (const statement of loaderRoleStatements(accounts)) await pg.query(statement)
         })
-        const an = yield* postgresAdmin(set.analytics)
+        const an = yield* asPostgres(set.analytics)
         yield* Effect.promise(async () => {
           for (const statement of loaderSchemaStatements(accounts)) await an.query(statement)
         })
@@ -140,7 +181,7 @@ export const createTestDatabases = Effect.gen(function* () {
     () =>
       Effect.scoped(
         Effect.gen(function* () {
-          const my = yield* mysqlAdmin
+          const my = yield* asRoot
           const { reader, writer, replica, loader } = set.accounts
           yield* Effect.promise(() =>
             my.query(
@@ -148,7 +189,7 @@ export const createTestDatabases = Effect.gen(function* () {
                 `DROP USER IF EXISTS ${[reader, writer, replica].map((a) => `'${a.user}'@'%'`).join(", ")}`
             )
           )
-          const pg = yield* postgresAdmin()
+          const pg = yield* asPostgres()
           yield* Effect.promise(async () => {
             await pg.query(`DROP DATABASE IF EXISTS "${set.analytics}" WITH (FORCE)`)
             await pg.query(`DROP ROLE IF EXISTS "${loader.user}"`)
@@ -158,6 +199,8 @@ export const createTestDatabases = Effect.gen(function* () {
   )
   return set
 })
+
+export const createTestDatabases = createTestDatabasesOn(testServers)
 
 /** The administrators, for databases made outside `createTestDatabases` (the bench's): no accounts of their own. */
 const adminAccounts: TestAccounts = {
@@ -171,6 +214,9 @@ const adminAccounts: TestAccounts = {
 export const accountsOf = (names: TestDatabaseNames | TestDatabaseSet): TestAccounts =>
   "accounts" in names ? names.accounts : adminAccounts
 
+/** The servers a set of databases lives on. */
+export const serversOf = (names: TestDatabaseNames | TestDatabaseSet): TestServers => ("servers" in names ? names.servers : testServers)
+
 /** Settings of the `test` environment pointing at one set of test databases. */
 export const settingsFor = (
   names: TestDatabaseNames | TestDatabaseSet,
@@ -178,13 +224,15 @@ export const settingsFor = (
   validation: Partial<EtlSettings.ValidationSettings> = {}
 ): EtlSettings.Settings => {
   const accounts = accountsOf(names)
+  const servers = serversOf(names)
   const mysql = (role: "source" | "source-writer" | "replication", database: string, account: TestAccount): EtlSettings.DatabaseSettings => ({
     role,
-    host: testServers.mysql.host,
-    port: testServers.mysql.port,
+    host: servers.mysql.host,
+    port: servers.mysql.port,
     database,
     user: account.user,
-    password: Redacted.make(account.password)
+    password: Redacted.make(account.password),
+    tls: tlsOf(servers.mysql)
   })
   return {
     environment: "test",
@@ -194,15 +242,15 @@ export const settingsFor = (
     replication: mysql("replication", names.replication, accounts.replica),
     analytics: {
       role: "analytics",
-      host: testServers.postgres.host,
-      port: testServers.postgres.port,
+      host: servers.postgres.host,
+      port: servers.postgres.port,
       database: names.analytics,
       schema: "raw",
       user: accounts.loader.user,
       password: Redacted.make(accounts.loader.password),
-      sslMode: "disable"
+      tls: tlsOf(servers.postgres)
     },
-    connection: { connectTimeout: Duration.seconds(5), attempts: 3, maxConnectionsPerServer: defaultMaxConnectionsPerServer },
+    connection: { connectTimeout: Duration.seconds(5), attempts: 3, maxConnectionsPerServer: defaultMaxConnectionsPerServer, allowPlaintext: false },
     pipeline: {
       tables: EtlSettings.defaultTables,
       excludeTables: [],
@@ -263,12 +311,13 @@ export class SourceAdmin extends Context.Tag("test/SourceAdmin")<SourceAdmin, My
 
 const sourceAdminLayer = Layer.scoped(
   SourceAdmin,
-  Effect.flatMap(TestDatabases, (names) =>
-    makeMysqlDatabase(
-      { role: "source", ...testServers.mysql, database: names.source, password: Redacted.make(testServers.mysql.password) },
+  Effect.flatMap(TestDatabases, (names) => {
+    const { host, port, user, password } = names.servers.mysql
+    return makeMysqlDatabase(
+      { role: "source", host, port, user, database: names.source, password: Redacted.make(password), tls: tlsOf(names.servers.mysql) },
       { connectTimeout: Duration.seconds(5), attempts: 3 }
     )
-  )
+  })
 )
 
 const databaseServices = Layer.mergeAll(SourceDb.layer, SourceWriterDb.layer, ReplicationDb.layer, AnalyticsDb.layer)

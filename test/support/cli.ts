@@ -86,8 +86,10 @@ export const envFileFor = (
   names: TestDatabases.TestDatabaseNames | TestDatabases.TestDatabaseSet,
   overrides: Record<string, string | undefined> = {}
 ) => {
-  const { mysql, postgres } = TestDatabases.testServers
+  const { mysql, postgres } = TestDatabases.serversOf(names)
   const { reader, writer, replica, loader } = TestDatabases.accountsOf(names)
+  const tls = (mode: string, ca: string, server: TestDatabases.TestServer) =>
+    server.ca === undefined ? {} : { [mode]: "verify-full", [ca]: server.ca }
   const values: Record<string, string | undefined> = {
     OPENDENTAL_SOURCE_HOST: mysql.host,
     OPENDENTAL_SOURCE_PORT: String(mysql.port),
@@ -106,6 +108,9 @@ export const envFileFor = (
     POSTGRES_ANALYTICS_DB: names.analytics,
     POSTGRES_ANALYTICS_USER: loader.user,
     POSTGRES_ANALYTICS_PASSWORD: loader.password,
+    ...tls("OPENDENTAL_SOURCE_SSL_MODE", "OPENDENTAL_SOURCE_SSL_CA", mysql),
+    ...tls("MYSQL_REPLICATION_SSL_MODE", "MYSQL_REPLICATION_SSL_CA", mysql),
+    ...tls("POSTGRES_ANALYTICS_SSLMODE", "POSTGRES_ANALYTICS_SSLROOTCERT", postgres),
     ETL_CONNECT_ATTEMPTS: "2",
     ...overrides
   }

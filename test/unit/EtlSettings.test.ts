@@ -19,7 +19,21 @@ POSTGRES_ANALYTICS_HOST=file-analytics
 POSTGRES_ANALYTICS_DB=analytics
 POSTGRES_ANALYTICS_USER=loader
 POSTGRES_ANALYTICS_PASSWORD=file-secret
+OPENDENTAL_SOURCE_SSL_MODE=require
+MYSQL_REPLICATION_SSL_MODE=require
+POSTGRES_ANALYTICS_SSLMODE=require
 `
+
+/** Writes files into a scoped temporary directory and returns their paths by name. */
+const filesIn = (files: Record<string, string>) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const directory = yield* fs.makeTempDirectoryScoped().pipe(Effect.orDie)
+    for (const [name, content] of Object.entries(files)) yield* fs.writeFileString(`${directory}/${name}`, content).pipe(Effect.orDie)
+    return { directory, path: (name: string) => `${directory}/${name}` }
+  })
+
+const pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 /** Resolves settings in a fresh directory holding the given settings files. */
 const resolve = (processEnv: Record<string, string | undefined>, files: Record<string, string> = {}) =>
@@ -218,6 +232,129 @@ describe("EtlSettings", () => {
         )
         const printed = [JSON.stringify(settings), String(settings.source.password), `${Option.getOrThrow(settings.sourceWriter).password}`]
         for (const text of printed) expect(text).not.toContain(secret)
+      })
+    )
+
+    it.scoped("sets TLS per connection: the writer shares the source's; a CA is read from its file", () =>
+      Effect.gen(function* () {
+        const { path } = yield* filesIn({ "source-ca.pem": pem, "analytics-ca.pem": pem.replace("fake", "other") })
+        const settings = yield* resolve(
+          {
+            ETL_ENVIRONMENT: "test",
+            OPENDENTAL_SOURCE_SSL_MODE: "verify-full",
+            OPENDENTAL_SOURCE_SSL_CA: path("source-ca.pem"),
+            OPENDENTAL_SOURCE_WRITER_USER: "seeder",
+            OPENDENTAL_SOURCE_WRITER_PASSWORD: "w",
+            MYSQL_REPLICATION_SSL_MODE: "disable",
+            POSTGRES_ANALYTICS_SSLMODE: "verify-ca",
+            POSTGRES_ANALYTICS_SSLROOTCERT: path("analytics-ca.pem")
+          },
+          { ".env_test": completeTestFile }
+        )
+        expect(settings.source.tls).toEqual({ mode: "verify-full", ca: Option.some(pem) })
+        expect(Option.map(settings.sourceWriter, (w) => w.tls)).toEqual(Option.some(settings.source.tls))
+        expect(settings.replication.tls).toEqual({ mode: "disable", ca: Option.none() })
+        expect(settings.analytics.tls).toEqual({ mode: "verify-ca", ca: Option.some(pem.replace("fake", "other")) })
+      })
+    )
+
+    it.scoped("a CA that is missing, unreadable, not PEM, or set with a mode that checks no certificate is a settings error naming its variable", () =>
+      Effect.gen(function* () {
+        const { directory, path } = yield* filesIn({ "notes.txt": "not a certificate" })
+        const problems = problemsOf(
+          yield* Effect.either(
+            resolve(
+              {
+                ETL_ENVIRONMENT: "test",
+                OPENDENTAL_SOURCE_SSL_MODE: "verify-full",
+                OPENDENTAL_SOURCE_SSL_CA: path("missing.pem"),
+                MYSQL_REPLICATION_SSL_MODE: "verify-ca",
+                MYSQL_REPLICATION_SSL_CA: directory,
+                POSTGRES_ANALYTICS_SSLMODE: "verify-full",
+                POSTGRES_ANALYTICS_SSLROOTCERT: path("notes.txt")
+              },
+              { ".env_test": completeTestFile }
+            )
+          )
+        )
+        expect(problems.OPENDENTAL_SOURCE_SSL_CA).toBe(`names ${path("missing.pem")}, which cannot be read: no such file`)
+        expect(problems.MYSQL_REPLICATION_SSL_CA).toContain(`names ${directory}, which cannot be read`)
+        expect(problems.POSTGRES_ANALYTICS_SSLROOTCERT).toContain("holds no PEM certificate")
+        const ignored = problemsOf(
+          yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_SSL_MODE: "require", OPENDENTAL_SOURCE_SSL_CA: path("notes.txt") }, { ".env_test": completeTestFile }))
+        )
+        expect(ignored.OPENDENTAL_SOURCE_SSL_CA).toContain("OPENDENTAL_SOURCE_SSL_MODE is require, which checks no certificate")
+        const unknownMode = problemsOf(yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test", POSTGRES_ANALYTICS_SSLMODE: "prefer" }, { ".env_test": completeTestFile })))
+        expect(Object.keys(unknownMode)).toEqual(["POSTGRES_ANALYTICS_SSLMODE"])
+      })
+    )
+
+    it.effect("in production, plain text to a host other than the loopback is an error naming the connection, unless ETL_ALLOW_PLAINTEXT=true", () =>
+      Effect.gen(function* () {
+        const plain = completeTestFile.replace(/^.*SSL_?MODE=require$/gm, "")
+        const problems = problemsOf(yield* Effect.either(resolve({ ETL_ENVIRONMENT: "production", POSTGRES_ANALYTICS_SSLMODE: "verify-full" }, { ".env_production": plain })))
+        expect(Object.keys(problems).sort()).toEqual(["MYSQL_REPLICATION_SSL_MODE", "OPENDENTAL_SOURCE_SSL_MODE"])
+        expect(problems.OPENDENTAL_SOURCE_SSL_MODE).toContain("the source connection to file-source would carry patient data and its password unencrypted")
+        expect(problems.MYSQL_REPLICATION_SSL_MODE).toContain("ETL_ALLOW_PLAINTEXT=true")
+
+        const allowed = yield* resolve({ ETL_ENVIRONMENT: "production", ETL_ALLOW_PLAINTEXT: "true" }, { ".env_production": plain })
+        expect(allowed.source.tls.mode).toBe("disable")
+        const loopback = yield* resolve(
+          { ETL_ENVIRONMENT: "production", OPENDENTAL_SOURCE_HOST: "127.0.0.1", MYSQL_REPLICATION_HOST: "localhost", POSTGRES_ANALYTICS_HOST: "::1" },
+          { ".env_production": plain }
+        )
+        expect(loopback.analytics.tls.mode).toBe("disable")
+        expect((yield* resolve({ ETL_ENVIRONMENT: "test" }, { ".env_test": plain })).source.tls.mode).toBe("disable")
+      })
+    )
+
+    it.scoped("reads each password from its *_PASSWORD_FILE instead; both set, or a file missing or empty, is an error naming the variable", () =>
+      Effect.gen(function* () {
+        const secret = "Fr0m-A-Mounted-Secret"
+        const { path } = yield* filesIn({ reader: `${secret}\n`, writer: "writer-secret", empty: "" })
+        const withoutPasswords = completeTestFile.replace(/^\w+_PASSWORD=.*$/gm, "")
+        const settings = yield* resolve(
+          {
+            ETL_ENVIRONMENT: "test",
+            OPENDENTAL_SOURCE_PASSWORD_FILE: path("reader"),
+            OPENDENTAL_SOURCE_WRITER_USER: "seeder",
+            OPENDENTAL_SOURCE_WRITER_PASSWORD_FILE: path("writer"),
+            MYSQL_REPLICATION_PASSWORD: "given",
+            POSTGRES_ANALYTICS_PASSWORD_FILE: path("reader")
+          },
+          { ".env_test": withoutPasswords }
+        )
+        expect(Redacted.value(settings.source.password)).toBe(secret)
+        expect(Option.map(settings.sourceWriter, (w) => Redacted.value(w.password))).toEqual(Option.some("writer-secret"))
+        expect(Redacted.value(settings.replication.password)).toBe("given")
+        expect(Redacted.value(settings.analytics.password)).toBe(secret)
+        expect(JSON.stringify(settings)).not.toContain(secret)
+
+        const both = problemsOf(
+          yield* Effect.either(
+            resolve({ ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_PASSWORD: "given", OPENDENTAL_SOURCE_PASSWORD_FILE: path("reader") }, { ".env_test": withoutPasswords })
+          )
+        )
+        expect(both.OPENDENTAL_SOURCE_PASSWORD_FILE).toBe("is set together with OPENDENTAL_SOURCE_PASSWORD: set one of them")
+        const unreadable = problemsOf(
+          yield* Effect.either(
+            resolve(
+              {
+                ETL_ENVIRONMENT: "test",
+                OPENDENTAL_SOURCE_PASSWORD: "given",
+                MYSQL_REPLICATION_PASSWORD_FILE: path("nowhere"),
+                POSTGRES_ANALYTICS_PASSWORD_FILE: path("empty")
+              },
+              { ".env_test": withoutPasswords }
+            )
+          )
+        )
+        expect(unreadable).toEqual({
+          MYSQL_REPLICATION_PASSWORD_FILE: `names ${path("nowhere")}, which cannot be read: no such file`,
+          POSTGRES_ANALYTICS_PASSWORD_FILE: `names ${path("empty")}, which is empty`
+        })
+        const missing = problemsOf(yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test" }, { ".env_test": withoutPasswords })))
+        expect(missing.OPENDENTAL_SOURCE_PASSWORD).toContain("OPENDENTAL_SOURCE_PASSWORD_FILE")
       })
     )
 

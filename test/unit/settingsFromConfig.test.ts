@@ -20,6 +20,9 @@ const complete: Record<string, string> = {
   POSTGRES_ANALYTICS_DB: "analytics",
   POSTGRES_ANALYTICS_USER: "loader",
   POSTGRES_ANALYTICS_PASSWORD: "config-secret",
+  OPENDENTAL_SOURCE_SSL_MODE: "require",
+  MYSQL_REPLICATION_SSL_MODE: "require",
+  POSTGRES_ANALYTICS_SSLMODE: "require",
   ETL_TABLES: "patient,appointment"
 }
 
@@ -63,7 +66,7 @@ describe("EtlSettings.layerFromConfig", () => {
       expect(Redacted.value(settings.source.password)).toBe("config-secret")
       expect(Option.map(settings.sourceWriter, (w) => [w.role, w.host, w.user])).toEqual(Option.some(["source-writer", "config-source", "seeder"]))
       expect(settings.replication).toMatchObject({ host: "config-replica", port: 3306, database: "replica" })
-      expect(settings.analytics).toMatchObject({ host: "config-analytics", port: 5432, schema: "raw", sslMode: "disable" })
+      expect(settings.analytics).toMatchObject({ host: "config-analytics", port: 5432, schema: "raw", tls: { mode: "require", ca: Option.none() } })
       expect(settings.pipeline.tables).toEqual(["patient", "appointment"])
       expect(settings.pipeline.batchSize).toBe(5000)
       expect(Duration.toSeconds(settings.validation.runBudget)).toBe(300)
@@ -102,7 +105,7 @@ describe("EtlSettings.layerFromConfig", () => {
       expect(problems).toEqual({
         OPENDENTAL_SOURCE_PORT: "must be a port number from 1 to 65535",
         MYSQL_REPLICATION_HOST: "is required but not set",
-        POSTGRES_ANALYTICS_PASSWORD: "is required but not set",
+        POSTGRES_ANALYTICS_PASSWORD: "is required but not set (or set POSTGRES_ANALYTICS_PASSWORD_FILE to a file that holds it)",
         ETL_BATCH_SIZE: "must be a whole number above 0"
       })
       if (Either.isLeft(result)) expect(result.left.source).toBe("the ConfigProvider")

@@ -23,7 +23,7 @@ const passing: ValidationFacts = {
     { table: "patient", stage: "analytics", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } }
   ],
   drift: { state: "checked", tables: [{ table: "patient", pairs: [] }] },
-  access: [{ database: "source", account: "etl_reader", findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }] }],
+  access: [{ database: "source", account: "etl_reader", findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }], tls: { mode: "verify-full", version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" } }],
   errors: [],
   cleanup: Option.some({ deleted: [{ table: "patient", source: 3, replication: 3, analytics: 3 }], remaining: [] })
 }

@@ -7,13 +7,16 @@ import * as Mysql from "mysql2"
 import { Readable } from "node:stream"
 import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
 import type { ConnectionError } from "../../domain/errors.ts"
+import type { TlsSession, TlsSettings } from "../../domain/tls.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
-import { driverFailure, isTransient, untilReachable } from "./reachability.ts"
+import { type DriverFailure, driverFailure, isTransient, untilReachable } from "./reachability.ts"
 
 /** A MySQL/MariaDB database of the pipeline: its settings, an Effect SqlClient, and the driver for bulk work. */
 export interface MysqlDatabase {
   readonly settings: DatabaseSettings
   readonly serverVersion: string
+  /** The session's encryption as the server reports it; none when plain text. */
+  readonly tls: Option.Option<TlsSession>
   readonly sql: SqlClient.SqlClient
   /**
    * Runs a `LOAD DATA LOCAL INFILE` statement fed with `payload`, on the current transaction's connection when
@@ -54,6 +57,21 @@ const sessionSetup =
 export const bulkStatement = (text: string, values: ReadonlyArray<unknown>): string =>
   Mysql.format(text, values as Array<Mysql.SqlValue>)
 
+/** mysql2's TLS for a mode; without a CA of the settings' own, Node's list of trusted CAs checks the certificate. */
+const tlsOptions = ({ mode, ca }: TlsSettings): Pick<Mysql.PoolOptions, "ssl"> => {
+  switch (mode) {
+    case "disable":
+      return {}
+    case "require":
+      return { ssl: { rejectUnauthorized: false } }
+    case "verify-ca":
+    case "verify-full":
+      return {
+        ssl: { ...Option.match(ca, { onNone: () => ({}), onSome: (pem) => ({ ca: pem }) }), rejectUnauthorized: true, verifyIdentity: mode === "verify-full" }
+      }
+  }
+}
+
 const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, connections: number): Mysql.PoolOptions => ({
   host: settings.host,
   port: settings.port,
@@ -61,6 +79,7 @@ const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, conne
   user: settings.user,
   password: Redacted.value(settings.password),
   charset: "UTF8MB4_UNICODE_CI",
+  ...tlsOptions(settings.tls),
   connectTimeout: Duration.toMillis(policy.connectTimeout),
   // Lossless values: dates as written ('0000-00-00' and '0001-01-01' are not JavaScript Dates),
   // DECIMAL and 64-bit integers as strings (bigint unsigned reaches 18446744073709551615).
@@ -237,6 +256,15 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
     return { sql: client as SqlClient.SqlClient, loadLocal: load, streamValues }
   })
 
+/** Every session of a pool is made alike, so one session's encryption is the pool's. SHOW works on MariaDB and MySQL 8. */
+const tlsStatus = "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')"
+
+const sessionTls = (rows: ReadonlyArray<{ Variable_name: string; Value: string }>): Option.Option<TlsSession> => {
+  const value = (name: string) => rows.find((r) => r.Variable_name.toLowerCase() === name.toLowerCase())?.Value ?? ""
+  const version = value("Ssl_version")
+  return version === "" ? Option.none() : Option.some({ version, cipher: value("Ssl_cipher") })
+}
+
 /**
  * Opens the pool, proves the server answers (bounded retry), and closes the pool with the scope. `connections` is
  * the most the pool opens: the services' layers give each database its share of ETL_MAX_CONNECTIONS.
@@ -259,19 +287,18 @@ export const makeMysqlDatabase = (
       }),
       (pool) => Effect.async<void>((resume) => pool.end(() => resume(Effect.void)))
     )
-    const serverVersion = yield* untilReachable(
+    const ask = <A>(statement: string) =>
+      Effect.async<ReadonlyArray<A>, DriverFailure>((resume) => {
+        pool.query(statement, (cause, rows) => resume(cause ? Effect.fail(driverFailure(cause)) : Effect.succeed(rowsOf<A>(rows))))
+      })
+    const [serverVersion, tls] = yield* untilReachable(
       settings,
       policy,
-      Effect.async<string, ReturnType<typeof driverFailure>>((resume) => {
-        pool.query("SELECT VERSION() AS version", (cause, rows) =>
-          resume(
-            cause
-              ? Effect.fail(driverFailure(cause))
-              : Effect.succeed(String((rows as Array<{ version: unknown }>)[0]?.version))
-          )
-        )
-      })
+      Effect.all([
+        Effect.map(ask<{ version: unknown }>("SELECT VERSION() AS version"), (rows) => String(rows[0]?.version)),
+        Effect.map(ask<{ Variable_name: string; Value: string }>(tlsStatus), sessionTls)
+      ])
     )
     const { sql, loadLocal, streamValues } = yield* makeSqlClient(pool, settings).pipe(Effect.provide(Reactivity.layer))
-    return { settings, serverVersion, sql, loadLocal, streamValues }
+    return { settings, serverVersion, tls, sql, loadLocal, streamValues }
   })

@@ -1,20 +1,23 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { PgClient } from "@effect/sql-pg"
 import { SqlError } from "@effect/sql/SqlError"
-import { Duration, Effect, Exit, Redacted, type Scope } from "effect"
+import { Duration, Effect, Exit, Option, Redacted, type Scope } from "effect"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import Pg from "pg"
 import copyStreams from "pg-copy-streams"
 import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
 import type { ConnectionError } from "../../domain/errors.ts"
-import type { AnalyticsSettings, ConnectionPolicy, SslMode } from "../EtlSettings.ts"
+import type { TlsSession, TlsSettings } from "../../domain/tls.ts"
+import type { AnalyticsSettings, ConnectionPolicy } from "../EtlSettings.ts"
 import { driverFailure, untilReachable } from "./reachability.ts"
 
 /** The analytics database: its settings, an Effect PgClient, and sessions for COPY and explicit transactions. */
 export interface PostgresDatabase {
   readonly settings: AnalyticsSettings
   readonly serverVersion: string
+  /** The session's encryption as the server reports it; none when plain text. */
+  readonly tls: Option.Option<TlsSession>
   readonly sql: PgClient.PgClient
   /** One pooled connection for the scope; COPY and the merge around it must share it. */
   readonly session: Effect.Effect<PostgresSession, SqlError, Scope.Scope>
@@ -104,9 +107,28 @@ const types: Pg.CustomTypesConfig = {
     textTypes.has(oid) ? (value: string) => value : Pg.types.getTypeParser(oid, format)) as Pg.CustomTypesConfig["getTypeParser"]
 }
 
-/** node-postgres has no opportunistic TLS (libpq's "prefer"), so the setting says exactly what happens. */
-const tlsOf = (mode: SslMode): Pg.PoolConfig["ssl"] =>
-  mode === "disable" ? false : mode === "require" ? { rejectUnauthorized: false } : { rejectUnauthorized: true }
+/**
+ * node-postgres has no opportunistic TLS (libpq's "prefer"), so the setting says exactly what happens. Without a
+ * CA of the settings' own, Node's list of trusted CAs checks the certificate.
+ */
+const tlsOptions = ({ mode, ca }: TlsSettings): Pg.PoolConfig["ssl"] => {
+  switch (mode) {
+    case "disable":
+      return false
+    case "require":
+      return { rejectUnauthorized: false }
+    case "verify-ca":
+    case "verify-full":
+      return {
+        ...Option.match(ca, { onNone: () => ({}), onSome: (pem) => ({ ca: pem }) }),
+        rejectUnauthorized: true,
+        ...(mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {})
+      }
+  }
+}
+
+const sessionTls = (row: { ssl: boolean; version: string | null; cipher: string | null } | undefined): Option.Option<TlsSession> =>
+  row?.ssl === true ? Option.some({ version: row.version ?? "?", cipher: row.cipher ?? "?" }) : Option.none()
 
 /** `connections` is the most the pool opens: the layer gives analytics its share of ETL_MAX_CONNECTIONS. */
 export const makePostgresDatabase = (
@@ -124,7 +146,7 @@ export const makePostgresDatabase = (
             database: settings.database,
             user: settings.user,
             password: Redacted.value(settings.password),
-            ssl: tlsOf(settings.sslMode),
+            ssl: tlsOptions(settings.tls),
             connectionTimeoutMillis: Duration.toMillis(policy.connectTimeout),
             max: connections,
             idleTimeoutMillis: 60_000,
@@ -137,13 +159,16 @@ export const makePostgresDatabase = (
     )
     // A pooled client that dies while idle must not take the process down with an unhandled 'error'.
     pool.on("error", () => undefined)
-    const serverVersion = yield* untilReachable(
+    const [serverVersion, tls] = yield* untilReachable(
       settings,
       policy,
       Effect.tryPromise({
-        try: () => pool.query<{ server_version: string }>("SHOW server_version"),
+        try: () =>
+          pool.query<{ server_version: string; ssl: boolean; version: string | null; cipher: string | null }>(
+            "SELECT current_setting('server_version') AS server_version, s.ssl, s.version, s.cipher FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
+          ),
         catch: driverFailure
-      }).pipe(Effect.map((r) => r.rows[0]?.server_version ?? ""))
+      }).pipe(Effect.map((r) => [r.rows[0]?.server_version ?? "", sessionTls(r.rows[0])] as const))
     )
     const sql = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
@@ -153,5 +178,5 @@ export const makePostgresDatabase = (
       Effect.provide(Reactivity.layer),
       Effect.orDie
     )
-    return { settings, serverVersion, sql, session: sessionFrom(pool) }
+    return { settings, serverVersion, tls, sql, session: sessionFrom(pool) }
   })

@@ -1,5 +1,6 @@
 import { Duration, Effect, Redacted, Ref, Schedule } from "effect"
 import { ConnectionError } from "../../domain/errors.ts"
+import { tlsHint } from "../../domain/tls.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
 
 /** A driver's failure to connect or answer, before it becomes a ConnectionError. */
@@ -85,18 +86,20 @@ export const untilReachable = <A>(
     return yield* attempt.pipe(
       Effect.retry({ schedule: backoff, while: isTransient }),
       Effect.catchAll((failure) =>
-        Effect.flatMap(Ref.get(attempts), (n) =>
-          Effect.fail(
+        Effect.flatMap(Ref.get(attempts), (n) => {
+          const said = scrub(failure.code === undefined ? failure.message : `${failure.code}: ${failure.message}`, settings.password)
+          const hint = tlsHint(settings.role, settings.tls, settings.host, failure)
+          return Effect.fail(
             new ConnectionError({
               database: settings.role,
               host: settings.host,
               port: settings.port,
               name: settings.database,
               attempts: n,
-              reason: scrub(failure.code === undefined ? failure.message : `${failure.code}: ${failure.message}`, settings.password)
+              reason: hint === undefined ? said : `${hint} (${said})`
             })
           )
-        )
+        })
       )
     )
   })

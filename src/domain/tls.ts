@@ -1,0 +1,108 @@
+import { Option } from "effect"
+import type { DatabaseRole } from "./environment.ts"
+
+/**
+ * TLS to a database, in PostgreSQL's words: none; encrypted; encrypted to a server whose certificate a trusted CA
+ * signed; and that certificate also names the host connected to. No "prefer": a connection is encrypted or not
+ * because the settings say so.
+ */
+export const tlsModes = ["disable", "require", "verify-ca", "verify-full"] as const
+export type TlsMode = (typeof tlsModes)[number]
+
+export interface TlsSettings {
+  readonly mode: TlsMode
+  /** PEM of the CAs the server's certificate is checked against; the system's CAs when none. */
+  readonly ca: Option.Option<string>
+}
+
+export const plainText: TlsSettings = { mode: "disable", ca: Option.none() }
+
+/** The variables that set a connection's TLS: the writer shares the source's server and its settings. */
+export const tlsVariables = (role: DatabaseRole): { readonly mode: string; readonly ca: string } => {
+  switch (role) {
+    case "source":
+    case "source-writer":
+      return { mode: "OPENDENTAL_SOURCE_SSL_MODE", ca: "OPENDENTAL_SOURCE_SSL_CA" }
+    case "replication":
+      return { mode: "MYSQL_REPLICATION_SSL_MODE", ca: "MYSQL_REPLICATION_SSL_CA" }
+    case "analytics":
+      return { mode: "POSTGRES_ANALYTICS_SSLMODE", ca: "POSTGRES_ANALYTICS_SSLROOTCERT" }
+  }
+}
+
+/** Traffic to these hosts never leaves the machine, so plain text exposes nothing. */
+export const isLoopback = (host: string): boolean => {
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1")
+  return name === "localhost" || name.endsWith(".localhost") || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name)
+}
+
+/** What the server reports of the session's encryption; none when the session is plain text. */
+export interface TlsSession {
+  readonly version: string
+  readonly cipher: string
+}
+
+/** A connection's encryption as reports carry it: the mode set, and what the server reported (null: plain text). */
+export interface TlsFact {
+  readonly mode: TlsMode
+  readonly version: string | null
+  readonly cipher: string | null
+}
+
+export const tlsFact = (mode: TlsMode, session: Option.Option<TlsSession>): TlsFact =>
+  Option.match(session, {
+    onNone: () => ({ mode, version: null, cipher: null }),
+    onSome: ({ version, cipher }) => ({ mode, version, cipher })
+  })
+
+export const describeTls = ({ mode, version, cipher }: TlsFact): string =>
+  version === null ? "not encrypted" : `${version} ${cipher ?? ""} (${mode})`
+
+/** Node's codes for a certificate chain that no trusted CA signed. */
+const untrustedChain = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED"
+])
+
+interface Failure {
+  readonly code: string | undefined
+  readonly message: string
+}
+
+/**
+ * What a failed connection's TLS settings may have to do with it, naming the variable to change; undefined when
+ * nothing points at TLS. A plain-text login to a MariaDB account that requires TLS is answered "access denied", so
+ * that answer names TLS as a possible cause only.
+ */
+export const tlsHint = (role: DatabaseRole, tls: TlsSettings, host: string, failure: Failure): string | undefined => {
+  const variables = tlsVariables(role)
+  const trusted = Option.isSome(tls.ca) ? `the CA in ${variables.ca}` : `a CA the system trusts (${variables.ca} is not set)`
+  const code = failure.code ?? ""
+  if (untrustedChain.has(code)) return `certificate problem: the server's certificate is not signed by ${trusted}`
+  if (code === "CERT_HAS_EXPIRED") return "certificate problem: the server's certificate has expired"
+  if (code === "CERT_NOT_YET_VALID") return "certificate problem: the server's certificate is not valid yet"
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return `certificate problem: the server's certificate is not for host '${host}' (connect by a name the certificate lists, or set ${variables.mode}=verify-ca to check the CA only)`
+  }
+  if (tls.mode === "disable") {
+    if (code === "ER_SECURE_TRANSPORT_REQUIRED" || /insecure transport|require_secure_transport/i.test(failure.message)) {
+      return `the server accepts TLS connections only: set ${variables.mode} to verify-full (and ${variables.ca})`
+    }
+    if (/no encryption/i.test(failure.message)) {
+      return `the server accepts this account over TLS only: set ${variables.mode} to verify-full (and ${variables.ca})`
+    }
+    if (code === "ER_ACCESS_DENIED_ERROR") {
+      return `a wrong user or password, or an account that requires TLS: ${variables.mode} is disable`
+    }
+    return undefined
+  }
+  if (code === "HANDSHAKE_NO_SSL_SUPPORT" || /does not support SSL/i.test(failure.message)) {
+    return `the server does not offer TLS and ${variables.mode} is ${tls.mode}`
+  }
+  return undefined
+}
