@@ -58,7 +58,7 @@ export const tlsFact = (mode: TlsMode, session: Option.Option<TlsSession>): TlsF
 export const describeTls = ({ mode, version, cipher }: TlsFact): string =>
   version === null ? "not encrypted" : `${version} ${cipher ?? ""} (${mode})`
 
-/** Node's codes for a certificate chain that no trusted CA signed. */
+/** Node's codes for a certificate chain that no trusted CA signed; mysql2 passes on only their text. */
 const untrustedChain = new Set([
   "SELF_SIGNED_CERT_IN_CHAIN",
   "DEPTH_ZERO_SELF_SIGNED_CERT",
@@ -68,6 +68,7 @@ const untrustedChain = new Set([
   "CERT_SIGNATURE_FAILURE",
   "CERT_UNTRUSTED"
 ])
+const untrustedText = /self[- ]signed certificate|unable to get (local )?issuer certificate|unable to verify the first certificate|certificate signature failure/i
 
 interface Failure {
   readonly code: string | undefined
@@ -83,25 +84,26 @@ export const tlsHint = (role: DatabaseRole, tls: TlsSettings, host: string, fail
   const variables = tlsVariables(role)
   const trusted = Option.isSome(tls.ca) ? `the CA in ${variables.ca}` : `a CA the system trusts (${variables.ca} is not set)`
   const code = failure.code ?? ""
-  if (untrustedChain.has(code)) return `certificate problem: the server's certificate is not signed by ${trusted}`
-  if (code === "CERT_HAS_EXPIRED") return "certificate problem: the server's certificate has expired"
-  if (code === "CERT_NOT_YET_VALID") return "certificate problem: the server's certificate is not valid yet"
-  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+  const said = failure.message
+  if (untrustedChain.has(code) || untrustedText.test(said)) return `certificate problem: the server's certificate is not signed by ${trusted}`
+  if (code === "CERT_HAS_EXPIRED" || /certificate has expired/i.test(said)) return "certificate problem: the server's certificate has expired"
+  if (code === "CERT_NOT_YET_VALID" || /certificate is not yet valid/i.test(said)) return "certificate problem: the server's certificate is not valid yet"
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /does not match certificate's altnames/i.test(said)) {
     return `certificate problem: the server's certificate is not for host '${host}' (connect by a name the certificate lists, or set ${variables.mode}=verify-ca to check the CA only)`
   }
   if (tls.mode === "disable") {
-    if (code === "ER_SECURE_TRANSPORT_REQUIRED" || /insecure transport|require_secure_transport/i.test(failure.message)) {
+    if (code === "ER_SECURE_TRANSPORT_REQUIRED" || /insecure transport|require_secure_transport/i.test(said)) {
       return `the server accepts TLS connections only: set ${variables.mode} to verify-full (and ${variables.ca})`
     }
-    if (/no encryption/i.test(failure.message)) {
+    if (/no encryption/i.test(said)) {
       return `the server accepts this account over TLS only: set ${variables.mode} to verify-full (and ${variables.ca})`
     }
     if (code === "ER_ACCESS_DENIED_ERROR") {
-      return `a wrong user or password, or an account that requires TLS: ${variables.mode} is disable`
+      return `a wrong user or password, or a server or account that accepts TLS only while ${variables.mode} is disable`
     }
     return undefined
   }
-  if (code === "HANDSHAKE_NO_SSL_SUPPORT" || /does not support SSL/i.test(failure.message)) {
+  if (code === "HANDSHAKE_NO_SSL_SUPPORT" || /does not support SSL|does not support secure connection/i.test(said)) {
     return `the server does not offer TLS and ${variables.mode} is ${tls.mode}`
   }
   return undefined

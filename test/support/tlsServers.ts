@@ -14,7 +14,7 @@ export interface TlsServerSet {
   readonly certificates: { readonly ca: string; readonly otherCa: string }
   /**
    * host "localhost": the servers' certificates name only DNS:localhost, so connecting to "127.0.0.1" is a host name
-   * they do not match. pg notices; mysql2 (verifyIdentity) checks an IP host as if it were "localhost", so it does not.
+   * they do not match (mysql2 alone would check an IP host as if it were "localhost"; the tool checks it itself).
    */
   readonly mysql: TlsServer
   readonly postgres: TlsServer
