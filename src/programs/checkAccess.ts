@@ -1,5 +1,6 @@
 import { Console, Effect } from "effect"
 import { AccessFindingsError } from "../domain/errors.ts"
+import { describeTls } from "../domain/tls.ts"
 import { AccessControl } from "../services/AccessControl.ts"
 import { EtlSettings } from "../services/EtlSettings.ts"
 
@@ -8,7 +9,7 @@ export const checkAccess = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const checks = yield* (yield* AccessControl).check
   const lines = checks.flatMap((c) => [
-    `  ${c.findings.length === 0 ? "ok  " : "FIX "} ${c.database.padEnd(14)} ${c.account}${c.probes.length ? `  (probes: ${c.probes.join(", ")})` : ""}`,
+    `  ${c.findings.length === 0 ? "ok  " : "FIX "} ${c.database.padEnd(14)} ${c.account}, ${describeTls(c.tls)}${c.probes.length ? `  (probes: ${c.probes.join(", ")})` : ""}`,
     ...c.findings.map((f) => `        ${f.problem}\n${f.fix.split("\n").map((line) => `          ${line}`).join("\n")}`)
   ])
   yield* Console.log(`Access (ETL_ENVIRONMENT=${settings.environment}):\n${lines.join("\n")}`)

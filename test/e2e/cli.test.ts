@@ -64,7 +64,7 @@ describe("the CLI", () => {
         const result = yield* runCli(["check-access"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.stderr).toBe("")
         expect(result.code).toBe(0)
-        for (const role of ["source", "source-writer", "replication", "analytics"]) expect(result.stdout).toMatch(new RegExp(`ok\\s+${role}\\s`))
+        for (const role of ["source", "source-writer", "replication", "analytics"]) expect(result.stdout).toMatch(new RegExp(`ok\\s+${role}\\s.*, not encrypted`))
       })
     )
 

@@ -67,6 +67,10 @@ describe("every connection over TLS, against servers that accept nothing else", 
         expect(connections.code, output(connections)).toBe(0)
         expect(connections.stdout.match(/tls: TLSv1\.[23] \S+ \(verify-full\)/g), connections.stdout).toHaveLength(4)
 
+        const access = yield* cli(["check-access"])
+        expect(access.code, output(access)).toBe(0)
+        expect(access.stdout.match(/ok {3}\S+\s+\S+, TLSv1\.[23] \S+ \(verify-full\)/g), access.stdout).toHaveLength(4)
+
         const pipeline = yield* cli(["pipeline", "--tables", "patient"])
         expect(pipeline.code, output(pipeline)).toBe(0)
         const [[{ n: inSource }]] = (yield* Effect.promise(() => admin.query(`SELECT COUNT(*) AS n FROM \`${names.source}\`.patient`))) as unknown as [[{ n: string }]]
