@@ -36,6 +36,20 @@ export const isLoopback = (host: string): boolean => {
   return name === "localhost" || name.endsWith(".localhost") || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name)
 }
 
+/**
+ * The connections that would carry patient data and their passwords in clear beyond this machine: production refuses
+ * them unless ETL_ALLOW_PLAINTEXT says plain text is meant. One problem per connection, by its mode's variable.
+ */
+export const plaintextExposures = (
+  connections: ReadonlyArray<{ readonly role: DatabaseRole; readonly host: string; readonly tls: TlsSettings }>
+): ReadonlyArray<{ readonly variable: string; readonly problem: string }> =>
+  connections
+    .filter((c) => c.tls.mode === "disable" && !isLoopback(c.host))
+    .map((c) => ({
+      variable: tlsVariables(c.role).mode,
+      problem: `is disable, so the ${c.role} connection to ${c.host} would carry patient data and its password unencrypted: set it to verify-full (or require), or set ETL_ALLOW_PLAINTEXT=true to accept plain text`
+    }))
+
 /** What the server reports of the session's encryption; none when the session is plain text. */
 export interface TlsSession {
   readonly version: string

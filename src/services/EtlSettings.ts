@@ -8,7 +8,7 @@ import { isVariableName } from "../domain/externalCommand.ts"
 import { type ConnectionPlan, connectionPlan, defaultMaxConnectionsPerServer, minimumConnectionsPerServer } from "../domain/connectionBudget.ts"
 import { allTables, isTableName, isTablePattern } from "../domain/tableSelection.ts"
 import { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "../domain/rawProfile.ts"
-import { isLoopback, type TlsMode, tlsModes, type TlsSettings, tlsVariables } from "../domain/tls.ts"
+import { plaintextExposures, type TlsMode, tlsModes, type TlsSettings, tlsVariables } from "../domain/tls.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -587,23 +587,6 @@ const settingFiles = (fs: FileSystem.FileSystem) => {
   return { secret, database }
 }
 
-/**
- * Production refuses plain text to anything but the loopback unless ETL_ALLOW_PLAINTEXT says it is meant: the
- * traffic is patient data and the accounts' passwords.
- */
-const plaintextProblems = (environment: Environment, allowPlaintext: boolean, databases: ReadonlyArray<DatabaseSettings>) =>
-  environment !== "production" || allowPlaintext
-    ? []
-    : databases
-        .filter((d) => d.tls.mode === "disable" && !isLoopback(d.host))
-        .map(
-          (d) =>
-            new SettingProblem({
-              variable: tlsVariables(d.role).mode,
-              problem: `is disable, so the ${d.role} connection to ${d.host} would carry patient data and its password unencrypted: set it to verify-full (or require), or set ETL_ALLOW_PLAINTEXT=true to accept plain text`
-            })
-        )
-
 /** Every setting of one environment from one provider; local falls back on the machine's own servers. */
 const resolve = (
   environment: Environment,
@@ -639,8 +622,8 @@ const resolve = (
       read.writer,
       (w): DatabaseSettings => ({ ...read.source, role: "source-writer", user: w.user, password: w.password })
     )
-    const exposed = plaintextProblems(environment, resolved.connection.allowPlaintext, [read.source, read.replication, read.analytics])
-    if (exposed.length > 0) return yield* failed(exposed)
+    const exposed = environment === "production" && !resolved.connection.allowPlaintext ? plaintextExposures([read.source, read.replication, read.analytics]) : []
+    if (exposed.length > 0) return yield* failed(exposed.map((e) => new SettingProblem(e)))
     return {
       environment,
       settingsFile,
