@@ -18,6 +18,7 @@ export { DriftTable, ReportFinding, StepReport, TableReport, ValidationFailedErr
 export { buildReport, type ValidationFacts, verdictOf } from "./domain/verdict.ts"
 export { type DatabaseRole, type Environment, environments } from "./domain/environment.ts"
 export { ExitCode, exitCodeOf } from "./domain/exitCodes.ts"
+export { plainText, type TlsFact, type TlsMode, tlsModes, type TlsSession, type TlsSettings } from "./domain/tls.ts"
 
 export { type AccessControlService, type AccountCheck, type AccessFinding, AccessControl } from "./services/AccessControl.ts"
 export { type Alert, Alerts, type AlertsService } from "./services/Alerts.ts"

@@ -137,7 +137,8 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   }),
   /**
    * Each account against the rights it needs; findings fail the run in production and are warnings elsewhere. `tls`:
-   * the connection's mode and the TLS version and cipher its server reported (null when it is plain text).
+   * the connection's mode and the TLS version and cipher its server reported (null when it is plain text); null
+   * itself when the account was never connected (a writer not configured).
    */
   access: Schema.Array(
     Schema.Struct({
@@ -145,7 +146,9 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
       account: Schema.String,
       enforced: Schema.Boolean,
       findings: Schema.Array(Schema.Struct({ problem: Schema.String, fix: Schema.String })),
-      tls: Schema.Struct({ mode: Schema.Literal(...tlsModes), version: Schema.NullOr(Schema.String), cipher: Schema.NullOr(Schema.String) })
+      tls: Schema.NullOr(
+        Schema.Struct({ mode: Schema.Literal(...tlsModes), version: Schema.NullOr(Schema.String), cipher: Schema.NullOr(Schema.String) })
+      )
     })
   ),
   /** `--scenario malformed`: each malformed value, what the type map should make of it and what analytics holds. */

@@ -1,4 +1,5 @@
 import { Option } from "effect"
+import { isIP } from "node:net"
 import type { DatabaseRole } from "./environment.ts"
 
 /**
@@ -17,23 +18,44 @@ export interface TlsSettings {
 
 export const plainText: TlsSettings = { mode: "disable", ca: Option.none() }
 
-/** The variables that set a connection's TLS: the writer shares the source's server and its settings. */
-export const tlsVariables = (role: DatabaseRole): { readonly mode: string; readonly ca: string } => {
+/** The variables that set a connection's host and TLS: the writer shares the source's server and its settings. */
+export const tlsVariables = (role: DatabaseRole): { readonly host: string; readonly mode: string; readonly ca: string } => {
   switch (role) {
     case "source":
     case "source-writer":
-      return { mode: "OPENDENTAL_SOURCE_SSL_MODE", ca: "OPENDENTAL_SOURCE_SSL_CA" }
+      return { host: "OPENDENTAL_SOURCE_HOST", mode: "OPENDENTAL_SOURCE_SSL_MODE", ca: "OPENDENTAL_SOURCE_SSL_CA" }
     case "replication":
-      return { mode: "MYSQL_REPLICATION_SSL_MODE", ca: "MYSQL_REPLICATION_SSL_CA" }
+      return { host: "MYSQL_REPLICATION_HOST", mode: "MYSQL_REPLICATION_SSL_MODE", ca: "MYSQL_REPLICATION_SSL_CA" }
     case "analytics":
-      return { mode: "POSTGRES_ANALYTICS_SSLMODE", ca: "POSTGRES_ANALYTICS_SSLROOTCERT" }
+      return { host: "POSTGRES_ANALYTICS_HOST", mode: "POSTGRES_ANALYTICS_SSLMODE", ca: "POSTGRES_ANALYTICS_SSLROOTCERT" }
   }
 }
 
-/** Traffic to these hosts never leaves the machine, so plain text exposes nothing. */
+/**
+ * Traffic to these hosts never leaves the machine, so plain text exposes nothing. Names under `.localhost` are not
+ * among them: the system's resolver may send them to DNS.
+ */
 export const isLoopback = (host: string): boolean => {
   const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1")
-  return name === "localhost" || name.endsWith(".localhost") || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name)
+  return name === "localhost" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name)
+}
+
+/**
+ * mysql2 checks the certificate's names only for a host given by name: for an IP address it checks "localhost"
+ * instead, during a handshake the tool cannot reach into before the login is sent. verify-full to a MySQL server
+ * by address would look verified and not be, so it is refused; verify-ca checks the CA alone and says so.
+ */
+export const unverifiableMysqlHost = (connection: {
+  readonly role: DatabaseRole
+  readonly host: string
+  readonly tls: TlsSettings
+}): { readonly variable: string; readonly problem: string } | undefined => {
+  if (connection.role === "analytics" || connection.tls.mode !== "verify-full" || isIP(connection.host) === 0) return undefined
+  const variables = tlsVariables(connection.role)
+  return {
+    variable: variables.mode,
+    problem: `is verify-full, but ${variables.host} is the IP address ${connection.host}, which the MySQL driver cannot check against the certificate's names: set ${variables.host} to a name the certificate lists, or ${variables.mode}=verify-ca to check the CA only`
+  }
 }
 
 /**
@@ -69,8 +91,9 @@ export const tlsFact = (mode: TlsMode, session: Option.Option<TlsSession>): TlsF
     onSome: ({ version, cipher }) => ({ mode, version, cipher })
   })
 
-export const describeTls = ({ mode, version, cipher }: TlsFact): string =>
-  version === null ? "not encrypted" : `${version} ${cipher ?? ""} (${mode})`
+/** null: the connection was never opened (a writer not configured). */
+export const describeTls = (fact: TlsFact | null): string =>
+  fact === null ? "not connected" : fact.version === null ? "not encrypted" : `${fact.version} ${fact.cipher ?? ""} (${fact.mode})`
 
 /** Node's codes for a certificate chain that no trusted CA signed; mysql2 passes on only their text. */
 const untrustedChain = new Set([

@@ -58,7 +58,7 @@ export interface AccessFact {
   readonly database: string
   readonly account: string
   readonly findings: ReadonlyArray<{ readonly problem: string; readonly fix: string }>
-  readonly tls: TlsFact
+  readonly tls: TlsFact | null
 }
 
 export interface CleanupFact {

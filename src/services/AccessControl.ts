@@ -41,8 +41,8 @@ export interface AccountCheck {
   readonly findings: ReadonlyArray<AccessFinding>
   /** What the harmless probes showed the account can and cannot do. */
   readonly probes: ReadonlyArray<string>
-  /** The connection's encryption: the account's password and the data it reads cross it. */
-  readonly tls: TlsFact
+  /** The connection's encryption: the account's password and the data it reads cross it. null: never connected. */
+  readonly tls: TlsFact | null
 }
 
 /** What the checks of one account find, before the connection's encryption is added. */
@@ -254,7 +254,7 @@ export const make = Effect.gen(function* () {
             account: "?",
             findings: [{ database: "source-writer", account: "?", problem: "is not configured", fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD" }],
             probes: [],
-            tls: tlsFact(settings.source.tls.mode, Option.none())
+            tls: null
           }),
         onSome: (db) => Effect.map(guarded("source-writer", checkWriter(db)), over(db))
       }),

@@ -8,7 +8,7 @@ import { isVariableName } from "../domain/externalCommand.ts"
 import { type ConnectionPlan, connectionPlan, defaultMaxConnectionsPerServer, minimumConnectionsPerServer } from "../domain/connectionBudget.ts"
 import { allTables, isTableName, isTablePattern } from "../domain/tableSelection.ts"
 import { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "../domain/rawProfile.ts"
-import { plaintextExposures, type TlsMode, tlsModes, type TlsSettings, tlsVariables } from "../domain/tls.ts"
+import { plaintextExposures, type TlsMode, tlsModes, type TlsSettings, tlsVariables, unverifiableMysqlHost } from "../domain/tls.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -290,11 +290,28 @@ const mysqlDatabase = (role: DatabaseRole, prefix: string, environment: Environm
     tls: tls(role)
   })
 
+/** The writer is optional, but half of one is a mistake to report, not a writer to leave out. */
 const writerCredentials = (environment: Environment) =>
   Config.all({
-    user: Config.nonEmptyString("OPENDENTAL_SOURCE_WRITER_USER"),
-    password: secret("OPENDENTAL_SOURCE_WRITER_PASSWORD", environment)
-  }).pipe(Config.option)
+    user: Config.nonEmptyString("OPENDENTAL_SOURCE_WRITER_USER").pipe(Config.option),
+    password: secret("OPENDENTAL_SOURCE_WRITER_PASSWORD", environment).pipe(Config.option)
+  }).pipe(
+    Config.mapOrFail(({ user, password }) => {
+      if (Option.isSome(user) && Option.isSome(password)) return Either.right(Option.some({ user: user.value, password: password.value }))
+      if (Option.isSome(user)) {
+        return Either.left(
+          ConfigError.InvalidData(
+            ["OPENDENTAL_SOURCE_WRITER_PASSWORD"],
+            "is not set (nor OPENDENTAL_SOURCE_WRITER_PASSWORD_FILE) while OPENDENTAL_SOURCE_WRITER_USER is"
+          )
+        )
+      }
+      if (Option.isSome(password)) {
+        return Either.left(ConfigError.InvalidData(["OPENDENTAL_SOURCE_WRITER_USER"], "is not set while the writer's password is"))
+      }
+      return Either.right(Option.none())
+    })
+  )
 
 const analyticsDatabase = (environment: Environment) =>
   Config.all({
@@ -549,21 +566,22 @@ const unreadable = (reason: string) =>
 
 /** Reads the files that settings name: secrets and CAs. Each unreadable file is a problem naming its variable. */
 const settingFiles = (fs: FileSystem.FileSystem) => {
-  const read = (variable: string, path: string) =>
+  // A secret's path is not repeated: a password set in the _FILE variable by mistake would be.
+  const read = (variable: string, path: string, named: string) =>
     fs.readFileString(path).pipe(
       Effect.mapError(
-        (e) => new SettingProblem({ variable, problem: `names ${path}, which cannot be read: ${e._tag === "SystemError" ? unreadable(e.reason) : e.message}` })
+        (e) => new SettingProblem({ variable, problem: `${named} cannot be read: ${e._tag === "SystemError" ? unreadable(e.reason) : e.message}` })
       )
     )
   const secret = (source: SecretSource) =>
     source._tag === "Given"
       ? Effect.succeed(source.value)
-      : read(source.variable, source.path).pipe(
+      : read(source.variable, source.path, "names a file that").pipe(
           // A file written by `echo` ends with a line break that is not part of the secret.
           Effect.map((text) => text.replace(/\r?\n$/, "")),
           Effect.filterOrFail(
             (text) => text.length > 0,
-            () => new SettingProblem({ variable: source.variable, problem: `names ${source.path}, which is empty` })
+            () => new SettingProblem({ variable: source.variable, problem: "names a file that is empty" })
           ),
           Effect.map(Redacted.make)
         )
@@ -571,7 +589,7 @@ const settingFiles = (fs: FileSystem.FileSystem) => {
     Option.match(source.ca, {
       onNone: () => Effect.succeed({ mode: source.mode, ca: Option.none() }),
       onSome: ({ variable, path }) =>
-        read(variable, path).pipe(
+        read(variable, path, `names ${path}, which`).pipe(
           Effect.filterOrFail(
             (pem) => pem.includes("-----BEGIN CERTIFICATE-----"),
             () => new SettingProblem({ variable, problem: `names ${path}, which holds no PEM certificate (-----BEGIN CERTIFICATE-----)` })
@@ -622,8 +640,12 @@ const resolve = (
       read.writer,
       (w): DatabaseSettings => ({ ...read.source, role: "source-writer", user: w.user, password: w.password })
     )
-    const exposed = environment === "production" && !resolved.connection.allowPlaintext ? plaintextExposures([read.source, read.replication, read.analytics]) : []
-    if (exposed.length > 0) return yield* failed(exposed.map((e) => new SettingProblem(e)))
+    const connections = [read.source, read.replication, read.analytics]
+    const tlsProblems = [
+      ...(environment === "production" && !resolved.connection.allowPlaintext ? plaintextExposures(connections) : []),
+      ...connections.flatMap((c) => Option.toArray(Option.fromNullable(unverifiableMysqlHost(c))))
+    ]
+    if (tlsProblems.length > 0) return yield* failed(tlsProblems.map((p) => new SettingProblem(p)))
     return {
       environment,
       settingsFile,
@@ -646,9 +668,12 @@ const resolve = (
 const processFirst = (processVariables: Map<string, string>, file: ConfigProvider.ConfigProvider) => {
   const fromProcess = ConfigProvider.fromMap(processVariables).flattened
   const fromFile = file.flattened
+  // A secret and its file are one setting: the process giving either replaces the file's.
+  const partner = (key: string) => (key.endsWith("_PASSWORD_FILE") ? key.slice(0, -"_FILE".length) : key.endsWith("_PASSWORD") ? `${key}_FILE` : key)
+  const inProcess = (key: string) => processVariables.has(key) || processVariables.has(partner(key))
   return ConfigProvider.fromFlat(
     ConfigProvider.makeFlat({
-      load: (path, config, split) => (processVariables.has(path.join(".")) ? fromProcess : fromFile).load(path, config, split),
+      load: (path, config, split) => (inProcess(path.join(".")) ? fromProcess : fromFile).load(path, config, split),
       enumerateChildren: (path) =>
         Effect.zipWith(
           fromProcess.enumerateChildren(path).pipe(Effect.orElseSucceed(() => HashSet.empty<string>())),

@@ -94,7 +94,7 @@ export const summaryOf = (report: ValidationReport): string => {
     `  access: ${report.access
       .map(
         (a) =>
-          `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`} (${a.tls.version ?? "not encrypted"})`
+          `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`} (${a.tls === null ? "not connected" : (a.tls.version ?? "not encrypted")})`
       )
       .join(", ")}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
     ...report.malformed.map(

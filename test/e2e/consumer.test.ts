@@ -60,9 +60,13 @@ const productionVariables = (names: TestDatabases.TestDatabaseSet) =>
       POSTGRES_ANALYTICS_SCHEMA: "raw",
       POSTGRES_ANALYTICS_USER: names.accounts.loader.user,
       POSTGRES_ANALYTICS_PASSWORD: names.accounts.loader.password,
+      OPENDENTAL_SOURCE_SSL_MODE: "disable",
+      MYSQL_REPLICATION_SSL_MODE: "disable",
       POSTGRES_ANALYTICS_SSLMODE: "disable"
     }
     for (const [k, v] of Object.entries(overrides)) variables.set(k, v)
+    // The example's CA files are paths on a clinic's machine; the machine's own servers speak plain text.
+    for (const k of ["OPENDENTAL_SOURCE_SSL_CA", "MYSQL_REPLICATION_SSL_CA", "POSTGRES_ANALYTICS_SSLROOTCERT"]) variables.delete(k)
     return [...variables.entries()]
   })
 

@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -91,7 +91,12 @@ describe("every connection over TLS, against servers that accept nothing else", 
           ["replication", "verify-full", true],
           ["analytics", "verify-full", true]
         ])
-        expect(output(validation)).not.toContain(reader.password)
+        const written = yield* Effect.promise(async () =>
+          Promise.all((await fs.readdir(reports)).map((f) => fs.readFile(path.join(reports, f), "utf8")))
+        )
+        for (const text of [output(connections), output(access), output(pipeline), output(validation), ...written]) {
+          for (const account of [reader, writer, replica, loader]) expect(text).not.toContain(account.password)
+        }
       })
     )
 
@@ -107,7 +112,7 @@ describe("every connection over TLS, against servers that accept nothing else", 
         expect(connections.stdout).toMatch(/FAIL {2}analytics .*the server accepts this account over TLS only: set POSTGRES_ANALYTICS_SSLMODE to verify-full/)
         const pipeline = yield* runCli(["pipeline", "--tables", "patient"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(pipeline.code, output(pipeline)).toBe(2)
-        expect(pipeline.stderr).toContain("SSL_MODE is disable")
+        expect(pipeline.stderr).toMatch(/(OPENDENTAL_SOURCE_SSL_MODE|MYSQL_REPLICATION_SSL_MODE) is disable|set POSTGRES_ANALYTICS_SSLMODE to verify-full/)
 
         const settings = TestDatabases.settingsFor(names)
         const refused = yield* Effect.flip(makeMysqlDatabase({ ...settings.replication, tls: plainText }, quick))
@@ -138,13 +143,26 @@ describe("every connection over TLS, against servers that accept nothing else", 
         expect(wrongCa.stdout).toContain("certificate problem: the server's certificate is not signed by the CA in MYSQL_REPLICATION_SSL_CA")
         expect(wrongCa.stdout).toContain("certificate problem: the server's certificate is not signed by the CA in POSTGRES_ANALYTICS_SSLROOTCERT")
 
+        const caOnlyOtherCa = yield* connect({
+          ...otherCa,
+          OPENDENTAL_SOURCE_SSL_MODE: "verify-ca",
+          MYSQL_REPLICATION_SSL_MODE: "verify-ca",
+          POSTGRES_ANALYTICS_SSLMODE: "verify-ca"
+        })
+        expect(caOnlyOtherCa.code, output(caOnlyOtherCa)).toBe(2)
+        expect(caOnlyOtherCa.stdout.match(/certificate problem: the server's certificate is not signed by the CA in/g)).toHaveLength(4)
+
         // The certificates name localhost only: 127.0.0.1 reaches the same servers under a name they do not carry.
-        const byAddress = { OPENDENTAL_SOURCE_HOST: "127.0.0.1", MYSQL_REPLICATION_HOST: "127.0.0.1", POSTGRES_ANALYTICS_HOST: "127.0.0.1" }
-        const wrongHost = yield* connect(byAddress)
+        const wrongHost = yield* connect({ POSTGRES_ANALYTICS_HOST: "127.0.0.1" })
         expect(wrongHost.code, output(wrongHost)).toBe(2)
-        for (const role of ["source", "source-writer", "replication", "analytics"]) {
-          expect(wrongHost.stdout).toMatch(new RegExp(`FAIL {2}${role} .*certificate problem: the server's certificate is not for host '127\\.0\\.0\\.1'`))
-        }
+        expect(wrongHost.stdout).toMatch(/FAIL {2}analytics .*certificate problem: the server's certificate is not for host '127\.0\.0\.1'/)
+        expect(wrongHost.stdout.match(/ok {4}/g)).toHaveLength(3)
+        // mysql2 would check an address as if it were "localhost": the settings refuse verify-full to one.
+        const mysqlByAddress = yield* connect({ OPENDENTAL_SOURCE_HOST: "127.0.0.1" })
+        expect(mysqlByAddress.code, output(mysqlByAddress)).toBe(2)
+        expect(mysqlByAddress.stderr).toContain("OPENDENTAL_SOURCE_SSL_MODE: is verify-full, but OPENDENTAL_SOURCE_HOST is the IP address 127.0.0.1")
+
+        const byAddress = { OPENDENTAL_SOURCE_HOST: "127.0.0.1", MYSQL_REPLICATION_HOST: "127.0.0.1", POSTGRES_ANALYTICS_HOST: "127.0.0.1" }
         const caOnly = yield* connect({
           ...byAddress,
           OPENDENTAL_SOURCE_SSL_MODE: "verify-ca",
@@ -163,4 +181,23 @@ describe("every connection over TLS, against servers that accept nothing else", 
       })
     )
   })
+
+  it.scoped("a certificate issued for another name fails verify-full on every connection by that certificate problem; PostgreSQL checks an address the certificate lists", () =>
+    Effect.gen(function* () {
+      const set = yield* TlsServers.startTlsServersFor(["DNS:db.clinic.test", "IP:127.0.0.1"])
+      const names = yield* TestDatabases.createTestDatabasesOn(serversOf(set))
+      const connect = (overrides: Record<string, string>) =>
+        Effect.flatMap(workingDirectory({ ".env_test": envFileFor(names, overrides) }), (cwd) =>
+          runCli(["test-connections"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        )
+      const byName = yield* connect({})
+      expect(byName.code, output(byName)).toBe(2)
+      for (const role of ["source", "source-writer", "replication", "analytics"]) {
+        expect(byName.stdout).toMatch(new RegExp(`FAIL {2}${role} .*certificate problem: the server's certificate is not for host 'localhost'`))
+      }
+      const analyticsByAddress = yield* connect({ POSTGRES_ANALYTICS_HOST: "127.0.0.1", OPENDENTAL_SOURCE_SSL_MODE: "verify-ca", MYSQL_REPLICATION_SSL_MODE: "verify-ca" })
+      expect(analyticsByAddress.code, output(analyticsByAddress)).toBe(0)
+      expect(analyticsByAddress.stdout).toMatch(/ok {4}analytics {6}127\.0\.0\.1:\d+ .*\n\s+tls: TLSv1\.[23] \S+ \(verify-full\)/)
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
 })

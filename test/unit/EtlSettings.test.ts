@@ -349,12 +349,50 @@ describe("EtlSettings", () => {
             )
           )
         )
+        // A secret's path is not repeated: a password set in the _FILE variable by mistake would be.
         expect(unreadable).toEqual({
-          MYSQL_REPLICATION_PASSWORD_FILE: `names ${path("nowhere")}, which cannot be read: no such file`,
-          POSTGRES_ANALYTICS_PASSWORD_FILE: `names ${path("empty")}, which is empty`
+          MYSQL_REPLICATION_PASSWORD_FILE: "names a file that cannot be read: no such file",
+          POSTGRES_ANALYTICS_PASSWORD_FILE: "names a file that is empty"
         })
         const missing = problemsOf(yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test" }, { ".env_test": withoutPasswords })))
         expect(missing.OPENDENTAL_SOURCE_PASSWORD).toContain("OPENDENTAL_SOURCE_PASSWORD_FILE")
+
+        // The process replaces the file's secret with a file of its own, as it replaces any other setting.
+        const overridden = yield* resolve({ ETL_ENVIRONMENT: "test", MYSQL_REPLICATION_PASSWORD_FILE: path("writer") }, { ".env_test": completeTestFile })
+        expect(Redacted.value(overridden.replication.password)).toBe("writer-secret")
+        // local's demo passwords stand in only for a secret given neither way.
+        const local = yield* resolve({ ETL_ENVIRONMENT: "local", OPENDENTAL_SOURCE_PASSWORD_FILE: path("reader") })
+        expect(Redacted.value(local.source.password)).toBe(secret)
+        expect(Redacted.value(local.replication.password)).toBe("etl_demo_replica-local")
+      })
+    )
+
+    it.effect("half a writer is an error naming the missing half, not a writer left out", () =>
+      Effect.gen(function* () {
+        const userOnly = problemsOf(yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_WRITER_USER: "seeder" }, { ".env_test": completeTestFile })))
+        expect(userOnly).toEqual({ OPENDENTAL_SOURCE_WRITER_PASSWORD: "is not set (nor OPENDENTAL_SOURCE_WRITER_PASSWORD_FILE) while OPENDENTAL_SOURCE_WRITER_USER is" })
+        const passwordOnly = problemsOf(
+          yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_WRITER_PASSWORD_FILE: "/run/secrets/writer" }, { ".env_test": completeTestFile }))
+        )
+        expect(passwordOnly).toEqual({ OPENDENTAL_SOURCE_WRITER_USER: "is not set while the writer's password is" })
+      })
+    )
+
+    it.scoped("verify-full to a MySQL server given by IP address is an error: its driver checks only names; verify-ca and PostgreSQL are fine", () =>
+      Effect.gen(function* () {
+        const { path } = yield* filesIn({ "ca.pem": pem })
+        const byAddress = { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: "10.0.0.5", MYSQL_REPLICATION_HOST: "10.0.0.6", POSTGRES_ANALYTICS_HOST: "10.0.0.7" }
+        const verified = { OPENDENTAL_SOURCE_SSL_CA: path("ca.pem"), MYSQL_REPLICATION_SSL_CA: path("ca.pem"), POSTGRES_ANALYTICS_SSLROOTCERT: path("ca.pem") }
+        const problems = problemsOf(
+          yield* Effect.either(
+            resolve(
+              { ...byAddress, ...verified, OPENDENTAL_SOURCE_SSL_MODE: "verify-full", MYSQL_REPLICATION_SSL_MODE: "verify-ca", POSTGRES_ANALYTICS_SSLMODE: "verify-full" },
+              { ".env_test": completeTestFile }
+            )
+          )
+        )
+        expect(Object.keys(problems)).toEqual(["OPENDENTAL_SOURCE_SSL_MODE"])
+        expect(problems.OPENDENTAL_SOURCE_SSL_MODE).toContain("OPENDENTAL_SOURCE_HOST is the IP address 10.0.0.5")
       })
     )
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { describeTls, isLoopback, tlsFact, tlsHint, type TlsSettings } from "../../src/domain/tls.ts"
+import { describeTls, isLoopback, tlsFact, tlsHint, type TlsSettings, unverifiableMysqlHost } from "../../src/domain/tls.ts"
 
 const verifyFull: TlsSettings = { mode: "verify-full", ca: Option.some("-----BEGIN CERTIFICATE-----") }
 const disabled: TlsSettings = { mode: "disable", ca: Option.none() }
@@ -9,7 +9,7 @@ describe("TLS", () => {
   it.each([
     ["localhost", true],
     ["LOCALHOST", true],
-    ["db.localhost", true],
+    ["db.localhost", false],
     ["127.0.0.1", true],
     ["127.1.2.3", true],
     ["::1", true],
@@ -41,6 +41,7 @@ describe("TLS", () => {
       case: "a host name the certificate does not carry",
       role: "source-writer" as const,
       tls: verifyFull,
+      host: "vm",
       failure: { code: "HANDSHAKE_SSL_ERROR", message: "Hostname/IP does not match certificate's altnames: Host: vm. is not in the cert's altnames: DNS:localhost" },
       hint: "certificate problem: the server's certificate is not for host 'vm' (connect by a name the certificate lists, or set OPENDENTAL_SOURCE_SSL_MODE=verify-ca to check the CA only)"
     },
@@ -86,9 +87,20 @@ describe("TLS", () => {
       failure: { code: "ECONNREFUSED", message: "connect ECONNREFUSED 10.0.0.5:5432" },
       hint: undefined
     }
-  ])("$case", ({ role, tls, failure, hint }) => {
-    const host = failure.message.includes("vm.") ? "vm" : "db.clinic.example"
+  ])("$case", ({ role, tls, failure, hint, host = "db.clinic.example" }) => {
     expect(tlsHint(role, tls, host, failure)).toBe(hint)
+  })
+
+  it("refuses verify-full to a MySQL server given by address, which the driver cannot check by name; PostgreSQL can", () => {
+    expect(unverifiableMysqlHost({ role: "replication", host: "10.0.0.5", tls: verifyFull })).toEqual({
+      variable: "MYSQL_REPLICATION_SSL_MODE",
+      problem:
+        "is verify-full, but MYSQL_REPLICATION_HOST is the IP address 10.0.0.5, which the MySQL driver cannot check against the certificate's names: set MYSQL_REPLICATION_HOST to a name the certificate lists, or MYSQL_REPLICATION_SSL_MODE=verify-ca to check the CA only"
+    })
+    expect(unverifiableMysqlHost({ role: "source-writer", host: "::1", tls: verifyFull })?.variable).toBe("OPENDENTAL_SOURCE_SSL_MODE")
+    expect(unverifiableMysqlHost({ role: "source", host: "db.clinic.example", tls: verifyFull })).toBeUndefined()
+    expect(unverifiableMysqlHost({ role: "source", host: "10.0.0.5", tls: { mode: "verify-ca", ca: Option.none() } })).toBeUndefined()
+    expect(unverifiableMysqlHost({ role: "analytics", host: "10.0.0.5", tls: verifyFull })).toBeUndefined()
   })
 
   it("says what the server reported, or that the connection is not encrypted", () => {
@@ -96,5 +108,6 @@ describe("TLS", () => {
       "TLSv1.3 TLS_AES_256_GCM_SHA384 (verify-full)"
     )
     expect(describeTls(tlsFact("disable", Option.none()))).toBe("not encrypted")
+    expect(describeTls(null)).toBe("not connected")
   })
 })

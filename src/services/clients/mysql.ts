@@ -4,12 +4,10 @@ import { asyncPauseResume } from "@effect/sql/SqlStream"
 import { makeCompiler } from "@effect/sql-mysql2/MysqlClient"
 import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
 import * as Mysql from "mysql2"
-import { isIP } from "node:net"
 import { Readable } from "node:stream"
-import { checkServerIdentity, type TLSSocket } from "node:tls"
 import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
-import type { ConnectionError } from "../../domain/errors.ts"
-import type { TlsSession, TlsSettings } from "../../domain/tls.ts"
+import { ConnectionError } from "../../domain/errors.ts"
+import { type TlsSession, type TlsSettings, unverifiableMysqlHost } from "../../domain/tls.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
 import { type DriverFailure, driverFailure, isTransient, untilReachable } from "./reachability.ts"
 
@@ -258,19 +256,6 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
     return { sql: client as SqlClient.SqlClient, loadLocal: load, streamValues }
   })
 
-/**
- * mysql2 checks the certificate's host name only when the host is a DNS name (for an IP address it checks
- * "localhost"), so verify-full to an IP address is checked here, on each full handshake. A resumed session needs
- * the secrets of a handshake this check passed: a pool whose check failed once refuses every connection after.
- */
-const identityCheck = (settings: DatabaseSettings) =>
-  settings.tls.mode === "verify-full" && isIP(settings.host) !== 0
-    ? (connection: Mysql.Connection): Error | undefined => {
-        const socket = (connection as unknown as { readonly stream: TLSSocket }).stream
-        return socket.isSessionReused() ? undefined : checkServerIdentity(settings.host, socket.getPeerCertificate())
-      }
-    : () => undefined
-
 /** Every session of a pool is made alike, so one session's encryption is the pool's. SHOW works on MariaDB and MySQL 8. */
 const tlsStatus = "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')"
 
@@ -290,14 +275,21 @@ export const makeMysqlDatabase = (
   connections: number = defaultMaxConnectionsPerServer
 ): Effect.Effect<MysqlDatabase, ConnectionError, Scope.Scope> =>
   Effect.gen(function* () {
-    const checkIdentity = identityCheck(settings)
-    let identityFailure: Error | undefined
+    const unverifiable = unverifiableMysqlHost(settings)
+    if (unverifiable !== undefined) {
+      return yield* new ConnectionError({
+        database: settings.role,
+        host: settings.host,
+        port: settings.port,
+        name: settings.database,
+        attempts: 0,
+        reason: `${unverifiable.variable} ${unverifiable.problem}`
+      })
+    }
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const pool = Mysql.createPool(poolOptions(settings, policy, connections))
         pool.on("connection", (conn) => {
-          identityFailure ??= checkIdentity(conn)
-          if (identityFailure !== undefined) return conn.destroy()
           conn.query(sessionSetup, (error) => {
             if (error) conn.destroy()
           })
@@ -306,12 +298,9 @@ export const makeMysqlDatabase = (
       }),
       (pool) => Effect.async<void>((resume) => pool.end(() => resume(Effect.void)))
     )
-    // A connection refused by the identity check fails its query as closed; the reason is the check's.
     const ask = <A>(statement: string) =>
       Effect.async<ReadonlyArray<A>, DriverFailure>((resume) => {
-        pool.query(statement, (cause, rows) =>
-          resume(cause ? Effect.fail(driverFailure(identityFailure ?? cause)) : Effect.succeed(rowsOf<A>(rows)))
-        )
+        pool.query(statement, (cause, rows) => resume(cause ? Effect.fail(driverFailure(cause)) : Effect.succeed(rowsOf<A>(rows))))
       })
     const [serverVersion, tls] = yield* untilReachable(
       settings,
