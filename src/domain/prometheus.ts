@@ -26,6 +26,9 @@ export const prometheusText = (report: ValidationReport, version: string): Promi
     { environment },
     (report.resources.cpuUserMs + report.resources.cpuSystemMs) / 1000
   )
+  // A connection that falls back to plain text is worth an alert before anyone reads a report.
+  const encrypted = gauge("connection_encrypted", "1 when the connection ran over TLS in the last validation, 0 when in plain text", ["environment", "database"])
+  for (const a of report.access) if (a.tls !== null) encrypted.set({ environment, database: a.database }, a.tls.version === null ? 0 : 1)
   gauge("last_run_timestamp_seconds", "When the last validation finished", ["environment"]).set(
     { environment },
     Date.parse(report.finishedAt) / 1000

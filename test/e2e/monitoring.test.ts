@@ -110,6 +110,7 @@ describe("monitoring of validate runs", () => {
           expect(sample("exit_code")).toBe("1")
           expect(Number(sample("table_duration_seconds", { table: "patient" }))).toBeGreaterThan(0)
           expect(sample("info", { run_id: secondId })).toBe("1")
+          expect(sample("connection_encrypted", { database: "analytics" })).toBe("0")
 
           const html = path.join(reports, `validate-${secondId}.html`)
           const report = yield* readJson(path.join(reports, `validate-${secondId}.json`))

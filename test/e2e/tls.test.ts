@@ -91,6 +91,10 @@ describe("every connection over TLS, against servers that accept nothing else", 
           ["replication", "verify-full", true],
           ["analytics", "verify-full", true]
         ])
+        const metrics = yield* Effect.promise(() => fs.readFile(path.join(reports, "opendental_etl.prom"), "utf8"))
+        for (const database of ["source", "source-writer", "replication", "analytics"]) {
+          expect(metrics).toContain(`opendental_etl_validation_connection_encrypted{environment="test",database="${database}"} 1`)
+        }
         const written = yield* Effect.promise(async () =>
           Promise.all((await fs.readdir(reports)).map((f) => fs.readFile(path.join(reports, f), "utf8")))
         )
