@@ -147,12 +147,8 @@ describe("every connection over TLS, against servers that accept nothing else", 
         expect(wrongCa.stdout).toContain("certificate problem: the server's certificate is not signed by the CA in MYSQL_REPLICATION_SSL_CA")
         expect(wrongCa.stdout).toContain("certificate problem: the server's certificate is not signed by the CA in POSTGRES_ANALYTICS_SSLROOTCERT")
 
-        const caOnlyOtherCa = yield* connect({
-          ...otherCa,
-          OPENDENTAL_SOURCE_SSL_MODE: "verify-ca",
-          MYSQL_REPLICATION_SSL_MODE: "verify-ca",
-          POSTGRES_ANALYTICS_SSLMODE: "verify-ca"
-        })
+        const verifyCa = { OPENDENTAL_SOURCE_SSL_MODE: "verify-ca", MYSQL_REPLICATION_SSL_MODE: "verify-ca", POSTGRES_ANALYTICS_SSLMODE: "verify-ca" }
+        const caOnlyOtherCa = yield* connect({ ...otherCa, ...verifyCa })
         expect(caOnlyOtherCa.code, output(caOnlyOtherCa)).toBe(2)
         expect(caOnlyOtherCa.stdout.match(/certificate problem: the server's certificate is not signed by the CA in/g)).toHaveLength(4)
 
@@ -167,12 +163,7 @@ describe("every connection over TLS, against servers that accept nothing else", 
         expect(mysqlByAddress.stderr).toContain("OPENDENTAL_SOURCE_SSL_MODE: is verify-full, but OPENDENTAL_SOURCE_HOST is the IP address 127.0.0.1")
 
         const byAddress = { OPENDENTAL_SOURCE_HOST: "127.0.0.1", MYSQL_REPLICATION_HOST: "127.0.0.1", POSTGRES_ANALYTICS_HOST: "127.0.0.1" }
-        const caOnly = yield* connect({
-          ...byAddress,
-          OPENDENTAL_SOURCE_SSL_MODE: "verify-ca",
-          MYSQL_REPLICATION_SSL_MODE: "verify-ca",
-          POSTGRES_ANALYTICS_SSLMODE: "verify-ca"
-        })
+        const caOnly = yield* connect({ ...byAddress, ...verifyCa })
         expect(caOnly.code, output(caOnly)).toBe(0)
         expect(caOnly.stdout.match(/tls: TLSv1\.[23] \S+ \(verify-ca\)/g)).toHaveLength(4)
 
