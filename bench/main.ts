@@ -1,6 +1,7 @@
 /**
  * npm run bench -- [--size small|default|large] [--runs 3] [--only replication,analytics,incremental,validate,memory]
  * npm run bench -- --clinic [--scale 0.05] [--runs 1] [--tables all]     (the whole clinic: bench/clinic/bench.ts)
+ * npm run bench -- --tls [--patients 25000] [--runs 3]                    (plain text against verify-full: bench/tls.ts)
  *
  * Side-by-side measurements on one machine in one invocation (the machines are shared and noisy: only ratios
  * measured together mean anything). The OpenDental source is generated once per size and kept in
@@ -16,6 +17,7 @@ import * as EtlSettings from "../src/services/EtlSettings.ts"
 import * as SourceDb from "../src/services/SourceDb.ts"
 import { envFileFor } from "../test/support/cli.ts"
 import { clinicBench } from "./clinic/bench.ts"
+import { tlsBench } from "./tls.ts"
 import { benchSettings, databaseNames, type Size, sizes } from "./databases.ts"
 import { median, met, mysql, mysqlAuth, node, pgloaderCommandFile, psql, repository, resultsFile, seconds, sh, timed } from "./shell.ts"
 
@@ -275,7 +277,9 @@ const main = async () => {
 
 const bench = process.argv.includes("--clinic")
   ? () => clinicBench({ scale: Number(argument("scale", "0.05")), runs: Number(argument("runs", "1")), tables: argument("tables", "all") })
-  : main
+  : process.argv.includes("--tls")
+    ? () => Effect.runPromise(tlsBench({ patients: Number(argument("patients", "25000")), runs: Number(argument("runs", "3")) }))
+    : main
 bench().catch((error) => {
   console.error(error instanceof Error ? error.message : error)
   process.exitCode = 1
