@@ -19,6 +19,7 @@ export { buildReport, type ValidationFacts, verdictOf } from "./domain/verdict.t
 export { type DatabaseRole, type Environment, environments } from "./domain/environment.ts"
 export { ExitCode, exitCodeOf } from "./domain/exitCodes.ts"
 export { plainText, type TlsFact, type TlsMode, tlsModes, type TlsSession, type TlsSettings } from "./domain/tls.ts"
+export { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "./domain/rawProfile.ts"
 
 export { type AccessControlService, type AccountCheck, type AccessFinding, AccessControl } from "./services/AccessControl.ts"
 export { type Alert, Alerts, type AlertsService } from "./services/Alerts.ts"

@@ -82,8 +82,9 @@ export class DataValidationError extends Schema.TaggedError<DataValidationError>
 }) {
   override get message(): string {
     return `Table '${this.table}', key ${this.key}, column ${this.column}: value '${this.value}' ${this.problem}. ` +
-      "Nothing of this load was committed; fix the row, or rerun with --on-bad-row=quarantine to load the others " +
-      "and keep this one in etl_rejected_rows."
+      "The load stopped before the page holding it (a full load commits nothing; an incremental one keeps the pages " +
+      "before it and resumes there); fix the row, or rerun with --on-bad-row=quarantine to load the others and keep " +
+      "this one in etl_rejected_rows."
   }
 }
 
