@@ -115,6 +115,13 @@ const runQuery = (
 
 const rowsOf = <A>(results: unknown): ReadonlyArray<A> => (Array.isArray(results) ? results : [])
 
+const isPool = (conn: Mysql.Pool | Mysql.PoolConnection): conn is Mysql.Pool => "getConnection" in conn
+
+/**
+ * mysql2 tells a query without a callback nothing of a connection lost under it: only the connection hears of it.
+ * So the stream runs on a connection it knows (one of its own from the pool) and listens to it too; otherwise a
+ * server that goes away mid-stream leaves the stream waiting forever.
+ */
 const streamQuery = <A extends object = object>(
   conn: Mysql.Pool | Mysql.PoolConnection,
   sql: string,
@@ -122,14 +129,51 @@ const streamQuery = <A extends object = object>(
   rowsAsArray = false
 ) =>
   asyncPauseResume<A, SqlError.SqlError>((emit) => {
-    const query = conn.query({ sql, values: values as Array<unknown>, rowsAsArray }).stream({ highWaterMark: 1024 })
-    query.on("error", (cause) => emit.fail(sqlError("Failed to stream statement")(cause)))
-    query.on("data", (row) => emit.single(row))
-    query.on("end", () => emit.end())
+    let connection: Mysql.PoolConnection | undefined
+    let query: Readable | undefined
+    let paused = false
+    let finished = false
+    const failed = (cause: unknown) => finish(true, () => emit.fail(sqlError("Failed to stream statement")(cause)))
+    // A connection of the stream's own goes back to the pool after the last row; after a failure or an interruption
+    // it is closed, as it may still be reading a result nobody wants.
+    function finish(discard: boolean, then: () => void) {
+      if (finished) return
+      finished = true
+      connection?.off("error", failed)
+      if (connection !== undefined && connection !== conn) {
+        if (discard) connection.destroy()
+        else connection.release()
+      }
+      then()
+    }
+    const start = (on: Mysql.PoolConnection) => {
+      connection = on
+      on.on("error", failed)
+      query = on.query({ sql, values: values as Array<unknown>, rowsAsArray }).stream({ highWaterMark: 1024 })
+      query.on("error", failed)
+      query.on("data", (row) => emit.single(row))
+      query.on("end", () => finish(false, emit.end))
+      if (paused) query.pause()
+    }
+    if (isPool(conn)) {
+      conn.getConnection((cause, on) => {
+        if (cause) return failed(cause)
+        if (finished) return on.release()
+        start(on)
+      })
+    } else {
+      start(conn)
+    }
     return {
-      onInterrupt: Effect.sync(() => query.destroy()),
-      onPause: Effect.sync(() => query.pause()),
-      onResume: Effect.sync(() => query.resume())
+      onInterrupt: Effect.sync(() => finish(true, () => query?.destroy())),
+      onPause: Effect.sync(() => {
+        paused = true
+        query?.pause()
+      }),
+      onResume: Effect.sync(() => {
+        paused = false
+        query?.resume()
+      })
     }
   })
 
