@@ -72,6 +72,9 @@ const tlsOptions = ({ mode, ca }: TlsSettings): Pick<Mysql.PoolOptions, "ssl"> =
   }
 }
 
+/** Prepared statements a connection keeps open on the server; the least recently used is closed beyond. */
+const maxPreparedStatements = 128
+
 const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, connections: number): Mysql.PoolOptions => ({
   host: settings.host,
   port: settings.port,
@@ -91,6 +94,10 @@ const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, conne
   multipleStatements: false,
   // Affected rows count changed rows only, so an upsert of an unchanged row reports 0, not 1.
   flags: ["-FOUND_ROWS"],
+  // A table's run prepares about ten statements and reuses them page after page; mysql2's default cache of 16,000
+  // costs each connection half a megabyte up front, so the connections a dead server's errors keep alive (one per
+  // table left to fail) exhausted the 128 MB heap of a whole-clinic run.
+  maxPreparedStatements,
   connectionLimit: connections,
   maxIdle: Math.min(2, connections),
   idleTimeout: 60_000,
