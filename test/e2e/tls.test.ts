@@ -92,6 +92,8 @@ describe("every connection over TLS, against servers that accept nothing else", 
           ["replication", "verify-full", true],
           ["analytics", "verify-full", true]
         ])
+        const html = yield* Effect.promise(() => fs.readFile(path.join(reports, file.replace(/\.json$/, ".html")), "utf8"))
+        expect(html.match(/<tr><td>(source|source-writer|replication|analytics)<\/td><td>[^<]+<\/td><td>TLSv1\.[23] \S+ \(verify-full\)<\/td>/g), "the HTML report's access table").toHaveLength(4)
         const metrics = yield* Effect.promise(() => fs.readFile(path.join(reports, "opendental_etl.prom"), "utf8"))
         for (const database of ["source", "source-writer", "replication", "analytics"]) {
           expect(metrics).toContain(`opendental_etl_validation_connection_encrypted{environment="test",database="${database}"} 1`)
