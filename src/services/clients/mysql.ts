@@ -2,7 +2,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient, SqlConnection, SqlError, Statement } from "@effect/sql"
 import { asyncPauseResume } from "@effect/sql/SqlStream"
 import { makeCompiler } from "@effect/sql-mysql2/MysqlClient"
-import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Exit, Option, Redacted, Scope, Stream } from "effect"
 import * as Mysql from "mysql2"
 import { Readable } from "node:stream"
 import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
@@ -236,7 +236,9 @@ const reserveFrom = (pool: Mysql.Pool) =>
         resume(cause ? Effect.fail(sqlError("Failed to acquire connection")(cause)) : Effect.succeed(conn))
       )
     ),
-    (conn) => Effect.sync(() => conn.release())
+    // A session whose holder failed or was interrupted may still be running a statement (a GET_LOCK that would take
+    // its lock later, for nobody): it is closed, and the server ends what it holds, rather than lent again.
+    (conn, exit) => Effect.sync(() => (Exit.isSuccess(exit) ? conn.release() : conn.destroy()))
   )
 
 /**
