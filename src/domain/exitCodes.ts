@@ -34,6 +34,12 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Exit.isSuccess(exit)) return ExitCode.passed
   const cause = exit.cause
   if (Cause.isInterruptedOnly(cause)) return ExitCode.interrupted
-  const codes = [...Cause.failures(cause)].map(codeOf)
+  const codes = [...Cause.failures(cause), ...leftBehind(cause)].map(codeOf)
   return codes.length === 0 ? ExitCode.checkFailed : Math.max(...codes)
 }
+
+/**
+ * The cleanup that failed while an interrupted run unwound: a finalizer can only die, so it arrives as a defect, and
+ * it is the run's outcome all the same.
+ */
+export const leftBehind = (cause: Cause.Cause<unknown>): ReadonlyArray<unknown> => [...Cause.defects(cause)].filter((d) => tagOf(d) === "CleanupError")

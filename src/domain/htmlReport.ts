@@ -1,4 +1,5 @@
 import type { ValidationReport } from "./report.ts"
+import { describeTls } from "./tls.ts"
 
 /** A past run as the trend charts draw it (oldest first). */
 export interface TrendPoint {
@@ -101,6 +102,10 @@ ${report.collateral.map((c) => row([c.table, c.stage, String(c.compared), String
 </table>`}
 <h2>Drift</h2>
 ${driftSection(report.drift)}
+${report.access.length === 0 ? "" : `<h2>Access</h2>
+<table>${row(["database", "account", "encryption", "rights"], "th")}
+${report.access.map((a) => row([a.database, a.account, describeTls(a.tls), a.findings.length === 0 ? "ok" : a.findings.map((f) => f.problem).join("; ")])).join("\n")}
+</table>`}
 ${report.causes.length === 0 ? "" : `<h2>Findings by cause</h2>
 <table>${row(["findings", "cause"], "th")}
 ${report.causes.map((c) => row([String(c.count), c.cause])).join("\n")}

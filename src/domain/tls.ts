@@ -1,4 +1,5 @@
 import { Option } from "effect"
+import { X509Certificate } from "node:crypto"
 import { isIP } from "node:net"
 import type { DatabaseRole } from "./environment.ts"
 
@@ -71,6 +72,30 @@ export const plaintextExposures = (
       variable: tlsVariables(c.role).mode,
       problem: `is disable, so the ${c.role} connection to ${c.host} would carry patient data and its password unencrypted: set it to verify-full (or require), or set ETL_ALLOW_PLAINTEXT=true to accept plain text`
     }))
+
+const certificateBegins = "-----BEGIN CERTIFICATE-----"
+const certificateBlock = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g
+
+/**
+ * What is wrong with a CA file's PEM, said after "names <path>, which"; undefined when each certificate in it can be
+ * read. Node skips a certificate it cannot parse without a word, and the connection then fails as if the server's
+ * certificate were at fault.
+ */
+export const caFileProblem = (pem: string): string | undefined => {
+  const begun = pem.split(certificateBegins).length - 1
+  const blocks = pem.match(certificateBlock) ?? []
+  if (begun === 0) return `holds no PEM certificate (${certificateBegins})`
+  if (blocks.length < begun) return `holds a certificate cut short: ${begun} begin, ${blocks.length} end with -----END CERTIFICATE-----`
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block)
+    } catch (cause) {
+      const reason = (cause instanceof Error ? cause.message : String(cause)).replace(/^error:[0-9A-F]+:[^:]*::/, "")
+      return `holds a certificate that cannot be read (number ${index + 1} of ${blocks.length}: ${reason})`
+    }
+  }
+  return undefined
+}
 
 /** What the server reports of the session's encryption; none when the session is plain text. */
 export interface TlsSession {

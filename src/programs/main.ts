@@ -4,7 +4,7 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Context, Effect, Either, Exit, Layer, Option } from "effect"
 import { UsageError } from "../domain/errors.ts"
 import { expectationsFromText, presetNamed } from "../domain/expectations.ts"
-import { ExitCode, exitCodeOf } from "../domain/exitCodes.ts"
+import { ExitCode, exitCodeOf, leftBehind } from "../domain/exitCodes.ts"
 import { type EnvironmentMode, environmentModes } from "../domain/externalCommand.ts"
 import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../services/EtlSettings.ts"
@@ -285,6 +285,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,
   teardown: (exit, onExit) => {
+    // An interrupted run is past its error handlers: the rows a failed cleanup left are said here.
+    if (Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)) {
+      for (const error of leftBehind(exit.cause)) console.error(`${String((error as Error).message)}. Run npm run sweep once the databases answer.`)
+    }
     const code = Exit.isFailure(exit) && Cause.failures(exit.cause).pipe((c) => [...c].some(ValidationError.isValidationError))
       ? ExitCode.configurationOrConnection
       : exitCodeOf(exit)

@@ -1,4 +1,5 @@
 import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, Either, HashSet, Layer, Option, Redacted } from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
@@ -8,7 +9,7 @@ import { isVariableName } from "../domain/externalCommand.ts"
 import { type ConnectionPlan, connectionPlan, defaultMaxConnectionsPerServer, minimumConnectionsPerServer } from "../domain/connectionBudget.ts"
 import { allTables, isTableName, isTablePattern } from "../domain/tableSelection.ts"
 import { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "../domain/rawProfile.ts"
-import { plaintextExposures, type TlsMode, tlsModes, type TlsSettings, tlsVariables, unverifiableMysqlHost } from "../domain/tls.ts"
+import { caFileProblem, plaintextExposures, type TlsMode, tlsModes, type TlsSettings, tlsVariables, unverifiableMysqlHost } from "../domain/tls.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -561,8 +562,13 @@ const environmentFrom = (raw: string | undefined, source: EnvironmentSource) => 
   )
 }
 
-const unreadable = (reason: string) =>
-  reason === "NotFound" ? "no such file" : reason === "PermissionDenied" ? "permission denied" : reason
+/** Why a file cannot be read, in words; never the system's message, which repeats the path. */
+const unreadable = (error: PlatformError) => {
+  if (error._tag !== "SystemError") return error.message
+  const code = (error.cause as { code?: unknown } | undefined)?.code
+  if (code === "EISDIR") return "it is a directory"
+  return error.reason === "NotFound" ? "no such file" : error.reason === "PermissionDenied" ? "permission denied" : typeof code === "string" ? code : error.reason
+}
 
 /** Reads the files that settings name: secrets and CAs. Each unreadable file is a problem naming its variable. */
 const settingFiles = (fs: FileSystem.FileSystem) => {
@@ -570,7 +576,7 @@ const settingFiles = (fs: FileSystem.FileSystem) => {
   const read = (variable: string, path: string, named: string) =>
     fs.readFileString(path).pipe(
       Effect.mapError(
-        (e) => new SettingProblem({ variable, problem: `${named} cannot be read: ${e._tag === "SystemError" ? unreadable(e.reason) : e.message}` })
+        (e) => new SettingProblem({ variable, problem: `${named} cannot be read: ${unreadable(e)}` })
       )
     )
   const secret = (source: SecretSource) =>
@@ -590,11 +596,12 @@ const settingFiles = (fs: FileSystem.FileSystem) => {
       onNone: () => Effect.succeed({ mode: source.mode, ca: Option.none() }),
       onSome: ({ variable, path }) =>
         read(variable, path, `names ${path}, which`).pipe(
-          Effect.filterOrFail(
-            (pem) => pem.includes("-----BEGIN CERTIFICATE-----"),
-            () => new SettingProblem({ variable, problem: `names ${path}, which holds no PEM certificate (-----BEGIN CERTIFICATE-----)` })
-          ),
-          Effect.map((pem) => ({ mode: source.mode, ca: Option.some(pem) }))
+          Effect.flatMap((pem) => {
+            const problem = caFileProblem(pem)
+            return problem === undefined
+              ? Effect.succeed({ mode: source.mode, ca: Option.some(pem) })
+              : Effect.fail(new SettingProblem({ variable, problem: `names ${path}, which ${problem}` }))
+          })
         )
     })
   const database = <D extends DatabaseSource>(source: D) =>

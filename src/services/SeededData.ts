@@ -1,4 +1,4 @@
-import { Cause, Context, Deferred, Duration, Effect, Either, Layer, Option, Schedule, type Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, Exit, Layer, Option, Schedule, type Scope } from "effect"
 import * as os from "node:os"
 import { type CleanupError, type CleanupTable, type ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
 import { appointments, carriers, patients, procedures, type Row } from "../domain/fixtures/generator.ts"
@@ -340,7 +340,14 @@ export const make = Effect.gen(function* () {
             )
           )
         ),
-        () => cleanup.run(runId).pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(cleanupDone, exit)))
+        // An interrupted run writes no report to carry a cleanup that failed: the failure then ends the run itself
+        // (exit 3, the rows it left named), rather than pass for an interruption that deleted them.
+        (_, scopeExit) =>
+          cleanup.run(runId).pipe(
+            Effect.exit,
+            Effect.tap((exit) => Deferred.done(cleanupDone, exit)),
+            Effect.flatMap((exit) => (Exit.isFailure(exit) && Exit.isInterrupted(scopeExit) ? Effect.die(Cause.squash(exit.cause)) : Effect.void))
+          )
       )
       yield* Effect.logInfo(
         `Seeded run ${runId}: ${seededSet.tables.map((t) => `${t.keys.length} ${t.table}`).join(", ")} (marker ${markerOf(runId, "<table>")})`

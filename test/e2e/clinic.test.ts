@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { ResultSetHeader } from "mysql2/promise"
 import { clinicTables } from "../../bench/clinic/facts.ts"
@@ -7,6 +7,7 @@ import { generateClinic } from "../../bench/clinic/generate.ts"
 import * as Catalog from "../../src/services/Catalog.ts"
 import * as TableChecksum from "../../src/services/TableChecksum.ts"
 import { type CliResult, envFileFor, runCli, workingDirectory } from "../support/cli.ts"
+import { makeFaultProxy } from "../support/FaultProxy.ts"
 import { expectStagesInSync } from "../support/stages.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
@@ -162,4 +163,21 @@ describe("a whole clinic through the CLI", () => {
       240_000
     )
   })
+
+  it.scoped("the replica going away for good fails every table left naming the replica, exit 2, within the CLI's 128 MB heap", () =>
+    Effect.gen(function* () {
+      const names = yield* TestDatabases.createTestDatabases
+      const admin = yield* TestDatabases.mysqlAdmin
+      const tables = Object.keys(yield* generateClinic(admin, { database: names.source, scale: 0.0001 }))
+      const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+      const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { MYSQL_REPLICATION_PORT: String(proxy.port) }) })
+      // Gone as the first table asks for its lock: each of the others fails on a connection the server refuses.
+      proxy.setFault({ _tag: "resetOn", pattern: "GET_LOCK", thenRecover: false })
+      const run = yield* runCli(["pipeline", "--tables", "all"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+      expect(run.stderr).not.toContain("heap out of memory")
+      expect(run.code).toBe(2)
+      expect(run.stdout).toMatch(new RegExp(`^${tables.length} tables in \\S+: 0 ok, ${tables.length} failed$`, "m"))
+      expect(run.stdout).toContain(`ConnectionError: Cannot connect to the replication database at 127.0.0.1:${proxy.port}`)
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
 })

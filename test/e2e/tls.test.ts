@@ -8,6 +8,7 @@ import { plainText } from "../../src/domain/tls.ts"
 import { makeMysqlDatabase } from "../../src/services/clients/mysql.ts"
 import { makePostgresDatabase } from "../../src/services/clients/postgres.ts"
 import { type CliResult, envFileFor, runCli, workingDirectory } from "../support/cli.ts"
+import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 import * as TlsServers from "../support/tlsServers.ts"
 
@@ -91,6 +92,8 @@ describe("every connection over TLS, against servers that accept nothing else", 
           ["replication", "verify-full", true],
           ["analytics", "verify-full", true]
         ])
+        const html = yield* Effect.promise(() => fs.readFile(path.join(reports, file.replace(/\.json$/, ".html")), "utf8"))
+        expect(html.match(/<tr><td>(source|source-writer|replication|analytics)<\/td><td>[^<]+<\/td><td>TLSv1\.[23] \S+ \(verify-full\)<\/td>/g), "the HTML report's access table").toHaveLength(4)
         const metrics = yield* Effect.promise(() => fs.readFile(path.join(reports, "opendental_etl.prom"), "utf8"))
         for (const database of ["source", "source-writer", "replication", "analytics"]) {
           expect(metrics).toContain(`opendental_etl_validation_connection_encrypted{environment="test",database="${database}"} 1`)
@@ -173,6 +176,23 @@ describe("every connection over TLS, against servers that accept nothing else", 
         )
         expect(untrusted).toMatchObject({ _tag: "ConnectionError", database: "source" })
         expect(untrusted.reason).toContain("not signed by a CA the system trusts (OPENDENTAL_SOURCE_SSL_CA is not set)")
+      })
+    )
+
+    it.scoped("a connection reset during the TLS handshake is retried like any lost connection, on both drivers", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const servers = yield* TlsServers.TlsServers
+        const settings = TestDatabases.settingsFor(names)
+        const mysqlProxy = yield* makeFaultProxy(servers.mysql)
+        const postgresProxy = yield* makeFaultProxy(servers.postgres)
+        // Past its first 50 bytes a client sends its TLS hello: that connection is reset, the next one passes.
+        for (const proxy of [mysqlProxy, postgresProxy]) proxy.setFault({ _tag: "resetAfterBytes", bytes: 50, thenRecover: true })
+        const twice = { connectTimeout: Duration.seconds(5), attempts: 2 }
+        const replica = yield* makeMysqlDatabase({ ...settings.replication, port: mysqlProxy.port }, twice)
+        const analytics = yield* makePostgresDatabase({ ...settings.analytics, port: postgresProxy.port }, twice)
+        expect([mysqlProxy.resets(), postgresProxy.resets()]).toEqual([1, 1])
+        expect([Option.isSome(replica.tls), Option.isSome(analytics.tls)]).toEqual([true, true])
       })
     )
   })

@@ -265,6 +265,35 @@ describe("npm run validate", () => {
       })
     )
 
+    it.scoped("Ctrl-C whose cleanup cannot reach the source ends with exit 3 naming the run and sweep, not 130; sweep deletes the rows", () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        yield* preparedSite()
+        const replicaProxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const sourceProxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const cwd = yield* workingDirectory({
+          ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", MYSQL_REPLICATION_PORT: String(replicaProxy.port), OPENDENTAL_SOURCE_PORT: String(sourceProxy.port) })
+        })
+        const before = yield* markedRows
+        replicaProxy.setFault({ _tag: "stallOn", pattern: steps["replication hop"].statement })
+        const cli = yield* startCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        yield* replicaProxy.stalled
+        yield* cli.signal("SIGINT")
+        yield* cli.waitFor("Received SIGINT")
+        // The source goes away for good as the cleanup deletes the first seeded rows there.
+        sourceProxy.setFault({ _tag: "resetOn", pattern: "DELETE FROM", thenRecover: false })
+        yield* replicaProxy.releaseStalled
+        const result = yield* cli.done
+        expect(result.code).toBe(3)
+        expect(result.stderr).toMatch(/Cleanup of validation run [a-z0-9]{12} is incomplete: .*\. Run npm run sweep once the databases answer\./)
+        expect((yield* markedRows).marked).toBeGreaterThan(0)
+        sourceProxy.setFault({ _tag: "passThrough" })
+        const sweep = yield* runCli(["sweep"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(sweep.code).toBe(0)
+        expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
+      })
+    )
+
     it.scoped("after SIGKILL the seeded rows stay in the ledger, and sweep deletes them", () =>
       Effect.gen(function* () {
         const cwd = yield* preparedSite()

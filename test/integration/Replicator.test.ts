@@ -442,6 +442,26 @@ describe("Replicator", () => {
     )
   }
 
+  it.scopedLive("the source going away during the streamed read of a table without a primary key fails as ConnectionError naming the source, without waiting forever", () =>
+    withDatabaseBehindProxy("source", { batchSize: 50 })((proxy) =>
+      Effect.gen(function* () {
+        const admin = yield* TestDatabases.mysqlAdmin
+        const { source } = yield* TestDatabases.TestDatabases
+        yield* Effect.promise(() =>
+          admin.query(
+            `CREATE TABLE \`${source}\`.tmpnote (NoteNum bigint, Body varchar(200)) ENGINE=MyISAM; ` +
+              `INSERT INTO \`${source}\`.tmpnote SELECT seq, CONCAT('note ', seq) FROM \`${source}\`.seq_1_to_400`
+          )
+        )
+        proxy.setFault({ _tag: "resetOn", pattern: "FROM `tmpnote`", thenRecover: false })
+        const failed = yield* Effect.either(replicateAll(["tmpnote"]).pipe(Effect.timeout("20 seconds")))
+        if (Either.isRight(failed)) throw new Error("the copy survived a source that stayed down")
+        expect(proxy.resets()).toBeGreaterThan(0)
+        expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "source", host: proxy.host, port: proxy.port })
+      })
+    )
+  )
+
   it.scopedLive("a table missing from the source is a SchemaError naming it, and nothing is created", () =>
     Effect.gen(function* () {
       const replicator = yield* Replicator.Replicator

@@ -9,6 +9,7 @@ import { EtlSettings } from "../../src/services/EtlSettings.ts"
 import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
 import { SourceDb } from "../../src/services/SourceDb.ts"
 import { SourceWriterDb } from "../../src/services/SourceWriterDb.ts"
+import { replicaTableLock } from "../../src/services/clients/tableLocks.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
@@ -189,6 +190,24 @@ describe("database connections", () => {
         expect(result.left).toMatchObject({ _tag: "ConnectionError", database: "analytics", port: proxy.port, attempts: 2 })
         expect(result.left.reason).toMatch(/timeout|timed out/i)
       })
+    )
+
+    it.effect("a table lock given up while it waits is not taken later by a session left in the pool", () =>
+      Effect.gen(function* () {
+        const replica = yield* ReplicationDb
+        const admin = yield* TestDatabases.mysqlAdmin
+        const name = `etl:${replica.settings.database}:patient`
+        const got = (rows: unknown) => Number((rows as [[{ got: unknown }]])[0][0]?.got)
+        yield* Effect.promise(() => admin.query("SELECT GET_LOCK(?, 0) AS got", [name]))
+        // Given up while another holds the lock, as a pipeline's table is when the run is interrupted.
+        const gaveUp = yield* Effect.scoped(replicaTableLock(replica, "patient", 30)).pipe(Effect.timeout("1 second"), Effect.either)
+        expect(Either.isLeft(gaveUp) && gaveUp.left._tag).toBe("TimeoutException")
+        yield* Effect.promise(() => admin.query("DO RELEASE_LOCK(?)", [name]))
+        // Another run (here the admin) gets the lock: the abandoned wait holds it at most until its session ends.
+        const again = yield* Effect.promise(() => admin.query("SELECT GET_LOCK(?, 10) AS got", [name]))
+        yield* Effect.promise(() => admin.query("DO RELEASE_LOCK(?)", [name]))
+        expect(got(again)).toBe(1)
+      }).pipe(Effect.scoped)
     )
 
     it.effect("a wrong password fails at once with an authentication error that never shows the password", () =>

@@ -33,7 +33,31 @@ const filesIn = (files: Record<string, string>) =>
     return { directory, path: (name: string) => `${directory}/${name}` }
   })
 
-const pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+/** Two unrelated CAs' certificates (public, self-signed, EC P-256): a CA file is parsed, so it must hold real ones. */
+const pem = `-----BEGIN CERTIFICATE-----
+MIIBpzCCAU2gAwIBAgIUCO1MDHSHTpH27Gv7tOnTblPdDaEwCgYIKoZIzj0EAwIw
+KDEmMCQGA1UEAwwdb3BlbmRlbnRhbC1ldGwgdW5pdCB0ZXN0IENBIGEwIBcNMjYx
+MTI3MDgxMjM0WhgPMjEyNjExMDMwODEyMzRaMCgxJjAkBgNVBAMMHW9wZW5kZW50
+YWwtZXRsIHVuaXQgdGVzdCBDQSBhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
++DjJ9LHunRbytWhpAAVLWOoHrcY6KEctQMVp5jqcGTW60yNFY/S+c3VsaOlv2K0X
+CRMLChy0H7i7VvRqnFjRDqNTMFEwHQYDVR0OBBYEFFbVtVMuXZIyJIuW4KEVc+yq
+UrP4MB8GA1UdIwQYMBaAFFbVtVMuXZIyJIuW4KEVc+yqUrP4MA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJQ5Dl1vWEkJn1qo7wnLIDoXvSyHMF8O
+DCfRLa+HZpZIAiBqnSbDUnyOmVAKqWvBWG/thZQygfucVMFNxrEuF1VV9Q==
+-----END CERTIFICATE-----
+`
+const otherPem = `-----BEGIN CERTIFICATE-----
+MIIBqDCCAU2gAwIBAgIUPRCnDmVXwTnEJY90t3scdGOxF3MwCgYIKoZIzj0EAwIw
+KDEmMCQGA1UEAwwdb3BlbmRlbnRhbC1ldGwgdW5pdCB0ZXN0IENBIGIwIBcNMjYx
+MTI3MDgxMjM0WhgPMjEyNjExMDMwODEyMzRaMCgxJjAkBgNVBAMMHW9wZW5kZW50
+YWwtZXRsIHVuaXQgdGVzdCBDQSBiMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+4CsnKHqmpb2g88jNtEpDT0WpPHHn//mAxamZLwch2WeMmqMZBHMpZlEdvMwbYMZG
+n9nyWf9l9HkI2Lkq80EFpqNTMFEwHQYDVR0OBBYEFCvw15iwnAO+Xf6+YirK9zzj
+DMdpMB8GA1UdIwQYMBaAFCvw15iwnAO+Xf6+YirK9zzjDMdpMA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAIlsTu88Wm0fpxdYpEA8zknLEuFqrLY6
+DKIkDxtIdkD+AiEAz9C33Xn4Y1CGU9Otutz46pd2PdCYFjeWNbu7NqCUAcw=
+-----END CERTIFICATE-----
+`
 
 /** Resolves settings in a fresh directory holding the given settings files. */
 const resolve = (processEnv: Record<string, string | undefined>, files: Record<string, string> = {}) =>
@@ -237,7 +261,7 @@ describe("EtlSettings", () => {
 
     it.scoped("sets TLS per connection: the writer shares the source's; a CA is read from its file", () =>
       Effect.gen(function* () {
-        const { path } = yield* filesIn({ "source-ca.pem": pem, "analytics-ca.pem": pem.replace("fake", "other") })
+        const { path } = yield* filesIn({ "source-ca.pem": pem, "analytics-ca.pem": otherPem })
         const settings = yield* resolve(
           {
             ETL_ENVIRONMENT: "test",
@@ -254,7 +278,7 @@ describe("EtlSettings", () => {
         expect(settings.source.tls).toEqual({ mode: "verify-full", ca: Option.some(pem) })
         expect(Option.map(settings.sourceWriter, (w) => w.tls)).toEqual(Option.some(settings.source.tls))
         expect(settings.replication.tls).toEqual({ mode: "disable", ca: Option.none() })
-        expect(settings.analytics.tls).toEqual({ mode: "verify-ca", ca: Option.some(pem.replace("fake", "other")) })
+        expect(settings.analytics.tls).toEqual({ mode: "verify-ca", ca: Option.some(otherPem) })
       })
     )
 
@@ -278,7 +302,7 @@ describe("EtlSettings", () => {
           )
         )
         expect(problems.OPENDENTAL_SOURCE_SSL_CA).toBe(`names ${path("missing.pem")}, which cannot be read: no such file`)
-        expect(problems.MYSQL_REPLICATION_SSL_CA).toContain(`names ${directory}, which cannot be read`)
+        expect(problems.MYSQL_REPLICATION_SSL_CA).toBe(`names ${directory}, which cannot be read: it is a directory`)
         expect(problems.POSTGRES_ANALYTICS_SSLROOTCERT).toContain("holds no PEM certificate")
         const ignored = problemsOf(
           yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_SSL_MODE: "require", OPENDENTAL_SOURCE_SSL_CA: path("notes.txt") }, { ".env_test": completeTestFile }))
@@ -286,6 +310,26 @@ describe("EtlSettings", () => {
         expect(ignored.OPENDENTAL_SOURCE_SSL_CA).toContain("OPENDENTAL_SOURCE_SSL_MODE is require, which checks no certificate")
         const unknownMode = problemsOf(yield* Effect.either(resolve({ ETL_ENVIRONMENT: "test", POSTGRES_ANALYTICS_SSLMODE: "prefer" }, { ".env_test": completeTestFile })))
         expect(Object.keys(unknownMode)).toEqual(["POSTGRES_ANALYTICS_SSLMODE"])
+      })
+    )
+
+    it.scoped("a CA file whose certificates cannot all be read is a settings error, not a server's certificate refused later; a bundle of good ones is read whole", () =>
+      Effect.gen(function* () {
+        const { path } = yield* filesIn({
+          "bundle.pem": otherPem + pem,
+          "garbled.pem": pem + pem.replace(/^(-----BEGIN CERTIFICATE-----\n)\S+/, "$1not base64!"),
+          "cut.pem": pem + pem.slice(0, 200)
+        })
+        const verified = (file: string) => ({
+          ETL_ENVIRONMENT: "test",
+          OPENDENTAL_SOURCE_SSL_MODE: "verify-full",
+          OPENDENTAL_SOURCE_SSL_CA: path(file)
+        })
+        expect((yield* resolve(verified("bundle.pem"), { ".env_test": completeTestFile })).source.tls.ca).toEqual(Option.some(otherPem + pem))
+        const garbled = problemsOf(yield* Effect.either(resolve(verified("garbled.pem"), { ".env_test": completeTestFile })))
+        expect(garbled.OPENDENTAL_SOURCE_SSL_CA).toMatch(new RegExp(`^names ${path("garbled.pem")}, which holds a certificate that cannot be read \\(number 2 of 2: .+\\)$`))
+        const cut = problemsOf(yield* Effect.either(resolve(verified("cut.pem"), { ".env_test": completeTestFile })))
+        expect(cut.OPENDENTAL_SOURCE_SSL_CA).toBe(`names ${path("cut.pem")}, which holds a certificate cut short: 2 begin, 1 end with -----END CERTIFICATE-----`)
       })
     )
 
@@ -311,7 +355,7 @@ describe("EtlSettings", () => {
     it.scoped("reads each password from its *_PASSWORD_FILE instead; both set, or a file missing or empty, is an error naming the variable", () =>
       Effect.gen(function* () {
         const secret = "Fr0m-A-Mounted-Secret"
-        const { path } = yield* filesIn({ reader: `${secret}\n`, writer: "writer-secret", empty: "" })
+        const { directory, path } = yield* filesIn({ reader: `${secret}\n`, writer: "writer-secret", empty: "" })
         const withoutPasswords = completeTestFile.replace(/^\w+_PASSWORD=.*$/gm, "")
         const settings = yield* resolve(
           {
@@ -342,6 +386,8 @@ describe("EtlSettings", () => {
               {
                 ETL_ENVIRONMENT: "test",
                 OPENDENTAL_SOURCE_PASSWORD: "given",
+                OPENDENTAL_SOURCE_WRITER_USER: "seeder",
+                OPENDENTAL_SOURCE_WRITER_PASSWORD_FILE: directory,
                 MYSQL_REPLICATION_PASSWORD_FILE: path("nowhere"),
                 POSTGRES_ANALYTICS_PASSWORD_FILE: path("empty")
               },
@@ -351,6 +397,7 @@ describe("EtlSettings", () => {
         )
         // A secret's path is not repeated: a password set in the _FILE variable by mistake would be.
         expect(unreadable).toEqual({
+          OPENDENTAL_SOURCE_WRITER_PASSWORD_FILE: "names a file that cannot be read: it is a directory",
           MYSQL_REPLICATION_PASSWORD_FILE: "names a file that cannot be read: no such file",
           POSTGRES_ANALYTICS_PASSWORD_FILE: "names a file that is empty"
         })

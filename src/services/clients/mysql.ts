@@ -2,7 +2,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient, SqlConnection, SqlError, Statement } from "@effect/sql"
 import { asyncPauseResume } from "@effect/sql/SqlStream"
 import { makeCompiler } from "@effect/sql-mysql2/MysqlClient"
-import { Chunk, Context, Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Exit, Option, Redacted, Scope, Stream } from "effect"
 import * as Mysql from "mysql2"
 import { Readable } from "node:stream"
 import { defaultMaxConnectionsPerServer } from "../../domain/connectionBudget.ts"
@@ -72,6 +72,9 @@ const tlsOptions = ({ mode, ca }: TlsSettings): Pick<Mysql.PoolOptions, "ssl"> =
   }
 }
 
+/** Prepared statements a connection keeps open on the server; the least recently used is closed beyond. */
+const maxPreparedStatements = 128
+
 const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, connections: number): Mysql.PoolOptions => ({
   host: settings.host,
   port: settings.port,
@@ -91,6 +94,10 @@ const poolOptions = (settings: DatabaseSettings, policy: ConnectionPolicy, conne
   multipleStatements: false,
   // Affected rows count changed rows only, so an upsert of an unchanged row reports 0, not 1.
   flags: ["-FOUND_ROWS"],
+  // A table's run prepares about ten statements and reuses them page after page; mysql2's default cache of 16,000
+  // costs each connection half a megabyte up front, so the connections a dead server's errors keep alive (one per
+  // table left to fail) exhausted the 128 MB heap of a whole-clinic run.
+  maxPreparedStatements,
   connectionLimit: connections,
   maxIdle: Math.min(2, connections),
   idleTimeout: 60_000,
@@ -115,6 +122,13 @@ const runQuery = (
 
 const rowsOf = <A>(results: unknown): ReadonlyArray<A> => (Array.isArray(results) ? results : [])
 
+const isPool = (conn: Mysql.Pool | Mysql.PoolConnection): conn is Mysql.Pool => "getConnection" in conn
+
+/**
+ * mysql2 tells a query without a callback nothing of a connection lost under it: only the connection hears of it.
+ * So the stream runs on a connection it knows (one of its own from the pool) and listens to it too; otherwise a
+ * server that goes away mid-stream leaves the stream waiting forever.
+ */
 const streamQuery = <A extends object = object>(
   conn: Mysql.Pool | Mysql.PoolConnection,
   sql: string,
@@ -122,14 +136,51 @@ const streamQuery = <A extends object = object>(
   rowsAsArray = false
 ) =>
   asyncPauseResume<A, SqlError.SqlError>((emit) => {
-    const query = conn.query({ sql, values: values as Array<unknown>, rowsAsArray }).stream({ highWaterMark: 1024 })
-    query.on("error", (cause) => emit.fail(sqlError("Failed to stream statement")(cause)))
-    query.on("data", (row) => emit.single(row))
-    query.on("end", () => emit.end())
+    let connection: Mysql.PoolConnection | undefined
+    let query: Readable | undefined
+    let paused = false
+    let finished = false
+    const failed = (cause: unknown) => finish(true, () => emit.fail(sqlError("Failed to stream statement")(cause)))
+    // A connection of the stream's own goes back to the pool after the last row; after a failure or an interruption
+    // it is closed, as it may still be reading a result nobody wants.
+    function finish(discard: boolean, then: () => void) {
+      if (finished) return
+      finished = true
+      connection?.off("error", failed)
+      if (connection !== undefined && connection !== conn) {
+        if (discard) connection.destroy()
+        else connection.release()
+      }
+      then()
+    }
+    const start = (on: Mysql.PoolConnection) => {
+      connection = on
+      on.on("error", failed)
+      query = on.query({ sql, values: values as Array<unknown>, rowsAsArray }).stream({ highWaterMark: 1024 })
+      query.on("error", failed)
+      query.on("data", (row) => emit.single(row))
+      query.on("end", () => finish(false, emit.end))
+      if (paused) query.pause()
+    }
+    if (isPool(conn)) {
+      conn.getConnection((cause, on) => {
+        if (cause) return failed(cause)
+        if (finished) return on.release()
+        start(on)
+      })
+    } else {
+      start(conn)
+    }
     return {
-      onInterrupt: Effect.sync(() => query.destroy()),
-      onPause: Effect.sync(() => query.pause()),
-      onResume: Effect.sync(() => query.resume())
+      onInterrupt: Effect.sync(() => finish(true, () => query?.destroy())),
+      onPause: Effect.sync(() => {
+        paused = true
+        query?.pause()
+      }),
+      onResume: Effect.sync(() => {
+        paused = false
+        query?.resume()
+      })
     }
   })
 
@@ -185,7 +236,9 @@ const reserveFrom = (pool: Mysql.Pool) =>
         resume(cause ? Effect.fail(sqlError("Failed to acquire connection")(cause)) : Effect.succeed(conn))
       )
     ),
-    (conn) => Effect.sync(() => conn.release())
+    // A session whose holder failed or was interrupted may still be running a statement (a GET_LOCK that would take
+    // its lock later, for nobody): it is closed, and the server ends what it holds, rather than lent again.
+    (conn, exit) => Effect.sync(() => (Exit.isSuccess(exit) ? conn.release() : conn.destroy()))
   )
 
 /**

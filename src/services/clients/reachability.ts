@@ -45,13 +45,21 @@ const transientCodes = new Set([
 const lostConnection = /Connection terminated|connection error|Client has encountered a connection error/i
 
 /**
+ * mysql2 gives every failed TLS handshake its own code, HANDSHAKE_SSL_ERROR, a connection reset as much as a
+ * certificate refused: only the text tells the network's failure from the certificate's.
+ */
+const lostInHandshake = /\b(ECONNRESET|EPIPE|ETIMEDOUT)\b|socket disconnected before secure TLS connection|socket hang up/i
+
+/**
  * A fatal error without a server code is a connection that is already gone (a pool can hand one out after a
  * network blip): another connection may well work. Refused credentials come with a code and are not retried.
  */
 export const isTransient = (failure: DriverFailure): boolean =>
-  failure.code !== undefined
-    ? transientCodes.has(failure.code)
-    : failure.fatal === true || lostConnection.test(failure.message)
+  failure.code === "HANDSHAKE_SSL_ERROR"
+    ? lostInHandshake.test(failure.message)
+    : failure.code !== undefined
+      ? transientCodes.has(failure.code)
+      : failure.fatal === true || lostConnection.test(failure.message)
 
 /** Drivers sometimes echo connection strings; a secret must never reach a message. */
 export const scrub = (text: string, password: Redacted.Redacted<string>): string => {
