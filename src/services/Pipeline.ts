@@ -1,5 +1,5 @@
 import { Command, CommandExecutor } from "@effect/platform"
-import { Clock, Context, Effect, Layer, Metric, MetricBoundaries, Option, Ref, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Metric, MetricBoundaries, Option, Ref, Stream } from "effect"
 import {
   addLine,
   cleanEnvironment,
@@ -83,6 +83,20 @@ const tracker = (progress: Ref.Ref<RunProgress> | undefined) => ({
     progress ? Effect.locally(effect, pageWritten, (rows) => Ref.update(progress, (p) => rowsWritten(p, hop, rows))) : effect
 })
 
+/** The pause before a table's second try: as long as the first backoff of a page's retry. */
+const retryDelay = Duration.millis(200)
+
+const isLost = (error: { readonly _tag: string } | undefined) => error?._tag === "ConnectionError"
+
+/** A table's try that failed on a lost connection, in either hop or in the delete propagation after them. */
+const lostConnection = (
+  attempt: Either.Either<{ readonly loaded: Either.Either<unknown, { readonly _tag: string }>; readonly deleted?: Either.Either<unknown, { readonly _tag: string }> | undefined }, { readonly _tag: string }>
+) =>
+  Either.match(attempt, {
+    onLeft: isLost,
+    onRight: ({ loaded, deleted }) => Either.isLeft(loaded) && isLost(loaded.left) || (deleted !== undefined && Either.isLeft(deleted) && isLost(deleted.left))
+  })
+
 /** The built-in pipeline: Replicator then AnalyticsLoader, per table, under that table's locks. */
 export const make = Effect.gen(function* () {
   const replicator = yield* Replicator
@@ -97,10 +111,10 @@ export const make = Effect.gen(function* () {
   // share the slots, so the tables in flight never hold more lock connections than the pools can spare.
   const slots = yield* Effect.makeSemaphore(plan.tableConcurrency)
 
-  const runTable = (table: string, options: RunOptions, track: ReturnType<typeof tracker>) =>
+  const runTable = (table: string, options: RunOptions, track: ReturnType<typeof tracker>, retrying: Ref.Ref<boolean>) =>
     Effect.gen(function* () {
       const startedAt = yield* Clock.currentTimeMillis
-      const outcome = yield* Effect.scoped(
+      const once = Effect.scoped(
         Effect.gen(function* () {
           yield* tableLock(replica, analytics, table, timeout)
           const replication = yield* replicator
@@ -122,6 +136,16 @@ export const make = Effect.gen(function* () {
           return { replication, loaded, deleted }
         })
       ).pipe(Effect.either)
+      const first = yield* once
+      // A lost connection (a network blip resets every session, a lock's too) costs the table one more try from a
+      // fresh lock, both hops resuming where they stopped. Once a retried table loses its connection again the
+      // database is taken as down: later tables fail at once rather than each wait for a retry.
+      const outcome = lostConnection(first) && (yield* Ref.get(retrying)) && settings.connection.attempts > 1
+        ? yield* once.pipe(
+            Effect.delay(retryDelay),
+            Effect.tap((second) => (lostConnection(second) ? Ref.set(retrying, false) : Effect.void))
+          )
+        : first
       const durationMs = (yield* Clock.currentTimeMillis) - startedAt
       if (outcome._tag === "Left") {
         return { table, success: false, durationMs, error: outcome.left } satisfies TableRun
@@ -137,6 +161,7 @@ export const make = Effect.gen(function* () {
 
   const run = Effect.fn("Pipeline.run")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {
     const track = tracker(options.progress)
+    const retrying = yield* Ref.make(true)
     if (plan.lowered !== undefined && tables.length > plan.tableConcurrency) yield* Effect.logWarning(plan.lowered)
     // Each table keeps its own locks, so tables in flight never write the same table; forEach keeps the input order.
     return yield* Effect.forEach(
@@ -144,7 +169,7 @@ export const make = Effect.gen(function* () {
       (table) =>
         Effect.gen(function* () {
           yield* track.started(table)
-          const result = yield* runTable(table, options, track)
+          const result = yield* runTable(table, options, track, retrying)
           yield* result.success
             ? Effect.logInfo(`${table}: done in ${result.durationMs} ms`)
             : Effect.logWarning(`${table}: failed: ${result.error?.message}`)

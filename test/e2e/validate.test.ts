@@ -180,7 +180,7 @@ describe("npm run validate", () => {
         proxy.setFault({ _tag: "resetOn", pattern: held.statement, thenRecover: true })
         const result = yield* runCli(["validate"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(proxy.resets()).toBeGreaterThan(0)
-        expect(result.code).toBe(0)
+        expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0)
         expect(result.stdout).toContain("PASSED")
         expect(yield* markedRows).toEqual({ marked: 0, clinic: before.clinic })
       })
