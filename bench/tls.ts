@@ -13,7 +13,7 @@ import { createGeneratedOpenDental } from "../src/programs/openDentalFixtures.ts
 import { makeMysqlDatabase } from "../src/services/clients/mysql.ts"
 import { envFileFor } from "../test/support/cli.ts"
 import * as TestDatabases from "../test/support/TestDatabases.ts"
-import { startTlsServers } from "../test/support/tlsServers.ts"
+import { startTlsServers, testServersOf } from "../test/support/tlsServers.ts"
 import { median, repository, resultsFile, run, seconds } from "./shell.ts"
 
 interface TlsBenchOptions {
@@ -21,7 +21,7 @@ interface TlsBenchOptions {
   readonly runs: number
 }
 
-const plainText = {
+const plainTextSettings = {
   OPENDENTAL_SOURCE_SSL_MODE: "disable",
   OPENDENTAL_SOURCE_SSL_CA: undefined,
   MYSQL_REPLICATION_SSL_MODE: "disable",
@@ -45,10 +45,7 @@ export const tlsBench = (options: TlsBenchOptions) =>
   Effect.gen(function* () {
     yield* Console.log(`bench --tls: ${options.patients * 4} procedurelog rows, ${options.runs} runs after a warm-up, ${os.cpus().length} cores`)
     const set = yield* startTlsServers
-    const servers: TestDatabases.TestServers = {
-      mysql: { ...set.mysql, ca: set.certificates.ca },
-      postgres: { ...set.postgres, ca: set.certificates.ca }
-    }
+    const servers = testServersOf(set)
     yield* openToPlainText(servers)
     const names = yield* TestDatabases.createTestDatabasesOn(servers)
     const { host, port, user, password } = servers.mysql
@@ -64,7 +61,7 @@ export const tlsBench = (options: TlsBenchOptions) =>
       fs.writeFileSync(path.join(directory, ".env_test"), envFileFor(names, { ETL_TABLES: "procedurelog", ...overrides }))
       return directory
     }
-    const sites = { plain: site("plain", plainText), tls: site("tls", {}) }
+    const sites = { plain: site("plain", plainTextSettings), tls: site("tls", {}) }
     yield* Effect.addFinalizer(() => Effect.sync(() => Object.values(sites).forEach((d) => fs.rmSync(d, { recursive: true, force: true }))))
     const cli = (args: string, cwd: string) => {
       const result = run(`ETL_ENVIRONMENT=test node --max-old-space-size=128 ${repository}scripts/cli.mjs ${args}`, cwd)

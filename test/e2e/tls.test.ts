@@ -12,15 +12,9 @@ import { makeFaultProxy } from "../support/FaultProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 import * as TlsServers from "../support/tlsServers.ts"
 
-/** The throwaway servers as test servers: their administrators sign in with the CA that signed them. */
-const serversOf = (set: TlsServers.TlsServerSet): TestDatabases.TestServers => ({
-  mysql: { ...set.mysql, ca: set.certificates.ca },
-  postgres: { ...set.postgres, ca: set.certificates.ca }
-})
-
 const tlsLayer = Layer.scoped(
   TestDatabases.TestDatabases,
-  Effect.flatMap(TlsServers.TlsServers, (set) => TestDatabases.createTestDatabasesOn(serversOf(set)))
+  Effect.flatMap(TlsServers.TlsServers, (set) => TestDatabases.createTestDatabasesOn(TlsServers.testServersOf(set)))
 ).pipe(Layer.provideMerge(TlsServers.layer), Layer.merge(NodeContext.layer))
 
 const output = (run: CliResult) => `${run.stdout}\n${run.stderr}`
@@ -200,7 +194,7 @@ describe("every connection over TLS, against servers that accept nothing else", 
   it.scoped("a certificate issued for another name fails verify-full on every connection by that certificate problem; PostgreSQL checks an address the certificate lists", () =>
     Effect.gen(function* () {
       const set = yield* TlsServers.startTlsServersFor(["DNS:db.clinic.test", "IP:127.0.0.1"])
-      const names = yield* TestDatabases.createTestDatabasesOn(serversOf(set))
+      const names = yield* TestDatabases.createTestDatabasesOn(TlsServers.testServersOf(set))
       const connect = (overrides: Record<string, string>) =>
         Effect.flatMap(workingDirectory({ ".env_test": envFileFor(names, overrides) }), (cwd) =>
           runCli(["test-connections"], { env: { ETL_ENVIRONMENT: "test" }, cwd })

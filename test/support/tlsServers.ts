@@ -7,6 +7,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import Pg from "pg"
+import type { TestServers } from "./TestDatabases.ts"
 
 /** Throwaway MariaDB and PostgreSQL that accept TLS only, with a CA and server certificates made for this run. */
 export interface TlsServerSet {
@@ -27,6 +28,12 @@ export interface TlsServer {
   readonly log: string
 }
 
+/** The servers as test servers: their administrators sign in with the CA that signed them. */
+export const testServersOf = (set: TlsServerSet): TestServers => ({
+  mysql: { ...set.mysql, ca: set.certificates.ca },
+  postgres: { ...set.postgres, ca: set.certificates.ca }
+})
+
 export class TlsServers extends Context.Tag("test/TlsServers")<TlsServers, TlsServerSet>() {}
 
 const readyWithin = Duration.seconds(60)
@@ -45,7 +52,10 @@ const logTail = (file: string) =>
 const isRoot = process.getuid?.() === 0
 const postgresAccount = "postgres"
 
-/** Runs a command to completion; fails with its output when it exits non-zero or outlasts `commandTimeout`. */
+/**
+ * Runs a command to completion; fails with its output when it exits non-zero or outlasts `commandTimeout`. An
+ * interruption (the timeout's too) kills it.
+ */
 const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
   Effect.async<string, Error>((resume) => {
     const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
@@ -54,10 +64,8 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
     const settle = (result: Effect.Effect<string, Error>) => {
       if (settled) return
       settled = true
-      clearTimeout(timer)
       resume(result)
     }
-    const timer = setTimeout(() => child.kill("SIGKILL"), Duration.toMillis(commandTimeout))
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.on("error", (e) => settle(Effect.fail(new Error(`${command} could not run: ${e.message}`))))
@@ -69,7 +77,12 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
       )
     )
     return Effect.sync(() => child.kill("SIGKILL"))
-  })
+  }).pipe(
+    Effect.timeoutFail({
+      duration: commandTimeout,
+      onTimeout: () => new Error(`${[command, ...args].join(" ")} did not finish within ${Duration.format(commandTimeout)}`)
+    })
+  )
 
 const asPostgres = (command: string, args: ReadonlyArray<string>, cwd: string) =>
   isRoot ? run("runuser", ["-u", postgresAccount, "--", command, ...args], cwd) : run(command, args, cwd)
