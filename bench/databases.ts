@@ -1,4 +1,4 @@
-import type { Settings } from "../src/services/EtlSettings.ts"
+import type { Settings } from "../src/connections/EtlSettings.ts"
 import { settingsFor, testServers } from "../test/support/TestDatabases.ts"
 
 /**

@@ -4,13 +4,13 @@
  * Prints one JSON line: rows, milliseconds, peak resident memory.
  */
 import { Effect, Layer } from "effect"
-import * as AnalyticsDb from "../src/services/AnalyticsDb.ts"
-import * as AnalyticsLoader from "../src/services/AnalyticsLoader.ts"
-import * as Catalog from "../src/services/Catalog.ts"
-import * as EtlSettings from "../src/services/EtlSettings.ts"
-import * as ReplicationDb from "../src/services/ReplicationDb.ts"
-import * as Replicator from "../src/services/Replicator.ts"
-import * as SourceDb from "../src/services/SourceDb.ts"
+import * as AnalyticsDb from "../src/connections/AnalyticsDb.ts"
+import * as AnalyticsLoader from "../src/pipeline/AnalyticsLoader.ts"
+import * as Catalog from "../src/pipeline/Catalog.ts"
+import * as EtlSettings from "../src/connections/EtlSettings.ts"
+import * as ReplicationDb from "../src/connections/ReplicationDb.ts"
+import * as Replicator from "../src/pipeline/Replicator.ts"
+import * as SourceDb from "../src/connections/SourceDb.ts"
 import { benchSettings, type Size } from "./databases.ts"
 
 const [size, hop] = process.argv.slice(2) as [Size, "replication" | "analytics"]

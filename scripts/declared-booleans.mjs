@@ -1,4 +1,4 @@
-// Derives src/domain/declaredBooleans.ts from the origin raw schema's column types (a JSON file of
+// Derives src/domain/pipeline/declaredBooleans.ts from the origin raw schema's column types (a JSON file of
 // { tables: { <table>: { <column>: <PostgreSQL type> } } }): the columns the old loader made `bool`.
 //   node scripts/declared-booleans.mjs <origin-raw-types.json>           writes the module
 //   node scripts/declared-booleans.mjs <origin-raw-types.json> --check   exit code 1 when the module differs
@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import process from "node:process"
 import { fileURLToPath, URL } from "node:url"
 
-const target = fileURLToPath(new URL("../src/domain/declaredBooleans.ts", import.meta.url))
+const target = fileURLToPath(new URL("../src/domain/pipeline/declaredBooleans.ts", import.meta.url))
 
 const moduleFrom = (reference) => {
   const { tables } = JSON.parse(readFileSync(reference, "utf8"))

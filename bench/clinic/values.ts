@@ -4,9 +4,9 @@
  * newlines, non-Latin names of 2- and 3-byte UTF-8 that utf8mb3 holds, NULLs where a column allows them). Change
  * columns carry past stamps that increase with the key. Pure: values are the text MySQL reads (`null` is NULL).
  */
-import { declaredBooleans } from "../../src/domain/declaredBooleans.ts"
-import { columnKey, columnSet } from "../../src/domain/expectations.ts"
-import { random } from "../../src/domain/fixtures/generator.ts"
+import { declaredBooleans } from "../../src/domain/pipeline/declaredBooleans.ts"
+import { columnKey, columnSet } from "../../src/domain/harness/expectations.ts"
+import { random } from "../../src/domain/openDental/generatedRows.ts"
 import type { ClinicColumn, ClinicTable } from "./facts.ts"
 
 export type Value = string | null

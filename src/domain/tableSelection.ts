@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import { copyStatusTable, shadowOf, stagingTableOf } from "./replicaStatements.ts"
+import { copyStatusTable, shadowOf, stagingTableOf } from "./pipeline/replicaStatements.ts"
 
 /** `--tables all` and `ETL_TABLES=all`: every base table of the source database. */
 export const allTables = "all"

@@ -2,7 +2,7 @@ import * as Otlp from "@effect/opentelemetry/Otlp"
 import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { toolVersion } from "../domain/version.ts"
-import { EtlSettings } from "../services/EtlSettings.ts"
+import { EtlSettings } from "../connections/EtlSettings.ts"
 
 /**
  * Effect's spans and metrics as OTLP/HTTP JSON to OTEL_EXPORTER_OTLP_ENDPOINT, when it is set; nothing otherwise.

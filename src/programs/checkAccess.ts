@@ -1,8 +1,8 @@
 import { Console, Effect } from "effect"
 import { AccessFindingsError } from "../domain/errors.ts"
-import { describeTls } from "../domain/tls.ts"
-import { AccessControl } from "../services/AccessControl.ts"
-import { EtlSettings } from "../services/EtlSettings.ts"
+import { describeTls } from "../domain/connections/tls.ts"
+import { AccessControl } from "../harness/AccessControl.ts"
+import { EtlSettings } from "../connections/EtlSettings.ts"
 
 /** `npm run check-access`: each account against what it needs; exit 1 with the fixes when any has more or less. */
 export const checkAccess = Effect.gen(function* () {

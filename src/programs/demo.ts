@@ -9,11 +9,11 @@ import {
   readerStatements,
   replicaStatements,
   writerStatements
-} from "../domain/grants.ts"
-import { plainText } from "../domain/tls.ts"
-import { makeMysqlDatabase } from "../services/clients/mysql.ts"
-import { makePostgresDatabase } from "../services/clients/postgres.ts"
-import { createGeneratedOpenDental } from "./openDentalFixtures.ts"
+} from "../domain/harness/grants.ts"
+import { plainText } from "../domain/connections/tls.ts"
+import { makeMysqlDatabase } from "../connections/clients/mysql.ts"
+import { makePostgresDatabase } from "../connections/clients/postgres.ts"
+import { createGeneratedOpenDental } from "./generatedClinic.ts"
 import { runPipeline } from "./pipeline.ts"
 import { validate } from "./validate.ts"
 

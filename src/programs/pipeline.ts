@@ -1,10 +1,10 @@
 import { Clock, Console, Duration, Effect, FiberRef, HashSet, Logger, Ref, Schedule } from "effect"
 import { PipelineFailedError } from "../domain/errors.ts"
-import { duration, progressLine, type RunProgress, startProgress, terminalLine } from "../domain/progress.ts"
-import type { BadRowPolicy } from "../services/AnalyticsLoader.ts"
-import { EtlSettings } from "../services/EtlSettings.ts"
-import { Pipeline, type TableRun } from "../services/Pipeline.ts"
-import { SourceTables } from "../services/SourceTables.ts"
+import { duration, progressLine, type RunProgress, startProgress, terminalLine } from "../domain/pipeline/progress.ts"
+import type { BadRowPolicy } from "../pipeline/AnalyticsLoader.ts"
+import { EtlSettings } from "../connections/EtlSettings.ts"
+import { Pipeline, type TableRun } from "../pipeline/Pipeline.ts"
+import { SourceTables } from "../pipeline/SourceTables.ts"
 
 /** How a run shows its progress: a live line on a terminal, a log line every ETL_PROGRESS_SECONDS, or nothing. */
 export type ProgressDisplay = "terminal" | "log" | "none"

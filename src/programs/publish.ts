@@ -1,11 +1,11 @@
 import { Console, Effect, Option } from "effect"
-import { alertMessage, alertReasons } from "../domain/alerts.ts"
+import { alertMessage, alertReasons } from "../domain/harness/alerts.ts"
 import { ReportDirectoryError } from "../domain/errors.ts"
-import type { ValidationReport } from "../domain/report.ts"
-import { Alerts } from "../services/Alerts.ts"
-import { EtlSettings } from "../services/EtlSettings.ts"
-import { MetricsHistory } from "../services/MetricsHistory.ts"
-import { Reporter, type WrittenReport } from "../services/Reporter.ts"
+import type { ValidationReport } from "../domain/harness/report.ts"
+import { Alerts } from "../harness/Alerts.ts"
+import { EtlSettings } from "../connections/EtlSettings.ts"
+import { MetricsHistory } from "../harness/MetricsHistory.ts"
+import { Reporter, type WrittenReport } from "../harness/Reporter.ts"
 
 /** Runs the HTML report's trend charts show. */
 const historyLength = 60

@@ -1,10 +1,10 @@
 import { Clock, Console, Effect, Either } from "effect"
 import { ReconcileDifferencesError } from "../domain/errors.ts"
-import { duration } from "../domain/progress.ts"
-import { describePair } from "../domain/reconcile.ts"
-import { connectionPlanOf, EtlSettings } from "../services/EtlSettings.ts"
-import { type ReconcileError, Reconciler, type TableReconcile } from "../services/Reconciler.ts"
-import { SourceTables } from "../services/SourceTables.ts"
+import { duration } from "../domain/pipeline/progress.ts"
+import { describePair } from "../domain/pipeline/reconcile.ts"
+import { connectionPlanOf, EtlSettings } from "../connections/EtlSettings.ts"
+import { type ReconcileError, Reconciler, type TableReconcile } from "../pipeline/Reconciler.ts"
+import { SourceTables } from "../pipeline/SourceTables.ts"
 
 export interface ReconcileRunOptions {
   /** Table names, or `all`; default ETL_TABLES. */

@@ -1,7 +1,7 @@
 import { Console, Duration, Effect, Option } from "effect"
 import { CleanupError, UsageError } from "../domain/errors.ts"
-import { EtlSettings } from "../services/EtlSettings.ts"
-import { SeededData, type SweptRun } from "../services/SeededData.ts"
+import { EtlSettings } from "../connections/EtlSettings.ts"
+import { SeededData, type SweptRun } from "../harness/SeededData.ts"
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 

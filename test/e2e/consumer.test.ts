@@ -5,7 +5,7 @@ import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import { fileURLToPath } from "node:url"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { createGeneratedOpenDental } from "../../src/programs/generatedClinic.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const repository = fileURLToPath(new URL("../..", import.meta.url))

@@ -7,7 +7,7 @@ import * as http from "node:http"
 import * as path from "node:path"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { PNG } from "pngjs"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { createGeneratedOpenDental } from "../../src/programs/generatedClinic.ts"
 import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 

@@ -1,7 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { createGeneratedOpenDental } from "../../src/programs/generatedClinic.ts"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
 import { markedRows } from "../support/site.ts"

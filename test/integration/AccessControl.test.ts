@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import * as AccessControl from "../../src/services/AccessControl.ts"
-import type { Settings } from "../../src/services/EtlSettings.ts"
+import { createGeneratedOpenDental } from "../../src/programs/generatedClinic.ts"
+import * as AccessControl from "../../src/harness/AccessControl.ts"
+import type { Settings } from "../../src/connections/EtlSettings.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 /** The AccessControl service over the test databases, signing in as the settings say. */

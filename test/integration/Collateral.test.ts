@@ -1,12 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { PipelineLive } from "../../src/layers/Live.ts"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
-import * as Catalog from "../../src/services/Catalog.ts"
-import * as Collateral from "../../src/services/Collateral.ts"
-import * as Pipeline from "../../src/services/Pipeline.ts"
-import * as SeededData from "../../src/services/SeededData.ts"
-import { newRunId } from "../../src/domain/marker.ts"
+import { createGeneratedOpenDental } from "../../src/programs/generatedClinic.ts"
+import * as Catalog from "../../src/pipeline/Catalog.ts"
+import * as Collateral from "../../src/harness/Collateral.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
+import * as SeededData from "../../src/harness/SeededData.ts"
+import { newRunId } from "../../src/domain/harness/marker.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 
 const withHarness = Effect.provide(

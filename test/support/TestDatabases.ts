@@ -2,15 +2,15 @@ import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import * as Mysql from "mysql2/promise"
 import { readFileSync } from "node:fs"
 import Pg from "pg"
-import * as AnalyticsDb from "../../src/services/AnalyticsDb.ts"
-import * as EtlSettings from "../../src/services/EtlSettings.ts"
-import * as ReplicationDb from "../../src/services/ReplicationDb.ts"
-import * as SourceDb from "../../src/services/SourceDb.ts"
-import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
-import { defaultMaxConnectionsPerServer } from "../../src/domain/connectionBudget.ts"
-import { createTableStatement, openDentalTables } from "../../src/domain/fixtures/opendentalTables.ts"
-import { losslessProfile } from "../../src/domain/rawProfile.ts"
-import { plainText, type TlsSettings } from "../../src/domain/tls.ts"
+import * as AnalyticsDb from "../../src/connections/AnalyticsDb.ts"
+import * as EtlSettings from "../../src/connections/EtlSettings.ts"
+import * as ReplicationDb from "../../src/connections/ReplicationDb.ts"
+import * as SourceDb from "../../src/connections/SourceDb.ts"
+import * as SourceWriterDb from "../../src/connections/SourceWriterDb.ts"
+import { defaultMaxConnectionsPerServer } from "../../src/domain/connections/connectionBudget.ts"
+import { createTableStatement, openDentalTables } from "../../src/domain/openDental/coreTables.ts"
+import { losslessProfile } from "../../src/domain/pipeline/rawProfile.ts"
+import { plainText, type TlsSettings } from "../../src/domain/connections/tls.ts"
 import {
   type DedicatedAccounts,
   loaderRoleStatements,
@@ -18,8 +18,8 @@ import {
   readerStatements,
   replicaStatements,
   writerStatements
-} from "../../src/domain/grants.ts"
-import { type MysqlDatabase, makeMysqlDatabase } from "../../src/services/clients/mysql.ts"
+} from "../../src/domain/harness/grants.ts"
+import { type MysqlDatabase, makeMysqlDatabase } from "../../src/connections/clients/mysql.ts"
 
 /** A server tests create databases on, with its administrator; `ca` (a PEM file) when it accepts TLS only. */
 export interface TestServer {

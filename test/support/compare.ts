@@ -1,11 +1,11 @@
 import { Effect } from "effect"
 import type * as Mysql from "mysql2/promise"
-import { compareRow } from "../../src/domain/comparison.ts"
-import { columnExpectation, type Expectations, lossless } from "../../src/domain/expectations.ts"
-import { escapeIdentifier } from "../../src/domain/replicaStatements.ts"
-import { AnalyticsDb } from "../../src/services/AnalyticsDb.ts"
-import { Catalog } from "../../src/services/Catalog.ts"
-import { ReplicationDb } from "../../src/services/ReplicationDb.ts"
+import { compareRow } from "../../src/domain/harness/comparison.ts"
+import { columnExpectation, type Expectations, lossless } from "../../src/domain/harness/expectations.ts"
+import { escapeIdentifier } from "../../src/domain/pipeline/replicaStatements.ts"
+import { AnalyticsDb } from "../../src/connections/AnalyticsDb.ts"
+import { Catalog } from "../../src/pipeline/Catalog.ts"
+import { ReplicationDb } from "../../src/connections/ReplicationDb.ts"
 
 const q = (name: string) => "`" + name.replace(/`/g, "``") + "`"
 

@@ -1,8 +1,8 @@
 import { Effect, Layer } from "effect"
-import * as AnalyticsLoader from "../../src/services/AnalyticsLoader.ts"
-import * as Catalog from "../../src/services/Catalog.ts"
-import type { PipelineSettings } from "../../src/services/EtlSettings.ts"
-import * as Replicator from "../../src/services/Replicator.ts"
+import * as AnalyticsLoader from "../../src/pipeline/AnalyticsLoader.ts"
+import * as Catalog from "../../src/pipeline/Catalog.ts"
+import type { PipelineSettings } from "../../src/connections/EtlSettings.ts"
+import * as Replicator from "../../src/pipeline/Replicator.ts"
 import { type FaultProxy, makeFaultProxy } from "./FaultProxy.ts"
 import * as TestDatabases from "./TestDatabases.ts"
 

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { createGeneratedOpenDental } from "../../src/programs/openDentalFixtures.ts"
+import { createGeneratedOpenDental } from "../../src/programs/generatedClinic.ts"
 import { envFileFor, runCli, workingDirectory } from "./cli.ts"
 import * as TestDatabases from "./TestDatabases.ts"
 

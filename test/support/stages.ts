@@ -1,6 +1,6 @@
 import { expect } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { type ChecksumOptions, type TableComparison, TableChecksum } from "../../src/services/TableChecksum.ts"
+import { type ChecksumOptions, type TableComparison, TableChecksum } from "../../src/pipeline/TableChecksum.ts"
 
 const sumsOf = (c: TableComparison, stage: keyof TableComparison["stages"]) =>
   Option.match(c.stages[stage], { onNone: () => "no table", onSome: (s) => `${s.rows} rows, checksum ${s.checksum}` })

@@ -3,8 +3,8 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
 import { SettingsError } from "../../src/domain/errors.ts"
-import * as EtlSettings from "../../src/services/EtlSettings.ts"
-import * as SourceWriterDb from "../../src/services/SourceWriterDb.ts"
+import * as EtlSettings from "../../src/connections/EtlSettings.ts"
+import * as SourceWriterDb from "../../src/connections/SourceWriterDb.ts"
 
 const completeTestFile = `
 OPENDENTAL_SOURCE_HOST=file-source

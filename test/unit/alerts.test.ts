@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { alertReasons } from "../../src/domain/alerts.ts"
-import { StepReport, TableReport, ValidationReport } from "../../src/domain/report.ts"
+import { alertReasons } from "../../src/domain/harness/alerts.ts"
+import { StepReport, TableReport, ValidationReport } from "../../src/domain/harness/report.ts"
 
 const reportWith = (patientMs: number, overrides: Partial<ConstructorParameters<typeof ValidationReport>[0]> = {}) =>
   new ValidationReport({

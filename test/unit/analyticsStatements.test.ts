@@ -14,10 +14,10 @@ import {
   readLoadStatus,
   swapShadow,
   upsertLoadStatus
-} from "../../src/domain/analyticsStatements.ts"
-import type { ColumnMapping } from "../../src/domain/typeMap.ts"
-import { compatibleProfile, losslessProfile, mapColumns, profileOfTable } from "../../src/domain/rawProfile.ts"
-import { mapColumn } from "../../src/domain/typeMap.ts"
+} from "../../src/domain/pipeline/analyticsStatements.ts"
+import type { ColumnMapping } from "../../src/domain/pipeline/typeMap.ts"
+import { compatibleProfile, losslessProfile, mapColumns, profileOfTable } from "../../src/domain/pipeline/rawProfile.ts"
+import { mapColumn } from "../../src/domain/pipeline/typeMap.ts"
 import { column } from "../support/columns.ts"
 
 const mappings: ReadonlyArray<ColumnMapping> = [

@@ -6,7 +6,7 @@ import {
   type SourceSnapshot,
   unchangedSinceLastCopy,
   updateTimeProof
-} from "../../src/domain/changeProof.ts"
+} from "../../src/domain/pipeline/changeProof.ts"
 
 const myisam = (updateTime: string | null, mmap = false): SourceSnapshot => ({ readAt: "2024-05-02 03:00:00", engine: "MyISAM", updateTime, mmap, columns: "12.345/1.6" })
 const lastCopy = (updateTime: string | null, readAt = "2024-05-01 03:00:00"): RecordedSource => ({ readAt, updateTime, checksum: "123", columns: "12.345/1.6" })

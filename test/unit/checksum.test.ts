@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { aggregateStatement, type CanonicalColumn, canonicalColumn, NoCanonicalForm, rangeableKey, rowHash } from "../../src/domain/checksum.ts"
+import { aggregateStatement, type CanonicalColumn, canonicalColumn, NoCanonicalForm, rangeableKey, rowHash } from "../../src/domain/pipeline/checksum.ts"
 import { column } from "../support/columns.ts"
 
 const canonical = (dataType: string, columnType = dataType) => canonicalColumn(column("c", dataType, columnType)) as CanonicalColumn

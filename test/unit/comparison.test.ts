@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { compareRow } from "../../src/domain/comparison.ts"
-import { columnExpectation, compatible, type Expectations, lossless } from "../../src/domain/expectations.ts"
-import { ReportFinding } from "../../src/domain/report.ts"
-import { causesOf } from "../../src/domain/verdict.ts"
+import { compareRow } from "../../src/domain/harness/comparison.ts"
+import { columnExpectation, compatible, type Expectations, lossless } from "../../src/domain/harness/expectations.ts"
+import { ReportFinding } from "../../src/domain/harness/report.ts"
+import { causesOf } from "../../src/domain/harness/verdict.ts"
 import { column } from "../support/columns.ts"
 
 const birthdate = column("Birthdate", "date", "date")

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { connectionPlan } from "../../src/domain/connectionBudget.ts"
+import { connectionPlan } from "../../src/domain/connections/connectionBudget.ts"
 
 const mysql = { host: "db", port: 3306 }
 const replicaHost = { host: "replica", port: 3306 }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { declaredBooleans } from "../../src/domain/declaredBooleans.ts"
-import { columnExpectation, compatible, expectationsFromText, lossless, presetNamed } from "../../src/domain/expectations.ts"
-import { expectedUnder, malformedCasesFor, malformedPatientCases } from "../../src/domain/malformed.ts"
-import { notBooleanProblem } from "../../src/domain/typeMap.ts"
+import { declaredBooleans } from "../../src/domain/pipeline/declaredBooleans.ts"
+import { columnExpectation, compatible, expectationsFromText, lossless, presetNamed } from "../../src/domain/harness/expectations.ts"
+import { expectedUnder, malformedCasesFor, malformedPatientCases } from "../../src/domain/harness/malformed.ts"
+import { notBooleanProblem } from "../../src/domain/pipeline/typeMap.ts"
 import { column } from "../support/columns.ts"
 
 describe("the expectations a pipeline declares", () => {

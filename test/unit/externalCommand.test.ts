@@ -10,7 +10,7 @@ import {
   isVariableName,
   plan
 } from "../../src/domain/externalCommand.ts"
-import * as EtlSettings from "../../src/services/EtlSettings.ts"
+import * as EtlSettings from "../../src/connections/EtlSettings.ts"
 
 const tables = ["carrier", "patient", "appointment"]
 

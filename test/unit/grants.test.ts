@@ -9,7 +9,7 @@ import {
   readerStatements,
   replicaStatements,
   writerStatements
-} from "../../src/domain/grants.ts"
+} from "../../src/domain/harness/grants.ts"
 
 describe("grants", () => {
   it("reads SHOW GRANTS lines: scopes, privileges with column lists, grant option; skips role and proxy grants", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { hasIntegerKey, keyOrderPage, keyRanges, tableRows } from "../../src/domain/keysetPages.ts"
+import { hasIntegerKey, keyOrderPage, keyRanges, tableRows } from "../../src/domain/pipeline/keysetPages.ts"
 import type { TableShape } from "../../src/domain/tableShape.ts"
 import { column } from "../support/columns.ts"
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { isRunId, markedValue, markerFits, markerOf, markerPattern, newRunId } from "../../src/domain/marker.ts"
+import { isRunId, markedValue, markerFits, markerOf, markerPattern, newRunId } from "../../src/domain/harness/marker.ts"
 
 /** LIKE with ESCAPE '!' and byte-for-byte comparison, as the database evaluates the guard. */
 const like = (value: string, pattern: string) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { duration, etaMs, progressLine, rowsWritten, startProgress, tableFinished, tableStarted, terminalLine } from "../../src/domain/progress.ts"
+import { duration, etaMs, progressLine, rowsWritten, startProgress, tableFinished, tableStarted, terminalLine } from "../../src/domain/pipeline/progress.ts"
 
 const at = 1_000_000
 const midRun = [

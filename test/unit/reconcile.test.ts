@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { aggregateStatement } from "../../src/domain/checksum.ts"
+import { aggregateStatement } from "../../src/domain/pipeline/checksum.ts"
 import {
   bucketRange,
   bucketWidth,
@@ -8,7 +8,7 @@ import {
   differingColumns,
   keyDifferences,
   type PairReport
-} from "../../src/domain/reconcile.ts"
+} from "../../src/domain/pipeline/reconcile.ts"
 
 describe("reconcile arithmetic", () => {
   it("splits a range into buckets that cover every key once, the last one clipped", () => {

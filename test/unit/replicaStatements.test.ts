@@ -6,7 +6,7 @@ import {
   schemaDifferences,
   upsertOutcome,
   upsertStatement
-} from "../../src/domain/replicaStatements.ts"
+} from "../../src/domain/pipeline/replicaStatements.ts"
 import type { Column, TableShape } from "../../src/domain/tableShape.ts"
 import { column } from "../support/columns.ts"
 

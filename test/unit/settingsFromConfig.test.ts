@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { SettingsError } from "../../src/domain/errors.ts"
-import * as EtlSettings from "../../src/services/EtlSettings.ts"
+import * as EtlSettings from "../../src/connections/EtlSettings.ts"
 
 const complete: Record<string, string> = {
   ETL_ENVIRONMENT: "production",

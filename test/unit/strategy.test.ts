@@ -7,7 +7,7 @@ import {
   type PreviousRun,
   storedStrategy,
   type TableFacts
-} from "../../src/domain/strategy.ts"
+} from "../../src/domain/pipeline/strategy.ts"
 
 const unknown: ChangeProof = { verdict: "unknown", says: "UPDATE_TIME of a InnoDB table proves nothing" }
 const unchanged: ChangeProof = { verdict: "unchanged", says: "UPDATE_TIME 2024-05-01 09:00:00, before the last copy started reading at 2024-05-01 10:00:00" }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { describeTls, isLoopback, tlsFact, tlsHint, type TlsSettings, unverifiableMysqlHost } from "../../src/domain/tls.ts"
+import { describeTls, isLoopback, tlsFact, tlsHint, type TlsSettings, unverifiableMysqlHost } from "../../src/domain/connections/tls.ts"
 
 const verifyFull: TlsSettings = { mode: "verify-full", ca: Option.some("-----BEGIN CERTIFICATE-----") }
 const disabled: TlsSettings = { mode: "disable", ca: Option.none() }

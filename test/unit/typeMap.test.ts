@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { canonical, compareRow } from "../../src/domain/comparison.ts"
+import { canonical, compareRow } from "../../src/domain/harness/comparison.ts"
 import type { Column } from "../../src/domain/tableShape.ts"
 import { column as namedColumn } from "../support/columns.ts"
 import {
@@ -10,8 +10,8 @@ import {
   notBooleanProblem,
   RowConversionFailure,
   serverCopySelect
-} from "../../src/domain/typeMap.ts"
-import { compatibleProfile, losslessProfile, mapColumns } from "../../src/domain/rawProfile.ts"
+} from "../../src/domain/pipeline/typeMap.ts"
+import { compatibleProfile, losslessProfile, mapColumns } from "../../src/domain/pipeline/rawProfile.ts"
 
 /** A column named "c" unless `extra` names it. */
 const column = (dataType: string, columnType: string, extra: Partial<Column> = {}): Column =>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { StepReport } from "../../src/domain/report.ts"
-import { buildReport, type ValidationFacts } from "../../src/domain/verdict.ts"
+import { StepReport } from "../../src/domain/harness/report.ts"
+import { buildReport, type ValidationFacts } from "../../src/domain/harness/verdict.ts"
 
 const passing: ValidationFacts = {
   runId: Option.some("tp4tabcdef12"),

@@ -1,0 +1,280 @@
+import { Option } from "effect"
+import { type CollateralResult, collateralMessages } from "./collateral.ts"
+import { ExitCode } from "../exitCodes.ts"
+import type { PairReport } from "../pipeline/reconcile.ts"
+import type { TlsFact } from "../connections/tls.ts"
+import { DriftTable, FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
+
+/**
+ * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
+ * verdict and its exit code, with no database in sight.
+ */
+
+export type Stage = "source" | "replication" | "analytics"
+
+/** One way the copy of a seeded row is not what the source holds. */
+export interface Finding {
+  readonly table: string
+  readonly stage: Stage
+  readonly key?: string
+  readonly column?: string
+  readonly expected: string | null
+  readonly actual: string | null
+  readonly problem: string
+}
+
+export interface TableRunFact {
+  readonly table: string
+  readonly success: boolean
+  readonly durationMs: number
+  readonly error?: { readonly _tag: string; readonly message: string }
+}
+
+export interface VerificationFact {
+  readonly table: string
+  /** A stage that could not be read is null. */
+  readonly counts: Readonly<Record<Stage, number | null>>
+  readonly findings: ReadonlyArray<Finding>
+  readonly conversions: Readonly<Record<string, number>>
+}
+
+export interface MalformedFact {
+  readonly table: string
+  readonly key: string
+  readonly column: string
+  readonly case: string
+  readonly expected: string
+  readonly found: string
+  readonly ok: boolean
+}
+
+export interface IsolationFact {
+  readonly table: string
+  readonly before: { readonly rows: number; readonly checksum: string }
+  readonly after: { readonly rows: number; readonly checksum: string }
+}
+
+export interface AccessFact {
+  readonly database: string
+  readonly account: string
+  readonly findings: ReadonlyArray<{ readonly problem: string; readonly fix: string }>
+  readonly tls: TlsFact | null
+}
+
+export interface CleanupFact {
+  readonly deleted: ReadonlyArray<{ readonly table: string; readonly source: number; readonly replication: number; readonly analytics: number }>
+  readonly remaining: ReadonlyArray<string>
+}
+
+export interface DriftTableFact {
+  readonly table: string
+  /** source -> replication, replication -> analytics; empty when the comparison failed. */
+  readonly pairs: ReadonlyArray<PairReport>
+  readonly error?: { readonly _tag: string; readonly message: string }
+}
+
+/** The validated tables reconciled whole at the end of the run, or why they were not. */
+export type DriftFact =
+  | { readonly state: "checked"; readonly tables: ReadonlyArray<DriftTableFact> }
+  | { readonly state: "off" }
+  | { readonly state: "skipped"; readonly reason: string }
+
+export interface ValidationFacts {
+  readonly runId: Option.Option<string>
+  readonly environment: "production" | "test" | "local"
+  readonly startedAt: Date
+  readonly finishedAt: Date
+  readonly pipeline: string
+  readonly scenario: ValidationReport["scenario"]
+  /** The conventions the pipeline was judged by (default `lossless`). */
+  readonly expectations?: string
+  readonly tables: ReadonlyArray<string>
+  /** Seeded rows per table; empty when nothing was seeded. */
+  readonly seeded: Readonly<Record<string, number>>
+  readonly runs: ReadonlyArray<TableRunFact>
+  readonly verification: ReadonlyArray<VerificationFact>
+  readonly malformed: ReadonlyArray<MalformedFact>
+  readonly steps: ReadonlyArray<StepReport>
+  readonly resources: ValidationReport["resources"]
+  readonly isolation: { readonly mode: "fingerprint" | "guarded deletes"; readonly tables: ReadonlyArray<IsolationFact> }
+  /** The downstream check of the clinic's rows, per table and stage; empty when it was off or did not run. */
+  readonly collateral: ReadonlyArray<CollateralResult>
+  /** Reported, never a finding: it is the clinic's data as the run leaves it, not what the run did. */
+  readonly drift: DriftFact
+  readonly access: ReadonlyArray<AccessFact>
+  /** Errors that stopped a step: the run's own, and connection losses met by the verifier. */
+  readonly errors: ReadonlyArray<{ readonly _tag: string; readonly message: string }>
+  readonly cleanup: Option.Option<CleanupFact>
+}
+
+const sameFingerprint = (t: IsolationFact) => t.before.rows === t.after.rows && t.before.checksum === t.after.checksum
+
+const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
+  ...facts.runs
+    .filter((r) => !r.success)
+    .map((r) => new ReportFinding({ check: "pipeline", table: r.table, message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}` })),
+  ...facts.verification.flatMap((t) =>
+    t.findings.map(
+      (f) =>
+        new ReportFinding({
+          check: f.key === undefined ? "count" : "value",
+          table: f.table,
+          stage: f.stage,
+          ...(f.key === undefined ? {} : { key: f.key }),
+          ...(f.column === undefined ? {} : { column: f.column }),
+          expected: f.expected,
+          actual: f.actual,
+          message: f.problem
+        })
+    )
+  ),
+  ...facts.steps
+    .filter((s) => s.overBudget)
+    .map(
+      (s) =>
+        new ReportFinding({
+          check: "budget",
+          ...(s.table === undefined ? {} : { table: s.table }),
+          message: `${s.step}${s.table ? ` of ${s.table}` : ""} took ${s.durationMs} ms, over its budget of ${s.budgetMs} ms`
+        })
+    ),
+  ...facts.isolation.tables
+    .filter((t) => !sameFingerprint(t))
+    .map(
+      (t) =>
+        new ReportFinding({
+          check: "isolation",
+          table: t.table,
+          message: `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ${t.after.rows} rows (checksum ${t.after.checksum}) after`
+        })
+    ),
+  ...facts.collateral.flatMap((c) =>
+    collateralMessages(c).map((message) => new ReportFinding({ check: "collateral", table: c.table, stage: c.stage, message }))
+  ),
+  ...(facts.environment === "production"
+    ? facts.access.flatMap((a) =>
+        a.findings.map((f) => new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` }))
+      )
+    : []),
+  ...facts.malformed
+    .filter((m) => !m.ok)
+    .map(
+      (m) =>
+        new ReportFinding({
+          check: "malformed",
+          table: m.table,
+          key: m.key,
+          column: m.column,
+          expected: m.expected,
+          actual: m.found,
+          message: `the ${m.case} was not handled as the type map documents`
+        })
+    ),
+  ...Option.match(facts.cleanup, {
+    onNone: () => [],
+    onSome: (c) => c.remaining.map((message) => new ReportFinding({ check: "cleanup", message }))
+  })
+]
+
+/** The order causes are read in: a leak into clinic data before a missing copy. */
+export const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "collateral", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
+
+/** What findings of one cause share, as a person reads it: `value differs: patient.FName in analytics`. */
+const causeOf = (f: ReportFinding) => {
+  const where = [f.table && f.column ? `${f.table}.${f.column}` : f.table, f.stage && `in ${f.stage}`].filter(Boolean).join(" ")
+  return where === "" ? f.message : `${f.message}: ${where}`
+}
+
+/** Findings grouped by check, stage, table, column and problem; the most frequent first within each check. */
+export const causesOf = (findings: ReadonlyArray<ReportFinding>): ReadonlyArray<FindingCause> => {
+  const groups = new Map<string, { cause: string; check: ReportFinding["check"]; count: number }>()
+  for (const f of findings) {
+    const cause = causeOf(f)
+    const id = `${f.check}\u0000${cause}`
+    const group = groups.get(id)
+    if (group) group.count++
+    else groups.set(id, { cause, check: f.check, count: 1 })
+  }
+  return [...groups.values()]
+    .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check) || b.count - a.count)
+    .map((g) => new FindingCause(g))
+}
+
+/** A connection that failed anywhere, in a step or in one table's run, is a connection problem of the whole run. */
+const connectionFailed = (facts: ValidationFacts) =>
+  facts.errors.some((e) => e._tag === "ConnectionError") || facts.runs.some((r) => r.error?._tag === "ConnectionError")
+
+/** The worst outcome decides: rows left behind, then a connection or configuration error, then a failed check. */
+export const verdictOf = (facts: ValidationFacts, findings: number): Pick<ValidationReport, "status" | "exitCode"> => {
+  if (Option.isSome(facts.cleanup) && facts.cleanup.value.remaining.length > 0) {
+    return { status: "cleanup_incomplete", exitCode: ExitCode.cleanupIncomplete }
+  }
+  if (connectionFailed(facts)) return { status: "error", exitCode: ExitCode.configurationOrConnection }
+  if (facts.errors.length > 0) return { status: "error", exitCode: ExitCode.checkFailed }
+  if (findings > 0) return { status: "failed", exitCode: ExitCode.checkFailed }
+  return { status: "passed", exitCode: ExitCode.passed }
+}
+
+const driftSection = (drift: DriftFact): ValidationReport["drift"] => {
+  if (drift.state === "off") return { state: "off", tables: [] }
+  if (drift.state === "skipped") return { state: "skipped", reason: drift.reason, tables: [] }
+  return {
+    state: "checked",
+    tables: drift.tables.map(
+      (t) =>
+        new DriftTable({
+          table: t.table,
+          inSync: t.error === undefined && t.pairs.every((p) => p.status === "in sync"),
+          pairs: t.pairs,
+          ...(t.error === undefined ? {} : { error: { tag: t.error._tag, message: t.error.message } })
+        })
+    )
+  }
+}
+
+export const buildReport = (facts: ValidationFacts): ValidationReport => {
+  const findings = findingsOf(facts)
+  const runId = Option.getOrElse(facts.runId, () => `unseeded-${facts.startedAt.getTime().toString(36)}`)
+  return new ValidationReport({
+    runId,
+    environment: facts.environment,
+    startedAt: facts.startedAt.toISOString(),
+    finishedAt: facts.finishedAt.toISOString(),
+    durationMs: facts.finishedAt.getTime() - facts.startedAt.getTime(),
+    ...verdictOf(facts, findings.length),
+    pipeline: facts.pipeline,
+    scenario: facts.scenario,
+    tables: facts.tables.map((table) => {
+      const run = facts.runs.find((r) => r.table === table)
+      const verified = facts.verification.find((v) => v.table === table)
+      return new TableReport({
+        table,
+        pipelineSuccess: run?.success ?? false,
+        pipelineMs: run?.durationMs ?? 0,
+        seeded: facts.seeded[table] ?? 0,
+        counts: verified?.counts ?? { source: null, replication: null, analytics: null },
+        conversions: verified?.conversions ?? {},
+        findings: findings.filter((f) => f.table === table).length
+      })
+    }),
+    steps: facts.steps,
+    expectations: facts.expectations ?? "lossless",
+    causes: causesOf(findings),
+    findings,
+    resources: facts.resources,
+    isolation: {
+      mode: facts.isolation.mode,
+      tables: facts.isolation.tables.map((t) => ({ ...t, unchanged: sameFingerprint(t) }))
+    },
+    collateral: facts.collateral,
+    drift: driftSection(facts.drift),
+    access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
+    malformed: facts.malformed,
+    // One lost connection is met by several steps: each error is said once.
+    errors: [...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()],
+    cleanup: Option.match(facts.cleanup, {
+      onNone: () => ({ deleted: [], remaining: [] }),
+      onSome: (c) => ({ deleted: c.deleted, remaining: c.remaining })
+    })
+  })
+}

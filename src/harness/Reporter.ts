@@ -1,0 +1,253 @@
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import { createRequire } from "node:module"
+import * as nodePath from "node:path"
+import { htmlReport, type TrendPoint } from "../domain/harness/htmlReport.ts"
+import { prometheusText } from "../domain/harness/prometheus.ts"
+import { describePair } from "../domain/pipeline/reconcile.ts"
+import { toolVersion } from "../domain/version.ts"
+import junitReportBuilder, { type Builder } from "junit-report-builder"
+import { ReportDirectoryError } from "../domain/errors.ts"
+import { type ReportFinding, ValidationReport } from "../domain/harness/report.ts"
+import { checkOrder } from "../domain/harness/verdict.ts"
+import { EtlSettings } from "../connections/EtlSettings.ts"
+
+export interface WrittenReport {
+  readonly json: string
+  readonly html: string
+  readonly prometheus: string
+  readonly junit?: string
+  readonly summary: string
+}
+
+export interface WriteOptions {
+  readonly junitPath?: string
+  readonly directory?: string
+  /** Earlier runs and this one, oldest first, for the HTML report's charts. */
+  readonly trend?: ReadonlyArray<TrendPoint>
+}
+
+export interface ReporterService {
+  /**
+   * Checks before a run that its report can be written: the directory exists or can be made, and takes a file
+   * (and the JUnit file's directory, when asked). A run never finds out at its end that its result has nowhere to go.
+   */
+  readonly prepare: (options?: Pick<WriteOptions, "directory" | "junitPath">) => Effect.Effect<void, ReportDirectoryError>
+  /**
+   * Writes `<report dir>/validate-<run id>.json` and `.html`, the Prometheus text file, JUnit XML when asked, and
+   * returns the console summary.
+   */
+  readonly write: (report: ValidationReport, options?: WriteOptions) => Effect.Effect<WrittenReport, PlatformError>
+}
+
+export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, ReporterService>() {}
+
+const describeFinding = (f: ReportFinding) => {
+  const where = [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ")
+  const values = f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : ""
+  return `${where === "" ? f.message : `${where}: ${f.message}`}${values}`
+}
+
+
+/** Long values stay in the JSON report; the console shows their start and length. */
+const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
+
+/** The drift section: a line of totals, then only the tables that differ or could not be compared. */
+const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => {
+  if (drift.state === "off") return ["  drift: off (ETL_DRIFT_CHECK=false)"]
+  if (drift.state === "skipped") return [`  drift: not checked (${drift.reason ?? "skipped"})`]
+  const failed = drift.tables.filter((t) => t.error !== undefined)
+  const differing = drift.tables.filter((t) => !t.inSync && t.error === undefined)
+  return [
+    `  drift (the validated tables compared whole across the stages after cleanup; reported, never failing the run): ${drift.tables.length - differing.length - failed.length} in sync, ${differing.length} ${differing.length > 0 ? "DIFFER" : "differ"}, ${failed.length} not compared`,
+    ...differing.flatMap((t) => t.pairs.filter((p) => p.status !== "in sync").map((p) => `    ${t.table}, ${describePair(p)}`)),
+    ...failed.map((t) => `    ${t.table}: not compared, ${t.error?.tag}: ${t.error?.message}`)
+  ]
+}
+
+/** What a person reads first: the verdict, each table, each finding, the cleanup. */
+export const summaryOf = (report: ValidationReport): string => {
+  const lines = [
+    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}, expectations: ${report.expectations}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
+    ...report.tables.map(
+      (t) =>
+        `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${[t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
+    ),
+    `  isolation (${report.isolation.mode}): ${
+      report.isolation.mode === "fingerprint"
+        ? report.isolation.tables.map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`).join(", ")
+        : "every delete by seeded key and marker, exact counts, no marker row left"
+    }`,
+    `  collateral (clinic rows downstream): ${
+      report.collateral.length === 0
+        ? "not checked"
+        : report.collateral
+            .map((c) =>
+              c.skipped !== undefined
+                ? `${c.table}/${c.stage} skipped (${c.skipped})`
+                : `${c.table}/${c.stage} ${c.vanished.count + c.changed.count === 0 ? "unchanged" : `${c.vanished.count} VANISHED, ${c.changed.count} CHANGED`} (${c.compared} rows)`
+            )
+            .join(", ")
+    }`,
+    ...driftLines(report.drift),
+    `  access: ${report.access
+      .map(
+        (a) =>
+          `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`} (${a.tls === null ? "not connected" : (a.tls.version ?? "not encrypted")})`
+      )
+      .join(", ")}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
+    ...report.malformed.map(
+      (m) =>
+        `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
+    ),
+    `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
+    `  cleanup (deleted source/replica/analytics): ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing deleted"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
+    // The causes first: 97 findings are often three causes.
+    ...(report.causes.length === 0
+      ? []
+      : [
+          `  findings by cause (${report.findings.length} findings, ${report.causes.length} ${report.causes.length === 1 ? "cause" : "causes"}):`,
+          ...report.causes.slice(0, 20).map((c) => `    ${String(c.count).padStart(5)} x ${c.cause}`),
+          ...(report.causes.length > 20 ? [`    ... ${report.causes.length - 20} more causes in the JSON report`] : [])
+        ]),
+    ...[...report.findings]
+      .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
+      .slice(0, 20)
+      .map((f) => `  finding: ${describeFinding(f)}`),
+    ...(report.findings.length > 20 ? [`  ... ${report.findings.length - 20} more findings in the JSON report`] : []),
+    ...report.errors.map((e) => `  error ${e.tag}: ${e.message}`)
+  ]
+  return lines.join("\n")
+}
+
+/** Its types describe the ES module's default export; Node loads the CommonJS build, whose exports are the builder. */
+const junit: Builder =
+  (junitReportBuilder as unknown as { default?: Builder }).default ?? (junitReportBuilder as unknown as Builder)
+
+/** One test case per check: each table's counts and values, each budget, the pipeline per table, the cleanup. */
+const junitOf = (report: ValidationReport): string => {
+  const builder = junit.newBuilder()
+  const suite = builder.testSuite().name(`opendental-etl validate ${report.runId}`).timestamp(report.startedAt).time(report.durationMs / 1000)
+  for (const table of report.tables) {
+    const findings = report.findings.filter((f) => f.table === table.table)
+    const pipelineCase = suite.testCase().className(`validate.${table.table}`).name("pipeline").time(table.pipelineMs / 1000)
+    if (!table.pipelineSuccess) pipelineCase.failure(findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed")
+    const integrity = suite.testCase().className(`validate.${table.table}`).name("counts and values")
+    const integrityFindings = findings.filter((f) => f.check === "count" || f.check === "value")
+    if (integrityFindings.length > 0) integrity.failure(integrityFindings.map(describeFinding).join("\n"), "IntegrityFinding")
+  }
+  for (const c of report.collateral) {
+    const collateralCase = suite.testCase().className(`validate.collateral.${c.table}`).name(c.stage)
+    const found = report.findings.filter((f) => f.check === "collateral" && f.table === c.table && f.stage === c.stage)
+    if (found.length > 0) collateralCase.failure(found.map(describeFinding).join("\n"), "CollateralDamage")
+    else if (c.skipped !== undefined) collateralCase.skipped()
+  }
+  for (const step of report.steps.filter((s) => s.budgetMs !== undefined)) {
+    const budget = suite.testCase().className("validate.budget").name(step.table ? `${step.step} ${step.table}` : step.step).time(step.durationMs / 1000)
+    if (step.overBudget) budget.failure(`took ${step.durationMs} ms, budget ${step.budgetMs} ms`, "BudgetExceeded")
+  }
+  for (const m of report.malformed) {
+    const malformedCase = suite.testCase().className(`validate.malformed.${m.table}`).name(`${m.case} (${m.column})`)
+    if (!m.ok) malformedCase.failure(`key ${m.key}: expected ${m.expected}, found ${m.found}`, "MalformedValue")
+  }
+  const cleanup = suite.testCase().className("validate").name("cleanup")
+  if (report.cleanup.remaining.length > 0) cleanup.failure(report.cleanup.remaining.join("\n"), "CleanupIncomplete")
+  for (const error of report.errors) suite.testCase().className("validate").name(error.tag).error(error.message, error.tag)
+  return builder.build()
+}
+
+/** What a file system error says, without the platform's wrapping ("SystemError: ..."). */
+const reasonOf = (e: { readonly message: string }) => {
+  const cause = (e as { cause?: { message?: string } }).cause
+  return cause?.message ?? e.message
+}
+
+/** The single-file build of Chart.js, inlined into each HTML report. */
+const chartJsFile = nodePath.join(nodePath.dirname(createRequire(import.meta.url).resolve("chart.js")), "chart.umd.min.js")
+
+export const make = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const settings = yield* EtlSettings
+  const chartJs = yield* fs.readFileString(chartJsFile).pipe(Effect.orDie)
+
+  /**
+   * Makes the missing directories one level at a time: Node's recursive mkdir never returns on some paths
+   * (`/proc/x` spins forever), where a plain mkdir fails at once.
+   */
+  const makeDirectories = (directory: string) =>
+    Effect.gen(function* () {
+      const missing: Array<string> = []
+      let current = path.resolve(directory)
+      while (!(yield* fs.exists(current))) {
+        missing.unshift(current)
+        const parent = path.dirname(current)
+        if (parent === current) break
+        current = parent
+      }
+      for (const dir of missing) yield* fs.makeDirectory(dir)
+    })
+
+  const prepare = Effect.fn("Reporter.prepare")(function* (options: Pick<WriteOptions, "directory" | "junitPath"> = {}) {
+    const directories: ReadonlyArray<readonly [directory: string, setting: string]> = [
+      [options.directory ?? settings.validation.reportDirectory, "--report-dir or ETL_REPORT_DIR"],
+      ...(options.junitPath === undefined ? [] : [[path.dirname(options.junitPath), "--junit"] as const]),
+      ...Option.match(settings.monitoring.prometheusFile, { onNone: () => [], onSome: (file) => [[path.dirname(file), "ETL_PROMETHEUS_FILE"] as const] })
+    ]
+    for (const [directory, setting] of directories) {
+      const probe = path.join(directory, `.opendental-etl-write-check-${process.pid}`)
+      yield* makeDirectories(directory).pipe(
+        Effect.zipRight(fs.writeFileString(probe, "")),
+        Effect.zipRight(fs.remove(probe)),
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("it did not answer within 10 s") }),
+        Effect.mapError((e) => new ReportDirectoryError({ directory, setting, reason: reasonOf(e) }))
+      )
+    }
+  })
+
+  /** node_exporter may read at any moment: it sees the old file or the new one, never half of one. */
+  const replaceFile = (file: string, content: string) =>
+    Effect.gen(function* () {
+      yield* makeDirectories(path.dirname(file))
+      yield* fs.writeFileString(`${file}.tmp`, content)
+      yield* fs.rename(`${file}.tmp`, file)
+    })
+
+  const write = Effect.fn("Reporter.write")(function* (report: ValidationReport, options: WriteOptions = {}) {
+    const directory = options.directory ?? settings.validation.reportDirectory
+    yield* makeDirectories(directory)
+    const json = path.join(directory, `validate-${report.runId}.json`)
+    const encoded = Schema.encodeSync(ValidationReport)(report)
+    yield* fs.writeFileString(json, JSON.stringify(encoded, null, 2) + "\n")
+    const html = path.join(directory, `validate-${report.runId}.html`)
+    // Without a history (analytics unreachable), the chart shows this run alone.
+    const trend: ReadonlyArray<TrendPoint> = options.trend ?? [
+      {
+        runId: report.runId,
+        startedAt: report.startedAt,
+        success: report.status === "passed",
+        durationMs: report.durationMs,
+        peakRssMb: report.resources.peakRssMb,
+        tables: Object.fromEntries(report.tables.map((t) => [t.table, t.pipelineMs]))
+      }
+    ]
+    yield* fs.writeFileString(html, htmlReport(report, trend, chartJs, json))
+    const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () => path.join(directory, "opendental_etl.prom"))
+    yield* replaceFile(prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))
+    if (options.junitPath !== undefined) {
+      yield* makeDirectories(path.dirname(options.junitPath))
+      yield* fs.writeFileString(options.junitPath, junitOf(report))
+    }
+    return {
+      json,
+      html,
+      prometheus,
+      summary: summaryOf(report),
+      ...(options.junitPath === undefined ? {} : { junit: options.junitPath })
+    }
+  })
+  return { prepare, write } satisfies ReporterService
+})
+
+export const layer = Layer.effect(Reporter, make)
