@@ -1,13 +1,14 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Either, Layer } from "effect"
-import { rejectedRowsTable } from "../pipeline/AnalyticsLoader.ts"
+import { rejectedRowsTable } from "../domain/pipeline/analyticsStatements.ts"
 import { classifySqlError, mapSqlErrors } from "../connections/clients/failures.ts"
 import { type DatabaseSettings, EtlSettings } from "../connections/EtlSettings.ts"
 import { canonical, compareRow, type LossyConversion } from "../domain/harness/comparison.ts"
 import type { ConnectionError, SchemaError } from "../domain/errors.ts"
 import { columnExpectation, type Expectations, lossless } from "../domain/harness/expectations.ts"
 import { expectedText, expectedUnder } from "../domain/harness/malformed.ts"
-import type { Finding, MalformedFact, Stage } from "../domain/harness/verdict.ts"
+import type { Stage } from "../domain/environment.ts"
+import type { Finding, MalformedFact } from "../domain/harness/verdict.ts"
 import { escapeIdentifier } from "../domain/pipeline/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
@@ -17,7 +18,8 @@ import { ReplicationDb } from "../connections/ReplicationDb.ts"
 import type { SeededCase, SeededTable } from "./SeededData.ts"
 import { SourceDb } from "../connections/SourceDb.ts"
 
-export type { Finding, Stage } from "../domain/harness/verdict.ts"
+export type { Stage } from "../domain/environment.ts"
+export type { Finding } from "../domain/harness/verdict.ts"
 
 export interface TableVerification {
   readonly table: string

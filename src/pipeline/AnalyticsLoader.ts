@@ -38,7 +38,7 @@ import {
 } from "../domain/pipeline/keysetPages.ts"
 import { type Page, pagedCopy, streamedCopy } from "../domain/pipeline/pagedCopy.ts"
 import type { Rows } from "../domain/pipeline/readAhead.ts"
-import { type KeyRepair, repairBatch } from "../domain/pipeline/reconcile.ts"
+import { type KeyRepair, type RepairOutcome, repairBatch } from "../domain/pipeline/reconcile.ts"
 import { checksumTable, escapeIdentifier as escapeMysqlIdentifier, readGeneration } from "../domain/pipeline/replicaStatements.ts"
 import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts, unchangedSince } from "../domain/pipeline/strategy.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
@@ -91,11 +91,6 @@ export interface AnalyticsLoaderService {
    * deleted, each batch in one transaction. A value raw cannot hold fails the repair, naming table, key and column.
    */
   readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, LoadFailure>
-}
-
-export interface RepairOutcome {
-  readonly copied: number
-  readonly deleted: number
 }
 
 export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<AnalyticsLoader, AnalyticsLoaderService>() {}

@@ -28,7 +28,7 @@ import {
   rangeSize,
   sameSums
 } from "../domain/pipeline/reconcile.ts"
-import type { Stage } from "../domain/harness/verdict.ts"
+import type { Stage } from "../domain/environment.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
 import { AnalyticsLoader, type LoadFailure } from "./AnalyticsLoader.ts"
 import { qualified } from "../domain/pipeline/analyticsStatements.ts"

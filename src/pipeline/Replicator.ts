@@ -45,7 +45,7 @@ import {
   type TableFacts,
   unchangedSince
 } from "../domain/pipeline/strategy.ts"
-import { type KeyRepair, repairBatch } from "../domain/pipeline/reconcile.ts"
+import { type KeyRepair, type RepairOutcome, repairBatch } from "../domain/pipeline/reconcile.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
@@ -95,11 +95,6 @@ export interface ReplicatorService {
    * commits with a new generation, so the analytics hop knows the table changed.
    */
   readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, ReplicateError>
-}
-
-export interface RepairOutcome {
-  readonly copied: number
-  readonly deleted: number
 }
 
 export class Replicator extends Context.Tag("opendental-etl/Replicator")<Replicator, ReplicatorService>() {}

@@ -20,7 +20,7 @@ import { type ConnectionError, DatabaseError, SchemaError } from "../domain/erro
 import { escapeIdentifier } from "../domain/pipeline/replicaStatements.ts"
 import type { Column, TableShape } from "../domain/tableShape.ts"
 import { mapColumns } from "../domain/pipeline/rawProfile.ts"
-import type { Stage } from "../domain/harness/verdict.ts"
+import type { Stage } from "../domain/environment.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
 import { Catalog } from "./Catalog.ts"
 import { namingDatabase } from "../connections/clients/failures.ts"

@@ -1,5 +1,6 @@
 import { Option } from "effect"
 import { type CollateralResult, collateralMessages } from "./collateral.ts"
+import type { Stage } from "../environment.ts"
 import { ExitCode } from "../exitCodes.ts"
 import type { PairReport } from "../pipeline/reconcile.ts"
 import type { TlsFact } from "../connections/tls.ts"
@@ -9,8 +10,6 @@ import { DriftTable, FindingCause, ReportFinding, StepReport, TableReport, Valid
  * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
  * verdict and its exit code, with no database in sight.
  */
-
-export type Stage = "source" | "replication" | "analytics"
 
 /** One way the copy of a seeded row is not what the source holds. */
 export interface Finding {

@@ -1,5 +1,5 @@
 import type { KeyRange } from "./checksum.ts"
-import type { Stage } from "../harness/verdict.ts"
+import type { Stage } from "../environment.ts"
 
 /**
  * The reconcile's arithmetic: how a key range splits into buckets, which buckets differ, and what two stages'
@@ -109,6 +109,12 @@ export const differingColumns = (
     for (const column of named) counts[column] = (counts[column] ?? 0) + 1
   }
   return { keys: differing, columns: counts }
+}
+
+/** What a hop's repair did to its stage: rows copied again from upstream, rows deleted. */
+export interface RepairOutcome {
+  readonly copied: number
+  readonly deleted: number
 }
 
 /** What a repair does to one stage's table: re-copy these keys from upstream, delete those upstream lacks. */
