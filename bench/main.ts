@@ -19,7 +19,20 @@ import { envFileFor } from "../test/support/cli.ts"
 import { clinicBench } from "./clinic/bench.ts"
 import { tlsBench } from "./tls.ts"
 import { benchSettings, databaseNames, type Size, sizes } from "./databases.ts"
-import { median, met, mysql, mysqlAuth, node, pgloaderCommandFile, psql, repository, resultsFile, seconds, sh, timed } from "./shell.ts"
+import {
+  median,
+  met,
+  mysql,
+  mysqlAuth,
+  node,
+  pgloaderCommandFile,
+  psql,
+  repository,
+  resultsFile,
+  seconds,
+  sh,
+  timed
+} from "./shell.ts"
 
 const argument = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -41,17 +54,24 @@ const ensureSource = async (of: Size) => {
   const expected = sizes[of] * 4
   // OpenDental's tables are MyISAM, and `mariadb-dump | mariadb` (the replica hop's peer) copies them as MyISAM: a
   // source of another engine (an older bench's InnoDB) is generated again.
-  const existing = mysql(`SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA='${source}' AND TABLE_NAME='procedurelog'`)
+  const existing = mysql(
+    `SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA='${source}' AND TABLE_NAME='procedurelog'`
+  )
   if (existing === "MyISAM" && mysql("SELECT COUNT(*) FROM procedurelog", source) === String(expected)) {
     console.log(`source: reusing ${source} (${expected} procedurelog rows)`)
     return
   }
   console.log(`source: generating ${sizes[of]} patients (${expected} procedurelog rows) in ${source}...`)
   mysql(`DROP DATABASE IF EXISTS ${source}; CREATE DATABASE ${source} CHARACTER SET utf8mb3`)
-  const generate = Effect.flatMap(SourceDb.SourceDb, ({ sql }) => createGeneratedOpenDental(sql, { patients: sizes[of], engine: "MyISAM" }))
+  const generate = Effect.flatMap(SourceDb.SourceDb, ({ sql }) =>
+    createGeneratedOpenDental(sql, { patients: sizes[of], engine: "MyISAM" })
+  )
   const start = performance.now()
   await Effect.runPromise(
-    generate.pipe(Effect.provide(SourceDb.layer.pipe(Layer.provide(EtlSettings.layerOf(benchSettings(of))))), Effect.scoped)
+    generate.pipe(
+      Effect.provide(SourceDb.layer.pipe(Layer.provide(EtlSettings.layerOf(benchSettings(of))))),
+      Effect.scoped
+    )
   )
   console.log(`source: generated in ${((performance.now() - start) / 1000).toFixed(0)} s`)
 }
@@ -71,7 +91,9 @@ const ourHop = (hop: "replication" | "analytics", options: { full: boolean; of?:
 }
 
 const resetReplica = (of: Size = size) =>
-  mysql(`DROP DATABASE IF EXISTS ${databaseNames(of).replication}; CREATE DATABASE ${databaseNames(of).replication} CHARACTER SET utf8mb4`)
+  mysql(
+    `DROP DATABASE IF EXISTS ${databaseNames(of).replication}; CREATE DATABASE ${databaseNames(of).replication} CHARACTER SET utf8mb4`
+  )
 const resetAnalytics = (of: Size = size) => {
   psql(`DROP DATABASE IF EXISTS ${databaseNames(of).analytics} WITH (FORCE)`)
   psql(`CREATE DATABASE ${databaseNames(of).analytics}`)
@@ -79,18 +101,28 @@ const resetAnalytics = (of: Size = size) => {
 
 const dumpAndRestore = () => {
   mysql(`DROP DATABASE IF EXISTS ${names.dump}; CREATE DATABASE ${names.dump} CHARACTER SET utf8mb3`)
-  return timed(`mariadb-dump ${mysqlAuth} --single-transaction --quick ${names.source} procedurelog | mariadb ${mysqlAuth} ${names.dump}`).ms
+  return timed(
+    `mariadb-dump ${mysqlAuth} --single-transaction --quick ${names.source} procedurelog | mariadb ${mysqlAuth} ${names.dump}`
+  ).ms
 }
 
 const pgloader = () => {
-  const file = pgloaderCommandFile({ replication: names.replication, into: names.pgloader, name: `etl-bench-${size}`, indexes: false, only: "procedurelog" })
+  const file = pgloaderCommandFile({
+    replication: names.replication,
+    into: names.pgloader,
+    name: `etl-bench-${size}`,
+    indexes: false,
+    only: "procedurelog"
+  })
   const { ms, output } = timed(`pgloader ${file} 2>&1`)
   const expected = String(sizes[size] * 4)
   const loaded =
-    psql(`SELECT COALESCE((SELECT count(*) FROM pg_tables WHERE tablename = 'procedurelog'), 0)`, names.pgloader) === "1"
+    psql(`SELECT COALESCE((SELECT count(*) FROM pg_tables WHERE tablename = 'procedurelog'), 0)`, names.pgloader) ===
+    "1"
       ? psql(`SELECT count(*) FROM ${names.replication}.procedurelog`, names.pgloader)
       : "0"
-  if (loaded !== expected) throw new Error(`pgloader loaded ${loaded} rows, expected ${expected}:\n${output.slice(-3000)}`)
+  if (loaded !== expected)
+    throw new Error(`pgloader loaded ${loaded} rows, expected ${expected}:\n${output.slice(-3000)}`)
   return ms
 }
 
@@ -140,13 +172,15 @@ const siteFor = (of: Size) => {
   return directory
 }
 
-const cli = (args: string, cwd: string) => timed(`ETL_ENVIRONMENT=test ${node} ${buildDirectory}/opendental-etl.mjs ${args}`, cwd)
+const cli = (args: string, cwd: string) =>
+  timed(`ETL_ENVIRONMENT=test ${node} ${buildDirectory}/opendental-etl.mjs ${args}`, cwd)
 
 /** Validation on top of tables already in sync: its time should follow the seeded rows, not the table. */
 const validateOn = (of: Size) => {
   const dbs = databaseNames(of)
   mysql(`CREATE DATABASE IF NOT EXISTS ${dbs.replication} CHARACTER SET utf8mb4`)
-  if (psql(`SELECT count(*) FROM pg_database WHERE datname = '${dbs.analytics}'`) === "0") psql(`CREATE DATABASE ${dbs.analytics}`)
+  if (psql(`SELECT count(*) FROM pg_database WHERE datname = '${dbs.analytics}'`) === "0")
+    psql(`CREATE DATABASE ${dbs.analytics}`)
   const cwd = siteFor(of)
   cli("pipeline", cwd)
   cli("validate", cwd)
@@ -158,12 +192,18 @@ const validateOn = (of: Size) => {
 const rate = (rows: number, ms: number) => `${Math.round(rows / (ms / 1000)).toLocaleString("en")} rows/s`
 
 const main = async () => {
-  console.log(`bench: size ${size}, ${runs} runs after a warm-up, ${os.cpus().length} cores, sections ${only.join(", ")}`)
-  sh(`node scripts/build.mjs bench/hop.ts ${buildDirectory}/hop.mjs && node scripts/build.mjs src/programs/main.ts ${buildDirectory}/opendental-etl.mjs`)
+  console.log(
+    `bench: size ${size}, ${runs} runs after a warm-up, ${os.cpus().length} cores, sections ${only.join(", ")}`
+  )
+  sh(
+    `node scripts/build.mjs bench/hop.ts ${buildDirectory}/hop.mjs && node scripts/build.mjs src/programs/main.ts ${buildDirectory}/opendental-etl.mjs`
+  )
   await ensureSource(size)
   const rows = sizes[size] * 4
   const result: Record<string, unknown> = { date: new Date().toISOString(), size, rows, runs, cores: os.cpus().length }
-  const lines: Array<string> = [`procedurelog, ${rows.toLocaleString("en")} rows (real 67-column shape), medians of ${runs}:`]
+  const lines: Array<string> = [
+    `procedurelog, ${rows.toLocaleString("en")} rows (real 67-column shape), medians of ${runs}:`
+  ]
 
   /** A warm-up of both, then `runs` alternating runs of ours and the peer, each from the same empty target. */
   const sideBySide = (hop: "replication" | "analytics", reset: () => void, peer: () => number) => {
@@ -179,7 +219,12 @@ const main = async () => {
     }
     const oursMs = median(ours.map((r) => r.wallMs))
     const peerMs = median(peers)
-    return { oursWallMs: Math.round(oursMs), peerMs: Math.round(peerMs), ratio: peerMs / oursMs, peakRssMb: Math.max(...ours.map((r) => r.peakRssMb)) }
+    return {
+      oursWallMs: Math.round(oursMs),
+      peerMs: Math.round(peerMs),
+      ratio: peerMs / oursMs,
+      peakRssMb: Math.max(...ours.map((r) => r.peakRssMb))
+    }
   }
 
   if (only.includes("replication")) {
@@ -204,10 +249,17 @@ const main = async () => {
     // Both copies in sync first (a no-op after the sections above), and the peer's copy of the table.
     ourHop("replication", { full: false })
     ourHop("analytics", { full: false })
-    if (mysql(`SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='${names.dump}' AND TABLE_NAME='procedurelog'`) !== "1") {
+    if (
+      mysql(
+        `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='${names.dump}' AND TABLE_NAME='procedurelog'`
+      ) !== "1"
+    ) {
       dumpAndRestore()
     }
-    const noChange = { replication: ourHop("replication", { full: false }), analytics: ourHop("analytics", { full: false }) }
+    const noChange = {
+      replication: ourHop("replication", { full: false }),
+      analytics: ourHop("analytics", { full: false })
+    }
     const changed: Array<{ replication: HopRun; analytics: HopRun; dumpMs: number }> = []
     for (let i = 0; i < runs; i++) {
       const since = changeOnePercent(i + 1)
@@ -219,7 +271,12 @@ const main = async () => {
     const oursMs = median(changed.map((c) => c.replication.wallMs))
     const dumpMs = median(changed.map((c) => c.dumpMs))
     result.incremental = {
-      noChange: { replicationMs: noChange.replication.ms, analyticsMs: noChange.analytics.ms, rowsReread: noChange.replication.rows, target: 1000 },
+      noChange: {
+        replicationMs: noChange.replication.ms,
+        analyticsMs: noChange.analytics.ms,
+        rowsReread: noChange.replication.rows,
+        target: 1000
+      },
       onePercent: {
         rows: median(changed.map((c) => c.replication.rows)),
         replicationWallMs: Math.round(oursMs),
@@ -239,7 +296,12 @@ const main = async () => {
     await ensureSource("tiny")
     const large = validateOn(size)
     const small = validateOn("tiny")
-    result.validate = { largeMs: Math.round(large), tinyMs: Math.round(small), tinyRows: sizes.tiny * 4, target: { underMs: 10_000, withinPercent: 20 } }
+    result.validate = {
+      largeMs: Math.round(large),
+      tinyMs: Math.round(small),
+      tinyRows: sizes.tiny * 4,
+      target: { underMs: 10_000, withinPercent: 20 }
+    }
     const within = Math.abs(large / small - 1) * 100
     lines.push(
       `  validate (whole process)   on ${rows.toLocaleString("en")} rows ${seconds(large)} (target < 10 s: ${met(large < 10_000)}), on ${(sizes.tiny * 4).toLocaleString("en")} rows ${seconds(small)}: ${within.toFixed(0)}% apart (target within 20%: ${met(within <= 20)})`
@@ -251,7 +313,10 @@ const main = async () => {
     const peaks = (of: Size) => {
       resetReplica(of)
       resetAnalytics(of)
-      return { replication: ourHop("replication", { full: true, of }).peakRssMb, analytics: ourHop("analytics", { full: true, of }).peakRssMb }
+      return {
+        replication: ourHop("replication", { full: true, of }).peakRssMb,
+        analytics: ourHop("analytics", { full: true, of }).peakRssMb
+      }
     }
     const here = peaks(size)
     const there = peaks(memoryPeer)
@@ -276,9 +341,17 @@ const main = async () => {
 }
 
 const bench = process.argv.includes("--clinic")
-  ? () => clinicBench({ scale: Number(argument("scale", "0.05")), runs: Number(argument("runs", "1")), tables: argument("tables", "all") })
+  ? () =>
+      clinicBench({
+        scale: Number(argument("scale", "0.05")),
+        runs: Number(argument("runs", "1")),
+        tables: argument("tables", "all")
+      })
   : process.argv.includes("--tls")
-    ? () => Effect.runPromise(tlsBench({ patients: Number(argument("patients", "25000")), runs: Number(argument("runs", "3")) }))
+    ? () =>
+        Effect.runPromise(
+          tlsBench({ patients: Number(argument("patients", "25000")), runs: Number(argument("runs", "3")) })
+        )
     : main
 bench().catch((error) => {
   console.error(error instanceof Error ? error.message : error)

@@ -30,7 +30,12 @@ export const run = (command: string, cwd = repository): CommandResult => {
     },
     maxBuffer: 64 * 1024 * 1024
   })
-  return { status: result.status ?? 1, stdout: result.stdout.trim(), stderr: result.stderr, ms: performance.now() - start }
+  return {
+    status: result.status ?? 1,
+    stdout: result.stdout.trim(),
+    stderr: result.stderr,
+    ms: performance.now() - start
+  }
 }
 
 /** Runs a command that must succeed; its output. */
@@ -48,9 +53,13 @@ export const timed = (command: string, cwd = repository) => {
 }
 
 export const mysql = (statement: string, database = "") =>
-  sh(`mariadb -u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port} -N -e ${JSON.stringify(statement)} ${database}`)
+  sh(
+    `mariadb -u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port} -N -e ${JSON.stringify(statement)} ${database}`
+  )
 export const psql = (statement: string, database = "postgres") =>
-  sh(`psql -h${server.postgres.host} -p${server.postgres.port} -U${server.postgres.user} -d ${database} -Atqc ${JSON.stringify(statement)}`)
+  sh(
+    `psql -h${server.postgres.host} -p${server.postgres.port} -U${server.postgres.user} -d ${database} -Atqc ${JSON.stringify(statement)}`
+  )
 export const mysqlAuth = `-u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port}`
 
 export const median = (values: ReadonlyArray<number>) => {
@@ -101,7 +110,9 @@ export const pgloaderCommandFile = (options: {
        CAST type date to date drop default drop not null using zero-dates-to-null,
             type datetime to timestamp drop default drop not null using zero-dates-to-null,
             type timestamp to timestamptz drop default drop not null using zero-dates-to-null${
-              options.only === undefined ? "" : `
+              options.only === undefined
+                ? ""
+                : `
        INCLUDING ONLY TABLE NAMES MATCHING '${options.only}'`
             };
 `

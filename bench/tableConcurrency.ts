@@ -27,16 +27,29 @@ const tableCount = Number(argument("tables", "100"))
 const patients = Number(argument("patients", "100"))
 const runs = Number(argument("runs", "2"))
 const levels = argument("levels", "1,2,4,8").split(",").map(Number)
-const names = { source: "etl_bench_concurrency_src", replication: "etl_bench_concurrency_repl", analytics: "etl_bench_concurrency_an" }
+const names = {
+  source: "etl_bench_concurrency_src",
+  replication: "etl_bench_concurrency_repl",
+  analytics: "etl_bench_concurrency_an"
+}
 const repository = fileURLToPath(new URL("..", import.meta.url))
 
 const sh = (command: string, env: Record<string, string> = {}, cwd = repository) => {
-  const result = spawnSync("bash", ["-o", "pipefail", "-c", command], { cwd, encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 })
+  const result = spawnSync("bash", ["-o", "pipefail", "-c", command], {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    maxBuffer: 64 * 1024 * 1024
+  })
   if (result.status !== 0) throw new Error(`${command}\n${result.stderr}\n${result.stdout.slice(-2000)}`)
   return result.stdout.trim()
 }
-const mysql = (statement: string) => sh(`mariadb -u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port} -N -e ${JSON.stringify(statement)}`)
-const psql = (statement: string) => sh(`psql -h${server.postgres.host} -p${server.postgres.port} -U${server.postgres.user} -d postgres -Atqc ${JSON.stringify(statement)}`)
+const mysql = (statement: string) =>
+  sh(`mariadb -u${server.mysql.user} -h${server.mysql.host} -P${server.mysql.port} -N -e ${JSON.stringify(statement)}`)
+const psql = (statement: string) =>
+  sh(
+    `psql -h${server.postgres.host} -p${server.postgres.port} -U${server.postgres.user} -d postgres -Atqc ${JSON.stringify(statement)}`
+  )
 
 const freshCopies = () => {
   mysql(`DROP DATABASE IF EXISTS ${names.replication}; CREATE DATABASE ${names.replication} CHARACTER SET utf8mb4`)
@@ -49,9 +62,9 @@ const makeSource = async () => {
   mysql(`DROP DATABASE IF EXISTS ${names.source}; CREATE DATABASE ${names.source} CHARACTER SET utf8mb3`)
   const settings = settingsFor(names)
   await Effect.runPromise(
-    Effect.scoped(Effect.flatMap(SourceDb.make, (db) => createGeneratedOpenDental(db.sql, { patients, engine: "MyISAM" }))).pipe(
-      Effect.provideService(EtlSettings.EtlSettings, settings)
-    )
+    Effect.scoped(
+      Effect.flatMap(SourceDb.make, (db) => createGeneratedOpenDental(db.sql, { patients, engine: "MyISAM" }))
+    ).pipe(Effect.provideService(EtlSettings.EtlSettings, settings))
   )
   const copies = Array.from({ length: tableCount - openDentalTables.length }, (_, i) => {
     const table = openDentalTables[i % openDentalTables.length] as (typeof openDentalTables)[number]
@@ -66,19 +79,26 @@ const makeSource = async () => {
 
 const pipeline = (cwd: string, concurrency: number) => {
   const startedAt = performance.now()
-  sh(`node --max-semi-space-size=64 --import ${repository}node_modules/tsx/dist/loader.mjs ${repository}src/programs/main.ts pipeline --tables all`, {
-    ETL_ENVIRONMENT: "test",
-    ETL_TABLE_CONCURRENCY: String(concurrency),
-    ETL_MAX_CONNECTIONS: "32"
-  }, cwd)
+  sh(
+    `node --max-semi-space-size=64 --import ${repository}node_modules/tsx/dist/loader.mjs ${repository}src/programs/main.ts pipeline --tables all`,
+    {
+      ETL_ENVIRONMENT: "test",
+      ETL_TABLE_CONCURRENCY: String(concurrency),
+      ETL_MAX_CONNECTIONS: "32"
+    },
+    cwd
+  )
   return performance.now() - startedAt
 }
 
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
+const median = (values: ReadonlyArray<number>) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
 const main = async () => {
-  console.log(`tables at once: ${tableCount} tables of ~${patients * 2} rows, ${os.cpus().length} cores, median of ${runs}`)
+  console.log(
+    `tables at once: ${tableCount} tables of ~${patients * 2} rows, ${os.cpus().length} cores, median of ${runs}`
+  )
   await makeSource()
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "etl-bench-concurrency-"))
   fs.writeFileSync(path.join(cwd, ".env_test"), envFileFor(names, { ETL_LOOKBACK_SECONDS: "0" }))
@@ -91,7 +111,9 @@ const main = async () => {
         first.push(pipeline(cwd, level))
         unchanged.push(pipeline(cwd, level))
       }
-      console.log(`ETL_TABLE_CONCURRENCY=${level}: first copy ${seconds(median(first))}, nothing changed ${seconds(median(unchanged))}`)
+      console.log(
+        `ETL_TABLE_CONCURRENCY=${level}: first copy ${seconds(median(first))}, nothing changed ${seconds(median(unchanged))}`
+      )
     }
   } finally {
     fs.rmSync(cwd, { recursive: true, force: true })

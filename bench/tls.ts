@@ -37,20 +37,32 @@ const openToPlainText = (servers: TestDatabases.TestServers) =>
     yield* Effect.promise(() => mysql.query("SET GLOBAL require_secure_transport = OFF"))
     const pg = yield* TestDatabases.postgresAdmin("postgres", servers.postgres)
     const { rows } = yield* Effect.promise(() => pg.query<{ hba_file: string }>("SHOW hba_file"))
-    yield* Effect.promise(() => fs.promises.appendFile(rows[0]?.hba_file as string, "host all all 127.0.0.1/32 scram-sha-256\n"))
+    yield* Effect.promise(() =>
+      fs.promises.appendFile(rows[0]?.hba_file as string, "host all all 127.0.0.1/32 scram-sha-256\n")
+    )
     yield* Effect.promise(() => pg.query("SELECT pg_reload_conf()"))
   }).pipe(Effect.scoped)
 
 export const tlsBench = (options: TlsBenchOptions) =>
   Effect.gen(function* () {
-    yield* Console.log(`bench --tls: ${options.patients * 4} procedurelog rows, ${options.runs} runs after a warm-up, ${os.cpus().length} cores`)
+    yield* Console.log(
+      `bench --tls: ${options.patients * 4} procedurelog rows, ${options.runs} runs after a warm-up, ${os.cpus().length} cores`
+    )
     const set = yield* startTlsServers
     const servers = testServersOf(set)
     yield* openToPlainText(servers)
     const names = yield* TestDatabases.createTestDatabasesOn(servers)
     const { host, port, user, password } = servers.mysql
     const source = yield* makeMysqlDatabase(
-      { role: "source", host, port, user, password: Redacted.make(password), database: names.source, tls: TestDatabases.tlsOf(servers.mysql) },
+      {
+        role: "source",
+        host,
+        port,
+        user,
+        password: Redacted.make(password),
+        database: names.source,
+        tls: TestDatabases.tlsOf(servers.mysql)
+      },
       { connectTimeout: Duration.seconds(5), attempts: 3 }
     )
     yield* Console.log("source: generating...")
@@ -58,20 +70,28 @@ export const tlsBench = (options: TlsBenchOptions) =>
 
     const site = (name: string, overrides: Record<string, string | undefined>) => {
       const directory = fs.mkdtempSync(path.join(os.tmpdir(), `etl-bench-tls-${name}-`))
-      fs.writeFileSync(path.join(directory, ".env_test"), envFileFor(names, { ETL_TABLES: "procedurelog", ...overrides }))
+      fs.writeFileSync(
+        path.join(directory, ".env_test"),
+        envFileFor(names, { ETL_TABLES: "procedurelog", ...overrides })
+      )
       return directory
     }
     const sites = { plain: site("plain", plainTextSettings), tls: site("tls", {}) }
-    yield* Effect.addFinalizer(() => Effect.sync(() => Object.values(sites).forEach((d) => fs.rmSync(d, { recursive: true, force: true }))))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => Object.values(sites).forEach((d) => fs.rmSync(d, { recursive: true, force: true })))
+    )
     const cli = (args: string, cwd: string) => {
       const result = run(`ETL_ENVIRONMENT=test node --max-old-space-size=128 ${repository}scripts/cli.mjs ${args}`, cwd)
-      if (result.status !== 0) throw new Error(`${args} in ${cwd}: exit ${result.status}\n${result.stderr.slice(-2000)}`)
+      if (result.status !== 0)
+        throw new Error(`${args} in ${cwd}: exit ${result.status}\n${result.stderr.slice(-2000)}`)
       return result
     }
     // Each side proves what it measures: four encrypted connections, or four in plain text.
-    const encrypted = (cwd: string) => (cli("test-connections", cwd).stdout.match(/tls: TLSv1\.\d \S+ \(verify-full\)/g) ?? []).length
+    const encrypted = (cwd: string) =>
+      (cli("test-connections", cwd).stdout.match(/tls: TLSv1\.\d \S+ \(verify-full\)/g) ?? []).length
     const plainConnections = (cli("test-connections", sites.plain).stdout.match(/tls: not encrypted/g) ?? []).length
-    if (encrypted(sites.tls) !== 4 || plainConnections !== 4) throw new Error("the two sides are not four TLS and four plain-text connections")
+    if (encrypted(sites.tls) !== 4 || plainConnections !== 4)
+      throw new Error("the two sides are not four TLS and four plain-text connections")
 
     const copy = (cwd: string) => cli("pipeline --full", cwd).ms
     copy(sites.plain)

@@ -9,5 +9,7 @@ export const bundleOptions = (entry, outfile) => ({
   target: "node20",
   logLevel: "warning",
   // Some dependencies are CommonJS and call require(); an ES module has none of its own.
-  banner: { js: "import { createRequire as etlCreateRequire } from 'node:module'; const require = etlCreateRequire(import.meta.url);" }
+  banner: {
+    js: "import { createRequire as etlCreateRequire } from 'node:module'; const require = etlCreateRequire(import.meta.url);"
+  }
 })

@@ -25,7 +25,10 @@ const builtAt = (() => {
   }
 })()
 
-if (builtAt < Math.max(newestSource(path.join(repository, "src")), statSync(path.join(repository, "package-lock.json")).mtimeMs)) {
+if (
+  builtAt <
+  Math.max(newestSource(path.join(repository, "src")), statSync(path.join(repository, "package-lock.json")).mtimeMs)
+) {
   const { outputFiles } = await build({
     ...bundleOptions(path.join(repository, "src", "programs", "main.ts"), bundle),
     write: false

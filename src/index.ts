@@ -14,17 +14,47 @@ export * as Settings from "./connections/EtlSettings.ts"
 export * as Expectations from "./domain/harness/expectations.ts"
 
 export * from "./domain/errors.ts"
-export { DriftTable, ReportFinding, StepReport, TableReport, ValidationFailedError, ValidationReport } from "./domain/harness/report.ts"
+export {
+  DriftTable,
+  ReportFinding,
+  StepReport,
+  TableReport,
+  ValidationFailedError,
+  ValidationReport
+} from "./domain/harness/report.ts"
 export { buildReport, type ValidationFacts, verdictOf } from "./domain/harness/verdict.ts"
 export { type DatabaseRole, type Environment, environments } from "./domain/environment.ts"
 export { ExitCode, exitCodeOf } from "./domain/exitCodes.ts"
-export { plainText, type TlsFact, type TlsMode, tlsModes, type TlsSession, type TlsSettings } from "./domain/connections/tls.ts"
-export { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "./domain/pipeline/rawProfile.ts"
+export {
+  plainText,
+  type TlsFact,
+  type TlsMode,
+  tlsModes,
+  type TlsSession,
+  type TlsSettings
+} from "./domain/connections/tls.ts"
+export {
+  compatibleProfile,
+  losslessProfile,
+  type RawProfile,
+  type RawProfileName,
+  rawProfileNames
+} from "./domain/pipeline/rawProfile.ts"
 
-export { type AccessControlService, type AccountCheck, type AccessFinding, AccessControl } from "./harness/AccessControl.ts"
+export {
+  type AccessControlService,
+  type AccountCheck,
+  type AccessFinding,
+  AccessControl
+} from "./harness/AccessControl.ts"
 export { type Alert, Alerts, type AlertsService } from "./harness/Alerts.ts"
 export { AnalyticsDb } from "./connections/AnalyticsDb.ts"
-export { AnalyticsLoader, type AnalyticsLoaderService, type BadRowPolicy, type LoadResult } from "./pipeline/AnalyticsLoader.ts"
+export {
+  AnalyticsLoader,
+  type AnalyticsLoaderService,
+  type BadRowPolicy,
+  type LoadResult
+} from "./pipeline/AnalyticsLoader.ts"
 export { Benchmark, type BenchmarkRun, type BenchmarkService } from "./harness/Benchmark.ts"
 export { Catalog, type CatalogService } from "./pipeline/Catalog.ts"
 export { Collateral, type CollateralService } from "./harness/Collateral.ts"

@@ -23,7 +23,19 @@ import Pg from "pg"
 import { openDentalAppendOnlyTables } from "../../src/domain/pipeline/appendOnlyTables.ts"
 import { envFileFor } from "../../test/support/cli.ts"
 import { server } from "../databases.ts"
-import { median, met, mysqlAuth, node, pgloaderCommandFile, psql, repository, resultsFile, run, seconds, sh } from "../shell.ts"
+import {
+  median,
+  met,
+  mysqlAuth,
+  node,
+  pgloaderCommandFile,
+  psql,
+  repository,
+  resultsFile,
+  run,
+  seconds,
+  sh
+} from "../shell.ts"
 import { planChanges, type TableChanges, updateAssignment } from "./changes.ts"
 import { quoted } from "./facts.ts"
 import { type ClinicCounts, clinicPlan, generateClinic } from "./generate.ts"
@@ -39,7 +51,13 @@ export interface ClinicBenchOptions {
 /** The bench's own databases, one set per scale (0.05 -> `etl_bench_clinic_0p05_*`). */
 export const clinicDatabaseNames = (scale: number) => {
   const base = `etl_bench_clinic_${String(scale).replace(".", "p")}`
-  return { source: `${base}_src`, replication: `${base}_repl`, analytics: `${base}_an`, dump: `${base}_dump`, pgloader: `${base}_pgloader` }
+  return {
+    source: `${base}_src`,
+    replication: `${base}_repl`,
+    analytics: `${base}_an`,
+    dump: `${base}_dump`,
+    pgloader: `${base}_pgloader`
+  }
 }
 
 /** Share of the clinic's rows a night changes. */
@@ -50,7 +68,14 @@ const appendOnlyLogs = new Set(openDentalAppendOnlyTables)
 
 const buildDirectory = path.join(repository, "bench", ".build")
 
-const admin = () => Mysql.createConnection({ ...server.mysql, multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true })
+const admin = () =>
+  Mysql.createConnection({
+    ...server.mysql,
+    multipleStatements: true,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true
+  })
 
 const rowsOf = async (conn: Mysql.Connection, statement: string, values: Array<string | number> = []) =>
   (await conn.query(statement, values))[0] as Array<Record<string, unknown>>
@@ -58,15 +83,21 @@ const rowsOf = async (conn: Mysql.Connection, statement: string, values: Array<s
 /** Exact row counts of every table in a MariaDB database, by table name. */
 const mariadbCounts = async (conn: Mysql.Connection, database: string, tables: ReadonlyArray<string>) => {
   const present = new Set(
-    (await rowsOf(conn, "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", [database])).map(
-      (r) => String(r.name)
-    )
+    (
+      await rowsOf(
+        conn,
+        "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+        [database]
+      )
+    ).map((r) => String(r.name))
   )
   const counted = tables.filter((t) => present.has(t))
   if (counted.length === 0) return new Map<string, number>()
   const rows = await rowsOf(
     conn,
-    counted.map((t) => `SELECT ${conn.escape(t)} AS name, COUNT(*) AS n FROM ${quoted(database)}.${quoted(t)}`).join(" UNION ALL ")
+    counted
+      .map((t) => `SELECT ${conn.escape(t)} AS name, COUNT(*) AS n FROM ${quoted(database)}.${quoted(t)}`)
+      .join(" UNION ALL ")
   )
   return new Map(rows.map((r) => [String(r.name), Number(r.n)]))
 }
@@ -77,13 +108,17 @@ const postgresCounts = async (database: string, schema: string, tables: Readonly
   await client.connect()
   try {
     const present = new Set(
-      (await client.query<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = $1", [schema])).rows.map((r) => r.name)
+      (
+        await client.query<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = $1", [schema])
+      ).rows.map((r) => r.name)
     )
     const counted = tables.filter((t) => present.has(t))
     if (counted.length === 0) return new Map<string, number>()
     const ident = (name: string) => client.escapeIdentifier(name)
     const result = await client.query<{ name: string; n: string }>(
-      counted.map((t) => `SELECT ${client.escapeLiteral(t)} AS name, count(*) AS n FROM ${ident(schema)}.${ident(t)}`).join(" UNION ALL ")
+      counted
+        .map((t) => `SELECT ${client.escapeLiteral(t)} AS name, count(*) AS n FROM ${ident(schema)}.${ident(t)}`)
+        .join(" UNION ALL ")
     )
     return new Map(result.rows.map((r) => [r.name, Number(r.n)]))
   } finally {
@@ -117,13 +152,25 @@ interface ReconcileRun {
 
 /** One run's measurements, as bench/results keeps them. */
 interface ClinicRun {
-  readonly firstCopy: OurRun & { readonly replicaTablesBehind: ReadonlyArray<string>; readonly analyticsTablesBehind: ReadonlyArray<string> }
+  readonly firstCopy: OurRun & {
+    readonly replicaTablesBehind: ReadonlyArray<string>
+    readonly analyticsTablesBehind: ReadonlyArray<string>
+  }
   /** `pgloaderTablesBehind`: tables pgloader did not load in full, which would flatter it. */
-  readonly peers: { readonly mariadbDumpMs: number; readonly pgloaderMs: number; readonly pgloaderTablesBehind: ReadonlyArray<string> }
+  readonly peers: {
+    readonly mariadbDumpMs: number
+    readonly pgloaderMs: number
+    readonly pgloaderTablesBehind: ReadonlyArray<string>
+  }
   readonly nothingChanged: OurRun
   readonly changed: OurRun & { readonly rows: number; readonly tables: number; readonly mariadbDumpWhereMs: number }
   /** After the nothing-changed run (in sync: exit 0), after the night (differences: exit 1), its repair, and after it (exit 0). */
-  readonly reconcile: { readonly inSync: ReconcileRun; readonly afterChanges: ReconcileRun; readonly repair: ReconcileRun; readonly afterRepair: ReconcileRun }
+  readonly reconcile: {
+    readonly inSync: ReconcileRun
+    readonly afterChanges: ReconcileRun
+    readonly repair: ReconcileRun
+    readonly afterRepair: ReconcileRun
+  }
 }
 
 export const clinicBench = async (options: ClinicBenchOptions) => {
@@ -133,8 +180,14 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
   const allTables = plan.tables.map((t) => t.name)
   const copied = options.tables === "all" ? allTables : options.tables.split(",")
   const totalRows = Object.values(plan.counts).reduce((a, b) => a + b, 0)
-  console.log(`clinic bench: scale ${scale} (${allTables.length} tables, ${totalRows.toLocaleString("en")} rows), ${runs} run(s), ${os.cpus().length} cores`)
-  for (const [tool, install] of [["pgloader", "pgloader"], ["mariadb-dump", "mariadb-client"], ["/usr/bin/time", "time"]]) {
+  console.log(
+    `clinic bench: scale ${scale} (${allTables.length} tables, ${totalRows.toLocaleString("en")} rows), ${runs} run(s), ${os.cpus().length} cores`
+  )
+  for (const [tool, install] of [
+    ["pgloader", "pgloader"],
+    ["mariadb-dump", "mariadb-client"],
+    ["/usr/bin/time", "time"]
+  ]) {
     if (run(`command -v ${tool}`).status !== 0) throw new Error(`${tool} is missing: apt-get install ${install}`)
   }
   sh(`node scripts/build.mjs src/programs/main.ts ${buildDirectory}/opendental-etl.mjs`)
@@ -149,7 +202,10 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
     /** The bundled CLI as a whole process: wall time, peak resident memory (`/usr/bin/time`), exit code, output. */
     const cli = (label: string, command: string) => {
       const rss = path.join(site, "rss")
-      const result = run(`ETL_ENVIRONMENT=test /usr/bin/time -f %M -o ${rss} ${node} ${buildDirectory}/opendental-etl.mjs ${command}`, site)
+      const result = run(
+        `ETL_ENVIRONMENT=test /usr/bin/time -f %M -o ${rss} ${node} ${buildDirectory}/opendental-etl.mjs ${command}`,
+        site
+      )
       fs.appendFileSync(logFile, `\n=== ${label}: exit ${result.status}\n${result.stdout}\n${result.stderr}`)
       const peakRssMb = Math.round(Number(fs.readFileSync(rss, "utf8").trim().split("\n").pop()) / 1024)
       return { ms: result.ms, peakRssMb, exitCode: result.status, output: `${result.stdout}\n${result.stderr}` }
@@ -158,14 +214,21 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
     const ours = (label: string): OurRun => {
       const { output, ...measured } = cli(label, `pipeline --tables ${options.tables}`)
       // The summary's first line (`446 tables in 12.3 s: 446 ok, 0 failed`), or the error a failed run exits with.
-      const failed = (/^[\d,]+ tables?(?: in [^:]*)?: [\d,]+ ok, ([\d,]+) failed/m.exec(output) ?? /([\d,]+) of [\d,]+ tables failed/.exec(output))?.[1]
-      return { ...measured, failed: measured.exitCode === 0 ? 0 : failed === undefined ? null : Number(failed.replace(/,/g, "")) }
+      const failed = (/^[\d,]+ tables?(?: in [^:]*)?: [\d,]+ ok, ([\d,]+) failed/m.exec(output) ??
+        /([\d,]+) of [\d,]+ tables failed/.exec(output))?.[1]
+      return {
+        ...measured,
+        failed: measured.exitCode === 0 ? 0 : failed === undefined ? null : Number(failed.replace(/,/g, ""))
+      }
     }
 
     const reconciled = (label: string, repair: boolean): ReconcileRun => {
       const { output, ...measured } = cli(label, `reconcile --tables ${options.tables}${repair ? " --repair" : ""}`)
       // `446 tables in 9.1 s: 440 in sync (3 after repair), 6 differ, 0 failed`, then a `  <table>:` line per table that differs.
-      const summary = /^[\d,]+ tables in [^:]*: [\d,]+ in sync(?: \([\d,]+ after repair\))?, ([\d,]+) differ, ([\d,]+) failed/m.exec(output)
+      const summary =
+        /^[\d,]+ tables in [^:]*: [\d,]+ in sync(?: \([\d,]+ after repair\))?, ([\d,]+) differ, ([\d,]+) failed/m.exec(
+          output
+        )
       const count = (text: string | undefined) => (text === undefined ? null : Number(text.replace(/,/g, "")))
       return {
         ...measured,
@@ -180,7 +243,9 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
     const perRun: Array<ClinicRun> = []
     for (let i = 0; i < runs; i++) {
       const source = Object.fromEntries(await mariadbCounts(conn, names.source, allTables)) as ClinicCounts
-      await conn.query(`DROP DATABASE IF EXISTS ${quoted(names.replication)}; CREATE DATABASE ${quoted(names.replication)} CHARACTER SET utf8mb4`)
+      await conn.query(
+        `DROP DATABASE IF EXISTS ${quoted(names.replication)}; CREATE DATABASE ${quoted(names.replication)} CHARACTER SET utf8mb4`
+      )
       psql(`DROP DATABASE IF EXISTS ${names.analytics} WITH (FORCE)`)
       psql(`CREATE DATABASE ${names.analytics}`)
 
@@ -194,7 +259,9 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
       const inSync = reconciled(`run ${i + 1}: reconcile, in sync`, false)
 
       const changes = planChanges(
-        plan.tables.filter((t) => t.primaryKey !== null && copied.includes(t.name)).map((table) => ({ table, rows: source[table.name] ?? 0 })),
+        plan.tables
+          .filter((t) => t.primaryKey !== null && copied.includes(t.name))
+          .map((table) => ({ table, rows: source[table.name] ?? 0 })),
         { share: changedShare, appendOnly: (t) => appendOnlyLogs.has(t) }
       )
       const changed = await applyChanges(conn, names.source, changes, plan.keyRanges)
@@ -208,9 +275,18 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
 
       perRun.push({
         firstCopy: { ...first, replicaTablesBehind: replicaBehind, analyticsTablesBehind: analyticsBehind },
-        peers: { mariadbDumpMs: Math.round(dumpMs), pgloaderMs: Math.round(pg.ms), pgloaderTablesBehind: pgloaderBehind },
+        peers: {
+          mariadbDumpMs: Math.round(dumpMs),
+          pgloaderMs: Math.round(pg.ms),
+          pgloaderTablesBehind: pgloaderBehind
+        },
         nothingChanged: nothing,
-        changed: { rows: changed.rows, tables: changes.length, ...nightly, mariadbDumpWhereMs: Math.round(dumpWhereMs) },
+        changed: {
+          rows: changed.rows,
+          tables: changes.length,
+          ...nightly,
+          mariadbDumpWhereMs: Math.round(dumpWhereMs)
+        },
         reconcile: { inSync, afterChanges, repair, afterRepair }
       })
       console.log(
@@ -231,7 +307,8 @@ export const clinicBench = async (options: ClinicBenchOptions) => {
 /** What made a clinic: the facts and the generator's code. A clinic made by other code is generated again. */
 const generatorFingerprint = () => {
   const digest = createHash("sha256")
-  for (const file of ["opendental-schema.json", "facts.ts", "values.ts", "generate.ts"]) digest.update(fs.readFileSync(new URL(`./${file}`, import.meta.url)))
+  for (const file of ["opendental-schema.json", "facts.ts", "values.ts", "generate.ts"])
+    digest.update(fs.readFileSync(new URL(`./${file}`, import.meta.url)))
   return `clinic generator ${digest.digest("hex").slice(0, 16)}`
 }
 
@@ -241,7 +318,11 @@ const generatorFingerprint = () => {
  */
 const ensureClinic = async (conn: Mysql.Connection, database: string, scale: number, expected: ClinicCounts) => {
   const fingerprint = generatorFingerprint()
-  const made = await rowsOf(conn, "SELECT SCHEMA_COMMENT AS comment FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [database])
+  const made = await rowsOf(
+    conn,
+    "SELECT SCHEMA_COMMENT AS comment FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+    [database]
+  )
   // MyISAM's TABLE_ROWS is exact.
   const present = await rowsOf(
     conn,
@@ -267,8 +348,12 @@ const ensureClinic = async (conn: Mysql.Connection, database: string, scale: num
 type Names = ReturnType<typeof clinicDatabaseNames>
 
 const dumpWhole = (names: Names) => {
-  sh(`mariadb ${mysqlAuth} -e "DROP DATABASE IF EXISTS ${names.dump}; CREATE DATABASE ${names.dump} CHARACTER SET utf8mb3"`)
-  const result = run(`mariadb-dump ${mysqlAuth} --single-transaction --quick ${names.source} | mariadb ${mysqlAuth} ${names.dump}`)
+  sh(
+    `mariadb ${mysqlAuth} -e "DROP DATABASE IF EXISTS ${names.dump}; CREATE DATABASE ${names.dump} CHARACTER SET utf8mb3"`
+  )
+  const result = run(
+    `mariadb-dump ${mysqlAuth} --single-transaction --quick ${names.source} | mariadb ${mysqlAuth} ${names.dump}`
+  )
   if (result.status !== 0) throw new Error(`mariadb-dump | mariadb failed:\n${result.stderr.slice(-3000)}`)
   return result.ms
 }
@@ -278,7 +363,12 @@ const dumpWhole = (names: Names) => {
  * to NULL, timestamps read in UTC.
  */
 const pgloader = (names: Names, scale: number) => {
-  const file = pgloaderCommandFile({ replication: names.replication, into: names.pgloader, name: `etl-bench-clinic-${String(scale)}`, indexes: true })
+  const file = pgloaderCommandFile({
+    replication: names.replication,
+    into: names.pgloader,
+    name: `etl-bench-clinic-${String(scale)}`,
+    indexes: true
+  })
   const result = run(`pgloader ${file} 2>&1`)
   if (result.status !== 0) throw new Error(`pgloader failed:\n${result.stdout.slice(-3000)}`)
   return { ms: result.ms }
@@ -302,21 +392,35 @@ const applyChanges = async (
     const name = `${quoted(database)}.${quoted(table.name)}`
     const key = quoted(table.primaryKey as string)
     const stamp = table.changeColumn === null ? "" : `, ${quoted(table.changeColumn)} = UTC_TIMESTAMP()`
-    const [[{ top, total }]] = (await conn.query(`SELECT COALESCE(MAX(${key}), 0) AS top, COUNT(*) AS total FROM ${name}`)) as unknown as [
-      [{ top: string; total: string }]
-    ]
+    const [[{ top, total }]] = (await conn.query(
+      `SELECT COALESCE(MAX(${key}), 0) AS top, COUNT(*) AS total FROM ${name}`
+    )) as unknown as [[{ top: string; total: string }]]
     let updated: Array<string> = []
     if (updates > 0) {
       // Keys spread over the table: every m-th, from a starting point that differs from night to night.
       const every = Math.max(1, Math.floor(Number(total) / updates))
-      const keys = await rowsOf(conn, `SELECT ${key} AS k FROM ${name} WHERE ${key} % ? = ? LIMIT ?`, [every, Math.floor(Math.random() * every), updates])
+      const keys = await rowsOf(conn, `SELECT ${key} AS k FROM ${name} WHERE ${key} % ? = ? LIMIT ?`, [
+        every,
+        Math.floor(Math.random() * every),
+        updates
+      ])
       updated = keys.map((r) => String(r.k))
-      if (updated.length > 0) await conn.query(`UPDATE ${name} SET ${updateAssignment(table)}${stamp} WHERE ${key} IN (?)`, [updated])
+      if (updated.length > 0)
+        await conn.query(`UPDATE ${name} SET ${updateAssignment(table)}${stamp} WHERE ${key} IN (?)`, [updated])
     }
     if (deletes > 0) await conn.query(`DELETE FROM ${name} ORDER BY ${key} LIMIT ?`, [deletes])
     if (inserts > 0) {
-      const values = [...tableRows(table, inserts, { rows: inserts, firstKey: Number(top) + 1, keyRanges, stampedAt: now }, Date.now() % 1_000_000)]
-      await conn.query(`INSERT INTO ${name} (${table.columns.map((c) => quoted(c.name)).join(", ")}) VALUES ?`, [values])
+      const values = [
+        ...tableRows(
+          table,
+          inserts,
+          { rows: inserts, firstKey: Number(top) + 1, keyRanges, stampedAt: now },
+          Date.now() % 1_000_000
+        )
+      ]
+      await conn.query(`INSERT INTO ${name} (${table.columns.map((c) => quoted(c.name)).join(", ")}) VALUES ?`, [
+        values
+      ])
     }
     rows += updated.length + deletes + inserts
     // What a dump-based copy can select: rows stamped since the night began, or, without a change column, new keys and the updated ones.
@@ -360,11 +464,16 @@ const restoreClinic = async (
     const name = `${quoted(database)}.${quoted(table.name)}`
     const key = quoted(table.primaryKey as string)
     if (updates === 0 && deletes === 0) {
-      await conn.query(`DELETE FROM ${name} ORDER BY ${key} DESC LIMIT ?`, [Math.max(0, (await count(conn, name)) - (before[table.name] ?? 0))])
+      await conn.query(`DELETE FROM ${name} ORDER BY ${key} DESC LIMIT ?`, [
+        Math.max(0, (await count(conn, name)) - (before[table.name] ?? 0))
+      ])
     }
     if (table.changeColumn !== null) {
       const stamp = quoted(table.changeColumn)
-      await conn.query(`UPDATE ${name} SET ${stamp} = ${stamp} - INTERVAL (1 + ${key} % 2592000) SECOND WHERE ${stamp} >= ?`, [since])
+      await conn.query(
+        `UPDATE ${name} SET ${stamp} = ${stamp} - INTERVAL (1 + ${key} % 2592000) SECOND WHERE ${stamp} >= ?`,
+        [since]
+      )
     }
   }
 }
@@ -374,7 +483,13 @@ const count = async (conn: Mysql.Connection, name: string) => {
   return Number(n)
 }
 
-const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs: ReadonlyArray<ClinicRun>, logFile: string) => {
+const report = (
+  options: ClinicBenchOptions,
+  names: Names,
+  totalRows: number,
+  rs: ReadonlyArray<ClinicRun>,
+  logFile: string
+) => {
   const first = median(rs.map((r) => r.firstCopy.ms))
   const dump = median(rs.map((r) => r.peers.mariadbDumpMs))
   const pg = median(rs.map((r) => r.peers.pgloaderMs))
@@ -382,7 +497,12 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
   const changed = median(rs.map((r) => r.changed.ms))
   const dumpWhere = median(rs.map((r) => r.changed.mariadbDumpWhereMs))
   const ourRuns = rs.flatMap((r) => [r.firstCopy, r.nothingChanged, r.changed])
-  const reconciles = rs.flatMap((r) => [r.reconcile.inSync, r.reconcile.afterChanges, r.reconcile.repair, r.reconcile.afterRepair])
+  const reconciles = rs.flatMap((r) => [
+    r.reconcile.inSync,
+    r.reconcile.afterChanges,
+    r.reconcile.repair,
+    r.reconcile.afterRepair
+  ])
   const pipelinePeak = Math.max(...ourRuns.map((r) => r.peakRssMb))
   const reconcilePeak = Math.max(...reconciles.map((r) => r.peakRssMb))
   const peak = Math.max(pipelinePeak, reconcilePeak)
@@ -392,7 +512,12 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
   const repair = median(rs.map((r) => r.reconcile.repair.ms))
   const afterRepair = median(rs.map((r) => r.reconcile.afterRepair.ms))
   // Deletes are not propagated by the nightly run: a reconcile must exit 1 naming tables, and none after the repair.
-  const foundTheNight = rs.every((r) => r.reconcile.afterChanges.exitCode === 1 && (r.reconcile.afterChanges.differing ?? 0) > 0 && r.reconcile.afterChanges.failed === 0)
+  const foundTheNight = rs.every(
+    (r) =>
+      r.reconcile.afterChanges.exitCode === 1 &&
+      (r.reconcile.afterChanges.differing ?? 0) > 0 &&
+      r.reconcile.afterChanges.failed === 0
+  )
   const repaired = rs.every((r) => r.reconcile.repair.exitCode === 0 && r.reconcile.afterRepair.exitCode === 0)
   const failedCounts = ourRuns.map((r) => r.failed)
   const failed = failedCounts.some((f) => f === null) ? null : Math.max(...(failedCounts as Array<number>))
@@ -402,17 +527,27 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
     firstCopyRatio: { value: ratio, target: 2, met: ratio >= 2 },
     nothingChangedMs: { value: Math.round(nothing), target: 5000, met: nothing < 5000 },
     changedMs: { value: Math.round(changed), target: 15_000, met: changed < 15_000 },
-    inSyncReconcileMs: { value: Math.round(inSync), target: Math.round(first / 2), met: inSync < first / 2 && inSyncExits.every((c) => c === 0) },
+    inSyncReconcileMs: {
+      value: Math.round(inSync),
+      target: Math.round(first / 2),
+      met: inSync < first / 2 && inSyncExits.every((c) => c === 0)
+    },
     peakRssMb: { value: peak, target: 256, met: peak < 256 },
     tablesFailed: { value: failed, target: 0, met: failed === 0 && behind.size === 0 }
   }
   const row = (label: string, text: string) => `  ${label.padEnd(27)}${text}`
   const exitCodes = ourRuns.map((r) => r.exitCode).join(", ")
   const pgloaderShort = new Set(rs.flatMap((r) => r.peers.pgloaderTablesBehind))
-  const outOfStepNote = behind.size > 0 ? `; ${behind.size} tables out of step after the first copy: ${[...behind].slice(0, 10).join(", ")}` : ""
+  const outOfStepNote =
+    behind.size > 0
+      ? `; ${behind.size} tables out of step after the first copy: ${[...behind].slice(0, 10).join(", ")}`
+      : ""
   const lines = [
     `whole clinic at scale ${options.scale}: ${totalRows.toLocaleString("en")} rows, pipeline --tables ${options.tables === "all" ? "all" : `<${options.tables.split(",").length} tables>`}, medians of ${options.runs}:`,
-    row("first copy, both hops", `ours ${seconds(first)}; mariadb-dump | mariadb ${seconds(dump)} + pgloader ${seconds(pg)} = ${seconds(dump + pg)}: ${ratio.toFixed(2)}x (target 2x: ${met(targets.firstCopyRatio.met)})`),
+    row(
+      "first copy, both hops",
+      `ours ${seconds(first)}; mariadb-dump | mariadb ${seconds(dump)} + pgloader ${seconds(pg)} = ${seconds(dump + pg)}: ${ratio.toFixed(2)}x (target 2x: ${met(targets.firstCopyRatio.met)})`
+    ),
     row("nothing changed", `ours ${seconds(nothing)} (target < 5 s: ${met(targets.nothingChangedMs.met)})`),
     row(
       `0.5% changed (${median(rs.map((r) => r.changed.rows))} rows)`,
@@ -429,15 +564,35 @@ const report = (options: ClinicBenchOptions, names: Names, totalRows: number, rs
         `(${foundTheNight ? "the night's deletes found" : "UNEXPECTED: the night's deletes should make it exit 1 naming tables"}); ` +
         `--repair ${seconds(repair)}; after it ${seconds(afterRepair)} (${repaired ? "in sync" : `UNEXPECTED: exit codes ${rs.map((r) => `${r.reconcile.repair.exitCode}/${r.reconcile.afterRepair.exitCode}`).join(", ")}`})`
     ),
-    row("peak resident memory", `${peak} MB: pipeline ${pipelinePeak}, reconcile ${reconcilePeak} (target < 256 MB: ${met(targets.peakRssMb.met)})`),
-    row("tables failed", `${failed ?? `unknown (exit codes ${exitCodes})`}${outOfStepNote} (target 0: ${met(targets.tablesFailed.met)})`),
-    ...(pgloaderShort.size > 0 ? [`  (pgloader left ${pgloaderShort.size} tables short, which flatters it: ${[...pgloaderShort].slice(0, 10).join(", ")})`] : []),
+    row(
+      "peak resident memory",
+      `${peak} MB: pipeline ${pipelinePeak}, reconcile ${reconcilePeak} (target < 256 MB: ${met(targets.peakRssMb.met)})`
+    ),
+    row(
+      "tables failed",
+      `${failed ?? `unknown (exit codes ${exitCodes})`}${outOfStepNote} (target 0: ${met(targets.tablesFailed.met)})`
+    ),
+    ...(pgloaderShort.size > 0
+      ? [
+          `  (pgloader left ${pgloaderShort.size} tables short, which flatters it: ${[...pgloaderShort].slice(0, 10).join(", ")})`
+        ]
+      : []),
     `  (ours is the bundled CLI timed as a whole process, like the peers; its output: ${logFile})`
   ]
   console.log(`\n${lines.join("\n")}`)
   const date = new Date().toISOString()
   const file = resultsFile(`${date.slice(0, 10)}-clinic-${options.scale}`)
-  const result = { date, scale: options.scale, rows: totalRows, runs: options.runs, tables: options.tables === "all" ? "all" : options.tables.split(",").length, cores: os.cpus().length, databases: names, targets, perRun: rs }
+  const result = {
+    date,
+    scale: options.scale,
+    rows: totalRows,
+    runs: options.runs,
+    tables: options.tables === "all" ? "all" : options.tables.split(",").length,
+    cores: os.cpus().length,
+    databases: names,
+    targets,
+    perRun: rs
+  }
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   console.log(`written to bench/results/${path.basename(file)}`)
 }

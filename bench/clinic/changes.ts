@@ -40,9 +40,13 @@ export const updateAssignment = (table: ClinicTable): string => {
     const { base } = columnType(column.declaration)
     if (["tinyint", "smallint", "mediumint", "int", "bigint"].includes(base)) return `${name} = IF(${name} = 1, 0, 1)`
     if (["double", "float", "decimal"].includes(base)) return `${name} = COALESCE(${name}, 0) + 1`
-    if (["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "blob", "mediumblob", "longblob"].includes(base)) return `${name} = IF(${name} = 'x', 'y', 'x')`
+    if (
+      ["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "blob", "mediumblob", "longblob"].includes(base)
+    )
+      return `${name} = IF(${name} = 'x', 'y', 'x')`
     if (base === "date") return `${name} = IF(${name} = '2024-02-29', '2024-03-01', '2024-02-29')`
-    if (base === "datetime") return `${name} = IF(${name} = '2024-02-29 12:00:00', '2024-03-01 12:00:00', '2024-02-29 12:00:00')`
+    if (base === "datetime")
+      return `${name} = IF(${name} = '2024-02-29 12:00:00', '2024-03-01 12:00:00', '2024-02-29 12:00:00')`
   }
   throw new Error(`${table.name}: no column an update can change`)
 }

@@ -30,8 +30,9 @@ const ClinicFacts = Schema.Struct({ source: Schema.String, tables: Schema.Array(
 
 /** The committed copy of the facts, so a fresh clone can build the clinic. */
 export const clinicFacts = (): ReadonlyArray<TableFacts> =>
-  Schema.decodeUnknownSync(ClinicFacts)(JSON.parse(fs.readFileSync(new URL("./opendental-schema.json", import.meta.url), "utf8")))
-    .tables
+  Schema.decodeUnknownSync(ClinicFacts)(
+    JSON.parse(fs.readFileSync(new URL("./opendental-schema.json", import.meta.url), "utf8"))
+  ).tables
 
 /**
  * A declaration for a column the facts give by name only (28 nearly empty tables and a few newer columns), from
@@ -46,7 +47,8 @@ export const inferredDeclaration = (column: string, primaryKey: string | null): 
   if (/^(Is|Has)[A-Z]/.test(column)) return "tinyint(4) NOT NULL"
   if (/^(Sec)?DateT/.test(column) || /^DateTime/.test(column)) return "datetime NOT NULL DEFAULT '0001-01-01 00:00:00'"
   if (/^(Sec)?Date/.test(column)) return "date NOT NULL DEFAULT '0001-01-01'"
-  if (/^(Note|Notes|Message|Quote|FilterText|FixedText|FileData|Photo|PhotoCrop|Thumbnail)$/.test(column)) return "text NOT NULL"
+  if (/^(Note|Notes|Message|Quote|FilterText|FixedText|FileData|Photo|PhotoCrop|Thumbnail)$/.test(column))
+    return "text NOT NULL"
   return "varchar(255) NOT NULL"
 }
 
@@ -87,8 +89,17 @@ export const clinicTable = (facts: TableFacts): ClinicTable => {
   })
   // A `timestamp ... ON UPDATE` column is the change column; older or inferred tables declare DateTStamp/SecDateTEdit otherwise.
   const changeColumn =
-    columns.find((c) => c.declaration.startsWith("timestamp"))?.name ?? columns.find((c) => changeColumnNames.has(c.name))?.name ?? null
-  return { name: facts.name, primaryKey: facts.primaryKey, estimatedRows: facts.estimatedRows, columns, keys, changeColumn }
+    columns.find((c) => c.declaration.startsWith("timestamp"))?.name ??
+    columns.find((c) => changeColumnNames.has(c.name))?.name ??
+    null
+  return {
+    name: facts.name,
+    primaryKey: facts.primaryKey,
+    estimatedRows: facts.estimatedRows,
+    columns,
+    keys,
+    changeColumn
+  }
 }
 
 export const clinicTables = (): ReadonlyArray<ClinicTable> => clinicFacts().map(clinicTable)

@@ -38,7 +38,11 @@ export const clinicPlan = (scale: number, tables: (table: string) => boolean = (
   const counts: Record<string, number> = {}
   for (const t of chosen) counts[t.name] = rowsAtScale(t.estimatedRows, scale)
   // Foreign keys point at rows of the table the key column names, chosen or not.
-  const keyRanges = new Map(all.flatMap((t) => (t.primaryKey === null ? [] : [[t.primaryKey, Math.max(1, rowsAtScale(t.estimatedRows, scale))] as const])))
+  const keyRanges = new Map(
+    all.flatMap((t) =>
+      t.primaryKey === null ? [] : [[t.primaryKey, Math.max(1, rowsAtScale(t.estimatedRows, scale))] as const]
+    )
+  )
   return { tables: chosen, counts: counts as ClinicCounts, keyRanges }
 }
 
@@ -75,10 +79,19 @@ export const generateClinic = (admin: Connection, options: ClinicOptions) =>
     const { database, scale } = options
     const plan = clinicPlan(scale, options.tables)
     const failure = (table?: string) => (cause: unknown) =>
-      new ClinicGenerationError({ database, ...(table ? { table } : {}), reason: cause instanceof Error ? cause.message : String(cause) })
-    const run = (statement: string, table?: string) => Effect.tryPromise({ try: () => admin.query(statement), catch: failure(table) })
-    const [[saved]] = (yield* run("SELECT @@SESSION.time_zone AS zone, @@SESSION.sql_mode AS mode")) as unknown as [[{ zone: string; mode: string }]]
-    const restore = Effect.orDie(run(`SET SESSION time_zone = ${admin.escape(saved.zone)}, SESSION sql_mode = ${admin.escape(saved.mode)}`))
+      new ClinicGenerationError({
+        database,
+        ...(table ? { table } : {}),
+        reason: cause instanceof Error ? cause.message : String(cause)
+      })
+    const run = (statement: string, table?: string) =>
+      Effect.tryPromise({ try: () => admin.query(statement), catch: failure(table) })
+    const [[saved]] = (yield* run("SELECT @@SESSION.time_zone AS zone, @@SESSION.sql_mode AS mode")) as unknown as [
+      [{ zone: string; mode: string }]
+    ]
+    const restore = Effect.orDie(
+      run(`SET SESSION time_zone = ${admin.escape(saved.zone)}, SESSION sql_mode = ${admin.escape(saved.mode)}`)
+    )
     const fill = Effect.gen(function* () {
       yield* run(loadSession)
       yield* run(`CREATE DATABASE IF NOT EXISTS ${quoted(database)} CHARACTER SET utf8mb3`)
@@ -99,7 +112,9 @@ export const generateClinic = (admin: Connection, options: ClinicOptions) =>
           })) as unknown as [ResultSetHeader]
           // Strict mode fails a value that does not fit; a warning would still mean one was changed on the way in.
           if (header.affectedRows !== rows || header.warningStatus !== 0) {
-            return yield* failure(table.name)(`loaded ${header.affectedRows} of ${rows} rows with ${header.warningStatus} warnings`)
+            return yield* failure(table.name)(
+              `loaded ${header.affectedRows} of ${rows} rows with ${header.warningStatus} warnings`
+            )
           }
         }
         counts[table.name] = rows

@@ -25,15 +25,57 @@ const pad = (n: number, width = 2) => String(n).padStart(width, "0")
 
 /** Names a clinic holds: apostrophes, a backslash, accents, Cyrillic, Greek, Hebrew, Arabic, CJK and Hangul. */
 const names = [
-  "Smith", "O'Brien", "Nguyễn", "Müller", "García", "王芳", "Øster", "D'Angelo", "Иванов", "Παπαδόπουλος", "Back\\slash",
-  "Lefèvre", "Kowalczyk", "Søren", "Ó Súilleabháin", "田中", "김민준", "José", "Zoë", "Łukasz", "Renée", "Дмитрий",
-  "François", "Ngọc", "שרה", "محمد", "Johnson", "Brown", "Davis", "Tanaka"
+  "Smith",
+  "O'Brien",
+  "Nguyễn",
+  "Müller",
+  "García",
+  "王芳",
+  "Øster",
+  "D'Angelo",
+  "Иванов",
+  "Παπαδόπουλος",
+  "Back\\slash",
+  "Lefèvre",
+  "Kowalczyk",
+  "Søren",
+  "Ó Súilleabháin",
+  "田中",
+  "김민준",
+  "José",
+  "Zoë",
+  "Łukasz",
+  "Renée",
+  "Дмитрий",
+  "François",
+  "Ngọc",
+  "שרה",
+  "محمد",
+  "Johnson",
+  "Brown",
+  "Davis",
+  "Tanaka"
 ]
 /** Free text as staff type it: quotes, backslashes, tabs, newlines, symbols, and strings that look like NULL or a date. */
 const notes = [
-  "Pt prefers mornings", 'Said "call after 5"', "Line one\nline two", "Path C:\\Images\\X-ray", "50% off per owner's note",
-  "Tab\tseparated", "habla español", "ümlaut & ñ", "Premed: amoxicillin 2g", "€ 25 paid in cash", "→ see chart",
-  "NULL", "\\N", "0000-00-00", "Carriage\r\nreturn", "患者は午前を希望", "Больной просит позвонить", "Ref. Dr. O'Neil, \"urgent\""
+  "Pt prefers mornings",
+  'Said "call after 5"',
+  "Line one\nline two",
+  "Path C:\\Images\\X-ray",
+  "50% off per owner's note",
+  "Tab\tseparated",
+  "habla español",
+  "ümlaut & ñ",
+  "Premed: amoxicillin 2g",
+  "€ 25 paid in cash",
+  "→ see chart",
+  "NULL",
+  "\\N",
+  "0000-00-00",
+  "Carriage\r\nreturn",
+  "患者は午前を希望",
+  "Больной просит позвонить",
+  'Ref. Dr. O\'Neil, "urgent"'
 ]
 const longNote = (rng: Rng) => Array.from({ length: int(rng, 8, 40) }, () => pick(rng, notes)).join(" ")
 
@@ -55,8 +97,10 @@ export const columnType = (declaration: string): ColumnType => {
 }
 
 const dayOf = (d: Date) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`
-export const stampOf = (d: Date) => `${dayOf(d)} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
-const randomDay = (rng: Rng, fromYear: number, toYear: number) => `${int(rng, fromYear, toYear)}-${pad(int(rng, 1, 12))}-${pad(int(rng, 1, 28))}`
+export const stampOf = (d: Date) =>
+  `${dayOf(d)} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
+const randomDay = (rng: Rng, fromYear: number, toYear: number) =>
+  `${int(rng, fromYear, toYear)}-${pad(int(rng, 1, 12))}-${pad(int(rng, 1, 28))}`
 const randomTime = (rng: Rng) => `${pad(int(rng, 0, 23))}:${pad(int(rng, 0, 59))}:${pad(int(rng, 0, 59))}`
 
 /** Change stamps span these years, all in the past, in UTC (a `timestamp` session must be UTC to read them so). */
@@ -93,7 +137,8 @@ const generatorFor = (table: ClinicTable, column: ClinicColumn, context: RowCont
     case "tinyint": {
       if (isKey) return (i) => String(context.firstKey + i)
       const referenced = context.keyRanges.get(column.name)
-      if (type.base === "bigint" && referenced !== undefined) return sometimesNull((_, rng) => (rng() < 0.05 ? "0" : String(int(rng, 1, referenced))))
+      if (type.base === "bigint" && referenced !== undefined)
+        return sometimesNull((_, rng) => (rng() < 0.05 ? "0" : String(int(rng, 1, referenced))))
       if (type.base === "bigint") return sometimesNull((_, rng) => String(int(rng, 0, 1000)))
       // OpenDental's flags: tinyint(1), and the columns the old raw held as boolean (its loader saw only 0 and 1 there).
       if (type.base === "tinyint" && (type.length === 1 || flags.has(columnKey(table.name, column.name)))) {
@@ -127,9 +172,11 @@ const generatorFor = (table: ClinicTable, column: ClinicColumn, context: RowCont
       if (isChange) {
         const span = (stampsUntil - stampsFrom) / Math.max(1, context.rows)
         // Stamps increase with the key, a few rows sharing their second with the next one.
-        return (i, rng) => context.stampedAt ?? stampOf(new Date(stampsFrom + Math.floor(i * span + rng() * Math.min(span, 999))))
+        return (i, rng) =>
+          context.stampedAt ?? stampOf(new Date(stampsFrom + Math.floor(i * span + rng() * Math.min(span, 999))))
       }
-      if (type.base === "timestamp") return (_, rng) => stampOf(new Date(stampsFrom + rng() * (stampsUntil - stampsFrom)))
+      if (type.base === "timestamp")
+        return (_, rng) => stampOf(new Date(stampsFrom + rng() * (stampsUntil - stampsFrom)))
       return sometimesNull((_, rng) => {
         const r = rng()
         if (r < 0.1) return "0001-01-01 00:00:00"
@@ -170,14 +217,21 @@ const generatorFor = (table: ClinicTable, column: ClinicColumn, context: RowCont
     case "blob":
     case "mediumblob":
     case "longblob":
-      return sometimesNull((_, rng) => Array.from({ length: int(rng, 0, 64) }, () => String.fromCharCode(int(rng, 32, 126))).join(""))
+      return sometimesNull((_, rng) =>
+        Array.from({ length: int(rng, 0, 64) }, () => String.fromCharCode(int(rng, 32, 126))).join("")
+      )
     default:
       throw new Error(`${table.name}.${column.name}: no generator for the declaration '${column.declaration}'`)
   }
 }
 
 /** Rows of one table, lazily: `count` rows, values in column order. The same seed gives the same rows. */
-export function* tableRows(table: ClinicTable, count: number, context: RowContext, seed = 1): Generator<ReadonlyArray<Value>> {
+export function* tableRows(
+  table: ClinicTable,
+  count: number,
+  context: RowContext,
+  seed = 1
+): Generator<ReadonlyArray<Value>> {
   const rng = random(hash(table.name) ^ Math.imul(seed, 0x9e3779b1) ^ context.firstKey)
   const generators = table.columns.map((c) => generatorFor(table, c, context))
   for (let i = 0; i < count; i++) yield generators.map((g) => g(i, rng))
@@ -189,4 +243,6 @@ const specials = /[\\\t\n\r\0]/g
 
 /** One line of `LOAD DATA`'s default text format: tab-separated, backslash-escaped, `\N` for NULL. */
 export const loadDataLine = (values: ReadonlyArray<Value>): string =>
-  values.map((v) => (v === null ? "\\N" : special.test(v) ? v.replace(specials, (c) => escapes[c] as string) : v)).join("\t") + "\n"
+  values
+    .map((v) => (v === null ? "\\N" : special.test(v) ? v.replace(specials, (c) => escapes[c] as string) : v))
+    .join("\t") + "\n"

@@ -1,15 +1,47 @@
 import { FileSystem, Path, PlatformConfigProvider } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Config, ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Context, Duration, Effect, Either, HashSet, Layer, Option, Redacted } from "effect"
+import {
+  Config,
+  ConfigError,
+  ConfigProvider,
+  ConfigProviderPathPatch as PathPatch,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  HashSet,
+  Layer,
+  Option,
+  Redacted
+} from "effect"
 import { type DatabaseRole, type Environment, environments, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
 import { openDentalAppendOnlyTables } from "../domain/pipeline/appendOnlyTables.ts"
 import { isVariableName } from "../domain/externalCommand.ts"
-import { type ConnectionPlan, connectionPlan, defaultMaxConnectionsPerServer, minimumConnectionsPerServer } from "../domain/connections/connectionBudget.ts"
+import {
+  type ConnectionPlan,
+  connectionPlan,
+  defaultMaxConnectionsPerServer,
+  minimumConnectionsPerServer
+} from "../domain/connections/connectionBudget.ts"
 import { allTables, isTableName, isTablePattern } from "../domain/tableSelection.ts"
-import { compatibleProfile, losslessProfile, type RawProfile, type RawProfileName, rawProfileNames } from "../domain/pipeline/rawProfile.ts"
-import { caFileProblem, plaintextExposures, type TlsMode, tlsModes, type TlsSettings, tlsVariables, unverifiableMysqlHost } from "../domain/connections/tls.ts"
+import {
+  compatibleProfile,
+  losslessProfile,
+  type RawProfile,
+  type RawProfileName,
+  rawProfileNames
+} from "../domain/pipeline/rawProfile.ts"
+import {
+  caFileProblem,
+  plaintextExposures,
+  type TlsMode,
+  tlsModes,
+  type TlsSettings,
+  tlsVariables,
+  unverifiableMysqlHost
+} from "../domain/connections/tls.ts"
 
 export interface DatabaseSettings {
   readonly role: DatabaseRole
@@ -298,7 +330,8 @@ const writerCredentials = (environment: Environment) =>
     password: secret("OPENDENTAL_SOURCE_WRITER_PASSWORD", environment).pipe(Config.option)
   }).pipe(
     Config.mapOrFail(({ user, password }) => {
-      if (Option.isSome(user) && Option.isSome(password)) return Either.right(Option.some({ user: user.value, password: password.value }))
+      if (Option.isSome(user) && Option.isSome(password))
+        return Either.right(Option.some({ user: user.value, password: password.value }))
       if (Option.isSome(user)) {
         return Either.left(
           ConfigError.InvalidData(
@@ -308,7 +341,9 @@ const writerCredentials = (environment: Environment) =>
         )
       }
       if (Option.isSome(password)) {
-        return Either.left(ConfigError.InvalidData(["OPENDENTAL_SOURCE_WRITER_USER"], "is not set while the writer's password is"))
+        return Either.left(
+          ConfigError.InvalidData(["OPENDENTAL_SOURCE_WRITER_USER"], "is not set while the writer's password is")
+        )
       }
       return Either.right(Option.none())
     })
@@ -326,7 +361,11 @@ const analyticsDatabase = (environment: Environment) =>
     tls: tls("analytics")
   })
 
-const tablesOf = (s: string) => s.split(",").map((t) => t.trim()).filter((t) => t.length > 0)
+const tablesOf = (s: string) =>
+  s
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0)
 
 // Validated before it is mapped: a failed validation after a map loses the variable's name.
 const tableList = Config.string("ETL_TABLES").pipe(
@@ -334,7 +373,10 @@ const tableList = Config.string("ETL_TABLES").pipe(
     message: `must be a comma-separated list of table names, or ${allTables} alone for every base table of the source`,
     validation: (s) => {
       const tables = tablesOf(s)
-      return (tables.length === 1 && tables[0]?.toLowerCase() === allTables) || (tables.length > 0 && tables.every(isTableName) && !tables.some((t) => t.toLowerCase() === allTables))
+      return (
+        (tables.length === 1 && tables[0]?.toLowerCase() === allTables) ||
+        (tables.length > 0 && tables.every(isTableName) && !tables.some((t) => t.toLowerCase() === allTables))
+      )
     }
   }),
   Config.map(tablesOf),
@@ -397,16 +439,29 @@ const rawProfile = Config.all({
     const pair = (column: string) => column.replace(".", ":")
     const problems: Array<ConfigError.ConfigError> = []
     if (name === "lossless") {
-      for (const [variable, given] of [["ETL_BOOLEAN_COLUMNS", add], ["ETL_NOT_BOOLEAN_COLUMNS", remove]] as const) {
+      for (const [variable, given] of [
+        ["ETL_BOOLEAN_COLUMNS", add],
+        ["ETL_NOT_BOOLEAN_COLUMNS", remove]
+      ] as const) {
         if (given.length > 0) {
-          problems.push(ConfigError.InvalidData([variable], "applies to ETL_RAW_PROFILE=compatible only; the lossless profile keeps every integer column a number"))
+          problems.push(
+            ConfigError.InvalidData(
+              [variable],
+              "applies to ETL_RAW_PROFILE=compatible only; the lossless profile keeps every integer column a number"
+            )
+          )
         }
       }
     } else {
       const declared = compatibleProfile({ add }).booleans
       const unknown = remove.filter((c) => !declared.has(c.toLowerCase()))
       if (unknown.length > 0) {
-        problems.push(ConfigError.InvalidData(["ETL_NOT_BOOLEAN_COLUMNS"], `names ${unknown.map(pair).join(", ")}, not a declared boolean column of the compatible profile`))
+        problems.push(
+          ConfigError.InvalidData(
+            ["ETL_NOT_BOOLEAN_COLUMNS"],
+            `names ${unknown.map(pair).join(", ")}, not a declared boolean column of the compatible profile`
+          )
+        )
       }
     }
     const [first, ...rest] = problems
@@ -415,35 +470,48 @@ const rawProfile = Config.all({
   })
 )
 
-const variableNames = (text: string) => text.split(",").map((name) => name.trim()).filter((name) => name.length > 0)
+const variableNames = (text: string) =>
+  text
+    .split(",")
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0)
 
 /** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
 export const commandLine = (text: string): ReadonlyArray<string> =>
   text.trim().startsWith("[") ? (JSON.parse(text) as Array<string>) : text.trim().split(/\s+/)
 
-const defaultMarkerColumns = { patient: "LName", appointment: "Note", procedurelog: "BillingNote", carrier: "CarrierName" }
+const defaultMarkerColumns = {
+  patient: "LName",
+  appointment: "Note",
+  procedurelog: "BillingNote",
+  carrier: "CarrierName"
+}
 
-const validationConfig = (environment: Environment) => Config.all({
-  seedPatients: positive("ETL_SEED_PATIENTS", 3),
-  seedAppointmentsPerPatient: positive("ETL_SEED_APPOINTMENTS_PER_PATIENT", 2),
-  seedProceduresPerAppointment: positive("ETL_SEED_PROCEDURES_PER_APPOINTMENT", 2),
-  // A partial list changes only the tables it names.
-  markerColumns: pairs("ETL_MARKER_COLUMNS", {}).pipe(Config.map((given) => ({ ...defaultMarkerColumns, ...given }))),
-  hiddenPatientStatus: Config.integer("ETL_SEED_PATIENT_STATUS").pipe(Config.withDefault(4)),
-  hiddenProcedureStatus: Config.integer("ETL_SEED_PROCEDURE_STATUS").pipe(Config.withDefault(6)),
-  heartbeatInterval: positive("ETL_HEARTBEAT_SECONDS", 10).pipe(Config.map(Duration.seconds)),
-  staleAfter: positive("ETL_SWEEP_STALE_AFTER_SECONDS", 600).pipe(Config.map(Duration.seconds)),
-  runBudget: seconds("ETL_BUDGET_RUN_SECONDS", 300),
-  tableBudget: seconds("ETL_BUDGET_TABLE_SECONDS", 120),
-  reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports")),
-  isolationFingerprint: Config.boolean("ETL_ISOLATION_FINGERPRINT").pipe(Config.withDefault(true)),
-  collateralCheck: Config.boolean("ETL_COLLATERAL_CHECK").pipe(Config.withDefault(true)),
-  driftCheck: Config.boolean("ETL_DRIFT_CHECK").pipe(Config.withDefault(environment !== "production"))
-})
+const validationConfig = (environment: Environment) =>
+  Config.all({
+    seedPatients: positive("ETL_SEED_PATIENTS", 3),
+    seedAppointmentsPerPatient: positive("ETL_SEED_APPOINTMENTS_PER_PATIENT", 2),
+    seedProceduresPerAppointment: positive("ETL_SEED_PROCEDURES_PER_APPOINTMENT", 2),
+    // A partial list changes only the tables it names.
+    markerColumns: pairs("ETL_MARKER_COLUMNS", {}).pipe(Config.map((given) => ({ ...defaultMarkerColumns, ...given }))),
+    hiddenPatientStatus: Config.integer("ETL_SEED_PATIENT_STATUS").pipe(Config.withDefault(4)),
+    hiddenProcedureStatus: Config.integer("ETL_SEED_PROCEDURE_STATUS").pipe(Config.withDefault(6)),
+    heartbeatInterval: positive("ETL_HEARTBEAT_SECONDS", 10).pipe(Config.map(Duration.seconds)),
+    staleAfter: positive("ETL_SWEEP_STALE_AFTER_SECONDS", 600).pipe(Config.map(Duration.seconds)),
+    runBudget: seconds("ETL_BUDGET_RUN_SECONDS", 300),
+    tableBudget: seconds("ETL_BUDGET_TABLE_SECONDS", 120),
+    reportDirectory: Config.string("ETL_REPORT_DIR").pipe(Config.withDefault("reports")),
+    isolationFingerprint: Config.boolean("ETL_ISOLATION_FINGERPRINT").pipe(Config.withDefault(true)),
+    collateralCheck: Config.boolean("ETL_COLLATERAL_CHECK").pipe(Config.withDefault(true)),
+    driftCheck: Config.boolean("ETL_DRIFT_CHECK").pipe(Config.withDefault(environment !== "production"))
+  })
 
 const monitoringConfig = Config.all({
   historySchema: Config.string("ETL_HISTORY_SCHEMA").pipe(
-    Config.validate({ message: "must be a schema name (letters, digits, _)", validation: (s) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) }),
+    Config.validate({
+      message: "must be a schema name (letters, digits, _)",
+      validation: (s) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s)
+    }),
     Config.withDefault("raw")
   ),
   prometheusFile: Config.string("ETL_PROMETHEUS_FILE").pipe(Config.option),
@@ -454,55 +522,59 @@ const monitoringConfig = Config.all({
   otlpEndpoint: Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.option)
 })
 
-const settingsConfig = (environment: Environment) => Config.all({
-  source: mysqlDatabase("source", "OPENDENTAL_SOURCE", environment),
-  writer: writerCredentials(environment),
-  replication: mysqlDatabase("replication", "MYSQL_REPLICATION", environment),
-  analytics: analyticsDatabase(environment),
-  connection: Config.all({
-    connectTimeout: positive("ETL_CONNECT_TIMEOUT_SECONDS", 5).pipe(Config.map(Duration.seconds)),
-    attempts: positive("ETL_CONNECT_ATTEMPTS", 4),
-    maxConnectionsPerServer: Config.integer("ETL_MAX_CONNECTIONS").pipe(
-      Config.validate({
-        message: `must be a whole number of connections, ${minimumConnectionsPerServer} or more`,
-        validation: (n) => n >= minimumConnectionsPerServer
-      }),
-      Config.withDefault(defaultMaxConnectionsPerServer)
-    ),
-    allowPlaintext: Config.boolean("ETL_ALLOW_PLAINTEXT").pipe(Config.withDefault(false))
-  }),
-  pipeline: Config.all({
-    tables: tableList,
-    excludeTables,
-    tableConcurrency: positive("ETL_TABLE_CONCURRENCY", defaultTableConcurrency),
-    progressInterval: seconds("ETL_PROGRESS_SECONDS", 5),
-    batchSize: positive("ETL_BATCH_SIZE", 5000),
-    pageBytes: positive("ETL_PAGE_BYTES", 4 * 1024 * 1024),
-    lookbackSeconds: Config.integer("ETL_LOOKBACK_SECONDS").pipe(
-      Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 }),
-      Config.withDefault(300)
-    ),
-    watermarkColumns,
-    appendOnlyTables,
-    replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false)),
-    replicaBulkMethod: Config.literal(...replicaBulkMethods)("ETL_REPLICA_BULK_METHOD").pipe(
-      Config.withDefault<ReplicaBulkMethod>("load-data")
-    ),
-    lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
-    reconcileChunkRows: positive("ETL_RECONCILE_CHUNK_ROWS", defaultReconcileChunkRows),
-    propagateDeletes: Config.boolean("ETL_PROPAGATE_DELETES").pipe(Config.withDefault(false)),
-    loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
-    externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
-    externalEnvironment: Config.string("ETL_PIPELINE_ENV").pipe(
-      Config.validate({ message: "must be a comma-separated list of environment variable names", validation: (s) => variableNames(s).every(isVariableName) }),
-      Config.map(variableNames),
-      Config.withDefault<ReadonlyArray<string>>([])
-    ),
-    rawProfile
-  }),
-  validation: validationConfig(environment),
-  monitoring: monitoringConfig
-})
+const settingsConfig = (environment: Environment) =>
+  Config.all({
+    source: mysqlDatabase("source", "OPENDENTAL_SOURCE", environment),
+    writer: writerCredentials(environment),
+    replication: mysqlDatabase("replication", "MYSQL_REPLICATION", environment),
+    analytics: analyticsDatabase(environment),
+    connection: Config.all({
+      connectTimeout: positive("ETL_CONNECT_TIMEOUT_SECONDS", 5).pipe(Config.map(Duration.seconds)),
+      attempts: positive("ETL_CONNECT_ATTEMPTS", 4),
+      maxConnectionsPerServer: Config.integer("ETL_MAX_CONNECTIONS").pipe(
+        Config.validate({
+          message: `must be a whole number of connections, ${minimumConnectionsPerServer} or more`,
+          validation: (n) => n >= minimumConnectionsPerServer
+        }),
+        Config.withDefault(defaultMaxConnectionsPerServer)
+      ),
+      allowPlaintext: Config.boolean("ETL_ALLOW_PLAINTEXT").pipe(Config.withDefault(false))
+    }),
+    pipeline: Config.all({
+      tables: tableList,
+      excludeTables,
+      tableConcurrency: positive("ETL_TABLE_CONCURRENCY", defaultTableConcurrency),
+      progressInterval: seconds("ETL_PROGRESS_SECONDS", 5),
+      batchSize: positive("ETL_BATCH_SIZE", 5000),
+      pageBytes: positive("ETL_PAGE_BYTES", 4 * 1024 * 1024),
+      lookbackSeconds: Config.integer("ETL_LOOKBACK_SECONDS").pipe(
+        Config.validate({ message: "must be a whole number of seconds, 0 or more", validation: (n) => n >= 0 }),
+        Config.withDefault(300)
+      ),
+      watermarkColumns,
+      appendOnlyTables,
+      replicaSecondaryIndexes: Config.boolean("ETL_REPLICA_SECONDARY_INDEXES").pipe(Config.withDefault(false)),
+      replicaBulkMethod: Config.literal(...replicaBulkMethods)("ETL_REPLICA_BULK_METHOD").pipe(
+        Config.withDefault<ReplicaBulkMethod>("load-data")
+      ),
+      lockTimeoutSeconds: positive("ETL_LOCK_TIMEOUT_SECONDS", 60),
+      reconcileChunkRows: positive("ETL_RECONCILE_CHUNK_ROWS", defaultReconcileChunkRows),
+      propagateDeletes: Config.boolean("ETL_PROPAGATE_DELETES").pipe(Config.withDefault(false)),
+      loadParallelism: positive("ETL_LOAD_PARALLELISM", 2),
+      externalCommand: Config.string("ETL_PIPELINE_COMMAND").pipe(Config.mapAttempt(commandLine), Config.option),
+      externalEnvironment: Config.string("ETL_PIPELINE_ENV").pipe(
+        Config.validate({
+          message: "must be a comma-separated list of environment variable names",
+          validation: (s) => variableNames(s).every(isVariableName)
+        }),
+        Config.map(variableNames),
+        Config.withDefault<ReadonlyArray<string>>([])
+      ),
+      rawProfile
+    }),
+    validation: validationConfig(environment),
+    monitoring: monitoringConfig
+  })
 
 /** Flattens Effect's error tree into one problem per variable; "invalid" beats "missing". */
 const problemsOf = (error: ConfigError.ConfigError): ReadonlyArray<SettingProblem> => {
@@ -567,18 +639,24 @@ const unreadable = (error: PlatformError) => {
   if (error._tag !== "SystemError") return error.message
   const code = (error.cause as { code?: unknown } | undefined)?.code
   if (code === "EISDIR") return "it is a directory"
-  return error.reason === "NotFound" ? "no such file" : error.reason === "PermissionDenied" ? "permission denied" : typeof code === "string" ? code : error.reason
+  return error.reason === "NotFound"
+    ? "no such file"
+    : error.reason === "PermissionDenied"
+      ? "permission denied"
+      : typeof code === "string"
+        ? code
+        : error.reason
 }
 
 /** Reads the files that settings name: secrets and CAs. Each unreadable file is a problem naming its variable. */
 const settingFiles = (fs: FileSystem.FileSystem) => {
   // A secret's path is not repeated: a password set in the _FILE variable by mistake would be.
   const read = (variable: string, path: string, named: string) =>
-    fs.readFileString(path).pipe(
-      Effect.mapError(
-        (e) => new SettingProblem({ variable, problem: `${named} cannot be read: ${unreadable(e)}` })
+    fs
+      .readFileString(path)
+      .pipe(
+        Effect.mapError((e) => new SettingProblem({ variable, problem: `${named} cannot be read: ${unreadable(e)}` }))
       )
-    )
   const secret = (source: SecretSource) =>
     source._tag === "Given"
       ? Effect.succeed(source.value)
@@ -624,7 +702,8 @@ const resolve = (
       environment === "local"
         ? ConfigProvider.orElse(provider, () => ConfigProvider.fromMap(new Map(Object.entries(localDefaults))))
         : provider
-    const failed = (problems: ReadonlyArray<SettingProblem>) => new SettingsError({ environment, source: sourceDescription, problems })
+    const failed = (problems: ReadonlyArray<SettingProblem>) =>
+      new SettingsError({ environment, source: sourceDescription, problems })
     const resolved = yield* Effect.withConfigProvider(settingsConfig(environment), withDefaults).pipe(
       Effect.mapError((e) => failed(problemsOf(e)))
     )
@@ -643,10 +722,12 @@ const resolve = (
       },
       { mode: "validate" }
     ).pipe(Effect.mapError((problems) => failed(Object.values(problems).flatMap((p) => Option.getOrElse(p, () => [])))))
-    const sourceWriter = Option.map(
-      read.writer,
-      (w): DatabaseSettings => ({ ...read.source, role: "source-writer", user: w.user, password: w.password })
-    )
+    const sourceWriter = Option.map(read.writer, (w): DatabaseSettings => ({
+      ...read.source,
+      role: "source-writer",
+      user: w.user,
+      password: w.password
+    }))
     const connections = [read.source, read.replication, read.analytics]
     const tlsProblems = [
       ...(environment === "production" && !resolved.connection.allowPlaintext ? plaintextExposures(connections) : []),
@@ -676,7 +757,8 @@ const processFirst = (processVariables: Map<string, string>, file: ConfigProvide
   const fromProcess = ConfigProvider.fromMap(processVariables).flattened
   const fromFile = file.flattened
   // A secret and its file are one setting: the process giving either replaces the file's.
-  const partner = (key: string) => (key.endsWith("_PASSWORD_FILE") ? key.slice(0, -"_FILE".length) : key.endsWith("_PASSWORD") ? `${key}_FILE` : key)
+  const partner = (key: string) =>
+    key.endsWith("_PASSWORD_FILE") ? key.slice(0, -"_FILE".length) : key.endsWith("_PASSWORD") ? `${key}_FILE` : key
   const inProcess = (key: string) => processVariables.has(key) || processVariables.has(partner(key))
   return ConfigProvider.fromFlat(
     ConfigProvider.makeFlat({
@@ -716,7 +798,9 @@ export const make = Effect.fn("EtlSettings.make")(function* (inputs: SettingsInp
     )
     provider = processFirst(processVariables, fileProvider)
   }
-  const sourceDescription = found ? `${settingsPath} and the process environment` : `the process environment (no ${settingsPath})`
+  const sourceDescription = found
+    ? `${settingsPath} and the process environment`
+    : `the process environment (no ${settingsPath})`
   return yield* resolve(environment, provider, { path: settingsPath, found }, sourceDescription)
 })
 

@@ -5,6 +5,8 @@ import { connectionPlanOf, EtlSettings } from "./EtlSettings.ts"
 /** The clinic's OpenDental database, read by the pipeline's read-only user. */
 export class SourceDb extends Context.Tag("opendental-etl/SourceDb")<SourceDb, MysqlDatabase>() {}
 
-export const make = Effect.flatMap(EtlSettings, (s) => makeMysqlDatabase(s.source, s.connection, connectionPlanOf(s).pools.source))
+export const make = Effect.flatMap(EtlSettings, (s) =>
+  makeMysqlDatabase(s.source, s.connection, connectionPlanOf(s).pools.source)
+)
 
 export const layer = Layer.scoped(SourceDb, make)

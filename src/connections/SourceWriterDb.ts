@@ -23,7 +23,8 @@ export const make = Effect.gen(function* () {
                 (variable) =>
                   new SettingProblem({
                     variable,
-                    problem: "is required in production: test rows are seeded only through a writer account of their own"
+                    problem:
+                      "is required in production: test rows are seeded only through a writer account of their own"
                   })
               )
             })

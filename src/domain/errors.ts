@@ -36,7 +36,6 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
   }
 }
 
-
 /** A statement a database refused for a reason other than a lost connection, named by database and purpose. */
 export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
   database: DatabaseRole,
@@ -81,10 +80,12 @@ export class DataValidationError extends Schema.TaggedError<DataValidationError>
   problem: Schema.String
 }) {
   override get message(): string {
-    return `Table '${this.table}', key ${this.key}, column ${this.column}: value '${this.value}' ${this.problem}. ` +
+    return (
+      `Table '${this.table}', key ${this.key}, column ${this.column}: value '${this.value}' ${this.problem}. ` +
       "The load stopped before the page holding it (a full load commits nothing; an incremental one keeps the pages " +
       "before it and resumes there); fix the row, or rerun with --on-bad-row=quarantine to load the others and keep " +
       "this one in etl_rejected_rows."
+    )
   }
 }
 
@@ -123,7 +124,11 @@ export class ExternalPipelineError extends Schema.TaggedError<ExternalPipelineEr
     const how = this.exitCode === undefined ? "could not be started" : `exited with code ${this.exitCode}`
     const lines = this.excerpt === "" ? [] : this.excerpt.split("\n")
     const output =
-      lines.length === 0 ? " and printed nothing" : lines.length === 1 ? `: ${lines[0]}` : `:\n${lines.map((l) => `    ${l}`).join("\n")}`
+      lines.length === 0
+        ? " and printed nothing"
+        : lines.length === 1
+          ? `: ${lines[0]}`
+          : `:\n${lines.map((l) => `    ${l}`).join("\n")}`
     return `The external pipeline command '${this.command}' ${how}${output}`
   }
 }
@@ -139,14 +144,19 @@ export class PipelineFailedError extends Schema.TaggedError<PipelineFailedError>
 }
 
 /** The reconcile found tables whose stages differ (and did not repair them), or tables it could not compare. */
-export class ReconcileDifferencesError extends Schema.TaggedError<ReconcileDifferencesError>()("ReconcileDifferencesError", {
-  differing: Schema.Array(Schema.String),
-  failed: Schema.Array(Schema.String),
-  total: Schema.Number
-}) {
+export class ReconcileDifferencesError extends Schema.TaggedError<ReconcileDifferencesError>()(
+  "ReconcileDifferencesError",
+  {
+    differing: Schema.Array(Schema.String),
+    failed: Schema.Array(Schema.String),
+    total: Schema.Number
+  }
+) {
   override get message(): string {
     const parts = [
-      ...(this.differing.length > 0 ? [`${this.differing.length} of ${this.total} tables differ between stages: ${this.differing.join(", ")}`] : []),
+      ...(this.differing.length > 0
+        ? [`${this.differing.length} of ${this.total} tables differ between stages: ${this.differing.join(", ")}`]
+        : []),
       ...(this.failed.length > 0 ? [`${this.failed.length} could not be compared: ${this.failed.join(", ")}`] : [])
     ]
     return parts.join("; ")

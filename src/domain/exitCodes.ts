@@ -27,7 +27,9 @@ const codeOf = (error: unknown): number => {
 }
 
 const tagOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : undefined
 
 /** The worst outcome wins: cleanup incomplete over configuration over a failed check. */
 export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
@@ -42,4 +44,5 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
  * The cleanup that failed while an interrupted run unwound: a finalizer can only die, so it arrives as a defect, and
  * it is the run's outcome all the same.
  */
-export const leftBehind = (cause: Cause.Cause<unknown>): ReadonlyArray<unknown> => [...Cause.defects(cause)].filter((d) => tagOf(d) === "CleanupError")
+export const leftBehind = (cause: Cause.Cause<unknown>): ReadonlyArray<unknown> =>
+  [...Cause.defects(cause)].filter((d) => tagOf(d) === "CleanupError")

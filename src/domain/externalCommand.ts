@@ -33,7 +33,8 @@ const expand = (template: ReadonlyArray<string>, tables: ReadonlyArray<string>):
 
 /** The commands, in order, that run `tables` through the pipeline the template describes. */
 export const plan = (template: ReadonlyArray<string>, tables: ReadonlyArray<string>): ReadonlyArray<PlannedCommand> => {
-  if (commandMode(template) === "per-table") return tables.map((table) => ({ tables: [table], argv: expand(template, [table]) }))
+  if (commandMode(template) === "per-table")
+    return tables.map((table) => ({ tables: [table], argv: expand(template, [table]) }))
   const placeholder = template.some((arg) => arg.includes(tablesPlaceholder))
   return [{ tables, argv: placeholder ? expand(template, tables) : [...template, ...tables] }]
 }
@@ -84,13 +85,20 @@ const shorten = (line: string, limit: number) =>
   line.length <= limit ? line : `${line.slice(0, limit)} ... (${line.length - limit} more characters)`
 
 /** Adds one line of output; blank lines and terminal colour codes are left out. */
-export const addLine = (transcript: Transcript, raw: string, limits: ExcerptLimits = defaultExcerptLimits): Transcript => {
+export const addLine = (
+  transcript: Transcript,
+  raw: string,
+  limits: ExcerptLimits = defaultExcerptLimits
+): Transcript => {
   const text = shorten(raw.replace(ansiEscapes, "").trimEnd(), limits.maxLineChars)
   if (text.trim() === "") return transcript
   const line = { index: transcript.lines, text }
   return {
     lines: transcript.lines + 1,
-    errors: transcript.errors.length < limits.maxErrorLines && isErrorLine(text) ? [...transcript.errors, line] : transcript.errors,
+    errors:
+      transcript.errors.length < limits.maxErrorLines && isErrorLine(text)
+        ? [...transcript.errors, line]
+        : transcript.errors,
     tail: [...transcript.tail, line].slice(-limits.maxLines)
   }
 }

@@ -14,7 +14,9 @@ export const isTablePattern = (s: string) => /^[A-Za-z0-9_$*?]+$/.test(s)
  * without case. Only `*` and `?` are special: table names hold no `/`, `.` or brackets a path glob would treat apart.
  */
 export const matchesGlob = (pattern: string, name: string, caseSensitive: boolean): boolean => {
-  const source = [...pattern].map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[$^.+(){}[\]|\\]/g, "\\$&"))).join("")
+  const source = [...pattern]
+    .map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[$^.+(){}[\]|\\]/g, "\\$&")))
+    .join("")
   return new RegExp(`^${source}$`, caseSensitive ? "u" : "iu").test(name)
 }
 
@@ -22,7 +24,12 @@ export const matchesGlob = (pattern: string, name: string, caseSensitive: boolea
  * The tool's own bookkeeping tables where they can sit beside the clinic's (a replica on the source's database):
  * the validation ledger and its snapshots, the copy status, shadow and staging tables. `all` never copies them.
  */
-export const toolTablePatterns: ReadonlyArray<string> = ["etl_e2e_*", copyStatusTable, shadowOf("*"), stagingTableOf("*")]
+export const toolTablePatterns: ReadonlyArray<string> = [
+  "etl_e2e_*",
+  copyStatusTable,
+  shadowOf("*"),
+  stagingTableOf("*")
+]
 
 /** What the source's catalog lists: its base tables and its views, by name. */
 export interface SourceCatalog {
@@ -55,7 +62,8 @@ export const selectTables = (
   catalog: SourceCatalog,
   exclude: ReadonlyArray<string>
 ): Either.Either<TableSelection, SelectionProblem> => {
-  const matches = (patterns: ReadonlyArray<string>) => (name: string) => patterns.some((p) => matchesGlob(p, name, catalog.caseSensitive))
+  const matches = (patterns: ReadonlyArray<string>) => (name: string) =>
+    patterns.some((p) => matchesGlob(p, name, catalog.caseSensitive))
   const same = (a: string, b: string) => (catalog.caseSensitive ? a === b : a.toLowerCase() === b.toLowerCase())
   const isAll = requested.some((t) => t.toLowerCase() === allTables)
   if (isAll && requested.length > 1) return Either.left({ _tag: "AllMixed" })
@@ -65,5 +73,7 @@ export const selectTables = (
   const candidates = asked.filter((t) => !isView(t))
   const excluded = candidates.filter(matches(exclude))
   const tables = candidates.filter((t) => !excluded.includes(t))
-  return tables.length === 0 ? Either.left({ _tag: "NothingLeft", excluded, views }) : Either.right({ tables, views, excluded })
+  return tables.length === 0
+    ? Either.left({ _tag: "NothingLeft", excluded, views })
+    : Either.right({ tables, views, excluded })
 }

@@ -51,4 +51,3 @@ export const pageRows = (shape: TableShape, limits: PageLimits): number =>
   shape.averageRowBytes === undefined || shape.averageRowBytes <= 0
     ? limits.batchSize
     : Math.min(limits.batchSize, Math.max(fewestRows, Math.floor(limits.pageBytes / shape.averageRowBytes)))
-

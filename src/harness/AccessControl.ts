@@ -56,7 +56,12 @@ export class AccessControl extends Context.Tag("opendental-etl/AccessControl")<A
 
 const readGrants = (db: MysqlDatabase) =>
   db.sql.unsafe<Record<string, string>>("SHOW GRANTS FOR CURRENT_USER()").pipe(
-    Effect.map((rows) => rows.map((r) => Object.values(r)[0] ?? "").map(parseGrant).filter((g): g is Grant => g !== undefined))
+    Effect.map((rows) =>
+      rows
+        .map((r) => Object.values(r)[0] ?? "")
+        .map(parseGrant)
+        .filter((g): g is Grant => g !== undefined)
+    )
   )
 
 /**
@@ -79,7 +84,9 @@ export const make = Effect.gen(function* () {
   const currentUser = (db: MysqlDatabase) =>
     db.sql<{ account: string }>`SELECT CURRENT_USER() AS account`.pipe(Effect.map(([r]) => r?.account ?? "?"))
   const account = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^([^@]*)@(.*)$/, "`$1`@`$2`"))
-  const finding = (database: DatabaseRole, who: string) => (problem: string, fix: string): AccessFinding => ({ database, account: who, problem, fix })
+  const finding =
+    (database: DatabaseRole, who: string) =>
+    (problem: string, fix: string): AccessFinding => ({ database, account: who, problem, fix })
 
   /**
    * The tool's own accounts, for an operator whose settings name an administrator's: created from the same host
@@ -137,8 +144,15 @@ export const make = Effect.gen(function* () {
       const who = yield* account(db)
       const found = finding("source-writer", who)
       const list = yield* readGrants(db)
-      const needs = Object.fromEntries([...seedableTables.map((t) => [t, ["SELECT", "INSERT", "DELETE"]]), ["procedurecode", ["SELECT"]]])
-      const admin = administrator(list, who, "it can change and drop every table of the clinic, not only delete the rows it seeded")
+      const needs = Object.fromEntries([
+        ...seedableTables.map((t) => [t, ["SELECT", "INSERT", "DELETE"]]),
+        ["procedurecode", ["SELECT"]]
+      ])
+      const admin = administrator(
+        list,
+        who,
+        "it can change and drop every table of the clinic, not only delete the rows it seeded"
+      )
       if (admin !== undefined) {
         return {
           database: "source-writer",
@@ -153,7 +167,13 @@ export const make = Effect.gen(function* () {
       for (const table of seedableTables) {
         const missing = ["SELECT", "INSERT", "DELETE"].filter((p) => !grants(list, sourceDb, table, p))
         if (missing.length > 0) {
-          findings.push({ ...found(`cannot ${missing.join(", ")} ${table}`, `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`), blocksSeeding: table })
+          findings.push({
+            ...found(
+              `cannot ${missing.join(", ")} ${table}`,
+              `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`
+            ),
+            blocksSeeding: table
+          })
         }
       }
       const probes = [
@@ -173,20 +193,49 @@ export const make = Effect.gen(function* () {
     const admin = administrator(list, who, "it can change and drop every database on the server, the clinic's included")
     if (admin !== undefined) {
       const fix = replicaStatements(dedicated(yield* hostOf(replica))).join("\n")
-      return { database: "replication", account: who, findings: [found(admin, fix)], probes: [] } satisfies AccountRights
+      return {
+        database: "replication",
+        account: who,
+        findings: [found(admin, fix)],
+        probes: []
+      } satisfies AccountRights
     }
-    const findings = excessGrants(list, { database, onDatabase: ["ALL PRIVILEGES", "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "LOCK TABLES", "CREATE TEMPORARY TABLES"] }).map((g) =>
-      found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke)
+    const findings = excessGrants(list, {
+      database,
+      onDatabase: [
+        "ALL PRIVILEGES",
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "INDEX",
+        "LOCK TABLES",
+        "CREATE TEMPORARY TABLES"
+      ]
+    }).map((g) => found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke))
+    const missing = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"].filter(
+      (p) => !grants(list, database, "etl_copy_status", p)
     )
-    const missing = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"].filter((p) => !grants(list, database, "etl_copy_status", p))
-    if (missing.length > 0) findings.push(found(`cannot ${missing.join(", ")} in its database`, `GRANT ALL PRIVILEGES ON \`${database}\`.* TO ${who};`))
+    if (missing.length > 0)
+      findings.push(
+        found(`cannot ${missing.join(", ")} in its database`, `GRANT ALL PRIVILEGES ON \`${database}\`.* TO ${who};`)
+      )
     return { database: "replication", account: who, findings, probes: [] } satisfies AccountRights
   })
 
   /** The loader: create and write in its schema, never outside it. */
   const checkAnalytics = Effect.gen(function* () {
     const { sql, settings: pg } = analytics
-    const [role] = yield* sql<{ who: string; superuser: boolean; createdb: boolean; createrole: boolean; createOnDatabase: boolean }>`
+    const [role] = yield* sql<{
+      who: string
+      superuser: boolean
+      createdb: boolean
+      createrole: boolean
+      createOnDatabase: boolean
+    }>`
       SELECT current_user AS who, rolsuper AS superuser, rolcreatedb AS createdb, rolcreaterole AS createrole,
              has_database_privilege(current_database(), 'CREATE') AS "createOnDatabase"
         FROM pg_roles WHERE rolname = current_user`
@@ -194,12 +243,17 @@ export const make = Effect.gen(function* () {
     const found = finding("analytics", who)
     const findings: Array<AccessFinding> = []
     if (role?.superuser) {
-      const tables = yield* sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = ${pg.schema} ORDER BY tablename`
+      const tables = yield* sql<{
+        name: string
+      }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = ${pg.schema} ORDER BY tablename`
       const accounts = dedicated("%")
       const fix = [
         ...loaderRoleStatements(accounts),
         `-- connected to database ${pg.database}:`,
-        ...loaderSchemaStatements(accounts, tables.map((t) => t.name))
+        ...loaderSchemaStatements(
+          accounts,
+          tables.map((t) => t.name)
+        )
       ].join("\n")
       findings.push(
         found(
@@ -212,19 +266,34 @@ export const make = Effect.gen(function* () {
     if (role?.createdb) findings.push(found("can create databases", `ALTER ROLE "${who}" NOCREATEDB;`))
     if (role?.createrole) findings.push(found("can create roles", `ALTER ROLE "${who}" NOCREATEROLE;`))
     if (role?.createOnDatabase) {
-      findings.push(found(`can create schemas in database ${pg.database}`, `REVOKE CREATE ON DATABASE "${pg.database}" FROM "${who}";`))
+      findings.push(
+        found(
+          `can create schemas in database ${pg.database}`,
+          `REVOKE CREATE ON DATABASE "${pg.database}" FROM "${who}";`
+        )
+      )
     }
     const schemas = yield* sql<{ name: string }>`
       SELECT nspname AS name FROM pg_namespace
        WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' AND nspname <> ${pg.schema}
          AND has_schema_privilege(oid, 'CREATE')`
     for (const s of schemas) {
-      findings.push(found(`can create objects in schema ${s.name}, outside ${pg.schema}`, `REVOKE CREATE ON SCHEMA "${s.name}" FROM "${who}";`))
+      findings.push(
+        found(
+          `can create objects in schema ${s.name}, outside ${pg.schema}`,
+          `REVOKE CREATE ON SCHEMA "${s.name}" FROM "${who}";`
+        )
+      )
     }
     const [own] = yield* sql<{ usable: boolean | null }>`
       SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE') AS usable FROM pg_namespace WHERE nspname = ${pg.schema}`
     if (own !== undefined && !own.usable) {
-      findings.push(found(`cannot create and write in its schema ${pg.schema}`, `GRANT USAGE, CREATE ON SCHEMA "${pg.schema}" TO "${who}";`))
+      findings.push(
+        found(
+          `cannot create and write in its schema ${pg.schema}`,
+          `GRANT USAGE, CREATE ON SCHEMA "${pg.schema}" TO "${who}";`
+        )
+      )
     }
     return { database: "analytics", account: who, findings, probes: [] } satisfies AccountRights
   })
@@ -236,15 +305,24 @@ export const make = Effect.gen(function* () {
           Effect.succeed<AccountRights>({
             database,
             account: "?",
-            findings: [{ database, account: "?", problem: `could not be checked: ${e instanceof Error ? e.message : String(e)}`, fix: "check the connection settings" }],
+            findings: [
+              {
+                database,
+                account: "?",
+                problem: `could not be checked: ${e instanceof Error ? e.message : String(e)}`,
+                fix: "check the connection settings"
+              }
+            ],
             probes: []
           })
         )
       )
-    const over = (db: MysqlDatabase | PostgresDatabase) => (check: AccountRights): AccountCheck => ({
-      ...check,
-      tls: tlsFact(db.settings.tls.mode, db.tls)
-    })
+    const over =
+      (db: MysqlDatabase | PostgresDatabase) =>
+      (check: AccountRights): AccountCheck => ({
+        ...check,
+        tls: tlsFact(db.settings.tls.mode, db.tls)
+      })
     return yield* Effect.all([
       Effect.map(guarded("source", checkSource), over(source)),
       Option.match(writer, {
@@ -252,7 +330,14 @@ export const make = Effect.gen(function* () {
           Effect.succeed<AccountCheck>({
             database: "source-writer",
             account: "?",
-            findings: [{ database: "source-writer", account: "?", problem: "is not configured", fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD" }],
+            findings: [
+              {
+                database: "source-writer",
+                account: "?",
+                problem: "is not configured",
+                fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD"
+              }
+            ],
             probes: [],
             tls: null
           }),

@@ -43,7 +43,13 @@ export const make = Effect.gen(function* () {
   // The URL is a secret (chat webhooks carry their token in it): errors name the host only.
   const byWebhook = (url: Redacted.Redacted<string>, alert: Alert) =>
     HttpClientRequest.post(Redacted.value(url)).pipe(
-      HttpClientRequest.bodyJson({ text: alert.message, runId: alert.runId, status: alert.status, reasons: alert.reasons, report: alert.report }),
+      HttpClientRequest.bodyJson({
+        text: alert.message,
+        runId: alert.runId,
+        status: alert.status,
+        reasons: alert.reasons,
+        report: alert.report
+      }),
       Effect.flatMap((request) => http.execute(request)),
       Effect.scoped,
       Effect.timeout(Duration.seconds(10)),

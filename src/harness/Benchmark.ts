@@ -37,7 +37,11 @@ export interface BenchmarkRun {
     options?: { readonly table?: string; readonly budget?: Duration.Duration }
   ) => Effect.Effect<A, E, R>
   /** Records a step timed elsewhere (a pipeline table's own duration). */
-  readonly record: (step: string, durationMs: number, options?: { readonly table?: string; readonly budget?: Duration.Duration }) => Effect.Effect<void>
+  readonly record: (
+    step: string,
+    durationMs: number,
+    options?: { readonly table?: string; readonly budget?: Duration.Duration }
+  ) => Effect.Effect<void>
   /** The run so far: total time against the run budget, every step, resources used. */
   readonly finish: Effect.Effect<BenchmarkResult>
 }
@@ -49,7 +53,16 @@ export interface BenchmarkService {
 
 export class Benchmark extends Context.Tag("opendental-etl/Benchmark")<Benchmark, BenchmarkService>() {}
 
-const mysqlCounters = ["Innodb_data_read", "Innodb_data_written", "Innodb_rows_read", "Innodb_rows_inserted", "Innodb_rows_updated", "Innodb_rows_deleted", "Bytes_received", "Bytes_sent"]
+const mysqlCounters = [
+  "Innodb_data_read",
+  "Innodb_data_written",
+  "Innodb_rows_read",
+  "Innodb_rows_inserted",
+  "Innodb_rows_updated",
+  "Innodb_rows_deleted",
+  "Bytes_received",
+  "Bytes_sent"
+]
 
 const delta = (before: Record<string, number>, after: Record<string, number>) =>
   Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]))
@@ -72,7 +85,11 @@ const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytic
     // Server I/O counters describe the run; a database that cannot answer them (it went down) leaves them empty
     // rather than turning a measurement into the run's failure: the steps that needed it report that.
     const replicationCounters = replica.sql<{ Variable_name: string; Value: string }>`SHOW GLOBAL STATUS`.pipe(
-      Effect.map((rows) => Object.fromEntries(rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)]))),
+      Effect.map((rows) =>
+        Object.fromEntries(
+          rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)])
+        )
+      ),
       Effect.orElseSucceed(() => ({}) as Record<string, number>)
     )
     const analyticsCounters = analytics.sql<Record<string, string>>`
@@ -89,7 +106,11 @@ const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytic
       Effect.forkScoped
     )
 
-    const record = (step: string, durationMs: number, options: { readonly table?: string; readonly budget?: Duration.Duration } = {}) => {
+    const record = (
+      step: string,
+      durationMs: number,
+      options: { readonly table?: string; readonly budget?: Duration.Duration } = {}
+    ) => {
       const budgetMs = options.budget === undefined ? undefined : Duration.toMillis(options.budget)
       return Ref.update(steps, (all) => [
         ...all,
@@ -103,7 +124,11 @@ const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytic
       ])
     }
 
-    const time = <A, E, R>(step: string, effect: Effect.Effect<A, E, R>, options: { readonly table?: string; readonly budget?: Duration.Duration } = {}) =>
+    const time = <A, E, R>(
+      step: string,
+      effect: Effect.Effect<A, E, R>,
+      options: { readonly table?: string; readonly budget?: Duration.Duration } = {}
+    ) =>
       Effect.gen(function* () {
         const start = yield* Clock.currentTimeMillis
         return yield* effect.pipe(
@@ -120,7 +145,10 @@ const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytic
       const all = yield* Ref.get(steps)
       return {
         totalMs,
-        steps: [...all, { step: "total", durationMs: totalMs, budgetMs: runBudgetMs, overBudget: totalMs > runBudgetMs }],
+        steps: [
+          ...all,
+          { step: "total", durationMs: totalMs, budgetMs: runBudgetMs, overBudget: totalMs > runBudgetMs }
+        ],
         resources: {
           peakRssMb: Math.round((yield* Ref.get(peakRss)) / 1024 / 1024),
           cpuUserMs: Math.round(cpu.user / 1000),

@@ -25,7 +25,11 @@ interface SnapshotTable {
   /** The source's columns the replica has too, in the source's order: hashed alike on both servers. */
   readonly hashed: TableShape
   readonly replica: Option.Option<{ readonly name: string; readonly rows: number }>
-  readonly analytics: Option.Option<{ readonly name: string; readonly rows: number; readonly columns: ReadonlyArray<string> }>
+  readonly analytics: Option.Option<{
+    readonly name: string
+    readonly rows: number
+    readonly columns: ReadonlyArray<string>
+  }>
   readonly skipped?: string
 }
 
@@ -51,7 +55,9 @@ export interface CollateralService {
    * Per table and stage: the clinic's rows that vanished although the source still holds them, and those that
    * changed although the source holds them as the replica held them before. Test data is the ledger's keys.
    */
-  readonly check: (snapshot: CollateralSnapshot) => Effect.Effect<ReadonlyArray<CollateralResult>, ConnectionError | DatabaseError>
+  readonly check: (
+    snapshot: CollateralSnapshot
+  ) => Effect.Effect<ReadonlyArray<CollateralResult>, ConnectionError | DatabaseError>
 }
 
 export class Collateral extends Context.Tag("opendental-etl/Collateral")<Collateral, CollateralService>() {}
@@ -82,11 +88,20 @@ export const make = Effect.gen(function* () {
   const analyticsColumns = (table: string) =>
     analytics.sql<{ name: string }>`
       SELECT column_name AS name FROM information_schema.columns WHERE table_schema = ${schema} AND table_name = ${table}
-       ORDER BY ordinal_position`.pipe(Effect.map((rows) => rows.map((r) => r.name).filter((c) => c !== "_loaded_at")), onAnalytics)
+       ORDER BY ordinal_position`.pipe(
+      Effect.map((rows) => rows.map((r) => r.name).filter((c) => c !== "_loaded_at")),
+      onAnalytics
+    )
 
   const snapshotTable = (id: string, position: number, table: string) =>
     Effect.gen(function* () {
-      const none = { table, key: "", hashed: { name: table } as TableShape, replica: Option.none(), analytics: Option.none() }
+      const none = {
+        table,
+        key: "",
+        hashed: { name: table } as TableShape,
+        replica: Option.none(),
+        analytics: Option.none()
+      }
       const shape = yield* onSource(catalog.find(source, table))
       if (Option.isNone(shape)) return { ...none, skipped: "the source has no such table" }
       const [key, ...rest] = shape.value.primaryKey
@@ -95,7 +110,9 @@ export const make = Effect.gen(function* () {
       const replicaShape = yield* onReplica(catalog.find(replica, table))
       const hashed: TableShape = {
         ...shape.value,
-        columns: shape.value.columns.filter((c) => Option.match(replicaShape, { onNone: () => true, onSome: (r) => r.columns.some((x) => x.name === c.name) }))
+        columns: shape.value.columns.filter((c) =>
+          Option.match(replicaShape, { onNone: () => true, onSome: (r) => r.columns.some((x) => x.name === c.name) })
+        )
       }
       const replicaSnapshot = Option.isNone(replicaShape)
         ? Option.none()
@@ -105,7 +122,9 @@ export const make = Effect.gen(function* () {
                 `CREATE TABLE ${escapeIdentifier(name)} (PRIMARY KEY (k)) ENGINE=InnoDB AS SELECT t.${escapeIdentifier(key)} AS k, ${mysqlRowHash(hashed, "t")} AS h FROM ${escapeIdentifier(table)} t`
               )
               .pipe(
-                Effect.zipRight(replica.sql.unsafe<{ n: number }>(`SELECT COUNT(*) AS n FROM ${escapeIdentifier(name)}`)),
+                Effect.zipRight(
+                  replica.sql.unsafe<{ n: number }>(`SELECT COUNT(*) AS n FROM ${escapeIdentifier(name)}`)
+                ),
                 Effect.map(([row]) => ({ name, rows: Number(row?.n ?? 0) })),
                 onReplica
               )
@@ -116,10 +135,14 @@ export const make = Effect.gen(function* () {
           ? Option.none()
           : Option.some(
               yield* analytics.sql
-                .unsafe(`CREATE TABLE ${pgTable(name)} AS SELECT t.${escapePgIdentifier(key)} AS k, ${pgRowHash(columns, "t")} AS h FROM ${pgTable(table)} t`)
+                .unsafe(
+                  `CREATE TABLE ${pgTable(name)} AS SELECT t.${escapePgIdentifier(key)} AS k, ${pgRowHash(columns, "t")} AS h FROM ${pgTable(table)} t`
+                )
                 .pipe(
                   Effect.zipRight(analytics.sql.unsafe(`ALTER TABLE ${pgTable(name)} ADD PRIMARY KEY (k)`)),
-                  Effect.zipRight(analytics.sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${pgTable(name)}`)),
+                  Effect.zipRight(
+                    analytics.sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${pgTable(name)}`)
+                  ),
                   Effect.map(([row]) => ({ name, rows: Number(row?.n ?? 0), columns })),
                   onAnalytics
                 )
@@ -139,7 +162,9 @@ export const make = Effect.gen(function* () {
           onNone: () => Effect.void,
           onSome: (a) => analytics.sql.unsafe(`DROP TABLE IF EXISTS ${pgTable(a.name)}`)
         })
-      ]).pipe(Effect.catchAll((e) => Effect.logWarning(`could not drop the collateral snapshot of ${t.table}: ${e.message}`)))
+      ]).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`could not drop the collateral snapshot of ${t.table}: ${e.message}`))
+      )
     )
 
   const snapshot = (tables: ReadonlyArray<string>, runId: string) =>
@@ -159,11 +184,15 @@ export const make = Effect.gen(function* () {
 
   const tableExists = {
     replica: (table: string) =>
-      replica.sql<{ n: number }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${table}`.pipe(
+      replica.sql<{
+        n: number
+      }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${table}`.pipe(
         Effect.map(([r]) => Number(r?.n ?? 0) > 0)
       ),
     analytics: (table: string) =>
-      analytics.sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${schema} AND tablename = ${table}`.pipe(
+      analytics.sql<{
+        n: number
+      }>`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${schema} AND tablename = ${table}`.pipe(
         Effect.map(([r]) => Number(r?.n ?? 0) > 0)
       )
   }
@@ -186,12 +215,19 @@ export const make = Effect.gen(function* () {
             params
           )
     ).pipe(
-      Effect.map((rows) => rows.map((r): Candidate => ({ k: String(r.k), gone: Number(r.gone) === 1, before: r.before }))),
+      Effect.map((rows) =>
+        rows.map((r): Candidate => ({ k: String(r.k), gone: Number(r.gone) === 1, before: r.before }))
+      ),
       onReplica
     )
   }
 
-  const analyticsCandidates = (t: SnapshotTable, a: { name: string; columns: ReadonlyArray<string> }, exists: boolean, after: Option.Option<string>) => {
+  const analyticsCandidates = (
+    t: SnapshotTable,
+    a: { name: string; columns: ReadonlyArray<string> },
+    exists: boolean,
+    after: Option.Option<string>
+  ) => {
     const k = escapePgIdentifier(t.key)
     const from = Option.isSome(after) ? "AND s.k > $1" : ""
     const params = Option.toArray(after)
@@ -262,7 +298,10 @@ export const make = Effect.gen(function* () {
         if (last === undefined) break
         after = Option.some(last.k)
         const clinic = candidates.filter((c) => !testKeys.has(c.k))
-        const now = yield* sourceHashes(t, clinic.map((c) => c.k))
+        const now = yield* sourceHashes(
+          t,
+          clinic.map((c) => c.k)
+        )
         const needBefore = clinic.filter((c) => !c.gone && c.before === undefined).map((c) => c.k)
         const before = yield* replicaBefore(t, needBefore)
         for (const c of clinic) {
@@ -297,15 +336,33 @@ export const make = Effect.gen(function* () {
       const replicaExists = yield* onReplica(tableExists.replica(t.table))
       results.push(
         yield* Option.match(t.replica, {
-          onNone: () => Effect.succeed({ table: t.table, stage: "replication" as const, compared: 0, vanished: empty, changed: empty }),
-          onSome: (r) => checkStage(t, "replication", r.rows, testKeys, (after) => replicaCandidates(t, r.name, replicaExists, after))
+          onNone: () =>
+            Effect.succeed({
+              table: t.table,
+              stage: "replication" as const,
+              compared: 0,
+              vanished: empty,
+              changed: empty
+            }),
+          onSome: (r) =>
+            checkStage(t, "replication", r.rows, testKeys, (after) =>
+              replicaCandidates(t, r.name, replicaExists, after)
+            )
         })
       )
       const analyticsExists = yield* onAnalytics(tableExists.analytics(t.table))
       results.push(
         yield* Option.match(t.analytics, {
-          onNone: () => Effect.succeed({ table: t.table, stage: "analytics" as const, compared: 0, vanished: empty, changed: empty }),
-          onSome: (a) => checkStage(t, "analytics", a.rows, testKeys, (after) => analyticsCandidates(t, a, analyticsExists, after))
+          onNone: () =>
+            Effect.succeed({
+              table: t.table,
+              stage: "analytics" as const,
+              compared: 0,
+              vanished: empty,
+              changed: empty
+            }),
+          onSome: (a) =>
+            checkStage(t, "analytics", a.rows, testKeys, (after) => analyticsCandidates(t, a, analyticsExists, after))
         })
       )
     }

@@ -42,7 +42,11 @@ const chunk = 50_000
 /** Runs that register while a table is read are few; past this many rereads the last reading stands. */
 const rereads = 5
 
-const floorsOf = (data: TestData) => data.floors.map((f) => `${f.runId}/${f.floor}`).sort().join(",")
+const floorsOf = (data: TestData) =>
+  data.floors
+    .map((f) => `${f.runId}/${f.floor}`)
+    .sort()
+    .join(",")
 
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
@@ -93,7 +97,10 @@ export const make = Effect.gen(function* () {
    */
   const fingerprintTable = (table: string, since: string) =>
     Effect.gen(function* () {
-      const shape = yield* catalog.find(source, table).pipe(Effect.catchTag("SchemaError", () => Effect.succeed(Option.none())), onSource)
+      const shape = yield* catalog.find(source, table).pipe(
+        Effect.catchTag("SchemaError", () => Effect.succeed(Option.none())),
+        onSource
+      )
       if (Option.isNone(shape)) return { table, rows: 0, checksum: "absent" }
       let testData = yield* onLedger(ledger.testDataOf(table, since))
       for (let attempt = 1; ; attempt++) {
@@ -104,7 +111,10 @@ export const make = Effect.gen(function* () {
       }
     })
 
-  const fingerprint = Effect.fn("Isolation.fingerprint")(function* (tables: ReadonlyArray<string>, options?: { readonly since?: string }) {
+  const fingerprint = Effect.fn("Isolation.fingerprint")(function* (
+    tables: ReadonlyArray<string>,
+    options?: { readonly since?: string }
+  ) {
     const since = options?.since ?? (yield* onLedger(ledger.now))
     return { since, tables: yield* Effect.forEach(tables, (t) => fingerprintTable(t, since)) }
   })

@@ -31,7 +31,10 @@ export interface MetricsHistoryService {
   readonly recent: (limit: number) => Effect.Effect<ReadonlyArray<HistoryRun>, MonitoringError>
 }
 
-export class MetricsHistory extends Context.Tag("opendental-etl/MetricsHistory")<MetricsHistory, MetricsHistoryService>() {}
+export class MetricsHistory extends Context.Tag("opendental-etl/MetricsHistory")<
+  MetricsHistory,
+  MetricsHistoryService
+>() {}
 
 export const historyTable = "etl_validation_runs"
 
@@ -106,8 +109,20 @@ export const make = Effect.gen(function* () {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, success = EXCLUDED.success,
            duration_ms = EXCLUDED.duration_ms, tables = EXCLUDED.tables`,
-        [run.runId, run.startedAt, run.environment, run.status, run.success, run.durationMs, Math.round(run.peakRssMb),
-          Math.round(run.cpuMs), run.seededRows, run.pipeline, run.version, JSON.stringify(run.tables)]
+        [
+          run.runId,
+          run.startedAt,
+          run.environment,
+          run.status,
+          run.success,
+          run.durationMs,
+          Math.round(run.peakRssMb),
+          Math.round(run.cpuMs),
+          run.seededRows,
+          run.pipeline,
+          run.version,
+          JSON.stringify(run.tables)
+        ]
       )
     )
     return run
@@ -117,22 +132,20 @@ export const make = Effect.gen(function* () {
     const { rows } = yield* withTable(`read ${settings.monitoring.historySchema}.${historyTable}`, (session) =>
       session.query<Row>(`SELECT * FROM ${table} ORDER BY started_at DESC LIMIT $1`, [limit])
     )
-    return rows.map(
-      (r): HistoryRun => ({
-        runId: r.run_id,
-        startedAt: new Date(r.started_at).toISOString(),
-        environment: r.environment,
-        status: r.status,
-        success: r.success,
-        durationMs: Number(r.duration_ms),
-        peakRssMb: r.peak_rss_mb,
-        cpuMs: Number(r.cpu_ms),
-        seededRows: r.seeded_rows,
-        pipeline: r.pipeline,
-        version: r.version,
-        tables: r.tables
-      })
-    )
+    return rows.map((r): HistoryRun => ({
+      runId: r.run_id,
+      startedAt: new Date(r.started_at).toISOString(),
+      environment: r.environment,
+      status: r.status,
+      success: r.success,
+      durationMs: Number(r.duration_ms),
+      peakRssMb: r.peak_rss_mb,
+      cpuMs: Number(r.cpu_ms),
+      seededRows: r.seeded_rows,
+      pipeline: r.pipeline,
+      version: r.version,
+      tables: r.tables
+    }))
   })
 
   return { record, recent } satisfies MetricsHistoryService

@@ -33,7 +33,9 @@ export interface ReporterService {
    * Checks before a run that its report can be written: the directory exists or can be made, and takes a file
    * (and the JUnit file's directory, when asked). A run never finds out at its end that its result has nowhere to go.
    */
-  readonly prepare: (options?: Pick<WriteOptions, "directory" | "junitPath">) => Effect.Effect<void, ReportDirectoryError>
+  readonly prepare: (
+    options?: Pick<WriteOptions, "directory" | "junitPath">
+  ) => Effect.Effect<void, ReportDirectoryError>
   /**
    * Writes `<report dir>/validate-<run id>.json` and `.html`, the Prometheus text file, JUnit XML when asked, and
    * returns the console summary.
@@ -45,10 +47,12 @@ export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, R
 
 const describeFinding = (f: ReportFinding) => {
   const where = [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ")
-  const values = f.expected !== undefined || f.actual !== undefined ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})` : ""
+  const values =
+    f.expected !== undefined || f.actual !== undefined
+      ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})`
+      : ""
   return `${where === "" ? f.message : `${where}: ${f.message}`}${values}`
 }
-
 
 /** Long values stay in the JSON report; the console shows their start and length. */
 const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
@@ -61,7 +65,9 @@ const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => 
   const differing = drift.tables.filter((t) => !t.inSync && t.error === undefined)
   return [
     `  drift (the validated tables compared whole across the stages after cleanup; reported, never failing the run): ${drift.tables.length - differing.length - failed.length} in sync, ${differing.length} ${differing.length > 0 ? "DIFFER" : "differ"}, ${failed.length} not compared`,
-    ...differing.flatMap((t) => t.pairs.filter((p) => p.status !== "in sync").map((p) => `    ${t.table}, ${describePair(p)}`)),
+    ...differing.flatMap((t) =>
+      t.pairs.filter((p) => p.status !== "in sync").map((p) => `    ${t.table}, ${describePair(p)}`)
+    ),
     ...failed.map((t) => `    ${t.table}: not compared, ${t.error?.tag}: ${t.error?.message}`)
   ]
 }
@@ -76,7 +82,9 @@ export const summaryOf = (report: ValidationReport): string => {
     ),
     `  isolation (${report.isolation.mode}): ${
       report.isolation.mode === "fingerprint"
-        ? report.isolation.tables.map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`).join(", ")
+        ? report.isolation.tables
+            .map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`)
+            .join(", ")
         : "every delete by seeded key and marker, exact counts, no marker row left"
     }`,
     `  collateral (clinic rows downstream): ${
@@ -96,7 +104,9 @@ export const summaryOf = (report: ValidationReport): string => {
         (a) =>
           `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`} (${a.tls === null ? "not connected" : (a.tls.version ?? "not encrypted")})`
       )
-      .join(", ")}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
+      .join(
+        ", "
+      )}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
     ...report.malformed.map(
       (m) =>
         `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
@@ -128,14 +138,24 @@ const junit: Builder =
 /** One test case per check: each table's counts and values, each budget, the pipeline per table, the cleanup. */
 const junitOf = (report: ValidationReport): string => {
   const builder = junit.newBuilder()
-  const suite = builder.testSuite().name(`opendental-etl validate ${report.runId}`).timestamp(report.startedAt).time(report.durationMs / 1000)
+  const suite = builder
+    .testSuite()
+    .name(`opendental-etl validate ${report.runId}`)
+    .timestamp(report.startedAt)
+    .time(report.durationMs / 1000)
   for (const table of report.tables) {
     const findings = report.findings.filter((f) => f.table === table.table)
-    const pipelineCase = suite.testCase().className(`validate.${table.table}`).name("pipeline").time(table.pipelineMs / 1000)
-    if (!table.pipelineSuccess) pipelineCase.failure(findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed")
+    const pipelineCase = suite
+      .testCase()
+      .className(`validate.${table.table}`)
+      .name("pipeline")
+      .time(table.pipelineMs / 1000)
+    if (!table.pipelineSuccess)
+      pipelineCase.failure(findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed")
     const integrity = suite.testCase().className(`validate.${table.table}`).name("counts and values")
     const integrityFindings = findings.filter((f) => f.check === "count" || f.check === "value")
-    if (integrityFindings.length > 0) integrity.failure(integrityFindings.map(describeFinding).join("\n"), "IntegrityFinding")
+    if (integrityFindings.length > 0)
+      integrity.failure(integrityFindings.map(describeFinding).join("\n"), "IntegrityFinding")
   }
   for (const c of report.collateral) {
     const collateralCase = suite.testCase().className(`validate.collateral.${c.table}`).name(c.stage)
@@ -144,7 +164,11 @@ const junitOf = (report: ValidationReport): string => {
     else if (c.skipped !== undefined) collateralCase.skipped()
   }
   for (const step of report.steps.filter((s) => s.budgetMs !== undefined)) {
-    const budget = suite.testCase().className("validate.budget").name(step.table ? `${step.step} ${step.table}` : step.step).time(step.durationMs / 1000)
+    const budget = suite
+      .testCase()
+      .className("validate.budget")
+      .name(step.table ? `${step.step} ${step.table}` : step.step)
+      .time(step.durationMs / 1000)
     if (step.overBudget) budget.failure(`took ${step.durationMs} ms, budget ${step.budgetMs} ms`, "BudgetExceeded")
   }
   for (const m of report.malformed) {
@@ -153,7 +177,8 @@ const junitOf = (report: ValidationReport): string => {
   }
   const cleanup = suite.testCase().className("validate").name("cleanup")
   if (report.cleanup.remaining.length > 0) cleanup.failure(report.cleanup.remaining.join("\n"), "CleanupIncomplete")
-  for (const error of report.errors) suite.testCase().className("validate").name(error.tag).error(error.message, error.tag)
+  for (const error of report.errors)
+    suite.testCase().className("validate").name(error.tag).error(error.message, error.tag)
   return builder.build()
 }
 
@@ -164,7 +189,10 @@ const reasonOf = (e: { readonly message: string }) => {
 }
 
 /** The single-file build of Chart.js, inlined into each HTML report. */
-const chartJsFile = nodePath.join(nodePath.dirname(createRequire(import.meta.url).resolve("chart.js")), "chart.umd.min.js")
+const chartJsFile = nodePath.join(
+  nodePath.dirname(createRequire(import.meta.url).resolve("chart.js")),
+  "chart.umd.min.js"
+)
 
 export const make = Effect.gen(function* () {
   const fs = yield* FileSystem.FileSystem
@@ -189,11 +217,16 @@ export const make = Effect.gen(function* () {
       for (const dir of missing) yield* fs.makeDirectory(dir)
     })
 
-  const prepare = Effect.fn("Reporter.prepare")(function* (options: Pick<WriteOptions, "directory" | "junitPath"> = {}) {
+  const prepare = Effect.fn("Reporter.prepare")(function* (
+    options: Pick<WriteOptions, "directory" | "junitPath"> = {}
+  ) {
     const directories: ReadonlyArray<readonly [directory: string, setting: string]> = [
       [options.directory ?? settings.validation.reportDirectory, "--report-dir or ETL_REPORT_DIR"],
       ...(options.junitPath === undefined ? [] : [[path.dirname(options.junitPath), "--junit"] as const]),
-      ...Option.match(settings.monitoring.prometheusFile, { onNone: () => [], onSome: (file) => [[path.dirname(file), "ETL_PROMETHEUS_FILE"] as const] })
+      ...Option.match(settings.monitoring.prometheusFile, {
+        onNone: () => [],
+        onSome: (file) => [[path.dirname(file), "ETL_PROMETHEUS_FILE"] as const]
+      })
     ]
     for (const [directory, setting] of directories) {
       const probe = path.join(directory, `.opendental-etl-write-check-${process.pid}`)
@@ -233,7 +266,9 @@ export const make = Effect.gen(function* () {
       }
     ]
     yield* fs.writeFileString(html, htmlReport(report, trend, chartJs, json))
-    const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () => path.join(directory, "opendental_etl.prom"))
+    const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () =>
+      path.join(directory, "opendental_etl.prom")
+    )
     yield* replaceFile(prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))
     if (options.junitPath !== undefined) {
       yield* makeDirectories(path.dirname(options.junitPath))

@@ -102,7 +102,10 @@ export interface SeededDataService {
   /** Deletes a run's rows from analytics, replica and source by its ledger. */
   readonly cleanup: (runId: string) => Effect.Effect<CleanupReport, CleanupError>
   /** Cleans runs that died (stale heartbeat, or a process on this host that is gone). */
-  readonly sweep: (options: { readonly staleAfter: Duration.Duration; readonly dryRun: boolean }) => Effect.Effect<ReadonlyArray<SweptRun>, ConnectionError | SeedError>
+  readonly sweep: (options: {
+    readonly staleAfter: Duration.Duration
+    readonly dryRun: boolean
+  }) => Effect.Effect<ReadonlyArray<SweptRun>, ConnectionError | SeedError>
 }
 
 export class SeededData extends Context.Tag("opendental-etl/SeededData")<SeededData, SeededDataService>() {}
@@ -114,7 +117,10 @@ const parents: Record<SeedableTable, ReadonlyArray<readonly [column: string, par
   carrier: [],
   patient: [],
   appointment: [["PatNum", "patient"]],
-  procedurelog: [["PatNum", "patient"], ["AptNum", "appointment"]]
+  procedurelog: [
+    ["PatNum", "patient"],
+    ["AptNum", "appointment"]
+  ]
 }
 
 /**
@@ -124,8 +130,19 @@ const parents: Record<SeedableTable, ReadonlyArray<readonly [column: string, par
 const interestingIndexes = [13, 29, 0, 7, 11, 3]
 
 const templateRows = (table: SeedableTable, count: number): ReadonlyArray<Row> => {
-  const pool = [...(table === "carrier" ? carriers({ patients: 0 }) : table === "patient" ? patients({ patients: 40 }) : table === "appointment" ? appointments({ patients: 20 }) : procedures({ patients: 10 }))]
-  return Array.from({ length: count }, (_, i) => pool[interestingIndexes[i % interestingIndexes.length]! % pool.length] as Row)
+  const pool = [
+    ...(table === "carrier"
+      ? carriers({ patients: 0 })
+      : table === "patient"
+        ? patients({ patients: 40 })
+        : table === "appointment"
+          ? appointments({ patients: 20 })
+          : procedures({ patients: 10 }))
+  ]
+  return Array.from(
+    { length: count },
+    (_, i) => pool[interestingIndexes[i % interestingIndexes.length]! % pool.length] as Row
+  )
 }
 
 export const make = Effect.gen(function* () {
@@ -137,7 +154,15 @@ export const make = Effect.gen(function* () {
   const { validation } = settings
   const attempts = settings.connection.attempts
   const ledger = Ledger.make(replica)
-  const cleanup = Cleanup.make({ writer, replica, analytics, catalog, ledger, lockTimeoutSeconds: settings.pipeline.lockTimeoutSeconds, attempts })
+  const cleanup = Cleanup.make({
+    writer,
+    replica,
+    analytics,
+    catalog,
+    ledger,
+    lockTimeoutSeconds: settings.pipeline.lockTimeoutSeconds,
+    attempts
+  })
 
   const seedFailure = (db: MysqlDatabase, step: string) =>
     mapSqlErrors(classifySqlError(db.settings, attempts, (reason) => new SeedError({ step, reason })))
@@ -175,7 +200,9 @@ export const make = Effect.gen(function* () {
   /** The table's greatest key now: every row inserted from here on is above it. */
   const keyFloor = (table: SeedableTable, key: string) =>
     writer.sql
-      .unsafe<{ floor: string }>(`SELECT CAST(COALESCE(MAX(${escapeIdentifier(key)}), 0) AS CHAR) AS floor FROM ${escapeIdentifier(table)}`)
+      .unsafe<{ floor: string }>(
+        `SELECT CAST(COALESCE(MAX(${escapeIdentifier(key)}), 0) AS CHAR) AS floor FROM ${escapeIdentifier(table)}`
+      )
       .pipe(
         Effect.map(([row]) => String(row?.floor ?? "0")),
         seedFailure(writer, `reading the greatest key of ${table}`)
@@ -198,7 +225,10 @@ export const make = Effect.gen(function* () {
           )
         : [{ CodeNum: "0" }]
       if (code === undefined) {
-        return yield* new SeedError({ step: "finding a procedure code", reason: "the source has no procedurecode row for seeded procedures to point at" })
+        return yield* new SeedError({
+          step: "finding a procedure code",
+          reason: "the source has no procedurecode row for seeded procedures to point at"
+        })
       }
       yield* ledger.ensure.pipe(seedFailure(replica, "creating the ledger"))
 
@@ -214,7 +244,9 @@ export const make = Effect.gen(function* () {
         Effect.gen(function* () {
           const { key, marker } = shapes.get(table) as { key: string; marker: string }
           const inserted = yield* insertRow(table, row)
-          yield* ledger.recordKey(runId, table, inserted, key, marker).pipe(seedFailure(replica, "recording a seeded key in the ledger"))
+          yield* ledger
+            .recordKey(runId, table, inserted, key, marker)
+            .pipe(seedFailure(replica, "recording a seeded key in the ledger"))
           return inserted
         })
       /** One batch of the plan's rows, children linked to the batch's own parents; `stampOf` may fix a table's change column. */
@@ -237,7 +269,12 @@ export const make = Effect.gen(function* () {
             const templates = templateRows(table, counts[table])
             for (let i = 0; i < templates.length; i++) {
               const row = withoutGenerated(templates[i] as Row)
-              row[marker] = markedValue(runId, table, `${batch === 1 ? "" : `B${batch}-`}${String(i + 1).padStart(4, "0")}`, markerLength)
+              row[marker] = markedValue(
+                runId,
+                table,
+                `${batch === 1 ? "" : `B${batch}-`}${String(i + 1).padStart(4, "0")}`,
+                markerLength
+              )
               for (const [column, parent] of parents[table]) {
                 const parentKeys = inBatch.get(parent) ?? []
                 const perParent = Math.max(1, Math.floor(templates.length / Math.max(1, parentKeys.length)))
@@ -249,7 +286,11 @@ export const make = Effect.gen(function* () {
             }
             if (table === "patient" && plan.malformed === true && batch === 1) {
               const expectations = plan.expectations ?? lossless
-              const cases = malformedCasesFor(shape.columns, marker, (column) => columnExpectation(expectations, table, column).boolean)
+              const cases = malformedCasesFor(
+                shape.columns,
+                marker,
+                (column) => columnExpectation(expectations, table, column).boolean
+              )
               for (let i = 0; i < cases.length; i++) {
                 const malformedCase = cases[i] as MalformedCase
                 const row = withoutGenerated(templateRows(table, 1)[0] as Row)
@@ -315,18 +356,25 @@ export const make = Effect.gen(function* () {
         for (const table of plan.tables) {
           const { key, marker } = shapes.get(table) as { key: string; marker: string }
           const floor = yield* keyFloor(table, key)
-          yield* ledger.recordFloor(runId, table, key, marker, floor).pipe(seedFailure(replica, "recording a key floor in the ledger"))
+          yield* ledger
+            .recordFloor(runId, table, key, marker, floor)
+            .pipe(seedFailure(replica, "recording a key floor in the ledger"))
         }
         yield* insertBatch(1, () => Option.none())
         yield* ledger.setStatus(runId, "seeded").pipe(seedFailure(replica, "marking the run seeded"))
-        return { runId, cleanup: cleanupDone, malformed, tables: seededTables(), seedAgainInTheSameSecond, changeRows } satisfies SeededSet
+        return {
+          runId,
+          cleanup: cleanupDone,
+          malformed,
+          tables: seededTables(),
+          seedAgainInTheSameSecond,
+          changeRows
+        } satisfies SeededSet
       })
       // The heartbeat tells `sweep` this run is alive, from its registration until the scope closes.
-      yield* ledger.heartbeat(runId).pipe(
-        Effect.repeat(Schedule.spaced(validation.heartbeatInterval)),
-        Effect.ignore,
-        Effect.forkScoped
-      )
+      yield* ledger
+        .heartbeat(runId)
+        .pipe(Effect.repeat(Schedule.spaced(validation.heartbeatInterval)), Effect.ignore, Effect.forkScoped)
       // The release runs on success, failure and interruption alike. A seed that fails part-way (a typed error or
       // a defect) has no release yet: its rows are deleted here, and a cleanup that fails too is reported with it.
       const seededSet = yield* Effect.acquireRelease(
@@ -346,7 +394,9 @@ export const make = Effect.gen(function* () {
           cleanup.run(runId).pipe(
             Effect.exit,
             Effect.tap((exit) => Deferred.done(cleanupDone, exit)),
-            Effect.flatMap((exit) => (Exit.isFailure(exit) && Exit.isInterrupted(scopeExit) ? Effect.die(Cause.squash(exit.cause)) : Effect.void))
+            Effect.flatMap((exit) =>
+              Exit.isFailure(exit) && Exit.isInterrupted(scopeExit) ? Effect.die(Cause.squash(exit.cause)) : Effect.void
+            )
           )
       )
       yield* Effect.logInfo(
@@ -361,19 +411,54 @@ export const make = Effect.gen(function* () {
       const dead = unfinished.flatMap((run): ReadonlyArray<UnfinishedRun & { readonly why: string }> => {
         if (run.host === os.hostname() && !isAlive(run.pid)) return [{ ...run, why: `its process ${run.pid} is gone` }]
         // A heartbeat younger than a few beats is a live run, whatever limit was asked for: sweep never cleans one.
-        const staleMs = Math.max(Duration.toMillis(options.staleAfter), 3 * Duration.toMillis(validation.heartbeatInterval))
+        const staleMs = Math.max(
+          Duration.toMillis(options.staleAfter),
+          3 * Duration.toMillis(validation.heartbeatInterval)
+        )
         return run.ageSeconds * 1000 >= staleMs ? [{ ...run, why: `no heartbeat for ${run.ageSeconds} s` }] : []
       })
       return yield* Effect.forEach(dead, (run) =>
         Effect.gen(function* () {
-          const described = { runId: run.runId, host: run.host, pid: run.pid, heartbeatAt: run.heartbeatAt, why: run.why }
+          const described = {
+            runId: run.runId,
+            host: run.host,
+            pid: run.pid,
+            heartbeatAt: run.heartbeatAt,
+            why: run.why
+          }
           const found = yield* cleanup.survey(run.runId).pipe(Effect.either)
-          if (Either.isLeft(found)) return { ...described, found: [], outcome: "failed", deleted: [], remaining: found.left.remaining } satisfies SweptRun
-          if (options.dryRun) return { ...described, found: found.right, outcome: "would delete", deleted: [], remaining: [] } satisfies SweptRun
+          if (Either.isLeft(found))
+            return {
+              ...described,
+              found: [],
+              outcome: "failed",
+              deleted: [],
+              remaining: found.left.remaining
+            } satisfies SweptRun
+          if (options.dryRun)
+            return {
+              ...described,
+              found: found.right,
+              outcome: "would delete",
+              deleted: [],
+              remaining: []
+            } satisfies SweptRun
           return yield* cleanup.run(run.runId).pipe(
             Effect.match({
-              onSuccess: (report): SweptRun => ({ ...described, found: found.right, outcome: "deleted", deleted: report.deleted, remaining: [] }),
-              onFailure: (e): SweptRun => ({ ...described, found: found.right, outcome: "failed", deleted: e.deleted, remaining: e.remaining })
+              onSuccess: (report): SweptRun => ({
+                ...described,
+                found: found.right,
+                outcome: "deleted",
+                deleted: report.deleted,
+                remaining: []
+              }),
+              onFailure: (e): SweptRun => ({
+                ...described,
+                found: found.right,
+                outcome: "failed",
+                deleted: e.deleted,
+                remaining: e.remaining
+              })
             })
           )
         })
@@ -384,7 +469,11 @@ export const make = Effect.gen(function* () {
 })
 
 /** OpenDental's hidden statuses, so seeded rows stay out of clinic staff's lists; procedures point at a real code. */
-const hiddenStatus = (table: SeedableTable, codeNum: string, validation: ValidationSettings): Record<string, unknown> => {
+const hiddenStatus = (
+  table: SeedableTable,
+  codeNum: string,
+  validation: ValidationSettings
+): Record<string, unknown> => {
   switch (table) {
     case "patient":
       return { PatStatus: validation.hiddenPatientStatus, Guarantor: 0 }

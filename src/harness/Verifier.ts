@@ -150,7 +150,15 @@ export const make = Effect.gen(function* () {
             const expected = canonical(column, original[i])
             const actual = canonical(column, copy[i])
             if (expected !== actual) {
-              findings.push({ table, stage: "replication", key, column: column.name, expected, actual, problem: "value differs" })
+              findings.push({
+                table,
+                stage: "replication",
+                key,
+                column: column.name,
+                expected,
+                actual,
+                problem: "value differs"
+              })
             }
           })
         }
@@ -158,9 +166,19 @@ export const make = Effect.gen(function* () {
           findings.push({ table, stage: "analytics", key, expected: key, actual: null, problem: "row missing" })
         }
         if (loaded !== undefined) {
-          const compared = compareRow(shape.columns, original, loaded, (c) => columnExpectation(expectations, table, c.name))
+          const compared = compareRow(shape.columns, original, loaded, (c) =>
+            columnExpectation(expectations, table, c.name)
+          )
           for (const d of compared.differences) {
-            findings.push({ table, stage: "analytics", key, column: d.column, expected: d.expected, actual: d.actual, problem: d.problem ?? "value differs" })
+            findings.push({
+              table,
+              stage: "analytics",
+              key,
+              column: d.column,
+              expected: d.expected,
+              actual: d.actual,
+              problem: d.problem ?? "value differs"
+            })
           }
           for (const c of compared.conversions) conversions[c] = (conversions[c] ?? 0) + 1
         }
@@ -179,7 +197,10 @@ export const make = Effect.gen(function* () {
       } satisfies TableVerification
     }).pipe(Effect.withSpan("Verifier.table", { attributes: { table: seeded.table } }))
 
-  const verify = Effect.fn("Verifier.verify")(function* (tables: ReadonlyArray<SeededTable>, expectations: Expectations = lossless) {
+  const verify = Effect.fn("Verifier.verify")(function* (
+    tables: ReadonlyArray<SeededTable>,
+    expectations: Expectations = lossless
+  ) {
     return yield* Effect.forEach(tables, verifyTable(expectations))
   })
 
@@ -187,7 +208,7 @@ export const make = Effect.gen(function* () {
     Effect.map(
       db.sql<{ h: string | null }>`SELECT HEX(${db.sql(seeded.case.column)}) AS h FROM ${db.sql(seeded.table)}
         WHERE ${db.sql(seeded.primaryKey)} = ${seeded.key}`,
-      (rows) => (rows.length === 0 ? undefined : rows[0]?.h ?? null)
+      (rows) => (rows.length === 0 ? undefined : (rows[0]?.h ?? null))
     )
 
   /**
@@ -207,11 +228,25 @@ export const make = Effect.gen(function* () {
   }
 
   /** `rejectedIn`: the analytics table that records rejected rows, when the expectations name one and it exists. */
-  const verifyCase = (runId: string, rejectedIn: string | undefined, recorded: boolean, expectations: Expectations, shape: TableShape, given: SeededCase) =>
+  const verifyCase = (
+    runId: string,
+    rejectedIn: string | undefined,
+    recorded: boolean,
+    expectations: Expectations,
+    shape: TableShape,
+    given: SeededCase
+  ) =>
     Effect.gen(function* () {
       const { sql, settings } = analytics
       const dataType = shape.columns.find((c) => c.name === given.case.column)?.dataType ?? ""
-      const seeded = { ...given, case: expectedUnder(given.case, columnExpectation(expectations, given.table, given.case.column).zeroDates, dataType) }
+      const seeded = {
+        ...given,
+        case: expectedUnder(
+          given.case,
+          columnExpectation(expectations, given.table, given.case.column).zeroDates,
+          dataType
+        )
+      }
       const { column, expected } = seeded.case
       const [original, copy] = yield* Effect.all([
         naming(source.settings)(bytesOf(source, seeded)),
@@ -220,22 +255,47 @@ export const make = Effect.gen(function* () {
       const loaded = yield* naming(settings)(sql<{ v: string | null }>`SELECT ${sql(column)}::text AS v
         FROM ${sql(settings.schema)}.${sql(seeded.table)} WHERE ${sql(seeded.primaryKey)} = ${seeded.key}`)
       const rejected = rejectedIn !== undefined && recorded ? yield* rejectionOf(runId, rejectedIn, seeded) : []
-      const base = { table: seeded.table, key: seeded.key, column, case: seeded.case.name, expected: expectedText(seeded.case) }
+      const base = {
+        table: seeded.table,
+        key: seeded.key,
+        column,
+        case: seeded.case.name,
+        expected: expectedText(seeded.case)
+      }
       if (original === undefined || copy !== original) {
-        const found = copy === undefined ? "missing from the replica" : `the replica holds X'${copy}' where the source holds X'${original}'`
+        const found =
+          copy === undefined
+            ? "missing from the replica"
+            : `the replica holds X'${copy}' where the source holds X'${original}'`
         return { ...base, found, ok: false } satisfies CaseOutcome
       }
       const row = loaded[0]
       const reason = rejected[0]?.problem
       if (expected.outcome === "rejected") {
         if (rejectedIn === undefined) {
-          return { ...base, found: row === undefined ? "not loaded" : `loaded as ${JSON.stringify(row.v)}`, ok: row === undefined } satisfies CaseOutcome
+          return {
+            ...base,
+            found: row === undefined ? "not loaded" : `loaded as ${JSON.stringify(row.v)}`,
+            ok: row === undefined
+          } satisfies CaseOutcome
         }
-        const found = row !== undefined ? `loaded as ${JSON.stringify(row.v)}` : reason === undefined ? `not loaded, and no rejection recorded in ${rejectedIn}` : `rejected: ${reason}`
+        const found =
+          row !== undefined
+            ? `loaded as ${JSON.stringify(row.v)}`
+            : reason === undefined
+              ? `not loaded, and no rejection recorded in ${rejectedIn}`
+              : `rejected: ${reason}`
         const explained = rejectedIn === rejectedRowsTable ? reason === expected.problem : reason !== undefined
         return { ...base, found, ok: row === undefined && explained } satisfies CaseOutcome
       }
-      const found = row === undefined ? (reason === undefined ? "missing from analytics" : `rejected: ${reason}`) : row.v === null ? "NULL" : JSON.stringify(row.v)
+      const found =
+        row === undefined
+          ? reason === undefined
+            ? "missing from analytics"
+            : `rejected: ${reason}`
+          : row.v === null
+            ? "NULL"
+            : JSON.stringify(row.v)
       return { ...base, found, ok: row !== undefined && row.v === expected.analytics } satisfies CaseOutcome
     })
 
@@ -246,14 +306,18 @@ export const make = Effect.gen(function* () {
   ) {
     const { sql, settings } = analytics
     const rejectedIn = expectations.rejectedRows.in === "table" ? expectations.rejectedRows.table : undefined
-    const [exists] = rejectedIn === undefined
-      ? [{ n: 0 }]
-      : yield* naming(settings)(sql<{ n: number }>`
+    const [exists] =
+      rejectedIn === undefined
+        ? [{ n: 0 }]
+        : yield* naming(settings)(sql<{ n: number }>`
           SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${settings.schema} AND tablename = ${rejectedIn}`)
     // Each table is described once, not once per case.
     const shapes = new Map<string, TableShape>()
-    for (const table of new Set(cases.map((c) => c.table))) shapes.set(table, yield* naming(source.settings)(catalog.describe(source, table)))
-    return yield* Effect.forEach(cases, (c) => verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, expectations, shapes.get(c.table) as TableShape, c))
+    for (const table of new Set(cases.map((c) => c.table)))
+      shapes.set(table, yield* naming(source.settings)(catalog.describe(source, table)))
+    return yield* Effect.forEach(cases, (c) =>
+      verifyCase(runId, rejectedIn, (exists?.n ?? 0) > 0, expectations, shapes.get(c.table) as TableShape, c)
+    )
   })
 
   return { verify, verifyMalformed } satisfies VerifierService

@@ -49,10 +49,7 @@ export const HarnessLive = Layer.mergeAll(
   AccessControl.layer,
   MetricsHistory.layer,
   Alerts.layer
-).pipe(
-  Layer.provideMerge(Catalog.layer),
-  Layer.provideMerge(Layer.mergeAll(PipelineDatabases, SourceWriterDb.layer))
-)
+).pipe(Layer.provideMerge(Catalog.layer), Layer.provideMerge(Layer.mergeAll(PipelineDatabases, SourceWriterDb.layer)))
 
 /**
  * The reconcile validate's drift check compares with, over the pipeline's databases whichever pipeline is validated.
@@ -88,7 +85,10 @@ export const validationWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipelin
   harnessWith(pipelineLayer).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
 
 /** The harness and the built-in pipeline, with its table list (the demo runs the pipeline command's program). */
-export const validation = Layer.merge(HarnessLive, PipelineLive).pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
+export const validation = Layer.merge(HarnessLive, PipelineLive).pipe(
+  Layer.provide(NodeContext.layer),
+  Layer.passthrough
+)
 
 /**
  * The account checks of `Programs.checkAccess`; the source writer only when it is configured (a writer that is

@@ -39,14 +39,32 @@ import {
 import { type Page, pagedCopy, streamedCopy } from "../domain/pipeline/pagedCopy.ts"
 import type { Rows } from "../domain/pipeline/readAhead.ts"
 import { type KeyRepair, type RepairOutcome, repairBatch } from "../domain/pipeline/reconcile.ts"
-import { checksumTable, escapeIdentifier as escapeMysqlIdentifier, readGeneration } from "../domain/pipeline/replicaStatements.ts"
-import { type ChangeProof, chooseStrategy, type Decision, followed, storedStrategy, type StoredStrategy, type TableFacts, unchangedSince } from "../domain/pipeline/strategy.ts"
+import {
+  checksumTable,
+  escapeIdentifier as escapeMysqlIdentifier,
+  readGeneration
+} from "../domain/pipeline/replicaStatements.ts"
+import {
+  type ChangeProof,
+  chooseStrategy,
+  type Decision,
+  followed,
+  storedStrategy,
+  type StoredStrategy,
+  type TableFacts,
+  unchangedSince
+} from "../domain/pipeline/strategy.ts"
 import { pageRows, type TableShape } from "../domain/tableShape.ts"
 import { mapColumns, profileOfTable } from "../domain/pipeline/rawProfile.ts"
 import { type ColumnMapping, type ConversionCounts, noConversions } from "../domain/pipeline/typeMap.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
 import * as LoadStatus from "./AnalyticsLoader/loadStatus.ts"
-import { type BadRowPolicy, conversionPlan, type ConversionPlan, type ConvertedPage } from "./AnalyticsLoader/pageConversion.ts"
+import {
+  type BadRowPolicy,
+  conversionPlan,
+  type ConversionPlan,
+  type ConvertedPage
+} from "./AnalyticsLoader/pageConversion.ts"
 import { inSession as sessionOf, runAll } from "./AnalyticsLoader/sessions.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
@@ -93,7 +111,10 @@ export interface AnalyticsLoaderService {
   readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, LoadFailure>
 }
 
-export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<AnalyticsLoader, AnalyticsLoaderService>() {}
+export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<
+  AnalyticsLoader,
+  AnalyticsLoaderService
+>() {}
 
 export { loadStatusTable, rejectedRowsTable } from "./AnalyticsLoader/loadStatus.ts"
 
@@ -107,8 +128,9 @@ interface Loaded {
 }
 
 /** A lost connection is a ConnectionError naming the database it came from; anything else names table and stage. */
-const failuresOf = (db: MysqlDatabase | PostgresDatabase, attempts: number) => (table: string, stage: LoadError["stage"]) =>
-  mapSqlErrors(classifySqlError(db.settings, attempts, (reason) => new LoadError({ table, stage, reason })))
+const failuresOf =
+  (db: MysqlDatabase | PostgresDatabase, attempts: number) => (table: string, stage: LoadError["stage"]) =>
+    mapSqlErrors(classifySqlError(db.settings, attempts, (reason) => new LoadError({ table, stage, reason })))
 
 /** What the steps of a load share. */
 interface Loader {
@@ -135,7 +157,13 @@ interface ReplicaEvidence {
 const readReplica = (l: Loader, table: string, query: PageQuery) =>
   l.retryTransient(l.replica.sql.unsafe(query.text, query.params).values.pipe(l.fromReplica(table, "read")))
 
-const planFor = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, watermark: string | null, policy: BadRowPolicy) => {
+const planFor = (
+  l: Loader,
+  shape: TableShape,
+  mappings: ReadonlyArray<ColumnMapping>,
+  watermark: string | null,
+  policy: BadRowPolicy
+) => {
   const counts = noConversions()
   const readWhole = (query: PageQuery) => readReplica(l, shape.name, query)
   return { counts, plan: conversionPlan(shape, mappings, { watermark, counts, policy, readWhole }) }
@@ -144,44 +172,63 @@ const planFor = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMap
 type WholePlan = ConversionPlan<LoadError | ConnectionError, never>
 
 /** One page converted and COPYed into the shadow, its rejections kept in quarantine with it. */
-const copyIntoShadow = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, plan: WholePlan, runId: string) => {
+const copyIntoShadow = (
+  l: Loader,
+  shape: TableShape,
+  mappings: ReadonlyArray<ColumnMapping>,
+  plan: WholePlan,
+  runId: string
+) => {
   const shadow = qualified(l.schema, shadowOf(shape.name))
   return (rows: Rows, done: { readonly loaded: number; readonly rejected: number }) =>
     Effect.gen(function* () {
       const converted = yield* plan.convert(rows)
       yield* l.retryTransient(
-        l.inSession((session) =>
-          Effect.zipRight(
-            converted.loaded > 0 ? session.copyFrom(copyInto(shadow, mappings), converted.text) : Effect.void,
-            l.status.reject(session, shape.name, runId, converted.rejected)
+        l
+          .inSession((session) =>
+            Effect.zipRight(
+              converted.loaded > 0 ? session.copyFrom(copyInto(shadow, mappings), converted.text) : Effect.void,
+              l.status.reject(session, shape.name, runId, converted.rejected)
+            )
           )
-        ).pipe(l.onAnalytics(shape.name, "write"))
+          .pipe(l.onAnalytics(shape.name, "write"))
       )
       return { loaded: done.loaded + converted.loaded, rejected: done.rejected + converted.rejected.length }
     })
 }
 
 /** The shadow takes the table's place in one transaction with the load status: readers see the old rows until it commits. */
-const swapIn = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, runId: string, state: LoadStatus.LoadState) =>
+const swapIn = (
+  l: Loader,
+  shape: TableShape,
+  mappings: ReadonlyArray<ColumnMapping>,
+  tableExists: boolean,
+  runId: string,
+  state: LoadStatus.LoadState
+) =>
   Effect.gen(function* () {
     const table = shape.name
     const key = shape.primaryKey[0]
     if (key !== undefined) yield* l.inSession((session) => session.query(addPrimaryKey(l.schema, shadowOf(table), key)))
-    yield* l.inSession((session) =>
-      session.transaction(
-        Effect.zipRight(
-          runAll(session, swapShadow(l.schema, table, mappings, { tableExists, keyed: key !== undefined })),
-          l.status.write(session, table, runId, state)
+    yield* l
+      .inSession((session) =>
+        session.transaction(
+          Effect.zipRight(
+            runAll(session, swapShadow(l.schema, table, mappings, { tableExists, keyed: key !== undefined })),
+            l.status.write(session, table, runId, state)
+          )
         )
       )
-    ).pipe(l.onAnalytics(table, "swap"))
+      .pipe(l.onAnalytics(table, "swap"))
   })
 
 /** A whole load that fails leaves no shadow behind: the next one starts afresh. */
 const dropShadowOnError =
   (l: Loader, shape: TableShape) =>
   <A, E, R>(load: Effect.Effect<A, E, R>) =>
-    Effect.onError(load, () => Effect.ignore(l.inSession((session) => session.query(dropTableIfExists(l.schema, shadowOf(shape.name))))))
+    Effect.onError(load, () =>
+      Effect.ignore(l.inSession((session) => session.query(dropTableIfExists(l.schema, shadowOf(shape.name)))))
+    )
 
 /**
  * How a load ends: the followed column's maximum from before the first page, the replica's evidence, and the raw
@@ -198,13 +245,25 @@ interface WholeEnd {
  * Everything into the shadow with COPY, by key ranges read at once (the replica's server computing the lines is
  * the bound), then one transaction swaps it in with the load status: readers see the old rows until that commit.
  */
-const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, policy: BadRowPolicy, runId: string, end: WholeEnd) =>
+const wholeLoad = (
+  l: Loader,
+  shape: TableShape,
+  mappings: ReadonlyArray<ColumnMapping>,
+  tableExists: boolean,
+  policy: BadRowPolicy,
+  runId: string,
+  end: WholeEnd
+) =>
   Effect.gen(function* () {
     const table = shape.name
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
-    const highest = end.follows === null ? null : firstValue(yield* readReplica(l, table, highestWatermark(shape, end.follows)))
+    const highest =
+      end.follows === null ? null : firstValue(yield* readReplica(l, table, highestWatermark(shape, end.follows)))
     // Only a change column is a time the source's clock caps; an append-only table follows its key.
-    const startWatermark = end.follows !== null && Option.contains(shape.watermark, end.follows) ? capped(highest, end.evidence.sourceNow) : highest
+    const startWatermark =
+      end.follows !== null && Option.contains(shape.watermark, end.follows)
+        ? capped(highest, end.evidence.sourceNow)
+        : highest
     const { counts, plan } = planFor(l, shape, mappings, null, policy)
     const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
     const span = yield* readReplica(l, table, keySpan(shape))
@@ -216,7 +275,8 @@ const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnM
           start: range.after,
           batchSize: pageRows(shape, l.pipeline),
           progress: `${table}: full load`,
-          read: (afterKey) => readReplica(l, table, keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select, range.upTo)),
+          read: (afterKey) =>
+            readReplica(l, table, keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select, range.upTo)),
           positionOf: (row) => String(row[plan.keyAt]),
           initial: { loaded: 0, rejected: 0 },
           write: (page, done) => intoShadow(page.rows, done)
@@ -226,7 +286,14 @@ const wholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnM
     const sum = (of: (copy: (typeof copies)[number]) => number) => copies.reduce((n, copy) => n + of(copy), 0)
     const loaded = sum((c) => c.value.loaded)
     yield* swapIn(l, shape, mappings, tableExists, runId, completeWhole(end, startWatermark, loaded))
-    return { rowsRead: sum((c) => c.rowsRead), inserted: loaded, updated: 0, rejected: sum((c) => c.value.rejected), counts, watermarkTo: startWatermark }
+    return {
+      rowsRead: sum((c) => c.rowsRead),
+      inserted: loaded,
+      updated: 0,
+      rejected: sum((c) => c.value.rejected),
+      counts,
+      watermarkTo: startWatermark
+    }
   }).pipe(dropShadowOnError(l, shape))
 
 const completeWhole = (end: WholeEnd, watermark: string | null, rowsLoaded: number): LoadStatus.LoadState => ({
@@ -245,7 +312,15 @@ const completeWhole = (end: WholeEnd, watermark: string | null, rowsLoaded: numb
  * A replica table without a primary key, whole from one streamed SELECT (one consistent snapshot of the InnoDB
  * replica, no key needed to page), each page converted and COPYed into the shadow, then the swap.
  */
-const streamedWholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray<ColumnMapping>, tableExists: boolean, policy: BadRowPolicy, runId: string, end: WholeEnd) =>
+const streamedWholeLoad = (
+  l: Loader,
+  shape: TableShape,
+  mappings: ReadonlyArray<ColumnMapping>,
+  tableExists: boolean,
+  policy: BadRowPolicy,
+  runId: string,
+  end: WholeEnd
+) =>
   Effect.gen(function* () {
     const table = shape.name
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
@@ -261,7 +336,14 @@ const streamedWholeLoad = (l: Loader, shape: TableShape, mappings: ReadonlyArray
       write: (page, done) => intoShadow(page.rows, done)
     }).pipe(l.fromReplica(table, "read"))
     yield* swapIn(l, shape, mappings, tableExists, runId, completeWhole(end, null, copied.value.loaded))
-    return { rowsRead: copied.rowsRead, inserted: copied.value.loaded, updated: 0, rejected: copied.value.rejected, counts, watermarkTo: null }
+    return {
+      rowsRead: copied.rowsRead,
+      inserted: copied.value.loaded,
+      updated: 0,
+      rejected: copied.value.rejected,
+      counts,
+      watermarkTo: null
+    }
   }).pipe(dropShadowOnError(l, shape))
 
 /** How a continuing load reads its pages and where each page leaves its watermark. */
@@ -300,8 +382,11 @@ const continuingLoad = <P>(
         session.transaction(
           Effect.gen(function* () {
             yield* session.query(createStagingTable(l.schema, table))
-            if (page.loaded > 0) yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), page.text)
-            const merged = yield* session.query<{ inserted: boolean }>(mergeStaged(l.schema, table, mappings, shape.primaryKey[0] as string))
+            if (page.loaded > 0)
+              yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), page.text)
+            const merged = yield* session.query<{ inserted: boolean }>(
+              mergeStaged(l.schema, table, mappings, shape.primaryKey[0] as string)
+            )
             yield* l.status.reject(session, table, runId, page.rejected)
             yield* l.status.write(session, table, runId, state)
             return merged.rows
@@ -356,7 +441,8 @@ const continuingLoad = <P>(
   })
 
 /** A watermark capped at the source's clock when the replica says what it was (see `cappedWatermark`). */
-const capped = (watermark: string | null, sourceNow: string | null) => (sourceNow === null ? watermark : cappedWatermark(watermark, sourceNow))
+const capped = (watermark: string | null, sourceNow: string | null) =>
+  sourceNow === null ? watermark : cappedWatermark(watermark, sourceNow)
 
 /** Rows changed since the last load, less the lookback window, in (watermark, key) order. */
 const incrementalFrom = (
@@ -373,14 +459,19 @@ const incrementalFrom = (
     from: decision.from,
     start: null,
     watermark: decision.watermark,
-    read: (plan, after) => watermarkPage(shape, decision.watermark, window, after, pageRows(shape, l.pipeline), plan.select),
+    read: (plan, after) =>
+      watermarkPage(shape, decision.watermark, window, after, pageRows(shape, l.pipeline), plan.select),
     positionOf: (plan, row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
     watermarkAfter: (watermark, page) => capped(laterWatermark(watermark, page.to?.watermark ?? null), sourceNow)
   }
 }
 
 /** Rows above the last key loaded, in key order; updates to loaded rows are the reconcile's job. */
-const appendOnlyFrom = (l: Loader, shape: TableShape, decision: Extract<Decision, { strategy: "append-only" }>): Continuation<string | null> => ({
+const appendOnlyFrom = (
+  l: Loader,
+  shape: TableShape,
+  decision: Extract<Decision, { strategy: "append-only" }>
+): Continuation<string | null> => ({
   name: "append-only",
   strategy: "append-only",
   follows: decision.key,
@@ -416,15 +507,18 @@ const noStatusHere = new Set([1146, 1054])
  */
 const replicaEvidence = (l: Loader, table: string) =>
   Effect.gen(function* () {
-    const status = yield* l.replica.sql.unsafe<{ generation: string | null; sourceReadAt: string | null }>(readGeneration, [table]).pipe(
-      Effect.map(([row]) => row),
-      Effect.catchIf(
-        (e) => noStatusHere.has((e.cause as { errno?: number } | undefined)?.errno ?? 0),
-        () => Effect.succeed(undefined)
+    const status = yield* l.replica.sql
+      .unsafe<{ generation: string | null; sourceReadAt: string | null }>(readGeneration, [table])
+      .pipe(
+        Effect.map(([row]) => row),
+        Effect.catchIf(
+          (e) => noStatusHere.has((e.cause as { errno?: number } | undefined)?.errno ?? 0),
+          () => Effect.succeed(undefined)
+        )
       )
-    )
     const sourceNow = status?.sourceReadAt ?? null
-    if (status?.generation) return { generation: status.generation, checksum: null, sourceNow } satisfies ReplicaEvidence
+    if (status?.generation)
+      return { generation: status.generation, checksum: null, sourceNow } satisfies ReplicaEvidence
     const [row] = yield* l.replica.sql.unsafe<{ Checksum: string | number | null }>(checksumTable(table))
     const checksum = row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum)
     return { generation: null, checksum, sourceNow } satisfies ReplicaEvidence
@@ -445,9 +539,9 @@ const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus
  */
 const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<ColumnMapping>, loadedWith: string | null) =>
   Effect.gen(function* () {
-    const existing = yield* l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
-      l.onAnalytics(table, "state")
-    )
+    const existing = yield* l
+      .inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table]))
+      .pipe(l.onAnalytics(table, "state"))
     if (existing.rows.length === 0) return false
     if (!existing.rows.some((c) => c.name === loadedAtColumn)) {
       yield* l.inSession((session) => session.query(addLoadedAt(l.schema, table))).pipe(l.onAnalytics(table, "state"))
@@ -459,7 +553,8 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
       return yield* new SchemaError({
         database: "analytics",
         table: `${l.schema}.${table}`,
-        problem: `was loaded with the ${loadedWith} raw profile and ETL_RAW_PROFILE is ${profile}; its columns differ: ${drift.problems.join("; ")}. ` +
+        problem:
+          `was loaded with the ${loadedWith} raw profile and ETL_RAW_PROFILE is ${profile}; its columns differ: ${drift.problems.join("; ")}. ` +
           `Set ETL_RAW_PROFILE=${loadedWith} again, or convert the table in place with: ${drift.fixes.join(" ")} then rerun ` +
           "(a value other than 0 or 1 stops a conversion to boolean: keep that column a number with ETL_NOT_BOOLEAN_COLUMNS)"
       })
@@ -480,12 +575,16 @@ const loadedWith = (previous: Option.Option<LoadStatus.LoadState>) =>
  * adds it, so such a table is never skipped).
  */
 const rawColumnsNow = (l: Loader, table: string) =>
-  l.inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table])).pipe(
-    Effect.map((existing) =>
-      existing.rows.some((c) => c.name === loadedAtColumn) ? rawColumnsFingerprint(existing.rows, profileOfTable(l.pipeline.rawProfile, table)) : null
-    ),
-    l.onAnalytics(table, "state")
-  )
+  l
+    .inSession((session) => session.query<{ name: string; type: string }>(existingColumns, [l.schema, table]))
+    .pipe(
+      Effect.map((existing) =>
+        existing.rows.some((c) => c.name === loadedAtColumn)
+          ? rawColumnsFingerprint(existing.rows, profileOfTable(l.pipeline.rawProfile, table))
+          : null
+      ),
+      l.onAnalytics(table, "state")
+    )
 
 /**
  * An unchanged table's status keeps the last load's watermark and evidence, with this run's proof; its columns were
@@ -503,7 +602,14 @@ const recordUnchanged = (l: Loader, table: string, runId: string, last: LoadStat
         rawProfile: l.pipeline.rawProfile.name
       })
     ),
-    { rowsRead: 0, inserted: 0, updated: 0, rejected: 0, counts: noConversions(), watermarkTo: last.watermark } satisfies Loaded
+    {
+      rowsRead: 0,
+      inserted: 0,
+      updated: 0,
+      rejected: 0,
+      counts: noConversions(),
+      watermarkTo: last.watermark
+    } satisfies Loaded
   )
 
 /** The result of one table's load, logged. */
@@ -536,9 +642,22 @@ const finish = (
   })
 
 /** A table skipped before its shape is read: its replica copy is proved unchanged since the last completed load. */
-const skipped = (l: Loader, table: string, runId: string, last: LoadStatus.LoadState, proof: ChangeProof, startedAt: number) =>
+const skipped = (
+  l: Loader,
+  table: string,
+  runId: string,
+  last: LoadStatus.LoadState,
+  proof: ChangeProof,
+  startedAt: number
+) =>
   Effect.flatMap(recordUnchanged(l, table, runId, last, proof).pipe(l.onAnalytics(table, "write")), (outcome) =>
-    finish(table, { strategy: "unchanged", reason: unchangedSince("analytics", proof).reason }, outcome, Option.some(last), startedAt)
+    finish(
+      table,
+      { strategy: "unchanged", reason: unchangedSince("analytics", proof).reason },
+      outcome,
+      Option.some(last),
+      startedAt
+    )
   )
 
 /**
@@ -570,15 +689,25 @@ export const make = Effect.gen(function* () {
     const evidence = yield* replicaEvidence(l, table)
     const proof = proofFrom(evidence, previous)
     const lastRawColumns = Option.getOrNull(previous)?.rawColumns ?? null
-    if (options.full !== true && proof.verdict === "unchanged" && Option.exists(previous, (p) => p.status === "complete") && lastRawColumns !== null) {
+    if (
+      options.full !== true &&
+      proof.verdict === "unchanged" &&
+      Option.exists(previous, (p) => p.status === "complete") &&
+      lastRawColumns !== null
+    ) {
       // The replica's columns change only through a whole copy (a new generation): the proof covers them, and raw's
       // own columns as the last load left them say there is no drift to report, without reading the replica's shape.
-      if ((yield* rawColumnsNow(l, table)) === lastRawColumns) return yield* skipped(l, table, runId, Option.getOrThrow(previous), proof, startedAt)
+      if ((yield* rawColumnsNow(l, table)) === lastRawColumns)
+        return yield* skipped(l, table, runId, Option.getOrThrow(previous), proof, startedAt)
     }
     const shape = yield* describeReplica(l, table)
     const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
     const exists = yield* rawTableExists(l, table, mappings, loadedWith(previous))
-    const strategySettings = { full: options.full === true, lookbackSeconds: l.pipeline.lookbackSeconds, appendOnlyTables: l.pipeline.appendOnlyTables }
+    const strategySettings = {
+      full: options.full === true,
+      lookbackSeconds: l.pipeline.lookbackSeconds,
+      appendOnlyTables: l.pipeline.appendOnlyTables
+    }
     const facts: TableFacts = {
       hop: "analytics",
       table,
@@ -592,7 +721,12 @@ export const make = Effect.gen(function* () {
     }
     const decision = chooseStrategy(facts, strategySettings, Option.getOrNull(previous))
     const strategy = storedStrategy(decision.strategy)
-    const end: WholeEnd = { follows: followed(facts, strategySettings)?.column ?? null, evidence, proof: proof.says, rawProfile: l.pipeline.rawProfile.name }
+    const end: WholeEnd = {
+      follows: followed(facts, strategySettings)?.column ?? null,
+      evidence,
+      proof: proof.says,
+      rawProfile: l.pipeline.rawProfile.name
+    }
     const loading = Effect.gen(function* () {
       switch (decision.strategy) {
         case "unchanged":
@@ -602,9 +736,27 @@ export const make = Effect.gen(function* () {
             ? yield* streamedWholeLoad(l, shape, mappings, exists, policy, runId, end)
             : yield* wholeLoad(l, shape, mappings, exists, policy, runId, end)
         case "incremental":
-          return yield* continuingLoad(l, shape, mappings, incrementalFrom(l, shape, decision, evidence.sourceNow), Option.getOrThrow(previous), policy, runId, end)
+          return yield* continuingLoad(
+            l,
+            shape,
+            mappings,
+            incrementalFrom(l, shape, decision, evidence.sourceNow),
+            Option.getOrThrow(previous),
+            policy,
+            runId,
+            end
+          )
         case "append-only":
-          return yield* continuingLoad(l, shape, mappings, appendOnlyFrom(l, shape, decision), Option.getOrThrow(previous), policy, runId, end)
+          return yield* continuingLoad(
+            l,
+            shape,
+            mappings,
+            appendOnlyFrom(l, shape, decision),
+            Option.getOrThrow(previous),
+            policy,
+            runId,
+            end
+          )
       }
     })
     const outcome: Loaded = yield* loading.pipe(
@@ -616,19 +768,32 @@ export const make = Effect.gen(function* () {
           onSome: (state) =>
             Effect.ignore(
               l.inSession((session) =>
-                l.status.write(session, table, runId, { ...state, strategy: decision.strategy, status: "failed", rowsLoaded: 0 }, error.message)
+                l.status.write(
+                  session,
+                  table,
+                  runId,
+                  { ...state, strategy: decision.strategy, status: "failed", rowsLoaded: 0 },
+                  error.message
+                )
               )
             )
         })
       )
     )
-    const loadedColumns = rawColumnsFingerprint([...mappings.map((m) => ({ name: m.name, type: m.postgresType })), loadedAt], profileOfTable(l.pipeline.rawProfile, table))
-    // Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table.
-    yield* l.status.recordRawColumns(table, loadedColumns).pipe(
-      Effect.catchAll((error) =>
-        Effect.logWarning(`${table}: loaded, but raw's columns were not recorded (${error.message}); the next run reads the replica's shape again`)
-      )
+    const loadedColumns = rawColumnsFingerprint(
+      [...mappings.map((m) => ({ name: m.name, type: m.postgresType })), loadedAt],
+      profileOfTable(l.pipeline.rawProfile, table)
     )
+    // Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table.
+    yield* l.status
+      .recordRawColumns(table, loadedColumns)
+      .pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(
+            `${table}: loaded, but raw's columns were not recorded (${error.message}); the next run reads the replica's shape again`
+          )
+        )
+      )
     return yield* finish(table, { strategy, reason: decision.reason }, outcome, previous, startedAt)
   })
 
@@ -636,12 +801,20 @@ export const make = Effect.gen(function* () {
     const shape = yield* describeReplica(l, table)
     const key = shape.primaryKey[0]
     if (key === undefined || !hasIntegerKey(shape)) {
-      return yield* new SchemaError({ database: "replication", table, problem: "has no single-column integer key to repair rows by; load it whole with --full" })
+      return yield* new SchemaError({
+        database: "replication",
+        table,
+        problem: "has no single-column integer key to repair rows by; load it whole with --full"
+      })
     }
     const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
     const previous = yield* l.status.read(table).pipe(l.onAnalytics(table, "state"))
     if (!(yield* rawTableExists(l, table, mappings, loadedWith(previous)))) {
-      return yield* new SchemaError({ database: "analytics", table: `${l.schema}.${table}`, problem: "does not exist; the pipeline loads it whole" })
+      return yield* new SchemaError({
+        database: "analytics",
+        table: `${l.schema}.${table}`,
+        problem: "does not exist; the pipeline loads it whole"
+      })
     }
     const { plan } = planFor(l, shape, mappings, null, "fail")
     let copied = 0
@@ -649,15 +822,17 @@ export const make = Effect.gen(function* () {
       const converted = yield* plan.convert(yield* readReplica(l, table, keysPage(shape, batch, plan.select)))
       if (converted.loaded === 0) continue
       yield* l.retryTransient(
-        l.inSession((session) =>
-          session.transaction(
-            Effect.gen(function* () {
-              yield* session.query(createStagingTable(l.schema, table))
-              yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), converted.text)
-              yield* session.query(mergeStaged(l.schema, table, mappings, key))
-            })
+        l
+          .inSession((session) =>
+            session.transaction(
+              Effect.gen(function* () {
+                yield* session.query(createStagingTable(l.schema, table))
+                yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), converted.text)
+                yield* session.query(mergeStaged(l.schema, table, mappings, key))
+              })
+            )
           )
-        ).pipe(l.onAnalytics(table, "merge"))
+          .pipe(l.onAnalytics(table, "merge"))
       )
       copied += converted.loaded
     }
@@ -665,7 +840,9 @@ export const make = Effect.gen(function* () {
     let deleted = 0
     for (const batch of Arr.chunksOf(keys.remove, repairBatch)) {
       // A key the replica holds again since it was compared is not deleted.
-      const held = new Set((yield* readReplica(l, table, keysPage(shape, batch, escapeMysqlIdentifier(key)))).map((r) => String(r[0])))
+      const held = new Set(
+        (yield* readReplica(l, table, keysPage(shape, batch, escapeMysqlIdentifier(key)))).map((r) => String(r[0]))
+      )
       const gone = batch.filter((k) => !held.has(k))
       if (gone.length === 0) continue
       const removed = yield* l

@@ -76,7 +76,12 @@ const find = Effect.fn("Catalog.find")(function* (
       FROM information_schema.COLUMNS
      WHERE TABLE_SCHEMA = ${schema} AND TABLE_NAME = ${table}
      ORDER BY ORDINAL_POSITION`
-  const indexRows = yield* sql<{ name: string; nonUnique: string | number; columnName: string; subPart: string | number | null }>`
+  const indexRows = yield* sql<{
+    name: string
+    nonUnique: string | number
+    columnName: string
+    subPart: string | number | null
+  }>`
     SELECT INDEX_NAME AS name, NON_UNIQUE AS nonUnique, COLUMN_NAME AS columnName, SUB_PART AS subPart
       FROM information_schema.STATISTICS
      WHERE TABLE_SCHEMA = ${schema} AND TABLE_NAME = ${table}
@@ -84,7 +89,9 @@ const find = Effect.fn("Catalog.find")(function* (
   const jsonColumns = yield* mariadbJsonColumns(db, table)
   const columns = columnRows
     .map(columnOf)
-    .map((c) => (jsonColumns.has(c.name) && c.dataType === "longtext" ? { ...c, dataType: "json", columnType: "json" } : c))
+    .map((c) =>
+      jsonColumns.has(c.name) && c.dataType === "longtext" ? { ...c, dataType: "json", columnType: "json" } : c
+    )
   const primaryKey = indexRows.filter((r) => r.name === "PRIMARY").map((r) => r.columnName)
   const indexes = new Map<string, { unique: boolean; parts: Array<readonly [string, number | null]> }>()
   for (const r of indexRows) {
@@ -141,7 +148,12 @@ const mariadbJsonColumns = (db: MysqlDatabase, table: string) =>
 const unknownColumnErrno = 1054
 
 /** A configured watermark must exist and be a date-time column; otherwise OpenDental's own change columns are used. */
-const watermarkOf = (db: MysqlDatabase, table: string, columns: ReadonlyArray<Column>, configured: string | undefined) => {
+const watermarkOf = (
+  db: MysqlDatabase,
+  table: string,
+  columns: ReadonlyArray<Column>,
+  configured: string | undefined
+) => {
   const isChangeColumn = (c: Column) => c.dataType === "timestamp" || c.dataType === "datetime"
   if (configured !== undefined) {
     const column = columns.find((c) => c.name === configured)

@@ -11,9 +11,20 @@ import {
   plan,
   type PlannedCommand
 } from "../domain/externalCommand.ts"
-import { type ConnectionError, type DatabaseError, ExternalPipelineError, type LockTimeoutError } from "../domain/errors.ts"
+import {
+  type ConnectionError,
+  type DatabaseError,
+  ExternalPipelineError,
+  type LockTimeoutError
+} from "../domain/errors.ts"
 import { pageWritten } from "../domain/pipeline/pagedCopy.ts"
-import { type ProgressHop, rowsWritten, type RunProgress, tableFinished, tableStarted } from "../domain/pipeline/progress.ts"
+import {
+  type ProgressHop,
+  rowsWritten,
+  type RunProgress,
+  tableFinished,
+  tableStarted
+} from "../domain/pipeline/progress.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
 import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
 import { tableLock } from "../connections/clients/tableLocks.ts"
@@ -55,7 +66,14 @@ export interface PipelineService {
 
 export class Pipeline extends Context.Tag("opendental-etl/Pipeline")<Pipeline, PipelineService>() {}
 
-export type TableFailure = ReplicateError | LoadFailure | ReconcileError | LockTimeoutError | DatabaseError | ConnectionError | ExternalPipelineError
+export type TableFailure =
+  | ReplicateError
+  | LoadFailure
+  | ReconcileError
+  | LockTimeoutError
+  | DatabaseError
+  | ConnectionError
+  | ExternalPipelineError
 
 /** Effect metrics of each table run: what OTLP exports when an endpoint is configured. */
 const tableSeconds = Metric.histogram(
@@ -63,24 +81,41 @@ const tableSeconds = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.01, factor: 4, count: 10 }),
   "Time of both hops for one table"
 )
-const rowsCopied = Metric.counter("opendental_etl_pipeline_rows", { description: "Rows read by each hop", incremental: true })
-const tableFailures = Metric.counter("opendental_etl_pipeline_failures", { description: "Tables whose run failed", incremental: true })
+const rowsCopied = Metric.counter("opendental_etl_pipeline_rows", {
+  description: "Rows read by each hop",
+  incremental: true
+})
+const tableFailures = Metric.counter("opendental_etl_pipeline_failures", {
+  description: "Tables whose run failed",
+  incremental: true
+})
 
 const recordMetrics = (run: TableRun) =>
   Effect.all([
     Metric.update(Metric.tagged(tableSeconds, "table", run.table), run.durationMs / 1000),
-    Metric.incrementBy(Metric.tagged(Metric.tagged(rowsCopied, "table", run.table), "hop", "replication"), run.replication?.rowsRead ?? 0),
-    Metric.incrementBy(Metric.tagged(Metric.tagged(rowsCopied, "table", run.table), "hop", "analytics"), run.analytics?.rowsRead ?? 0),
+    Metric.incrementBy(
+      Metric.tagged(Metric.tagged(rowsCopied, "table", run.table), "hop", "replication"),
+      run.replication?.rowsRead ?? 0
+    ),
+    Metric.incrementBy(
+      Metric.tagged(Metric.tagged(rowsCopied, "table", run.table), "hop", "analytics"),
+      run.analytics?.rowsRead ?? 0
+    ),
     run.success ? Effect.void : Metric.increment(Metric.tagged(tableFailures, "table", run.table))
   ])
 
 /** Progress of a run when one is tracked: a table started or finished, rows written by a hop. */
 const tracker = (progress: Ref.Ref<RunProgress> | undefined) => ({
   started: (table: string) => (progress ? Ref.update(progress, (p) => tableStarted(p, table)) : Effect.void),
-  finished: (run: TableRun) => (progress ? Ref.update(progress, (p) => tableFinished(p, run.table, run.success)) : Effect.void),
+  finished: (run: TableRun) =>
+    progress ? Ref.update(progress, (p) => tableFinished(p, run.table, run.success)) : Effect.void,
   /** The hop's pages are counted as they are written, however many readers and writers it runs. */
-  counting: (hop: ProgressHop) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    progress ? Effect.locally(effect, pageWritten, (rows) => Ref.update(progress, (p) => rowsWritten(p, hop, rows))) : effect
+  counting:
+    (hop: ProgressHop) =>
+    <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      progress
+        ? Effect.locally(effect, pageWritten, (rows) => Ref.update(progress, (p) => rowsWritten(p, hop, rows)))
+        : effect
 })
 
 /** The pause before a table's second try: as long as the first backoff of a page's retry. */
@@ -90,11 +125,19 @@ const isLost = (error: { readonly _tag: string } | undefined) => error?._tag ===
 
 /** A table's try that failed on a lost connection, in either hop or in the delete propagation after them. */
 const lostConnection = (
-  attempt: Either.Either<{ readonly loaded: Either.Either<unknown, { readonly _tag: string }>; readonly deleted?: Either.Either<unknown, { readonly _tag: string }> | undefined }, { readonly _tag: string }>
+  attempt: Either.Either<
+    {
+      readonly loaded: Either.Either<unknown, { readonly _tag: string }>
+      readonly deleted?: Either.Either<unknown, { readonly _tag: string }> | undefined
+    },
+    { readonly _tag: string }
+  >
 ) =>
   Either.match(attempt, {
     onLeft: isLost,
-    onRight: ({ loaded, deleted }) => Either.isLeft(loaded) && isLost(loaded.left) || (deleted !== undefined && Either.isLeft(deleted) && isLost(deleted.left))
+    onRight: ({ loaded, deleted }) =>
+      (Either.isLeft(loaded) && isLost(loaded.left)) ||
+      (deleted !== undefined && Either.isLeft(deleted) && isLost(deleted.left))
   })
 
 /** The built-in pipeline: Replicator then AnalyticsLoader, per table, under that table's locks. */
@@ -111,7 +154,12 @@ export const make = Effect.gen(function* () {
   // share the slots, so the tables in flight never hold more lock connections than the pools can spare.
   const slots = yield* Effect.makeSemaphore(plan.tableConcurrency)
 
-  const runTable = (table: string, options: RunOptions, track: ReturnType<typeof tracker>, retrying: Ref.Ref<boolean>) =>
+  const runTable = (
+    table: string,
+    options: RunOptions,
+    track: ReturnType<typeof tracker>,
+    retrying: Ref.Ref<boolean>
+  ) =>
     Effect.gen(function* () {
       const startedAt = yield* Clock.currentTimeMillis
       const once = Effect.scoped(
@@ -140,18 +188,20 @@ export const make = Effect.gen(function* () {
       // A lost connection (a network blip resets every session, a lock's too) costs the table one more try from a
       // fresh lock, both hops resuming where they stopped. Once a retried table loses its connection again the
       // database is taken as down: later tables fail at once rather than each wait for a retry.
-      const outcome = lostConnection(first) && (yield* Ref.get(retrying)) && settings.connection.attempts > 1
-        ? yield* once.pipe(
-            Effect.delay(retryDelay),
-            Effect.tap((second) => (lostConnection(second) ? Ref.set(retrying, false) : Effect.void))
-          )
-        : first
+      const outcome =
+        lostConnection(first) && (yield* Ref.get(retrying)) && settings.connection.attempts > 1
+          ? yield* once.pipe(
+              Effect.delay(retryDelay),
+              Effect.tap((second) => (lostConnection(second) ? Ref.set(retrying, false) : Effect.void))
+            )
+          : first
       const durationMs = (yield* Clock.currentTimeMillis) - startedAt
       if (outcome._tag === "Left") {
         return { table, success: false, durationMs, error: outcome.left } satisfies TableRun
       }
       const { replication, loaded, deleted } = outcome.right
-      if (loaded._tag === "Left") return { table, success: false, durationMs, replication, error: loaded.left } satisfies TableRun
+      if (loaded._tag === "Left")
+        return { table, success: false, durationMs, replication, error: loaded.left } satisfies TableRun
       const run = { table, durationMs, replication, analytics: loaded.right }
       if (deleted === undefined) return { ...run, success: true } satisfies TableRun
       return deleted._tag === "Left"
@@ -213,7 +263,8 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
       Effect.gen(function* () {
         const [program = "", ...args] = planned.argv
         const described = describeCommand(planned.argv)
-        const label = commandMode(command) === "per-table" ? `external pipeline (${planned.tables.join(",")})` : "external pipeline"
+        const label =
+          commandMode(command) === "per-table" ? `external pipeline (${planned.tables.join(",")})` : "external pipeline"
         const toRun = Option.match(environment, {
           onNone: () => Command.make(program, ...args),
           onSome: (env) => Command.make(program, ...args).pipe(Command.env(env, { extendEnv: false }))
@@ -242,10 +293,14 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
           outcome._tag === "Left"
             ? new ExternalPipelineError({ command: described, excerpt: outcome.left.message })
             : outcome.right.exitCode !== 0
-              ? new ExternalPipelineError({ command: described, exitCode: outcome.right.exitCode, excerpt: excerptOf(outcome.right.transcript) })
+              ? new ExternalPipelineError({
+                  command: described,
+                  exitCode: outcome.right.exitCode,
+                  excerpt: excerptOf(outcome.right.transcript)
+                })
               : undefined
-        return planned.tables.map(
-          (table): TableRun => (error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error })
+        return planned.tables.map((table): TableRun =>
+          error === undefined ? { table, success: true, durationMs } : { table, success: false, durationMs, error }
         )
       }).pipe(Effect.withSpan("Pipeline.externalCommand", { attributes: { tables: planned.tables.join(",") } }))
 

@@ -118,7 +118,12 @@ const sumsOf = (target: StageTarget, table: string, row: AggregateRow | undefine
       )
 }
 
-const emptyPair = (from: Stage, to: Stage, rows: PairReport["rows"], wholeTable: boolean): Omit<PairReport, "status"> => ({
+const emptyPair = (
+  from: Stage,
+  to: Stage,
+  rows: PairReport["rows"],
+  wholeTable: boolean
+): Omit<PairReport, "status"> => ({
   from,
   to,
   rows,
@@ -141,19 +146,29 @@ export const make = Effect.gen(function* () {
   const chunkRows = pipeline.reconcileChunkRows
 
   const run = <R extends object>(side: Side, statement: ChecksumStatement) => side.target.run<R>(statement)
-  const targetOf = (side: Side, key: string | null): RangeTarget => ({ engine: side.target.engine, table: side.target.table, key, hashes: [side.hash] })
+  const targetOf = (side: Side, key: string | null): RangeTarget => ({
+    engine: side.target.engine,
+    table: side.target.table,
+    key,
+    hashes: [side.hash]
+  })
 
   const bucketSums = (side: Side, table: string, key: string, range: BoundedRange, width: bigint) =>
-    Effect.flatMap(run<AggregateRow>(side, aggregateStatement(targetOf(side, key), asKeyRange(range), String(width))), (rows) =>
-      Effect.map(
-        Effect.forEach(rows, (row) => Effect.map(sumsOf(side.target, table, row, 0), (sums) => [String(row.etl_bucket), sums] as const)),
-        (entries) => new Map(entries)
-      )
+    Effect.flatMap(
+      run<AggregateRow>(side, aggregateStatement(targetOf(side, key), asKeyRange(range), String(width))),
+      (rows) =>
+        Effect.map(
+          Effect.forEach(rows, (row) =>
+            Effect.map(sumsOf(side.target, table, row, 0), (sums) => [String(row.etl_bucket), sums] as const)
+          ),
+          (entries) => new Map(entries)
+        )
     )
 
   const keyHashes = (side: Side, key: string, range: BoundedRange) =>
-    Effect.map(run<{ etl_key: string; etl_hash: string }>(side, keyHashesStatement(targetOf(side, key), asKeyRange(range))), (rows) =>
-      rows.map((r) => [String(r.etl_key), String(r.etl_hash)] as const)
+    Effect.map(
+      run<{ etl_key: string; etl_hash: string }>(side, keyHashesStatement(targetOf(side, key), asKeyRange(range))),
+      (rows) => rows.map((r) => [String(r.etl_key), String(r.etl_hash)] as const)
     )
 
   /**
@@ -162,22 +177,36 @@ export const make = Effect.gen(function* () {
    * looked into.
    */
   const rangeDifferences = (
-    pair: { readonly from: Side; readonly to: Side; readonly key: string; readonly table: string; readonly found: Ref.Ref<number> },
+    pair: {
+      readonly from: Side
+      readonly to: Side
+      readonly key: string
+      readonly table: string
+      readonly found: Ref.Ref<number>
+    },
     range: BoundedRange,
     sums: { readonly from: RangeSums; readonly to: RangeSums }
   ): Effect.Effect<KeyDifferences, ChecksumError | TooManyDifferences> =>
     Effect.gen(function* () {
       if (sameSums(sums.from, sums.to)) return noDifferences
       if (rangeSize(range) <= BigInt(chunkRows) || Math.max(sums.from.rows, sums.to.rows) <= chunkRows) {
-        const [a, b] = yield* Effect.all([keyHashes(pair.from, pair.key, range), keyHashes(pair.to, pair.key, range)], { concurrency: 2 })
+        const [a, b] = yield* Effect.all([keyHashes(pair.from, pair.key, range), keyHashes(pair.to, pair.key, range)], {
+          concurrency: 2
+        })
         const found = keyDifferences(a, b)
-        const total = yield* Ref.updateAndGet(pair.found, (n) => n + found.missing.length + found.extra.length + found.different.length)
+        const total = yield* Ref.updateAndGet(
+          pair.found,
+          (n) => n + found.missing.length + found.extra.length + found.different.length
+        )
         if (total > mostKeys) return yield* new TooManyDifferences()
         return found
       }
       const width = bucketWidth(range, 16)
       const [a, b] = yield* Effect.all(
-        [bucketSums(pair.from, pair.table, pair.key, range, width), bucketSums(pair.to, pair.table, pair.key, range, width)],
+        [
+          bucketSums(pair.from, pair.table, pair.key, range, width),
+          bucketSums(pair.to, pair.table, pair.key, range, width)
+        ],
         { concurrency: 2 }
       )
       const parts = yield* Effect.forEach(differingBuckets(a, b), (bucket) =>
@@ -192,7 +221,9 @@ export const make = Effect.gen(function* () {
       const key = targets.key as string
       const hashesOf = (target: StageTarget, batch: ReadonlyArray<string>) =>
         Effect.map(
-          target.run<Record<string, string>>(columnHashesStatement(target.engine, target.table, key, target.canonical, batch)),
+          target.run<Record<string, string>>(
+            columnHashesStatement(target.engine, target.table, key, target.canonical, batch)
+          ),
           (rows) => rows.map((r) => [String(r.etl_key), target.canonical.map((_, i) => String(r[`c${i}`]))] as const)
         )
       const batches = yield* Effect.forEach(Arr.chunksOf(keys, 500), (batch) =>
@@ -210,7 +241,10 @@ export const make = Effect.gen(function* () {
   const quarantinedKeys = (target: StageTarget, targets: TableTargets) =>
     Effect.gen(function* () {
       const rejected = qualified(analytics.settings.schema, rejectedRowsTable)
-      const [present] = yield* target.run<{ present: boolean }>({ sql: "SELECT to_regclass($1) IS NOT NULL AS present", params: [rejected] })
+      const [present] = yield* target.run<{ present: boolean }>({
+        sql: "SELECT to_regclass($1) IS NOT NULL AS present",
+        params: [rejected]
+      })
       if (present?.present !== true) return new Set<string>()
       const rows = yield* target.run<{ primary_key: string }>({
         sql: `SELECT DISTINCT primary_key FROM ${rejected} WHERE table_name = $1`,
@@ -218,7 +252,9 @@ export const make = Effect.gen(function* () {
       })
       // The loader records a key as `<column>=<value>`.
       const prefix = `${targets.key}=`
-      return new Set(rows.flatMap((r) => (r.primary_key.startsWith(prefix) ? [r.primary_key.slice(prefix.length)] : [])))
+      return new Set(
+        rows.flatMap((r) => (r.primary_key.startsWith(prefix) ? [r.primary_key.slice(prefix.length)] : []))
+      )
     })
 
   interface Totals {
@@ -231,9 +267,16 @@ export const make = Effect.gen(function* () {
   /** One scan of a stage's table for every hash its pairs compare by, with the keys' least and greatest. */
   const totalsOf = (targets: TableTargets, target: StageTarget, hashes: ReadonlyArray<string>) =>
     Effect.gen(function* () {
-      const [row] = yield* target.run<AggregateRow>(aggregateStatement({ engine: target.engine, table: target.table, key: targets.key, hashes }))
+      const [row] = yield* target.run<AggregateRow>(
+        aggregateStatement({ engine: target.engine, table: target.table, key: targets.key, hashes })
+      )
       const sums = yield* Effect.forEach(hashes, (_, i) => sumsOf(target, targets.table, row, i))
-      return { rows: Number(row?.etl_rows ?? 0), sums, minKey: row?.etl_min_key ?? null, maxKey: row?.etl_max_key ?? null } satisfies Totals
+      return {
+        rows: Number(row?.etl_rows ?? 0),
+        sums,
+        minKey: row?.etl_min_key ?? null,
+        maxKey: row?.etl_max_key ?? null
+      } satisfies Totals
     })
 
   /**
@@ -247,7 +290,10 @@ export const make = Effect.gen(function* () {
     }
     const canonical = rowHash(target.engine, target.canonical)
     const native = Option.getOrElse(targets.nativeHash, () => canonical)
-    return { upstream: target.stage === "source" ? native : canonical, downstream: target.stage === "replication" ? native : canonical }
+    return {
+      upstream: target.stage === "source" ? native : canonical,
+      downstream: target.stage === "replication" ? native : canonical
+    }
   }
 
   /** A stage as the pairs see it: where its rows are and the hash it is compared by in each role. */
@@ -268,7 +314,12 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const stages = [...new Set(pairs.flat())]
       const sides = new Map<Stage, StageSide>(
-        stages.flatMap((stage) => Option.match(targets.stages[stage], { onNone: () => [], onSome: (t) => [[stage, { target: t, ...hashesOf(targets, t, keysOnly) }] as const] }))
+        stages.flatMap((stage) =>
+          Option.match(targets.stages[stage], {
+            onNone: () => [],
+            onSome: (t) => [[stage, { target: t, ...hashesOf(targets, t, keysOnly) }] as const]
+          })
+        )
       )
       // Only the hashes of the roles a stage plays in these pairs: the source is never downstream, raw never upstream.
       const hashesScanned = new Map(
@@ -281,7 +332,10 @@ export const make = Effect.gen(function* () {
       const scanned = yield* Effect.forEach(
         [...sides.values()],
         (side) =>
-          Effect.map(totalsOf(targets, side.target, hashesScanned.get(side.target.stage) ?? []), (totals) => [side.target.stage, totals] as const),
+          Effect.map(
+            totalsOf(targets, side.target, hashesScanned.get(side.target.stage) ?? []),
+            (totals) => [side.target.stage, totals] as const
+          ),
         { concurrency: "unbounded" }
       )
       const totals = new Map(scanned)
@@ -295,7 +349,10 @@ export const make = Effect.gen(function* () {
           const a = totals.get(from)
           const b = totals.get(to)
           const rows = { from: a?.rows ?? null, to: b?.rows ?? null }
-          const whole = (status: PairReport["status"]): Compared => ({ report: { ...emptyPair(from, to, rows, targets.key === null), status }, differences: null })
+          const whole = (status: PairReport["status"]): Compared => ({
+            report: { ...emptyPair(from, to, rows, targets.key === null), status },
+            differences: null
+          })
           if (a === undefined || b === undefined) return whole("table missing")
           const fromSums = sumAs(from, "upstream")
           const toSums = sumAs(to, "downstream")
@@ -308,20 +365,37 @@ export const make = Effect.gen(function* () {
           const toSide = sides.get(to) as StageSide
           const found = yield* Ref.make(0)
           const differences = yield* rangeDifferences(
-            { from: { target: fromSide.target, hash: fromSide.upstream }, to: { target: toSide.target, hash: toSide.downstream }, key: targets.key, table: targets.table, found },
+            {
+              from: { target: fromSide.target, hash: fromSide.upstream },
+              to: { target: toSide.target, hash: toSide.downstream },
+              key: targets.key,
+              table: targets.table,
+              found
+            },
             { lo, hi },
             { from: fromSums, to: toSums }
           ).pipe(Effect.catchTag("TooManyDifferences", () => Effect.succeed(null)))
-          if (differences === null) return { report: { ...emptyPair(from, to, rows, true), status: "differs" }, differences: null }
+          if (differences === null)
+            return { report: { ...emptyPair(from, to, rows, true), status: "differs" }, differences: null }
           const named = keysOnly
             ? { keys: differences.different, columns: {} }
             : yield* namedColumns(targets, fromSide.target, toSide.target, differences.different)
           // Rows the loader kept out of raw on purpose (--on-bad-row=quarantine) are not missing: a repair would fail on them again.
-          const quarantined = to === "analytics" && !keysOnly && differences.missing.length > 0 ? yield* quarantinedKeys(toSide.target, targets) : new Set<string>()
-          const confirmed: KeyDifferences = { ...differences, missing: differences.missing.filter((k) => !quarantined.has(k)), different: named.keys }
+          const quarantined =
+            to === "analytics" && !keysOnly && differences.missing.length > 0
+              ? yield* quarantinedKeys(toSide.target, targets)
+              : new Set<string>()
+          const confirmed: KeyDifferences = {
+            ...differences,
+            missing: differences.missing.filter((k) => !quarantined.has(k)),
+            different: named.keys
+          }
           const report: PairReport = {
             ...emptyPair(from, to, rows, false),
-            status: confirmed.missing.length + confirmed.extra.length + confirmed.different.length === 0 ? "in sync" : "differs",
+            status:
+              confirmed.missing.length + confirmed.extra.length + confirmed.different.length === 0
+                ? "in sync"
+                : "differs",
             missing: confirmed.missing.length,
             extra: confirmed.extra.length,
             different: confirmed.different.length,
@@ -338,18 +412,27 @@ export const make = Effect.gen(function* () {
       )
     })
 
-  const compareTable = (table: string, pairs: ReadonlyArray<readonly [Stage, Stage]>, replicaConnection: SqlConnection.Connection) =>
-    Effect.flatMap(checksums.targets(table, { replicaConnection }), (targets) => comparePairs(targets, pairs, false))
+  const compareTable = (
+    table: string,
+    pairs: ReadonlyArray<readonly [Stage, Stage]>,
+    replicaConnection: SqlConnection.Connection
+  ) => Effect.flatMap(checksums.targets(table, { replicaConnection }), (targets) => comparePairs(targets, pairs, false))
 
   type HopRepair = TableRepair["replication"]
 
   /** One hop's repair: by key when the keys are known, else the hop's whole copy. */
-  const repairHop = (table: string, hop: Stage, compared: Compared): Effect.Effect<HopRepair, ReplicateError | LoadFailure> => {
+  const repairHop = (
+    table: string,
+    hop: Stage,
+    compared: Compared
+  ): Effect.Effect<HopRepair, ReplicateError | LoadFailure> => {
     if (compared.report.status === "in sync") return Effect.succeed(null)
     const keys = compared.differences
     const whole = { copied: 0, deleted: 0, whole: true }
     if (keys === null) {
-      return hop === "replication" ? Effect.as(replicator.replicate(table, { full: true }), whole) : Effect.as(loader.load(table, { full: true }), whole)
+      return hop === "replication"
+        ? Effect.as(replicator.replicate(table, { full: true }), whole)
+        : Effect.as(loader.load(table, { full: true }), whole)
     }
     const repair = { copy: [...keys.missing, ...keys.different], remove: keys.extra }
     const repaired: Effect.Effect<{ copied: number; deleted: number }, ReplicateError | LoadFailure> =
@@ -364,7 +447,11 @@ export const make = Effect.gen(function* () {
     const found = yield* compareTable(table, hops, locked)
     const reports = (compared: ReadonlyArray<Compared>) => compared.map((c) => c.report)
     const inSync = (compared: ReadonlyArray<Compared>) => compared.every((c) => c.report.status === "in sync")
-    const finish = (pairs: ReadonlyArray<Compared>, before: ReadonlyArray<Compared> | null, repaired: TableRepair | null) =>
+    const finish = (
+      pairs: ReadonlyArray<Compared>,
+      before: ReadonlyArray<Compared> | null,
+      repaired: TableRepair | null
+    ) =>
       Effect.map(Clock.currentTimeMillis, (now): TableReconcile => ({
         table,
         pairs: reports(pairs),
@@ -376,7 +463,10 @@ export const make = Effect.gen(function* () {
     if (options.repair !== true || inSync(found)) return yield* finish(found, null, null)
     const replication = yield* repairHop(table, "replication", found[0] as Compared)
     // The replica may have changed: raw is compared with it as it is now.
-    const [second] = replication === null ? [found[1] as Compared] : yield* compareTable(table, [hops[1] as readonly [Stage, Stage]], locked)
+    const [second] =
+      replication === null
+        ? [found[1] as Compared]
+        : yield* compareTable(table, [hops[1] as readonly [Stage, Stage]], locked)
     const analyticsRepair = yield* repairHop(table, "analytics", second as Compared)
     const after = yield* compareTable(table, hops, locked)
     return yield* finish(after, found, { replication, analytics: analyticsRepair })
@@ -386,14 +476,19 @@ export const make = Effect.gen(function* () {
     const targets = yield* checksums.targets(table)
     if (targets.key === null) return { replica: 0, analytics: 0 } satisfies DeletesPropagated
     const [toReplica, toRaw] = yield* comparePairs(targets, hops, true)
-    const unlisted = [toReplica, toRaw].filter((c) => c !== undefined && c.differences === null && c.report.status === "differs")
+    const unlisted = [toReplica, toRaw].filter(
+      (c) => c !== undefined && c.differences === null && c.report.status === "differs"
+    )
     if (unlisted.length > 0) {
-      yield* Effect.logWarning(`${table}: more than ${mostKeys} keys differ between stages; deletes are not propagated, run reconcile --repair`)
+      yield* Effect.logWarning(
+        `${table}: more than ${mostKeys} keys differ between stages; deletes are not propagated, run reconcile --repair`
+      )
       return { replica: 0, analytics: 0 } satisfies DeletesPropagated
     }
     const fromReplica = toReplica?.differences?.extra ?? []
     const fromRaw = [...new Set([...fromReplica, ...(toRaw?.differences?.extra ?? [])])]
-    const replicaDone = fromReplica.length === 0 ? { deleted: 0 } : yield* replicator.repair(table, { copy: [], remove: fromReplica })
+    const replicaDone =
+      fromReplica.length === 0 ? { deleted: 0 } : yield* replicator.repair(table, { copy: [], remove: fromReplica })
     const rawDone = fromRaw.length === 0 ? { deleted: 0 } : yield* loader.repair(table, { copy: [], remove: fromRaw })
     return { replica: replicaDone.deleted, analytics: rawDone.deleted } satisfies DeletesPropagated
   })

@@ -110,14 +110,15 @@ interface Copied {
  * Failures classified with the settings of the database they came from: a lost connection is a ConnectionError
  * naming that database; anything else names the table and stage.
  */
-const failuresOf = (db: MysqlDatabase, attempts: number) => (table: string, stage: ReplicationError["stage"], resumeFrom?: string) =>
-  mapSqlErrors(
-    classifySqlError(
-      db.settings,
-      attempts,
-      (reason) => new ReplicationError({ table, stage, reason, ...(resumeFrom === undefined ? {} : { resumeFrom }) })
+const failuresOf =
+  (db: MysqlDatabase, attempts: number) => (table: string, stage: ReplicationError["stage"], resumeFrom?: string) =>
+    mapSqlErrors(
+      classifySqlError(
+        db.settings,
+        attempts,
+        (reason) => new ReplicationError({ table, stage, reason, ...(resumeFrom === undefined ? {} : { resumeFrom }) })
+      )
     )
-  )
 
 /** What the steps of a copy share. */
 interface Copier {
@@ -156,7 +157,9 @@ const readSource = (c: Copier, table: string, query: PageQuery) =>
   c.retryTransient(c.source.sql.unsafe(query.text, query.params).values.pipe(c.fromSource(table, "read")))
 
 const runOnReplica = (c: Copier, table: string, stage: ReplicationError["stage"], statements: ReadonlyArray<string>) =>
-  Effect.forEach(statements, (statement) => c.replica.sql.unsafe(statement), { discard: true }).pipe(c.onReplica(table, stage))
+  Effect.forEach(statements, (statement) => c.replica.sql.unsafe(statement), { discard: true }).pipe(
+    c.onReplica(table, stage)
+  )
 
 const planFor = (c: Copier, shape: TableShape, watermark: string | null, into: "shadow" | "table") =>
   pagePlan(c.replica, shape, { loadData: c.pipeline.replicaBulkMethod === "load-data", watermark, into })
@@ -165,16 +168,29 @@ const planFor = (c: Copier, shape: TableShape, watermark: string | null, into: "
  * A page that changed the live table's rows gives it the run's generation, in the page's own transaction. Only a
  * page the server reports as touching nothing (no row inserted, none changed) keeps the generation it had.
  */
-const afterWrite = (state: CopyStatus.CopyState, outcome: WriteOutcome, live: boolean, run: Run): CopyStatus.CopyState =>
+const afterWrite = (
+  state: CopyStatus.CopyState,
+  outcome: WriteOutcome,
+  live: boolean,
+  run: Run
+): CopyStatus.CopyState =>
   live && (outcome.inserted !== 0 || outcome.updated !== 0) ? { ...state, generation: run.generation } : state
 
 /** What a page writer commits with a page, and where the copy stands after it. */
-const pageWrite = <P>(c: Copier, shape: TableShape, run: Run, copy: { readonly target: string; readonly plan: PagePlan; readonly live: boolean }) =>
+const pageWrite =
+  <P>(
+    c: Copier,
+    shape: TableShape,
+    run: Run,
+    copy: { readonly target: string; readonly plan: PagePlan; readonly live: boolean }
+  ) =>
   (page: Page<P>, state: CopyStatus.CopyState, resumeFrom: string) =>
     Effect.map(
       c.retryTransient(
         copy.plan
-          .write(copy.target, page.rows, (outcome) => c.status.write(shape.name, run.id, afterWrite(state, outcome, copy.live, run)))
+          .write(copy.target, page.rows, (outcome) =>
+            c.status.write(shape.name, run.id, afterWrite(state, outcome, copy.live, run))
+          )
           .pipe(c.onReplica(shape.name, "write", resumeFrom))
       ),
       (outcome) => ({ outcome, state: afterWrite(state, outcome, copy.live, run) })
@@ -238,7 +254,13 @@ const swapIn = (c: Copier, shape: TableShape, run: Run, done: CopyStatus.CopySta
   })
 
 /** The first state of a whole copy, written before its first page. */
-const wholeState = (source: RecordedSource, follows: string | null, copyStartedWatermark: string | null, run: Run, previous: Option.Option<CopyStatus.CopyState>): CopyStatus.CopyState => ({
+const wholeState = (
+  source: RecordedSource,
+  follows: string | null,
+  copyStartedWatermark: string | null,
+  run: Run,
+  previous: Option.Option<CopyStatus.CopyState>
+): CopyStatus.CopyState => ({
   strategy: "whole",
   status: "running",
   watermark: null,
@@ -260,20 +282,34 @@ const wholeCopy = (
   c: Copier,
   shape: TableShape,
   run: Run,
-  from: { readonly resume: Option.Option<CopyStatus.CopyState>; readonly source: RecordedSource; readonly follows: string | null; readonly previous: Option.Option<CopyStatus.CopyState> }
+  from: {
+    readonly resume: Option.Option<CopyStatus.CopyState>
+    readonly source: RecordedSource
+    readonly follows: string | null
+    readonly previous: Option.Option<CopyStatus.CopyState>
+  }
 ) =>
   Effect.gen(function* () {
     const table = shape.name
     let state: CopyStatus.CopyState
     if (Option.isSome(from.resume)) {
       state = { ...from.resume.value, status: "running" }
-      yield* Effect.logInfo(`${table}: resuming the full copy after key ${state.lastKey}, ${state.rowsCopied} rows already copied`)
+      yield* Effect.logInfo(
+        `${table}: resuming the full copy after key ${state.lastKey}, ${state.rowsCopied} rows already copied`
+      )
     } else {
-      yield* runOnReplica(c, table, "write", recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes }))
-      const highest = from.follows === null ? null : firstValue(yield* readSource(c, table, highestWatermark(shape, from.follows)))
+      yield* runOnReplica(
+        c,
+        table,
+        "write",
+        recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes })
+      )
+      const highest =
+        from.follows === null ? null : firstValue(yield* readSource(c, table, highestWatermark(shape, from.follows)))
       // Only a change column is a time the clock caps; an append-only table follows its key.
       const stamp = from.follows !== null && Option.contains(shape.watermark, from.follows) ? from.follows : null
-      if (stamp !== null && highest !== null && highest > run.sourceNow) yield* warnAhead(c, shape, stamp, run.sourceNow)
+      if (stamp !== null && highest !== null && highest > run.sourceNow)
+        yield* warnAhead(c, shape, stamp, run.sourceNow)
       const copyStartedWatermark = stamp !== null ? cappedWatermark(highest, run.sourceNow) : highest
       state = wholeState(from.source, from.follows, copyStartedWatermark, run, from.previous)
       yield* c.status.write(table, run.id, state)
@@ -304,10 +340,21 @@ const wholeCopy = (
  * pages are written. A failed copy starts over. Such tables are OpenDental's temp and backup copies, which nobody
  * writes, and the evidence recorded before the read makes any change during it show up next run.
  */
-const streamedWholeCopy = (c: Copier, shape: TableShape, run: Run, source: RecordedSource, previous: Option.Option<CopyStatus.CopyState>) =>
+const streamedWholeCopy = (
+  c: Copier,
+  shape: TableShape,
+  run: Run,
+  source: RecordedSource,
+  previous: Option.Option<CopyStatus.CopyState>
+) =>
   Effect.gen(function* () {
     const table = shape.name
-    yield* runOnReplica(c, table, "write", recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes }))
+    yield* runOnReplica(
+      c,
+      table,
+      "write",
+      recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes })
+    )
     const state = wholeState(source, null, null, run, previous)
     yield* c.status.write(table, run.id, state)
     const plan = planFor(c, shape, null, "shadow")
@@ -329,7 +376,13 @@ const streamedWholeCopy = (c: Copier, shape: TableShape, run: Run, source: Recor
   })
 
 /** Where a continuing copy starts: the last state, now running, recording this run's source facts. */
-const continuing = (previous: CopyStatus.CopyState, strategy: "incremental" | "append-only", follows: string, source: RecordedSource, run: Run): CopyStatus.CopyState => ({
+const continuing = (
+  previous: CopyStatus.CopyState,
+  strategy: "incremental" | "append-only",
+  follows: string,
+  source: RecordedSource,
+  run: Run
+): CopyStatus.CopyState => ({
   ...previous,
   strategy,
   status: "running",
@@ -362,7 +415,8 @@ const incrementalCopy = (
       plan,
       state,
       start: null as WatermarkPosition | null,
-      read: (after) => watermarkPage(shape, decision.watermark, window, after, pageRows(shape, c.pipeline), plan.select),
+      read: (after) =>
+        watermarkPage(shape, decision.watermark, window, after, pageRows(shape, c.pipeline), plan.select),
       positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
       advance: (s, page) => ({
         ...s,
@@ -372,10 +426,16 @@ const incrementalCopy = (
       }),
       resumeFrom: (s) => `watermark ${s.watermark}`
     })
-    if (copied.position !== null && copied.position.watermark > run.sourceNow) yield* warnAhead(c, shape, decision.watermark, run.sourceNow)
+    if (copied.position !== null && copied.position.watermark > run.sourceNow)
+      yield* warnAhead(c, shape, decision.watermark, run.sourceNow)
     const done = copied.value.state
     yield* c.status.write(shape.name, run.id, { ...done, status: "complete", lastKey: null })
-    return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: copied.value.updated, watermarkTo: done.watermark }
+    return {
+      rowsRead: copied.rowsRead,
+      inserted: copied.value.inserted,
+      updated: copied.value.updated,
+      watermarkTo: done.watermark
+    }
   })
 
 /**
@@ -406,7 +466,12 @@ const appendOnlyCopy = (
     })
     const done = copied.value.state
     yield* c.status.write(shape.name, run.id, { ...done, status: "complete" })
-    return { rowsRead: copied.rowsRead, inserted: copied.value.inserted, updated: copied.value.updated, watermarkTo: done.watermark }
+    return {
+      rowsRead: copied.rowsRead,
+      inserted: copied.value.inserted,
+      updated: copied.value.updated,
+      watermarkTo: done.watermark
+    }
   })
 
 /** A table without a primary key is copied whole; a composite key is not supported yet. */
@@ -428,18 +493,32 @@ const isMysql8 = (version: string) => !/mariadb/i.test(version) && Number(versio
 
 /** The source's clock and UPDATE_TIME of the table, in one statement; on MySQL 8, bypassing its statistics cache. */
 const sourceSnapshot = (c: Copier, table: string) => {
-  const query = c.source.sql.unsafe<{ readAt: string; engine: string | null; updateTime: string | null; mmap: unknown; columns: string | null }>(
+  const query = c.source.sql.unsafe<{
+    readAt: string
+    engine: string | null
+    updateTime: string | null
+    mmap: unknown
+    columns: string | null
+  }>(
     tableSnapshot,
     [0, 1, 2].flatMap(() => [c.source.settings.database, table])
   )
   // A transaction only to hold one connection: the session variable and the query must share it.
-  const fresh = isMysql8(c.source.serverVersion) ? c.source.sql.withTransaction(Effect.zipRight(c.source.sql.unsafe(freshStatistics), query)) : query
+  const fresh = isMysql8(c.source.serverVersion)
+    ? c.source.sql.withTransaction(Effect.zipRight(c.source.sql.unsafe(freshStatistics), query))
+    : query
   return fresh.pipe(
     c.fromSource(table, "read"),
     Effect.flatMap(([row]) =>
       row === undefined
         ? // Said before anything is created on the replica.
-          Effect.fail(new SchemaError({ database: c.source.settings.role, table, problem: `no such table in database '${c.source.settings.database}'` }))
+          Effect.fail(
+            new SchemaError({
+              database: c.source.settings.role,
+              table,
+              problem: `no such table in database '${c.source.settings.database}'`
+            })
+          )
         : Effect.succeed<SourceSnapshot>({
             readAt: row.readAt,
             engine: row.engine ?? "unknown",
@@ -452,12 +531,10 @@ const sourceSnapshot = (c: Copier, table: string) => {
 }
 
 const sourceChecksum = (c: Copier, table: string) =>
-  c.source.sql
-    .unsafe<{ Checksum: string | number | null }>(checksumTable(table))
-    .pipe(
-      Effect.map(([row]) => (row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum))),
-      c.fromSource(table, "read")
-    )
+  c.source.sql.unsafe<{ Checksum: string | number | null }>(checksumTable(table)).pipe(
+    Effect.map(([row]) => (row?.Checksum === null || row?.Checksum === undefined ? null : String(row.Checksum))),
+    c.fromSource(table, "read")
+  )
 
 /**
  * What `chooseStrategy` needs: the replica table's drift, a shadow a whole copy could resume into, and what the
@@ -475,9 +552,14 @@ const decide = (
   Effect.gen(function* () {
     const existing = yield* c.catalog.find(c.replica, shape.name)
     const unfinished = Option.exists(previous, (p) => p.strategy === "whole" && p.status !== "complete")
-    const shadow = unfinished && shape.primaryKey.length > 0 ? yield* c.catalog.find(c.replica, shadowOf(shape.name)) : Option.none()
+    const shadow =
+      unfinished && shape.primaryKey.length > 0 ? yield* c.catalog.find(c.replica, shadowOf(shape.name)) : Option.none()
     const columnChanges = Option.isSome(existing) ? schemaDifferences(shape, existing.value) : []
-    const settings = { full, lookbackSeconds: c.pipeline.lookbackSeconds, appendOnlyTables: c.pipeline.appendOnlyTables }
+    const settings = {
+      full,
+      lookbackSeconds: c.pipeline.lookbackSeconds,
+      appendOnlyTables: c.pipeline.appendOnlyTables
+    }
     const facts: TableFacts = {
       hop: "replica",
       table: shape.name,
@@ -506,12 +588,20 @@ const decide = (
  * unchanged since (see `unchangedSinceLastCopy`) and the replica still has it. A replica table altered by hand
  * since is not noticed until the source table changes.
  */
-const provedUnchanged = (c: Copier, table: string, previous: Option.Option<CopyStatus.CopyState>, snapshot: SourceSnapshot, full: boolean) =>
+const provedUnchanged = (
+  c: Copier,
+  table: string,
+  previous: Option.Option<CopyStatus.CopyState>,
+  snapshot: SourceSnapshot,
+  full: boolean
+) =>
   Effect.gen(function* () {
     if (full || Option.isNone(previous) || previous.value.status !== "complete") return Option.none<ChangeProof>()
     const proof = unchangedSinceLastCopy(snapshot, previous.value.source)
     if (proof === null) return Option.none<ChangeProof>()
-    const [present] = yield* c.replica.sql.unsafe(replicaTablePresent, [c.replica.settings.database, table]).pipe(c.onReplica(table, "state"))
+    const [present] = yield* c.replica.sql
+      .unsafe(replicaTablePresent, [c.replica.settings.database, table])
+      .pipe(c.onReplica(table, "state"))
     return present === undefined ? Option.none<ChangeProof>() : Option.some(proof)
   })
 
@@ -539,14 +629,33 @@ export const make = Effect.gen(function* () {
     const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
     const checksum = yield* Effect.cached(sourceChecksum(c, table))
     const early = yield* provedUnchanged(c, table, previous, snapshot, options.full === true)
-    const { shape: described, decision, columnChanges, follows, proof } = Option.isSome(early)
-      ? { shape: Option.none<TableShape>(), decision: unchangedSince("replica", early.value), columnChanges: [], follows: null, proof: early.value }
+    const {
+      shape: described,
+      decision,
+      columnChanges,
+      follows,
+      proof
+    } = Option.isSome(early)
+      ? {
+          shape: Option.none<TableShape>(),
+          decision: unchangedSince("replica", early.value),
+          columnChanges: [],
+          follows: null,
+          proof: early.value
+        }
       : yield* Effect.gen(function* () {
           const shape = yield* describeSource(c, table)
-          const decided = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(c.onReplica(table, "state"))
+          const decided = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(
+            c.onReplica(table, "state")
+          )
           return { shape: Option.some(shape), ...decided }
         })
-    const run: Run = { id: options.runId ?? crypto.randomUUID(), generation: crypto.randomUUID(), proof: proof.says, sourceNow: snapshot.readAt }
+    const run: Run = {
+      id: options.runId ?? crypto.randomUUID(),
+      generation: crypto.randomUUID(),
+      proof: proof.says,
+      sourceNow: snapshot.readAt
+    }
     const strategy = storedStrategy(decision.strategy)
     yield* Effect.annotateCurrentSpan({ table, strategy })
     const recorded = (withChecksum: boolean) =>
@@ -562,7 +671,14 @@ export const make = Effect.gen(function* () {
           const last = Option.getOrThrow(previous)
           // The columns just matched the replica's: their fingerprint lets the next run skip before reading them.
           const source = { ...last.source, columns: snapshot.columns }
-          yield* c.status.write(table, run.id, { ...last, strategy: "unchanged", status: "complete", lastKey: null, proof: run.proof, source })
+          yield* c.status.write(table, run.id, {
+            ...last,
+            strategy: "unchanged",
+            status: "complete",
+            lastKey: null,
+            proof: run.proof,
+            source
+          })
           return { rowsRead: 0, inserted: 0, updated: 0, watermarkTo: last.watermark } satisfies Copied
         }
         case "whole": {
@@ -570,12 +686,29 @@ export const make = Effect.gen(function* () {
           // Only a table that nothing can follow is ever proved unchanged by its checksum: the others skip the scan.
           const source = yield* recorded(follows === null)
           if (shape.primaryKey.length === 0) return yield* streamedWholeCopy(c, shape, run, source, previous)
-          return yield* wholeCopy(c, shape, run, { resume: decision.resume ? previous : Option.none(), source, follows, previous })
+          return yield* wholeCopy(c, shape, run, {
+            resume: decision.resume ? previous : Option.none(),
+            source,
+            follows,
+            previous
+          })
         }
         case "incremental":
-          return yield* incrementalCopy(c, Option.getOrThrow(described), decision, continuing(Option.getOrThrow(previous), "incremental", decision.watermark, yield* recorded(false), run), run)
+          return yield* incrementalCopy(
+            c,
+            Option.getOrThrow(described),
+            decision,
+            continuing(Option.getOrThrow(previous), "incremental", decision.watermark, yield* recorded(false), run),
+            run
+          )
         case "append-only":
-          return yield* appendOnlyCopy(c, Option.getOrThrow(described), decision, continuing(Option.getOrThrow(previous), "append-only", decision.key, yield* recorded(false), run), run)
+          return yield* appendOnlyCopy(
+            c,
+            Option.getOrThrow(described),
+            decision,
+            continuing(Option.getOrThrow(previous), "append-only", decision.key, yield* recorded(false), run),
+            run
+          )
       }
     })
     const outcome: Copied = yield* copy.pipe(
@@ -605,11 +738,19 @@ export const make = Effect.gen(function* () {
   const repair = Effect.fn("Replicator.repair")(function* (table: string, keys: KeyRepair) {
     const shape = yield* describeSource(c, table)
     if (!hasIntegerKey(shape)) {
-      return yield* new SchemaError({ database: "source", table, problem: "has no single-column integer key to repair rows by; copy it whole with --full" })
+      return yield* new SchemaError({
+        database: "source",
+        table,
+        problem: "has no single-column integer key to repair rows by; copy it whole with --full"
+      })
     }
     const runId = crypto.randomUUID()
     const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
-    const changed = () => Option.match(previous, { onNone: () => Effect.void, onSome: (p) => c.status.write(table, runId, { ...p, generation: crypto.randomUUID() }) })
+    const changed = () =>
+      Option.match(previous, {
+        onNone: () => Effect.void,
+        onSome: (p) => c.status.write(table, runId, { ...p, generation: crypto.randomUUID() })
+      })
     const plan = planFor(c, shape, null, "table")
     let copied = 0
     for (const batch of Arr.chunksOf(keys.copy, repairBatch)) {
@@ -621,7 +762,11 @@ export const make = Effect.gen(function* () {
     let deleted = 0
     for (const batch of Arr.chunksOf(keys.remove, repairBatch)) {
       // A key the source holds again since it was compared is not deleted.
-      const held = new Set((yield* readSource(c, table, keysPage(shape, batch, escapeIdentifier(shape.primaryKey[0] as string)))).map((r) => String(r[0])))
+      const held = new Set(
+        (yield* readSource(c, table, keysPage(shape, batch, escapeIdentifier(shape.primaryKey[0] as string)))).map(
+          (r) => String(r[0])
+        )
+      )
       const gone = batch.filter((key) => !held.has(key))
       if (gone.length === 0) continue
       const statement = deleteKeys(shape, gone)

@@ -28,14 +28,22 @@ export const make = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const exclude = settings.pipeline.excludeTables
 
-  const select = Effect.fn("SourceTables.select")(function* (requested: ReadonlyArray<string>, option: "--tables" | "ETL_TABLES") {
+  const select = Effect.fn("SourceTables.select")(function* (
+    requested: ReadonlyArray<string>,
+    option: "--tables" | "ETL_TABLES"
+  ) {
     if (requested.length === 0) {
-      return yield* new UsageError({ option, problem: `names no table; give one or more table names, or ${allTables} for every base table of the source` })
+      return yield* new UsageError({
+        option,
+        problem: `names no table; give one or more table names, or ${allTables} for every base table of the source`
+      })
     }
-    const listed = yield* catalog.tables(source).pipe(
-      namingDatabase(source.settings, settings.connection.attempts, "the list of its tables"),
-      retryOnConnectionLoss(settings.connection.attempts)
-    )
+    const listed = yield* catalog
+      .tables(source)
+      .pipe(
+        namingDatabase(source.settings, settings.connection.attempts, "the list of its tables"),
+        retryOnConnectionLoss(settings.connection.attempts)
+      )
     const selected = selectTables(requested, listed, exclude)
     if (Either.isRight(selected)) return selected.right
     const problem = selected.left
@@ -47,7 +55,9 @@ export const make = Effect.gen(function* () {
           : [
               `leaves no table to copy`,
               problem.views.length > 0 ? `views are not copied (${names(problem.views)})` : "",
-              problem.excluded.length > 0 ? `ETL_EXCLUDE_TABLES (${names(exclude)}) excludes ${names(problem.excluded)}` : ""
+              problem.excluded.length > 0
+                ? `ETL_EXCLUDE_TABLES (${names(exclude)}) excludes ${names(problem.excluded)}`
+                : ""
             ]
               .filter((part) => part.length > 0)
               .join("; ")

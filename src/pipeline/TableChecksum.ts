@@ -98,7 +98,11 @@ export interface TableChecksumService {
    * reaches the process. The table's columns are the source's (from the Catalog), less `omit`; a stage lacking one
    * of them, or holding it in another type than the type map gives, is a SchemaError naming the stage and table.
    */
-  readonly checksum: (table: string, stage: Stage, options?: ChecksumOptions) => Effect.Effect<StageChecksum, ChecksumError>
+  readonly checksum: (
+    table: string,
+    stage: Stage,
+    options?: ChecksumOptions
+  ) => Effect.Effect<StageChecksum, ChecksumError>
   /** The three stages' sums and, for each hop, whether its two stages are in sync. */
   readonly compareStages: (table: string, options?: ChecksumOptions) => Effect.Effect<TableComparison, ChecksumError>
   /** Each stage's statement target, after the same checks as `checksum`; none where a stage lacks the table. */
@@ -119,7 +123,10 @@ export const pairStatus = (from: Option.Option<StageChecksum>, to: Option.Option
   return from.value.checksum === to.value.checksum ? "in sync" : "checksum differs"
 }
 
-const roleOf = { source: "source", replication: "replication", analytics: "analytics" } as const satisfies Record<Stage, DatabaseRole>
+const roleOf = { source: "source", replication: "replication", analytics: "analytics" } as const satisfies Record<
+  Stage,
+  DatabaseRole
+>
 
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
@@ -131,8 +138,10 @@ export const make = Effect.gen(function* () {
   const { rawProfile } = settings.pipeline
   const schema = analytics.settings.schema
   const settingsOf = { source: source.settings, replication: replica.settings, analytics: analytics.settings }
-  const naming = (stage: Stage, table: string) => namingDatabase(settingsOf[stage], attempts, `the checksum of '${table}'`)
-  const schemaError = (stage: Stage, table: string, problem: string) => new SchemaError({ database: roleOf[stage], table, problem })
+  const naming = (stage: Stage, table: string) =>
+    namingDatabase(settingsOf[stage], attempts, `the checksum of '${table}'`)
+  const schemaError = (stage: Stage, table: string, problem: string) =>
+    new SchemaError({ database: roleOf[stage], table, problem })
 
   /** The source's columns to sum up, and the range's key when a range is asked for. */
   const plan = (table: string, options: ChecksumOptions) =>
@@ -150,7 +159,13 @@ export const make = Effect.gen(function* () {
     const [key, ...rest] = shape.primaryKey
     const column = shape.columns.find((c) => c.name === key)
     if (column === undefined || rest.length > 0 || !rangeableKey(column)) {
-      return Effect.fail(schemaError("source", shape.name, "key ranges need a single-column integer primary key; checksum the whole table instead"))
+      return Effect.fail(
+        schemaError(
+          "source",
+          shape.name,
+          "key ranges need a single-column integer primary key; checksum the whole table instead"
+        )
+      )
     }
     return Effect.succeed({ key: column.name, range })
   }
@@ -159,7 +174,13 @@ export const make = Effect.gen(function* () {
     Effect.forEach(mapColumns(rawProfile, table, columns), (mapping, i) => {
       const c = canonicalColumn(columns[i] as Column, { postgresType: mapping.postgresType })
       return c instanceof NoCanonicalForm
-        ? Effect.fail(schemaError(stage, table, `column ${c.column} has type ${c.dataType}, which the checksum has no canonical form for`))
+        ? Effect.fail(
+            schemaError(
+              stage,
+              table,
+              `column ${c.column} has type ${c.dataType}, which the checksum has no canonical form for`
+            )
+          )
         : Effect.succeed(c)
     })
 
@@ -190,16 +211,23 @@ export const make = Effect.gen(function* () {
       if (Option.isNone(held)) return Option.none<StageTarget & { readonly declared: ReadonlyArray<Column> }>()
       const own = new Map(held.value.columns.map((c) => [c.name, c]))
       const missing = columns.filter((c) => !own.has(c.name)).map((c) => c.name)
-      if (missing.length > 0) return yield* schemaError(stage, table, `lacks the source's columns ${missing.join(", ")}`)
+      if (missing.length > 0)
+        return yield* schemaError(stage, table, `lacks the source's columns ${missing.join(", ")}`)
       // Each MySQL stage's values are read through its own declarations of the columns.
       const declared = columns.map((c) => own.get(c.name) as Column)
       const canonical = yield* canonicalOf(stage, table, declared)
       // Unprepared: each statement's text is its table's own, so preparing it would cost a round trip and a server-side statement kept for nothing.
       const run = <R extends object>(statement: ChecksumStatement) =>
-        naming(stage, table)(
+        naming(
+          stage,
+          table
+        )(
           connection === undefined
             ? db.sql.unsafe<R>(statement.sql, statement.params).unprepared
-            : (connection.executeUnprepared(statement.sql, statement.params, undefined) as Effect.Effect<ReadonlyArray<R>, SqlError>)
+            : (connection.executeUnprepared(statement.sql, statement.params, undefined) as Effect.Effect<
+                ReadonlyArray<R>,
+                SqlError
+              >)
         )
       return Option.some({ stage, engine: "mysql" as const, table: escapeIdentifier(table), canonical, run, declared })
     })
@@ -217,9 +245,16 @@ export const make = Effect.gen(function* () {
   const utf8Analytics = (table: string) =>
     Effect.gen(function* () {
       if (yield* Ref.get(analyticsIsUtf8)) return
-      const [encoding] = yield* naming("analytics", table)(analytics.sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
+      const [encoding] = yield* naming(
+        "analytics",
+        table
+      )(analytics.sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
       if (encoding?.encoding !== "UTF8") {
-        return yield* schemaError("analytics", table, `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`)
+        return yield* schemaError(
+          "analytics",
+          table,
+          `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`
+        )
       }
       yield* Ref.set(analyticsIsUtf8, true)
     })
@@ -231,14 +266,24 @@ export const make = Effect.gen(function* () {
       const types = new Map(held.map((c) => [c.name, c.type]))
       const drifted = mapColumns(rawProfile, table, columns).flatMap((m) => {
         const actual = types.get(m.name)
-        return actual === m.postgresType ? [] : [`${m.name} (${actual ?? "missing"}, the ${rawProfile.name} type map gives ${m.postgresType})`]
+        return actual === m.postgresType
+          ? []
+          : [`${m.name} (${actual ?? "missing"}, the ${rawProfile.name} type map gives ${m.postgresType})`]
       })
-      if (drifted.length > 0) return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
+      if (drifted.length > 0)
+        return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
       const canonical = yield* canonicalOf("analytics", table, columns)
       const { sql } = analytics
       yield* utf8Analytics(table)
-      const run = <R extends object>(statement: ChecksumStatement) => naming("analytics", table)(sql.unsafe<R>(statement.sql, statement.params))
-      return Option.some<StageTarget>({ stage: "analytics", engine: "postgres", table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`, canonical, run })
+      const run = <R extends object>(statement: ChecksumStatement) =>
+        naming("analytics", table)(sql.unsafe<R>(statement.sql, statement.params))
+      return Option.some<StageTarget>({
+        stage: "analytics",
+        engine: "postgres",
+        table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`,
+        canonical,
+        run
+      })
     })
 
   const replicaTarget = (table: string, columns: ReadonlyArray<Column>, connection?: SqlConnection.Connection) =>
@@ -246,7 +291,11 @@ export const make = Effect.gen(function* () {
       mysqlTarget("replication", replica, table, columns, held, connection)
     )
 
-  const stageTarget = (table: string, stage: Stage, { shape, columns }: Plan): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
+  const stageTarget = (
+    table: string,
+    stage: Stage,
+    { shape, columns }: Plan
+  ): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
     stage === "source"
       ? mysqlTarget("source", source, table, columns, Option.some(shape))
       : stage === "replication"
@@ -259,7 +308,10 @@ export const make = Effect.gen(function* () {
       const target = yield* stageTarget(table, stage, planned)
       if (Option.isNone(target)) return Option.none<StageChecksum>()
       const { engine, table: name, canonical } = target.value
-      const statement = aggregateStatement({ engine, table: name, key: range?.key ?? null, hashes: [rowHash(engine, canonical)] }, range?.range)
+      const statement = aggregateStatement(
+        { engine, table: name, key: range?.key ?? null, hashes: [rowHash(engine, canonical)] },
+        range?.range
+      )
       const [row] = yield* target.value.run<AggregateRow>(statement)
       return Option.some(yield* sums(stage, table, row))
     })
@@ -267,15 +319,25 @@ export const make = Effect.gen(function* () {
   const targets = Effect.fn("TableChecksum.targets")(function* (table: string, options: ChecksumOptions = {}) {
     const { shape, columns } = yield* plan(table, options)
     const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
-      [mysqlTarget("source", source, table, columns, Option.some(shape)), replicaTarget(table, columns, options.replicaConnection), analyticsTarget(table, columns)],
+      [
+        mysqlTarget("source", source, table, columns, Option.some(shape)),
+        replicaTarget(table, columns, options.replicaConnection),
+        analyticsTarget(table, columns)
+      ],
       { concurrency: 3 }
     )
     const [key, ...rest] = shape.primaryKey
     const keyColumn = shape.columns.find((c) => c.name === key)
     const ranged = keyColumn !== undefined && rest.length === 0 && rangeableKey(keyColumn)
-    const alike = (a: Column, b: Column) => a.columnType === b.columnType && a.charset === b.charset && a.collation === b.collation && a.nullable === b.nullable
+    const alike = (a: Column, b: Column) =>
+      a.columnType === b.columnType &&
+      a.charset === b.charset &&
+      a.collation === b.collation &&
+      a.nullable === b.nullable
     const nativeHash =
-      Option.isSome(fromSource) && Option.isSome(fromReplica) && fromSource.value.declared.every((c, i) => alike(c, fromReplica.value.declared[i] as Column))
+      Option.isSome(fromSource) &&
+      Option.isSome(fromReplica) &&
+      fromSource.value.declared.every((c, i) => alike(c, fromReplica.value.declared[i] as Column))
         ? Option.some(nativeRowHash(fromSource.value.declared))
         : Option.none()
     return {
@@ -287,16 +349,27 @@ export const make = Effect.gen(function* () {
     } satisfies TableTargets
   })
 
-  const checksum = Effect.fn("TableChecksum.checksum")(function* (table: string, stage: Stage, options: ChecksumOptions = {}) {
+  const checksum = Effect.fn("TableChecksum.checksum")(function* (
+    table: string,
+    stage: Stage,
+    options: ChecksumOptions = {}
+  ) {
     const found = yield* stageChecksum(table, stage, yield* plan(table, options))
     if (Option.isNone(found)) return yield* schemaError(stage, table, "no such table")
     return found.value
   })
 
-  const compareStages = Effect.fn("TableChecksum.compareStages")(function* (table: string, options: ChecksumOptions = {}) {
+  const compareStages = Effect.fn("TableChecksum.compareStages")(function* (
+    table: string,
+    options: ChecksumOptions = {}
+  ) {
     const planned = yield* plan(table, options)
     const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
-      [stageChecksum(table, "source", planned), stageChecksum(table, "replication", planned), stageChecksum(table, "analytics", planned)],
+      [
+        stageChecksum(table, "source", planned),
+        stageChecksum(table, "replication", planned),
+        stageChecksum(table, "analytics", planned)
+      ],
       { concurrency: 3 }
     )
     const stages = { source: fromSource, replication: fromReplica, analytics: fromAnalytics }

@@ -10,7 +10,13 @@ export const checkAccess = Effect.gen(function* () {
   const checks = yield* (yield* AccessControl).check
   const lines = checks.flatMap((c) => [
     `  ${c.findings.length === 0 ? "ok  " : "FIX "} ${c.database.padEnd(14)} ${c.account}, ${describeTls(c.tls)}${c.probes.length ? `  (probes: ${c.probes.join(", ")})` : ""}`,
-    ...c.findings.map((f) => `        ${f.problem}\n${f.fix.split("\n").map((line) => `          ${line}`).join("\n")}`)
+    ...c.findings.map(
+      (f) =>
+        `        ${f.problem}\n${f.fix
+          .split("\n")
+          .map((line) => `          ${line}`)
+          .join("\n")}`
+    )
   ])
   yield* Console.log(`Access (ETL_ENVIRONMENT=${settings.environment}):\n${lines.join("\n")}`)
   const findings = checks.reduce((n, c) => n + c.findings.length, 0)

@@ -42,10 +42,30 @@ const demoAnalyticsDatabase = "opendental_demo_analytics"
 /** The local servers' administrators, as scripts/local-servers.sh sets them up. */
 const policy = { connectTimeout: Duration.seconds(5), attempts: 3 }
 const asRoot = (database: string) =>
-  makeMysqlDatabase({ role: "source", host: "127.0.0.1", port: 3306, database, user: "root", password: Redacted.make(""), tls: plainText }, policy)
+  makeMysqlDatabase(
+    {
+      role: "source",
+      host: "127.0.0.1",
+      port: 3306,
+      database,
+      user: "root",
+      password: Redacted.make(""),
+      tls: plainText
+    },
+    policy
+  )
 const asPostgres = (database: string) =>
   makePostgresDatabase(
-    { role: "analytics", host: "127.0.0.1", port: 5432, database, schema: "raw", user: "postgres", password: Redacted.make(""), tls: plainText },
+    {
+      role: "analytics",
+      host: "127.0.0.1",
+      port: 5432,
+      database,
+      schema: "raw",
+      user: "postgres",
+      password: Redacted.make(""),
+      tls: plainText
+    },
     policy
   )
 
@@ -61,11 +81,15 @@ const prepareDemo = Effect.scoped(
     const [found] = yield* mysql.sql<{ n: number }>`
       SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${a.sourceDatabase} AND TABLE_NAME = 'patient'`
     if (Number(found?.n ?? 0) === 0) {
-      yield* Effect.logInfo(`Demo: generating an OpenDental source with ${demoPatients} patients in ${a.sourceDatabase}`)
+      yield* Effect.logInfo(
+        `Demo: generating an OpenDental source with ${demoPatients} patients in ${a.sourceDatabase}`
+      )
       yield* createGeneratedOpenDental(mysql.sql, { patients: demoPatients, engine: "MyISAM" })
     }
-    for (const user of [a.reader, a.writer, a.replica]) yield* mysql.sql.unsafe(`DROP USER IF EXISTS '${user}'@'${a.host}'`)
-    for (const statement of [...readerStatements(a), ...writerStatements(a), ...replicaStatements(a)]) yield* mysql.sql.unsafe(statement)
+    for (const user of [a.reader, a.writer, a.replica])
+      yield* mysql.sql.unsafe(`DROP USER IF EXISTS '${user}'@'${a.host}'`)
+    for (const statement of [...readerStatements(a), ...writerStatements(a), ...replicaStatements(a)])
+      yield* mysql.sql.unsafe(statement)
 
     const pg = yield* asPostgres(demoAnalyticsDatabase)
     const [role] = yield* pg.sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = ${a.loader}`
@@ -73,8 +97,14 @@ const prepareDemo = Effect.scoped(
     // Tables an earlier demo made as postgres become the loader's, so it can go on loading them.
     const tables = yield* pg.sql<{ name: string }>`
       SELECT tablename AS name FROM pg_tables WHERE schemaname = ${a.analyticsSchema} AND tableowner <> ${a.loader}`
-    for (const statement of loaderSchemaStatements(a, tables.map((t) => t.name))) yield* pg.sql.unsafe(statement)
-    yield* Effect.logInfo(`Demo: accounts ${a.reader}, ${a.writer}, ${a.replica} (MariaDB) and ${a.loader} (PostgreSQL, owns ${a.analyticsSchema})`)
+    for (const statement of loaderSchemaStatements(
+      a,
+      tables.map((t) => t.name)
+    ))
+      yield* pg.sql.unsafe(statement)
+    yield* Effect.logInfo(
+      `Demo: accounts ${a.reader}, ${a.writer}, ${a.replica} (MariaDB) and ${a.loader} (PostgreSQL, owns ${a.analyticsSchema})`
+    )
   })
 ).pipe(Effect.mapError((e) => new DemoSetupError({ reason: e.message })))
 
@@ -91,7 +121,8 @@ export const ensureLocalServers = Command.make("bash", serversScript, "--demo-da
     (code) => code === 0,
     () =>
       new DemoSetupError({
-        reason: "the local MariaDB and PostgreSQL are not available; install them with: sudo apt-get install -y mariadb-server postgresql"
+        reason:
+          "the local MariaDB and PostgreSQL are not available; install them with: sudo apt-get install -y mariadb-server postgresql"
       })
   ),
   Effect.zipRight(prepareDemo)

@@ -36,21 +36,32 @@ const testConnectionsCommand = Command.make("test-connections", {}, () => withSe
 )
 
 const tables = Options.text("tables").pipe(
-  Options.withDescription("Comma-separated tables, or all for every base table of the source (default: ETL_TABLES or the six OpenDental tables)"),
+  Options.withDescription(
+    "Comma-separated tables, or all for every base table of the source (default: ETL_TABLES or the six OpenDental tables)"
+  ),
   Options.optional
 )
 
 const tableList = (option: Option.Option<string>) =>
-  Option.map(option, (t) => t.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
+  Option.map(option, (t) =>
+    t
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0)
+  )
 
 const pipelineCommand = Command.make(
   "pipeline",
   {
     tables,
     full: Options.boolean("full").pipe(Options.withDescription("Reload every table in full through shadow tables")),
-    verbose: Options.boolean("verbose").pipe(Options.withDescription("List every table in the summary, not only the changed and the failed")),
+    verbose: Options.boolean("verbose").pipe(
+      Options.withDescription("List every table in the summary, not only the changed and the failed")
+    ),
     propagateDeletes: Options.boolean("propagate-deletes").pipe(
-      Options.withDescription("Also find the rows deleted in the source, by key-range checksums, and delete them from replica and raw (default ETL_PROPAGATE_DELETES)")
+      Options.withDescription(
+        "Also find the rows deleted in the source, by key-range checksums, and delete them from replica and raw (default ETL_PROPAGATE_DELETES)"
+      )
     ),
     onBadRow: Options.choice("on-bad-row", ["fail", "quarantine"]).pipe(
       Options.withDefault("fail" as const),
@@ -77,7 +88,9 @@ const reconcileCommand = Command.make(
   {
     tables,
     repair: Options.boolean("repair").pipe(
-      Options.withDescription("Copy the differing rows again and delete the extra ones downstream; a table without a primary key is copied whole")
+      Options.withDescription(
+        "Copy the differing rows again and delete the extra ones downstream; a table without a primary key is copied whole"
+      )
     )
   },
   (options) =>
@@ -106,12 +119,19 @@ const pipelineFor = (command: Option.Option<string>, environment: EnvironmentMod
         onSome: (text) =>
           Effect.try({
             try: () => Option.some(commandLine(text)),
-            catch: () => new UsageError({ option: "--pipeline-command", problem: "is not a command line or a JSON array of strings" })
+            catch: () =>
+              new UsageError({
+                option: "--pipeline-command",
+                problem: "is not a command line or a JSON array of strings"
+              })
           })
       })
       const external = Option.orElse(given, () => settings.pipeline.externalCommand)
       if (Option.isNone(external) && environment === "clean") {
-        return yield* new UsageError({ option: "--pipeline-env", problem: "clean applies to an external pipeline; give --pipeline-command or set ETL_PIPELINE_COMMAND" })
+        return yield* new UsageError({
+          option: "--pipeline-env",
+          problem: "clean applies to an external pipeline; give --pipeline-command or set ETL_PIPELINE_COMMAND"
+        })
       }
       return Option.match(external, {
         onNone: () => ({ name: "built-in", layer: Layers.validation }),
@@ -132,20 +152,33 @@ const expectationsFor = (spec: string) =>
     if (preset !== undefined) return preset
     const problem = (text: string) => new UsageError({ option: "--expect", problem: `${spec}: ${text}` })
     const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(spec).pipe(
-      Effect.mapError((e) =>
-        problem(`is not lossless, compatible or a readable file (${e._tag === "SystemError" && e.reason === "NotFound" ? "no such file" : e.message})`)
+    const text = yield* fs
+      .readFileString(spec)
+      .pipe(
+        Effect.mapError((e) =>
+          problem(
+            `is not lossless, compatible or a readable file (${e._tag === "SystemError" && e.reason === "NotFound" ? "no such file" : e.message})`
+          )
+        )
       )
-    )
-    return yield* Either.match(expectationsFromText(spec, text), { onLeft: (p) => Effect.fail(problem(p)), onRight: Effect.succeed })
+    return yield* Either.match(expectationsFromText(spec, text), {
+      onLeft: (p) => Effect.fail(problem(p)),
+      onRight: Effect.succeed
+    })
   })
 
 const validateCommand = Command.make(
   "validate",
   {
     tables,
-    junit: Options.text("junit").pipe(Options.withDescription("Also write the report as JUnit XML to this file"), Options.optional),
-    reportDir: Options.text("report-dir").pipe(Options.withDescription("Where the JSON report goes (default ETL_REPORT_DIR or reports)"), Options.optional),
+    junit: Options.text("junit").pipe(
+      Options.withDescription("Also write the report as JUnit XML to this file"),
+      Options.optional
+    ),
+    reportDir: Options.text("report-dir").pipe(
+      Options.withDescription("Where the JSON report goes (default ETL_REPORT_DIR or reports)"),
+      Options.optional
+    ),
     pipelineCommand: Options.text("pipeline-command").pipe(
       Options.withDescription(
         "Validate a pipeline written elsewhere: its command line. {table} runs it once per table; {tables} (or nothing, the tables appended) once for all"
@@ -154,7 +187,9 @@ const validateCommand = Command.make(
     ),
     pipelineEnv: Options.choice("pipeline-env", environmentModes).pipe(
       Options.withDefault("inherit" as const),
-      Options.withDescription("clean: the external command sees only PATH, HOME and the variables named in ETL_PIPELINE_ENV")
+      Options.withDescription(
+        "clean: the external command sees only PATH, HOME and the variables named in ETL_PIPELINE_ENV"
+      )
     ),
     scenario: Options.choice("scenario", scenarios).pipe(
       Options.withDefault("standard" as const),
@@ -176,28 +211,32 @@ const validateCommand = Command.make(
     }
     // A bad rules file stops the run before any connection is made.
     return withSettings(
-      Effect.flatMap(Effect.transposeOption(Option.map(options.expect, expectationsFor)), (expect) => Effect.gen(function* () {
-        const pipelineName = yield* PipelineName
-        // The report must have somewhere to go before anything is seeded.
-        yield* Effect.flatMap(Reporter, (reporter) =>
-          reporter.prepare({
-            ...(files.junitPath === undefined ? {} : { junitPath: files.junitPath }),
-            ...(files.reportDirectory === undefined ? {} : { directory: files.reportDirectory })
-          })
-        )
-        yield* validate({
-          pipelineName,
-          scenario: options.scenario,
-          ...Option.match(expect, { onNone: () => ({}), onSome: (given) => ({ expect: given }) }),
-          ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) })
-        }).pipe(
-          Effect.tap((report) => publish(report, files)),
-          Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report, files))
-        )
-      }).pipe(Effect.provide(pipelineFor(options.pipelineCommand, options.pipelineEnv))))
+      Effect.flatMap(Effect.transposeOption(Option.map(options.expect, expectationsFor)), (expect) =>
+        Effect.gen(function* () {
+          const pipelineName = yield* PipelineName
+          // The report must have somewhere to go before anything is seeded.
+          yield* Effect.flatMap(Reporter, (reporter) =>
+            reporter.prepare({
+              ...(files.junitPath === undefined ? {} : { junitPath: files.junitPath }),
+              ...(files.reportDirectory === undefined ? {} : { directory: files.reportDirectory })
+            })
+          )
+          yield* validate({
+            pipelineName,
+            scenario: options.scenario,
+            ...Option.match(expect, { onNone: () => ({}), onSome: (given) => ({ expect: given }) }),
+            ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) })
+          }).pipe(
+            Effect.tap((report) => publish(report, files)),
+            Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report, files))
+          )
+        }).pipe(Effect.provide(pipelineFor(options.pipelineCommand, options.pipelineEnv)))
+      )
     )
   }
-).pipe(Command.withDescription("Seed marked test rows, run the pipeline, verify every stage, measure, clean up, report."))
+).pipe(
+  Command.withDescription("Seed marked test rows, run the pipeline, verify every stage, measure, clean up, report.")
+)
 
 const sweepCommand = Command.make(
   "sweep",
@@ -212,10 +251,15 @@ const sweepCommand = Command.make(
     withSettings(
       sweep({
         dryRun: options.dryRun,
-        ...Option.match(options.staleAfter, { onNone: () => ({}), onSome: (staleAfterSeconds) => ({ staleAfterSeconds }) })
+        ...Option.match(options.staleAfter, {
+          onNone: () => ({}),
+          onSome: (staleAfterSeconds) => ({ staleAfterSeconds })
+        })
       }).pipe(Effect.flatMap(printSweep), Effect.provide(Layers.HarnessLive))
     )
-).pipe(Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger."))
+).pipe(
+  Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger.")
+)
 
 const demoCommand = Command.make("demo", {}, () =>
   ensureLocalServers.pipe(
@@ -231,7 +275,11 @@ const demoCommand = Command.make("demo", {}, () =>
   )
 ).pipe(Command.withDescription("A complete validation on the local servers with a generated OpenDental source."))
 
-const checkAccessCommand = Command.make("check-access", {}, () => withSettings(checkAccess.pipe(Effect.provide(Layers.access)))).pipe(Command.withDescription("Check that each account has exactly the rights it needs; print the fix for each finding."))
+const checkAccessCommand = Command.make("check-access", {}, () =>
+  withSettings(checkAccess.pipe(Effect.provide(Layers.access)))
+).pipe(
+  Command.withDescription("Check that each account has exactly the rights it needs; print the fix for each finding.")
+)
 
 const commands = [
   testConnectionsCommand,
@@ -257,9 +305,7 @@ const report = (cause: Cause.Cause<unknown>) =>
       ? Effect.void // @effect/cli has already printed the usage problem
       : Console.error(error instanceof Error ? error.message : String(error))
   ).pipe(
-    Effect.zipRight(
-      Cause.isDie(cause) ? Console.error(Cause.pretty(cause, { renderErrorCause: true })) : Effect.void
-    )
+    Effect.zipRight(Cause.isDie(cause) ? Console.error(Cause.pretty(cause, { renderErrorCause: true })) : Effect.void)
   )
 
 const main = Effect.suspend(() => run(process.argv)).pipe(
@@ -275,9 +321,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     console.error(
       // On a terminal the pipeline's live progress line is cleared first, not written after.
       (process.stderr.isTTY ? "\r\x1b[K" : "") +
-      (signalsReceived++ === 0
-        ? `Received ${signal}: stopping; tables in flight keep their last committed page, and test rows a validation seeded are deleted before exit.`
-        : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`)
+        (signalsReceived++ === 0
+          ? `Received ${signal}: stopping; tables in flight keep their last committed page, and test rows a validation seeded are deleted before exit.`
+          : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`)
     )
   )
 }
@@ -287,11 +333,13 @@ NodeRuntime.runMain(main, {
   teardown: (exit, onExit) => {
     // An interrupted run is past its error handlers: the rows a failed cleanup left are said here.
     if (Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)) {
-      for (const error of leftBehind(exit.cause)) console.error(`${String((error as Error).message)}. Run npm run sweep once the databases answer.`)
+      for (const error of leftBehind(exit.cause))
+        console.error(`${String((error as Error).message)}. Run npm run sweep once the databases answer.`)
     }
-    const code = Exit.isFailure(exit) && Cause.failures(exit.cause).pipe((c) => [...c].some(ValidationError.isValidationError))
-      ? ExitCode.configurationOrConnection
-      : exitCodeOf(exit)
+    const code =
+      Exit.isFailure(exit) && Cause.failures(exit.cause).pipe((c) => [...c].some(ValidationError.isValidationError))
+        ? ExitCode.configurationOrConnection
+        : exitCodeOf(exit)
     onExit(code)
   }
 })

@@ -36,7 +36,8 @@ const strategies = (names: ReadonlyArray<string>) => {
     .join(", ")
 }
 
-const sum = (runs: ReadonlyArray<TableRun>, of: (run: TableRun) => number | undefined) => runs.reduce((n, r) => n + (of(r) ?? 0), 0)
+const sum = (runs: ReadonlyArray<TableRun>, of: (run: TableRun) => number | undefined) =>
+  runs.reduce((n, r) => n + (of(r) ?? 0), 0)
 
 /** A table changed downstream when either hop wrote a row of it. */
 const changes = (run: TableRun) => ({
@@ -47,7 +48,8 @@ const changes = (run: TableRun) => ({
 /** Changed tables named in the summary before the rest is left to `--verbose`. */
 const changedShown = 50
 
-const deletedIn = (run: TableRun, hop: "replica" | "analytics") => ((run.deleted?.[hop] ?? 0) > 0 ? `, ${run.deleted?.[hop]} deleted` : "")
+const deletedIn = (run: TableRun, hop: "replica" | "analytics") =>
+  (run.deleted?.[hop] ?? 0) > 0 ? `, ${run.deleted?.[hop]} deleted` : ""
 
 /** One line per table, as a person scans it after a run: `--verbose`. */
 const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
@@ -55,14 +57,22 @@ const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
   const rows = runs.map((r) => [
     r.table,
     r.success ? "ok" : "FAILED",
-    r.replication ? `${r.replication.strategy}: ${r.replication.rowsRead} read, ${r.replication.rowsWritten} written${deletedIn(r, "replica")}` : "-",
-    r.analytics ? `${r.analytics.strategy}: ${r.analytics.rowsInserted} new, ${r.analytics.rowsUpdated} changed${deletedIn(r, "analytics")}` : "-",
+    r.replication
+      ? `${r.replication.strategy}: ${r.replication.rowsRead} read, ${r.replication.rowsWritten} written${deletedIn(r, "replica")}`
+      : "-",
+    r.analytics
+      ? `${r.analytics.strategy}: ${r.analytics.rowsInserted} new, ${r.analytics.rowsUpdated} changed${deletedIn(r, "analytics")}`
+      : "-",
     r.analytics ? String(r.analytics.rowsRejected) : "-",
     r.analytics ? String(r.analytics.conversions.zeroDatesToNull) : "-",
     seconds(r.durationMs)
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
-  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ").trimEnd()
+  const line = (cells: ReadonlyArray<string>) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join("  ")
+      .trimEnd()
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)]
 }
 
@@ -70,7 +80,10 @@ const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
  * The end of a run: counts per outcome and strategy, rows per hop, the changed tables and the failed ones with
  * their errors; `verbose` adds a line per table. A run of 446 tables prints a few lines, not 446.
  */
-export const summary = (runs: ReadonlyArray<TableRun>, options: { readonly verbose?: boolean; readonly durationMs?: number } = {}): string => {
+export const summary = (
+  runs: ReadonlyArray<TableRun>,
+  options: { readonly verbose?: boolean; readonly durationMs?: number } = {}
+): string => {
   const failed = runs.filter((r) => !r.success)
   const copied = runs.filter((r) => r.replication !== undefined)
   const loaded = runs.filter((r) => r.analytics !== undefined)
@@ -82,21 +95,34 @@ export const summary = (runs: ReadonlyArray<TableRun>, options: { readonly verbo
   const lines = [
     `${plural(runs.length, "table")}${took}: ${count(runs.length - failed.length)} ok, ${count(failed.length)} failed`,
     `  replica:   ${strategies(copied.map((r) => r.replication?.strategy ?? ""))}${copied.length > 0 ? "; " : ""}` +
-      `${plural(sum(copied, (r) => r.replication?.rowsRead), "row")} read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written${deletes("replica")}`,
+      `${plural(
+        sum(copied, (r) => r.replication?.rowsRead),
+        "row"
+      )} read, ${count(sum(copied, (r) => r.replication?.rowsWritten))} written${deletes("replica")}`,
     `  analytics: ${strategies(loaded.map((r) => r.analytics?.strategy ?? ""))}${loaded.length > 0 ? "; " : ""}` +
-      `${plural(sum(loaded, (r) => r.analytics?.rowsRead), "row")} read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
+      `${plural(
+        sum(loaded, (r) => r.analytics?.rowsRead),
+        "row"
+      )} read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
       `${count(sum(loaded, (r) => r.analytics?.rowsUpdated))} changed, ${count(sum(loaded, (r) => r.analytics?.rowsRejected))} rejected, ` +
       `${count(sum(loaded, (r) => r.analytics?.conversions.zeroDatesToNull))} zero dates -> NULL${deletes("analytics")}`
   ]
   if (options.verbose === true) lines.push("", ...perTable(runs))
   else if (changed.length > 0) {
-    const named = changed.slice(0, changedShown).map((r) => `${r.table} (${count(changes(r).replica)}/${count(changes(r).analytics)})`)
-    const more = changed.length > changedShown ? `, +${changed.length - changedShown} more (--verbose lists every table)` : ""
+    const named = changed
+      .slice(0, changedShown)
+      .map((r) => `${r.table} (${count(changes(r).replica)}/${count(changes(r).analytics)})`)
+    const more =
+      changed.length > changedShown ? `, +${changed.length - changedShown} more (--verbose lists every table)` : ""
     lines.push(`Changed (rows written to replica/analytics): ${named.join(", ")}${more}`)
   }
   if (failed.length > 0) {
     const width = Math.max(...failed.map((r) => r.table.length))
-    lines.push("", `Failed (${failed.length}):`, ...failed.map((r) => `  ${r.table.padEnd(width)}  FAILED  ${r.error?._tag}: ${r.error?.message}`))
+    lines.push(
+      "",
+      `Failed (${failed.length}):`,
+      ...failed.map((r) => `  ${r.table.padEnd(width)}  FAILED  ${r.error?._tag}: ${r.error?.message}`)
+    )
   }
   return lines.join("\n")
 }
@@ -125,7 +151,11 @@ const onTerminal = (progress: Ref.Ref<RunProgress>) =>
     const write = (text: string) => Effect.sync(() => void process.stderr.write(text))
     const clear = () => (shown === "" ? "" : "\r\x1b[K")
     const draw = Effect.gen(function* () {
-      const line = terminalLine(yield* Ref.get(progress), yield* Clock.currentTimeMillis, Math.max(20, (process.stderr.columns ?? 80) - 1))
+      const line = terminalLine(
+        yield* Ref.get(progress),
+        yield* Clock.currentTimeMillis,
+        Math.max(20, (process.stderr.columns ?? 80) - 1)
+      )
       yield* write(`${clear()}${line}`)
       shown = line
     })
@@ -157,12 +187,20 @@ const showingProgress =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
     if (display === "none") return effect
     if (display === "terminal") {
-      return Effect.scoped(Effect.flatMap(onTerminal(progress), (aboveTheLine) => Effect.locallyWith(effect, FiberRef.currentLoggers, aboveTheLine)))
+      return Effect.scoped(
+        Effect.flatMap(onTerminal(progress), (aboveTheLine) =>
+          Effect.locallyWith(effect, FiberRef.currentLoggers, aboveTheLine)
+        )
+      )
     }
-    const log = Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Effect.logInfo(progressLine(p, now)))
+    const log = Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) =>
+      Effect.logInfo(progressLine(p, now))
+    )
     // The first line comes after one interval: a run shorter than that logs only its final line, which comes once
     // the ticking has stopped.
-    return Effect.scoped(Effect.zipRight(Effect.forkScoped(Effect.schedule(log, Schedule.spaced(interval))), effect)).pipe(Effect.ensuring(log))
+    return Effect.scoped(
+      Effect.zipRight(Effect.forkScoped(Effect.schedule(log, Schedule.spaced(interval))), effect)
+    ).pipe(Effect.ensuring(log))
   }
 
 const listed = (tables: ReadonlyArray<string>) => (tables.length <= 12 ? tables.join(", ") : `${tables.length} tables`)
@@ -176,25 +214,41 @@ export const runPipeline = (options: PipelineOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const pipeline = yield* Pipeline
-    const selection = yield* (yield* SourceTables).select(options.tables ?? settings.pipeline.tables, options.tables ? "--tables" : "ETL_TABLES")
+    const selection = yield* (yield* SourceTables).select(
+      options.tables ?? settings.pipeline.tables,
+      options.tables ? "--tables" : "ETL_TABLES"
+    )
     if (selection.views.length > 0) {
-      yield* Effect.logInfo(`Skipping ${plural(selection.views.length, "view")}, views are not copied: ${selection.views.join(", ")}`)
+      yield* Effect.logInfo(
+        `Skipping ${plural(selection.views.length, "view")}, views are not copied: ${selection.views.join(", ")}`
+      )
     }
     if (selection.excluded.length > 0) {
-      yield* Effect.logInfo(`Excluded by ETL_EXCLUDE_TABLES (${settings.pipeline.excludeTables.join(",")}): ${selection.excluded.join(", ")}`)
+      yield* Effect.logInfo(
+        `Excluded by ETL_EXCLUDE_TABLES (${settings.pipeline.excludeTables.join(",")}): ${selection.excluded.join(", ")}`
+      )
     }
     const tables = selection.tables
-    const also = [...(options.full ? ["full reload"] : []), ...((options.propagateDeletes ?? settings.pipeline.propagateDeletes) ? ["propagating deletes"] : [])]
-    yield* Effect.logInfo(`Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(tables)}${also.map((a) => `, ${a}`).join("")}`)
+    const also = [
+      ...(options.full ? ["full reload"] : []),
+      ...((options.propagateDeletes ?? settings.pipeline.propagateDeletes) ? ["propagating deletes"] : [])
+    ]
+    yield* Effect.logInfo(
+      `Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(tables)}${also.map((a) => `, ${a}`).join("")}`
+    )
     const startedAt = yield* Clock.currentTimeMillis
     const progress = yield* Ref.make(startProgress(tables.length, startedAt))
     const propagateDeletes = options.propagateDeletes ?? settings.pipeline.propagateDeletes
-    const runs = yield* pipeline.run(tables, { full: options.full, onBadRow: options.onBadRow, progress, propagateDeletes }).pipe(
-      showingProgress(progress, options.progress ?? "log", settings.pipeline.progressInterval),
-      Effect.onInterrupt(() =>
-        Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) => Console.log(interruptedSummary(p, now)))
+    const runs = yield* pipeline
+      .run(tables, { full: options.full, onBadRow: options.onBadRow, progress, propagateDeletes })
+      .pipe(
+        showingProgress(progress, options.progress ?? "log", settings.pipeline.progressInterval),
+        Effect.onInterrupt(() =>
+          Effect.flatMap(Effect.zip(Ref.get(progress), Clock.currentTimeMillis), ([p, now]) =>
+            Console.log(interruptedSummary(p, now))
+          )
+        )
       )
-    )
     const durationMs = (yield* Clock.currentTimeMillis) - startedAt
     yield* Console.log(summary(runs, { verbose: options.verbose === true, durationMs }))
     const failed = runs.filter((r) => !r.success).map((r) => r.table)

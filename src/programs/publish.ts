@@ -31,7 +31,10 @@ export const publish = (report: ValidationReport, options: PublishOptions = {}) 
       Effect.tapError((e) => Console.error(`warning: ${e.message}`)),
       Effect.option
     )
-    const earlier = Option.match(history, { onNone: () => [], onSome: (runs) => runs.filter((r) => r.runId !== report.runId) })
+    const earlier = Option.match(history, {
+      onNone: () => [],
+      onSome: (runs) => runs.filter((r) => r.runId !== report.runId)
+    })
     const directory = options.reportDirectory ?? settings.validation.reportDirectory
     const written: WrittenReport = yield* reporter
       .write(report, {
@@ -39,7 +42,16 @@ export const publish = (report: ValidationReport, options: PublishOptions = {}) 
         directory,
         ...Option.match(history, { onNone: () => ({}), onSome: (runs) => ({ trend: [...runs].reverse() }) })
       })
-      .pipe(Effect.mapError((e) => new ReportDirectoryError({ directory, setting: "--report-dir, --junit or ETL_PROMETHEUS_FILE", reason: e.message })))
+      .pipe(
+        Effect.mapError(
+          (e) =>
+            new ReportDirectoryError({
+              directory,
+              setting: "--report-dir, --junit or ETL_PROMETHEUS_FILE",
+              reason: e.message
+            })
+        )
+      )
     yield* Console.log(
       `${written.summary}\n  report: ${written.json}, ${written.html}${written.junit ? `, JUnit: ${written.junit}` : ""}; metrics: ${written.prometheus}`
     )
@@ -47,7 +59,9 @@ export const publish = (report: ValidationReport, options: PublishOptions = {}) 
     if (reasons.length > 0) {
       const message = alertMessage(report, reasons, written.html)
       yield* alerts.send({ message, runId: report.runId, status: report.status, reasons, report: written.html }).pipe(
-        Effect.flatMap((sent) => (sent.length === 0 ? Effect.void : Console.log(`  alert sent (${sent.join(", ")}): ${message}`))),
+        Effect.flatMap((sent) =>
+          sent.length === 0 ? Effect.void : Console.log(`  alert sent (${sent.join(", ")}): ${message}`)
+        ),
         Effect.catchAll((e) => Console.error(`warning: ${e.message}`))
       )
     }

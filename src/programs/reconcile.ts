@@ -13,11 +13,15 @@ export interface ReconcileRunOptions {
 }
 
 /** One table's outcome: compared (and maybe repaired), or the error that stopped it. */
-export type TableOutcome = { readonly table: string } & ({ readonly result: TableReconcile } | { readonly error: ReconcileError })
+export type TableOutcome = { readonly table: string } & (
+  { readonly result: TableReconcile } | { readonly error: ReconcileError }
+)
 
 const repairLine = (r: TableReconcile) => {
   const hop = (name: string, done: { copied: number; deleted: number; whole: boolean } | null | undefined) =>
-    done == null ? [] : [done.whole ? `${name} copied whole` : `${name}: ${done.copied} rows copied again, ${done.deleted} deleted`]
+    done == null
+      ? []
+      : [done.whole ? `${name} copied whole` : `${name}: ${done.copied} rows copied again, ${done.deleted} deleted`]
   return [...hop("replica", r.repaired?.replication), ...hop("analytics", r.repaired?.analytics)].join("; ")
 }
 
@@ -52,9 +56,14 @@ export const reconcile = (options: ReconcileRunOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const reconciler = yield* Reconciler
-    const selection = yield* (yield* SourceTables).select(options.tables ?? settings.pipeline.tables, options.tables ? "--tables" : "ETL_TABLES")
+    const selection = yield* (yield* SourceTables).select(
+      options.tables ?? settings.pipeline.tables,
+      options.tables ? "--tables" : "ETL_TABLES"
+    )
     const tables = selection.tables
-    yield* Effect.logInfo(`Reconcile (ETL_ENVIRONMENT=${settings.environment}): ${tables.length} tables${options.repair ? ", repairing differences" : ""}`)
+    yield* Effect.logInfo(
+      `Reconcile (ETL_ENVIRONMENT=${settings.environment}): ${tables.length} tables${options.repair ? ", repairing differences" : ""}`
+    )
     // Each table in flight holds its lock connections, as a pipeline's does: the same budget bounds them.
     const plan = connectionPlanOf(settings)
     if (plan.lowered !== undefined) yield* Effect.logWarning(plan.lowered)
@@ -72,6 +81,7 @@ export const reconcile = (options: ReconcileRunOptions) =>
     if (lost[0] !== undefined) return yield* lost[0]
     const differing = outcomes.flatMap((o) => ("result" in o && !o.result.inSync ? [o.table] : []))
     const failed = outcomes.flatMap((o) => ("error" in o ? [o.table] : []))
-    if (differing.length > 0 || failed.length > 0) return yield* new ReconcileDifferencesError({ differing, failed, total: tables.length })
+    if (differing.length > 0 || failed.length > 0)
+      return yield* new ReconcileDifferencesError({ differing, failed, total: tables.length })
     return outcomes
   })

@@ -18,12 +18,17 @@ export const describeSweptRun = (run: SweptRun): string => {
   const unrecorded = run.found.reduce((n, t) => n + t.unrecorded, 0)
   const left = run.found
     .filter((t) => t.source + t.replication + Option.getOrElse(t.analytics, () => 0) > 0)
-    .map((t) => `${t.table} ${t.source}/${t.replication}/${Option.getOrElse(Option.map(t.analytics, String), () => "unreachable")}`)
+    .map(
+      (t) =>
+        `${t.table} ${t.source}/${t.replication}/${Option.getOrElse(Option.map(t.analytics, String), () => "unreachable")}`
+    )
   const found =
     left.length === 0
       ? "It left no row in the source, replica or analytics."
       : `It left (source/replica/analytics): ${left.join(", ")}.` +
-        (unrecorded > 0 ? ` ${plural(unrecorded, "row")} of them the ledger had not recorded (the process died between an insert and its record); found by the run's marker above the key floor it recorded first.` : "")
+        (unrecorded > 0
+          ? ` ${plural(unrecorded, "row")} of them the ledger had not recorded (the process died between an insert and its record); found by the run's marker above the key floor it recorded first.`
+          : "")
   switch (run.outcome) {
     case "would delete":
       return `${head}\n  ${found}\n  Dry run: nothing deleted.`
@@ -40,9 +45,15 @@ export const sweep = (options: { readonly dryRun: boolean; readonly staleAfterSe
     const settings = yield* EtlSettings
     const seededData = yield* SeededData
     if (options.staleAfterSeconds !== undefined && options.staleAfterSeconds < 0) {
-      return yield* new UsageError({ option: "--stale-after-seconds", problem: `must be 0 or more (got ${options.staleAfterSeconds})` })
+      return yield* new UsageError({
+        option: "--stale-after-seconds",
+        problem: `must be 0 or more (got ${options.staleAfterSeconds})`
+      })
     }
-    const staleAfter = options.staleAfterSeconds === undefined ? settings.validation.staleAfter : Duration.seconds(options.staleAfterSeconds)
+    const staleAfter =
+      options.staleAfterSeconds === undefined
+        ? settings.validation.staleAfter
+        : Duration.seconds(options.staleAfterSeconds)
     return yield* seededData.sweep({ staleAfter, dryRun: options.dryRun })
   })
 

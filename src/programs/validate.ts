@@ -4,7 +4,13 @@ import { type CleanupError, type ConnectionError, DatabaseError, UsageError } fr
 import { type Expectations, lossless } from "../domain/harness/expectations.ts"
 import { StepReport, ValidationFailedError } from "../domain/harness/report.ts"
 import { allTables } from "../domain/tableSelection.ts"
-import { buildReport, type DriftFact, type DriftTableFact, type IsolationFact, type ValidationFacts } from "../domain/harness/verdict.ts"
+import {
+  buildReport,
+  type DriftFact,
+  type DriftTableFact,
+  type IsolationFact,
+  type ValidationFacts
+} from "../domain/harness/verdict.ts"
 import { AccessControl } from "../harness/AccessControl.ts"
 import { Benchmark } from "../harness/Benchmark.ts"
 import { Collateral } from "../harness/Collateral.ts"
@@ -12,7 +18,14 @@ import { connectionPlanOf, EtlSettings } from "../connections/EtlSettings.ts"
 import { type Fingerprint, Isolation } from "../harness/Isolation.ts"
 import { Pipeline, type TableRun } from "../pipeline/Pipeline.ts"
 import { Reconciler } from "../pipeline/Reconciler.ts"
-import { type CleanupReport, type SeedableTable, seedableTables, SeededData, type SeededSet, type SeededTable } from "../harness/SeededData.ts"
+import {
+  type CleanupReport,
+  type SeedableTable,
+  seedableTables,
+  SeededData,
+  type SeededSet,
+  type SeededTable
+} from "../harness/SeededData.ts"
 import { type CaseOutcome, type TableVerification, Verifier } from "../harness/Verifier.ts"
 
 /**
@@ -41,7 +54,10 @@ export interface ValidateOptions {
 const tablesToSeed = (requested: ReadonlyArray<string>, scenario: Scenario) =>
   Effect.gen(function* () {
     if (requested.length === 0) {
-      return yield* new UsageError({ option: "--tables", problem: `names no table; give one or more of ${seedableTables.join(", ")}` })
+      return yield* new UsageError({
+        option: "--tables",
+        problem: `names no table; give one or more of ${seedableTables.join(", ")}`
+      })
     }
     // The pipeline's `all` copies every table; validation seeds rows, and only into the tables it knows how to.
     if (requested.some((t) => t.toLowerCase() === allTables)) {
@@ -60,7 +76,8 @@ const tablesToSeed = (requested: ReadonlyArray<string>, scenario: Scenario) =>
     return seedableTables.filter(
       (t) =>
         requested.includes(t) ||
-        (t === "patient" && (scenario === "malformed" || requested.some((x) => x === "appointment" || x === "procedurelog"))) ||
+        (t === "patient" &&
+          (scenario === "malformed" || requested.some((x) => x === "appointment" || x === "procedurelog"))) ||
         (t === "appointment" && requested.includes("procedurelog"))
     ) as ReadonlyArray<SeedableTable>
   })
@@ -71,7 +88,12 @@ const bothRuns = (first: ReadonlyArray<TableRun>, second: ReadonlyArray<TableRun
     const again = second.find((r) => r.table === run.table)
     if (again === undefined) return run
     const error = run.error ?? again.error
-    return { ...again, success: run.success && again.success, durationMs: run.durationMs + again.durationMs, ...(error === undefined ? {} : { error }) }
+    return {
+      ...again,
+      success: run.success && again.success,
+      durationMs: run.durationMs + again.durationMs,
+      ...(error === undefined ? {} : { error })
+    }
   })
 
 const isolationFacts = (
@@ -80,7 +102,11 @@ const isolationFacts = (
 ): ReadonlyArray<IsolationFact> =>
   before.map((b) => {
     const a = after.find((f) => f.table === b.table) ?? { rows: -1, checksum: "missing" }
-    return { table: b.table, before: { rows: b.rows, checksum: b.checksum }, after: { rows: a.rows, checksum: a.checksum } }
+    return {
+      table: b.table,
+      before: { rows: b.rows, checksum: b.checksum },
+      after: { rows: a.rows, checksum: a.checksum }
+    }
   })
 
 /** Each table reconciled whole, compare only; a table that cannot be compared says why, and the others still are. */
@@ -124,7 +150,11 @@ export const validate = (options: ValidateOptions = {}) =>
 
     const access = yield* bench.time("access", accessControl.check)
     // A writer that could insert but not delete would leave its test rows in the clinic's database.
-    const blocking = access.flatMap((a) => a.findings.filter((f) => f.blocksSeeding !== undefined && (tables as ReadonlyArray<string>).includes(f.blocksSeeding)))
+    const blocking = access.flatMap((a) =>
+      a.findings.filter(
+        (f) => f.blocksSeeding !== undefined && (tables as ReadonlyArray<string>).includes(f.blocksSeeding)
+      )
+    )
     if (blocking.length > 0) {
       return yield* new DatabaseError({
         database: "source-writer",
@@ -133,7 +163,9 @@ export const validate = (options: ValidateOptions = {}) =>
       })
     }
     // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
-    const fingerprintBefore = fingerprinted ? Option.some(yield* bench.time("fingerprint", isolation.fingerprint(tables))) : Option.none()
+    const fingerprintBefore = fingerprinted
+      ? Option.some(yield* bench.time("fingerprint", isolation.fingerprint(tables)))
+      : Option.none()
     const collateralRef = yield* Ref.make<ReadonlyArray<CollateralResult>>([])
     const seededRef = yield* Ref.make(Option.none<SeededSet>())
     const seededTablesRef = yield* Ref.make<ReadonlyArray<SeededTable>>([])
@@ -162,16 +194,34 @@ export const validate = (options: ValidateOptions = {}) =>
           ? Option.some(yield* bench.time("collateral snapshot", collateral.snapshot(tables, seeded.runId)))
           : Option.none()
         const runPipeline = (step: string) =>
-          bench.time(step, pipeline.run(tables, { runId: seeded.runId, ...(scenario === "malformed" ? { onBadRow: "quarantine" as const } : {}) })).pipe(
-            Effect.tap((runs) =>
-              Effect.forEach(runs, (run) => bench.record(`${step} table`, run.durationMs, { table: run.table, budget: settings.validation.tableBudget }))
+          bench
+            .time(
+              step,
+              pipeline.run(tables, {
+                runId: seeded.runId,
+                ...(scenario === "malformed" ? { onBadRow: "quarantine" as const } : {})
+              })
             )
-          )
+            .pipe(
+              Effect.tap((runs) =>
+                Effect.forEach(runs, (run) =>
+                  bench.record(`${step} table`, run.durationMs, {
+                    table: run.table,
+                    budget: settings.validation.tableBudget
+                  })
+                )
+              )
+            )
         if (scenario === "concurrent") {
           // Each round rewrites every seeded row; after the rounds stop, one more run must bring the last values.
           const rounds = yield* Ref.make(0)
           const changing = yield* Effect.fork(
-            Effect.forever(Effect.flatMap(Ref.updateAndGet(rounds, (n) => n + 1), (round) => seeded.changeRows(round)))
+            Effect.forever(
+              Effect.flatMap(
+                Ref.updateAndGet(rounds, (n) => n + 1),
+                (round) => seeded.changeRows(round)
+              )
+            )
           )
           const first = yield* runPipeline("pipeline")
           yield* Fiber.interrupt(changing)
@@ -183,14 +233,23 @@ export const validate = (options: ValidateOptions = {}) =>
         }
         if (scenario === "boundary") {
           // Rows committed in the same second as the last stamp the pipeline saw: a strict '>' on the watermark loses them.
-          yield* Ref.set(seededTablesRef, yield* bench.time("seed again in the same second", seeded.seedAgainInTheSameSecond))
+          yield* Ref.set(
+            seededTablesRef,
+            yield* bench.time("seed again in the same second", seeded.seedAgainInTheSameSecond)
+          )
           const again = yield* runPipeline("pipeline again")
           yield* Ref.update(runsRef, (first) => bothRuns(first, again))
         }
         const toVerify = yield* Ref.get(seededTablesRef)
         yield* Ref.set(verificationRef, yield* bench.time("verify", verifier.verify(toVerify, expectations)))
         if (seeded.malformed.length > 0) {
-          yield* Ref.set(malformedRef, yield* bench.time("verify malformed", verifier.verifyMalformed(seeded.runId, seeded.malformed, expectations)))
+          yield* Ref.set(
+            malformedRef,
+            yield* bench.time(
+              "verify malformed",
+              verifier.verifyMalformed(seeded.runId, seeded.malformed, expectations)
+            )
+          )
         }
         if (Option.isSome(collateralBefore)) {
           yield* Ref.set(collateralRef, yield* bench.time("collateral check", collateral.check(collateralBefore.value)))
@@ -208,8 +267,13 @@ export const validate = (options: ValidateOptions = {}) =>
     const cleanedUp = Option.flatMap(cleanup, Either.getRight)
     if (Option.isSome(cleanedUp)) yield* bench.record("cleanup", cleanedUp.value.durationMs)
     // A source that went away during the run cannot be fingerprinted again: said as an error, the rest still reported.
-    const fingerprintAfter: Either.Either<{ readonly tables: ReadonlyArray<Fingerprint> }, ConnectionError | DatabaseError> = Option.isSome(fingerprintBefore)
-      ? yield* bench.time("fingerprint", isolation.fingerprint(tables, { since: fingerprintBefore.value.since })).pipe(Effect.either)
+    const fingerprintAfter: Either.Either<
+      { readonly tables: ReadonlyArray<Fingerprint> },
+      ConnectionError | DatabaseError
+    > = Option.isSome(fingerprintBefore)
+      ? yield* bench
+          .time("fingerprint", isolation.fingerprint(tables, { since: fingerprintBefore.value.since }))
+          .pipe(Effect.either)
       : Either.right({ tables: [] })
     // After the cleanup, when the seeded rows are gone from every stage: what differs then is the clinic's own, and a
     // seeded row the pipeline lost stays the verifier's finding, not a second one here.
@@ -219,7 +283,10 @@ export const validate = (options: ValidateOptions = {}) =>
       : runs.length === 0
         ? { state: "skipped", reason: "the pipeline did not run" }
         : Option.isNone(cleanedUp)
-          ? { state: "skipped", reason: "test rows may remain (see cleanup); the clinic's rows are compared once they are gone" }
+          ? {
+              state: "skipped",
+              reason: "test rows may remain (see cleanup); the clinic's rows are compared once they are gone"
+            }
           : { state: "checked", tables: yield* bench.time("drift check", driftOf(tables)) }
     const measured = yield* bench.finish
     const verification = yield* Ref.get(verificationRef)
@@ -243,7 +310,8 @@ export const validate = (options: ValidateOptions = {}) =>
         mode: fingerprinted ? "fingerprint" : "guarded deletes",
         tables: Either.match(fingerprintAfter, {
           onLeft: () => [],
-          onRight: (after) => isolationFacts(Option.match(fingerprintBefore, { onNone: () => [], onSome: (f) => f.tables }), after.tables)
+          onRight: (after) =>
+            isolationFacts(Option.match(fingerprintBefore, { onNone: () => [], onSome: (f) => f.tables }), after.tables)
         })
       },
       collateral: yield* Ref.get(collateralRef),
@@ -256,8 +324,17 @@ export const validate = (options: ValidateOptions = {}) =>
         ...Either.match(fingerprintAfter, { onLeft: (e) => [e], onRight: () => [] })
       ],
       cleanup: Option.orElse(
-        Option.map(cleanup, (c) => Either.match(c, { onLeft: (e) => ({ deleted: e.deleted, remaining: e.remaining }), onRight: (r) => ({ deleted: r.deleted, remaining: [] }) })),
-        () => Option.map(Option.fromNullable(failures.find((e) => e._tag === "CleanupError")), (e) => ({ deleted: e.deleted, remaining: e.remaining }))
+        Option.map(cleanup, (c) =>
+          Either.match(c, {
+            onLeft: (e) => ({ deleted: e.deleted, remaining: e.remaining }),
+            onRight: (r) => ({ deleted: r.deleted, remaining: [] })
+          })
+        ),
+        () =>
+          Option.map(Option.fromNullable(failures.find((e) => e._tag === "CleanupError")), (e) => ({
+            deleted: e.deleted,
+            remaining: e.remaining
+          }))
       )
     }
     const report = buildReport(facts)

@@ -50,12 +50,17 @@ const tableLines = (stdout: string): ReadonlyArray<TableLine> => {
 
 /** Tables either hop wrote a row of: what the summary lists as changed. */
 const changed = (lines: ReadonlyArray<TableLine>) =>
-  lines.filter((l) => (l.replica?.written ?? 0) > 0 || (l.analytics?.inserted ?? 0) + (l.analytics?.updated ?? 0) > 0).map((l) => l.table)
+  lines
+    .filter((l) => (l.replica?.written ?? 0) > 0 || (l.analytics?.inserted ?? 0) + (l.analytics?.updated ?? 0) > 0)
+    .map((l) => l.table)
 
 /** A run the user sees succeed: exit 0, every one of the clinic's tables ok, none failed. */
 const expectAllOk = (run: CliResult, tables: ReadonlyArray<string>) => {
   const lines = tableLines(run.stdout)
-  expect(lines.filter((l) => l.result !== "ok").map((l) => `${l.table}: ${l.result}`), `tables not ok (stderr: ${run.stderr})`).toEqual([])
+  expect(
+    lines.filter((l) => l.result !== "ok").map((l) => `${l.table}: ${l.result}`),
+    `tables not ok (stderr: ${run.stderr})`
+  ).toEqual([])
   expect(lines.map((l) => l.table).sort(), "tables the run reports").toEqual(tables)
   expect(run.code).toBe(0)
   expect(run.stdout).toMatch(new RegExp(`^${tables.length} tables in \\S+: ${tables.length} ok, 0 failed$`, "m"))
@@ -86,12 +91,28 @@ describe("a whole clinic through the CLI", () => {
           // The clinic as OpenDental keeps it: 446 MyISAM tables, 10 of them without a primary key.
           expect(built.map((t) => t.name).sort()).toEqual(tables)
           expect(tables).toHaveLength(446)
-          expect(built.filter((t) => t.engine !== "MyISAM").map((t) => t.name), "tables not MyISAM").toEqual([])
-          expect(built.filter((t) => !t.keyed).map((t) => t.name).sort()).toEqual(clinicTables().filter((t) => t.primaryKey === null).map((t) => t.name).sort())
+          expect(
+            built.filter((t) => t.engine !== "MyISAM").map((t) => t.name),
+            "tables not MyISAM"
+          ).toEqual([])
+          expect(
+            built
+              .filter((t) => !t.keyed)
+              .map((t) => t.name)
+              .sort()
+          ).toEqual(
+            clinicTables()
+              .filter((t) => t.primaryKey === null)
+              .map((t) => t.name)
+              .sort()
+          )
           expect(built.filter((t) => !t.keyed)).toHaveLength(10)
 
           const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
-          const pipeline = runCli(["pipeline", "--tables", "all", "--verbose"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+          const pipeline = runCli(["pipeline", "--tables", "all", "--verbose"], {
+            env: { ETL_ENVIRONMENT: "test" },
+            cwd
+          })
 
           // The first run copies every table whole and loads it.
           const first = expectAllOk(yield* pipeline, tables)
@@ -107,24 +128,39 @@ describe("a whole clinic through the CLI", () => {
           yield* Effect.promise(() => admin.query(`USE \`${names.source}\``))
           /** Rows the statement affected. */
           const change = (statement: string) =>
-            Effect.promise(() => admin.query<ResultSetHeader>(statement)).pipe(Effect.map(([header]) => header.affectedRows))
+            Effect.promise(() => admin.query<ResultSetHeader>(statement)).pipe(
+              Effect.map(([header]) => header.affectedRows)
+            )
           const night = {
             // In place, stamped by the table's ON UPDATE change column as OpenDental's tables are.
             patient: yield* change("UPDATE patient SET HmPhone = '(503) 555-0199' WHERE PatNum IN (1, 2, 3)"),
-            procedurelog: yield* change("UPDATE procedurelog SET ProcFee = ProcFee + 10 WHERE ProcNum IN (1, 2, 3, 4, 5)"),
+            procedurelog: yield* change(
+              "UPDATE procedurelog SET ProcFee = ProcFee + 10 WHERE ProcNum IN (1, 2, 3, 4, 5)"
+            ),
             // In place, with no change column: only the server's evidence says it changed.
-            sheetfield: yield* change("UPDATE sheetfield SET FieldValue = 'signed at night' WHERE SheetFieldNum IN (1, 2)"),
+            sheetfield: yield* change(
+              "UPDATE sheetfield SET FieldValue = 'signed at night' WHERE SheetFieldNum IN (1, 2)"
+            ),
             // Appended to the audit trail, as OpenDental only ever writes it.
             securitylog: yield* change(
               "INSERT INTO securitylog (PermType, UserNum, LogDateTime, LogText, PatNum, CompName, FKey, LogSource, DefNum, DefNumError, DateTPrevious) " +
                 "SELECT PermType, UserNum, NOW(), 'night entry', PatNum, CompName, FKey, LogSource, DefNum, DefNumError, DateTPrevious FROM securitylog ORDER BY SecurityLogNum LIMIT 4"
             ),
             // No primary key at all.
-            tmppatient: yield* change("INSERT INTO tmppatient (patient_id, patient_image_id) VALUES ('night-1', 'night-image-1')"),
+            tmppatient: yield* change(
+              "INSERT INTO tmppatient (patient_id, patient_image_id) VALUES ('night-1', 'night-image-1')"
+            ),
             // A delete where nothing but the server's evidence records it.
             clockevent: yield* change("DELETE FROM clockevent WHERE ClockEventNum IN (1, 2)")
           }
-          expect(night).toEqual({ patient: 3, procedurelog: 5, sheetfield: 2, securitylog: 4, tmppatient: 1, clockevent: 2 })
+          expect(night).toEqual({
+            patient: 3,
+            procedurelog: 5,
+            sheetfield: 2,
+            securitylog: 4,
+            tmppatient: 1,
+            clockevent: 2
+          })
 
           const second = expectAllOk(yield* pipeline, tables)
           expect(changed(second), "tables the run wrote rows of").toEqual(Object.keys(night).sort())
@@ -135,10 +171,17 @@ describe("a whole clinic through the CLI", () => {
           }).toMatchObject({
             patient: { replica: { strategy: "incremental", written: 3 }, analytics: { inserted: 0, updated: 3 } },
             procedurelog: { replica: { strategy: "incremental", written: 5 }, analytics: { inserted: 0, updated: 5 } },
-            securitylog: { replica: { strategy: "append-only", read: 4, written: 4 }, analytics: { inserted: 4, updated: 0 } }
+            securitylog: {
+              replica: { strategy: "append-only", read: 4, written: 4 },
+              analytics: { inserted: 4, updated: 0 }
+            }
           })
           // Tables without a change column are copied whole once the server shows they changed: every row read.
-          const rowsNow = { sheetfield: counts.sheetfield!, tmppatient: counts.tmppatient! + 1, clockevent: counts.clockevent! - 2 }
+          const rowsNow = {
+            sheetfield: counts.sheetfield!,
+            tmppatient: counts.tmppatient! + 1,
+            clockevent: counts.clockevent! - 2
+          }
           for (const [table, rows] of Object.entries(rowsNow)) {
             expect(line(second, table)?.replica, table).toMatchObject({ strategy: "full", read: rows })
           }
@@ -156,7 +199,9 @@ describe("a whole clinic through the CLI", () => {
             "tables not proved unchanged in both hops"
           ).toEqual([])
           expect(third.stdout).toContain(`  replica:   ${tables.length} unchanged; 0 rows read, 0 written`)
-          expect(third.stdout).toContain(`  analytics: ${tables.length} unchanged; 0 rows read, 0 new, 0 changed, 0 rejected, 0 zero dates -> NULL`)
+          expect(third.stdout).toContain(
+            `  analytics: ${tables.length} unchanged; 0 rows read, 0 new, 0 changed, 0 rejected, 0 zero dates -> NULL`
+          )
           yield* expectStagesInSync(tables)
         }),
       // Three runs of 446 tables and three checksums of each in every stage: about a minute on two cores.
@@ -164,20 +209,26 @@ describe("a whole clinic through the CLI", () => {
     )
   })
 
-  it.scoped("the replica going away for good fails every table left naming the replica, exit 2, within the CLI's 128 MB heap", () =>
-    Effect.gen(function* () {
-      const names = yield* TestDatabases.createTestDatabases
-      const admin = yield* TestDatabases.mysqlAdmin
-      const tables = Object.keys(yield* generateClinic(admin, { database: names.source, scale: 0.0001 }))
-      const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
-      const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { MYSQL_REPLICATION_PORT: String(proxy.port) }) })
-      // Gone as the first table asks for its lock: each of the others fails on a connection the server refuses.
-      proxy.setFault({ _tag: "resetOn", pattern: "GET_LOCK", thenRecover: false })
-      const run = yield* runCli(["pipeline", "--tables", "all"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
-      expect(run.stderr).not.toContain("heap out of memory")
-      expect(run.code).toBe(2)
-      expect(run.stdout).toMatch(new RegExp(`^${tables.length} tables in \\S+: 0 ok, ${tables.length} failed$`, "m"))
-      expect(run.stdout).toContain(`ConnectionError: Cannot connect to the replication database at 127.0.0.1:${proxy.port}`)
-    }).pipe(Effect.provide(NodeContext.layer))
+  it.scoped(
+    "the replica going away for good fails every table left naming the replica, exit 2, within the CLI's 128 MB heap",
+    () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.createTestDatabases
+        const admin = yield* TestDatabases.mysqlAdmin
+        const tables = Object.keys(yield* generateClinic(admin, { database: names.source, scale: 0.0001 }))
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const cwd = yield* workingDirectory({
+          ".env_test": envFileFor(names, { MYSQL_REPLICATION_PORT: String(proxy.port) })
+        })
+        // Gone as the first table asks for its lock: each of the others fails on a connection the server refuses.
+        proxy.setFault({ _tag: "resetOn", pattern: "GET_LOCK", thenRecover: false })
+        const run = yield* runCli(["pipeline", "--tables", "all"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
+        expect(run.stderr).not.toContain("heap out of memory")
+        expect(run.code).toBe(2)
+        expect(run.stdout).toMatch(new RegExp(`^${tables.length} tables in \\S+: 0 ok, ${tables.length} failed$`, "m"))
+        expect(run.stdout).toContain(
+          `ConnectionError: Cannot connect to the replication database at 127.0.0.1:${proxy.port}`
+        )
+      }).pipe(Effect.provide(NodeContext.layer))
   )
 })

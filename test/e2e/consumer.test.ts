@@ -12,7 +12,9 @@ const repository = fileURLToPath(new URL("../..", import.meta.url))
 
 /** Variables of the tool itself are never inherited from the test runner's environment. */
 const inherited = () =>
-  Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ETL_|OPENDENTAL_|MYSQL_REPLICATION_|POSTGRES_ANALYTICS_)/.test(k)))
+  Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(ETL_|OPENDENTAL_|MYSQL_REPLICATION_|POSTGRES_ANALYTICS_)/.test(k))
+  )
 
 /** Runs a command to its end, without colours; its output is kept for the assertion's message. */
 const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
@@ -26,7 +28,10 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
   })
 
 const installedVersion = (name: string) =>
-  Effect.promise(async () => JSON.parse(await fs.readFile(`${repository}node_modules/${name}/package.json`, "utf8")).version as string)
+  Effect.promise(
+    async () =>
+      JSON.parse(await fs.readFile(`${repository}node_modules/${name}/package.json`, "utf8")).version as string
+  )
 
 /** Every variable of `.env_production`, as the example lists them, pointing at the test databases and accounts. */
 const productionVariables = (names: TestDatabases.TestDatabaseSet) =>
@@ -66,7 +71,8 @@ const productionVariables = (names: TestDatabases.TestDatabaseSet) =>
     }
     for (const [k, v] of Object.entries(overrides)) variables.set(k, v)
     // The example's CA files are paths on a clinic's machine; the machine's own servers speak plain text.
-    for (const k of ["OPENDENTAL_SOURCE_SSL_CA", "MYSQL_REPLICATION_SSL_CA", "POSTGRES_ANALYTICS_SSLROOTCERT"]) variables.delete(k)
+    for (const k of ["OPENDENTAL_SOURCE_SSL_CA", "MYSQL_REPLICATION_SSL_CA", "POSTGRES_ANALYTICS_SSLROOTCERT"])
+      variables.delete(k)
     return [...variables.entries()]
   })
 
@@ -121,15 +127,30 @@ describe("the npm package, embedded", () => {
         const project = `${directory}/consumer`
         yield* Effect.promise(async () => {
           await fs.mkdir(project)
-          await fs.writeFile(`${project}/package.json`, JSON.stringify({ name: "consumer", private: true, type: "module" }))
+          await fs.writeFile(
+            `${project}/package.json`,
+            JSON.stringify({ name: "consumer", private: true, type: "module" })
+          )
           await fs.writeFile(`${project}/embedded.test.ts`, consumerTest(variables))
           await fs.writeFile(`${project}/tsconfig.json`, JSON.stringify(consumerTsconfig))
         })
-        const versions = yield* Effect.all(["effect", "@effect/vitest", "vitest"].map((name) => Effect.map(installedVersion(name), (v) => `${name}@${v}`)))
-        const install = yield* run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball, ...versions], project)
+        const versions = yield* Effect.all(
+          ["effect", "@effect/vitest", "vitest"].map((name) =>
+            Effect.map(installedVersion(name), (v) => `${name}@${v}`)
+          )
+        )
+        const install = yield* run(
+          "npm",
+          ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball, ...versions],
+          project
+        )
         expect(install.code, install.output).toBe(0)
 
-        const typecheck = yield* run(process.execPath, [`${repository}node_modules/typescript/bin/tsc`, "-p", "tsconfig.json"], project)
+        const typecheck = yield* run(
+          process.execPath,
+          [`${repository}node_modules/typescript/bin/tsc`, "-p", "tsconfig.json"],
+          project
+        )
         expect(typecheck.code, typecheck.output).toBe(0)
 
         const test = yield* run("npx", ["vitest", "run", "--testTimeout=120000"], project)

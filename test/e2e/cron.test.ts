@@ -19,7 +19,9 @@ const heldRun = Effect.acquireRelease(
     let connected: (socket: net.Socket) => void = () => {}
     const started = new Promise<net.Socket>((resolve) => (connected = resolve))
     const server = net.createServer((socket) => connected(socket))
-    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, started, server })))
+    server.listen(0, "127.0.0.1", () =>
+      resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, started, server }))
+    )
   }),
   ({ server }) => Effect.sync(() => server.close())
 )
@@ -34,7 +36,10 @@ describe("scripts/validate-cron.sh", () => {
       const held = yield* heldRun
       const script = path.join(dir, "long-validation.mjs")
       yield* Effect.promise(() =>
-        fs.writeFile(script, `import net from "node:net"; net.connect(${held.port}, "127.0.0.1").on("close", () => process.exit(0))`)
+        fs.writeFile(
+          script,
+          `import net from "node:net"; net.connect(${held.port}, "127.0.0.1").on("close", () => process.exit(0))`
+        )
       )
       const env = { ETL_CRON_LOG_DIR: dir, ETL_CRON_COMMAND: `node ${script}` }
       const first = spawn("bash", [wrapper], { env: { ...process.env, ...env } })
@@ -57,7 +62,12 @@ describe("scripts/validate-cron.sh", () => {
   it.scoped("rotates its log past the size limit and keeps the configured number of old files", () =>
     Effect.gen(function* () {
       const dir = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped()
-      const env = { ETL_CRON_LOG_DIR: dir, ETL_CRON_COMMAND: "node --version", ETL_CRON_LOG_MAX_BYTES: "1", ETL_CRON_LOG_KEEP: "2" }
+      const env = {
+        ETL_CRON_LOG_DIR: dir,
+        ETL_CRON_COMMAND: "node --version",
+        ETL_CRON_LOG_MAX_BYTES: "1",
+        ETL_CRON_LOG_KEEP: "2"
+      }
       for (let run = 0; run < 4; run++) expect(runWrapper(env).status).toBe(0)
       const files = (yield* Effect.promise(() => fs.readdir(dir))).filter((f) => f.startsWith("validate.log")).sort()
       expect(files).toEqual(["validate.log", "validate.log.1", "validate.log.2"])

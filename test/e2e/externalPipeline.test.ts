@@ -18,7 +18,6 @@ const jsonReportIn = (directory: string) =>
     return JSON.parse(await fs.readFile(path.join(directory, files[0] as string), "utf8"))
   })
 
-
 /** What the failing table's command prints: a long log with its cause in the middle, on stderr. */
 const failingOutput = {
   before: Array.from({ length: 150 }, (_, i) => `copying appointment page ${i}: 500 rows`),
@@ -71,56 +70,64 @@ const testLayer = Layer.mergeAll(TestDatabases.layer, NodeContext.layer)
 
 describe("validate --pipeline-command with another team's pipeline", () => {
   layer(testLayer, { excludeTestServices: true })((it) => {
-    it.scoped("{table} runs the command per table: the failed table shows its cause in whole lines, the others pass", () =>
-      Effect.gen(function* () {
-        const cwd = yield* preparedSite({ patients: 50 })
-        const script = yield* perTablePipeline(cwd)
-        const reports = path.join(cwd, "reports")
-        const result = yield* runCli(
-          ["validate", "--pipeline-command", `node ${script} {table}`, "--report-dir", reports],
-          { env: { ETL_ENVIRONMENT: "test" }, cwd }
-        )
-        expect(result.code).toBe(1)
-        const report = yield* jsonReportIn(reports)
-        expect(report.pipeline).toBe(`node ${script} {table}`)
-        expect(report.tables.map((t: { table: string; pipelineSuccess: boolean; counts: object; findings: number }) => [t.table, t.pipelineSuccess])).toEqual([
-          ["carrier", true],
-          ["patient", true],
-          ["appointment", false],
-          ["procedurelog", true]
-        ])
-        for (const table of report.tables.filter((t: { table: string }) => t.table !== "appointment")) {
-          expect([table.table, table.findings, table.counts]).toEqual([
-            table.table,
-            0,
-            { source: table.seeded, replication: table.seeded, analytics: table.seeded }
+    it.scoped(
+      "{table} runs the command per table: the failed table shows its cause in whole lines, the others pass",
+      () =>
+        Effect.gen(function* () {
+          const cwd = yield* preparedSite({ patients: 50 })
+          const script = yield* perTablePipeline(cwd)
+          const reports = path.join(cwd, "reports")
+          const result = yield* runCli(
+            ["validate", "--pipeline-command", `node ${script} {table}`, "--report-dir", reports],
+            { env: { ETL_ENVIRONMENT: "test" }, cwd }
+          )
+          expect(result.code).toBe(1)
+          const report = yield* jsonReportIn(reports)
+          expect(report.pipeline).toBe(`node ${script} {table}`)
+          expect(
+            report.tables.map((t: { table: string; pipelineSuccess: boolean; counts: object; findings: number }) => [
+              t.table,
+              t.pipelineSuccess
+            ])
+          ).toEqual([
+            ["carrier", true],
+            ["patient", true],
+            ["appointment", false],
+            ["procedurelog", true]
           ])
-        }
-        // Each table's run is timed on its own, against the table budget.
-        expect(report.steps.filter((s: { step: string }) => s.step === "pipeline table").map((s: { table: string }) => s.table)).toEqual([
-          "carrier",
-          "patient",
-          "appointment",
-          "procedurelog"
-        ])
+          for (const table of report.tables.filter((t: { table: string }) => t.table !== "appointment")) {
+            expect([table.table, table.findings, table.counts]).toEqual([
+              table.table,
+              0,
+              { source: table.seeded, replication: table.seeded, analytics: table.seeded }
+            ])
+          }
+          // Each table's run is timed on its own, against the table budget.
+          expect(
+            report.steps
+              .filter((s: { step: string }) => s.step === "pipeline table")
+              .map((s: { table: string }) => s.table)
+          ).toEqual(["carrier", "patient", "appointment", "procedurelog"])
 
-        const pipelineFindings = report.findings.filter((f: { check: string }) => f.check === "pipeline")
-        expect(pipelineFindings.map((f: { table: string }) => f.table)).toEqual(["appointment"])
-        const [heading, ...excerpt] = (pipelineFindings[0].message as string).split("\n")
-        expect(heading).toBe(`ExternalPipelineError: The external pipeline command 'node ${script} appointment' exited with code 1:`)
-        const printed = new Set([...failingOutput.before, ...failingOutput.cause, ...failingOutput.after])
-        const lines = excerpt.map((l) => l.replace(/^ {4}/, ""))
-        expect(lines).toContain("ERROR:  bigint out of range")
-        // stdout and stderr are read side by side, so only the order within each stream is certain.
-        expect(lines).toContain(failingOutput.after.at(-1))
-        // Whole lines only: each is a line the command printed, or a marker of the lines left out.
-        expect(lines.filter((l) => !printed.has(l) && !/^\.\.\. \(\d+ lines? left out\)$/.test(l))).toEqual([])
-        expect(lines.join("\n").length).toBeLessThan(4500)
-        // The console summary shows the same excerpt.
-        expect(result.stdout).toContain("exited with code 1:\n")
-        expect(result.stdout).toContain("    ERROR:  bigint out of range\n")
-        expect((yield* markedRows).marked).toBe(0)
-      })
+          const pipelineFindings = report.findings.filter((f: { check: string }) => f.check === "pipeline")
+          expect(pipelineFindings.map((f: { table: string }) => f.table)).toEqual(["appointment"])
+          const [heading, ...excerpt] = (pipelineFindings[0].message as string).split("\n")
+          expect(heading).toBe(
+            `ExternalPipelineError: The external pipeline command 'node ${script} appointment' exited with code 1:`
+          )
+          const printed = new Set([...failingOutput.before, ...failingOutput.cause, ...failingOutput.after])
+          const lines = excerpt.map((l) => l.replace(/^ {4}/, ""))
+          expect(lines).toContain("ERROR:  bigint out of range")
+          // stdout and stderr are read side by side, so only the order within each stream is certain.
+          expect(lines).toContain(failingOutput.after.at(-1))
+          // Whole lines only: each is a line the command printed, or a marker of the lines left out.
+          expect(lines.filter((l) => !printed.has(l) && !/^\.\.\. \(\d+ lines? left out\)$/.test(l))).toEqual([])
+          expect(lines.join("\n").length).toBeLessThan(4500)
+          // The console summary shows the same excerpt.
+          expect(result.stdout).toContain("exited with code 1:\n")
+          expect(result.stdout).toContain("    ERROR:  bigint out of range\n")
+          expect((yield* markedRows).marked).toBe(0)
+        })
     )
 
     it.scoped("--pipeline-env clean passes only PATH, HOME and the variables named in ETL_PIPELINE_ENV", () =>

@@ -29,7 +29,9 @@ const receiver = Effect.acquireRelease(
       })
     })
     server.listen(0, "127.0.0.1", () =>
-      resume(Effect.succeed({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, received, server }))
+      resume(
+        Effect.succeed({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, received, server })
+      )
     )
   }),
   ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
@@ -42,10 +44,14 @@ const receiver = Effect.acquireRelease(
 const chromium = (args: ReadonlyArray<string>) => {
   const found = inject("chromium")
   if ("missing" in found) throw new Error(found.missing)
-  const result = spawnSync(found.binary, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", ...args], {
-    encoding: "utf8",
-    timeout: 60_000
-  })
+  const result = spawnSync(
+    found.binary,
+    ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", ...args],
+    {
+      encoding: "utf8",
+      timeout: 60_000
+    }
+  )
   if (result.status !== 0) throw new Error(`chromium failed: ${result.stderr}`)
   return result.stdout
 }
@@ -84,7 +90,9 @@ describe("monitoring of validate runs", () => {
 
           const pg = yield* TestDatabases.postgresAdmin(names.analytics)
           const history = yield* Effect.promise(() =>
-            pg.query(`SELECT run_id, status, success, jsonb_object_keys(tables) AS t FROM raw.etl_validation_runs ORDER BY started_at, t`)
+            pg.query(
+              `SELECT run_id, status, success, jsonb_object_keys(tables) AS t FROM raw.etl_validation_runs ORDER BY started_at, t`
+            )
           )
           expect(new Set(history.rows.map((r) => r.run_id)).size).toBe(2)
           expect(history.rows.filter((r) => r.run_id === secondId).map((r) => [r.status, r.t])).toEqual([
@@ -96,12 +104,18 @@ describe("monitoring of validate runs", () => {
 
           const alert = webhook.received[0]?.body
           expect(webhook.received.map((r) => r.path)).toEqual(["/hook"])
-          expect(alert).toMatchObject({ runId: secondId, status: "failed", report: path.join(reports, `validate-${secondId}.html`) })
+          expect(alert).toMatchObject({
+            runId: secondId,
+            status: "failed",
+            report: path.join(reports, `validate-${secondId}.html`)
+          })
           expect(String(alert?.text)).toMatch(/pipeline table of carrier took \d+ ms, over its budget of 1 ms/)
           const logged = yield* Effect.promise(() => fs.readFile(path.join(cwd, "alerts.log"), "utf8"))
           expect(logged.trim()).toBe(alert?.text)
 
-          const metrics = parsePrometheusTextFormat(yield* Effect.promise(() => fs.readFile(path.join(reports, "opendental_etl.prom"), "utf8")))
+          const metrics = parsePrometheusTextFormat(
+            yield* Effect.promise(() => fs.readFile(path.join(reports, "opendental_etl.prom"), "utf8"))
+          )
           const sample = (name: string, labels: Record<string, string> = {}) =>
             metrics
               .find((m) => m.name === `opendental_etl_validation_${name}`)
@@ -117,13 +131,20 @@ describe("monitoring of validate runs", () => {
           expect(report.status).toBe("failed")
           const dom = chromium(["--virtual-time-budget=5000", "--dump-dom", `file://${html}`])
           expect(dom).toContain('data-charts="rendered:3"')
-          const trend = JSON.parse(/<script type="application\/json" id="trend">([^<]*)<\/script>/.exec(dom)?.[1] ?? "[]")
+          const trend = JSON.parse(
+            /<script type="application\/json" id="trend">([^<]*)<\/script>/.exec(dom)?.[1] ?? "[]"
+          )
           expect(trend.map((r: { runId: string }) => r.runId).at(-1)).toBe(secondId)
           expect(trend).toHaveLength(2)
 
           // The screenshot: the first chart's area holds the coloured lines Chart.js drew, not a blank canvas.
           const screenshot = path.join(cwd, "report.png")
-          chromium(["--window-size=1300,1400", "--virtual-time-budget=5000", `--screenshot=${screenshot}`, `file://${html}`])
+          chromium([
+            "--window-size=1300,1400",
+            "--virtual-time-budget=5000",
+            `--screenshot=${screenshot}`,
+            `file://${html}`
+          ])
           const png = PNG.sync.read(yield* Effect.promise(() => fs.readFile(screenshot)))
           let coloured = 0
           for (let i = 0; i < png.data.length; i += 4) {
@@ -144,7 +165,8 @@ describe("monitoring of validate runs", () => {
         })
         const result = yield* runCli(["validate", "--tables", "carrier"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
         expect(result.code).toBe(0)
-        const exported = (path: string) => JSON.stringify(collector.received.filter((r) => r.path === path).map((r) => r.body))
+        const exported = (path: string) =>
+          JSON.stringify(collector.received.filter((r) => r.path === path).map((r) => r.body))
         for (const span of ["validate", "Pipeline.table", "AnalyticsLoader.load", "SeededData.cleanup"]) {
           expect(exported("/v1/traces")).toContain(`"name":"${span}"`)
         }

@@ -25,7 +25,11 @@ describe("reconcile", () => {
         Effect.gen(function* () {
           const names = yield* TestDatabases.TestDatabases
           const admin = yield* TestDatabases.mysqlAdmin
-          const counts = yield* generateClinic(admin, { database: names.source, scale: 0.01, tables: (t) => (tables as ReadonlyArray<string>).includes(t) })
+          const counts = yield* generateClinic(admin, {
+            database: names.source,
+            scale: 0.01,
+            tables: (t) => (tables as ReadonlyArray<string>).includes(t)
+          })
           expect(Object.keys(counts).sort()).toEqual([...tables])
           const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
           // Ranges of at most 16 rows are compared key by key: the hundreds of rows here are bisected level by level.
@@ -39,9 +43,15 @@ describe("reconcile", () => {
 
           // A row stamped a day ahead (a clock put back since, a hand-made fix), then an ordinary edit of another row.
           const change = (statement: string) =>
-            Effect.promise(() => admin.query<ResultSetHeader>(statement)).pipe(Effect.map(([header]) => header.affectedRows))
+            Effect.promise(() => admin.query<ResultSetHeader>(statement)).pipe(
+              Effect.map(([header]) => header.affectedRows)
+            )
           yield* Effect.promise(() => admin.query(`USE \`${names.source}\``))
-          expect(yield* change("UPDATE patient SET HmPhone = '(503) 555-0101', DateTStamp = NOW() + INTERVAL 1 DAY WHERE PatNum = 1")).toBe(1)
+          expect(
+            yield* change(
+              "UPDATE patient SET HmPhone = '(503) 555-0101', DateTStamp = NOW() + INTERVAL 1 DAY WHERE PatNum = 1"
+            )
+          ).toBe(1)
           expect((yield* cli("pipeline", "--tables", list)).code).toBe(0)
           expect(yield* change("UPDATE patient SET HmPhone = '(503) 555-0102' WHERE PatNum = 2")).toBe(1)
           expect((yield* cli("pipeline", "--tables", list)).code).toBe(0)
@@ -52,32 +62,48 @@ describe("reconcile", () => {
           const secret = "Drift-Value-7391"
           const night = {
             deleted: yield* change("DELETE FROM patient WHERE PatNum IN (3, 4)"),
-            unstamped: yield* change(`UPDATE procedurelog SET ProcFee = ProcFee + 7391, ToothNum = '${secret.slice(0, 2)}', DateTStamp = DateTStamp WHERE ProcNum IN (5, 6)`),
+            unstamped: yield* change(
+              `UPDATE procedurelog SET ProcFee = ProcFee + 7391, ToothNum = '${secret.slice(0, 2)}', DateTStamp = DateTStamp WHERE ProcNum IN (5, 6)`
+            ),
             logEdited: yield* change(`UPDATE securitylog SET LogText = '${secret}' WHERE SecurityLogNum = 7`)
           }
           expect(night).toEqual({ deleted: 2, unstamped: 2, logEdited: 1 })
           expect((yield* cli("pipeline", "--tables", list)).code).toBe(0)
           // Raw lost a row of the keyless table by hand: only its count and checksum can say so.
           const pg = yield* TestDatabases.postgresAdmin(names.analytics)
-          yield* Effect.promise(() => pg.query(`DELETE FROM raw.tmppatient WHERE ctid = (SELECT min(ctid) FROM raw.tmppatient)`))
+          yield* Effect.promise(() =>
+            pg.query(`DELETE FROM raw.tmppatient WHERE ctid = (SELECT min(ctid) FROM raw.tmppatient)`)
+          )
 
           const found = yield* cli("reconcile", "--tables", list)
           expect(found.code, found.stderr).toBe(1)
           expect(found.stdout).toMatch(/^4 tables in \S+: 0 in sync, 4 differ, 0 failed$/m)
           // Each hop is compared with its upstream: raw agrees with the replica until the replica is repaired.
           expect(found.stdout).toContain("replication: 2 extra (keys 3, 4)")
-          expect(found.stdout).toMatch(/replication: 2 different \(keys 5, 6\); columns differing: ProcFee: 2, ToothNum: 2/)
+          expect(found.stdout).toMatch(
+            /replication: 2 different \(keys 5, 6\); columns differing: ProcFee: 2, ToothNum: 2/
+          )
           expect(found.stdout).toMatch(/replication: 1 different \(key 7\); columns differing: LogText: 1/)
-          expect(found.stdout).toMatch(new RegExp(`analytics: differs \\(${counts.tmppatient} rows in replication, ${counts.tmppatient! - 1} in analytics; no primary key, compared whole\\)`))
-          expect(found.stderr).toContain("4 of 4 tables differ between stages: patient, procedurelog, securitylog, tmppatient")
+          expect(found.stdout).toMatch(
+            new RegExp(
+              `analytics: differs \\(${counts.tmppatient} rows in replication, ${counts.tmppatient! - 1} in analytics; no primary key, compared whole\\)`
+            )
+          )
+          expect(found.stderr).toContain(
+            "4 of 4 tables differ between stages: patient, procedurelog, securitylog, tmppatient"
+          )
           // Keys and column names only: no value of a row.
           expect(`${found.stdout}\n${found.stderr}`).not.toMatch(/Drift-Value|7391|555-01/)
 
           const repaired = yield* cli("reconcile", "--tables", list, "--repair")
           expect(repaired.code, repaired.stderr).toBe(0)
           expect(repaired.stdout).toMatch(/^4 tables in \S+: 4 in sync \(4 after repair\), 0 differ, 0 failed$/m)
-          expect(repaired.stdout).toContain("patient: repaired (replica: 0 rows copied again, 2 deleted; analytics: 0 rows copied again, 2 deleted)")
-          expect(repaired.stdout).toContain("procedurelog: repaired (replica: 2 rows copied again, 0 deleted; analytics: 2 rows copied again, 0 deleted)")
+          expect(repaired.stdout).toContain(
+            "patient: repaired (replica: 0 rows copied again, 2 deleted; analytics: 0 rows copied again, 2 deleted)"
+          )
+          expect(repaired.stdout).toContain(
+            "procedurelog: repaired (replica: 2 rows copied again, 0 deleted; analytics: 2 rows copied again, 0 deleted)"
+          )
           expect(repaired.stdout).toContain("tmppatient: repaired (analytics copied whole)")
           yield* expectStagesInSync(tables)
           expect((yield* cli("reconcile", "--tables", list)).code).toBe(0)
@@ -106,7 +132,9 @@ describe("reconcile", () => {
           expect((yield* cli({}, "pipeline", "--tables", list)).code).toBe(0)
 
           const change = (statement: string) =>
-            Effect.promise(() => admin.query<ResultSetHeader>(statement)).pipe(Effect.map(([header]) => header.affectedRows))
+            Effect.promise(() => admin.query<ResultSetHeader>(statement)).pipe(
+              Effect.map(([header]) => header.affectedRows)
+            )
           yield* Effect.promise(() => admin.query(`USE \`${names.source}\``))
           expect(yield* change("DELETE FROM patient WHERE PatNum IN (3, 4)")).toBe(2)
           expect(yield* change("DELETE FROM securitylog WHERE SecurityLogNum = 5")).toBe(1)
@@ -123,8 +151,12 @@ describe("reconcile", () => {
           expect(run.code, run.stderr).toBe(0)
           expect(run.stdout).toMatch(/^ {2}replica: .*, 3 deleted$/m)
           expect(run.stdout).toMatch(/^ {2}analytics: .*, 4 deleted$/m)
-          expect(run.stdout).toMatch(/^patient\s{2,}ok\s{2,}\S+: \d+ read, \d+ written, 2 deleted\s{2,}\S+: \d+ new, \d+ changed, 3 deleted/m)
-          expect(run.stdout).toMatch(/^securitylog\s{2,}ok\s{2,}\S+: \d+ read, \d+ written, 1 deleted\s{2,}\S+: \d+ new, \d+ changed, 1 deleted/m)
+          expect(run.stdout).toMatch(
+            /^patient\s{2,}ok\s{2,}\S+: \d+ read, \d+ written, 2 deleted\s{2,}\S+: \d+ new, \d+ changed, 3 deleted/m
+          )
+          expect(run.stdout).toMatch(
+            /^securitylog\s{2,}ok\s{2,}\S+: \d+ read, \d+ written, 1 deleted\s{2,}\S+: \d+ new, \d+ changed, 1 deleted/m
+          )
           yield* expectStagesInSync(chosen)
 
           // The setting does what the flag does; with nothing deleted since, nothing is.
@@ -146,7 +178,9 @@ describe("reconcile", () => {
           const admin = yield* TestDatabases.mysqlAdmin
           yield* generateClinic(admin, { database: names.source, scale: 0.1, tables: (t) => t === "timeadjust" })
           // Thirty hours fit MySQL's time, not PostgreSQL's: the loader keeps the row out of raw.
-          yield* Effect.promise(() => admin.query(`UPDATE \`${names.source}\`.timeadjust SET RegHours = '30:00:00' WHERE TimeAdjustNum = 3`))
+          yield* Effect.promise(() =>
+            admin.query(`UPDATE \`${names.source}\`.timeadjust SET RegHours = '30:00:00' WHERE TimeAdjustNum = 3`)
+          )
           const cwd = yield* workingDirectory({ ".env_test": envFileFor(names) })
           const cli = (...args: ReadonlyArray<string>) => runCli(args, { env: { ETL_ENVIRONMENT: "test" }, cwd })
           expect((yield* cli("pipeline", "--tables", "timeadjust", "--on-bad-row=quarantine")).code).toBe(0)
@@ -157,7 +191,9 @@ describe("reconcile", () => {
           yield* Effect.promise(() => pg.query(`DELETE FROM raw.timeadjust WHERE "TimeAdjustNum" = 5`))
           const found = yield* cli("reconcile", "--tables", "timeadjust")
           expect(found.code).toBe(1)
-          expect(found.stdout).toContain("analytics: 1 missing (key 5) (1 quarantined rows, in etl_rejected_rows, not counted)")
+          expect(found.stdout).toContain(
+            "analytics: 1 missing (key 5) (1 quarantined rows, in etl_rejected_rows, not counted)"
+          )
           expect(found.stdout).not.toContain("30:00")
           const repaired = yield* cli("reconcile", "--tables", "timeadjust", "--repair")
           expect(repaired.code, repaired.stdout).toBe(0)

@@ -40,56 +40,84 @@ const reportIn = (directory: string) =>
 
 describe("validate --scenario boundary and concurrent", () => {
   layer(Layer.mergeAll(TestDatabases.layer, NodeContext.layer), { excludeTestServices: true })((it) => {
-    it.scoped("both batches arrive through the built-in pipeline; a strict '>' on the watermark loses the second, named by key", () =>
-      Effect.gen(function* () {
-        const names = yield* TestDatabases.TestDatabases
-        const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
-        const env = { ETL_ENVIRONMENT: "test" }
+    it.scoped(
+      "both batches arrive through the built-in pipeline; a strict '>' on the watermark loses the second, named by key",
+      () =>
+        Effect.gen(function* () {
+          const names = yield* TestDatabases.TestDatabases
+          const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
+          const env = { ETL_ENVIRONMENT: "test" }
 
-        const builtIn = yield* runCli(["validate", "--scenario", "boundary", "--report-dir", path.join(cwd, "built-in")], { env, cwd })
-        expect(builtIn.stderr).toBe("")
-        expect(builtIn.code).toBe(0)
-        const passed = yield* reportIn(path.join(cwd, "built-in"))
-        expect(passed.tables.map((t: { table: string; seeded: number; counts: unknown }) => [t.table, t.seeded, t.counts])).toEqual([
-          ["carrier", 2, { source: 2, replication: 2, analytics: 2 }],
-          ["patient", 6, { source: 6, replication: 6, analytics: 6 }],
-          ["appointment", 12, { source: 12, replication: 12, analytics: 12 }],
-          ["procedurelog", 24, { source: 24, replication: 24, analytics: 24 }]
-        ])
-
-        const strict = yield* strictPipeline(cwd, names)
-        const lost = yield* runCli(["validate", "--scenario", "boundary", "--pipeline-command", strict, "--report-dir", path.join(cwd, "strict")], { env, cwd })
-        expect(lost.code).toBe(1)
-        const failed = yield* reportIn(path.join(cwd, "strict"))
-        const missing = (stage: string) =>
-          Object.fromEntries(
-            failed.tables.map((t: { table: string }) => [
-              t.table,
-              failed.findings.filter((f: { table?: string; stage?: string; key?: string; message: string }) => f.table === t.table && f.stage === stage && f.key !== undefined && f.message === "row missing").length
-            ])
+          const builtIn = yield* runCli(
+            ["validate", "--scenario", "boundary", "--report-dir", path.join(cwd, "built-in")],
+            { env, cwd }
           )
-        // The second batch, and only it: half of what was seeded, each row named by its key, in both stages.
-        expect(missing("replication")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
-        expect(missing("analytics")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
-        expect(lost.stdout).toMatch(/finding: patient, replication, key \d+: row missing/)
-        expect((yield* markedRows).marked).toBe(0)
-      })
+          expect(builtIn.stderr).toBe("")
+          expect(builtIn.code).toBe(0)
+          const passed = yield* reportIn(path.join(cwd, "built-in"))
+          expect(
+            passed.tables.map((t: { table: string; seeded: number; counts: unknown }) => [t.table, t.seeded, t.counts])
+          ).toEqual([
+            ["carrier", 2, { source: 2, replication: 2, analytics: 2 }],
+            ["patient", 6, { source: 6, replication: 6, analytics: 6 }],
+            ["appointment", 12, { source: 12, replication: 12, analytics: 12 }],
+            ["procedurelog", 24, { source: 24, replication: 24, analytics: 24 }]
+          ])
+
+          const strict = yield* strictPipeline(cwd, names)
+          const lost = yield* runCli(
+            [
+              "validate",
+              "--scenario",
+              "boundary",
+              "--pipeline-command",
+              strict,
+              "--report-dir",
+              path.join(cwd, "strict")
+            ],
+            { env, cwd }
+          )
+          expect(lost.code).toBe(1)
+          const failed = yield* reportIn(path.join(cwd, "strict"))
+          const missing = (stage: string) =>
+            Object.fromEntries(
+              failed.tables.map((t: { table: string }) => [
+                t.table,
+                failed.findings.filter(
+                  (f: { table?: string; stage?: string; key?: string; message: string }) =>
+                    f.table === t.table && f.stage === stage && f.key !== undefined && f.message === "row missing"
+                ).length
+              ])
+            )
+          // The second batch, and only it: half of what was seeded, each row named by its key, in both stages.
+          expect(missing("replication")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
+          expect(missing("analytics")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
+          expect(lost.stdout).toMatch(/finding: patient, replication, key \d+: row missing/)
+          expect((yield* markedRows).marked).toBe(0)
+        })
     )
 
-    it.scoped("concurrent: rows the seeder rewrites while the built-in pipeline runs hold their last values everywhere after one more run", () =>
-      Effect.gen(function* () {
-        const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
-        const env = { ETL_ENVIRONMENT: "test" }
-        const result = yield* runCli(["validate", "--scenario", "concurrent", "--report-dir", path.join(cwd, "reports")], { env, cwd })
-        expect(result.stderr).toBe("")
-        expect(result.code).toBe(0)
-        const rounds = Number(/The seeded rows changed in (\d+) rounds while the pipeline ran/.exec(result.stdout)?.[1] ?? 0)
-        expect(rounds).toBeGreaterThan(0)
-        const report = yield* reportIn(path.join(cwd, "reports"))
-        expect(report.scenario).toBe("concurrent")
-        expect(report.steps.map((s: { step: string }) => s.step)).toContain("pipeline again")
-        expect((yield* markedRows).marked).toBe(0)
-      })
+    it.scoped(
+      "concurrent: rows the seeder rewrites while the built-in pipeline runs hold their last values everywhere after one more run",
+      () =>
+        Effect.gen(function* () {
+          const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
+          const env = { ETL_ENVIRONMENT: "test" }
+          const result = yield* runCli(
+            ["validate", "--scenario", "concurrent", "--report-dir", path.join(cwd, "reports")],
+            { env, cwd }
+          )
+          expect(result.stderr).toBe("")
+          expect(result.code).toBe(0)
+          const rounds = Number(
+            /The seeded rows changed in (\d+) rounds while the pipeline ran/.exec(result.stdout)?.[1] ?? 0
+          )
+          expect(rounds).toBeGreaterThan(0)
+          const report = yield* reportIn(path.join(cwd, "reports"))
+          expect(report.scenario).toBe("concurrent")
+          expect(report.steps.map((s: { step: string }) => s.step)).toContain("pipeline again")
+          expect((yield* markedRows).marked).toBe(0)
+        })
     )
   })
 })

@@ -35,80 +35,97 @@ describe("Pipeline", () => {
     }).pipe(withPipeline())
   )
 
-  it.scopedLive("a run over tables without a key, an append-only log and OpenDental's own tables succeeds; the next copies nothing into analytics", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      const loaded = yield* createGeneratedOpenDental(sql, { patients: 50, engine: "MyISAM" })
-      yield* sql`CREATE TABLE tmppatient (PatNum bigint, LName varchar(100)) ENGINE=MyISAM`
-      yield* sql`INSERT INTO tmppatient VALUES (1, 'Ng'), (1, 'Ng'), (2, NULL)`
-      yield* sql`CREATE TABLE securitylog (SecurityLogNum bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, LogText text NOT NULL) ENGINE=MyISAM`
-      yield* sql`INSERT INTO securitylog (LogText) VALUES ('signed in'), ('opened chart')`
-      const tables = ["tmppatient", "securitylog", "patient", "appointment", "procedurelog", "carrier"]
-      const pipeline = yield* Pipeline.Pipeline
-      const first = yield* pipeline.run(tables)
-      expect(first.map((r) => [r.table, r.success, r.replication?.strategy, r.analytics?.rowsInserted])).toEqual([
-        ["tmppatient", true, "full", 3],
-        ["securitylog", true, "full", 2],
-        ...tables.slice(2).map((t) => [t, true, "full", loaded[t]])
-      ])
-      yield* sql`INSERT INTO securitylog (LogText) VALUES ('printed statement')`
-      const second = yield* pipeline.run(tables)
-      expect(second.map((r) => [r.table, r.success, r.replication?.rowsWritten, r.analytics?.strategy, r.analytics?.rowsRead])).toEqual([
-        ["tmppatient", true, 0, "unchanged", 0],
-        ["securitylog", true, 1, "append-only", 1],
-        ["patient", true, 0, "unchanged", 0],
-        ["appointment", true, 0, "unchanged", 0],
-        ["procedurelog", true, 0, "unchanged", 0],
-        ["carrier", true, 0, "unchanged", 0]
-      ])
-      expect(second[0]?.replication).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
-      expect(second[1]?.replication).toMatchObject({ strategy: "append-only", rowsRead: 1 })
-      // The summary counts tables per strategy; --verbose has a line per table.
-      expect(summary(second)).toContain("  analytics: 5 unchanged, 1 append-only; 1 row read, 1 new, 0 changed")
-      const table = summary(second, { verbose: true })
-      expect(table).toContain("unchanged: 0 read, 0 written")
-      expect(table).toContain("append-only: 1 read, 1 written")
-    }).pipe(withPipeline({ appendOnlyTables: ["securitylog"] }))
+  it.scopedLive(
+    "a run over tables without a key, an append-only log and OpenDental's own tables succeeds; the next copies nothing into analytics",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        const loaded = yield* createGeneratedOpenDental(sql, { patients: 50, engine: "MyISAM" })
+        yield* sql`CREATE TABLE tmppatient (PatNum bigint, LName varchar(100)) ENGINE=MyISAM`
+        yield* sql`INSERT INTO tmppatient VALUES (1, 'Ng'), (1, 'Ng'), (2, NULL)`
+        yield* sql`CREATE TABLE securitylog (SecurityLogNum bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, LogText text NOT NULL) ENGINE=MyISAM`
+        yield* sql`INSERT INTO securitylog (LogText) VALUES ('signed in'), ('opened chart')`
+        const tables = ["tmppatient", "securitylog", "patient", "appointment", "procedurelog", "carrier"]
+        const pipeline = yield* Pipeline.Pipeline
+        const first = yield* pipeline.run(tables)
+        expect(first.map((r) => [r.table, r.success, r.replication?.strategy, r.analytics?.rowsInserted])).toEqual([
+          ["tmppatient", true, "full", 3],
+          ["securitylog", true, "full", 2],
+          ...tables.slice(2).map((t) => [t, true, "full", loaded[t]])
+        ])
+        yield* sql`INSERT INTO securitylog (LogText) VALUES ('printed statement')`
+        const second = yield* pipeline.run(tables)
+        expect(
+          second.map((r) => [
+            r.table,
+            r.success,
+            r.replication?.rowsWritten,
+            r.analytics?.strategy,
+            r.analytics?.rowsRead
+          ])
+        ).toEqual([
+          ["tmppatient", true, 0, "unchanged", 0],
+          ["securitylog", true, 1, "append-only", 1],
+          ["patient", true, 0, "unchanged", 0],
+          ["appointment", true, 0, "unchanged", 0],
+          ["procedurelog", true, 0, "unchanged", 0],
+          ["carrier", true, 0, "unchanged", 0]
+        ])
+        expect(second[0]?.replication).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
+        expect(second[1]?.replication).toMatchObject({ strategy: "append-only", rowsRead: 1 })
+        // The summary counts tables per strategy; --verbose has a line per table.
+        expect(summary(second)).toContain("  analytics: 5 unchanged, 1 append-only; 1 row read, 1 new, 0 changed")
+        const table = summary(second, { verbose: true })
+        expect(table).toContain("unchanged: 0 read, 0 written")
+        expect(table).toContain("append-only: 1 read, 1 written")
+      }).pipe(withPipeline({ appendOnlyTables: ["securitylog"] }))
   )
 
-  it.scopedLive("tables run at once: while one is held the others finish, a failing one stops none, and the results keep the input order", () =>
-    Effect.gen(function* () {
-      const names = yield* TestDatabases.createTestDatabases
-      const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
-      const settings = TestDatabases.settingsFor(names, { tableConcurrency: 3, batchSize: 100 })
-      const sourceThroughProxy = { ...settings, source: { ...settings.source, port: proxy.port } }
-      yield* Effect.gen(function* () {
-        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 200, engine: "InnoDB" })
-        // procedurelog's first read from the source is held: a run one table at a time would wait here.
-        proxy.setFault({ _tag: "stallOn", pattern: "FROM `procedurelog`" })
-        const tables = ["procedurelog", "carrier", "procedure", "patient", "appointment"]
-        const progress = yield* SubscriptionRef.make(startProgress(tables.length, 0))
-        const running = yield* Effect.fork((yield* Pipeline.Pipeline).run(tables, { progress }))
-        yield* proxy.stalled
-        yield* progress.changes.pipe(Stream.takeUntil((p) => p.finished.length === 4), Stream.runDrain)
-        const meanwhile = yield* SubscriptionRef.get(progress)
-        expect(meanwhile.inFlight).toEqual(["procedurelog"])
-        expect([...meanwhile.finished].sort((a, b) => a.table.localeCompare(b.table))).toEqual([
-          { table: "appointment", success: true },
-          { table: "carrier", success: true },
-          { table: "patient", success: true },
-          { table: "procedure", success: false }
-        ])
-        expect(meanwhile.rows).toEqual({ replica: 200 + 400 + 12, analytics: 200 + 400 + 12 })
-        // The held read fails as a lost connection; the page is retried and the table completes.
-        yield* proxy.releaseStalled
-        const runs = yield* Fiber.join(running)
-        expect(runs.map((r) => [r.table, r.success, r.error?._tag])).toEqual([
-          ["procedurelog", true, undefined],
-          ["carrier", true, undefined],
-          ["procedure", false, "SchemaError"],
-          ["patient", true, undefined],
-          ["appointment", true, undefined]
-        ])
-        const procedures = yield* compareReplicaWithAnalytics("procedurelog")
-        expect([procedures.rows, procedures.missing, procedures.differences]).toEqual([800, [], []])
-      }).pipe(Effect.provide(PipelineLive.pipe(Layer.provideMerge(TestDatabases.servicesFor(names, sourceThroughProxy)))))
-    })
+  it.scopedLive(
+    "tables run at once: while one is held the others finish, a failing one stops none, and the results keep the input order",
+    () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.createTestDatabases
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const settings = TestDatabases.settingsFor(names, { tableConcurrency: 3, batchSize: 100 })
+        const sourceThroughProxy = { ...settings, source: { ...settings.source, port: proxy.port } }
+        yield* Effect.gen(function* () {
+          yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 200, engine: "InnoDB" })
+          // procedurelog's first read from the source is held: a run one table at a time would wait here.
+          proxy.setFault({ _tag: "stallOn", pattern: "FROM `procedurelog`" })
+          const tables = ["procedurelog", "carrier", "procedure", "patient", "appointment"]
+          const progress = yield* SubscriptionRef.make(startProgress(tables.length, 0))
+          const running = yield* Effect.fork((yield* Pipeline.Pipeline).run(tables, { progress }))
+          yield* proxy.stalled
+          yield* progress.changes.pipe(
+            Stream.takeUntil((p) => p.finished.length === 4),
+            Stream.runDrain
+          )
+          const meanwhile = yield* SubscriptionRef.get(progress)
+          expect(meanwhile.inFlight).toEqual(["procedurelog"])
+          expect([...meanwhile.finished].sort((a, b) => a.table.localeCompare(b.table))).toEqual([
+            { table: "appointment", success: true },
+            { table: "carrier", success: true },
+            { table: "patient", success: true },
+            { table: "procedure", success: false }
+          ])
+          expect(meanwhile.rows).toEqual({ replica: 200 + 400 + 12, analytics: 200 + 400 + 12 })
+          // The held read fails as a lost connection; the page is retried and the table completes.
+          yield* proxy.releaseStalled
+          const runs = yield* Fiber.join(running)
+          expect(runs.map((r) => [r.table, r.success, r.error?._tag])).toEqual([
+            ["procedurelog", true, undefined],
+            ["carrier", true, undefined],
+            ["procedure", false, "SchemaError"],
+            ["patient", true, undefined],
+            ["appointment", true, undefined]
+          ])
+          const procedures = yield* compareReplicaWithAnalytics("procedurelog")
+          expect([procedures.rows, procedures.missing, procedures.differences]).toEqual([800, [], []])
+        }).pipe(
+          Effect.provide(PipelineLive.pipe(Layer.provideMerge(TestDatabases.servicesFor(names, sourceThroughProxy))))
+        )
+      })
   )
 
   it.scopedLive("a table whose lock another run holds fails after the bounded wait; the others go on", () =>
@@ -131,25 +148,27 @@ describe("Pipeline", () => {
     }).pipe(withPipeline({ lockTimeoutSeconds: 1 }))
   )
 
-  it.scopedLive("two runs on the same table at once both succeed, one after the other, and leave one copy of each row", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      yield* createGeneratedOpenDental(sql, { patients: 400, engine: "InnoDB" })
-      const pipeline = yield* Pipeline.Pipeline
-      const first = yield* Effect.fork(pipeline.run(["appointment", "procedurelog"]))
-      const second = yield* Effect.fork(pipeline.run(["procedurelog", "appointment"]))
-      const runs = [...(yield* Fiber.join(first)), ...(yield* Fiber.join(second))]
-      expect(runs.every((r) => r.success)).toBe(true)
-      for (const table of ["appointment", "procedurelog"]) {
-        const comparison = yield* compareReplicaWithAnalytics(table)
-        expect([comparison.rows, comparison.missing, comparison.extra, comparison.differences]).toEqual([
-          table === "appointment" ? 800 : 1600,
-          [],
-          [],
-          []
-        ])
-      }
-    }).pipe(withPipeline({ batchSize: 100 }))
+  it.scopedLive(
+    "two runs on the same table at once both succeed, one after the other, and leave one copy of each row",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        yield* createGeneratedOpenDental(sql, { patients: 400, engine: "InnoDB" })
+        const pipeline = yield* Pipeline.Pipeline
+        const first = yield* Effect.fork(pipeline.run(["appointment", "procedurelog"]))
+        const second = yield* Effect.fork(pipeline.run(["procedurelog", "appointment"]))
+        const runs = [...(yield* Fiber.join(first)), ...(yield* Fiber.join(second))]
+        expect(runs.every((r) => r.success)).toBe(true)
+        for (const table of ["appointment", "procedurelog"]) {
+          const comparison = yield* compareReplicaWithAnalytics(table)
+          expect([comparison.rows, comparison.missing, comparison.extra, comparison.differences]).toEqual([
+            table === "appointment" ? 800 : 1600,
+            [],
+            [],
+            []
+          ])
+        }
+      }).pipe(withPipeline({ batchSize: 100 }))
   )
 
   it.scopedLive("the external-command pipeline runs the command with the tables and reports its exit code", () =>

@@ -19,7 +19,6 @@ const withReplicator = (pipeline: Partial<PipelineSettings> = {}) =>
 
 const keyOf = (table: string) => openDentalTables.find((t) => t.name === table)?.primaryKey ?? "id"
 
-
 /** Every row and column of the replica equals the source, checked by a comparison query in the database. */
 const expectReplicaEqualsSource = (tables: ReadonlyArray<string>) =>
   Effect.gen(function* () {
@@ -53,9 +52,15 @@ const expectSameRows = (table: string) =>
           [database, table]
         )
         const exact = (c: Mysql.RowDataPacket) =>
-          c.type === "float" ? `CAST(\`${c.name}\` AS DOUBLE)` : c.type === "blob" ? `HEX(\`${c.name}\`)` : `\`${c.name}\``
+          c.type === "float"
+            ? `CAST(\`${c.name}\` AS DOUBLE)`
+            : c.type === "blob"
+              ? `HEX(\`${c.name}\`)`
+              : `\`${c.name}\``
         const list = columns.map(exact).join(", ")
-        const [rows] = await admin.query<Array<Mysql.RowDataPacket>>(`SELECT ${list} FROM \`${database}\`.\`${table}\` ORDER BY ${list}`)
+        const [rows] = await admin.query<Array<Mysql.RowDataPacket>>(
+          `SELECT ${list} FROM \`${database}\`.\`${table}\` ORDER BY ${list}`
+        )
         return rows.map((r) => JSON.stringify(Object.values(r)))
       })
     const source = yield* rowsIn(names.source)
@@ -67,14 +72,24 @@ const expectReplicaEqualsSourceBy = (table: string, key: string) =>
     const names = yield* TestDatabases.TestDatabases
     const admin = yield* TestDatabases.mysqlAdmin
     const difference = yield* compareMysqlTables(admin, table, names.source, names.replication, key)
-    expect([difference.copyRows, difference.missing, difference.extra, difference.different]).toEqual([difference.sourceRows, [], [], []])
+    expect([difference.copyRows, difference.missing, difference.extra, difference.different]).toEqual([
+      difference.sourceRows,
+      [],
+      [],
+      []
+    ])
   })
 
 /** The replica's status row of a table, as the replicator's own account reads it. */
 const copyStatus = (table: string) =>
   Effect.flatMap(ReplicationDb, ({ sql }) =>
     Effect.map(
-      sql<{ watermarkColumn: string | null; sourceReadAt: string | null; sourceUpdateTime: string | null; proof: string | null }>`
+      sql<{
+        watermarkColumn: string | null
+        sourceReadAt: string | null
+        sourceUpdateTime: string | null
+        proof: string | null
+      }>`
         SELECT watermark_column AS watermarkColumn, source_read_at AS sourceReadAt, source_update_time AS sourceUpdateTime, proof
           FROM etl_copy_status WHERE table_name = ${table}`,
       ([row]) => {
@@ -125,28 +140,34 @@ const noteLog = (rows: number) =>
     const admin = yield* TestDatabases.mysqlAdmin
     const { source } = yield* TestDatabases.TestDatabases
     yield* Effect.promise(() =>
-      admin.query(`CREATE TABLE \`${source}\`.note_log (NoteNum bigint PRIMARY KEY, DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, Body varchar(200))`)
+      admin.query(
+        `CREATE TABLE \`${source}\`.note_log (NoteNum bigint PRIMARY KEY, DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, Body varchar(200))`
+      )
     )
     yield* Effect.promise(() =>
-      admin.query(`INSERT INTO \`${source}\`.note_log (NoteNum, Body) SELECT seq, CONCAT('note ', seq) FROM \`${source}\`.seq_1_to_${rows}`)
+      admin.query(
+        `INSERT INTO \`${source}\`.note_log (NoteNum, Body) SELECT seq, CONCAT('note ', seq) FROM \`${source}\`.seq_1_to_${rows}`
+      )
     )
   })
 
 describe("Replicator", () => {
   for (const engine of ["InnoDB", "MyISAM"] as const) {
-    it.scopedLive(`copies a generated ${engine} OpenDental source, then follows inserts and updates incrementally`, () =>
-      Effect.gen(function* () {
-        const { sql } = yield* TestDatabases.SourceAdmin
-        const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine })
+    it.scopedLive(
+      `copies a generated ${engine} OpenDental source, then follows inserts and updates incrementally`,
+      () =>
+        Effect.gen(function* () {
+          const { sql } = yield* TestDatabases.SourceAdmin
+          const loaded = yield* createGeneratedOpenDental(sql, { patients: 2000, engine })
 
-        const first = yield* replicateAll(allTables)
-        expect(first.map((r) => [r.table, r.strategy, r.reason, r.rowsRead])).toEqual(
-          allTables.map((t) => [t, "full", "first copy", loaded[t]])
-        )
-        yield* expectReplicaEqualsSource(allTables)
+          const first = yield* replicateAll(allTables)
+          expect(first.map((r) => [r.table, r.strategy, r.reason, r.rowsRead])).toEqual(
+            allTables.map((t) => [t, "full", "first copy", loaded[t]])
+          )
+          yield* expectReplicaEqualsSource(allTables)
 
-        yield* sql`UPDATE patient SET Preferred = CONCAT('Pref ', PatNum), EstBalance = EstBalance + 0.5 WHERE PatNum <= 40`
-        yield* sql`INSERT INTO patient (PatNum, LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName,
+          yield* sql`UPDATE patient SET Preferred = CONCAT('Pref ', PatNum), EstBalance = EstBalance + 0.5 WHERE PatNum <= 40`
+          yield* sql`INSERT INTO patient (PatNum, LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName,
                      EmployerNum, ClinicNum, PlannedIsDone, Premed, PreferConfirmMethod, PreferContactMethod, PreferRecallMethod,
                      SchedDayOfWeek, PayPlanDue, SiteNum, ResponsParty, CanadianEligibilityCode, AskToArriveEarly,
                      PreferContactConfidential, SuperFamily, TxtMsgOk, SmokingSnoMed, Country, SecUserNumEntry,
@@ -154,35 +175,41 @@ describe("Replicator", () => {
                    SELECT PatNum + 100000, 'Newcomb', 'Ada', PatNum + 100000, 1, 0, 0, 0, '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                           0, 0, 0, '', '', 0, 0, 0, 0, 0, 0, ''
                      FROM patient WHERE PatNum <= 25`
-        yield* sql`UPDATE procedurelog SET BillingNote = CONCAT('Rebilled ', ProcNum) WHERE ProcNum BETWEEN 100 AND 160`
+          yield* sql`UPDATE procedurelog SET BillingNote = CONCAT('Rebilled ', ProcNum) WHERE ProcNum BETWEEN 100 AND 160`
 
-        const second = yield* replicateAll(["patient", "procedurelog", "appointment"])
-        expect(second.map((r) => [r.table, r.strategy, r.rowsInserted, r.rowsUpdated])).toEqual([
-          ["patient", "incremental", 25, 40],
-          ["procedurelog", "incremental", 0, 61],
-          ["appointment", second[2]?.strategy, 0, 0]
-        ])
-        // An untouched MyISAM table is skipped when its UPDATE_TIME proves it (not when it was last written in the
-        // second its copy started); InnoDB's never proves anything.
-        expect(engine === "InnoDB" ? ["incremental"] : ["incremental", "unchanged"]).toContain(second[2]?.strategy)
-        yield* expectReplicaEqualsSource(allTables)
-      }).pipe(withReplicator({ batchSize: 700 }))
+          const second = yield* replicateAll(["patient", "procedurelog", "appointment"])
+          expect(second.map((r) => [r.table, r.strategy, r.rowsInserted, r.rowsUpdated])).toEqual([
+            ["patient", "incremental", 25, 40],
+            ["procedurelog", "incremental", 0, 61],
+            ["appointment", second[2]?.strategy, 0, 0]
+          ])
+          // An untouched MyISAM table is skipped when its UPDATE_TIME proves it (not when it was last written in the
+          // second its copy started); InnoDB's never proves anything.
+          expect(engine === "InnoDB" ? ["incremental"] : ["incremental", "unchanged"]).toContain(second[2]?.strategy)
+          yield* expectReplicaEqualsSource(allTables)
+        }).pipe(withReplicator({ batchSize: 700 }))
     )
   }
 
   // Without binary columns, LOAD DATA takes lines the source's server wrote; with them, lines the client encoded.
-  for (const [replicaBulkMethod, binary] of [["load-data", true], ["load-data", false], ["insert", true]] as const) {
+  for (const [replicaBulkMethod, binary] of [
+    ["load-data", true],
+    ["load-data", false],
+    ["insert", true]
+  ] as const) {
     const lines = replicaBulkMethod === "insert" ? "" : binary ? " (client-written lines)" : " (server-written lines)"
-    it.scopedLive(`copies every awkward value exactly with ${replicaBulkMethod}${lines}, first copy and incremental`, () =>
-      Effect.gen(function* () {
-        const { sql } = yield* TestDatabases.SourceAdmin
-        yield* sql`CREATE TABLE awkward (
+    it.scopedLive(
+      `copies every awkward value exactly with ${replicaBulkMethod}${lines}, first copy and incremental`,
+      () =>
+        Effect.gen(function* () {
+          const { sql } = yield* TestDatabases.SourceAdmin
+          yield* sql`CREATE TABLE awkward (
             id bigint unsigned NOT NULL PRIMARY KEY, DateTStamp timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             t text, v varchar(255) CHARACTER SET utf8mb4, c char(3), b blob, vb varbinary(16), d date, dt datetime(6),
             tm time, dec65 decimal(65,30), f float, db double, ti tinyint unsigned, bi bigint, j json,
             e enum('a','b','c''d'), st set('x','y'), y year) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
-        const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
-        const insert = sql`INSERT INTO awkward (id, DateTStamp, t, v, c, b, vb, d, dt, tm, dec65, f, db, ti, bi, j, e, st, y) VALUES
+          const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+          const insert = sql`INSERT INTO awkward (id, DateTStamp, t, v, c, b, vb, d, dt, tm, dec65, f, db, ti, bi, j, e, st, y) VALUES
             (18446744073709551615, '2024-03-10 02:30:00.000001', 'tab\there\nnew line\r\\back\\slash\\0NUL', '\\N', 'ab ',
              ${allBytes}, ${Buffer.from([0, 9, 10, 13, 92, 78])}, '0000-00-00', '2020-00-15 00:00:00.5', '-838:59:59',
              -99999999999999999999999999999999999.999999999999999999999999999999, 3.4e38, 0.1, 255, -9223372036854775808,
@@ -194,17 +221,17 @@ describe("Replicator", () => {
             (3, '2024-03-10 02:30:00', 'Zoë 王 Ωmega Дмитрий', '😀 four-byte 𝄞', 'é', ${Buffer.from("\\N")}, ${Buffer.from([0xff])},
              '2024-02-29', '9999-12-31 23:59:59.999999', '23:59:59', 0.000000000000000000000000000001, 1e-30, 1.7976931348623157e308,
              1, -1, '"text"', 'b', 'y', 2000)`
-        // Zero dates and out-of-range years go in as old servers let them, on one connection.
-        yield* sql.withTransaction(Effect.zipRight(sql`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`, insert))
-        if (!binary) yield* sql`ALTER TABLE awkward DROP COLUMN b, DROP COLUMN vb`
-        const [first] = yield* replicateAll(["awkward"])
-        expect(first).toMatchObject({ strategy: "full", rowsRead: 4 })
-        yield* expectReplicaEqualsSource(["awkward"])
-        yield* sql`UPDATE awkward SET t = CONCAT(IFNULL(t, ''), '\t+'), DateTStamp = '2030-01-01 00:00:00.5' WHERE id IN (2, 3)`
-        const [second] = yield* replicateAll(["awkward"])
-        expect(second).toMatchObject({ strategy: "incremental", rowsUpdated: 2 })
-        yield* expectReplicaEqualsSource(["awkward"])
-      }).pipe(withReplicator({ replicaBulkMethod }))
+          // Zero dates and out-of-range years go in as old servers let them, on one connection.
+          yield* sql.withTransaction(Effect.zipRight(sql`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`, insert))
+          if (!binary) yield* sql`ALTER TABLE awkward DROP COLUMN b, DROP COLUMN vb`
+          const [first] = yield* replicateAll(["awkward"])
+          expect(first).toMatchObject({ strategy: "full", rowsRead: 4 })
+          yield* expectReplicaEqualsSource(["awkward"])
+          yield* sql`UPDATE awkward SET t = CONCAT(IFNULL(t, ''), '\t+'), DateTStamp = '2030-01-01 00:00:00.5' WHERE id IN (2, 3)`
+          const [second] = yield* replicateAll(["awkward"])
+          expect(second).toMatchObject({ strategy: "incremental", rowsUpdated: 2 })
+          yield* expectReplicaEqualsSource(["awkward"])
+        }).pipe(withReplicator({ replicaBulkMethod }))
     )
   }
 
@@ -265,7 +292,9 @@ describe("Replicator", () => {
       const [result] = yield* replicateAll(["carrier"])
       expect(result).toMatchObject({ strategy: "incremental", rowsUpdated: 1 })
       const replica = yield* ReplicationDb
-      const names = yield* replica.sql<{ n: string }>`SELECT CarrierName AS n FROM carrier WHERE CarrierNum IN (2, 3) ORDER BY CarrierNum`
+      const names = yield* replica.sql<{
+        n: string
+      }>`SELECT CarrierName AS n FROM carrier WHERE CarrierNum IN (2, 3) ORDER BY CarrierNum`
       expect(names[0]?.n).toBe("Late, inside")
       expect(names[1]?.n).not.toBe("Late, outside")
     }).pipe(withReplicator({ lookbackSeconds: 300 }))
@@ -309,33 +338,37 @@ describe("Replicator", () => {
     }).pipe(withReplicator())
   )
 
-  it.scopedLive("a failure in the middle of an incremental copy leaves the state at the last written page; a rerun converges", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      const replica = yield* ReplicationDb
-      yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
-      const base = yield* agedStamps("patient", "DateTStamp")
-      yield* replicateAll(["patient"])
-      yield* sql`UPDATE patient SET Email = CONCAT('moved-', PatNum, '@example.test'), DateTStamp = DATE_ADD(${base}, INTERVAL PatNum SECOND)`
-      // The replica refuses the third page (patients 101..150): a real failure part-way through the table.
-      yield* replica.sql.unsafe(
-        "CREATE TRIGGER refuse_page BEFORE UPDATE ON patient FOR EACH ROW BEGIN IF NEW.PatNum = 120 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
-      )
-      const failed = yield* Effect.either(replicateAll(["patient"]))
-      expect(Either.isLeft(failed) && failed.left._tag).toBe("ReplicationError")
-      if (Either.isLeft(failed)) expect(failed.left.message).toContain("injected failure")
-      const [state] = yield* replica.sql<{ status: string; watermark: string; lastKey: string }>`
+  it.scopedLive(
+    "a failure in the middle of an incremental copy leaves the state at the last written page; a rerun converges",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        const replica = yield* ReplicationDb
+        yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+        const base = yield* agedStamps("patient", "DateTStamp")
+        yield* replicateAll(["patient"])
+        yield* sql`UPDATE patient SET Email = CONCAT('moved-', PatNum, '@example.test'), DateTStamp = DATE_ADD(${base}, INTERVAL PatNum SECOND)`
+        // The replica refuses the third page (patients 101..150): a real failure part-way through the table.
+        yield* replica.sql.unsafe(
+          "CREATE TRIGGER refuse_page BEFORE UPDATE ON patient FOR EACH ROW BEGIN IF NEW.PatNum = 120 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+        )
+        const failed = yield* Effect.either(replicateAll(["patient"]))
+        expect(Either.isLeft(failed) && failed.left._tag).toBe("ReplicationError")
+        if (Either.isLeft(failed)) expect(failed.left.message).toContain("injected failure")
+        const [state] = yield* replica.sql<{ status: string; watermark: string; lastKey: string }>`
         SELECT status, watermark, last_key AS lastKey FROM etl_copy_status WHERE table_name = 'patient'`
-      const [hundredth] = yield* sql<{ at: string }>`SELECT DATE_FORMAT(DATE_ADD(${base}, INTERVAL 100 SECOND), '%Y-%m-%d %H:%i:%s') AS at`
-      expect(state).toEqual({ status: "failed", watermark: hundredth?.at, lastKey: "100" })
-      const [copied] = yield* replica.sql<{ n: string }>`SELECT COUNT(*) AS n FROM patient WHERE Email LIKE 'moved-%'`
-      expect(Number(copied?.n)).toBe(100)
+        const [hundredth] = yield* sql<{
+          at: string
+        }>`SELECT DATE_FORMAT(DATE_ADD(${base}, INTERVAL 100 SECOND), '%Y-%m-%d %H:%i:%s') AS at`
+        expect(state).toEqual({ status: "failed", watermark: hundredth?.at, lastKey: "100" })
+        const [copied] = yield* replica.sql<{ n: string }>`SELECT COUNT(*) AS n FROM patient WHERE Email LIKE 'moved-%'`
+        expect(Number(copied?.n)).toBe(100)
 
-      yield* replica.sql`DROP TRIGGER refuse_page`
-      const [rerun] = yield* replicateAll(["patient"])
-      expect(rerun?.strategy).toBe("incremental")
-      yield* expectReplicaEqualsSource(["patient"])
-    }).pipe(withReplicator({ batchSize: 50, lookbackSeconds: 0 }))
+        yield* replica.sql`DROP TRIGGER refuse_page`
+        const [rerun] = yield* replicateAll(["patient"])
+        expect(rerun?.strategy).toBe("incremental")
+        yield* expectReplicaEqualsSource(["patient"])
+      }).pipe(withReplicator({ batchSize: 50, lookbackSeconds: 0 }))
   )
 
   it.scopedLive("a first copy that fails part-way keeps page and state together, then resumes where it stopped", () =>
@@ -363,37 +396,47 @@ describe("Replicator", () => {
     }).pipe(withReplicator({ batchSize: 50 }))
   )
 
-  it.scopedLive("the replica dropping mid-copy fails as ConnectionError, state at the last written page; a rerun converges", () =>
-    withDatabaseBehindProxy("replication", { batchSize: 50 })((proxy) =>
-      Effect.gen(function* () {
-        const { sql } = yield* TestDatabases.SourceAdmin
-        yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
-        // A page of 50 patients is about 25 KB of LOAD DATA: a couple of pages reach the replica, then it goes away
-        // and stays away.
-        proxy.setFault({ _tag: "resetAfterBytes", bytes: 80_000, thenRecover: false })
-        const failed = yield* Effect.either(replicateAll(["patient"]))
-        if (Either.isRight(failed)) throw new Error("the copy survived a replica that stayed down")
-        expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "replication", port: proxy.port, attempts: 3 })
+  it.scopedLive(
+    "the replica dropping mid-copy fails as ConnectionError, state at the last written page; a rerun converges",
+    () =>
+      withDatabaseBehindProxy("replication", { batchSize: 50 })((proxy) =>
+        Effect.gen(function* () {
+          const { sql } = yield* TestDatabases.SourceAdmin
+          yield* createGeneratedOpenDental(sql, { patients: 200, engine: "InnoDB" })
+          // A page of 50 patients is about 25 KB of LOAD DATA: a couple of pages reach the replica, then it goes away
+          // and stays away.
+          proxy.setFault({ _tag: "resetAfterBytes", bytes: 80_000, thenRecover: false })
+          const failed = yield* Effect.either(replicateAll(["patient"]))
+          if (Either.isRight(failed)) throw new Error("the copy survived a replica that stayed down")
+          expect(failed.left).toMatchObject({
+            _tag: "ConnectionError",
+            database: "replication",
+            port: proxy.port,
+            attempts: 3
+          })
 
-        proxy.setFault({ _tag: "passThrough" })
-        const names = yield* TestDatabases.TestDatabases
-        const admin = yield* TestDatabases.mysqlAdmin
-        const [[state]] = yield* Effect.promise(() =>
-          admin.query<Array<Mysql.RowDataPacket>>(
-            `SELECT rows_copied AS copied, last_key AS lastKey, (SELECT COUNT(*) FROM \`${names.replication}\`.patient__etl_shadow) AS shadowRows
+          proxy.setFault({ _tag: "passThrough" })
+          const names = yield* TestDatabases.TestDatabases
+          const admin = yield* TestDatabases.mysqlAdmin
+          const [[state]] = yield* Effect.promise(() =>
+            admin.query<Array<Mysql.RowDataPacket>>(
+              `SELECT rows_copied AS copied, last_key AS lastKey, (SELECT COUNT(*) FROM \`${names.replication}\`.patient__etl_shadow) AS shadowRows
                FROM \`${names.replication}\`.etl_copy_status WHERE table_name = 'patient'`
+            )
           )
-        )
-        const shadowRows = Number(state?.shadowRows)
-        expect(shadowRows).toBeGreaterThan(0)
-        expect(shadowRows % 50).toBe(0)
-        expect({ copied: String(state?.copied), lastKey: state?.lastKey }).toEqual({ copied: String(shadowRows), lastKey: String(shadowRows) })
+          const shadowRows = Number(state?.shadowRows)
+          expect(shadowRows).toBeGreaterThan(0)
+          expect(shadowRows % 50).toBe(0)
+          expect({ copied: String(state?.copied), lastKey: state?.lastKey }).toEqual({
+            copied: String(shadowRows),
+            lastKey: String(shadowRows)
+          })
 
-        const [rerun] = yield* replicateAll(["patient"])
-        expect(rerun).toMatchObject({ strategy: "full", rowsRead: 200 - shadowRows })
-        yield* expectReplicaEqualsSource(["patient"])
-      })
-    )
+          const [rerun] = yield* replicateAll(["patient"])
+          expect(rerun).toMatchObject({ strategy: "full", rowsRead: 200 - shadowRows })
+          yield* expectReplicaEqualsSource(["patient"])
+        })
+      )
   )
 
   it.scopedLive("a transient reset of the replica connection is retried and the copy completes", () =>
@@ -426,7 +469,10 @@ describe("Replicator", () => {
     )
   )
 
-  for (const [step, pattern] of [["the start watermark", "SELECT MAX("], ["a page", "LIMIT ?"]] as const) {
+  for (const [step, pattern] of [
+    ["the start watermark", "SELECT MAX("],
+    ["a page", "LIMIT ?"]
+  ] as const) {
     it.scopedLive(`the source going away while the copy reads ${step} fails as ConnectionError naming the source`, () =>
       withDatabaseBehindProxy("source", { batchSize: 50 })((proxy) =>
         Effect.gen(function* () {
@@ -435,31 +481,43 @@ describe("Replicator", () => {
           const failed = yield* Effect.either(replicateAll(["note_log"]))
           if (Either.isRight(failed)) throw new Error("the copy survived a source that stayed down")
           expect(proxy.resets()).toBeGreaterThan(0)
-          expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "source", host: proxy.host, port: proxy.port })
+          expect(failed.left).toMatchObject({
+            _tag: "ConnectionError",
+            database: "source",
+            host: proxy.host,
+            port: proxy.port
+          })
           expect(failed.left.message).toContain(`the source database at ${proxy.host}:${proxy.port}`)
         })
       )
     )
   }
 
-  it.scopedLive("the source going away during the streamed read of a table without a primary key fails as ConnectionError naming the source, without waiting forever", () =>
-    withDatabaseBehindProxy("source", { batchSize: 50 })((proxy) =>
-      Effect.gen(function* () {
-        const admin = yield* TestDatabases.mysqlAdmin
-        const { source } = yield* TestDatabases.TestDatabases
-        yield* Effect.promise(() =>
-          admin.query(
-            `CREATE TABLE \`${source}\`.tmpnote (NoteNum bigint, Body varchar(200)) ENGINE=MyISAM; ` +
-              `INSERT INTO \`${source}\`.tmpnote SELECT seq, CONCAT('note ', seq) FROM \`${source}\`.seq_1_to_400`
+  it.scopedLive(
+    "the source going away during the streamed read of a table without a primary key fails as ConnectionError naming the source, without waiting forever",
+    () =>
+      withDatabaseBehindProxy("source", { batchSize: 50 })((proxy) =>
+        Effect.gen(function* () {
+          const admin = yield* TestDatabases.mysqlAdmin
+          const { source } = yield* TestDatabases.TestDatabases
+          yield* Effect.promise(() =>
+            admin.query(
+              `CREATE TABLE \`${source}\`.tmpnote (NoteNum bigint, Body varchar(200)) ENGINE=MyISAM; ` +
+                `INSERT INTO \`${source}\`.tmpnote SELECT seq, CONCAT('note ', seq) FROM \`${source}\`.seq_1_to_400`
+            )
           )
-        )
-        proxy.setFault({ _tag: "resetOn", pattern: "FROM `tmpnote`", thenRecover: false })
-        const failed = yield* Effect.either(replicateAll(["tmpnote"]).pipe(Effect.timeout("20 seconds")))
-        if (Either.isRight(failed)) throw new Error("the copy survived a source that stayed down")
-        expect(proxy.resets()).toBeGreaterThan(0)
-        expect(failed.left).toMatchObject({ _tag: "ConnectionError", database: "source", host: proxy.host, port: proxy.port })
-      })
-    )
+          proxy.setFault({ _tag: "resetOn", pattern: "FROM `tmpnote`", thenRecover: false })
+          const failed = yield* Effect.either(replicateAll(["tmpnote"]).pipe(Effect.timeout("20 seconds")))
+          if (Either.isRight(failed)) throw new Error("the copy survived a source that stayed down")
+          expect(proxy.resets()).toBeGreaterThan(0)
+          expect(failed.left).toMatchObject({
+            _tag: "ConnectionError",
+            database: "source",
+            host: proxy.host,
+            port: proxy.port
+          })
+        })
+      )
   )
 
   it.scopedLive("a table missing from the source is a SchemaError naming it, and nothing is created", () =>
@@ -476,78 +534,86 @@ describe("Replicator", () => {
     }).pipe(withReplicator())
   )
 
-
-  it.scopedLive("copies a table without a primary key whole, duplicate rows included, skips it unchanged, and copies it again after a change", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      // A blob makes the client encode the lines, from the streamed (text protocol) read.
-      yield* sql`CREATE TABLE tmppatient (PatNum bigint, LName varchar(100), Birthdate date, Fee float, Photo blob) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
-      yield* sql.withTransaction(
-        Effect.zipRight(
-          sql`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`,
-          sql`INSERT INTO tmppatient VALUES (1, 'Zoë', '0000-00-00', 0.123456789, ${Buffer.from([0, 9, 10, 92, 255])}),
+  it.scopedLive(
+    "copies a table without a primary key whole, duplicate rows included, skips it unchanged, and copies it again after a change",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        // A blob makes the client encode the lines, from the streamed (text protocol) read.
+        yield* sql`CREATE TABLE tmppatient (PatNum bigint, LName varchar(100), Birthdate date, Fee float, Photo blob) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3`
+        yield* sql.withTransaction(
+          Effect.zipRight(
+            sql`SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'`,
+            sql`INSERT INTO tmppatient VALUES (1, 'Zoë', '0000-00-00', 0.123456789, ${Buffer.from([0, 9, 10, 92, 255])}),
                 (2, 'Ng', '1980-02-29', 16777217, NULL), (2, 'Ng', '1980-02-29', 16777217, NULL),
                 (NULL, NULL, NULL, NULL, NULL), (3, 'O''Brien', '0001-01-01', -1.5, ''), (4, 'back\\slash', '2001-01-01', 3.4e38, 'x'),
                 (5, 'Ng', NULL, 1e-30, NULL)`
+          )
         )
-      )
-      const [first] = yield* replicateAll(["tmppatient"])
-      expect(first).toMatchObject({ strategy: "full", reason: "first copy", rowsRead: 7, rowsInserted: 7 })
-      yield* expectSameRows("tmppatient")
-      const replica = yield* ReplicationDb
-      const keys = yield* replica.sql`SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tmppatient'`
-      expect(keys).toEqual([])
+        const [first] = yield* replicateAll(["tmppatient"])
+        expect(first).toMatchObject({ strategy: "full", reason: "first copy", rowsRead: 7, rowsInserted: 7 })
+        yield* expectSameRows("tmppatient")
+        const replica = yield* ReplicationDb
+        const keys =
+          yield* replica.sql`SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tmppatient'`
+        expect(keys).toEqual([])
 
-      const [second] = yield* replicateAll(["tmppatient"])
-      expect(second).toMatchObject({ strategy: "unchanged", rowsRead: 0, rowsWritten: 0 })
+        const [second] = yield* replicateAll(["tmppatient"])
+        expect(second).toMatchObject({ strategy: "unchanged", rowsRead: 0, rowsWritten: 0 })
 
-      yield* sql`DELETE FROM tmppatient WHERE PatNum = 2 LIMIT 1`
-      yield* sql`UPDATE tmppatient SET LName = 'Ngata' WHERE PatNum = 5`
-      yield* sql`INSERT INTO tmppatient VALUES (6, 'Дмитрий', '2020-01-01', 0.1, NULL), (6, 'Дмитрий', '2020-01-01', 0.1, NULL)`
-      const [third] = yield* replicateAll(["tmppatient"])
-      expect(third).toMatchObject({ strategy: "full", rowsRead: 8, rowsInserted: 8 })
-      expect(third?.reason).toMatch(/^the table has no primary key; it changed since the last copy: /)
-      yield* expectSameRows("tmppatient")
-      const tables = yield* replica.sql<{ name: string }>`
+        yield* sql`DELETE FROM tmppatient WHERE PatNum = 2 LIMIT 1`
+        yield* sql`UPDATE tmppatient SET LName = 'Ngata' WHERE PatNum = 5`
+        yield* sql`INSERT INTO tmppatient VALUES (6, 'Дмитрий', '2020-01-01', 0.1, NULL), (6, 'Дмитрий', '2020-01-01', 0.1, NULL)`
+        const [third] = yield* replicateAll(["tmppatient"])
+        expect(third).toMatchObject({ strategy: "full", rowsRead: 8, rowsInserted: 8 })
+        expect(third?.reason).toMatch(/^the table has no primary key; it changed since the last copy: /)
+        yield* expectSameRows("tmppatient")
+        const tables = yield* replica.sql<{ name: string }>`
         SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1`
-      expect(tables.map((t) => t.name)).toEqual(["etl_copy_status", "tmppatient"])
-    }).pipe(withReplicator({ batchSize: 3 }))
+        expect(tables.map((t) => t.name)).toEqual(["etl_copy_status", "tmppatient"])
+      }).pipe(withReplicator({ batchSize: 3 }))
   )
 
-  it.scopedLive("skips an unchanged MyISAM table, and copies it after a change made in the very second its last copy started reading", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      yield* sql`CREATE TABLE definition (DefNum bigint NOT NULL PRIMARY KEY, ItemName varchar(255) NOT NULL, ItemOrder int NOT NULL) ENGINE=MyISAM`
-      yield* sql`INSERT INTO definition VALUES (1, 'Hygiene', 0), (2, 'Crown', 1), (3, 'Ortho', 2)`
-      yield* replicateAll(["definition"])
-      const [skipped] = yield* replicateAll(["definition"])
-      // The reader sees the table's UPDATE_TIME (a time, not NULL); in the rare run where the rows were written in
-      // the second the copy started, the checksum decides instead.
-      expect(skipped).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
-      expect(skipped?.reason).toMatch(/^unchanged since the last copy: UPDATE_TIME \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/)
-      expect((yield* copyStatus("definition")).proof).toBe(skipped?.reason.replace("unchanged since the last copy: ", ""))
+  it.scopedLive(
+    "skips an unchanged MyISAM table, and copies it after a change made in the very second its last copy started reading",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        yield* sql`CREATE TABLE definition (DefNum bigint NOT NULL PRIMARY KEY, ItemName varchar(255) NOT NULL, ItemOrder int NOT NULL) ENGINE=MyISAM`
+        yield* sql`INSERT INTO definition VALUES (1, 'Hygiene', 0), (2, 'Crown', 1), (3, 'Ortho', 2)`
+        yield* replicateAll(["definition"])
+        const [skipped] = yield* replicateAll(["definition"])
+        // The reader sees the table's UPDATE_TIME (a time, not NULL); in the rare run where the rows were written in
+        // the second the copy started, the checksum decides instead.
+        expect(skipped).toMatchObject({ strategy: "unchanged", rowsRead: 0 })
+        expect(skipped?.reason).toMatch(/^unchanged since the last copy: UPDATE_TIME \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/)
+        expect((yield* copyStatus("definition")).proof).toBe(
+          skipped?.reason.replace("unchanged since the last copy: ", "")
+        )
 
-      // Each round changes the table, copies it, and changes it again at once. The change that matters lands in
-      // the second the copy started reading, after a write of that same second, so UPDATE_TIME does not move: the
-      // round is counted, and the next run must still copy the change. Rounds go on until one has been counted.
-      let sameSecond = 0
-      for (let round = 1; round <= 20 && sameSecond === 0; round++) {
-        yield* sql`UPDATE definition SET ItemOrder = ItemOrder + 1 WHERE DefNum = 1`
-        const [copied] = yield* replicateAll(["definition"])
-        expect(copied).toMatchObject({ strategy: "full", rowsRead: 3 })
-        yield* sql`UPDATE definition SET ItemName = ${`Crown, round ${round}`} WHERE DefNum = 2`
-        const recorded = yield* copyStatus("definition")
-        const now = yield* updateTimeOf("definition")
-        const [next] = yield* replicateAll(["definition"])
-        expect(next).toMatchObject({ strategy: "full", rowsRead: 3 })
-        yield* expectReplicaEqualsSourceBy("definition", "DefNum")
-        if (now === recorded.sourceUpdateTime && now === recorded.sourceReadAt) {
-          sameSecond++
-          expect(next?.reason).toContain("CHECKSUM TABLE of the source table differs from the one recorded at the last copy")
+        // Each round changes the table, copies it, and changes it again at once. The change that matters lands in
+        // the second the copy started reading, after a write of that same second, so UPDATE_TIME does not move: the
+        // round is counted, and the next run must still copy the change. Rounds go on until one has been counted.
+        let sameSecond = 0
+        for (let round = 1; round <= 20 && sameSecond === 0; round++) {
+          yield* sql`UPDATE definition SET ItemOrder = ItemOrder + 1 WHERE DefNum = 1`
+          const [copied] = yield* replicateAll(["definition"])
+          expect(copied).toMatchObject({ strategy: "full", rowsRead: 3 })
+          yield* sql`UPDATE definition SET ItemName = ${`Crown, round ${round}`} WHERE DefNum = 2`
+          const recorded = yield* copyStatus("definition")
+          const now = yield* updateTimeOf("definition")
+          const [next] = yield* replicateAll(["definition"])
+          expect(next).toMatchObject({ strategy: "full", rowsRead: 3 })
+          yield* expectReplicaEqualsSourceBy("definition", "DefNum")
+          if (now === recorded.sourceUpdateTime && now === recorded.sourceReadAt) {
+            sameSecond++
+            expect(next?.reason).toContain(
+              "CHECKSUM TABLE of the source table differs from the one recorded at the last copy"
+            )
+          }
         }
-      }
-      expect(sameSecond).toBe(1)
-    }).pipe(withReplicator())
+        expect(sameSecond).toBe(1)
+      }).pipe(withReplicator())
   )
 
   it.scopedLive("proves an unchanged InnoDB table by CHECKSUM TABLE, which the least-privilege reader may run", () =>
@@ -560,7 +626,8 @@ describe("Replicator", () => {
       expect(skipped).toMatchObject({
         strategy: "unchanged",
         rowsRead: 0,
-        reason: "unchanged since the last copy: UPDATE_TIME of a InnoDB table proves nothing; CHECKSUM TABLE of the source table equals the one recorded at the last copy"
+        reason:
+          "unchanged since the last copy: UPDATE_TIME of a InnoDB table proves nothing; CHECKSUM TABLE of the source table equals the one recorded at the last copy"
       })
       yield* sql`UPDATE definition SET ItemName = 'Crown and bridge' WHERE DefNum = 2`
       const [copied] = yield* replicateAll(["definition"])
@@ -597,9 +664,19 @@ describe("Replicator", () => {
         watermarkTo: "8"
       })
       const replica = yield* ReplicationDb
-      const rows = yield* replica.sql<{ k: string; v: string }>`SELECT InsEditLogNum AS k, NewValue AS v FROM inseditlog ORDER BY 1`
+      const rows = yield* replica.sql<{
+        k: string
+        v: string
+      }>`SELECT InsEditLogNum AS k, NewValue AS v FROM inseditlog ORDER BY 1`
       expect(rows.map((r) => [Number(r.k), r.v])).toEqual([
-        [1, "v1"], [2, "v2"], [3, "v3"], [4, "v4"], [5, "v5"], [6, "v1"], [7, "v2"], [8, "v3"]
+        [1, "v1"],
+        [2, "v2"],
+        [3, "v3"],
+        [4, "v4"],
+        [5, "v5"],
+        [6, "v1"],
+        [7, "v2"],
+        [8, "v3"]
       ])
     }).pipe(withReplicator({ appendOnlyTables: ["inseditlog"], batchSize: 2 }))
   )
@@ -617,7 +694,10 @@ describe("Replicator", () => {
       const [copied] = yield* replicateAll(["erxlog"])
       expect(copied).toMatchObject({ strategy: "full", rowsRead: 5000, rowsInserted: 5000 })
       const replica = yield* ReplicationDb
-      const [sum] = yield* replica.sql<{ n: string | number; bytes: string | number }>`SELECT COUNT(*) AS n, SUM(LENGTH(MsgText)) AS bytes FROM erxlog`
+      const [sum] = yield* replica.sql<{
+        n: string | number
+        bytes: string | number
+      }>`SELECT COUNT(*) AS n, SUM(LENGTH(MsgText)) AS bytes FROM erxlog`
       expect([Number(sum?.n), Number(sum?.bytes)]).toEqual([5000, 5000 * rowBytes])
     }).pipe(withReplicator({ batchSize: 5000, pageBytes: 1024 * 1024 * 1024 }))
   )

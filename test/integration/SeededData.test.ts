@@ -69,8 +69,10 @@ const census = Effect.gen(function* () {
 }).pipe(Effect.scoped)
 
 const insertLookalikes = Effect.flatMap(TestDatabases.SourceAdmin, ({ sql }) =>
-  Effect.forEach(lookalikes, (name) =>
-    sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum, ClinicNum,
+  Effect.forEach(
+    lookalikes,
+    (name) =>
+      sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum, ClinicNum,
           PlannedIsDone, Premed, PreferConfirmMethod, PreferContactMethod, PreferRecallMethod, SchedDayOfWeek, PayPlanDue, SiteNum,
           ResponsParty, CanadianEligibilityCode, AskToArriveEarly, PreferContactConfidential, SuperFamily, TxtMsgOk, SmokingSnoMed,
           Country, SecUserNumEntry, HasSuperBilling, PatNumCloneFrom, DiscountPlanNum, HasSignedTil, ShortCodeOptIn, SecurityHash)
@@ -99,7 +101,9 @@ describe("SeededData", () => {
           ])
           const patients = yield* sql<{ LName: string; PatStatus: number }>`
             SELECT LName, PatStatus FROM patient WHERE PatNum IN ${sql.in(set.tables[1]?.keys ?? [])}`
-          expect(patients.every((p) => p.LName.startsWith(`E2E_TEST_${set.runId}_patient_`) && p.PatStatus === 4)).toBe(true)
+          expect(patients.every((p) => p.LName.startsWith(`E2E_TEST_${set.runId}_patient_`) && p.PatStatus === 4)).toBe(
+            true
+          )
           const procedures = yield* sql<{ ProcStatus: number; linked: number }>`
             SELECT p.ProcStatus, a.PatNum = p.PatNum AS linked FROM procedurelog p JOIN appointment a ON a.AptNum = p.AptNum
              WHERE p.ProcNum IN ${sql.in(set.tables[3]?.keys ?? [])}`
@@ -120,72 +124,90 @@ describe("SeededData", () => {
       ])
       const after = yield* census
       expect(after).toEqual({ ...before, source: 0, replication: 0, analytics: 0 })
-      const survivors = yield* sql<{ LName: string }>`SELECT LName FROM patient WHERE LName IN ${sql.in(lookalikes)} ORDER BY LName`
+      const survivors = yield* sql<{
+        LName: string
+      }>`SELECT LName FROM patient WHERE LName IN ${sql.in(lookalikes)} ORDER BY LName`
       expect(survivors.map((s) => s.LName).sort()).toEqual([...lookalikes].sort())
     }).pipe(withHarness)
   )
 
-  it.scopedLive("a row of the run that escaped the ledger (a death between insert and record) is found above the key floor and deleted; look-alikes inserted meanwhile stay", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
-      const insertPatient = (lastName: string) =>
-        sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum,
+  it.scopedLive(
+    "a row of the run that escaped the ledger (a death between insert and record) is found above the key floor and deleted; look-alikes inserted meanwhile stay",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        yield* createGeneratedOpenDental(sql, { patients: 30, engine: "InnoDB" })
+        const insertPatient = (lastName: string) =>
+          sql`INSERT INTO patient (LName, FName, Guarantor, PriProv, SecProv, FeeSched, BillingType, SchoolName, EmployerNum,
             ClinicNum, PlannedIsDone, Premed, PreferConfirmMethod, PreferContactMethod, PreferRecallMethod, SchedDayOfWeek, PayPlanDue,
             SiteNum, ResponsParty, CanadianEligibilityCode, AskToArriveEarly, PreferContactConfidential, SuperFamily, TxtMsgOk,
             SmokingSnoMed, Country, SecUserNumEntry, HasSuperBilling, PatNumCloneFrom, DiscountPlanNum, HasSignedTil, ShortCodeOptIn,
             SecurityHash)
           VALUES (${lastName}, 'Lost', 0, 1, 0, 0, 0, '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', '', 0, 0, 0, 0, 0, 0, '')`
-      const seeded = yield* Effect.scoped(
-        Effect.gen(function* () {
-          const set = yield* (yield* SeededData.SeededData).seed(plan)
-          // As the seeder would have inserted it, had the process died before recording its key; and clinic rows
-          // that only look like test data, inserted above the floor while the run lived.
-          yield* insertPatient(`E2E_TEST_${set.runId}_patient_0099`)
-          yield* Effect.forEach(lookalikes, insertPatient)
-          yield* insertPatient(`e2e_test_${set.runId}_patient_0098`)
-          return set
+        const seeded = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const set = yield* (yield* SeededData.SeededData).seed(plan)
+            // As the seeder would have inserted it, had the process died before recording its key; and clinic rows
+            // that only look like test data, inserted above the floor while the run lived.
+            yield* insertPatient(`E2E_TEST_${set.runId}_patient_0099`)
+            yield* Effect.forEach(lookalikes, insertPatient)
+            yield* insertPatient(`e2e_test_${set.runId}_patient_0098`)
+            return set
+          })
+        )
+        const report = yield* Deferred.await(seeded.cleanup)
+        expect(report.unrecorded).toBe(1)
+        expect(report.deleted.find((d) => d.table === "patient")).toEqual({
+          table: "patient",
+          source: 4,
+          replication: 0,
+          analytics: 0
         })
-      )
-      const report = yield* Deferred.await(seeded.cleanup)
-      expect(report.unrecorded).toBe(1)
-      expect(report.deleted.find((d) => d.table === "patient")).toEqual({ table: "patient", source: 4, replication: 0, analytics: 0 })
-      const left = yield* sql<{ LName: string }>`SELECT LName FROM patient WHERE FName = 'Lost' ORDER BY LName`
-      expect(left.map((r) => r.LName).sort()).toEqual([...lookalikes, `e2e_test_${seeded.runId}_patient_0098`].sort())
-      expect((yield* census).source).toBe(0)
-    }).pipe(withHarness)
+        const left = yield* sql<{ LName: string }>`SELECT LName FROM patient WHERE FName = 'Lost' ORDER BY LName`
+        expect(left.map((r) => r.LName).sort()).toEqual([...lookalikes, `e2e_test_${seeded.runId}_patient_0098`].sort())
+        expect((yield* census).source).toBe(0)
+      }).pipe(withHarness)
   )
 
-  it.scopedLive("a second batch stamped in the same second as the first one's latest row arrives with the next run; cleanup takes both", () =>
-    Effect.gen(function* () {
-      const { sql } = yield* TestDatabases.SourceAdmin
-      yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
-      const pipeline = yield* Pipeline.Pipeline
-      yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
-      const seeded = yield* Effect.scoped(
-        Effect.gen(function* () {
-          const set = yield* (yield* SeededData.SeededData).seed(plan)
-          yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
-          const both = yield* set.seedAgainInTheSameSecond
-          expect(both.map((t) => [t.table, t.keys.length])).toEqual([["carrier", 2], ["patient", 6], ["appointment", 12], ["procedurelog", 24]])
-          const patientKeys = both.find((t) => t.table === "patient")?.keys ?? []
-          const stamps = yield* sql<{ stamps: number }>`SELECT COUNT(DISTINCT DateTStamp) AS stamps FROM patient WHERE PatNum IN ${sql.in(patientKeys.slice(2))}`
-          expect(Number(stamps[0]?.stamps)).toBe(1)
-          yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
-          const during = yield* census
-          expect([during.source, during.replication, during.analytics]).toEqual([30, 30, 6])
-          return set
-        })
-      )
-      const report = yield* Deferred.await(seeded.cleanup)
-      expect(report.deleted.map((d) => [d.table, d.source, d.replication, d.analytics])).toEqual([
-        ["procedurelog", 24, 24, 24],
-        ["appointment", 12, 12, 12],
-        ["patient", 6, 6, 6],
-        ["carrier", 2, 2, 2]
-      ])
-      expect((yield* census).source).toBe(0)
-    }).pipe(withHarness)
+  it.scopedLive(
+    "a second batch stamped in the same second as the first one's latest row arrives with the next run; cleanup takes both",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* TestDatabases.SourceAdmin
+        yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
+        const pipeline = yield* Pipeline.Pipeline
+        yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
+        const seeded = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const set = yield* (yield* SeededData.SeededData).seed(plan)
+            yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
+            const both = yield* set.seedAgainInTheSameSecond
+            expect(both.map((t) => [t.table, t.keys.length])).toEqual([
+              ["carrier", 2],
+              ["patient", 6],
+              ["appointment", 12],
+              ["procedurelog", 24]
+            ])
+            const patientKeys = both.find((t) => t.table === "patient")?.keys ?? []
+            const stamps = yield* sql<{
+              stamps: number
+            }>`SELECT COUNT(DISTINCT DateTStamp) AS stamps FROM patient WHERE PatNum IN ${sql.in(patientKeys.slice(2))}`
+            expect(Number(stamps[0]?.stamps)).toBe(1)
+            yield* pipeline.run(["carrier", "patient", "appointment", "procedurelog"])
+            const during = yield* census
+            expect([during.source, during.replication, during.analytics]).toEqual([30, 30, 6])
+            return set
+          })
+        )
+        const report = yield* Deferred.await(seeded.cleanup)
+        expect(report.deleted.map((d) => [d.table, d.source, d.replication, d.analytics])).toEqual([
+          ["procedurelog", 24, 24, 24],
+          ["appointment", 12, 12, 12],
+          ["patient", 6, 6, 6],
+          ["carrier", 2, 2, 2]
+        ])
+        expect((yield* census).source).toBe(0)
+      }).pipe(withHarness)
   )
 
   it.scopedLive("sweep cleans a run whose process died, by its ledger, and leaves a live run alone", () =>
@@ -199,7 +221,9 @@ describe("SeededData", () => {
       const names = yield* TestDatabases.TestDatabases
       const admin = yield* TestDatabases.mysqlAdmin
       yield* Effect.promise(() =>
-        admin.query(`UPDATE \`${names.replication}\`.etl_e2e_runs SET pid = 2147483646 WHERE run_id = ?`, [orphan.runId])
+        admin.query(`UPDATE \`${names.replication}\`.etl_e2e_runs SET pid = 2147483646 WHERE run_id = ?`, [
+          orphan.runId
+        ])
       )
       const live = yield* Scope.make()
       const running = yield* seededData.seed(plan).pipe(Scope.extend(live))
@@ -208,7 +232,9 @@ describe("SeededData", () => {
       const eager = yield* seededData.sweep({ staleAfter: Duration.zero, dryRun: true })
       expect(eager.map((r) => r.runId)).toEqual([orphan.runId])
       const listed = yield* seededData.sweep({ staleAfter: Duration.hours(1), dryRun: true })
-      expect(listed.map((r) => [r.runId, r.outcome, r.found.reduce((n, t) => n + t.source, 0)])).toEqual([[orphan.runId, "would delete", 22]])
+      expect(listed.map((r) => [r.runId, r.outcome, r.found.reduce((n, t) => n + t.source, 0)])).toEqual([
+        [orphan.runId, "would delete", 22]
+      ])
       expect((yield* census).source).toBe(30)
 
       const swept = yield* seededData.sweep({ staleAfter: Duration.hours(1), dryRun: false })

@@ -23,7 +23,11 @@ describe("the clinic generator", () => {
       )) as unknown as [Array<{ name: string; engine: string; collation: string; n: string }>]
       expect(tables).toHaveLength(446)
       // MyISAM's TABLE_ROWS is exact.
-      expect(tables.filter((t) => t.engine !== "MyISAM" || t.collation !== "utf8mb3_general_ci" || Number(t.n) !== counts[t.name])).toEqual([])
+      expect(
+        tables.filter(
+          (t) => t.engine !== "MyISAM" || t.collation !== "utf8mb3_general_ci" || Number(t.n) !== counts[t.name]
+        )
+      ).toEqual([])
       const everyTable = clinicTables()
       expect(everyTable.filter((t) => t.estimatedRows > 0 && !(counts[t.name]! > 0)).map((t) => t.name)).toEqual([])
 
@@ -42,13 +46,18 @@ describe("the clinic generator", () => {
       const keyRanges = clinicPlan(0.001).keyRanges
       for (const name of ["patient", "commlog", "securitylog", "chatuserod"]) {
         const table = everyTable.find((t) => t.name === name)!
-        const numeric = table.columns.map((c) => ["tinyint", "smallint", "int", "bigint", "double", "float"].includes(columnType(c.declaration).base))
-        const normal = (row: ReadonlyArray<unknown>) => row.map((v, i) => (v === null ? null : numeric[i] ? Number(v) : String(v)))
+        const numeric = table.columns.map((c) =>
+          ["tinyint", "smallint", "int", "bigint", "double", "float"].includes(columnType(c.declaration).base)
+        )
+        const normal = (row: ReadonlyArray<unknown>) =>
+          row.map((v, i) => (v === null ? null : numeric[i] ? Number(v) : String(v)))
         const [stored] = (yield* Effect.promise(() =>
           admin.query({ sql: `SELECT * FROM \`${names.source}\`.\`${name}\` ORDER BY 1`, rowsAsArray: true })
         )) as unknown as [Array<Array<unknown>>]
         const rows = counts[name]!
-        expect(stored.map(normal), name).toEqual([...tableRows(table, rows, { rows, firstKey: 1, keyRanges })].map(normal))
+        expect(stored.map(normal), name).toEqual(
+          [...tableRows(table, rows, { rows, firstKey: 1, keyRanges })].map(normal)
+        )
       }
     }).pipe(withDatabases)
   )
@@ -59,10 +68,16 @@ describe("the clinic generator", () => {
       const admin = yield* TestDatabases.mysqlAdmin
       const database = `${names.source}_part`
       yield* Effect.addFinalizer(() => Effect.promise(() => admin.query(`DROP DATABASE IF EXISTS \`${database}\``)))
-      const counts = yield* generateClinic(admin, { database, scale: 0.01, tables: (t) => t === "patient" || t === "chatmsg" })
+      const counts = yield* generateClinic(admin, {
+        database,
+        scale: 0.01,
+        tables: (t) => t === "patient" || t === "chatmsg"
+      })
       expect(counts).toEqual({ chatmsg: 0, patient: 351 })
       const [tables] = (yield* Effect.promise(() =>
-        admin.query("SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", [database])
+        admin.query("SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", [
+          database
+        ])
       )) as unknown as [Array<{ name: string }>]
       expect(tables.map((t) => t.name)).toEqual(["chatmsg", "patient"])
     }).pipe(withDatabases)

@@ -47,8 +47,14 @@ describe("database connections", () => {
       Effect.gen(function* () {
         const { sql } = yield* ReplicationDb
         const sessions = yield* Effect.all(
-          Array.from({ length: 6 }, () =>
-            sql<{ zone: string; charset: string; id: string }>`SELECT @@session.time_zone AS zone, @@character_set_client AS charset, CONNECTION_ID() AS id, SLEEP(0.05)`
+          Array.from(
+            { length: 6 },
+            () =>
+              sql<{
+                zone: string
+                charset: string
+                id: string
+              }>`SELECT @@session.time_zone AS zone, @@character_set_client AS charset, CONNECTION_ID() AS id, SLEEP(0.05)`
           ),
           { concurrency: "unbounded" }
         )
@@ -78,7 +84,15 @@ describe("database connections", () => {
         // The binary protocol prints a datetime(6) whose fraction is zero without it: the same instant, which
         // comparisons must normalise.
         expect(rows).toEqual([
-          { id: "1", d: "0001-01-01", dt: "2020-00-15 10:00:00.500000", ts: null, amount: "-0.000000000000000000000000000001", big: "9223372036854775807", t: "-00:00:01" },
+          {
+            id: "1",
+            d: "0001-01-01",
+            dt: "2020-00-15 10:00:00.500000",
+            ts: null,
+            amount: "-0.000000000000000000000000000001",
+            big: "9223372036854775807",
+            t: "-00:00:01"
+          },
           {
             id: "18446744073709551615",
             d: "0000-00-00",
@@ -99,7 +113,10 @@ describe("database connections", () => {
         const replication = yield* ReplicationDb
         const analytics = yield* AnalyticsDb
         const mysqlDatabase = (db: typeof source) =>
-          Effect.map(db.sql<{ name: string; version: string }>`SELECT DATABASE() AS name, VERSION() AS version`, (r) => r[0])
+          Effect.map(
+            db.sql<{ name: string; version: string }>`SELECT DATABASE() AS name, VERSION() AS version`,
+            (r) => r[0]
+          )
         const pgDatabase = Effect.map(
           analytics.sql<{ name: string; version: string }>`SELECT current_database() AS name, version() AS version`,
           (r) => r[0]
@@ -109,9 +126,13 @@ describe("database connections", () => {
           Effect.all([mysqlDatabase(source), mysqlDatabase(replication)])
         )
         expect(insideAnalytics.map((r) => r?.name)).toEqual([names.source, names.replication])
-        expect(insideAnalytics.every((r) => r?.version.includes("MariaDB") || !r?.version.includes("PostgreSQL"))).toBe(true)
+        expect(insideAnalytics.every((r) => r?.version.includes("MariaDB") || !r?.version.includes("PostgreSQL"))).toBe(
+          true
+        )
 
-        const insideReplication = yield* replication.sql.withTransaction(Effect.all([mysqlDatabase(source), pgDatabase]))
+        const insideReplication = yield* replication.sql.withTransaction(
+          Effect.all([mysqlDatabase(source), pgDatabase])
+        )
         expect(insideReplication[0]?.name).toBe(names.source)
         expect(insideReplication[1]?.name).toBe(names.analytics)
         expect(insideReplication[1]?.version).toContain("PostgreSQL")
@@ -141,24 +162,30 @@ describe("database connections", () => {
       })
     )
 
-    it.effect("a closed MySQL port fails as ConnectionError naming the role and host:port after the bounded retries", () =>
-      Effect.gen(function* () {
-        const settings = yield* EtlSettings
-        const port = yield* closedPort
-        const result = yield* Effect.either(Effect.scoped(makeMysqlDatabase({ ...settings.replication, port }, quickPolicy)))
-        if (Either.isRight(result)) throw new Error("connected to a closed port")
-        expect(result.left).toBeInstanceOf(ConnectionError)
-        expect(result.left).toMatchObject({ database: "replication", host: "127.0.0.1", port, attempts: 3 })
-        expect(result.left.message).toContain(`replication database at 127.0.0.1:${port}`)
-        expect(result.left.reason).toContain("ECONNREFUSED")
-      })
+    it.effect(
+      "a closed MySQL port fails as ConnectionError naming the role and host:port after the bounded retries",
+      () =>
+        Effect.gen(function* () {
+          const settings = yield* EtlSettings
+          const port = yield* closedPort
+          const result = yield* Effect.either(
+            Effect.scoped(makeMysqlDatabase({ ...settings.replication, port }, quickPolicy))
+          )
+          if (Either.isRight(result)) throw new Error("connected to a closed port")
+          expect(result.left).toBeInstanceOf(ConnectionError)
+          expect(result.left).toMatchObject({ database: "replication", host: "127.0.0.1", port, attempts: 3 })
+          expect(result.left.message).toContain(`replication database at 127.0.0.1:${port}`)
+          expect(result.left.reason).toContain("ECONNREFUSED")
+        })
     )
 
     it.effect("a closed PostgreSQL port fails as ConnectionError naming the analytics database", () =>
       Effect.gen(function* () {
         const settings = yield* EtlSettings
         const port = yield* closedPort
-        const result = yield* Effect.either(Effect.scoped(makePostgresDatabase({ ...settings.analytics, port }, quickPolicy)))
+        const result = yield* Effect.either(
+          Effect.scoped(makePostgresDatabase({ ...settings.analytics, port }, quickPolicy))
+        )
         if (Either.isRight(result)) throw new Error("connected to a closed port")
         expect(result.left).toMatchObject({ _tag: "ConnectionError", database: "analytics", port, attempts: 3 })
       })
@@ -179,17 +206,26 @@ describe("database connections", () => {
       })
     )
 
-    it.scoped("a server slower to answer than the connect timeout is a ConnectionError naming it, after the bounded attempts", () =>
-      Effect.gen(function* () {
-        const settings = yield* EtlSettings
-        const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
-        proxy.setFault({ _tag: "latency", ms: 1500 })
-        const policy = { connectTimeout: Duration.seconds(1), attempts: 2 }
-        const result = yield* Effect.either(Effect.scoped(makePostgresDatabase({ ...settings.analytics, port: proxy.port }, policy)))
-        if (Either.isRight(result)) throw new Error("connected through a link slower than the timeout")
-        expect(result.left).toMatchObject({ _tag: "ConnectionError", database: "analytics", port: proxy.port, attempts: 2 })
-        expect(result.left.reason).toMatch(/timeout|timed out/i)
-      })
+    it.scoped(
+      "a server slower to answer than the connect timeout is a ConnectionError naming it, after the bounded attempts",
+      () =>
+        Effect.gen(function* () {
+          const settings = yield* EtlSettings
+          const proxy = yield* makeFaultProxy(TestDatabases.testServers.postgres)
+          proxy.setFault({ _tag: "latency", ms: 1500 })
+          const policy = { connectTimeout: Duration.seconds(1), attempts: 2 }
+          const result = yield* Effect.either(
+            Effect.scoped(makePostgresDatabase({ ...settings.analytics, port: proxy.port }, policy))
+          )
+          if (Either.isRight(result)) throw new Error("connected through a link slower than the timeout")
+          expect(result.left).toMatchObject({
+            _tag: "ConnectionError",
+            database: "analytics",
+            port: proxy.port,
+            attempts: 2
+          })
+          expect(result.left.reason).toMatch(/timeout|timed out/i)
+        })
     )
 
     it.effect("a table lock given up while it waits is not taken later by a session left in the pool", () =>
@@ -200,7 +236,10 @@ describe("database connections", () => {
         const got = (rows: unknown) => Number((rows as [[{ got: unknown }]])[0][0]?.got)
         yield* Effect.promise(() => admin.query("SELECT GET_LOCK(?, 0) AS got", [name]))
         // Given up while another holds the lock, as a pipeline's table is when the run is interrupted.
-        const gaveUp = yield* Effect.scoped(replicaTableLock(replica, "patient", 30)).pipe(Effect.timeout("1 second"), Effect.either)
+        const gaveUp = yield* Effect.scoped(replicaTableLock(replica, "patient", 30)).pipe(
+          Effect.timeout("1 second"),
+          Effect.either
+        )
         expect(Either.isLeft(gaveUp) && gaveUp.left._tag).toBe("TimeoutException")
         yield* Effect.promise(() => admin.query("DO RELEASE_LOCK(?)", [name]))
         // Another run (here the admin) gets the lock: the abandoned wait holds it at most until its session ends.
@@ -220,7 +259,9 @@ describe("database connections", () => {
           Effect.scoped(
             Effect.flatMap(TestDatabases.mysqlAdmin, (admin) =>
               Effect.promise(() =>
-                admin.query(`CREATE USER '${user}'@'%' IDENTIFIED BY '${rightPassword}'; CREATE USER '${user}'@'localhost' IDENTIFIED BY '${rightPassword}'`)
+                admin.query(
+                  `CREATE USER '${user}'@'%' IDENTIFIED BY '${rightPassword}'; CREATE USER '${user}'@'localhost' IDENTIFIED BY '${rightPassword}'`
+                )
               )
             )
           ),
@@ -239,7 +280,12 @@ describe("database connections", () => {
         if (Either.isRight(result)) throw new Error("connected with a wrong password")
         expect(result.left).toMatchObject({ database: "source", attempts: 1 })
         expect(result.left.reason).toContain("Access denied")
-        const everything = [result.left.message, JSON.stringify(result.left), String(result.left), result.left.stack ?? ""]
+        const everything = [
+          result.left.message,
+          JSON.stringify(result.left),
+          String(result.left),
+          result.left.stack ?? ""
+        ]
         for (const text of everything) expect(text).not.toContain(wrongPassword)
       }).pipe(Effect.scoped)
     )

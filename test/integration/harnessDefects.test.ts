@@ -21,40 +21,60 @@ const ledgerOf = Effect.gen(function* () {
 }).pipe(Effect.scoped)
 
 describe("the harness and defects", () => {
-  it.scopedLive("a defect in the pipeline step ends the run as a crash with its cause, not a failed table; the seeded rows are deleted", () =>
-    Effect.gen(function* () {
-      yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 20, engine: "MyISAM" })
-      const exit = yield* Programs.validate({ tables: ["patient", "appointment"] }).pipe(
-        Effect.provide(Layers.validationWith(crashingPipeline)),
-        Effect.exit
-      )
-      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
-      if (Exit.isFailure(exit)) expect(Cause.pretty(exit.cause)).toContain("a bug in the pipeline")
-      expect((yield* markedRows).marked).toBe(0)
-      expect(yield* ledgerOf).toEqual(["clean"])
-    }).pipe(Effect.provide(TestDatabases.layer))
+  it.scopedLive(
+    "a defect in the pipeline step ends the run as a crash with its cause, not a failed table; the seeded rows are deleted",
+    () =>
+      Effect.gen(function* () {
+        yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: 20, engine: "MyISAM" })
+        const exit = yield* Programs.validate({ tables: ["patient", "appointment"] }).pipe(
+          Effect.provide(Layers.validationWith(crashingPipeline)),
+          Effect.exit
+        )
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        if (Exit.isFailure(exit)) expect(Cause.pretty(exit.cause)).toContain("a bug in the pipeline")
+        expect((yield* markedRows).marked).toBe(0)
+        expect(yield* ledgerOf).toEqual(["clean"])
+      }).pipe(Effect.provide(TestDatabases.layer))
   )
 
-  it.scopedLive("a marker column too short for the marker is a SchemaError naming table and column before any row is inserted", () =>
-    Effect.gen(function* () {
-      const names = yield* TestDatabases.TestDatabases
-      const { sql } = yield* TestDatabases.SourceAdmin
-      yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
-      const countRows = Effect.map(
-        sql<{ n: number }>`SELECT (SELECT COUNT(*) FROM carrier) + (SELECT COUNT(*) FROM patient) AS n`,
-        ([row]) => Number(row?.n)
-      )
-      const before = yield* countRows
-      const settings = TestDatabases.settingsFor(names, {}, { markerColumns: { carrier: "CarrierName", patient: "CreditType" } })
-      const plan = { tables: ["carrier", "patient"] as const, patients: 2, appointmentsPerPatient: 1, proceduresPerAppointment: 1 }
-      const outcome = yield* Effect.flatMap(SeededData.SeededData, (seeder) => Effect.scoped(seeder.seed(plan))).pipe(
-        Effect.provide(SeededData.layer.pipe(Layer.provideMerge(Catalog.layer), Layer.provideMerge(TestDatabases.servicesFor(names, settings)))),
-        Effect.flip
-      )
-      expect(outcome._tag).toBe("SchemaError")
-      expect(outcome.message).toMatch(/^Table 'patient' in the source database: the marker column 'CreditType' holds 1 characters, too few for the run's marker/)
-      expect(yield* countRows).toBe(before)
-      expect(yield* ledgerOf).toEqual([])
-    }).pipe(Effect.provide(TestDatabases.layer))
+  it.scopedLive(
+    "a marker column too short for the marker is a SchemaError naming table and column before any row is inserted",
+    () =>
+      Effect.gen(function* () {
+        const names = yield* TestDatabases.TestDatabases
+        const { sql } = yield* TestDatabases.SourceAdmin
+        yield* createGeneratedOpenDental(sql, { patients: 20, engine: "MyISAM" })
+        const countRows = Effect.map(
+          sql<{ n: number }>`SELECT (SELECT COUNT(*) FROM carrier) + (SELECT COUNT(*) FROM patient) AS n`,
+          ([row]) => Number(row?.n)
+        )
+        const before = yield* countRows
+        const settings = TestDatabases.settingsFor(
+          names,
+          {},
+          { markerColumns: { carrier: "CarrierName", patient: "CreditType" } }
+        )
+        const plan = {
+          tables: ["carrier", "patient"] as const,
+          patients: 2,
+          appointmentsPerPatient: 1,
+          proceduresPerAppointment: 1
+        }
+        const outcome = yield* Effect.flatMap(SeededData.SeededData, (seeder) => Effect.scoped(seeder.seed(plan))).pipe(
+          Effect.provide(
+            SeededData.layer.pipe(
+              Layer.provideMerge(Catalog.layer),
+              Layer.provideMerge(TestDatabases.servicesFor(names, settings))
+            )
+          ),
+          Effect.flip
+        )
+        expect(outcome._tag).toBe("SchemaError")
+        expect(outcome.message).toMatch(
+          /^Table 'patient' in the source database: the marker column 'CreditType' holds 1 characters, too few for the run's marker/
+        )
+        expect(yield* countRows).toBe(before)
+        expect(yield* ledgerOf).toEqual([])
+      }).pipe(Effect.provide(TestDatabases.layer))
   )
 })

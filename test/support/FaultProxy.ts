@@ -88,7 +88,12 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
         }
         from.on("data", (chunk: Buffer) => {
           if (fault._tag === "stall" || pair.stalled) return
-          if (fault._tag === "stallOn" && direction === "toServer" && sends(pair, chunk, fault.pattern) && ++occurrences >= (fault.occurrence ?? 1)) {
+          if (
+            fault._tag === "stallOn" &&
+            direction === "toServer" &&
+            sends(pair, chunk, fault.pattern) &&
+            ++occurrences >= (fault.occurrence ?? 1)
+          ) {
             pair.stalled = true
             fault = { _tag: "passThrough" }
             hasStalled = true
@@ -96,7 +101,12 @@ export const makeFaultProxy = (target: { readonly host: string; readonly port: n
             onStall = []
             return
           }
-          if (fault._tag === "resetOn" && direction === "toServer" && sends(pair, chunk, fault.pattern) && ++occurrences >= (fault.occurrence ?? 1)) {
+          if (
+            fault._tag === "resetOn" &&
+            direction === "toServer" &&
+            sends(pair, chunk, fault.pattern) &&
+            ++occurrences >= (fault.occurrence ?? 1)
+          ) {
             fault = fault.thenRecover ? { _tag: "passThrough" } : { _tag: "refuse" }
             resetAll()
             return

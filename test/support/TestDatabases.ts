@@ -53,7 +53,9 @@ export const testServers: TestServers = {
 
 /** The driver's TLS for an administrator: the server's CA checked, not its name (a test may connect by another). */
 const adminTls = (server: TestServer) =>
-  server.ca === undefined ? {} : { ssl: { ca: readFileSync(server.ca, "utf8"), rejectUnauthorized: true, checkServerIdentity: () => undefined } }
+  server.ca === undefined
+    ? {}
+    : { ssl: { ca: readFileSync(server.ca, "utf8"), rejectUnauthorized: true, checkServerIdentity: () => undefined } }
 
 /** The tool's TLS settings for a server: verify-full with its CA when it accepts TLS only. */
 export const tlsOf = (server: TestServer): TlsSettings =>
@@ -111,7 +113,14 @@ export const mysqlAdmin = mysqlAdminOn(testServers.mysql)
 export const postgresAdmin = (database = "postgres", server: TestServer = testServers.postgres) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
-      const client = new Pg.Client({ host: server.host, port: server.port, user: server.user, password: server.password, ...adminTls(server), database })
+      const client = new Pg.Client({
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        ...adminTls(server),
+        database
+      })
       await client.connect()
       return client
     }),
@@ -144,62 +153,70 @@ export const dedicatedAccountsOf = (set: TestDatabaseSet): DedicatedAccounts => 
  * root as the clinic's own would be): the seeder's table grants need the tables to exist, and they stay when a
  * test drops and recreates a table.
  */
-export const createTestDatabasesOn = (servers: TestServers) => Effect.gen(function* () {
-  const base = uniqueName()
-  const account = (suffix: string): TestAccount => ({ user: `${base}_${suffix}`, password: crypto.randomUUID() })
-  const set: TestDatabaseSet = {
-    source: `${base}_src`,
-    replication: `${base}_repl`,
-    analytics: `${base}_an`,
-    accounts: { reader: account("rd"), writer: account("wr"), replica: account("rp"), loader: account("ld") },
-    servers
-  }
-  const asRoot = mysqlAdminOn(servers.mysql)
-  const asPostgres = (database = "postgres") => postgresAdmin(database, servers.postgres)
-  const accounts = dedicatedAccountsOf(set)
-  yield* Effect.acquireRelease(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const my = yield* asRoot
-        yield* Effect.promise(async () => {
-          await my.query(`CREATE DATABASE \`${set.source}\` CHARACTER SET utf8mb3; CREATE DATABASE \`${set.replication}\` CHARACTER SET utf8mb4`)
-          for (const table of openDentalTables) await my.query(`USE \`${set.source}\`; ${createTableStatement(table, "InnoDB")}`)
-          for (const statement of [...readerStatements(accounts), ...writerStatements(accounts), ...replicaStatements(accounts)]) {
-            await my.query(statement)
-          }
-        })
-        const pg = yield* asPostgres()
-        yield* Effect.promise(async () => {
-          await pg.query(`CREATE DATABASE "${set.analytics}"`)
-          for (const statement of loaderRoleStatements(accounts)) await pg.query(statement)
-        })
-        const an = yield* asPostgres(set.analytics)
-        yield* Effect.promise(async () => {
-          for (const statement of loaderSchemaStatements(accounts)) await an.query(statement)
-        })
-      })
-    ),
-    () =>
+export const createTestDatabasesOn = (servers: TestServers) =>
+  Effect.gen(function* () {
+    const base = uniqueName()
+    const account = (suffix: string): TestAccount => ({ user: `${base}_${suffix}`, password: crypto.randomUUID() })
+    const set: TestDatabaseSet = {
+      source: `${base}_src`,
+      replication: `${base}_repl`,
+      analytics: `${base}_an`,
+      accounts: { reader: account("rd"), writer: account("wr"), replica: account("rp"), loader: account("ld") },
+      servers
+    }
+    const asRoot = mysqlAdminOn(servers.mysql)
+    const asPostgres = (database = "postgres") => postgresAdmin(database, servers.postgres)
+    const accounts = dedicatedAccountsOf(set)
+    yield* Effect.acquireRelease(
       Effect.scoped(
         Effect.gen(function* () {
           const my = yield* asRoot
-          const { reader, writer, replica, loader } = set.accounts
-          yield* Effect.promise(() =>
-            my.query(
-              `DROP DATABASE IF EXISTS \`${set.source}\`; DROP DATABASE IF EXISTS \`${set.replication}\`; ` +
-                `DROP USER IF EXISTS ${[reader, writer, replica].map((a) => `'${a.user}'@'%'`).join(", ")}`
+          yield* Effect.promise(async () => {
+            await my.query(
+              `CREATE DATABASE \`${set.source}\` CHARACTER SET utf8mb3; CREATE DATABASE \`${set.replication}\` CHARACTER SET utf8mb4`
             )
-          )
+            for (const table of openDentalTables)
+              await my.query(`USE \`${set.source}\`; ${createTableStatement(table, "InnoDB")}`)
+            for (const statement of [
+              ...readerStatements(accounts),
+              ...writerStatements(accounts),
+              ...replicaStatements(accounts)
+            ]) {
+              await my.query(statement)
+            }
+          })
           const pg = yield* asPostgres()
           yield* Effect.promise(async () => {
-            await pg.query(`DROP DATABASE IF EXISTS "${set.analytics}" WITH (FORCE)`)
-            await pg.query(`DROP ROLE IF EXISTS "${loader.user}"`)
+            await pg.query(`CREATE DATABASE "${set.analytics}"`)
+            for (const statement of loaderRoleStatements(accounts)) await pg.query(statement)
+          })
+          const an = yield* asPostgres(set.analytics)
+          yield* Effect.promise(async () => {
+            for (const statement of loaderSchemaStatements(accounts)) await an.query(statement)
           })
         })
-      )
-  )
-  return set
-})
+      ),
+      () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const my = yield* asRoot
+            const { reader, writer, replica, loader } = set.accounts
+            yield* Effect.promise(() =>
+              my.query(
+                `DROP DATABASE IF EXISTS \`${set.source}\`; DROP DATABASE IF EXISTS \`${set.replication}\`; ` +
+                  `DROP USER IF EXISTS ${[reader, writer, replica].map((a) => `'${a.user}'@'%'`).join(", ")}`
+              )
+            )
+            const pg = yield* asPostgres()
+            yield* Effect.promise(async () => {
+              await pg.query(`DROP DATABASE IF EXISTS "${set.analytics}" WITH (FORCE)`)
+              await pg.query(`DROP ROLE IF EXISTS "${loader.user}"`)
+            })
+          })
+        )
+    )
+    return set
+  })
 
 export const createTestDatabases = createTestDatabasesOn(testServers)
 
@@ -216,7 +233,8 @@ export const accountsOf = (names: TestDatabaseNames | TestDatabaseSet): TestAcco
   "accounts" in names ? names.accounts : adminAccounts
 
 /** The servers a set of databases lives on. */
-export const serversOf = (names: TestDatabaseNames | TestDatabaseSet): TestServers => ("servers" in names ? names.servers : testServers)
+export const serversOf = (names: TestDatabaseNames | TestDatabaseSet): TestServers =>
+  "servers" in names ? names.servers : testServers
 
 /** Settings of the `test` environment pointing at one set of test databases. */
 export const settingsFor = (
@@ -226,7 +244,11 @@ export const settingsFor = (
 ): EtlSettings.Settings => {
   const accounts = accountsOf(names)
   const servers = serversOf(names)
-  const mysql = (role: "source" | "source-writer" | "replication", database: string, account: TestAccount): EtlSettings.DatabaseSettings => ({
+  const mysql = (
+    role: "source" | "source-writer" | "replication",
+    database: string,
+    account: TestAccount
+  ): EtlSettings.DatabaseSettings => ({
     role,
     host: servers.mysql.host,
     port: servers.mysql.port,
@@ -251,7 +273,12 @@ export const settingsFor = (
       password: Redacted.make(accounts.loader.password),
       tls: tlsOf(servers.postgres)
     },
-    connection: { connectTimeout: Duration.seconds(5), attempts: 3, maxConnectionsPerServer: defaultMaxConnectionsPerServer, allowPlaintext: false },
+    connection: {
+      connectTimeout: Duration.seconds(5),
+      attempts: 3,
+      maxConnectionsPerServer: defaultMaxConnectionsPerServer,
+      allowPlaintext: false
+    },
     pipeline: {
       tables: EtlSettings.defaultTables,
       excludeTables: [],
@@ -315,7 +342,15 @@ const sourceAdminLayer = Layer.scoped(
   Effect.flatMap(TestDatabases, (names) => {
     const { host, port, user, password } = names.servers.mysql
     return makeMysqlDatabase(
-      { role: "source", host, port, user, database: names.source, password: Redacted.make(password), tls: tlsOf(names.servers.mysql) },
+      {
+        role: "source",
+        host,
+        port,
+        user,
+        database: names.source,
+        password: Redacted.make(password),
+        tls: tlsOf(names.servers.mysql)
+      },
       { connectTimeout: Duration.seconds(5), attempts: 3 }
     )
   })
@@ -333,7 +368,12 @@ export const servicesFor = (names: TestDatabaseSet, settings: EtlSettings.Settin
 /** The databases' services over fresh test databases, with pipeline settings of the test's choosing. */
 export const layerWith = (pipeline: Partial<EtlSettings.PipelineSettings> = {}) =>
   Layer.merge(databaseServices, sourceAdminLayer).pipe(
-    Layer.provideMerge(Layer.effect(EtlSettings.EtlSettings, Effect.map(TestDatabases, (names) => settingsFor(names, pipeline)))),
+    Layer.provideMerge(
+      Layer.effect(
+        EtlSettings.EtlSettings,
+        Effect.map(TestDatabases, (names) => settingsFor(names, pipeline))
+      )
+    ),
     Layer.provideMerge(namesLayer)
   )
 

@@ -16,9 +16,7 @@ export interface CliResult {
 /** Variables of the tool itself are never inherited from the test runner's environment. */
 const inherited = () =>
   Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([k]) => !/^(ETL_|OPENDENTAL_|MYSQL_REPLICATION_|POSTGRES_ANALYTICS_)/.test(k)
-    )
+    Object.entries(process.env).filter(([k]) => !/^(ETL_|OPENDENTAL_|MYSQL_REPLICATION_|POSTGRES_ANALYTICS_)/.test(k))
   )
 
 export interface RunningCli {
@@ -29,7 +27,10 @@ export interface RunningCli {
 }
 
 /** Starts the CLI as a user would, in `cwd`; the process is killed if the scope ends first. */
-export const startCli = (args: ReadonlyArray<string>, options: { readonly env: Record<string, string>; readonly cwd: string }) =>
+export const startCli = (
+  args: ReadonlyArray<string>,
+  options: { readonly env: Record<string, string>; readonly cwd: string }
+) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       // As package.json's scripts run it: the bundled CLI (rebuilt when a source is newer) under the same heap cap.
@@ -66,8 +67,10 @@ export const startCli = (args: ReadonlyArray<string>, options: { readonly env: R
   ).pipe(Effect.map(({ running }) => running))
 
 /** Runs the CLI to its end and collects its exit code and output. */
-export const runCli = (args: ReadonlyArray<string>, options: { readonly env: Record<string, string>; readonly cwd: string }) =>
-  Effect.scoped(Effect.flatMap(startCli(args, options), (cli) => cli.done))
+export const runCli = (
+  args: ReadonlyArray<string>,
+  options: { readonly env: Record<string, string>; readonly cwd: string }
+) => Effect.scoped(Effect.flatMap(startCli(args, options), (cli) => cli.done))
 
 /** A scoped working directory with the given settings files in it. */
 export const workingDirectory = (files: Record<string, string>) =>
@@ -114,6 +117,9 @@ export const envFileFor = (
     ETL_CONNECT_ATTEMPTS: "2",
     ...overrides
   }
-  return Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])).join("\n") + "\n"
+  return (
+    Object.entries(values)
+      .flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]))
+      .join("\n") + "\n"
+  )
 }
-

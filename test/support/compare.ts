@@ -38,9 +38,7 @@ export const compareMysqlTables = (
     )
     const s = `${q(sourceDb)}.${q(table)}`
     const c = `${q(copyDb)}.${q(table)}`
-    const equal = columns
-      .map((col) => `BINARY s.${q(col.name)} <=> BINARY c.${q(col.name)}`)
-      .join(" AND ")
+    const equal = columns.map((col) => `BINARY s.${q(col.name)} <=> BINARY c.${q(col.name)}`).join(" AND ")
     const firstDifferent = `CASE ${columns.map((col) => `WHEN NOT (BINARY s.${q(col.name)} <=> BINARY c.${q(col.name)}) THEN '${col.name}'`).join(" ")} END`
     const [[counts]] = await admin.query<Array<Mysql.RowDataPacket>>(
       `SELECT (SELECT COUNT(*) FROM ${s}) AS sourceRows, (SELECT COUNT(*) FROM ${c}) AS copyRows`
@@ -76,14 +74,12 @@ export const compareReplicaWithAnalytics = (table: string, expectations: Expecta
     const shape = yield* catalog.describe(replica, table)
     const key = shape.primaryKey[0] as string
     const keyAt = shape.columns.findIndex((c) => c.name === key)
-    const mysqlRows = yield* replica.sql
-      .unsafe(`SELECT ${shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")} FROM ${escapeIdentifier(table)} ORDER BY ${escapeIdentifier(key)}`)
-      .values
-    const pgRows = yield* analytics.sql
-      .unsafe(
-        `SELECT ${shape.columns.map((c) => `"${c.name}"`).join(", ")} FROM "${analytics.settings.schema}"."${table}" ORDER BY "${key}"`
-      )
-      .values
+    const mysqlRows = yield* replica.sql.unsafe(
+      `SELECT ${shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")} FROM ${escapeIdentifier(table)} ORDER BY ${escapeIdentifier(key)}`
+    ).values
+    const pgRows = yield* analytics.sql.unsafe(
+      `SELECT ${shape.columns.map((c) => `"${c.name}"`).join(", ")} FROM "${analytics.settings.schema}"."${table}" ORDER BY "${key}"`
+    ).values
     const byKey = new Map(pgRows.map((r) => [String(r[keyAt]), r]))
     const differences: Array<string> = []
     const conversions: Record<string, number> = {}

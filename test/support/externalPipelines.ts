@@ -21,7 +21,13 @@ export const pipelineThenInAnalytics = (
     const script = path.join(cwd, `${name}.mjs`)
     const { postgres } = TestDatabases.testServers
     const { loader } = TestDatabases.accountsOf(names)
-    const connection = { host: postgres.host, port: postgres.port, database: names.analytics, user: loader.user, password: loader.password }
+    const connection = {
+      host: postgres.host,
+      port: postgres.port,
+      database: names.analytics,
+      user: loader.user,
+      password: loader.password
+    }
     await fs.writeFile(
       script,
       `import { spawnSync } from "node:child_process"

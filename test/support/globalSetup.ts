@@ -20,10 +20,14 @@ const run = (command: string, args: ReadonlyArray<string>) => {
     // A stalled mirror must not hang the suite.
     timeout: 15 * 60_000
   })
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${(result.stderr ?? String(result.error)).trim().slice(-2000)}`)
+  if (result.status !== 0)
+    throw new Error(
+      `${command} ${args.join(" ")} failed: ${(result.stderr ?? String(result.error)).trim().slice(-2000)}`
+    )
 }
 
-const advice = "install Debian's package `chromium` (as root: apt-get install -y chromium), or set CHROMIUM to a Chrome binary"
+const advice =
+  "install Debian's package `chromium` (as root: apt-get install -y chromium), or set CHROMIUM to a Chrome binary"
 
 /**
  * Makes sure headless Chromium is there: a fresh machine has none, and the suite installs its own tools (as .ci/run
@@ -35,7 +39,9 @@ const findChromium = (): ChromiumLookup => {
   if (answers(binary)) return { binary }
   if (configured !== undefined) return { missing: `CHROMIUM=${configured} does not run; ${advice}` }
   if (process.getuid?.() !== 0) return { missing: `chromium is not installed: ${advice}` }
-  process.stderr.write("[global setup] chromium is missing: installing Debian's package (apt-get update, apt-get install -y chromium)\n")
+  process.stderr.write(
+    "[global setup] chromium is missing: installing Debian's package (apt-get update, apt-get install -y chromium)\n"
+  )
   try {
     // Another root session installing at the same time holds dpkg's lock: wait for it rather than fail.
     run("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-qq"])

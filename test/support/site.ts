@@ -21,7 +21,9 @@ export const markedRows = Effect.gen(function* () {
   for (const [table, column] of seededTables) {
     for (const db of [names.source, names.replication]) {
       const [[row]] = (yield* Effect.promise(() =>
-        admin.query(`SELECT COUNT(*) AS n FROM \`${db}\`.${table} WHERE BINARY ${column} LIKE 'E2E!_TEST!_%' ESCAPE '!'`).catch(() => [[{ n: 0 }]])
+        admin
+          .query(`SELECT COUNT(*) AS n FROM \`${db}\`.${table} WHERE BINARY ${column} LIKE 'E2E!_TEST!_%' ESCAPE '!'`)
+          .catch(() => [[{ n: 0 }]])
       )) as unknown as [[{ n: string }]]
       marked += Number(row.n)
     }
@@ -31,9 +33,9 @@ export const markedRows = Effect.gen(function* () {
         .then((r) => r.rows[0].n as number)
         .catch(() => 0)
     )
-    const [[checksum]] = (yield* Effect.promise(() => admin.query(`CHECKSUM TABLE \`${names.source}\`.${table} EXTENDED`))) as unknown as [
-      [{ Checksum: string }]
-    ]
+    const [[checksum]] = (yield* Effect.promise(() =>
+      admin.query(`CHECKSUM TABLE \`${names.source}\`.${table} EXTENDED`)
+    )) as unknown as [[{ Checksum: string }]]
     clinic.push(`${table}:${checksum.Checksum}`)
   }
   return { marked, clinic }
@@ -43,12 +45,24 @@ export const markedRows = Effect.gen(function* () {
  * A generated OpenDental source already copied by the pipeline, and a working directory whose `.env_test` points
  * at it with no lookback (and any other settings given): where most CLI tests of validate start.
  */
-export const preparedSite = (options: { readonly patients?: number; readonly engine?: "InnoDB" | "MyISAM"; readonly settings?: Record<string, string> } = {}) =>
+export const preparedSite = (
+  options: {
+    readonly patients?: number
+    readonly engine?: "InnoDB" | "MyISAM"
+    readonly settings?: Record<string, string>
+  } = {}
+) =>
   Effect.gen(function* () {
     const names = yield* TestDatabases.TestDatabases
-    yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, { patients: options.patients ?? 200, engine: options.engine ?? "InnoDB" })
-    const cwd = yield* workingDirectory({ ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", ...options.settings }) })
+    yield* createGeneratedOpenDental((yield* TestDatabases.SourceAdmin).sql, {
+      patients: options.patients ?? 200,
+      engine: options.engine ?? "InnoDB"
+    })
+    const cwd = yield* workingDirectory({
+      ".env_test": envFileFor(names, { ETL_LOOKBACK_SECONDS: "0", ...options.settings })
+    })
     const load = yield* runCli(["pipeline"], { env: { ETL_ENVIRONMENT: "test" }, cwd })
-    if (load.code !== 0) return yield* Effect.die(new Error(`the site's first pipeline run failed (exit ${load.code}): ${load.stderr}`))
+    if (load.code !== 0)
+      return yield* Effect.die(new Error(`the site's first pipeline run failed (exit ${load.code}): ${load.stderr}`))
     return cwd
   })

@@ -17,7 +17,10 @@ export const expectStagesInSync = (tables: ReadonlyArray<string>, options?: Chec
     const outOfSync = comparisons.flatMap((c) =>
       c.pairs
         .filter((p) => p.status !== "in sync")
-        .map((p) => `${c.table}: ${p.from} -> ${p.to} ${p.status} (${p.from} ${sumsOf(c, p.from)}; ${p.to} ${sumsOf(c, p.to)})`)
+        .map(
+          (p) =>
+            `${c.table}: ${p.from} -> ${p.to} ${p.status} (${p.from} ${sumsOf(c, p.from)}; ${p.to} ${sumsOf(c, p.to)})`
+        )
     )
     expect(outOfSync, "tables whose stages are not in sync by count and checksum").toEqual([])
     return comparisons

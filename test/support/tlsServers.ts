@@ -73,14 +73,17 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) =>
       settle(
         code === 0
           ? Effect.succeed(output)
-          : Effect.fail(new Error(`${[command, ...args].join(" ")} failed (${signal ?? `exit code ${code}`}):\n${tail(output)}`))
+          : Effect.fail(
+              new Error(`${[command, ...args].join(" ")} failed (${signal ?? `exit code ${code}`}):\n${tail(output)}`)
+            )
       )
     )
     return Effect.sync(() => child.kill("SIGKILL"))
   }).pipe(
     Effect.timeoutFail({
       duration: commandTimeout,
-      onTimeout: () => new Error(`${[command, ...args].join(" ")} did not finish within ${Duration.format(commandTimeout)}`)
+      onTimeout: () =>
+        new Error(`${[command, ...args].join(" ")} did not finish within ${Duration.format(commandTimeout)}`)
     })
   )
 
@@ -89,8 +92,16 @@ const asPostgres = (command: string, args: ReadonlyArray<string>, cwd: string) =
 
 const pathDirectories = () => (process.env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "")
 
-const isExecutable = (file: string) => fs.access(file, fs.constants.X_OK).then(() => true, () => false)
-const isFile = (file: string) => fs.access(file).then(() => true, () => false)
+const isExecutable = (file: string) =>
+  fs.access(file, fs.constants.X_OK).then(
+    () => true,
+    () => false
+  )
+const isFile = (file: string) =>
+  fs.access(file).then(
+    () => true,
+    () => false
+  )
 
 const findIn = async (directories: ReadonlyArray<string>, name: string) => {
   for (const dir of directories) {
@@ -106,8 +117,12 @@ const mariadbBinaries = attempt(async () => {
   const installDb = await findIn(directories, "mariadb-install-db")
   const server = await findIn(directories, "mariadbd")
   if (installDb === undefined || server === undefined) {
-    const missing = [installDb === undefined && "mariadb-install-db", server === undefined && "mariadbd"].filter(Boolean)
-    throw new Error(`MariaDB's ${missing.join(" and ")} not found on PATH or in /usr/sbin: install Debian's package mariadb-server`)
+    const missing = [installDb === undefined && "mariadb-install-db", server === undefined && "mariadbd"].filter(
+      Boolean
+    )
+    throw new Error(
+      `MariaDB's ${missing.join(" and ")} not found on PATH or in /usr/sbin: install Debian's package mariadb-server`
+    )
   }
   return { installDb, server }
 })
@@ -158,11 +173,34 @@ const makeCertificates = (dir: string, names: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const file = (name: string) => path.join(dir, name)
     const selfSignedCa = (name: string, commonName: string) =>
-      run("openssl", ["req", "-x509", ...newKey, "-keyout", file(`${name}.key`), "-out", file(`${name}.pem`), "-days", "2", "-subj", `/CN=${commonName}`], dir)
-    yield* Effect.all([selfSignedCa("ca", "opendental-etl test CA"), selfSignedCa("other-ca", "opendental-etl unrelated CA")], {
-      concurrency: 2
-    })
-    yield* run("openssl", ["req", "-new", ...newKey, "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=localhost"], dir)
+      run(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          ...newKey,
+          "-keyout",
+          file(`${name}.key`),
+          "-out",
+          file(`${name}.pem`),
+          "-days",
+          "2",
+          "-subj",
+          `/CN=${commonName}`
+        ],
+        dir
+      )
+    yield* Effect.all(
+      [selfSignedCa("ca", "opendental-etl test CA"), selfSignedCa("other-ca", "opendental-etl unrelated CA")],
+      {
+        concurrency: 2
+      }
+    )
+    yield* run(
+      "openssl",
+      ["req", "-new", ...newKey, "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=localhost"],
+      dir
+    )
     yield* attempt(() =>
       fs.writeFile(
         file("server.ext"),
@@ -171,11 +209,28 @@ const makeCertificates = (dir: string, names: ReadonlyArray<string>) =>
     )
     yield* run(
       "openssl",
-      ["x509", "-req", "-in", file("server.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"), "-CAcreateserial", "-days", "2",
-        "-extfile", file("server.ext"), "-out", file("server.pem")],
+      [
+        "x509",
+        "-req",
+        "-in",
+        file("server.csr"),
+        "-CA",
+        file("ca.pem"),
+        "-CAkey",
+        file("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        file("server.ext"),
+        "-out",
+        file("server.pem")
+      ],
       dir
     )
-    yield* attempt(() => Promise.all(["ca.key", "other-ca.key", "server.key"].map((name) => fs.chmod(file(name), 0o600))))
+    yield* attempt(() =>
+      Promise.all(["ca.key", "other-ca.key", "server.key"].map((name) => fs.chmod(file(name), 0o600)))
+    )
     return { ca: file("ca.pem"), otherCa: file("other-ca.pem"), cert: file("server.pem"), key: file("server.key") }
   })
 
@@ -190,7 +245,10 @@ const waitUntilReady = (name: string, probe: Effect.Effect<void, Error>, running
   return probe.pipe(
     Effect.tapError((e) => Effect.sync(() => (last = e))),
     Effect.retry({ schedule: Schedule.spaced(Duration.millis(200)), while: running }),
-    Effect.timeoutFail({ duration: readyWithin, onTimeout: () => new Error(`no TLS connection within ${Duration.format(readyWithin)}`) }),
+    Effect.timeoutFail({
+      duration: readyWithin,
+      onTimeout: () => new Error(`no TLS connection within ${Duration.format(readyWithin)}`)
+    }),
     Effect.catchAll((e) =>
       Effect.flatMap(logTail(log), (logEnd) => {
         const why = running() ? e.message : `the server stopped (last connection error: ${last?.message ?? e.message})`
@@ -241,13 +299,22 @@ const startMariadb = (dir: string, port: number, certificates: ServerCertificate
     yield* attempt(() => fs.mkdir(dir))
     yield* run(
       binaries.installDb,
-      ["--no-defaults", `--datadir=${datadir}`, "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve", ...innodb, ...runAs],
+      [
+        "--no-defaults",
+        `--datadir=${datadir}`,
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+        "--skip-name-resolve",
+        ...innodb,
+        ...runAs
+      ],
       dir
     )
     yield* attempt(() =>
       fs.writeFile(
         initFile,
-        `CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY '${password}';\n` + `GRANT ALL PRIVILEGES ON *.* TO '${user}'@'%' WITH GRANT OPTION;\n`
+        `CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY '${password}';\n` +
+          `GRANT ALL PRIVILEGES ON *.* TO '${user}'@'%' WITH GRANT OPTION;\n`
       )
     )
     const server = yield* spawnServer(
@@ -302,7 +369,11 @@ const stopPostgres = (pgCtl: string, datadir: string, cwd: string) =>
   Effect.promise(() => isFile(path.join(datadir, "postmaster.pid"))).pipe(
     Effect.flatMap((running) =>
       running
-        ? asPostgres(pgCtl, ["-D", datadir, "-m", "fast", "-w", "-t", String(Duration.toSeconds(stopWithin)), "stop"], cwd).pipe(
+        ? asPostgres(
+            pgCtl,
+            ["-D", datadir, "-m", "fast", "-w", "-t", String(Duration.toSeconds(stopWithin)), "stop"],
+            cwd
+          ).pipe(
             Effect.orElse(() => asPostgres(pgCtl, ["-D", datadir, "-m", "immediate", "-w", "stop"], cwd)),
             Effect.catchAll((e) => Effect.logWarning(`PostgreSQL in ${datadir} did not stop: ${e.message}`))
           )
@@ -315,7 +386,9 @@ const postgresIds = Effect.all({
   gid: run("id", ["-g", postgresAccount], os.tmpdir())
 }).pipe(
   Effect.map(({ uid, gid }) => ({ uid: Number(uid.trim()), gid: Number(gid.trim()) })),
-  Effect.mapError((e) => new Error(`running as root, PostgreSQL needs the system account ${postgresAccount}: ${e.message}`))
+  Effect.mapError(
+    (e) => new Error(`running as root, PostgreSQL needs the system account ${postgresAccount}: ${e.message}`)
+  )
 )
 
 const startPostgres = (dir: string, port: number, certificates: ServerCertificates) =>
@@ -335,12 +408,26 @@ const startPostgres = (dir: string, port: number, certificates: ServerCertificat
     }
     yield* asPostgres(
       binaries.initdb,
-      ["-D", datadir, "-U", user, `--pwfile=${pwfile}`, "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"],
+      [
+        "-D",
+        datadir,
+        "-U",
+        user,
+        `--pwfile=${pwfile}`,
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--encoding=UTF8",
+        "--locale=C",
+        "--no-sync"
+      ],
       dir
     )
     // TLS over TCP or nothing: no `host` line, so a plain-text connection finds no entry and is refused.
     yield* attempt(() =>
-      fs.writeFile(path.join(datadir, "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+      fs.writeFile(
+        path.join(datadir, "pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+      )
     )
     yield* attempt(() =>
       fs.appendFile(
@@ -364,13 +451,19 @@ const startPostgres = (dir: string, port: number, certificates: ServerCertificat
     // that outlasted -t still runs, so the stop is registered whether the start succeeded or not.
     const started = yield* Effect.acquireRelease(
       Effect.either(
-        asPostgres(binaries.pgCtl, ["-D", datadir, "-l", log, "-w", "-t", String(Duration.toSeconds(readyWithin)), "-s", "start"], dir)
+        asPostgres(
+          binaries.pgCtl,
+          ["-D", datadir, "-l", log, "-w", "-t", String(Duration.toSeconds(readyWithin)), "-s", "start"],
+          dir
+        )
       ),
       () => stopPostgres(binaries.pgCtl, datadir, dir)
     )
     if (Either.isLeft(started)) {
       const logEnd = yield* logTail(log)
-      return yield* Effect.fail(new Error(`PostgreSQL did not start: ${started.left.message}; the end of its log ${log}:\n${logEnd}`))
+      return yield* Effect.fail(
+        new Error(`PostgreSQL did not start: ${started.left.message}; the end of its log ${log}:\n${logEnd}`)
+      )
     }
     const endpoint = { host: "localhost", port, user, password, log }
     yield* waitUntilReady(
@@ -383,7 +476,11 @@ const startPostgres = (dir: string, port: number, certificates: ServerCertificat
           password,
           database: "postgres",
           connectionTimeoutMillis: 2_000,
-          ssl: { ca: await fs.readFile(certificates.ca, "utf8"), rejectUnauthorized: true, checkServerIdentity: () => undefined }
+          ssl: {
+            ca: await fs.readFile(certificates.ca, "utf8"),
+            rejectUnauthorized: true,
+            checkServerIdentity: () => undefined
+          }
         })
         await client.connect()
         await client.end()
@@ -409,21 +506,22 @@ const temporaryDirectory = Effect.acquireRelease(
  * Starts both (concurrently) with a server certificate for `names` (subjectAltName entries such as `DNS:localhost`,
  * `IP:127.0.0.1`), waits until each accepts a TLS connection, stops both with the scope.
  */
-export const startTlsServersFor = (names: ReadonlyArray<string>): Effect.Effect<TlsServerSet, Error, Scope.Scope> => Effect.gen(function* () {
-  const dir = yield* temporaryDirectory
-  const certificatesDir = path.join(dir, "certificates")
-  yield* attempt(() => fs.mkdir(certificatesDir))
-  const certificates = yield* makeCertificates(certificatesDir, names)
-  const [mysqlPort, postgresPort] = (yield* freePorts(2)) as [number, number]
-  const { mysql, postgres } = yield* Effect.all(
-    {
-      mysql: startMariadb(path.join(dir, "mariadb"), mysqlPort, certificates),
-      postgres: startPostgres(path.join(dir, "postgres"), postgresPort, certificates)
-    },
-    { concurrency: 2 }
-  )
-  return { certificates: { ca: certificates.ca, otherCa: certificates.otherCa }, mysql, postgres }
-})
+export const startTlsServersFor = (names: ReadonlyArray<string>): Effect.Effect<TlsServerSet, Error, Scope.Scope> =>
+  Effect.gen(function* () {
+    const dir = yield* temporaryDirectory
+    const certificatesDir = path.join(dir, "certificates")
+    yield* attempt(() => fs.mkdir(certificatesDir))
+    const certificates = yield* makeCertificates(certificatesDir, names)
+    const [mysqlPort, postgresPort] = (yield* freePorts(2)) as [number, number]
+    const { mysql, postgres } = yield* Effect.all(
+      {
+        mysql: startMariadb(path.join(dir, "mariadb"), mysqlPort, certificates),
+        postgres: startPostgres(path.join(dir, "postgres"), postgresPort, certificates)
+      },
+      { concurrency: 2 }
+    )
+    return { certificates: { ca: certificates.ca, otherCa: certificates.otherCa }, mysql, postgres }
+  })
 
 /** A certificate for DNS:localhost only: connecting to 127.0.0.1 is then a host name it does not carry. */
 export const startTlsServers = startTlsServersFor(["DNS:localhost"])

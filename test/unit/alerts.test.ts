@@ -38,7 +38,8 @@ const reportWith = (patientMs: number, overrides: Partial<ConstructorParameters<
   })
 
 const policy = { regressionPercent: 50, regressionRuns: 10 }
-const passedRuns = (...patientMs: ReadonlyArray<number>) => patientMs.map((ms) => ({ success: true, tables: { patient: ms } }))
+const passedRuns = (...patientMs: ReadonlyArray<number>) =>
+  patientMs.map((ms) => ({ success: true, tables: { patient: ms } }))
 
 describe("alerts", () => {
   it("stays quiet for a passed run within budget and near its usual time", () => {
@@ -60,7 +61,9 @@ describe("alerts", () => {
     const failed = reportWith(100, {
       status: "failed",
       exitCode: 1,
-      steps: [new StepReport({ step: "pipeline table", table: "patient", durationMs: 100, budgetMs: 50, overBudget: true })]
+      steps: [
+        new StepReport({ step: "pipeline table", table: "patient", durationMs: 100, budgetMs: 50, overBudget: true })
+      ]
     })
     expect(alertReasons(failed, [], policy)).toEqual([
       "validation FAILED (exit code 1)",

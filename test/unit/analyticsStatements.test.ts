@@ -31,7 +31,9 @@ describe("analytics statements", () => {
     expect(createTable("raw", "patient", mappings)).toBe(
       `CREATE TABLE "raw"."patient" ("PatNum" bigint NOT NULL, "LName" character varying(100), "DateTStamp" timestamp(0) with time zone, "_loaded_at" timestamptz NOT NULL DEFAULT now())`
     )
-    expect(addLoadedAt("raw", "patient")).toBe(`ALTER TABLE "raw"."patient" ADD COLUMN IF NOT EXISTS "_loaded_at" timestamptz NOT NULL DEFAULT now()`)
+    expect(addLoadedAt("raw", "patient")).toBe(
+      `ALTER TABLE "raw"."patient" ADD COLUMN IF NOT EXISTS "_loaded_at" timestamptz NOT NULL DEFAULT now()`
+    )
   })
 
   it("quotes names that would otherwise fold or break out of the identifier", () => {
@@ -63,7 +65,9 @@ describe("analytics statements", () => {
   })
 
   it("copies in the type map's column order", () => {
-    expect(copyInto(qualified("raw", "patient"), mappings)).toBe(`COPY "raw"."patient" ("PatNum", "LName", "DateTStamp") FROM STDIN`)
+    expect(copyInto(qualified("raw", "patient"), mappings)).toBe(
+      `COPY "raw"."patient" ("PatNum", "LName", "DateTStamp") FROM STDIN`
+    )
   })
 
   it("stages a page in a temporary table dropped with its transaction", () => {
@@ -74,8 +78,12 @@ describe("analytics statements", () => {
 
   it("merges on the primary key, updates every other column and _loaded_at only when a value differs, and says what it inserted", () => {
     const merge = mergeStaged("raw", "patient", mappings, "PatNum")
-    expect(merge).toContain(`INSERT INTO "raw"."patient" AS t ("PatNum", "LName", "DateTStamp") SELECT "PatNum", "LName", "DateTStamp" FROM "etl_stage_patient"`)
-    expect(merge).toContain(`ON CONFLICT ("PatNum") DO UPDATE SET "LName" = EXCLUDED."LName", "DateTStamp" = EXCLUDED."DateTStamp", "_loaded_at" = now()`)
+    expect(merge).toContain(
+      `INSERT INTO "raw"."patient" AS t ("PatNum", "LName", "DateTStamp") SELECT "PatNum", "LName", "DateTStamp" FROM "etl_stage_patient"`
+    )
+    expect(merge).toContain(
+      `ON CONFLICT ("PatNum") DO UPDATE SET "LName" = EXCLUDED."LName", "DateTStamp" = EXCLUDED."DateTStamp", "_loaded_at" = now()`
+    )
     expect(merge).not.toContain(`"PatNum" = EXCLUDED`)
     expect(merge).toContain(
       `WHERE (t."PatNum", t."LName", t."DateTStamp") IS DISTINCT FROM (EXCLUDED."PatNum", EXCLUDED."LName", EXCLUDED."DateTStamp")`
@@ -113,7 +121,14 @@ describe("analytics statements", () => {
         `ALTER TABLE "raw"."patient" DROP COLUMN "Old";`
       ]
     })
-    expect(columnDrift("raw", "patient", mappings, mappings.map((m) => ({ name: m.name, type: m.postgresType })))).toEqual({ problems: [], fixes: [] })
+    expect(
+      columnDrift(
+        "raw",
+        "patient",
+        mappings,
+        mappings.map((m) => ({ name: m.name, type: m.postgresType }))
+      )
+    ).toEqual({ problems: [], fixes: [] })
   })
 
   it("converts a column between the raw profiles' types as the loader writes them: 0/1 and booleans, instants and UTC wall times", () => {
@@ -123,7 +138,8 @@ describe("analytics statements", () => {
       column("DateTStamp", "timestamp", "timestamp", { datetimePrecision: 0 })
     ]
     const as = (profile: typeof losslessProfile) => mapColumns(profile, "appointment", columns)
-    const typesOf = (profile: typeof losslessProfile) => as(profile).map((m) => ({ name: m.name, type: m.postgresType }))
+    const typesOf = (profile: typeof losslessProfile) =>
+      as(profile).map((m) => ({ name: m.name, type: m.postgresType }))
     expect(columnDrift("raw", "appointment", as(compatibleProfile()), typesOf(losslessProfile)).fixes).toEqual([
       `ALTER TABLE "raw"."appointment" ALTER COLUMN "Priority" TYPE boolean USING "Priority"::text::boolean;`,
       `ALTER TABLE "raw"."appointment" ALTER COLUMN "DateTStamp" TYPE timestamp(0) without time zone USING "DateTStamp" AT TIME ZONE 'UTC';`

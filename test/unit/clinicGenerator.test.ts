@@ -11,8 +11,16 @@ describe("the synthetic clinic's schema", () => {
   it("has every table of the facts, ten of them without a primary key", () => {
     expect(tables).toHaveLength(446)
     expect(tables.filter((t) => t.primaryKey === null).map((t) => t.name)).toEqual([
-      "tempimageconv", "tempimageconv2", "tempinsplan_bak_20200424", "temppopup_bak_20200424", "tempprocedurecode_bak_20240617",
-      "tempschedule_bak_20200424", "tempscheduleop_bak_20200424", "tmpdocument", "tmpimages", "tmppatient"
+      "tempimageconv",
+      "tempimageconv2",
+      "tempinsplan_bak_20200424",
+      "temppopup_bak_20200424",
+      "tempprocedurecode_bak_20240617",
+      "tempschedule_bak_20200424",
+      "tempscheduleop_bak_20200424",
+      "tmpdocument",
+      "tmpimages",
+      "tmppatient"
     ])
   })
 
@@ -20,7 +28,9 @@ describe("the synthetic clinic's schema", () => {
     const statement = createTableStatement(table("procedurelog"), "clinic")
     expect(statement).toMatch(/^CREATE TABLE `clinic`.`procedurelog` \(/)
     expect(statement).toContain("`OldCode` varchar(15) CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL DEFAULT ''")
-    expect(statement).toContain("`DateTStamp` timestamp NOT NULL DEFAULT current_timestamp() ON UPDATE current_timestamp()")
+    expect(statement).toContain(
+      "`DateTStamp` timestamp NOT NULL DEFAULT current_timestamp() ON UPDATE current_timestamp()"
+    )
     expect(statement).toContain("PRIMARY KEY (`ProcNum`)")
     expect(statement).toMatch(/\) ENGINE=MyISAM DEFAULT CHARSET=utf8mb3$/)
     expect(createTableStatement(table("commlog"), "clinic")).toContain("(`PatNum`,`CommType`,`Note`(20))")
@@ -55,7 +65,9 @@ describe("the synthetic clinic's schema", () => {
 
 describe("the synthetic clinic's rows", () => {
   const keyRanges = clinicPlan(1).keyRanges
-  const rowsOf = (name: string, count: number) => [...tableRows(table(name), count, { rows: count, firstKey: 1, keyRanges })]
+  const rowsOf = (name: string, count: number) => [
+    ...tableRows(table(name), count, { rows: count, firstKey: 1, keyRanges })
+  ]
 
   it("give each table increasing keys and change stamps in the past", () => {
     const rows = rowsOf("procedurelog", 500)
@@ -90,13 +102,24 @@ describe("the synthetic clinic's rows", () => {
       }
     }
     expect(misfits).toEqual([])
-    for (const awkward of ["0000-00-00", "0001-01-01", "0000-00-00 00:00:00", "O'Brien", "Back\\slash", "Иванов", "王芳", null]) {
+    for (const awkward of [
+      "0000-00-00",
+      "0001-01-01",
+      "0000-00-00 00:00:00",
+      "O'Brien",
+      "Back\\slash",
+      "Иванов",
+      "王芳",
+      null
+    ]) {
       expect(seen.has(awkward), String(awkward)).toBe(true)
     }
   })
 
   it("write LOAD DATA's text format, escaping what it reads as separators", () => {
-    expect(loadDataLine(["1", null, "a\tb", "line\nbreak", "C:\\x", "\\N", "O'Brien"])).toBe("1\t\\N\ta\\tb\tline\\nbreak\tC:\\\\x\t\\\\N\tO'Brien\n")
+    expect(loadDataLine(["1", null, "a\tb", "line\nbreak", "C:\\x", "\\N", "O'Brien"])).toBe(
+      "1\t\\N\ta\\tb\tline\\nbreak\tC:\\\\x\t\\\\N\tO'Brien\n"
+    )
   })
 })
 

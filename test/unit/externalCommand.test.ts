@@ -29,7 +29,9 @@ describe("the external pipeline's command line", () => {
     expect(plan(["etl", "{tables}", "--quiet"], tables)).toEqual([
       { tables, argv: ["etl", "carrier", "patient", "appointment", "--quiet"] }
     ])
-    expect(plan(["etl", "--only={tables}"], tables)).toEqual([{ tables, argv: ["etl", "--only=carrier,patient,appointment"] }])
+    expect(plan(["etl", "--only={tables}"], tables)).toEqual([
+      { tables, argv: ["etl", "--only=carrier,patient,appointment"] }
+    ])
   })
 
   it("without a placeholder the tables are appended, as before", () => {
@@ -46,7 +48,7 @@ describe("the external pipeline's command line", () => {
   })
 
   it("is described as it could be typed again", () => {
-    expect(describeCommand(["node", "my script.mjs", "--sql=a \"b\"", "patient"])).toBe(
+    expect(describeCommand(["node", "my script.mjs", '--sql=a "b"', "patient"])).toBe(
       `node "my script.mjs" "--sql=a \\"b\\"" patient`
     )
   })
@@ -94,7 +96,10 @@ describe("the excerpt of a failed command's output", () => {
   })
 
   it("stays within 20 lines and 4,000 characters of output, whatever the command prints", () => {
-    const noisy = Array.from({ length: 5000 }, (_, i) => `${i % 7 === 0 ? "Error" : "info"} ${"x".repeat(300)} ${i}`).join("\n")
+    const noisy = Array.from(
+      { length: 5000 },
+      (_, i) => `${i % 7 === 0 ? "Error" : "info"} ${"x".repeat(300)} ${i}`
+    ).join("\n")
     const kept = excerpt(noisy).split("\n")
     const output = kept.filter((l) => !l.startsWith("... ("))
     expect(output.length).toBeLessThanOrEqual(20)
@@ -107,14 +112,22 @@ describe("the excerpt of a failed command's output", () => {
 
   it("says how much of an overlong line it left out, and drops colour codes and blank lines", () => {
     const long = "y".repeat(1200)
-    expect(excerpt(`\u001b[31mfailed\u001b[0m\n\n${long}\n`)).toBe(`failed\n${"y".repeat(500)} ... (700 more characters)`)
+    expect(excerpt(`\u001b[31mfailed\u001b[0m\n\n${long}\n`)).toBe(
+      `failed\n${"y".repeat(500)} ... (700 more characters)`
+    )
   })
 
   it("is shown in the error's message, one line inline and several indented below", () => {
     expect(new ExternalPipelineError({ command: "etl patient", exitCode: 3, excerpt: "cannot copy" }).message).toBe(
       "The external pipeline command 'etl patient' exited with code 3: cannot copy"
     )
-    expect(new ExternalPipelineError({ command: "etl patient", exitCode: 1, excerpt: "ERROR: bigint out of range\n... (2 lines left out)\ndone" }).message).toBe(
+    expect(
+      new ExternalPipelineError({
+        command: "etl patient",
+        exitCode: 1,
+        excerpt: "ERROR: bigint out of range\n... (2 lines left out)\ndone"
+      }).message
+    ).toBe(
       "The external pipeline command 'etl patient' exited with code 1:\n    ERROR: bigint out of range\n    ... (2 lines left out)\n    done"
     )
     expect(new ExternalPipelineError({ command: "etl", exitCode: 1, excerpt: "" }).message).toBe(
@@ -125,8 +138,18 @@ describe("the excerpt of a failed command's output", () => {
 
 describe("the clean environment", () => {
   it("holds PATH, HOME and the named variables that are set, nothing else", () => {
-    const from = { PATH: "/usr/bin", HOME: "/home/etl", ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: "db", DBT_TARGET: "dev" }
-    expect(cleanEnvironment(from, ["DBT_TARGET", "NOT_SET"])).toEqual({ PATH: "/usr/bin", HOME: "/home/etl", DBT_TARGET: "dev" })
+    const from = {
+      PATH: "/usr/bin",
+      HOME: "/home/etl",
+      ETL_ENVIRONMENT: "test",
+      OPENDENTAL_SOURCE_HOST: "db",
+      DBT_TARGET: "dev"
+    }
+    expect(cleanEnvironment(from, ["DBT_TARGET", "NOT_SET"])).toEqual({
+      PATH: "/usr/bin",
+      HOME: "/home/etl",
+      DBT_TARGET: "dev"
+    })
   })
 
   it("accepts only variable names in ETL_PIPELINE_ENV", () => {
@@ -134,46 +157,55 @@ describe("the clean environment", () => {
     expect(["1ABC", "A-B", "A B", ""].some(isVariableName)).toBe(false)
   })
 
-  it.effect("ETL_PIPELINE_ENV is read as a list of names; it and ETL_TABLES, when invalid, are named in the settings error", () =>
-    Effect.gen(function* () {
-      const settingsWith = (value: string | undefined, more: Record<string, string> = {}) =>
-        EtlSettings.EtlSettings.pipe(
-          Effect.provide(
-            EtlSettings.layerFromConfig.pipe(
-              Layer.provide(
-                Layer.setConfigProvider(
-                  ConfigProvider.fromMap(
-                    new Map(
-                      Object.entries({
-                        ETL_ENVIRONMENT: "test",
-                        OPENDENTAL_SOURCE_HOST: "source",
-                        OPENDENTAL_SOURCE_DB: "opendental",
-                        OPENDENTAL_SOURCE_USER: "reader",
-                        OPENDENTAL_SOURCE_PASSWORD: "secret",
-                        MYSQL_REPLICATION_HOST: "replica",
-                        MYSQL_REPLICATION_DB: "replica",
-                        MYSQL_REPLICATION_USER: "replicator",
-                        MYSQL_REPLICATION_PASSWORD: "secret",
-                        POSTGRES_ANALYTICS_HOST: "analytics",
-                        POSTGRES_ANALYTICS_DB: "analytics",
-                        POSTGRES_ANALYTICS_USER: "loader",
-                        POSTGRES_ANALYTICS_PASSWORD: "secret",
-                        ...(value === undefined ? {} : { ETL_PIPELINE_ENV: value }),
-                        ...more
-                      })
+  it.effect(
+    "ETL_PIPELINE_ENV is read as a list of names; it and ETL_TABLES, when invalid, are named in the settings error",
+    () =>
+      Effect.gen(function* () {
+        const settingsWith = (value: string | undefined, more: Record<string, string> = {}) =>
+          EtlSettings.EtlSettings.pipe(
+            Effect.provide(
+              EtlSettings.layerFromConfig.pipe(
+                Layer.provide(
+                  Layer.setConfigProvider(
+                    ConfigProvider.fromMap(
+                      new Map(
+                        Object.entries({
+                          ETL_ENVIRONMENT: "test",
+                          OPENDENTAL_SOURCE_HOST: "source",
+                          OPENDENTAL_SOURCE_DB: "opendental",
+                          OPENDENTAL_SOURCE_USER: "reader",
+                          OPENDENTAL_SOURCE_PASSWORD: "secret",
+                          MYSQL_REPLICATION_HOST: "replica",
+                          MYSQL_REPLICATION_DB: "replica",
+                          MYSQL_REPLICATION_USER: "replicator",
+                          MYSQL_REPLICATION_PASSWORD: "secret",
+                          POSTGRES_ANALYTICS_HOST: "analytics",
+                          POSTGRES_ANALYTICS_DB: "analytics",
+                          POSTGRES_ANALYTICS_USER: "loader",
+                          POSTGRES_ANALYTICS_PASSWORD: "secret",
+                          ...(value === undefined ? {} : { ETL_PIPELINE_ENV: value }),
+                          ...more
+                        })
+                      )
                     )
                   )
                 )
               )
-            )
-          ),
-          Effect.either
+            ),
+            Effect.either
+          )
+        const named = yield* settingsWith(" DBT_TARGET, DBT_PROFILES_DIR ")
+        expect(Either.map(named, (s) => s.pipeline.externalEnvironment)).toEqual(
+          Either.right(["DBT_TARGET", "DBT_PROFILES_DIR"])
         )
-      const named = yield* settingsWith(" DBT_TARGET, DBT_PROFILES_DIR ")
-      expect(Either.map(named, (s) => s.pipeline.externalEnvironment)).toEqual(Either.right(["DBT_TARGET", "DBT_PROFILES_DIR"]))
-      expect(Either.map(yield* settingsWith(undefined), (s) => s.pipeline.externalEnvironment)).toEqual(Either.right([]))
-      const bad = yield* settingsWith("DBT_TARGET,dbt-profile", { ETL_TABLES: "patient,proc-log" })
-      expect(Either.isLeft(bad) && bad.left.problems.map((p) => p.variable).sort()).toEqual(["ETL_PIPELINE_ENV", "ETL_TABLES"])
-    })
+        expect(Either.map(yield* settingsWith(undefined), (s) => s.pipeline.externalEnvironment)).toEqual(
+          Either.right([])
+        )
+        const bad = yield* settingsWith("DBT_TARGET,dbt-profile", { ETL_TABLES: "patient,proc-log" })
+        expect(Either.isLeft(bad) && bad.left.problems.map((p) => p.variable).sort()).toEqual([
+          "ETL_PIPELINE_ENV",
+          "ETL_TABLES"
+        ])
+      })
   )
 })

@@ -20,7 +20,9 @@ describe("grants", () => {
       withGrantOption: false,
       account: "`etl`@`%`"
     })
-    expect(parseGrant("GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED VIA unix_socket WITH GRANT OPTION")).toMatchObject({
+    expect(
+      parseGrant("GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED VIA unix_socket WITH GRANT OPTION")
+    ).toMatchObject({
       database: "*",
       table: "*",
       privileges: ["ALL PRIVILEGES"],
@@ -83,7 +85,10 @@ describe("statements for the tool's own accounts", () => {
   it("an account with privileges on *.* is an administrator's; USAGE alone is not", () => {
     const of = (lines: ReadonlyArray<string>) => globalPrivileges(lines.map((l) => parseGrant(l)!))
     expect(of(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"])).toEqual(["ALL PRIVILEGES"])
-    expect(of(["GRANT RELOAD, PROCESS ON *.* TO `ops`@`%`", "GRANT SELECT ON `opendental`.* TO `ops`@`%`"])).toEqual(["RELOAD", "PROCESS"])
+    expect(of(["GRANT RELOAD, PROCESS ON *.* TO `ops`@`%`", "GRANT SELECT ON `opendental`.* TO `ops`@`%`"])).toEqual([
+      "RELOAD",
+      "PROCESS"
+    ])
     expect(of(["GRANT USAGE ON *.* TO `etl`@`%`", "GRANT SELECT ON `opendental`.* TO `etl`@`%`"])).toEqual([])
   })
 })

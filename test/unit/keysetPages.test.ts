@@ -15,7 +15,9 @@ const table = (keyType: string, columnType: string): TableShape => ({
 
 /** Which of the keys each range selects, as `WHERE id > after AND id <= upTo` would. */
 const covered = (ranges: ReturnType<typeof keyRanges>, keys: ReadonlyArray<bigint>) =>
-  ranges.map((r) => keys.filter((k) => (r.after === null || k > BigInt(r.after)) && (r.upTo === null || k <= BigInt(r.upTo))))
+  ranges.map((r) =>
+    keys.filter((k) => (r.after === null || k > BigInt(r.after)) && (r.upTo === null || k <= BigInt(r.upTo)))
+  )
 
 describe("keyset pages", () => {
   it("splits an integer key's span into ranges that take every key exactly once", () => {
@@ -45,7 +47,11 @@ describe("keyset pages", () => {
   })
 
   it("streams a table without a key in one statement, reading a FLOAT as the DOUBLE that holds it exactly", () => {
-    const shape: TableShape = { ...table("bigint", "bigint(20)"), primaryKey: [], columns: [column("Fee", "float", "float"), column("v", "varchar", "varchar(5)")] }
+    const shape: TableShape = {
+      ...table("bigint", "bigint(20)"),
+      primaryKey: [],
+      columns: [column("Fee", "float", "float"), column("v", "varchar", "varchar(5)")]
+    }
     expect(tableRows(shape)).toEqual({ text: "SELECT CAST(`Fee` AS DOUBLE), `v` FROM `t`", params: [] })
   })
 

@@ -40,8 +40,16 @@ describe("reconcile arithmetic", () => {
 
   it("tells keys missing downstream, extra there, and held with another row", () => {
     const found = keyDifferences(
-      [["1", "a"], ["2", "b"], ["3", "c"]],
-      [["2", "b"], ["3", "x"], ["4", "d"]]
+      [
+        ["1", "a"],
+        ["2", "b"],
+        ["3", "c"]
+      ],
+      [
+        ["2", "b"],
+        ["3", "x"],
+        ["4", "d"]
+      ]
     )
     expect(found).toEqual({ missing: ["1"], extra: ["4"], different: ["3"] })
   })
@@ -58,7 +66,10 @@ describe("reconcile arithmetic", () => {
       ["2", ["k2", "l2", "b2"]],
       ["3", ["k3", "L3", "B3"]]
     ])
-    expect(differingColumns(columns, from, to, ["1", "2", "3"])).toEqual({ keys: ["1", "3"], columns: { LName: 2, Birthdate: 1 } })
+    expect(differingColumns(columns, from, to, ["1", "2", "3"])).toEqual({
+      keys: ["1", "3"],
+      columns: { LName: 2, Birthdate: 1 }
+    })
   })
 
   it("describes a pair by counts, up to 20 keys and column names", () => {
@@ -90,7 +101,11 @@ describe("aggregate statements", () => {
     expect(mysql.params).toEqual(["100", "10", "100", "200"])
     expect(mysql.sql.indexOf("DIV")).toBeLessThan(mysql.sql.indexOf("WHERE"))
     expect(mysql.sql).toContain("GROUP BY etl_bucket")
-    const postgres = aggregateStatement({ ...target, engine: "postgres", table: `"raw"."patient"` }, { lo: "100", hi: "200" }, "10")
+    const postgres = aggregateStatement(
+      { ...target, engine: "postgres", table: `"raw"."patient"` },
+      { lo: "100", hi: "200" },
+      "10"
+    )
     expect(postgres.sql).toContain(`div("PatNum"::numeric - $1::numeric - 1, $2::numeric)`)
     expect(postgres.sql).toContain(`WHERE "PatNum" > $3::numeric AND "PatNum" <= $4::numeric`)
   })

@@ -15,7 +15,11 @@ const carrier: TableShape = {
   engine: "MyISAM",
   columns: [
     column("CarrierNum", "bigint", "bigint(20)"),
-    column("CarrierName", "varchar", "varchar(255)", { nullable: true, charset: "utf8mb3", collation: "utf8mb3_general_ci" }),
+    column("CarrierName", "varchar", "varchar(255)", {
+      nullable: true,
+      charset: "utf8mb3",
+      collation: "utf8mb3_general_ci"
+    }),
     column("SecDateTEdit", "timestamp", "timestamp", { datetimePrecision: 0 })
   ],
   primaryKey: ["CarrierNum"],
@@ -28,7 +32,9 @@ describe("replica statements", () => {
     expect(columnDefinition(column("DateTStamp", "timestamp", "timestamp(6)", { datetimePrecision: 6 }))).toBe(
       "`DateTStamp` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
     )
-    expect(columnDefinition(column("Seen", "timestamp", "timestamp", { nullable: true }))).toBe("`Seen` timestamp NULL DEFAULT NULL")
+    expect(columnDefinition(column("Seen", "timestamp", "timestamp", { nullable: true }))).toBe(
+      "`Seen` timestamp NULL DEFAULT NULL"
+    )
   })
 
   it("declares text columns with the source's character set and collation", () => {
@@ -43,11 +49,17 @@ describe("replica statements", () => {
     expect(lean).toContain("KEY `etl_watermark` (`SecDateTEdit`, `CarrierNum`)")
     expect(lean).not.toContain("`CarrierName`(10)")
     expect(lean).toContain("ENGINE=InnoDB")
-    expect(createReplicaTable("carrier", carrier, { secondaryIndexes: true })).toContain("KEY `CarrierName` (`CarrierName`(10))")
+    expect(createReplicaTable("carrier", carrier, { secondaryIndexes: true })).toContain(
+      "KEY `CarrierName` (`CarrierName`(10))"
+    )
   })
 
   it("creates the replica of a table without a primary key with no key and no watermark index", () => {
-    const noKey = createReplicaTable("tmppatient", { ...carrier, name: "tmppatient", primaryKey: [] }, { secondaryIndexes: false })
+    const noKey = createReplicaTable(
+      "tmppatient",
+      { ...carrier, name: "tmppatient", primaryKey: [] },
+      { secondaryIndexes: false }
+    )
     expect(noKey).not.toContain("PRIMARY KEY")
     expect(noKey).not.toContain("etl_watermark")
   })
@@ -61,7 +73,10 @@ describe("replica statements", () => {
 
   it("counts inserted, changed and unchanged rows of an upsert from the server's answer", () => {
     // 3 inserted (3), 2 changed (4), 5 unchanged (0): Duplicates counts the changed rows only.
-    expect(upsertOutcome({ affectedRows: 7, info: "Records: 10  Duplicates: 2  Warnings: 0" })).toEqual({ inserted: 3, updated: 2 })
+    expect(upsertOutcome({ affectedRows: 7, info: "Records: 10  Duplicates: 2  Warnings: 0" })).toEqual({
+      inserted: 3,
+      updated: 2
+    })
     // One-row statements carry no info.
     expect(upsertOutcome({ affectedRows: 1, info: "" })).toEqual({ inserted: 1, updated: 0 })
     expect(upsertOutcome({ affectedRows: 2, info: "" })).toEqual({ inserted: 0, updated: 1 })

@@ -30,7 +30,9 @@ const complete: Record<string, string> = {
 const settingsFrom = (variables: Record<string, string>) =>
   EtlSettings.EtlSettings.pipe(
     Effect.provide(
-      EtlSettings.layerFromConfig.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables))))))
+      EtlSettings.layerFromConfig.pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables)))))
+      )
     ),
     Effect.either
   )
@@ -60,13 +62,29 @@ const processVariables = (variables: Record<string, string>) =>
 describe("EtlSettings.layerFromConfig", () => {
   it.effect("reads every setting, ETL_ENVIRONMENT included, from the ConfigProvider in context", () =>
     Effect.gen(function* () {
-      const settings = yield* Effect.flatMap(settingsFrom(complete), Either.match({ onLeft: Effect.fail, onRight: Effect.succeed }))
+      const settings = yield* Effect.flatMap(
+        settingsFrom(complete),
+        Either.match({ onLeft: Effect.fail, onRight: Effect.succeed })
+      )
       expect(settings.environment).toBe("production")
-      expect(settings.source).toMatchObject({ role: "source", host: "config-source", port: 3307, database: "opendental", user: "reader" })
+      expect(settings.source).toMatchObject({
+        role: "source",
+        host: "config-source",
+        port: 3307,
+        database: "opendental",
+        user: "reader"
+      })
       expect(Redacted.value(settings.source.password)).toBe("config-secret")
-      expect(Option.map(settings.sourceWriter, (w) => [w.role, w.host, w.user])).toEqual(Option.some(["source-writer", "config-source", "seeder"]))
+      expect(Option.map(settings.sourceWriter, (w) => [w.role, w.host, w.user])).toEqual(
+        Option.some(["source-writer", "config-source", "seeder"])
+      )
       expect(settings.replication).toMatchObject({ host: "config-replica", port: 3306, database: "replica" })
-      expect(settings.analytics).toMatchObject({ host: "config-analytics", port: 5432, schema: "raw", tls: { mode: "require", ca: Option.none() } })
+      expect(settings.analytics).toMatchObject({
+        host: "config-analytics",
+        port: 5432,
+        schema: "raw",
+        tls: { mode: "require", ca: Option.none() }
+      })
       expect(settings.pipeline.tables).toEqual(["patient", "appointment"])
       expect(settings.pipeline.batchSize).toBe(5000)
       expect(Duration.toSeconds(settings.validation.runBudget)).toBe(300)
@@ -90,7 +108,9 @@ describe("EtlSettings.layerFromConfig", () => {
     Effect.gen(function* () {
       for (const value of [undefined, "", "prod"]) {
         const { ETL_ENVIRONMENT: _, ...rest } = complete
-        const problems = problemsOf(yield* settingsFrom(value === undefined ? rest : { ...rest, ETL_ENVIRONMENT: value }))
+        const problems = problemsOf(
+          yield* settingsFrom(value === undefined ? rest : { ...rest, ETL_ENVIRONMENT: value })
+        )
         expect(Object.keys(problems)).toEqual(["ETL_ENVIRONMENT"])
         expect(problems.ETL_ENVIRONMENT).toContain("production, test, local")
       }
@@ -105,7 +125,8 @@ describe("EtlSettings.layerFromConfig", () => {
       expect(problems).toEqual({
         OPENDENTAL_SOURCE_PORT: "must be a port number from 1 to 65535",
         MYSQL_REPLICATION_HOST: "is required but not set",
-        POSTGRES_ANALYTICS_PASSWORD: "is required but not set (or set POSTGRES_ANALYTICS_PASSWORD_FILE to a file that holds it)",
+        POSTGRES_ANALYTICS_PASSWORD:
+          "is required but not set (or set POSTGRES_ANALYTICS_PASSWORD_FILE to a file that holds it)",
         ETL_BATCH_SIZE: "must be a whole number above 0"
       })
       if (Either.isLeft(result)) expect(result.left.source).toBe("the ConfigProvider")
@@ -114,7 +135,10 @@ describe("EtlSettings.layerFromConfig", () => {
 
   it.effect("runs locally against the machine's own servers with only ETL_ENVIRONMENT=local", () =>
     Effect.gen(function* () {
-      const settings = yield* Effect.flatMap(settingsFrom({ ETL_ENVIRONMENT: "local" }), Either.match({ onLeft: Effect.fail, onRight: Effect.succeed }))
+      const settings = yield* Effect.flatMap(
+        settingsFrom({ ETL_ENVIRONMENT: "local" }),
+        Either.match({ onLeft: Effect.fail, onRight: Effect.succeed })
+      )
       expect(settings.environment).toBe("local")
       expect(settings.source.host).toBe("127.0.0.1")
     })

@@ -10,8 +10,14 @@ import {
 } from "../../src/domain/pipeline/strategy.ts"
 
 const unknown: ChangeProof = { verdict: "unknown", says: "UPDATE_TIME of a InnoDB table proves nothing" }
-const unchanged: ChangeProof = { verdict: "unchanged", says: "UPDATE_TIME 2024-05-01 09:00:00, before the last copy started reading at 2024-05-01 10:00:00" }
-const changed: ChangeProof = { verdict: "changed", says: "UPDATE_TIME moved from 2024-05-01 09:00:00 to 2024-05-02 08:00:00" }
+const unchanged: ChangeProof = {
+  verdict: "unchanged",
+  says: "UPDATE_TIME 2024-05-01 09:00:00, before the last copy started reading at 2024-05-01 10:00:00"
+}
+const changed: ChangeProof = {
+  verdict: "changed",
+  says: "UPDATE_TIME moved from 2024-05-01 09:00:00 to 2024-05-02 08:00:00"
+}
 
 const copied: TableFacts = {
   hop: "replica",
@@ -34,7 +40,12 @@ const complete = (strategy: PreviousRun["strategy"], watermarkColumn: string | n
   watermark: "2024-05-01 10:00:00",
   watermarkColumn
 })
-const unfinishedWhole: PreviousRun = { strategy: "whole", status: "failed", watermark: null, watermarkColumn: "DateTStamp" }
+const unfinishedWhole: PreviousRun = {
+  strategy: "whole",
+  status: "failed",
+  watermark: null,
+  watermarkColumn: "DateTStamp"
+}
 const appended = (status: PreviousRun["status"], key = "SecurityLogNum"): PreviousRun => ({
   strategy: "append-only",
   status,
@@ -55,31 +66,61 @@ const cases: ReadonlyArray<{
     name: "a watermark and a completed run on the same columns continue incrementally",
     facts: copied,
     previous: complete("incremental"),
-    decision: { strategy: "incremental", watermark: "DateTStamp", from: "2024-05-01 10:00:00", reason: continuing("2024-05-01 10:00:00") }
+    decision: {
+      strategy: "incremental",
+      watermark: "DateTStamp",
+      from: "2024-05-01 10:00:00",
+      reason: continuing("2024-05-01 10:00:00")
+    }
   },
   {
     name: "a completed whole copy is continued incrementally too",
     facts: copied,
     previous: complete("whole"),
-    decision: { strategy: "incremental", watermark: "DateTStamp", from: "2024-05-01 10:00:00", reason: continuing("2024-05-01 10:00:00") }
+    decision: {
+      strategy: "incremental",
+      watermark: "DateTStamp",
+      from: "2024-05-01 10:00:00",
+      reason: continuing("2024-05-01 10:00:00")
+    }
   },
   {
     name: "a status row of an earlier version, which named no column, continues on the change column",
     facts: { ...copied, hop: "analytics" },
     previous: complete("incremental", null),
-    decision: { strategy: "incremental", watermark: "DateTStamp", from: "2024-05-01 10:00:00", reason: continuing("2024-05-01 10:00:00") }
+    decision: {
+      strategy: "incremental",
+      watermark: "DateTStamp",
+      from: "2024-05-01 10:00:00",
+      reason: continuing("2024-05-01 10:00:00")
+    }
   },
   {
     name: "an incremental run that failed continues from its last committed watermark",
     facts: copied,
-    previous: { strategy: "incremental", status: "failed", watermark: "2024-05-01 09:00:00", watermarkColumn: "DateTStamp" },
-    decision: { strategy: "incremental", watermark: "DateTStamp", from: "2024-05-01 09:00:00", reason: continuing("2024-05-01 09:00:00") }
+    previous: {
+      strategy: "incremental",
+      status: "failed",
+      watermark: "2024-05-01 09:00:00",
+      watermarkColumn: "DateTStamp"
+    },
+    decision: {
+      strategy: "incremental",
+      watermark: "DateTStamp",
+      from: "2024-05-01 09:00:00",
+      reason: continuing("2024-05-01 09:00:00")
+    }
   },
   {
     name: "a run skipped as unchanged is continued from the watermark it kept",
     facts: copied,
     previous: complete("unchanged"),
-    decision: { strategy: "incremental", watermark: "DateTStamp", from: "2024-05-01 10:00:00", reason: continuing("2024-05-01 10:00:00") }
+    decision: {
+      strategy: "incremental",
+      watermark: "DateTStamp",
+      from: "2024-05-01 10:00:00",
+      reason: continuing("2024-05-01 10:00:00")
+    }
   },
   {
     name: "an incremental table the server proves unchanged is not copied",
@@ -95,27 +136,46 @@ const cases: ReadonlyArray<{
   },
   {
     name: "the analytics hop says load",
-    facts: { ...noWatermark, hop: "analytics", change: { verdict: "unchanged", says: "the replica's generation is the one the last load read" } },
+    facts: {
+      ...noWatermark,
+      hop: "analytics",
+      change: { verdict: "unchanged", says: "the replica's generation is the one the last load read" }
+    },
     previous: complete("whole", null),
-    decision: { strategy: "unchanged", reason: "unchanged since the last load: the replica's generation is the one the last load read" }
+    decision: {
+      strategy: "unchanged",
+      reason: "unchanged since the last load: the replica's generation is the one the last load read"
+    }
   },
   {
     name: "a table without a watermark that changed is copied whole, saying how the server knows",
     facts: { ...noWatermark, change: changed },
     previous: complete("whole", null),
-    decision: { strategy: "whole", resume: false, reason: `the table has no watermark column; it changed since the last copy: ${changed.says}` }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: `the table has no watermark column; it changed since the last copy: ${changed.says}`
+    }
   },
   {
     name: "a table without a watermark that nothing proves unchanged is copied whole",
     facts: noWatermark,
     previous: complete("whole", null),
-    decision: { strategy: "whole", resume: false, reason: `the table has no watermark column; nothing proves it unchanged since the last copy: ${unknown.says}` }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: `the table has no watermark column; nothing proves it unchanged since the last copy: ${unknown.says}`
+    }
   },
   {
     name: "a table without a primary key is copied whole when it changed, even with a change column",
     facts: { ...noKey, watermark: "DateTStamp", change: changed },
     previous: complete("whole", null),
-    decision: { strategy: "whole", resume: false, reason: `the table has no primary key; it changed since the last copy: ${changed.says}` }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: `the table has no primary key; it changed since the last copy: ${changed.says}`
+    }
   },
   {
     name: "a table without a primary key the server proves unchanged is not copied",
@@ -169,19 +229,31 @@ const cases: ReadonlyArray<{
     facts: copied,
     appendOnly: ["procedurelog"],
     previous: complete("incremental"),
-    decision: { strategy: "whole", resume: false, reason: "the last copy followed DateTStamp, this one follows ProcNum" }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: "the last copy followed DateTStamp, this one follows ProcNum"
+    }
   },
   {
     name: "a watermark column that changed in the settings starts the table over whole",
     facts: { ...copied, watermark: "SecDateTEdit" },
     previous: complete("incremental"),
-    decision: { strategy: "whole", resume: false, reason: "the last copy followed DateTStamp, this one follows SecDateTEdit" }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: "the last copy followed DateTStamp, this one follows SecDateTEdit"
+    }
   },
   {
     name: "a table taken off the append-only list goes back to its change column by a whole copy",
     facts: copied,
     previous: appended("complete", "ProcNum"),
-    decision: { strategy: "whole", resume: false, reason: "the last copy followed ProcNum, this one follows DateTStamp" }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: "the last copy followed ProcNum, this one follows DateTStamp"
+    }
   },
   {
     name: "a declared append-only table whose key is not a number cannot follow it",
@@ -235,9 +307,18 @@ const cases: ReadonlyArray<{
   },
   {
     name: "columns that drifted are copied whole, naming the change, without resuming, whatever the server proves",
-    facts: { ...copied, columnChanges: ["column Fee (double) added in the source"], resumableShadow: true, change: unchanged },
+    facts: {
+      ...copied,
+      columnChanges: ["column Fee (double) added in the source"],
+      resumableShadow: true,
+      change: unchanged
+    },
     previous: unfinishedWhole,
-    decision: { strategy: "whole", resume: false, reason: "the source's columns changed: column Fee (double) added in the source" }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: "the source's columns changed: column Fee (double) added in the source"
+    }
   },
   {
     name: "no status row: nothing to continue from",
@@ -249,7 +330,11 @@ const cases: ReadonlyArray<{
     name: "an unfinished whole copy with its shadow still there resumes",
     facts: { ...copied, resumableShadow: true },
     previous: unfinishedWhole,
-    decision: { strategy: "whole", resume: true, reason: "no completed copy to continue from; resuming the unfinished copy" }
+    decision: {
+      strategy: "whole",
+      resume: true,
+      reason: "no completed copy to continue from; resuming the unfinished copy"
+    }
   },
   {
     name: "an unfinished first copy resumes into its shadow",
@@ -267,7 +352,11 @@ const cases: ReadonlyArray<{
     name: "a shadow is not resumed after an incremental run",
     facts: { ...noWatermark, resumableShadow: true, change: changed },
     previous: complete("incremental"),
-    decision: { strategy: "whole", resume: false, reason: `the table has no watermark column; it changed since the last copy: ${changed.says}` }
+    decision: {
+      strategy: "whole",
+      resume: false,
+      reason: `the table has no watermark column; it changed since the last copy: ${changed.says}`
+    }
   }
 ]
 

@@ -3,7 +3,16 @@ import { Either } from "effect"
 import { matchesGlob, selectTables, type SourceCatalog } from "../../src/domain/tableSelection.ts"
 
 const linux: SourceCatalog = {
-  baseTables: ["appointment", "etl_copy_status", "etl_e2e_runs", "patient", "patient__etl_shadow", "Patient_bak_2019", "tmpcommlog", "tmp_x"],
+  baseTables: [
+    "appointment",
+    "etl_copy_status",
+    "etl_e2e_runs",
+    "patient",
+    "patient__etl_shadow",
+    "Patient_bak_2019",
+    "tmpcommlog",
+    "tmp_x"
+  ],
   views: ["patientview"],
   caseSensitive: true
 }
@@ -47,7 +56,10 @@ describe("the tables a run copies", () => {
   })
 
   it("exclusion patterns apply to all and to a list alike, and say what they took out", () => {
-    expect(selected(["all"], ["tmp*", "*_bak_*"])).toMatchObject({ tables: ["appointment", "patient"], excluded: ["Patient_bak_2019", "tmpcommlog", "tmp_x"] })
+    expect(selected(["all"], ["tmp*", "*_bak_*"])).toMatchObject({
+      tables: ["appointment", "patient"],
+      excluded: ["Patient_bak_2019", "tmpcommlog", "tmp_x"]
+    })
     expect(selected(["patient", "tmp_x"], ["tmp*"])).toMatchObject({ tables: ["patient"], excluded: ["tmp_x"] })
   })
 

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { describeTls, isLoopback, tlsFact, tlsHint, type TlsSettings, unverifiableMysqlHost } from "../../src/domain/connections/tls.ts"
+import {
+  describeTls,
+  isLoopback,
+  tlsFact,
+  tlsHint,
+  type TlsSettings,
+  unverifiableMysqlHost
+} from "../../src/domain/connections/tls.ts"
 
 const verifyFull: TlsSettings = { mode: "verify-full", ca: Option.some("-----BEGIN CERTIFICATE-----") }
 const disabled: TlsSettings = { mode: "disable", ca: Option.none() }
@@ -42,7 +49,11 @@ describe("TLS", () => {
       role: "source-writer" as const,
       tls: verifyFull,
       host: "vm",
-      failure: { code: "HANDSHAKE_SSL_ERROR", message: "Hostname/IP does not match certificate's altnames: Host: vm. is not in the cert's altnames: DNS:localhost" },
+      failure: {
+        code: "HANDSHAKE_SSL_ERROR",
+        message:
+          "Hostname/IP does not match certificate's altnames: Host: vm. is not in the cert's altnames: DNS:localhost"
+      },
       hint: "certificate problem: the server's certificate is not for host 'vm' (connect by a name the certificate lists, or set OPENDENTAL_SOURCE_SSL_MODE=verify-ca to check the CA only)"
     },
     {
@@ -56,14 +67,20 @@ describe("TLS", () => {
       case: "MariaDB refusing plain text looks like a wrong password",
       role: "source" as const,
       tls: disabled,
-      failure: { code: "ER_ACCESS_DENIED_ERROR", message: "Access denied for user 'etl_reader'@'10.0.0.9' (using password: YES)" },
+      failure: {
+        code: "ER_ACCESS_DENIED_ERROR",
+        message: "Access denied for user 'etl_reader'@'10.0.0.9' (using password: YES)"
+      },
       hint: "a wrong user or password, or a server or account that accepts TLS only while OPENDENTAL_SOURCE_SSL_MODE is disable"
     },
     {
       case: "PostgreSQL's hostssl-only pg_hba.conf",
       role: "analytics" as const,
       tls: disabled,
-      failure: { code: "28000", message: 'no pg_hba.conf entry for host "10.0.0.9", user "etl_loader", database "analytics", no encryption' },
+      failure: {
+        code: "28000",
+        message: 'no pg_hba.conf entry for host "10.0.0.9", user "etl_loader", database "analytics", no encryption'
+      },
       hint: "the server accepts this account over TLS only: set POSTGRES_ANALYTICS_SSLMODE to verify-full (and POSTGRES_ANALYTICS_SSLROOTCERT)"
     },
     {
@@ -77,7 +94,10 @@ describe("TLS", () => {
       case: "access denied over TLS is only a credential problem",
       role: "source" as const,
       tls: verifyFull,
-      failure: { code: "ER_ACCESS_DENIED_ERROR", message: "Access denied for user 'etl_reader'@'10.0.0.9' (using password: YES)" },
+      failure: {
+        code: "ER_ACCESS_DENIED_ERROR",
+        message: "Access denied for user 'etl_reader'@'10.0.0.9' (using password: YES)"
+      },
       hint: undefined
     },
     {
@@ -97,16 +117,20 @@ describe("TLS", () => {
       problem:
         "is verify-full, but MYSQL_REPLICATION_HOST is the IP address 10.0.0.5, which the MySQL driver cannot check against the certificate's names: set MYSQL_REPLICATION_HOST to a name the certificate lists, or MYSQL_REPLICATION_SSL_MODE=verify-ca to check the CA only"
     })
-    expect(unverifiableMysqlHost({ role: "source-writer", host: "::1", tls: verifyFull })?.variable).toBe("OPENDENTAL_SOURCE_SSL_MODE")
+    expect(unverifiableMysqlHost({ role: "source-writer", host: "::1", tls: verifyFull })?.variable).toBe(
+      "OPENDENTAL_SOURCE_SSL_MODE"
+    )
     expect(unverifiableMysqlHost({ role: "source", host: "db.clinic.example", tls: verifyFull })).toBeUndefined()
-    expect(unverifiableMysqlHost({ role: "source", host: "10.0.0.5", tls: { mode: "verify-ca", ca: Option.none() } })).toBeUndefined()
+    expect(
+      unverifiableMysqlHost({ role: "source", host: "10.0.0.5", tls: { mode: "verify-ca", ca: Option.none() } })
+    ).toBeUndefined()
     expect(unverifiableMysqlHost({ role: "analytics", host: "10.0.0.5", tls: verifyFull })).toBeUndefined()
   })
 
   it("says what the server reported, or that the connection is not encrypted", () => {
-    expect(describeTls(tlsFact("verify-full", Option.some({ version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" })))).toBe(
-      "TLSv1.3 TLS_AES_256_GCM_SHA384 (verify-full)"
-    )
+    expect(
+      describeTls(tlsFact("verify-full", Option.some({ version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" })))
+    ).toBe("TLSv1.3 TLS_AES_256_GCM_SHA384 (verify-full)")
     expect(describeTls(tlsFact("disable", Option.none()))).toBe("not encrypted")
     expect(describeTls(null)).toBe("not connected")
   })

@@ -56,9 +56,15 @@ describe("type map", () => {
   })
 
   it("keeps precision: decimal(65,30), datetime(6), timestamp(6) with the zone", () => {
-    expect(mapColumn(column("decimal", "decimal(65,30)", { numericPrecision: 65, numericScale: 30 })).postgresType).toBe("numeric(65,30)")
-    expect(mapColumn(column("datetime", "datetime(6)", { datetimePrecision: 6 })).postgresType).toBe("timestamp(6) without time zone")
-    expect(mapColumn(column("timestamp", "timestamp", { datetimePrecision: 0 })).postgresType).toBe("timestamp(0) with time zone")
+    expect(
+      mapColumn(column("decimal", "decimal(65,30)", { numericPrecision: 65, numericScale: 30 })).postgresType
+    ).toBe("numeric(65,30)")
+    expect(mapColumn(column("datetime", "datetime(6)", { datetimePrecision: 6 })).postgresType).toBe(
+      "timestamp(6) without time zone"
+    )
+    expect(mapColumn(column("timestamp", "timestamp", { datetimePrecision: 0 })).postgresType).toBe(
+      "timestamp(0) with time zone"
+    )
   })
 
   it("keeps NOT NULL, except where a conversion can produce NULL", () => {
@@ -87,11 +93,15 @@ describe("type map", () => {
     }
     expect(field(column("date", "date"), "0001-01-01")).toEqual({ text: "0001-01-01", counts: noConversions() })
     expect(field(column("datetime", "datetime"), "0000-00-00 00:00:00").text).toBe("\\N")
-    expect(field(column("datetime", "datetime(6)"), "2024-02-29 23:59:59.999999").text).toBe("2024-02-29 23:59:59.999999")
+    expect(field(column("datetime", "datetime(6)"), "2024-02-29 23:59:59.999999").text).toBe(
+      "2024-02-29 23:59:59.999999"
+    )
   })
 
   it("writes a timestamp as the UTC instant it was read as", () => {
-    expect(field(column("timestamp", "timestamp(6)"), "2024-11-03 06:30:00.000001").text).toBe("2024-11-03 06:30:00.000001+00")
+    expect(field(column("timestamp", "timestamp(6)"), "2024-11-03 06:30:00.000001").text).toBe(
+      "2024-11-03 06:30:00.000001+00"
+    )
     expect(field(column("timestamp", "timestamp"), "0000-00-00 00:00:00").text).toBe("\\N")
   })
 
@@ -122,7 +132,11 @@ describe("type map", () => {
   it("names the column of a value a row cannot convert", () => {
     const columns = [column("int", "int(11)"), column("time", "time")]
     try {
-      copyLine(columns.map((c) => mapColumn(c)), [1, "30:00:00"], noConversions())
+      copyLine(
+        columns.map((c) => mapColumn(c)),
+        [1, "30:00:00"],
+        noConversions()
+      )
       throw new Error("converted an impossible time")
     } catch (e) {
       expect(e).toBeInstanceOf(RowConversionFailure)
@@ -132,11 +146,21 @@ describe("type map", () => {
 
   it("leaves a table to the client's writers when one of its columns has no server conversion", () => {
     const known = [column("int", "int(11)", { name: "id" }), column("datetime", "datetime", { name: "w" })]
-    const select = serverCopySelect(known.map((c) => mapColumn(c)), "id", "w")
+    const select = serverCopySelect(
+      known.map((c) => mapColumn(c)),
+      "id",
+      "w"
+    )
     expect(select?.startsWith("`id`, ")).toBe(true)
     expect(select?.endsWith(", `w`")).toBe(true)
     const withGeometry = [...known, column("geometry", "geometry", { name: "g" })]
-    expect(serverCopySelect(withGeometry.map((c) => mapColumn(c)), "id", "w")).toBeNull()
+    expect(
+      serverCopySelect(
+        withGeometry.map((c) => mapColumn(c)),
+        "id",
+        "w"
+      )
+    ).toBeNull()
   })
 })
 
@@ -157,7 +181,12 @@ describe("the compatible raw profile", () => {
       AptStatus: "smallint",
       DateTStamp: "timestamp(0) without time zone"
     })
-    expect(typesOf(losslessProfile)).toEqual({ AptNum: "bigint", Priority: "smallint", AptStatus: "smallint", DateTStamp: "timestamp(0) with time zone" })
+    expect(typesOf(losslessProfile)).toEqual({
+      AptNum: "bigint",
+      Priority: "smallint",
+      AptStatus: "smallint",
+      DateTStamp: "timestamp(0) with time zone"
+    })
   })
 
   it("declares booleans by setting, in either case, never from the data", () => {
@@ -177,15 +206,22 @@ describe("the compatible raw profile", () => {
         return e
       }
     }
-    expect([2, -1, "255"].map(failure)).toEqual(["2", "-1", "255"].map((v) => new ConversionFailure(v, notBooleanProblem)))
+    expect([2, -1, "255"].map(failure)).toEqual(
+      ["2", "-1", "255"].map((v) => new ConversionFailure(v, notBooleanProblem))
+    )
     // The server converts 0 and 1 and leaves every other value to the writer above.
-    expect(priority.server).toEqual({ field: "CASE `Priority` WHEN 0 THEN 'f' WHEN 1 THEN 't' END", exceptional: "`Priority` NOT IN (0, 1)" })
+    expect(priority.server).toEqual({
+      field: "CASE `Priority` WHEN 0 THEN 'f' WHEN 1 THEN 't' END",
+      exceptional: "`Priority` NOT IN (0, 1)"
+    })
   })
 
   it("writes a TIMESTAMP read in a UTC session as that wall time, without an offset", () => {
     const stamp = mapColumns(compatibleProfile(), "appointment", appointment)[3]!
     expect(stamp.write("2024-11-03 06:30:00", noConversions())).toBe("2024-11-03 06:30:00")
-    expect(mapColumns(losslessProfile, "appointment", appointment)[3]!.write("2024-11-03 06:30:00", noConversions())).toBe("2024-11-03 06:30:00+00")
+    expect(
+      mapColumns(losslessProfile, "appointment", appointment)[3]!.write("2024-11-03 06:30:00", noConversions())
+    ).toBe("2024-11-03 06:30:00+00")
     const counts = noConversions()
     expect(stamp.write("0000-00-00 00:00:00", counts)).toBe("\\N")
     expect(counts.zeroDatesToNull).toBe(1)
@@ -195,16 +231,23 @@ describe("the compatible raw profile", () => {
 describe("comparison across the databases", () => {
   it("sees a MySQL float and PostgreSQL's real of the same value as equal, with the float's own precision", () => {
     expect(canonical(column("float", "float"), 0.10000000149011612)).toBe(canonical(column("float", "float"), 0.1))
-    expect(canonical(column("double", "double"), 0.1)).not.toBe(canonical(column("double", "double"), 0.10000000149011612))
+    expect(canonical(column("double", "double"), 0.1)).not.toBe(
+      canonical(column("double", "double"), 0.10000000149011612)
+    )
   })
 
   it("compares JSON by value, not by key order or spacing", () => {
-    expect(canonical(column("json", "json"), '{"b": [1, 2], "a": 1}')).toBe(canonical(column("json", "json"), { a: 1, b: [1, 2] }))
+    expect(canonical(column("json", "json"), '{"b": [1, 2], "a": 1}')).toBe(
+      canonical(column("json", "json"), { a: 1, b: [1, 2] })
+    )
   })
 
   it("counts a documented conversion instead of reporting it, and reports a real difference by column", () => {
     const columns = [column("date", "date", { name: "d" }), column("varchar", "varchar(5)", { name: "v" })]
-    expect(compareRow(columns, ["0000-00-00", "a"], [null, "a"])).toEqual({ differences: [], conversions: ["zero date -> NULL"] })
+    expect(compareRow(columns, ["0000-00-00", "a"], [null, "a"])).toEqual({
+      differences: [],
+      conversions: ["zero date -> NULL"]
+    })
     expect(compareRow(columns, ["2020-01-01", "a"], ["2020-01-02", "a"]).differences).toEqual([
       { column: "d", expected: "2020-01-01", actual: "2020-01-02" }
     ])

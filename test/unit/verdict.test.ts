@@ -13,22 +13,49 @@ const passing: ValidationFacts = {
   tables: ["patient"],
   seeded: { patient: 3 },
   runs: [{ table: "patient", success: true, durationMs: 120 }],
-  verification: [{ table: "patient", counts: { source: 3, replication: 3, analytics: 3 }, findings: [], conversions: {} }],
+  verification: [
+    { table: "patient", counts: { source: 3, replication: 3, analytics: 3 }, findings: [], conversions: {} }
+  ],
   malformed: [],
   steps: [new StepReport({ step: "total", durationMs: 5000, budgetMs: 300000, overBudget: false })],
   resources: { peakRssMb: 150, cpuUserMs: 1, cpuSystemMs: 1, replicationIo: {}, analyticsIo: {} },
-  isolation: { mode: "fingerprint", tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 50, checksum: "ab" } }] },
+  isolation: {
+    mode: "fingerprint",
+    tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 50, checksum: "ab" } }]
+  },
   collateral: [
-    { table: "patient", stage: "replication", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } },
-    { table: "patient", stage: "analytics", compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } }
+    {
+      table: "patient",
+      stage: "replication",
+      compared: 50,
+      vanished: { count: 0, keys: [] },
+      changed: { count: 0, keys: [] }
+    },
+    {
+      table: "patient",
+      stage: "analytics",
+      compared: 50,
+      vanished: { count: 0, keys: [] },
+      changed: { count: 0, keys: [] }
+    }
   ],
   drift: { state: "checked", tables: [{ table: "patient", pairs: [] }] },
-  access: [{ database: "source", account: "etl_reader", findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }], tls: { mode: "verify-full", version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" } }],
+  access: [
+    {
+      database: "source",
+      account: "etl_reader",
+      findings: [{ problem: "has INSERT", fix: "REVOKE INSERT ..." }],
+      tls: { mode: "verify-full", version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" }
+    }
+  ],
   errors: [],
   cleanup: Option.some({ deleted: [{ table: "patient", source: 3, replication: 3, analytics: 3 }], remaining: [] })
 }
 
-const connectionLost = { _tag: "ConnectionError", message: "Cannot connect to the analytics database at db:5432/raw after 4 attempts: ECONNRESET" }
+const connectionLost = {
+  _tag: "ConnectionError",
+  message: "Cannot connect to the analytics database at db:5432/raw after 4 attempts: ECONNRESET"
+}
 
 describe("the verdict of a validation", () => {
   it.each([
@@ -39,7 +66,17 @@ describe("the verdict of a validation", () => {
         verification: [
           {
             ...passing.verification[0]!,
-            findings: [{ table: "patient", stage: "analytics" as const, key: "7", column: "LName", expected: "a", actual: "b", problem: "value differs" }]
+            findings: [
+              {
+                table: "patient",
+                stage: "analytics" as const,
+                key: "7",
+                column: "LName",
+                expected: "a",
+                actual: "b",
+                problem: "value differs"
+              }
+            ]
           }
         ]
       },
@@ -49,7 +86,9 @@ describe("the verdict of a validation", () => {
     },
     {
       case: "one table's pipeline failed",
-      facts: { runs: [{ table: "patient", success: false, durationMs: 5, error: { _tag: "LoadError", message: "bad" } }] },
+      facts: {
+        runs: [{ table: "patient", success: false, durationMs: 5, error: { _tag: "LoadError", message: "bad" } }]
+      },
       status: "failed",
       exitCode: 1,
       findings: ["pipeline"]
@@ -61,19 +100,45 @@ describe("the verdict of a validation", () => {
       exitCode: 2,
       findings: ["pipeline"]
     },
-    { case: "a step lost its connection", facts: { errors: [connectionLost] }, status: "error", exitCode: 2, findings: [] },
-    { case: "another step error", facts: { errors: [{ _tag: "SeedError", message: "no procedure code" }] }, status: "error", exitCode: 1, findings: [] },
+    {
+      case: "a step lost its connection",
+      facts: { errors: [connectionLost] },
+      status: "error",
+      exitCode: 2,
+      findings: []
+    },
+    {
+      case: "another step error",
+      facts: { errors: [{ _tag: "SeedError", message: "no procedure code" }] },
+      status: "error",
+      exitCode: 1,
+      findings: []
+    },
     {
       case: "rows remain after cleanup, whatever else happened",
-      facts: { errors: [connectionLost], cleanup: Option.some({ deleted: [], remaining: ["analytics at db:5432/raw is unreachable"] }) },
+      facts: {
+        errors: [connectionLost],
+        cleanup: Option.some({ deleted: [], remaining: ["analytics at db:5432/raw is unreachable"] })
+      },
       status: "cleanup_incomplete",
       exitCode: 3,
       findings: ["cleanup"]
     },
-    { case: "a step over its budget", facts: { steps: [new StepReport({ step: "seed", durationMs: 9, budgetMs: 1, overBudget: true })] }, status: "failed", exitCode: 1, findings: ["budget"] },
+    {
+      case: "a step over its budget",
+      facts: { steps: [new StepReport({ step: "seed", durationMs: 9, budgetMs: 1, overBudget: true })] },
+      status: "failed",
+      exitCode: 1,
+      findings: ["budget"]
+    },
     {
       case: "the clinic's rows changed",
-      facts: { isolation: { mode: "fingerprint" as const, tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 49, checksum: "cd" } }] } },
+      facts: {
+        isolation: {
+          mode: "fingerprint" as const,
+          tables: [{ table: "patient", before: { rows: 50, checksum: "ab" }, after: { rows: 49, checksum: "cd" } }]
+        }
+      },
       status: "failed",
       exitCode: 1,
       findings: ["isolation"]
@@ -82,8 +147,20 @@ describe("the verdict of a validation", () => {
       case: "clinic rows vanished and changed downstream",
       facts: {
         collateral: [
-          { table: "patient", stage: "analytics" as const, compared: 50, vanished: { count: 10, keys: ["3", "8"] }, changed: { count: 2, keys: ["4", "5"] } },
-          { table: "patient", stage: "replication" as const, compared: 50, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] } }
+          {
+            table: "patient",
+            stage: "analytics" as const,
+            compared: 50,
+            vanished: { count: 10, keys: ["3", "8"] },
+            changed: { count: 2, keys: ["4", "5"] }
+          },
+          {
+            table: "patient",
+            stage: "replication" as const,
+            compared: 50,
+            vanished: { count: 0, keys: [] },
+            changed: { count: 0, keys: [] }
+          }
         ]
       },
       status: "failed",
@@ -93,27 +170,64 @@ describe("the verdict of a validation", () => {
     {
       case: "a table skipped by the collateral check",
       facts: {
-        collateral: [{ table: "carrier", stage: "analytics" as const, compared: 0, vanished: { count: 0, keys: [] }, changed: { count: 0, keys: [] }, skipped: "no single-column primary key" }]
+        collateral: [
+          {
+            table: "carrier",
+            stage: "analytics" as const,
+            compared: 0,
+            vanished: { count: 0, keys: [] },
+            changed: { count: 0, keys: [] },
+            skipped: "no single-column primary key"
+          }
+        ]
       },
       status: "passed",
       exitCode: 0,
       findings: []
     },
-    { case: "an access finding in production", facts: { environment: "production" as const }, status: "failed", exitCode: 1, findings: ["access"] },
+    {
+      case: "an access finding in production",
+      facts: { environment: "production" as const },
+      status: "failed",
+      exitCode: 1,
+      findings: ["access"]
+    },
     {
       case: "a malformed value handled wrongly",
-      facts: { malformed: [{ table: "patient", key: "9", column: "Birthdate", case: "zero date", expected: "NULL", found: "'0001-01-01'", ok: false }] },
+      facts: {
+        malformed: [
+          {
+            table: "patient",
+            key: "9",
+            column: "Birthdate",
+            case: "zero date",
+            expected: "NULL",
+            found: "'0001-01-01'",
+            ok: false
+          }
+        ]
+      },
       status: "failed",
       exitCode: 1,
       findings: ["malformed"]
     }
   ])("$case: $status, exit $exitCode", ({ facts, status, exitCode, findings }) => {
     const report = buildReport({ ...passing, ...facts })
-    expect({ status: report.status, exitCode: report.exitCode, findings: report.findings.map((f) => f.check) }).toEqual({ status, exitCode, findings })
+    expect({ status: report.status, exitCode: report.exitCode, findings: report.findings.map((f) => f.check) }).toEqual(
+      { status, exitCode, findings }
+    )
   })
 
   it("says what it knows of a run that seeded nothing, and leaves unread stages unread", () => {
-    const report = buildReport({ ...passing, runId: Option.none(), seeded: {}, runs: [], verification: [], cleanup: Option.none(), errors: [connectionLost] })
+    const report = buildReport({
+      ...passing,
+      runId: Option.none(),
+      seeded: {},
+      runs: [],
+      verification: [],
+      cleanup: Option.none(),
+      errors: [connectionLost]
+    })
     expect(report.runId).toMatch(/^unseeded-/)
     expect(report.tables.map((t) => [t.table, t.seeded, t.counts, t.pipelineSuccess])).toEqual([
       ["patient", 0, { source: null, replication: null, analytics: null }, false]
@@ -126,16 +240,37 @@ describe("the verdict of a validation", () => {
     const keys = Array.from({ length: 20 }, (_, i) => String(i + 1))
     const report = buildReport({
       ...passing,
-      collateral: [{ table: "patient", stage: "analytics", compared: 500, vanished: { count: 25, keys }, changed: { count: 0, keys: [] } }]
+      collateral: [
+        {
+          table: "patient",
+          stage: "analytics",
+          compared: 500,
+          vanished: { count: 25, keys },
+          changed: { count: 0, keys: [] }
+        }
+      ]
     })
     expect(report.findings.map((f) => [f.check, f.table, f.stage, f.message])).toEqual([
-      ["collateral", "patient", "analytics", `25 rows of the clinic vanished from analytics (keys ${keys.join(", ")}, and 5 more) though the source still holds them`]
+      [
+        "collateral",
+        "patient",
+        "analytics",
+        `25 rows of the clinic vanished from analytics (keys ${keys.join(", ")}, and 5 more) though the source still holds them`
+      ]
     ])
     expect(report.collateral[0]?.vanished).toEqual({ count: 25, keys })
   })
 
   it("reports drift and a drift check that failed in their section, without failing the run", () => {
-    const pair = { rows: { from: 49, to: 50 }, wholeTable: false, missing: 0, different: 0, quarantined: 0, keys: { missing: [], different: [] }, columns: {} }
+    const pair = {
+      rows: { from: 49, to: 50 },
+      wholeTable: false,
+      missing: 0,
+      different: 0,
+      quarantined: 0,
+      keys: { missing: [], different: [] },
+      columns: {}
+    }
     const report = buildReport({
       ...passing,
       tables: ["patient", "carrier"],
@@ -145,21 +280,48 @@ describe("the verdict of a validation", () => {
           {
             table: "patient",
             pairs: [
-              { ...pair, from: "source", to: "replication", status: "differs", extra: 1, keys: { ...pair.keys, extra: ["17"] } },
-              { ...pair, from: "replication", to: "analytics", status: "in sync", rows: { from: 50, to: 50 }, extra: 0, keys: { ...pair.keys, extra: [] } }
+              {
+                ...pair,
+                from: "source",
+                to: "replication",
+                status: "differs",
+                extra: 1,
+                keys: { ...pair.keys, extra: ["17"] }
+              },
+              {
+                ...pair,
+                from: "replication",
+                to: "analytics",
+                status: "in sync",
+                rows: { from: 50, to: 50 },
+                extra: 0,
+                keys: { ...pair.keys, extra: [] }
+              }
             ]
           },
           { table: "carrier", pairs: [], error: connectionLost }
         ]
       }
     })
-    expect({ status: report.status, exitCode: report.exitCode, findings: report.findings, errors: report.errors }).toEqual({
+    expect({
+      status: report.status,
+      exitCode: report.exitCode,
+      findings: report.findings,
+      errors: report.errors
+    }).toEqual({
       status: "passed",
       exitCode: 0,
       findings: [],
       errors: []
     })
-    expect(report.drift.tables.map((t) => [t.table, t.inSync, t.pairs.map((p) => `${p.to} ${p.status} ${p.keys.extra.join(",")}`), t.error?.tag])).toEqual([
+    expect(
+      report.drift.tables.map((t) => [
+        t.table,
+        t.inSync,
+        t.pairs.map((p) => `${p.to} ${p.status} ${p.keys.extra.join(",")}`),
+        t.error?.tag
+      ])
+    ).toEqual([
       ["patient", false, ["replication differs 17", "analytics in sync "], undefined],
       ["carrier", false, [], "ConnectionError"]
     ])

@@ -12,15 +12,27 @@ export const classifySqlError =
   <E>(database: DatabaseSettings, attempts: number, otherwise: (reason: string) => E) =>
   (error: SqlError): ConnectionError | E => {
     const cause = driverFailure(error.cause)
-    const reason = scrub(cause.code === undefined ? cause.message : `${cause.code}: ${cause.message}`, database.password)
+    const reason = scrub(
+      cause.code === undefined ? cause.message : `${cause.code}: ${cause.message}`,
+      database.password
+    )
     return isTransient(cause)
-      ? new ConnectionError({ database: database.role, host: database.host, port: database.port, name: database.database, attempts, reason })
+      ? new ConnectionError({
+          database: database.role,
+          host: database.host,
+          port: database.port,
+          name: database.database,
+          attempts,
+          reason
+        })
       : otherwise(reason)
   }
 
 /** A database's statements for one purpose: a lost connection or any other refusal names the database. */
 export const namingDatabase = (database: DatabaseSettings, attempts: number, operation: string) =>
-  mapSqlErrors(classifySqlError(database, attempts, (reason) => new DatabaseError({ database: database.role, operation, reason })))
+  mapSqlErrors(
+    classifySqlError(database, attempts, (reason) => new DatabaseError({ database: database.role, operation, reason }))
+  )
 
 /** Replaces SqlErrors by `classify`'s errors, leaving the effect's other errors as they are. */
 export const mapSqlErrors =

@@ -27,7 +27,10 @@ export interface MysqlDatabase {
    * One statement's rows as arrays, streamed from a pooled connection of its own: the driver pauses the socket
    * while the consumer is behind, so memory holds a bounded buffer whatever the result's size.
    */
-  readonly streamValues: (statement: string, params?: ReadonlyArray<unknown>) => Stream.Stream<ReadonlyArray<unknown>, SqlError.SqlError>
+  readonly streamValues: (
+    statement: string,
+    params?: ReadonlyArray<unknown>
+  ) => Stream.Stream<ReadonlyArray<unknown>, SqlError.SqlError>
 }
 
 export interface LoadResult {
@@ -67,7 +70,11 @@ const tlsOptions = ({ mode, ca }: TlsSettings): Pick<Mysql.PoolOptions, "ssl"> =
     case "verify-ca":
     case "verify-full":
       return {
-        ssl: { ...Option.match(ca, { onNone: () => ({}), onSome: (pem) => ({ ca: pem }) }), rejectUnauthorized: true, verifyIdentity: mode === "verify-full" }
+        ssl: {
+          ...Option.match(ca, { onNone: () => ({}), onSome: (pem) => ({ ca: pem }) }),
+          rejectUnauthorized: true,
+          verifyIdentity: mode === "verify-full"
+        }
       }
   }
 }
@@ -353,7 +360,9 @@ export const makeMysqlDatabase = (
     )
     const ask = <A>(statement: string) =>
       Effect.async<ReadonlyArray<A>, DriverFailure>((resume) => {
-        pool.query(statement, (cause, rows) => resume(cause ? Effect.fail(driverFailure(cause)) : Effect.succeed(rowsOf<A>(rows))))
+        pool.query(statement, (cause, rows) =>
+          resume(cause ? Effect.fail(driverFailure(cause)) : Effect.succeed(rowsOf<A>(rows)))
+        )
       })
     const [serverVersion, tls] = yield* untilReachable(
       settings,

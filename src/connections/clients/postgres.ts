@@ -43,7 +43,10 @@ export interface PostgresSession {
  */
 export const ensureSchema = (session: PostgresSession, schema: string) =>
   Effect.gen(function* () {
-    const { rows } = yield* session.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1", [schema])
+    const { rows } = yield* session.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1",
+      [schema]
+    )
     if ((rows[0]?.n ?? 0) > 0) return
     yield* session.query(`CREATE SCHEMA IF NOT EXISTS "${schema.replace(/"/g, '""')}"`)
   })
@@ -104,7 +107,9 @@ const textTypes = new Set([1082, 1083, 1114, 1184, 1186, 1266])
 
 const types: Pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
-    textTypes.has(oid) ? (value: string) => value : Pg.types.getTypeParser(oid, format)) as Pg.CustomTypesConfig["getTypeParser"]
+    textTypes.has(oid)
+      ? (value: string) => value
+      : Pg.types.getTypeParser(oid, format)) as Pg.CustomTypesConfig["getTypeParser"]
 }
 
 /**
@@ -127,7 +132,9 @@ const tlsOptions = ({ mode, ca }: TlsSettings): Pg.PoolConfig["ssl"] => {
   }
 }
 
-const sessionTls = (row: { ssl: boolean; version: string | null; cipher: string | null } | undefined): Option.Option<TlsSession> =>
+const sessionTls = (
+  row: { ssl: boolean; version: string | null; cipher: string | null } | undefined
+): Option.Option<TlsSession> =>
   row?.ssl === true ? Option.some({ version: row.version ?? "?", cipher: row.cipher ?? "?" }) : Option.none()
 
 /** `connections` is the most the pool opens: the layer gives analytics its share of ETL_MAX_CONNECTIONS. */
@@ -174,9 +181,6 @@ export const makePostgresDatabase = (
       acquire: Effect.succeed(pool),
       applicationName: "opendental-etl",
       types
-    }).pipe(
-      Effect.provide(Reactivity.layer),
-      Effect.orDie
-    )
+    }).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
     return { settings, serverVersion, tls, sql, session: sessionFrom(pool) }
   })

@@ -48,7 +48,8 @@ const lostConnection = /Connection terminated|connection error|Client has encoun
  * mysql2 gives every failed TLS handshake its own code, HANDSHAKE_SSL_ERROR, a connection reset as much as a
  * certificate refused: only the text tells the network's failure from the certificate's.
  */
-const lostInHandshake = /\b(ECONNRESET|EPIPE|ETIMEDOUT)\b|socket disconnected before secure TLS connection|socket hang up/i
+const lostInHandshake =
+  /\b(ECONNRESET|EPIPE|ETIMEDOUT)\b|socket disconnected before secure TLS connection|socket hang up/i
 
 /**
  * A fatal error without a server code is a connection that is already gone (a pool can hand one out after a
@@ -95,7 +96,10 @@ export const untilReachable = <A>(
       Effect.retry({ schedule: backoff, while: isTransient }),
       Effect.catchAll((failure) =>
         Effect.flatMap(Ref.get(attempts), (n) => {
-          const said = scrub(failure.code === undefined ? failure.message : `${failure.code}: ${failure.message}`, settings.password)
+          const said = scrub(
+            failure.code === undefined ? failure.message : `${failure.code}: ${failure.message}`,
+            settings.password
+          )
           const hint = tlsHint(settings.role, settings.tls, settings.host, failure)
           return Effect.fail(
             new ConnectionError({

@@ -13,11 +13,20 @@ import type { PostgresDatabase } from "./postgres.ts"
  * lock connection, which the holder may use for its own statements meanwhile.
  */
 export const tableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
-  Effect.zipLeft(replicaTableLock(replica, table, timeoutSeconds), analyticsTableLock(replica, analytics, table, timeoutSeconds))
+  Effect.zipLeft(
+    replicaTableLock(replica, table, timeoutSeconds),
+    analyticsTableLock(replica, analytics, table, timeoutSeconds)
+  )
 
 /** A lost connection while locking names its database; so does any other refusal. */
 const lockFailure = (database: DatabaseSettings, table: string) =>
-  mapSqlErrors(classifySqlError(database, 1, (reason) => new DatabaseError({ database: database.role, operation: `the lock on '${table}'`, reason })))
+  mapSqlErrors(
+    classifySqlError(
+      database,
+      1,
+      (reason) => new DatabaseError({ database: database.role, operation: `the lock on '${table}'`, reason })
+    )
+  )
 
 const lockName = (replica: MysqlDatabase, table: string) => `etl:${replica.settings.database}:${table}`.slice(0, 64)
 
@@ -34,18 +43,21 @@ export const replicaTableLock = (replica: MysqlDatabase, table: string, timeoutS
     return connection
   }).pipe(lockFailure(replica.settings, table))
 
-const analyticsTableLock = (replica: MysqlDatabase, analytics: PostgresDatabase, table: string, timeoutSeconds: number) =>
+const analyticsTableLock = (
+  replica: MysqlDatabase,
+  analytics: PostgresDatabase,
+  table: string,
+  timeoutSeconds: number
+) =>
   Effect.gen(function* () {
     const name = lockName(replica, table)
     const session = yield* analytics.session
     yield* session.query(`SET lock_timeout = '${timeoutSeconds}s'`)
-    yield* session
-      .query("SELECT pg_advisory_lock(hashtext($1))", [name])
-      .pipe(
-        Effect.catchIf(
-          (e) => String((e.cause as { code?: unknown })?.code) === "55P03",
-          () => Effect.fail(new LockTimeoutError({ table, database: "analytics", waitedSeconds: timeoutSeconds }))
-        )
+    yield* session.query("SELECT pg_advisory_lock(hashtext($1))", [name]).pipe(
+      Effect.catchIf(
+        (e) => String((e.cause as { code?: unknown })?.code) === "55P03",
+        () => Effect.fail(new LockTimeoutError({ table, database: "analytics", waitedSeconds: timeoutSeconds }))
       )
+    )
     yield* Effect.addFinalizer(() => Effect.ignore(session.query("SELECT pg_advisory_unlock(hashtext($1))", [name])))
   }).pipe(lockFailure(analytics.settings, table))

@@ -63,7 +63,10 @@ export const connectionPlan = (inputs: BudgetInputs): ConnectionPlan => {
   const limit = Math.max(1, pools[lockHolder] - 1)
   if (inputs.tableConcurrency <= limit) return { pools, tableConcurrency: inputs.tableConcurrency }
   const shared = servers.get(label(inputs[lockHolder])) ?? []
-  const sharing = shared.length > 1 ? ` shares ${label(inputs[lockHolder])} with the ${shared.filter((d) => d !== lockHolder).join(" and ")} and` : ""
+  const sharing =
+    shared.length > 1
+      ? ` shares ${label(inputs[lockHolder])} with the ${shared.filter((d) => d !== lockHolder).join(" and ")} and`
+      : ""
   return {
     pools,
     tableConcurrency: limit,

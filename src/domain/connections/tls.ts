@@ -20,7 +20,9 @@ export interface TlsSettings {
 export const plainText: TlsSettings = { mode: "disable", ca: Option.none() }
 
 /** The variables that set a connection's host and TLS: the writer shares the source's server and its settings. */
-export const tlsVariables = (role: DatabaseRole): { readonly host: string; readonly mode: string; readonly ca: string } => {
+export const tlsVariables = (
+  role: DatabaseRole
+): { readonly host: string; readonly mode: string; readonly ca: string } => {
   switch (role) {
     case "source":
     case "source-writer":
@@ -28,7 +30,11 @@ export const tlsVariables = (role: DatabaseRole): { readonly host: string; reado
     case "replication":
       return { host: "MYSQL_REPLICATION_HOST", mode: "MYSQL_REPLICATION_SSL_MODE", ca: "MYSQL_REPLICATION_SSL_CA" }
     case "analytics":
-      return { host: "POSTGRES_ANALYTICS_HOST", mode: "POSTGRES_ANALYTICS_SSLMODE", ca: "POSTGRES_ANALYTICS_SSLROOTCERT" }
+      return {
+        host: "POSTGRES_ANALYTICS_HOST",
+        mode: "POSTGRES_ANALYTICS_SSLMODE",
+        ca: "POSTGRES_ANALYTICS_SSLROOTCERT"
+      }
   }
 }
 
@@ -51,7 +57,8 @@ export const unverifiableMysqlHost = (connection: {
   readonly host: string
   readonly tls: TlsSettings
 }): { readonly variable: string; readonly problem: string } | undefined => {
-  if (connection.role === "analytics" || connection.tls.mode !== "verify-full" || isIP(connection.host) === 0) return undefined
+  if (connection.role === "analytics" || connection.tls.mode !== "verify-full" || isIP(connection.host) === 0)
+    return undefined
   const variables = tlsVariables(connection.role)
   return {
     variable: variables.mode,
@@ -85,7 +92,8 @@ export const caFileProblem = (pem: string): string | undefined => {
   const begun = pem.split(certificateBegins).length - 1
   const blocks = pem.match(certificateBlock) ?? []
   if (begun === 0) return `holds no PEM certificate (${certificateBegins})`
-  if (blocks.length < begun) return `holds a certificate cut short: ${begun} begin, ${blocks.length} end with -----END CERTIFICATE-----`
+  if (blocks.length < begun)
+    return `holds a certificate cut short: ${begun} begin, ${blocks.length} end with -----END CERTIFICATE-----`
   for (const [index, block] of blocks.entries()) {
     try {
       new X509Certificate(block)
@@ -118,7 +126,11 @@ export const tlsFact = (mode: TlsMode, session: Option.Option<TlsSession>): TlsF
 
 /** null: the connection was never opened (a writer not configured). */
 export const describeTls = (fact: TlsFact | null): string =>
-  fact === null ? "not connected" : fact.version === null ? "not encrypted" : `${fact.version} ${fact.cipher ?? ""} (${fact.mode})`
+  fact === null
+    ? "not connected"
+    : fact.version === null
+      ? "not encrypted"
+      : `${fact.version} ${fact.cipher ?? ""} (${fact.mode})`
 
 /** Node's codes for a certificate chain that no trusted CA signed; mysql2 passes on only their text. */
 const untrustedChain = new Set([
@@ -130,7 +142,8 @@ const untrustedChain = new Set([
   "CERT_SIGNATURE_FAILURE",
   "CERT_UNTRUSTED"
 ])
-const untrustedText = /self[- ]signed certificate|unable to get (local )?issuer certificate|unable to verify the first certificate|certificate signature failure/i
+const untrustedText =
+  /self[- ]signed certificate|unable to get (local )?issuer certificate|unable to verify the first certificate|certificate signature failure/i
 
 interface Failure {
   readonly code: string | undefined
@@ -144,12 +157,17 @@ interface Failure {
  */
 export const tlsHint = (role: DatabaseRole, tls: TlsSettings, host: string, failure: Failure): string | undefined => {
   const variables = tlsVariables(role)
-  const trusted = Option.isSome(tls.ca) ? `the CA in ${variables.ca}` : `a CA the system trusts (${variables.ca} is not set)`
+  const trusted = Option.isSome(tls.ca)
+    ? `the CA in ${variables.ca}`
+    : `a CA the system trusts (${variables.ca} is not set)`
   const code = failure.code ?? ""
   const said = failure.message
-  if (untrustedChain.has(code) || untrustedText.test(said)) return `certificate problem: the server's certificate is not signed by ${trusted}`
-  if (code === "CERT_HAS_EXPIRED" || /certificate has expired/i.test(said)) return "certificate problem: the server's certificate has expired"
-  if (code === "CERT_NOT_YET_VALID" || /certificate is not yet valid/i.test(said)) return "certificate problem: the server's certificate is not valid yet"
+  if (untrustedChain.has(code) || untrustedText.test(said))
+    return `certificate problem: the server's certificate is not signed by ${trusted}`
+  if (code === "CERT_HAS_EXPIRED" || /certificate has expired/i.test(said))
+    return "certificate problem: the server's certificate has expired"
+  if (code === "CERT_NOT_YET_VALID" || /certificate is not yet valid/i.test(said))
+    return "certificate problem: the server's certificate is not valid yet"
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /does not match certificate's altnames/i.test(said)) {
     return `certificate problem: the server's certificate is not for host '${host}' (connect by a name the certificate lists, or set ${variables.mode}=verify-ca to check the CA only)`
   }

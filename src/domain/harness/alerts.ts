@@ -17,21 +17,29 @@ export const minimumRunsForRegression = 3
 const median = (values: ReadonlyArray<number>) => {
   const sorted = [...values].sort((a, b) => a - b)
   const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 
 /**
  * Why this run needs a person, one reason a line: a failure, a step over its budget, or a table slower than the
  * median of its last passed runs by more than the policy allows. Empty when nothing does.
  */
-export const alertReasons = (report: ValidationReport, earlier: ReadonlyArray<PastRun>, policy: AlertPolicy): ReadonlyArray<string> => {
+export const alertReasons = (
+  report: ValidationReport,
+  earlier: ReadonlyArray<PastRun>,
+  policy: AlertPolicy
+): ReadonlyArray<string> => {
   const reasons: Array<string> = []
   if (report.status !== "passed") {
     const first = report.errors[0]?.message ?? report.findings[0]?.message ?? report.cleanup.remaining[0]
     reasons.push(`validation ${report.status.toUpperCase()} (exit code ${report.exitCode})${first ? `: ${first}` : ""}`)
   }
   for (const step of report.steps.filter((s) => s.overBudget)) {
-    reasons.push(`${step.step}${step.table ? ` of ${step.table}` : ""} took ${step.durationMs} ms, over its budget of ${step.budgetMs} ms`)
+    reasons.push(
+      `${step.step}${step.table ? ` of ${step.table}` : ""} took ${step.durationMs} ms, over its budget of ${step.budgetMs} ms`
+    )
   }
   const passed = earlier.filter((r) => r.success).slice(0, policy.regressionRuns)
   if (passed.length >= minimumRunsForRegression) {

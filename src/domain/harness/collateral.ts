@@ -79,14 +79,19 @@ export interface CollateralResult {
 
 const plural = (n: number) => `${n} row${n === 1 ? "" : "s"}`
 const stageName = (stage: CollateralResult["stage"]) => (stage === "replication" ? "the replica" : "analytics")
-const listed = (keys: ReadonlyArray<string>, count: number) => `keys ${keys.join(", ")}${count > keys.length ? `, and ${count - keys.length} more` : ""}`
+const listed = (keys: ReadonlyArray<string>, count: number) =>
+  `keys ${keys.join(", ")}${count > keys.length ? `, and ${count - keys.length} more` : ""}`
 
 /** The findings' messages: counts and keys, never a value of the clinic's. */
 export const collateralMessages = (r: CollateralResult): ReadonlyArray<string> => [
   ...(r.vanished.count > 0
-    ? [`${plural(r.vanished.count)} of the clinic vanished from ${stageName(r.stage)} (${listed(r.vanished.keys, r.vanished.count)}) though the source still holds them`]
+    ? [
+        `${plural(r.vanished.count)} of the clinic vanished from ${stageName(r.stage)} (${listed(r.vanished.keys, r.vanished.count)}) though the source still holds them`
+      ]
     : []),
   ...(r.changed.count > 0
-    ? [`${plural(r.changed.count)} of the clinic changed in ${stageName(r.stage)} (${listed(r.changed.keys, r.changed.count)}) though the source did not change them`]
+    ? [
+        `${plural(r.changed.count)} of the clinic changed in ${stageName(r.stage)} (${listed(r.changed.keys, r.changed.count)}) though the source did not change them`
+      ]
     : [])
 ]

@@ -22,7 +22,10 @@ const stableJson = (value: unknown): string => {
 
 /** '2024-01-01 10:00:00.500000+00' and '2024-01-01 10:00:00.5' are one instant in a UTC session. */
 const canonicalDateTime = (text: string) =>
-  text.replace(/\+00(:00)?$/, "").replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "")
+  text
+    .replace(/\+00(:00)?$/, "")
+    .replace(/(\.\d*?)0+$/, "$1")
+    .replace(/\.$/, "")
 
 const bytesOf = (value: unknown) =>
   Buffer.isBuffer(value) ? value : value instanceof Uint8Array ? Buffer.from(value) : Buffer.from(String(value), "utf8")
@@ -77,10 +80,16 @@ export type LossyConversion =
   | "TIMESTAMP -> timestamp (UTC)"
 
 /** Why a value is a finding: it differs, or it breaks a convention the expectations declare. */
-export type ValueProblem = "value differs" | "not a boolean" | "timestamp without time zone" | "timestamptz, not a timestamp"
+export type ValueProblem =
+  "value differs" | "not a boolean" | "timestamp without time zone" | "timestamptz, not a timestamp"
 
 /** What the built-in pipeline makes of every column. */
-const losslessColumn: ColumnExpectation = { zeroDates: "null", emptyStrings: "keep", timestamps: "timestamptz", boolean: false }
+const losslessColumn: ColumnExpectation = {
+  zeroDates: "null",
+  emptyStrings: "keep",
+  timestamps: "timestamptz",
+  boolean: false
+}
 
 const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"])
 const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bit"])
@@ -96,7 +105,11 @@ interface Expected {
 }
 
 /** What the expectations say analytics holds for a MySQL value, and the conversion that makes it so. */
-export const expectedValue = (column: Column, mysqlValue: unknown, rule: ColumnExpectation = losslessColumn): Expected => {
+export const expectedValue = (
+  column: Column,
+  mysqlValue: unknown,
+  rule: ColumnExpectation = losslessColumn
+): Expected => {
   if (mysqlValue === null || mysqlValue === undefined) return { expected: null }
   const dated = column.dataType === "date" || column.dataType === "datetime" || column.dataType === "timestamp"
   if (dated && hasZeroPart(String(mysqlValue))) {
@@ -112,8 +125,10 @@ export const expectedValue = (column: Column, mysqlValue: unknown, rule: ColumnE
   if (column.dataType === "timestamp" && rule.timestamps === "timestamp-utc") {
     return { expected: canonical(column, mysqlValue), kind: "TIMESTAMP -> timestamp (UTC)" }
   }
-  if (mysqlValue === "" && rule.emptyStrings === "null" && textTypes.has(column.dataType)) return { expected: null, kind: "empty string -> NULL" }
-  if (typeof mysqlValue === "string" && mysqlValue.includes("\0")) return { expected: mysqlValue.replaceAll("\0", ""), kind: "NUL stripped" }
+  if (mysqlValue === "" && rule.emptyStrings === "null" && textTypes.has(column.dataType))
+    return { expected: null, kind: "empty string -> NULL" }
+  if (typeof mysqlValue === "string" && mysqlValue.includes("\0"))
+    return { expected: mysqlValue.replaceAll("\0", ""), kind: "NUL stripped" }
   return { expected: canonical(column, mysqlValue) }
 }
 
@@ -126,7 +141,11 @@ export interface ValueDifference {
 }
 
 /** A timestamp's type shows in its text: the offset says timestamptz. */
-const timestampProblem = (column: Column, rule: ColumnExpectation, postgresValue: unknown): ValueProblem | undefined => {
+const timestampProblem = (
+  column: Column,
+  rule: ColumnExpectation,
+  postgresValue: unknown
+): ValueProblem | undefined => {
   if (column.dataType !== "timestamp" || postgresValue === null || postgresValue === undefined) return undefined
   if (rule.timestamps === "timestamptz" && !hasOffset(postgresValue)) return "timestamp without time zone"
   if (rule.timestamps === "timestamp-utc" && hasOffset(postgresValue)) return "timestamptz, not a timestamp"
@@ -150,7 +169,8 @@ export const compareRow = (
     const { expected, kind, problem: sourceProblem } = expectedValue(column, mysqlRow[i], rule)
     const value = postgresRow[i]
     const actual = typeof value === "boolean" && rule.boolean ? String(value) : canonical(column, value)
-    const problem = sourceProblem ?? timestampProblem(column, rule, value) ?? (expected !== actual ? "value differs" : undefined)
+    const problem =
+      sourceProblem ?? timestampProblem(column, rule, value) ?? (expected !== actual ? "value differs" : undefined)
     if (problem === "value differs") differences.push({ column: column.name, expected, actual })
     else if (problem !== undefined) differences.push({ column: column.name, expected, actual, problem })
     else if (kind) conversions.push(kind)

@@ -79,7 +79,8 @@ export interface ColumnExpectation {
 export const columnKey = (table: string, column: string) => `${table}.${column}`.toLowerCase()
 
 /** A set of columns named `table.Column`, as `Expectations.booleans` holds them. */
-export const columnSet = (names: Iterable<string>): ReadonlySet<string> => new Set([...names].map((n) => n.toLowerCase()))
+export const columnSet = (names: Iterable<string>): ReadonlySet<string> =>
+  new Set([...names].map((n) => n.toLowerCase()))
 
 /** The built-in pipeline's conventions: raw is lossless where PostgreSQL can hold the value. */
 export const lossless: Expectations = {

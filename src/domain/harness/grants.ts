@@ -34,13 +34,24 @@ const splitPrivileges = (text: string) => {
 
 /** Parses one `GRANT ... ON db.table TO account ...` line; role and proxy grants are not table grants. */
 export const parseGrant = (line: string): Grant | undefined => {
-  const match = /^GRANT (.+?) ON (?!PROXY)(\*|`(?:[^`]|``)+`|\w+)\.(\*|`(?:[^`]|``)+`|\w+) TO (\S+)(.*)$/i.exec(line.trim())
+  const match = /^GRANT (.+?) ON (?!PROXY)(\*|`(?:[^`]|``)+`|\w+)\.(\*|`(?:[^`]|``)+`|\w+) TO (\S+)(.*)$/i.exec(
+    line.trim()
+  )
   if (match === null) return undefined
-  const [, privileges, database, table, account, rest] = match as unknown as [string, string, string, string, string, string]
+  const [, privileges, database, table, account, rest] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string
+  ]
   return {
     database: unquote(database),
     table: unquote(table),
-    privileges: splitPrivileges(privileges).flatMap((p) => (p === "ALL PRIVILEGES" || p === "ALL" ? ["ALL PRIVILEGES"] : [p])),
+    privileges: splitPrivileges(privileges).flatMap((p) =>
+      p === "ALL PRIVILEGES" || p === "ALL" ? ["ALL PRIVILEGES"] : [p]
+    ),
     withGrantOption: /WITH GRANT OPTION/i.test(rest),
     account
   }
@@ -78,10 +89,18 @@ export const excessGrants = (grants: ReadonlyArray<Grant>, needs: Needs): Readon
     const excess = grant.privileges.filter((p) => !harmless.has(p) && !allowed.includes(p))
     const findings: Array<GrantFinding> = []
     if (excess.length > 0) {
-      findings.push({ scope: scopeOf(grant), excess, revoke: `REVOKE ${excess.join(", ")} ON ${scopeOf(grant)} FROM ${grant.account};` })
+      findings.push({
+        scope: scopeOf(grant),
+        excess,
+        revoke: `REVOKE ${excess.join(", ")} ON ${scopeOf(grant)} FROM ${grant.account};`
+      })
     }
     if (grant.withGrantOption) {
-      findings.push({ scope: scopeOf(grant), excess: ["GRANT OPTION"], revoke: `REVOKE GRANT OPTION ON ${scopeOf(grant)} FROM ${grant.account};` })
+      findings.push({
+        scope: scopeOf(grant),
+        excess: ["GRANT OPTION"],
+        revoke: `REVOKE GRANT OPTION ON ${scopeOf(grant)} FROM ${grant.account};`
+      })
     }
     return findings
   })
@@ -138,8 +157,13 @@ export const readerStatements = (a: DedicatedAccounts): ReadonlyArray<string> =>
 /** MySQL/MariaDB: the seeder. Table grants need the tables to exist: run them on the clinic's database. */
 export const writerStatements = (a: DedicatedAccounts): ReadonlyArray<string> => [
   `CREATE USER ${mysqlAccount(a, a.writer)} IDENTIFIED BY ${mysqlString(a.password(a.writer))};`,
-  ...seederTables.write.map((t) => `GRANT SELECT, INSERT, DELETE ON ${mysqlName(a.sourceDatabase)}.${mysqlName(t)} TO ${mysqlAccount(a, a.writer)};`),
-  ...seederTables.read.map((t) => `GRANT SELECT ON ${mysqlName(a.sourceDatabase)}.${mysqlName(t)} TO ${mysqlAccount(a, a.writer)};`)
+  ...seederTables.write.map(
+    (t) =>
+      `GRANT SELECT, INSERT, DELETE ON ${mysqlName(a.sourceDatabase)}.${mysqlName(t)} TO ${mysqlAccount(a, a.writer)};`
+  ),
+  ...seederTables.read.map(
+    (t) => `GRANT SELECT ON ${mysqlName(a.sourceDatabase)}.${mysqlName(t)} TO ${mysqlAccount(a, a.writer)};`
+  )
 ]
 
 /** MySQL/MariaDB: the replica's owner, everything on its own database. */
@@ -157,7 +181,10 @@ export const loaderRoleStatements = (a: DedicatedAccounts): ReadonlyArray<string
  * PostgreSQL: the loader owns its schema and has nothing else (no CREATE on the database). Run by a superuser
  * connected to the analytics database. `existingTables`: tables already in the schema, made the loader's too.
  */
-export const loaderSchemaStatements = (a: DedicatedAccounts, existingTables: ReadonlyArray<string> = []): ReadonlyArray<string> => [
+export const loaderSchemaStatements = (
+  a: DedicatedAccounts,
+  existingTables: ReadonlyArray<string> = []
+): ReadonlyArray<string> => [
   `CREATE SCHEMA IF NOT EXISTS ${pgName(a.analyticsSchema)} AUTHORIZATION ${pgName(a.loader)};`,
   `ALTER SCHEMA ${pgName(a.analyticsSchema)} OWNER TO ${pgName(a.loader)};`,
   ...existingTables.map((t) => `ALTER TABLE ${pgName(a.analyticsSchema)}.${pgName(t)} OWNER TO ${pgName(a.loader)};`)

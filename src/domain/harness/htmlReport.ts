@@ -12,19 +12,29 @@ export interface TrendPoint {
 }
 
 const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string)
+  text.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string
+  )
 
 /** JSON inside a <script> element: `<` escaped so no value can close the element. */
 const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, "\\u003c")
 
-const row = (cells: ReadonlyArray<string>, tag = "td") => `<tr>${cells.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join("")}</tr>`
+const row = (cells: ReadonlyArray<string>, tag = "td") =>
+  `<tr>${cells.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join("")}</tr>`
 
 /** The drift section: each hop of each table, keys and column names only. */
 const driftSection = (drift: ValidationReport["drift"]) => {
   if (drift.state === "off") return "<p>Off (ETL_DRIFT_CHECK=false).</p>"
   if (drift.state === "skipped") return `<p>Not checked: ${escapeHtml(drift.reason ?? "skipped")}.</p>`
-  const keys = (k: { missing: ReadonlyArray<string>; extra: ReadonlyArray<string>; different: ReadonlyArray<string> }) =>
-    (["missing", "extra", "different"] as const).flatMap((kind) => (k[kind].length === 0 ? [] : [`${kind}: ${k[kind].join(", ")}`])).join("; ")
+  const keys = (k: {
+    missing: ReadonlyArray<string>
+    extra: ReadonlyArray<string>
+    different: ReadonlyArray<string>
+  }) =>
+    (["missing", "extra", "different"] as const)
+      .flatMap((kind) => (k[kind].length === 0 ? [] : [`${kind}: ${k[kind].join(", ")}`]))
+      .join("; ")
   return `<p>The validated tables compared whole across the stages after the seeded rows were deleted: the clinic's rows. Reported, never failing the run.</p>
 <table>${row(["table", "hop", "status", "rows", "missing", "extra", "different", "quarantined", "keys (up to 20 each)", "columns differing"], "th")}
 ${drift.tables
@@ -42,7 +52,9 @@ ${drift.tables
             String(p.different),
             String(p.quarantined),
             keys(p.keys),
-            Object.entries(p.columns).map(([column, n]) => `${column}: ${n}`).join(", ")
+            Object.entries(p.columns)
+              .map(([column, n]) => `${column}: ${n}`)
+              .join(", ")
           ])
         )
   )
@@ -72,7 +84,12 @@ document.body.dataset.charts = "rendered:" + charts.length;
  * The run and its trend as one self-contained page: the data and Chart.js are inlined, so it opens from a file,
  * a CI artifact or an email without a server.
  */
-export const htmlReport = (report: ValidationReport, trend: ReadonlyArray<TrendPoint>, chartJs: string, reportPath: string): string => {
+export const htmlReport = (
+  report: ValidationReport,
+  trend: ReadonlyArray<TrendPoint>,
+  chartJs: string,
+  reportPath: string
+): string => {
   const verdict = report.status === "passed" ? "passed" : "failed"
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>opendental-etl validate ${escapeHtml(report.runId)}: ${escapeHtml(report.status)}</title>
@@ -88,7 +105,23 @@ table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #
 ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}, peak ${report.resources.peakRssMb} MB. JSON report: ${escapeHtml(reportPath)}</p>
 <h2>Tables</h2>
 <table>${row(["table", "seeded", "source", "replica", "analytics", "pipeline", "ms", "findings", "conversions"], "th")}
-${report.tables.map((t) => row([t.table, String(t.seeded), String(t.counts.source), String(t.counts.replication), String(t.counts.analytics), t.pipelineSuccess ? "ok" : "FAILED", String(t.pipelineMs), String(t.findings), Object.entries(t.conversions).map(([kind, n]) => `${kind}: ${n}`).join(", ")])).join("\n")}
+${report.tables
+  .map((t) =>
+    row([
+      t.table,
+      String(t.seeded),
+      String(t.counts.source),
+      String(t.counts.replication),
+      String(t.counts.analytics),
+      t.pipelineSuccess ? "ok" : "FAILED",
+      String(t.pipelineMs),
+      String(t.findings),
+      Object.entries(t.conversions)
+        .map(([kind, n]) => `${kind}: ${n}`)
+        .join(", ")
+    ])
+  )
+  .join("\n")}
 </table>
 <h2>Trend over the last ${trend.length} runs</h2>
 <div class="charts">
@@ -96,20 +129,32 @@ ${report.tables.map((t) => row([t.table, String(t.seeded), String(t.counts.sourc
 <figure><canvas id="passrate" width="560" height="300"></canvas><figcaption>Pass rate (red: a failed run)</figcaption></figure>
 <figure><canvas id="memory" width="560" height="300"></canvas><figcaption>Peak memory</figcaption></figure>
 </div>
-${report.collateral.length === 0 ? "" : `<h2>Clinic rows downstream</h2>
+${
+  report.collateral.length === 0
+    ? ""
+    : `<h2>Clinic rows downstream</h2>
 <table>${row(["table", "stage", "rows before", "vanished", "changed", "keys"], "th")}
 ${report.collateral.map((c) => row([c.table, c.stage, String(c.compared), String(c.vanished.count), String(c.changed.count), c.skipped ?? [...c.vanished.keys, ...c.changed.keys].join(", ")])).join("\n")}
-</table>`}
+</table>`
+}
 <h2>Drift</h2>
 ${driftSection(report.drift)}
-${report.access.length === 0 ? "" : `<h2>Access</h2>
+${
+  report.access.length === 0
+    ? ""
+    : `<h2>Access</h2>
 <table>${row(["database", "account", "encryption", "rights"], "th")}
 ${report.access.map((a) => row([a.database, a.account, describeTls(a.tls), a.findings.length === 0 ? "ok" : a.findings.map((f) => f.problem).join("; ")])).join("\n")}
-</table>`}
-${report.causes.length === 0 ? "" : `<h2>Findings by cause</h2>
+</table>`
+}
+${
+  report.causes.length === 0
+    ? ""
+    : `<h2>Findings by cause</h2>
 <table>${row(["findings", "cause"], "th")}
 ${report.causes.map((c) => row([String(c.count), c.cause])).join("\n")}
-</table>`}
+</table>`
+}
 <h2>Findings</h2>
 ${report.findings.length + report.errors.length === 0 ? "<p>None.</p>" : `<ul>${[...report.errors.map((e) => `${e.tag}: ${e.message}`), ...report.findings.map((f) => [f.check, f.table, f.stage, f.key && `key ${f.key}`, f.column, f.message].filter(Boolean).join(", "))].map((m) => `<li>${escapeHtml(m)}</li>`).join("")}</ul>`}
 <h2>Cleanup</h2>

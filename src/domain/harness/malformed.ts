@@ -26,22 +26,42 @@ const timeOfDayProblem = "is outside a time of day (00:00:00 to 23:59:59)"
 const maximalName = "Ü'\\中".repeat(25)
 
 export const malformedPatientCases: ReadonlyArray<MalformedCase> = [
-  { name: "zero date", column: "Birthdate", value: "0000-00-00", expected: { outcome: "converted", analytics: null, how: "zero date -> NULL" } },
+  {
+    name: "zero date",
+    column: "Birthdate",
+    value: "0000-00-00",
+    expected: { outcome: "converted", analytics: null, how: "zero date -> NULL" }
+  },
   {
     name: "partial zero date",
     column: "DateFirstVisit",
     value: "2020-00-15",
     expected: { outcome: "converted", analytics: null, how: "zero date -> NULL" }
   },
-  { name: "time past 24 hours", column: "SchedBeforeTime", value: "25:30:00", expected: { outcome: "rejected", problem: timeOfDayProblem } },
-  { name: "negative time", column: "SchedAfterTime", value: "-01:00:00", expected: { outcome: "rejected", problem: timeOfDayProblem } },
+  {
+    name: "time past 24 hours",
+    column: "SchedBeforeTime",
+    value: "25:30:00",
+    expected: { outcome: "rejected", problem: timeOfDayProblem }
+  },
+  {
+    name: "negative time",
+    column: "SchedAfterTime",
+    value: "-01:00:00",
+    expected: { outcome: "rejected", problem: timeOfDayProblem }
+  },
   {
     name: "NUL byte in text",
     column: "Address",
     value: "12\u0000 Main St",
     expected: { outcome: "converted", analytics: "12 Main St", how: "NUL stripped" }
   },
-  { name: "maximal string", column: "FName", value: maximalName, expected: { outcome: "converted", analytics: maximalName, how: "unchanged" } },
+  {
+    name: "maximal string",
+    column: "FName",
+    value: maximalName,
+    expected: { outcome: "converted", analytics: maximalName, how: "unchanged" }
+  },
   {
     name: "largest double",
     column: "EstBalance",
@@ -90,10 +110,18 @@ export const malformedCasesFor = (
   isBoolean: (column: string) => boolean = () => false
 ): ReadonlyArray<MalformedCase> => {
   const latin1 = columns.find(
-    (c) => c.name !== markerColumn && c.charset === "latin1" && ["char", "varchar", "text"].includes(c.dataType) && (c.maxLength ?? 0) >= 4
+    (c) =>
+      c.name !== markerColumn &&
+      c.charset === "latin1" &&
+      ["char", "varchar", "text"].includes(c.dataType) &&
+      (c.maxLength ?? 0) >= 4
   )
   const flag = columns.find((c) => c.name !== markerColumn && integerTypes.has(c.dataType) && isBoolean(c.name))
-  return [...malformedPatientCases, ...(latin1 === undefined ? [] : [latin1Case(latin1)]), ...(flag === undefined ? [] : [notBooleanCase(flag)])]
+  return [
+    ...malformedPatientCases,
+    ...(latin1 === undefined ? [] : [latin1Case(latin1)]),
+    ...(flag === undefined ? [] : [notBooleanCase(flag)])
+  ]
 }
 
 /**
@@ -102,7 +130,14 @@ export const malformedCasesFor = (
  */
 export const expectedUnder = (c: MalformedCase, zeroDates: "null" | "0001-01-01", dataType: string): MalformedCase =>
   c.expected.outcome === "converted" && c.expected.how === "zero date -> NULL" && zeroDates === "0001-01-01"
-    ? { ...c, expected: { outcome: "converted", analytics: dataType === "date" ? "0001-01-01" : "0001-01-01 00:00:00", how: "zero date -> 0001-01-01" } }
+    ? {
+        ...c,
+        expected: {
+          outcome: "converted",
+          analytics: dataType === "date" ? "0001-01-01" : "0001-01-01 00:00:00",
+          how: "zero date -> 0001-01-01"
+        }
+      }
     : c
 
 export const expectedText = (c: MalformedCase) =>

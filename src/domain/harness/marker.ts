@@ -14,7 +14,10 @@ const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"
  * sorting by time) and 6 random ones (36^6, about 2 billion per second), so runs started together never share one.
  */
 export const newRunId = (now: Date = new Date()): string => {
-  const seconds = Math.floor(now.getTime() / 1000).toString(36).padStart(6, "0").slice(-6)
+  const seconds = Math.floor(now.getTime() / 1000)
+    .toString(36)
+    .padStart(6, "0")
+    .slice(-6)
   const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => base36[b % 36]).join("")
   return seconds + random
 }

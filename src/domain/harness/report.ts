@@ -4,7 +4,17 @@ import { tlsModes } from "../connections/tls.ts"
 const Stage = Schema.Literal("source", "replication", "analytics")
 
 export class ReportFinding extends Schema.Class<ReportFinding>("ReportFinding")({
-  check: Schema.Literal("count", "value", "pipeline", "budget", "cleanup", "isolation", "collateral", "access", "malformed"),
+  check: Schema.Literal(
+    "count",
+    "value",
+    "pipeline",
+    "budget",
+    "cleanup",
+    "isolation",
+    "collateral",
+    "access",
+    "malformed"
+  ),
   table: Schema.optional(Schema.String),
   stage: Schema.optional(Stage),
   key: Schema.optional(Schema.String),
@@ -27,7 +37,11 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   pipelineMs: Schema.Number,
   seeded: Schema.Number,
   /** Seeded rows found in each stage; null where the stage could not be read. */
-  counts: Schema.Struct({ source: Schema.NullOr(Schema.Number), replication: Schema.NullOr(Schema.Number), analytics: Schema.NullOr(Schema.Number) }),
+  counts: Schema.Struct({
+    source: Schema.NullOr(Schema.Number),
+    replication: Schema.NullOr(Schema.Number),
+    analytics: Schema.NullOr(Schema.Number)
+  }),
   /** Conversions the expectations allow, seen in analytics: they pass, and are listed. */
   conversions: Schema.Record({ key: Schema.String, value: Schema.Number }),
   findings: Schema.Number
@@ -46,7 +60,11 @@ export const DriftPair = Schema.Struct({
   different: Schema.Number,
   /** Rows raw lacks because the loader quarantined them (raw's etl_rejected_rows): not counted as missing. */
   quarantined: Schema.Number,
-  keys: Schema.Struct({ missing: Schema.Array(Schema.String), extra: Schema.Array(Schema.String), different: Schema.Array(Schema.String) }),
+  keys: Schema.Struct({
+    missing: Schema.Array(Schema.String),
+    extra: Schema.Array(Schema.String),
+    different: Schema.Array(Schema.String)
+  }),
   /** Column name and how many of the different rows differ in it. */
   columns: Schema.Record({ key: Schema.String, value: Schema.Number })
 })
@@ -147,7 +165,11 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
       enforced: Schema.Boolean,
       findings: Schema.Array(Schema.Struct({ problem: Schema.String, fix: Schema.String })),
       tls: Schema.NullOr(
-        Schema.Struct({ mode: Schema.Literal(...tlsModes), version: Schema.NullOr(Schema.String), cipher: Schema.NullOr(Schema.String) })
+        Schema.Struct({
+          mode: Schema.Literal(...tlsModes),
+          version: Schema.NullOr(Schema.String),
+          cipher: Schema.NullOr(Schema.String)
+        })
       )
     })
   ),
@@ -166,7 +188,12 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   errors: Schema.Array(Schema.Struct({ tag: Schema.String, message: Schema.String })),
   cleanup: Schema.Struct({
     deleted: Schema.Array(
-      Schema.Struct({ table: Schema.String, source: Schema.Number, replication: Schema.Number, analytics: Schema.Number })
+      Schema.Struct({
+        table: Schema.String,
+        source: Schema.Number,
+        replication: Schema.Number,
+        analytics: Schema.Number
+      })
     ),
     remaining: Schema.Array(Schema.String)
   })

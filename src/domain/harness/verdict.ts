@@ -61,7 +61,12 @@ export interface AccessFact {
 }
 
 export interface CleanupFact {
-  readonly deleted: ReadonlyArray<{ readonly table: string; readonly source: number; readonly replication: number; readonly analytics: number }>
+  readonly deleted: ReadonlyArray<{
+    readonly table: string
+    readonly source: number
+    readonly replication: number
+    readonly analytics: number
+  }>
   readonly remaining: ReadonlyArray<string>
 }
 
@@ -95,7 +100,10 @@ export interface ValidationFacts {
   readonly malformed: ReadonlyArray<MalformedFact>
   readonly steps: ReadonlyArray<StepReport>
   readonly resources: ValidationReport["resources"]
-  readonly isolation: { readonly mode: "fingerprint" | "guarded deletes"; readonly tables: ReadonlyArray<IsolationFact> }
+  readonly isolation: {
+    readonly mode: "fingerprint" | "guarded deletes"
+    readonly tables: ReadonlyArray<IsolationFact>
+  }
   /** The downstream check of the clinic's rows, per table and stage; empty when it was off or did not run. */
   readonly collateral: ReadonlyArray<CollateralResult>
   /** Reported, never a finding: it is the clinic's data as the run leaves it, not what the run did. */
@@ -111,7 +119,14 @@ const sameFingerprint = (t: IsolationFact) => t.before.rows === t.after.rows && 
 const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
   ...facts.runs
     .filter((r) => !r.success)
-    .map((r) => new ReportFinding({ check: "pipeline", table: r.table, message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}` })),
+    .map(
+      (r) =>
+        new ReportFinding({
+          check: "pipeline",
+          table: r.table,
+          message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}`
+        })
+    ),
   ...facts.verification.flatMap((t) =>
     t.findings.map(
       (f) =>
@@ -148,11 +163,16 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
         })
     ),
   ...facts.collateral.flatMap((c) =>
-    collateralMessages(c).map((message) => new ReportFinding({ check: "collateral", table: c.table, stage: c.stage, message }))
+    collateralMessages(c).map(
+      (message) => new ReportFinding({ check: "collateral", table: c.table, stage: c.stage, message })
+    )
   ),
   ...(facts.environment === "production"
     ? facts.access.flatMap((a) =>
-        a.findings.map((f) => new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` }))
+        a.findings.map(
+          (f) =>
+            new ReportFinding({ check: "access", message: `${a.database} account ${a.account} ${f.problem}: ${f.fix}` })
+        )
       )
     : []),
   ...facts.malformed
@@ -176,11 +196,23 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
 ]
 
 /** The order causes are read in: a leak into clinic data before a missing copy. */
-export const checkOrder: ReadonlyArray<ReportFinding["check"]> = ["isolation", "collateral", "cleanup", "access", "pipeline", "budget", "count", "value", "malformed"]
+export const checkOrder: ReadonlyArray<ReportFinding["check"]> = [
+  "isolation",
+  "collateral",
+  "cleanup",
+  "access",
+  "pipeline",
+  "budget",
+  "count",
+  "value",
+  "malformed"
+]
 
 /** What findings of one cause share, as a person reads it: `value differs: patient.FName in analytics`. */
 const causeOf = (f: ReportFinding) => {
-  const where = [f.table && f.column ? `${f.table}.${f.column}` : f.table, f.stage && `in ${f.stage}`].filter(Boolean).join(" ")
+  const where = [f.table && f.column ? `${f.table}.${f.column}` : f.table, f.stage && `in ${f.stage}`]
+    .filter(Boolean)
+    .join(" ")
   return where === "" ? f.message : `${f.message}: ${where}`
 }
 
@@ -270,7 +302,9 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
     // One lost connection is met by several steps: each error is said once.
-    errors: [...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()],
+    errors: [
+      ...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()
+    ],
     cleanup: Option.match(facts.cleanup, {
       onNone: () => ({ deleted: [], remaining: [] }),
       onSome: (c) => ({ deleted: c.deleted, remaining: c.remaining })

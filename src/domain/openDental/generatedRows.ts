@@ -1,6 +1,14 @@
 import { declaredBooleans } from "../pipeline/declaredBooleans.ts"
 import { columnKey, columnSet } from "../harness/expectations.ts"
-import { type OpenDentalTable, appointment, carrier, insplan, patient, procedurecode, procedurelog } from "./coreTables.ts"
+import {
+  type OpenDentalTable,
+  appointment,
+  carrier,
+  insplan,
+  patient,
+  procedurecode,
+  procedurelog
+} from "./coreTables.ts"
 
 /**
  * Deterministic, realistic OpenDental rows: N patients, each with appointments and the procedures done at them,
@@ -42,16 +50,60 @@ const pad = (n: number, width = 2) => String(n).padStart(width, "0")
 
 /** Names real clinics hold: apostrophes, backslashes, accents and non-Latin scripts (all within utf8mb3). */
 const lastNames = [
-  "Smith", "O'Brien", "Nguyễn", "Müller", "García", "王", "Øster", "D'Angelo", "Иванов", "Παπαδόπουλος",
-  "Johnson", "Back\\slash", "Lefèvre", "Kowalczyk", "Al-Farsi", "Søren", "Brown", "Ó Súilleabháin", "Tanaka", "Davis"
+  "Smith",
+  "O'Brien",
+  "Nguyễn",
+  "Müller",
+  "García",
+  "王",
+  "Øster",
+  "D'Angelo",
+  "Иванов",
+  "Παπαδόπουλος",
+  "Johnson",
+  "Back\\slash",
+  "Lefèvre",
+  "Kowalczyk",
+  "Al-Farsi",
+  "Søren",
+  "Brown",
+  "Ó Súilleabháin",
+  "Tanaka",
+  "Davis"
 ]
 const firstNames = [
-  "Ana", "José", "Zoë", "Chloé", "Björn", "Siobhán", "Łukasz", "Mary-Jane", "Renée", "Jürgen",
-  "Noah", "Emma", "Liam", "Olivia", "Дмитрий", "明", "Ngọc", "François", "Ines", "Tom"
+  "Ana",
+  "José",
+  "Zoë",
+  "Chloé",
+  "Björn",
+  "Siobhán",
+  "Łukasz",
+  "Mary-Jane",
+  "Renée",
+  "Jürgen",
+  "Noah",
+  "Emma",
+  "Liam",
+  "Olivia",
+  "Дмитрий",
+  "明",
+  "Ngọc",
+  "François",
+  "Ines",
+  "Tom"
 ]
 const notes = [
-  "", "Pt prefers mornings", "Allergic to latex; use nitrile", "Said \"call after 5\"", "Line one\nline two",
-  "Path C:\\Images\\X-ray", "50% off per owner's note", "Tab\tseparated", "Spanish-speaking: habla español", "ümlaut & ñ"
+  "",
+  "Pt prefers mornings",
+  "Allergic to latex; use nitrile",
+  'Said "call after 5"',
+  "Line one\nline two",
+  "Path C:\\Images\\X-ray",
+  "50% off per owner's note",
+  "Tab\tseparated",
+  "Spanish-speaking: habla español",
+  "ümlaut & ñ"
 ]
 const cities = ["Springfield", "Montréal", "São Paulo", "Zürich", "O'Fallon", "Köln", "Portland", ""]
 const states = ["OR", "WA", "CA", "QC", "", "NY"]
@@ -96,14 +148,18 @@ const generic = (declaration: string, rng: Rng, i: number): unknown => {
   if (type.startsWith("double")) return money(rng, 500)
   if (type.startsWith("float")) return int(rng, 0, 8) / 4
   if (type.startsWith("timestamp")) return `${randomDate(rng, 2020, 2025)} ${randomTime(rng)}`
-  if (type.startsWith("datetime")) return i % 5 === 0 ? "0001-01-01 00:00:00" : `${randomDate(rng, 2015, 2025)} ${randomTime(rng)}`
+  if (type.startsWith("datetime"))
+    return i % 5 === 0 ? "0001-01-01 00:00:00" : `${randomDate(rng, 2015, 2025)} ${randomTime(rng)}`
   if (type.startsWith("date")) return awkwardDate(rng, i, 2010, 2025)
   if (type.startsWith("time")) return randomTime(rng)
   if (type.startsWith("text")) return pick(rng, notes)
   if (type.startsWith("char")) return length <= 1 ? pick(rng, ["", "A", "B"]) : ""
   if (type.startsWith("varchar")) {
     if (i % 53 === 11) return maxLength(length)
-    return pick(rng, notes.filter((n) => n.length <= length && !n.includes("\n")))
+    return pick(
+      rng,
+      notes.filter((n) => n.length <= length && !n.includes("\n"))
+    )
   }
   throw new Error(`no generator for declaration '${declaration}'`)
 }
@@ -111,15 +167,15 @@ const generic = (declaration: string, rng: Rng, i: number): unknown => {
 /** OpenDental's flags: the columns the old raw held as boolean only ever held 0 and 1 there. */
 const flags = columnSet(declaredBooleans)
 
-const rowOf = (
-  table: OpenDentalTable,
-  rng: Rng,
-  i: number,
-  specific: Record<string, unknown>
-): Row => {
+const rowOf = (table: OpenDentalTable, rng: Rng, i: number, specific: Record<string, unknown>): Row => {
   const row: Record<string, unknown> = {}
   for (const [name, declaration] of table.columns) {
-    row[name] = name in specific ? specific[name] : flags.has(columnKey(table.name, name)) ? int(rng, 0, 1) : generic(declaration, rng, i)
+    row[name] =
+      name in specific
+        ? specific[name]
+        : flags.has(columnKey(table.name, name))
+          ? int(rng, 0, 1)
+          : generic(declaration, rng, i)
   }
   return row
 }
@@ -136,7 +192,14 @@ export function* procedureCodes(options: GeneratorOptions): Generator<Row> {
     yield rowOf(procedurecode, rng, i, {
       CodeNum: i + 1,
       ProcCode: `D${pad(i * 37 + 110, 4)}`,
-      Descript: pick(rng, ["Periodic oral evaluation", "Prophylaxis - adult", "Resin composite, one surface", "Crown - porcelain/ceramic", "Extraction, erupted tooth", "Bitewings - two films"]),
+      Descript: pick(rng, [
+        "Periodic oral evaluation",
+        "Prophylaxis - adult",
+        "Resin composite, one surface",
+        "Crown - porcelain/ceramic",
+        "Extraction, erupted tooth",
+        "Bitewings - two films"
+      ]),
       AbbrDesc: `Code${i + 1}`,
       ProcTime: "/XX/",
       DateTStamp: watermarkAt(options.startedAt ?? defaultStart, i)
@@ -149,7 +212,14 @@ export function* carriers(options: GeneratorOptions): Generator<Row> {
   for (let i = 0; i < carrierCount; i++) {
     yield rowOf(carrier, rng, i, {
       CarrierNum: i + 1,
-      CarrierName: pick(rng, ["Delta Dental", "MetLife", "Cigna Dental", "Aetna", "Guardian", "Blue Cross of O'Neill County"]),
+      CarrierName: pick(rng, [
+        "Delta Dental",
+        "MetLife",
+        "Cigna Dental",
+        "Aetna",
+        "Guardian",
+        "Blue Cross of O'Neill County"
+      ]),
       Phone: `(555) 01${pad(i)}-${pad(i * 7, 4)}`,
       IsHidden: 0,
       SecDateTEdit: watermarkAt(options.startedAt ?? defaultStart, i)

@@ -25,7 +25,9 @@ export const loadedAtColumn = "_loaded_at"
 /** Held by whoever creates the bookkeeping tables, so two loaders starting together do not race. */
 export const bookkeepingLock = "SELECT pg_advisory_xact_lock(hashtext('opendental-etl:analytics-ddl'))"
 
-export const createLoadStatusTable = (schema: string) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, loadStatusTable)} (
+export const createLoadStatusTable = (
+  schema: string
+) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, loadStatusTable)} (
   table_name text PRIMARY KEY,
   strategy text NOT NULL,
   status text NOT NULL,
@@ -45,9 +47,14 @@ export const createLoadStatusTable = (schema: string) => `CREATE TABLE IF NOT EX
  * - raw_columns: a fingerprint of the raw table's columns after the last completed load (`rawColumnsFingerprint`);
  * - raw_profile: the raw profile the table was last loaded with (NULL: before profiles, so lossless).
  */
-const addedColumns = ["watermark_column", "replica_generation", "replica_checksum", "proof", "raw_columns", "raw_profile"].map(
-  (column) => `${column} text`
-)
+const addedColumns = [
+  "watermark_column",
+  "replica_generation",
+  "replica_checksum",
+  "proof",
+  "raw_columns",
+  "raw_profile"
+].map((column) => `${column} text`)
 
 /**
  * The old ETL's column names, which existing dbt projects read, as columns PostgreSQL derives from ours: they can
@@ -70,7 +77,9 @@ export const completeLoadStatusTable = (schema: string) =>
  * Where dbt records its own runs, as the old ETL made it (its column types, timestamps in UTC wall time): the
  * loader only creates it; the role that runs dbt needs INSERT and UPDATE on it (docs/execution.md).
  */
-export const createTransformStatusTable = (schema: string) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, transformStatusTable)} (
+export const createTransformStatusTable = (
+  schema: string
+) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, transformStatusTable)} (
   id serial PRIMARY KEY,
   table_name varchar(255) NOT NULL UNIQUE,
   last_transformed timestamp NOT NULL DEFAULT '1969-01-01 00:00:00',
@@ -82,7 +91,9 @@ export const createTransformStatusTable = (schema: string) => `CREATE TABLE IF N
   _created_at timestamp DEFAULT timezone('UTC', now()),
   _updated_at timestamp DEFAULT timezone('UTC', now()))`
 
-export const createRejectedRowsTable = (schema: string) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, rejectedRowsTable)} (
+export const createRejectedRowsTable = (
+  schema: string
+) => `CREATE TABLE IF NOT EXISTS ${qualified(schema, rejectedRowsTable)} (
   id bigserial PRIMARY KEY,
   run_id text NOT NULL,
   table_name text NOT NULL,
@@ -99,14 +110,18 @@ export const readLoadStatus = (schema: string) =>
   FROM ${qualified(schema, loadStatusTable)} WHERE table_name = $1`
 
 /** Records the raw table's columns after a completed load; binds the table name and the fingerprint. */
-export const recordRawColumns = (schema: string) => `UPDATE ${qualified(schema, loadStatusTable)} SET raw_columns = $2 WHERE table_name = $1`
+export const recordRawColumns = (schema: string) =>
+  `UPDATE ${qualified(schema, loadStatusTable)} SET raw_columns = $2 WHERE table_name = $1`
 
 /**
  * The raw table's columns and their types (as `existingColumns` lists them, or as the type map gives them) and
  * what of the raw profile shapes them (`profileOfTable`), in one short text: equal exactly when `columnDrift` would
  * find nothing, as a set of names and types, under the same profile.
  */
-export const rawColumnsFingerprint = (columns: ReadonlyArray<{ readonly name: string; readonly type: string }>, profile: string) =>
+export const rawColumnsFingerprint = (
+  columns: ReadonlyArray<{ readonly name: string; readonly type: string }>,
+  profile: string
+) =>
   createHash("sha256")
     .update([profile, ...columns.map((c) => `${c.name}\t${c.type}`).sort()].join("\n"))
     .digest("hex")
@@ -148,7 +163,8 @@ export const loadedAt = { name: loadedAtColumn, type: "timestamp with time zone"
  * `_loaded_at` for a raw table made before it existed: its rows take the time the column was added (PostgreSQL
  * stores that one value, without rewriting the table).
  */
-export const addLoadedAt = (schema: string, table: string) => `ALTER TABLE ${qualified(schema, table)} ADD COLUMN IF NOT EXISTS ${loadedAtDeclaration}`
+export const addLoadedAt = (schema: string, table: string) =>
+  `ALTER TABLE ${qualified(schema, table)} ADD COLUMN IF NOT EXISTS ${loadedAtDeclaration}`
 
 /**
  * The table from the type map, and `_loaded_at`, without its primary key: a shadow gets it after the COPY, as one
@@ -200,7 +216,11 @@ export const swapShadow = (
       ]
     : [
         `ALTER TABLE ${qualified(schema, shadow)} RENAME TO ${escapeIdentifier(table)}`,
-        ...(options.keyed ? [`ALTER TABLE ${qualified(schema, table)} RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`] : [])
+        ...(options.keyed
+          ? [
+              `ALTER TABLE ${qualified(schema, table)} RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`
+            ]
+          : [])
       ]
 }
 
@@ -222,7 +242,9 @@ export const deleteKeys = (schema: string, table: string, key: string, keyType: 
 export const mergeStaged = (schema: string, table: string, mappings: ReadonlyArray<ColumnMapping>, key: string) => {
   const names = mappings.map((m) => escapeIdentifier(m.name))
   const updates = [
-    ...mappings.filter((m) => m.name !== key).map((m) => `${escapeIdentifier(m.name)} = EXCLUDED.${escapeIdentifier(m.name)}`),
+    ...mappings
+      .filter((m) => m.name !== key)
+      .map((m) => `${escapeIdentifier(m.name)} = EXCLUDED.${escapeIdentifier(m.name)}`),
     `${escapeIdentifier(loadedAtColumn)} = now()`
   ]
   const changed = `(${names.map((n) => `t.${n}`).join(", ")}) IS DISTINCT FROM (${names.map((n) => `EXCLUDED.${n}`).join(", ")})`
@@ -242,7 +264,8 @@ const conversionFrom = (from: string, to: string, column: string) => {
   if (to === "boolean" && integerType.test(from)) return ` USING ${column}::text::boolean`
   if (from === "boolean" && integerType.test(to)) return ` USING ${column}::integer`
   const zone = /^timestamp\(\d\) (with|without) time zone$/
-  if (zone.test(from) && zone.test(to) && from.endsWith("with time zone") !== to.endsWith("with time zone")) return ` USING ${column} AT TIME ZONE 'UTC'`
+  if (zone.test(from) && zone.test(to) && from.endsWith("with time zone") !== to.endsWith("with time zone"))
+    return ` USING ${column} AT TIME ZONE 'UTC'`
   return ""
 }
 
@@ -269,7 +292,9 @@ export const columnDrift = (
       fixes.push(`${alter} ADD COLUMN ${escapeIdentifier(m.name)} ${m.postgresType};`)
     } else if (type !== m.postgresType) {
       problems.push(`column "${m.name}" is ${type}, the type map gives ${m.postgresType}`)
-      fixes.push(`${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType}${conversionFrom(type, m.postgresType, escapeIdentifier(m.name))};`)
+      fixes.push(
+        `${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType}${conversionFrom(type, m.postgresType, escapeIdentifier(m.name))};`
+      )
     }
   }
   for (const c of existing) {

@@ -41,17 +41,28 @@ const second = (time: string) => time.slice(0, 19)
  * writes; MySQL 8 caches it unless the session sets `information_schema_stats_expiry = 0` (the caller does).
  */
 export const updateTimeProof = (now: SourceSnapshot, last: RecordedSource): ChangeProof => {
-  if (now.engine.toLowerCase() !== "myisam") return { verdict: "unknown", says: `UPDATE_TIME of a ${now.engine} table proves nothing` }
+  if (now.engine.toLowerCase() !== "myisam")
+    return { verdict: "unknown", says: `UPDATE_TIME of a ${now.engine} table proves nothing` }
   if (now.mmap) return { verdict: "unknown", says: "UPDATE_TIME proves nothing while myisam_use_mmap is on" }
   if (now.updateTime === null) return { verdict: "unknown", says: "the server gives no UPDATE_TIME" }
-  if (last.readAt === null || last.updateTime === null) return { verdict: "unknown", says: "the last copy recorded no UPDATE_TIME" }
+  if (last.readAt === null || last.updateTime === null)
+    return { verdict: "unknown", says: "the last copy recorded no UPDATE_TIME" }
   if (second(now.updateTime) !== second(last.updateTime)) {
-    return { verdict: "changed", says: `UPDATE_TIME moved from ${second(last.updateTime)} to ${second(now.updateTime)}` }
+    return {
+      verdict: "changed",
+      says: `UPDATE_TIME moved from ${second(last.updateTime)} to ${second(now.updateTime)}`
+    }
   }
   if (second(last.updateTime) < second(last.readAt)) {
-    return { verdict: "unchanged", says: `UPDATE_TIME ${second(now.updateTime)}, before the last copy started reading at ${second(last.readAt)}` }
+    return {
+      verdict: "unchanged",
+      says: `UPDATE_TIME ${second(now.updateTime)}, before the last copy started reading at ${second(last.readAt)}`
+    }
   }
-  return { verdict: "unknown", says: `UPDATE_TIME ${second(now.updateTime)} is the second the last copy started reading` }
+  return {
+    verdict: "unknown",
+    says: `UPDATE_TIME ${second(now.updateTime)} is the second the last copy started reading`
+  }
 }
 
 /**
@@ -67,7 +78,8 @@ export const unchangedSinceLastCopy = (now: SourceSnapshot, last: RecordedSource
 
 /** `CHECKSUM TABLE` now against the one recorded just before the last copy read rows. */
 export const checksumProof = (current: string | null, recorded: string | null, of: string): ChangeProof => {
-  if (recorded === null) return { verdict: "unknown", says: `no CHECKSUM TABLE of the ${of} was recorded at the last copy` }
+  if (recorded === null)
+    return { verdict: "unknown", says: `no CHECKSUM TABLE of the ${of} was recorded at the last copy` }
   if (current === null) return { verdict: "unknown", says: `the server gives no CHECKSUM TABLE of the ${of}` }
   return current === recorded
     ? { verdict: "unchanged", says: `CHECKSUM TABLE of the ${of} equals the one recorded at the last copy` }

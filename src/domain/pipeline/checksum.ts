@@ -95,7 +95,8 @@ const mysqlDecimal = (c: string, scale: number) =>
 const postgresDecimal = (c: string, scale: number) => (scale > 0 ? `rtrim(rtrim(${c}::text, '0'), '.')` : `${c}::text`)
 
 /** NULL for a zero or partial zero date, which the analytics hop makes NULL; else `value`. */
-const mysqlUnlessZeroDate = (c: string, value: string) => `IF(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYOFMONTH(${c}) = 0, NULL, ${value})`
+const mysqlUnlessZeroDate = (c: string, value: string) =>
+  `IF(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYOFMONTH(${c}) = 0, NULL, ${value})`
 
 /**
  * The canonical form of one column, from its MySQL declaration (source or replica) and the PostgreSQL type the
@@ -113,7 +114,8 @@ export const canonicalColumn = (
   const pg = `${alias === undefined ? "" : `${alias}.`}${escapePgIdentifier(column.name)}`
   const plain = { name: column.name, nullable: column.nullable, anyText: false }
   const type = column.dataType
-  if (integerTypes.has(type)) return { ...plain, mysql: my, postgres: postgresType === "boolean" ? `${pg}::int::text` : `${pg}::text` }
+  if (integerTypes.has(type))
+    return { ...plain, mysql: my, postgres: postgresType === "boolean" ? `${pg}::int::text` : `${pg}::text` }
   if (type === "year") return { ...plain, mysql: `${my} + 0`, postgres: `${pg}::text` }
   if (type === "bit") {
     return postgresType === "boolean"
@@ -126,20 +128,39 @@ export const canonicalColumn = (
   }
   // A double column is read as it is; a float is widened first.
   if (type === "double" || type === "real") return { ...plain, mysql: mysqlDouble(my), postgres: postgresDouble(pg) }
-  if (type === "float") return { ...plain, mysql: mysqlDouble(`CAST(${my} AS DOUBLE)`), postgres: postgresDouble(`${pg}::float8`) }
+  if (type === "float")
+    return { ...plain, mysql: mysqlDouble(`CAST(${my} AS DOUBLE)`), postgres: postgresDouble(`${pg}::float8`) }
   if (textTypes.has(type)) {
     // A UTF-8 column's bytes are already the text's; another character set is converted first.
-    const bytes = column.charset?.startsWith("utf8") === true ? `CAST(${my} AS BINARY)` : `CAST(CONVERT(${my} USING utf8mb4) AS BINARY)`
+    const bytes =
+      column.charset?.startsWith("utf8") === true
+        ? `CAST(${my} AS BINARY)`
+        : `CAST(CONVERT(${my} USING utf8mb4) AS BINARY)`
     return { ...plain, mysql: `REPLACE(${bytes}, X'00', '')`, postgres: `${pg}::text`, anyText: true }
   }
   if (binaryTypes.has(type)) return { ...plain, mysql: `MD5(${my})`, postgres: `md5(${pg})` }
-  if (type === "json") return { ...plain, mysql: `IF(${my} IS NULL, NULL, 'json')`, postgres: `CASE WHEN ${pg} IS NOT NULL THEN 'json' END` }
-  if (type === "time") return { ...plain, mysql: `TIME_FORMAT(${my}, '%H:%i:%s.%f')`, postgres: `to_char(${pg}, 'HH24:MI:SS.US')` }
+  if (type === "json")
+    return {
+      ...plain,
+      mysql: `IF(${my} IS NULL, NULL, 'json')`,
+      postgres: `CASE WHEN ${pg} IS NOT NULL THEN 'json' END`
+    }
+  if (type === "time")
+    return { ...plain, mysql: `TIME_FORMAT(${my}, '%H:%i:%s.%f')`, postgres: `to_char(${pg}, 'HH24:MI:SS.US')` }
   // A zero date is NULL in any date column, NOT NULL ones included.
   const dated = { ...plain, nullable: true }
-  if (type === "date") return { ...dated, mysql: mysqlUnlessZeroDate(my, `DATE_FORMAT(${my}, '%Y-%m-%d')`), postgres: `to_char(${pg}, 'YYYY-MM-DD')` }
+  if (type === "date")
+    return {
+      ...dated,
+      mysql: mysqlUnlessZeroDate(my, `DATE_FORMAT(${my}, '%Y-%m-%d')`),
+      postgres: `to_char(${pg}, 'YYYY-MM-DD')`
+    }
   if (type === "datetime") {
-    return { ...dated, mysql: mysqlUnlessZeroDate(my, `DATE_FORMAT(${my}, '%Y-%m-%d %H:%i:%s.%f')`), postgres: `to_char(${pg}, 'YYYY-MM-DD HH24:MI:SS.US')` }
+    return {
+      ...dated,
+      mysql: mysqlUnlessZeroDate(my, `DATE_FORMAT(${my}, '%Y-%m-%d %H:%i:%s.%f')`),
+      postgres: `to_char(${pg}, 'YYYY-MM-DD HH24:MI:SS.US')`
+    }
   }
   if (type === "timestamp") {
     return {
@@ -165,11 +186,17 @@ const postgresField = (c: CanonicalColumn) => {
 const postgresJoin = (fields: ReadonlyArray<string>): string =>
   fields.length <= 99
     ? `concat_ws(E'\\x1f,', ${fields.join(", ")})`
-    : postgresJoin(Array.from({ length: Math.ceil(fields.length / 99) }, (_, i) => postgresJoin(fields.slice(i * 99, (i + 1) * 99))))
+    : postgresJoin(
+        Array.from({ length: Math.ceil(fields.length / 99) }, (_, i) =>
+          postgresJoin(fields.slice(i * 99, (i + 1) * 99))
+        )
+      )
 
 /** A row's canonical text (see the top of this file). */
 const rowText = (engine: Engine, columns: ReadonlyArray<CanonicalColumn>) =>
-  engine === "mysql" ? `CONCAT_WS(X'1F2C', ${columns.map(mysqlField).join(", ")})` : postgresJoin(columns.map(postgresField))
+  engine === "mysql"
+    ? `CONCAT_WS(X'1F2C', ${columns.map(mysqlField).join(", ")})`
+    : postgresJoin(columns.map(postgresField))
 
 /**
  * A row's hash: 60 bits of the md5 of its text, as an integer (a sum of a billion of them still fits both
@@ -242,7 +269,9 @@ const rangeCondition = (target: RangeTarget, range: KeyRange | undefined, params
   const bound = (op: string, value: string | null) => {
     if (value === null) return
     params.push(value)
-    conditions.push(target.engine === "mysql" ? `${key} ${op} CAST(? AS DECIMAL(65,0))` : `${key} ${op} $${params.length}::numeric`)
+    conditions.push(
+      target.engine === "mysql" ? `${key} ${op} CAST(? AS DECIMAL(65,0))` : `${key} ${op} $${params.length}::numeric`
+    )
   }
   bound(">", range.lo)
   bound("<=", range.hi)
@@ -301,17 +330,22 @@ export const aggregateStatement = (target: RangeTarget, range?: KeyRange, width?
     const outer = [
       ...(bucketed ? ["CAST(etl_bucket AS CHAR) AS etl_bucket"] : []),
       "CAST(etl_rows AS CHAR) AS etl_rows",
-      ...target.hashes.flatMap((_, i) => [`CAST(etl_rows - s${i} DIV ${unhashed} AS CHAR) AS etl_hashed_${i}`, `CAST(s${i} MOD ${unhashed} AS CHAR) AS etl_sum_${i}`]),
+      ...target.hashes.flatMap((_, i) => [
+        `CAST(etl_rows - s${i} DIV ${unhashed} AS CHAR) AS etl_hashed_${i}`,
+        `CAST(s${i} MOD ${unhashed} AS CHAR) AS etl_sum_${i}`
+      ]),
       ...(bounds ? ["CAST(etl_min_key AS CHAR) AS etl_min_key", "CAST(etl_max_key AS CHAR) AS etl_max_key"] : [])
     ]
-    const sql =
-      `SELECT ${outer.join(", ")} FROM (SELECT ${sums.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}) rows_hashed${group}) sums`
+    const sql = `SELECT ${outer.join(", ")} FROM (SELECT ${sums.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}) rows_hashed${group}) sums`
     return { sql, params }
   }
   const outer = [
     ...(bucketed ? ["etl_bucket::text AS etl_bucket"] : []),
     "count(*)::text AS etl_rows",
-    ...target.hashes.flatMap((_, i) => [`count(h${i})::text AS etl_hashed_${i}`, `coalesce(sum(h${i}), 0)::text AS etl_sum_${i}`]),
+    ...target.hashes.flatMap((_, i) => [
+      `count(h${i})::text AS etl_hashed_${i}`,
+      `coalesce(sum(h${i}), 0)::text AS etl_sum_${i}`
+    ]),
     ...(bounds ? ["min(k)::text AS etl_min_key", "max(k)::text AS etl_max_key"] : [])
   ]
   // OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would compute each hash once per aggregate naming it.

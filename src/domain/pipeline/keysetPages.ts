@@ -22,7 +22,9 @@ const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "bigint
 /** Binds a key as the column's own integer type: a string compared with a bigint would go through a double. */
 const keyPlaceholder = (shape: TableShape) => {
   const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
-  return key !== undefined && integerTypes.has(key.dataType) ? `CAST(? AS ${key.unsigned ? "UNSIGNED" : "SIGNED"})` : "?"
+  return key !== undefined && integerTypes.has(key.dataType)
+    ? `CAST(? AS ${key.unsigned ? "UNSIGNED" : "SIGNED"})`
+    : "?"
 }
 
 /** Every column in the table's order: what page queries select unless given another select list. */
@@ -45,10 +47,15 @@ export const columnIndex = (shape: TableShape, column: string) => shape.columns.
  * prints a FLOAT with 6 digits (16777217 comes back as 16777200), so it is read as the DOUBLE that holds it exactly.
  */
 export const streamedColumns = (shape: TableShape) =>
-  shape.columns.map((c) => (c.dataType === "float" ? `CAST(${escapeIdentifier(c.name)} AS DOUBLE)` : escapeIdentifier(c.name))).join(", ")
+  shape.columns
+    .map((c) => (c.dataType === "float" ? `CAST(${escapeIdentifier(c.name)} AS DOUBLE)` : escapeIdentifier(c.name)))
+    .join(", ")
 
 /** Every row of the table in one statement, in no particular order: what a table without a key is streamed by. */
-export const tableRows = (shape: TableShape, select = streamedColumns(shape)): PageQuery => ({ text: selectFrom(shape, select), params: [] })
+export const tableRows = (shape: TableShape, select = streamedColumns(shape)): PageQuery => ({
+  text: selectFrom(shape, select),
+  params: []
+})
 
 /** The next page of the whole table in primary-key order, after `afterKey`. */
 export const keyOrderPage = (
@@ -95,9 +102,15 @@ export interface KeyRange {
  * Splits an integer key's span [min, max] into `parts` ranges of equal width, so that many readers can page
  * through one table at once. A non-integer key, or an empty table, is one open range.
  */
-export const keyRanges = (shape: TableShape, min: string | null, max: string | null, parts: number): ReadonlyArray<KeyRange> => {
+export const keyRanges = (
+  shape: TableShape,
+  min: string | null,
+  max: string | null,
+  parts: number
+): ReadonlyArray<KeyRange> => {
   const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
-  if (min === null || max === null || parts <= 1 || key === undefined || !integerTypes.has(key.dataType)) return [{ after: null, upTo: null }]
+  if (min === null || max === null || parts <= 1 || key === undefined || !integerTypes.has(key.dataType))
+    return [{ after: null, upTo: null }]
   const low = BigInt(min)
   const width = (BigInt(max) - low) / BigInt(parts) + 1n
   const bounds = Array.from({ length: parts - 1 }, (_, i) => (low + width * BigInt(i + 1) - 1n).toString())

@@ -13,7 +13,8 @@ export const loadDataStatement = (table: string, columns: ReadonlyArray<string>)
 const specialCharacters = /[\\\t\n\r\0]/g
 const escapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0" }
 
-const escapeText = (text: string) => (specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] as string) : text)
+const escapeText = (text: string) =>
+  specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] as string) : text
 
 const byteEscapes = new Map<number, Buffer>([
   [0x5c, Buffer.from("\\\\")],
@@ -62,8 +63,21 @@ export const encodeLoadDataRows = (rows: ReadonlyArray<ReadonlyArray<unknown>>):
 
 const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"])
 const asIsTypes = new Set([
-  "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "double", "real",
-  "date", "datetime", "timestamp", "time", "year"
+  "tinyint",
+  "smallint",
+  "mediumint",
+  "int",
+  "integer",
+  "bigint",
+  "decimal",
+  "numeric",
+  "double",
+  "real",
+  "date",
+  "datetime",
+  "timestamp",
+  "time",
+  "year"
 ])
 
 /** One column as a field of the format above, computed by the source's server; undefined when only the client can. */

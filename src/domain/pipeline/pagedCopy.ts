@@ -66,7 +66,9 @@ export const pagedCopy = <P, A, E1, R1, E2, R2>(options: {
 const afterPage = (progress: string, page: number, rows: number, rowsRead: number) =>
   Effect.zipRight(
     Effect.flatMap(FiberRef.get(pageWritten), (tell) => tell(rows)),
-    page % 10 === 0 ? Effect.logInfo(`${progress}, ${rowsRead} rows read`) : Effect.logDebug(`${progress} page ${page}, ${rowsRead} rows read`)
+    page % 10 === 0
+      ? Effect.logInfo(`${progress}, ${rowsRead} rows read`)
+      : Effect.logDebug(`${progress} page ${page}, ${rowsRead} rows read`)
   )
 
 /**
@@ -90,7 +92,10 @@ export const streamedCopy = <A, E1, R1, E2, R2>(options: {
       Stream.runForEach((chunk) =>
         Effect.gen(function* () {
           const rows = Chunk.toReadonlyArray(chunk)
-          value = yield* options.write({ rows, number: ++number, from: rowsRead, to: rowsRead + rows.length, rowsBefore: rowsRead }, value)
+          value = yield* options.write(
+            { rows, number: ++number, from: rowsRead, to: rowsRead + rows.length, rowsBefore: rowsRead },
+            value
+          )
           rowsRead += rows.length
           yield* afterPage(options.progress, number, rows.length, rowsRead)
         })

@@ -20,7 +20,10 @@ export const startProgress = (total: number, startedAt: number): RunProgress => 
   rows: { replica: 0, analytics: 0 }
 })
 
-export const tableStarted = (progress: RunProgress, table: string): RunProgress => ({ ...progress, inFlight: [...progress.inFlight, table] })
+export const tableStarted = (progress: RunProgress, table: string): RunProgress => ({
+  ...progress,
+  inFlight: [...progress.inFlight, table]
+})
 
 export const tableFinished = (progress: RunProgress, table: string, success: boolean): RunProgress => ({
   ...progress,
@@ -61,12 +64,14 @@ const failedOf = (progress: RunProgress) => progress.finished.filter((f) => !f.s
 export const progressLine = (progress: RunProgress, now: number): string => {
   const failed = failedOf(progress)
   const eta = etaMs(progress, now)
-  return [
-    `Progress: ${progress.finished.length}/${progress.total} tables done${failed > 0 ? ` (${failed} failed)` : ""}`,
-    `${count(progress.rows.replica)} rows to the replica, ${count(progress.rows.analytics)} to analytics`,
-    `${duration(now - progress.startedAt)} elapsed`,
-    eta === undefined ? "ETA unknown until a table is done" : `ETA ${duration(eta)} by tables done`
-  ].join(", ") + (progress.inFlight.length === 0 ? "" : `; in flight: ${progress.inFlight.join(", ")}`)
+  return (
+    [
+      `Progress: ${progress.finished.length}/${progress.total} tables done${failed > 0 ? ` (${failed} failed)` : ""}`,
+      `${count(progress.rows.replica)} rows to the replica, ${count(progress.rows.analytics)} to analytics`,
+      `${duration(now - progress.startedAt)} elapsed`,
+      eta === undefined ? "ETA unknown until a table is done" : `ETA ${duration(eta)} by tables done`
+    ].join(", ") + (progress.inFlight.length === 0 ? "" : `; in flight: ${progress.inFlight.join(", ")}`)
+  )
 }
 
 /**
@@ -92,6 +97,7 @@ export const terminalLine = (progress: RunProgress, now: number, width: number):
     names.push(table)
   }
   const left = inFlight.length - names.length
-  const flying = names.length === 0 ? `${inFlight.length} in flight` : names.join(", ") + (left > 0 ? `, +${left} more` : "")
+  const flying =
+    names.length === 0 ? `${inFlight.length} in flight` : names.join(", ") + (left > 0 ? `, +${left} more` : "")
   return `${head} | ${flying}`.slice(0, width)
 }

@@ -18,15 +18,20 @@ export interface RawProfile extends Expectations {
 export const losslessProfile: RawProfile = { ...lossless, name: "lossless" }
 
 /** The shipped boolean columns (the old raw's), plus `add`, less `remove`; each named `table.Column`. */
-export const compatibleProfile = (changes: { readonly add?: Iterable<string>; readonly remove?: Iterable<string> } = {}): RawProfile => {
+export const compatibleProfile = (
+  changes: { readonly add?: Iterable<string>; readonly remove?: Iterable<string> } = {}
+): RawProfile => {
   const removed = columnSet(changes.remove ?? [])
   const booleans = [...compatible.booleans, ...columnSet(changes.add ?? [])].filter((c) => !removed.has(c))
   return { ...compatible, name: "compatible", booleans: new Set(booleans) }
 }
 
 /** One table's columns through the type map, each with the profile's rule for it. */
-export const mapColumns = (profile: Expectations, table: string, columns: ReadonlyArray<Column>): ReadonlyArray<ColumnMapping> =>
-  columns.map((c) => mapColumn(c, columnExpectation(profile, table, c.name)))
+export const mapColumns = (
+  profile: Expectations,
+  table: string,
+  columns: ReadonlyArray<Column>
+): ReadonlyArray<ColumnMapping> => columns.map((c) => mapColumn(c, columnExpectation(profile, table, c.name)))
 
 /**
  * What of the profile shapes one table's columns, as text: the profile's name and the table's declared booleans.

@@ -145,19 +145,28 @@ export interface PairReport {
   /** Rows raw lacks because the loader quarantined them (raw's etl_rejected_rows): not counted as missing. */
   readonly quarantined: number
   /** Up to `keysShown` keys of each kind. */
-  readonly keys: { readonly missing: ReadonlyArray<string>; readonly extra: ReadonlyArray<string>; readonly different: ReadonlyArray<string> }
+  readonly keys: {
+    readonly missing: ReadonlyArray<string>
+    readonly extra: ReadonlyArray<string>
+    readonly different: ReadonlyArray<string>
+  }
   /** Column name and how many of the different rows differ in it. */
   readonly columns: Readonly<Record<string, number>>
 }
 
 /** One line for a person: `replication: 3 missing (keys 4, 9, 12), 1 different (FName: 1)`. */
 export const describePair = (pair: PairReport): string => {
-  const quarantined = pair.quarantined > 0 ? ` (${pair.quarantined} quarantined rows, in etl_rejected_rows, not counted)` : ""
+  const quarantined =
+    pair.quarantined > 0 ? ` (${pair.quarantined} quarantined rows, in etl_rejected_rows, not counted)` : ""
   if (pair.status === "in sync") return `${pair.to}: in sync (${pair.rows.to} rows)${quarantined}`
-  if (pair.status === "table missing") return `${pair.to}: table missing in ${pair.rows.from === null ? pair.from : pair.to}`
-  if (pair.wholeTable) return `${pair.to}: differs (${pair.rows.from} rows in ${pair.from}, ${pair.rows.to} in ${pair.to}; no primary key, compared whole)`
+  if (pair.status === "table missing")
+    return `${pair.to}: table missing in ${pair.rows.from === null ? pair.from : pair.to}`
+  if (pair.wholeTable)
+    return `${pair.to}: differs (${pair.rows.from} rows in ${pair.from}, ${pair.rows.to} in ${pair.to}; no primary key, compared whole)`
   const part = (n: number, what: string, keys: ReadonlyArray<string>) =>
-    n === 0 ? [] : [`${n} ${what} (key${keys.length === 1 ? "" : "s"} ${keys.join(", ")}${n > keys.length ? ", ..." : ""})`]
+    n === 0
+      ? []
+      : [`${n} ${what} (key${keys.length === 1 ? "" : "s"} ${keys.join(", ")}${n > keys.length ? ", ..." : ""})`]
   const columns = Object.entries(pair.columns)
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .map(([column, n]) => `${column}: ${n}`)

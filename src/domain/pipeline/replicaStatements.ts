@@ -45,9 +45,12 @@ export const createReplicaTable = (
   shape: TableShape,
   options: { readonly secondaryIndexes: boolean }
 ): string => {
-  const watermarkIndex = shape.watermark._tag === "Some"
-    ? [`KEY ${escapeIdentifier("etl_watermark")} (${[shape.watermark.value, ...shape.primaryKey].map(escapeIdentifier).join(", ")})`]
-    : []
+  const watermarkIndex =
+    shape.watermark._tag === "Some"
+      ? [
+          `KEY ${escapeIdentifier("etl_watermark")} (${[shape.watermark.value, ...shape.primaryKey].map(escapeIdentifier).join(", ")})`
+        ]
+      : []
   const secondary = options.secondaryIndexes
     ? shape.indexes.map(
         (index) =>
@@ -175,7 +178,8 @@ export const readCopyStatus = `SELECT strategy, status, watermark_column AS wate
   FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
 
 /** A row when the replica has the table; binds the database and the table. */
-export const replicaTablePresent = "SELECT 1 AS present FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
+export const replicaTablePresent =
+  "SELECT 1 AS present FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
 
 /** The generation and the source's clock at the last copy, for the analytics hop; binds the table name. */
 export const readGeneration = `SELECT generation, source_read_at AS sourceReadAt FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`

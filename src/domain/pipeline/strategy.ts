@@ -138,7 +138,11 @@ export const unchangedSince = (hop: Hop, proof: ChangeProof): Decision => ({
   reason: `unchanged since the last ${words[hop].run}: ${proof.says}`
 })
 
-export const chooseStrategy = (facts: TableFacts, settings: StrategySettings, previous: PreviousRun | null): Decision => {
+export const chooseStrategy = (
+  facts: TableFacts,
+  settings: StrategySettings,
+  previous: PreviousRun | null
+): Decision => {
   const say = words[facts.hop]
   const resume =
     !settings.full &&
@@ -155,7 +159,8 @@ export const chooseStrategy = (facts: TableFacts, settings: StrategySettings, pr
   if (!facts.copyExists) return whole(say.first)
   if (facts.columnChanges.length > 0) return whole(`the source's columns changed: ${facts.columnChanges.join("; ")}`)
   if (previous === null || unfinishedWhole(previous)) return whole(`no completed ${say.run} to continue from`)
-  if (previous.status === "complete" && facts.change.verdict === "unchanged") return unchangedSince(facts.hop, facts.change)
+  if (previous.status === "complete" && facts.change.verdict === "unchanged")
+    return unchangedSince(facts.hop, facts.change)
   const follow = followed(facts, settings)
   if (follow === null) {
     const evidence =
@@ -165,11 +170,18 @@ export const chooseStrategy = (facts: TableFacts, settings: StrategySettings, pr
     return whole(`${nothingToFollow(facts, settings)}; ${evidence}`)
   }
   if (!continuesFrom(previous, follow)) {
-    return whole(`the last ${say.run} followed ${previous.watermarkColumn ?? "no column"}, this one follows ${follow.column}`)
+    return whole(
+      `the last ${say.run} followed ${previous.watermarkColumn ?? "no column"}, this one follows ${follow.column}`
+    )
   }
   const from = previous.watermark
   return follow.by === "key"
-    ? { strategy: "append-only", key: follow.column, from, reason: from === null ? "appending from the first key" : `appending after key ${from}` }
+    ? {
+        strategy: "append-only",
+        key: follow.column,
+        from,
+        reason: from === null ? "appending from the first key" : `appending after key ${from}`
+      }
     : {
         strategy: "incremental",
         watermark: follow.column,

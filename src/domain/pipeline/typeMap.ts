@@ -117,7 +117,8 @@ const writeInstant: FieldWriter = (value, counts) => {
 }
 
 /** Why a declared boolean column's value is rejected: it is never coerced (a 2 that became true would be a lie). */
-export const notBooleanProblem = "is neither 0 nor 1, the only values of a declared boolean column (ETL_NOT_BOOLEAN_COLUMNS keeps a column a number)"
+export const notBooleanProblem =
+  "is neither 0 nor 1, the only values of a declared boolean column (ETL_NOT_BOOLEAN_COLUMNS keeps a column a number)"
 
 /** An integer column declared boolean: 0 and 1 become false and true; any other number is a ConversionFailure. */
 const writeDeclaredBoolean =
@@ -211,7 +212,12 @@ export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): Colu
       return { ...base, postgresType: column.unsigned ? "numeric(20,0)" : "bigint", write: writeNumber, server: asIs }
     case "decimal":
     case "numeric":
-      return { ...base, postgresType: `numeric(${column.numericPrecision ?? 10},${column.numericScale ?? 0})`, write: writeNumber, server: asIs }
+      return {
+        ...base,
+        postgresType: `numeric(${column.numericPrecision ?? 10},${column.numericScale ?? 0})`,
+        write: writeNumber,
+        server: asIs
+      }
     case "float":
       return { ...base, postgresType: "real", write: writeNumber, server: { field: `CAST(${c} AS DOUBLE)` } }
     case "double":
@@ -219,29 +225,58 @@ export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): Colu
       return { ...base, postgresType: "double precision", write: writeNumber, server: asIs }
     case "bit":
       return lengthOf() === "1"
-        ? { ...base, postgresType: "boolean", write: writeBoolean, server: { field: `CASE WHEN ${c} = 0 THEN 'f' WHEN ${c} <> 0 THEN 't' END` } }
+        ? {
+            ...base,
+            postgresType: "boolean",
+            write: writeBoolean,
+            server: { field: `CASE WHEN ${c} = 0 THEN 'f' WHEN ${c} <> 0 THEN 't' END` }
+          }
         : { ...base, postgresType: "bigint", write: writeBits, server: { field: `CAST(${c} AS UNSIGNED)` } }
     case "char":
     case "varchar":
-      return { ...base, postgresType: `character varying(${lengthOf()})`, write: writeText, lossy: "NUL characters stripped", server: serverText(c) }
+      return {
+        ...base,
+        postgresType: `character varying(${lengthOf()})`,
+        write: writeText,
+        lossy: "NUL characters stripped",
+        server: serverText(c)
+      }
     case "tinytext":
     case "text":
     case "mediumtext":
     case "longtext":
     case "enum":
     case "set":
-      return { ...base, postgresType: "text", write: writeText, lossy: "NUL characters stripped", server: serverText(c) }
+      return {
+        ...base,
+        postgresType: "text",
+        write: writeText,
+        lossy: "NUL characters stripped",
+        server: serverText(c)
+      }
     case "binary":
     case "varbinary":
     case "tinyblob":
     case "blob":
     case "mediumblob":
     case "longblob":
-      return { ...base, postgresType: "bytea", write: writeBytes, server: { field: String.raw`CONCAT('\\\\x', HEX(${c}))` } }
+      return {
+        ...base,
+        postgresType: "bytea",
+        write: writeBytes,
+        server: { field: String.raw`CONCAT('\\\\x', HEX(${c}))` }
+      }
     case "json":
       return { ...base, postgresType: "jsonb", write: writeText, server: serverText(c) }
     case "date":
-      return { ...base, postgresType: "date", nullable: true, write: writeDate, lossy: "zero dates -> NULL", server: serverDate(c) }
+      return {
+        ...base,
+        postgresType: "date",
+        nullable: true,
+        write: writeDate,
+        lossy: "zero dates -> NULL",
+        server: serverDate(c)
+      }
     case "datetime":
       return wallTime()
     case "timestamp":
@@ -311,9 +346,18 @@ export const serverCopySelect = (
   const fields = mappings.map((m) => m.server)
   if (fields.some((f) => f === undefined)) return null
   const present = fields as ReadonlyArray<ServerField>
-  const any = (parts: ReadonlyArray<string>, join: string, none: string) => (parts.length === 0 ? none : parts.join(join))
-  const zeroDates = any(present.flatMap((f) => (f.zeroDate === undefined ? [] : [f.zeroDate])), " + ", "0")
-  const exceptional = any(present.flatMap((f) => (f.exceptional === undefined ? [] : [`IFNULL(${f.exceptional}, FALSE)`])), " OR ", "FALSE")
+  const any = (parts: ReadonlyArray<string>, join: string, none: string) =>
+    parts.length === 0 ? none : parts.join(join)
+  const zeroDates = any(
+    present.flatMap((f) => (f.zeroDate === undefined ? [] : [f.zeroDate])),
+    " + ",
+    "0"
+  )
+  const exceptional = any(
+    present.flatMap((f) => (f.exceptional === undefined ? [] : [`IFNULL(${f.exceptional}, FALSE)`])),
+    " OR ",
+    "FALSE"
+  )
   const line = String.raw`CONCAT_WS('\t', ${present.map((f) => String.raw`IFNULL(${f.field}, '\\N')`).join(", ")})`
   return [
     escapeIdentifier(key),

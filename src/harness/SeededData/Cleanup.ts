@@ -60,7 +60,13 @@ const pgIdentifier = Statement.defaultEscape('"')
 /** Below every key the run inserted: the recorded floor, or (ledgers from before floors) the least recorded key less one. */
 const floorOf = (entry: LedgerTable): Option.Option<string> =>
   Option.orElse(entry.floor, () =>
-    entry.keys.length === 0 ? Option.none() : Option.some((entry.keys.reduce((m, k) => (BigInt(k) < m ? BigInt(k) : m), BigInt(entry.keys[0] as string)) - 1n).toString())
+    entry.keys.length === 0
+      ? Option.none()
+      : Option.some(
+          (
+            entry.keys.reduce((m, k) => (BigInt(k) < m ? BigInt(k) : m), BigInt(entry.keys[0] as string)) - 1n
+          ).toString()
+        )
   )
 
 export const make = (deps: CleanupDependencies): Cleanup => {
@@ -84,7 +90,11 @@ export const make = (deps: CleanupDependencies): Cleanup => {
     })
 
   /** Runs `use` on an analytics session when the table exists there (a first run may not have made it yet). */
-  const withAnalyticsTable = <A>(table: string, absent: A, use: (session: Effect.Effect.Success<PostgresDatabase["session"]>, qualified: string) => Effect.Effect<A, SqlError>) =>
+  const withAnalyticsTable = <A>(
+    table: string,
+    absent: A,
+    use: (session: Effect.Effect.Success<PostgresDatabase["session"]>, qualified: string) => Effect.Effect<A, SqlError>
+  ) =>
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* analytics.session
@@ -100,14 +110,20 @@ export const make = (deps: CleanupDependencies): Cleanup => {
   const analyticsCount = (runId: string, entry: LedgerTable, floor: string) =>
     withAnalyticsTable(entry.table, 0, (session, qualified) =>
       Effect.map(
-        session.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${qualified} WHERE ${pgRunRows(entry)}`, [floor, markerPattern(runId, entry.table)]),
+        session.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${qualified} WHERE ${pgRunRows(entry)}`, [
+          floor,
+          markerPattern(runId, entry.table)
+        ]),
         (r) => r.rows[0]?.n ?? 0
       )
     )
 
   const analyticsDelete = (table: string, where: string, values: ReadonlyArray<unknown>) =>
     withAnalyticsTable(table, 0, (session, qualified) =>
-      Effect.map(session.transaction(session.query(`DELETE FROM ${qualified} WHERE ${where}`, values)), (r) => r.rowCount)
+      Effect.map(
+        session.transaction(session.query(`DELETE FROM ${qualified} WHERE ${where}`, values)),
+        (r) => r.rowCount
+      )
     )
 
   const mysqlDelete = (db: MysqlDatabase, table: string, where: string, values: ReadonlyArray<unknown>) =>
@@ -129,10 +145,13 @@ export const make = (deps: CleanupDependencies): Cleanup => {
       const schema = analytics.settings.schema
       const inAnalytics = yield* analytics.sql<{ name: string }>`
         SELECT tablename AS name FROM pg_tables WHERE schemaname = ${schema} AND tablename LIKE ${pattern} ESCAPE '!'`
-      for (const { name } of inAnalytics) yield* analytics.sql.unsafe(`DROP TABLE IF EXISTS ${pgIdentifier(schema)}.${pgIdentifier(name)}`)
+      for (const { name } of inAnalytics)
+        yield* analytics.sql.unsafe(`DROP TABLE IF EXISTS ${pgIdentifier(schema)}.${pgIdentifier(name)}`)
     })
 
-  const analyticsReachable = Effect.scoped(Effect.flatMap(analytics.session, (session) => session.query("SELECT 1"))).pipe(
+  const analyticsReachable = Effect.scoped(
+    Effect.flatMap(analytics.session, (session) => session.query("SELECT 1"))
+  ).pipe(
     mapSqlErrors(classifySqlError(analytics.settings, deps.attempts, (reason) => reason)),
     retryOnConnectionLoss(deps.attempts),
     Effect.isSuccess
@@ -144,11 +163,20 @@ export const make = (deps: CleanupDependencies): Cleanup => {
     Effect.isSuccess
   )
 
-  const unreachable = (db: { readonly host: string; readonly port: number; readonly database: string }, name: string, what: string) =>
-    `${name} at ${db.host}:${db.port}/${db.database} is unreachable: ${what} deleted when sweep runs with it back`
+  const unreachable = (
+    db: { readonly host: string; readonly port: number; readonly database: string },
+    name: string,
+    what: string
+  ) => `${name} at ${db.host}:${db.port}/${db.database} is unreachable: ${what} deleted when sweep runs with it back`
 
-  const failed = (runId: string, deleted: ReadonlyArray<CleanupTable>) => (e: { readonly message: string; readonly cause?: unknown }) =>
-    new CleanupError({ runId, deleted, remaining: [`cleanup could not finish: ${String((e.cause as Error | undefined)?.message ?? e.message)}`] })
+  const failed =
+    (runId: string, deleted: ReadonlyArray<CleanupTable>) =>
+    (e: { readonly message: string; readonly cause?: unknown }) =>
+      new CleanupError({
+        runId,
+        deleted,
+        remaining: [`cleanup could not finish: ${String((e.cause as Error | undefined)?.message ?? e.message)}`]
+      })
 
   const survey = (runId: string) =>
     Effect.gen(function* () {
@@ -158,7 +186,14 @@ export const make = (deps: CleanupDependencies): Cleanup => {
         Effect.gen(function* () {
           const floor = floorOf(entry)
           if (Option.isNone(floor)) {
-            return { table: entry.table, recorded: 0, unrecorded: 0, source: 0, replication: 0, analytics: Option.some(0) } satisfies TableSurvey
+            return {
+              table: entry.table,
+              recorded: 0,
+              unrecorded: 0,
+              source: 0,
+              replication: 0,
+              analytics: Option.some(0)
+            } satisfies TableSurvey
           }
           const inSource = yield* keysIn(writer, runId, entry, floor.value)
           const inReplica = yield* keysIn(replica, runId, entry, floor.value)
@@ -185,7 +220,8 @@ export const make = (deps: CleanupDependencies): Cleanup => {
         const remaining: Array<string> = []
         // The clinic's source must lose the test rows even while analytics is down; its copies wait for `sweep`.
         const analyticsUp = yield* analyticsReachable
-        if (!analyticsUp) remaining.push(unreachable(analytics.settings, "analytics", "its copies of the run's rows are"))
+        if (!analyticsUp)
+          remaining.push(unreachable(analytics.settings, "analytics", "its copies of the run's rows are"))
         // Likewise the replica and analytics lose their copies while the source is down; its own rows wait for sweep.
         const sourceUp = yield* sourceReachable
         if (!sourceUp) remaining.push(unreachable(writer.settings, "the source", "the run's rows there are"))
@@ -196,7 +232,8 @@ export const make = (deps: CleanupDependencies): Cleanup => {
           const pattern = markerPattern(runId, entry.table)
           const inSource = sourceUp ? yield* keysIn(writer, runId, entry, floor.value) : []
           const unrecordedKeys = inSource.filter((k) => !entry.keys.includes(k))
-          for (const key of unrecordedKeys) yield* ledger.recordKey(runId, entry.table, key, entry.keyColumn, entry.markerColumn)
+          for (const key of unrecordedKeys)
+            yield* ledger.recordKey(runId, entry.table, key, entry.keyColumn, entry.markerColumn)
           unrecorded += unrecordedKeys.length
           // Under the table's pipeline locks: a pipeline running beside this cleanup cannot copy these rows back
           // into the replica or analytics between their delete there and their delete in the source.
@@ -205,8 +242,13 @@ export const make = (deps: CleanupDependencies): Cleanup => {
               yield* analyticsUp
                 ? tableLock(replica, analytics, entry.table, deps.lockTimeoutSeconds)
                 : replicaTableLock(replica, entry.table, deps.lockTimeoutSeconds)
-              const analyticsDeleted = analyticsUp ? yield* analyticsDelete(entry.table, pgRunRows(entry), [floor.value, pattern]) : 0
-              const replicaDeleted = yield* mysqlDelete(replica, entry.table, mysqlRunRows(entry), [floor.value, pattern])
+              const analyticsDeleted = analyticsUp
+                ? yield* analyticsDelete(entry.table, pgRunRows(entry), [floor.value, pattern])
+                : 0
+              const replicaDeleted = yield* mysqlDelete(replica, entry.table, mysqlRunRows(entry), [
+                floor.value,
+                pattern
+              ])
               const sourceDeleted =
                 inSource.length === 0
                   ? 0
@@ -216,17 +258,33 @@ export const make = (deps: CleanupDependencies): Cleanup => {
                       `${escapeIdentifier(entry.keyColumn)} IN (${inSource.map(() => "?").join(",")}) AND CAST(${escapeIdentifier(entry.markerColumn)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}'`,
                       [...inSource, pattern]
                     )
-              return { table: entry.table, source: sourceDeleted, replication: replicaDeleted, analytics: analyticsDeleted }
+              return {
+                table: entry.table,
+                source: sourceDeleted,
+                replication: replicaDeleted,
+                analytics: analyticsDeleted
+              }
             })
           )
           deleted.push(counts)
           if (!sourceUp) continue
           if (counts.source !== inSource.length) {
-            remaining.push(`${entry.table}: ${inSource.length} rows of the run were in the source, ${counts.source} were deleted`)
+            remaining.push(
+              `${entry.table}: ${inSource.length} rows of the run were in the source, ${counts.source} were deleted`
+            )
           }
-          const stillThere = yield* Effect.all([keysIn(writer, runId, entry, floor.value), keysIn(replica, runId, entry, floor.value)])
-          for (const [where, keys] of [["source", stillThere[0]], ["replication", stillThere[1]]] as const) {
-            if (keys.length > 0) remaining.push(`${entry.table} in ${where}: keys ${keys.slice(0, 20).join(", ")} still carry the run's marker`)
+          const stillThere = yield* Effect.all([
+            keysIn(writer, runId, entry, floor.value),
+            keysIn(replica, runId, entry, floor.value)
+          ])
+          for (const [where, keys] of [
+            ["source", stillThere[0]],
+            ["replication", stillThere[1]]
+          ] as const) {
+            if (keys.length > 0)
+              remaining.push(
+                `${entry.table} in ${where}: keys ${keys.slice(0, 20).join(", ")} still carry the run's marker`
+              )
           }
           const vanished = entry.keys.filter((k) => !inSource.includes(k))
           if (vanished.length > 0) {
@@ -245,14 +303,22 @@ export const make = (deps: CleanupDependencies): Cleanup => {
         yield* dropSnapshots(runId, analyticsUp)
         // Rows the loader quarantined during this run carry the seeded keys and values: they go too.
         const quarantined = analyticsUp ? yield* analyticsDelete(rejectedRowsTable, "run_id = $1", [runId]) : 0
-        if (quarantined > 0) deleted.push({ table: rejectedRowsTable, source: 0, replication: 0, analytics: quarantined })
+        if (quarantined > 0)
+          deleted.push({ table: rejectedRowsTable, source: 0, replication: 0, analytics: quarantined })
         if (remaining.length > 0) {
           yield* ledger.setStatus(runId, "cleanup_failed", remaining.join("; "))
           return yield* new CleanupError({ runId, deleted, remaining })
         }
         yield* ledger.setStatus(runId, "clean")
-        yield* Effect.logInfo(`Cleaned run ${runId}: ${deleted.map((d) => `${Math.max(d.source, d.replication, d.analytics)} ${d.table}`).join(", ")}`)
-        return { runId, deleted, unrecorded, durationMs: (yield* Clock.currentTimeMillis) - startedAt } satisfies CleanupReport
+        yield* Effect.logInfo(
+          `Cleaned run ${runId}: ${deleted.map((d) => `${Math.max(d.source, d.replication, d.analytics)} ${d.table}`).join(", ")}`
+        )
+        return {
+          runId,
+          deleted,
+          unrecorded,
+          durationMs: (yield* Clock.currentTimeMillis) - startedAt
+        } satisfies CleanupReport
       }).pipe(
         Effect.catchTags({
           SchemaError: (e) => Effect.fail(failed(runId, deleted)(e)),

@@ -44,8 +44,20 @@ export interface Ledger {
   /** Creates the ledger's tables where they are missing: by the first step that needs them, never at start-up. */
   readonly ensure: Effect.Effect<void, SqlError>
   readonly register: (run: RunRegistration) => Effect.Effect<void, SqlError>
-  readonly recordFloor: (runId: string, table: string, keyColumn: string, markerColumn: string, floor: string) => Effect.Effect<void, SqlError>
-  readonly recordKey: (runId: string, table: string, key: string, keyColumn: string, markerColumn: string) => Effect.Effect<void, SqlError>
+  readonly recordFloor: (
+    runId: string,
+    table: string,
+    keyColumn: string,
+    markerColumn: string,
+    floor: string
+  ) => Effect.Effect<void, SqlError>
+  readonly recordKey: (
+    runId: string,
+    table: string,
+    key: string,
+    keyColumn: string,
+    markerColumn: string
+  ) => Effect.Effect<void, SqlError>
   readonly setStatus: (runId: string, status: RunStatus, detail?: string) => Effect.Effect<void, SqlError>
   readonly heartbeat: (runId: string) => Effect.Effect<void, SqlError>
   /** The run's tables, in the order it seeded them. */
@@ -64,7 +76,12 @@ export interface Ledger {
 /** A table's test data by the ledger: recorded keys, and each run's floor and marker for keys not yet recorded. */
 export interface LedgerTestData {
   readonly keys: ReadonlyArray<string>
-  readonly floors: ReadonlyArray<{ readonly runId: string; readonly keyColumn: string; readonly markerColumn: string; readonly floor: string }>
+  readonly floors: ReadonlyArray<{
+    readonly runId: string
+    readonly keyColumn: string
+    readonly markerColumn: string
+    readonly floor: string
+  }>
 }
 
 export const make = (replica: MysqlDatabase): Ledger => {
@@ -86,13 +103,17 @@ export const make = (replica: MysqlDatabase): Ledger => {
   ]).pipe(Effect.asVoid)
 
   const tableExists = (name: string) =>
-    sql<{ n: number }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${name}`.pipe(
+    sql<{
+      n: number
+    }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${name}`.pipe(
       Effect.map(([row]) => Number(row?.n ?? 0) > 0)
     )
 
   const register = (run: RunRegistration) =>
     sql`INSERT INTO ${sql(runsTable)} (run_id, environment, host, pid, started_at, heartbeat_at, status)
-      VALUES (${run.runId}, ${run.environment}, ${run.host}, ${run.pid}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`.pipe(Effect.asVoid)
+      VALUES (${run.runId}, ${run.environment}, ${run.host}, ${run.pid}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`.pipe(
+      Effect.asVoid
+    )
 
   const recordFloor = (runId: string, table: string, keyColumn: string, markerColumn: string, floor: string) =>
     sql`INSERT INTO ${sql(floorsTable)} (run_id, table_name, key_column, marker_column, floor_key, position)
@@ -104,7 +125,9 @@ export const make = (replica: MysqlDatabase): Ledger => {
   // kill tests can hold at the connection to stop the seeder between an insert and its record.
   const recordKey = (runId: string, table: string, key: string, keyColumn: string, markerColumn: string) =>
     sql`INSERT IGNORE INTO ${sql(seededTable)} (run_id, table_name, primary_key, key_column, marker_column, seeded_at)
-      VALUES (${runId}, ${table}, ${key}, ${keyColumn}, ${markerColumn}, UTC_TIMESTAMP(6))`.unprepared.pipe(Effect.asVoid)
+      VALUES (${runId}, ${table}, ${key}, ${keyColumn}, ${markerColumn}, UTC_TIMESTAMP(6))`.unprepared.pipe(
+      Effect.asVoid
+    )
 
   const setStatus = (runId: string, status: RunStatus, detail?: string) =>
     sql`UPDATE ${sql(runsTable)} SET status = ${status}, detail = ${detail ?? null}, heartbeat_at = UTC_TIMESTAMP(6)
@@ -122,10 +145,24 @@ export const make = (replica: MysqlDatabase): Ledger => {
       const recorded = yield* sql<{ table: string; key: string; keyColumn: string; markerColumn: string }>`
         SELECT table_name AS "table", primary_key AS "key", key_column AS keyColumn, marker_column AS markerColumn
           FROM ${sql(seededTable)} WHERE run_id = ${runId} ORDER BY seeded_at`
-      const tables = new Map<string, { keyColumn: string; markerColumn: string; floor: Option.Option<string>; keys: Array<string> }>()
-      for (const f of floors) tables.set(f.table, { keyColumn: f.keyColumn, markerColumn: f.markerColumn, floor: Option.some(f.floor), keys: [] })
+      const tables = new Map<
+        string,
+        { keyColumn: string; markerColumn: string; floor: Option.Option<string>; keys: Array<string> }
+      >()
+      for (const f of floors)
+        tables.set(f.table, {
+          keyColumn: f.keyColumn,
+          markerColumn: f.markerColumn,
+          floor: Option.some(f.floor),
+          keys: []
+        })
       for (const r of recorded) {
-        const entry = tables.get(r.table) ?? { keyColumn: r.keyColumn, markerColumn: r.markerColumn, floor: Option.none(), keys: [] }
+        const entry = tables.get(r.table) ?? {
+          keyColumn: r.keyColumn,
+          markerColumn: r.markerColumn,
+          floor: Option.none(),
+          keys: []
+        }
         entry.keys.push(String(r.key))
         tables.set(r.table, entry)
       }
@@ -134,14 +171,28 @@ export const make = (replica: MysqlDatabase): Ledger => {
 
   const unfinished = Effect.gen(function* () {
     if (!(yield* tableExists(runsTable))) return []
-    const rows = yield* sql<{ runId: string; host: string; pid: number; heartbeatAt: string; ageSeconds: number; status: string }>`
+    const rows = yield* sql<{
+      runId: string
+      host: string
+      pid: number
+      heartbeatAt: string
+      ageSeconds: number
+      status: string
+    }>`
       SELECT run_id AS runId, host, pid, heartbeat_at AS heartbeatAt, status,
              TIMESTAMPDIFF(SECOND, heartbeat_at, UTC_TIMESTAMP(6)) AS ageSeconds
         FROM ${sql(runsTable)} WHERE status <> 'clean' ORDER BY started_at`
-    return rows.map((r): UnfinishedRun => ({ ...r, pid: Number(r.pid), ageSeconds: Number(r.ageSeconds), heartbeatAt: String(r.heartbeatAt) }))
+    return rows.map((r): UnfinishedRun => ({
+      ...r,
+      pid: Number(r.pid),
+      ageSeconds: Number(r.ageSeconds),
+      heartbeatAt: String(r.heartbeatAt)
+    }))
   })
 
-  const now = sql<{ now: string }>`SELECT CAST(UTC_TIMESTAMP(6) AS CHAR) AS now`.pipe(Effect.map(([row]) => String(row?.now)))
+  const now = sql<{ now: string }>`SELECT CAST(UTC_TIMESTAMP(6) AS CHAR) AS now`.pipe(
+    Effect.map(([row]) => String(row?.now))
+  )
 
   const testDataOf = (table: string, since: string) =>
     Effect.gen(function* () {

@@ -90,20 +90,29 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
         )
       )
     )
-    const ensure = Effect.flatMap(Ref.get(created), (done) => (done ? Effect.void : Effect.zipRight(createAll, Ref.set(created, true))))
+    const ensure = Effect.flatMap(Ref.get(created), (done) =>
+      done ? Effect.void : Effect.zipRight(createAll, Ref.set(created, true))
+    )
     const read = (table: string) =>
       Effect.zipRight(
         ensure,
         inSession(analytics)((session) => session.query<LoadStatusRow>(readLoadStatus(schema), [table]))
       ).pipe(
         Effect.map((r) =>
-          Option.map(
-            Option.fromNullable(r.rows[0]),
-            (row): LoadState => ({ ...row, strategy: fromStored(row.strategy), rowsLoaded: 0 })
-          )
+          Option.map(Option.fromNullable(r.rows[0]), (row): LoadState => ({
+            ...row,
+            strategy: fromStored(row.strategy),
+            rowsLoaded: 0
+          }))
         )
       )
-    const write = (session: PostgresSession, table: string, runId: string, state: LoadState, error: string | null = null) =>
+    const write = (
+      session: PostgresSession,
+      table: string,
+      runId: string,
+      state: LoadState,
+      error: string | null = null
+    ) =>
       session
         .query(upsertLoadStatus(schema), [
           table,
@@ -134,6 +143,8 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
             ])
             .pipe(Effect.asVoid)
     const recordRawColumns = (table: string, fingerprint: string) =>
-      inSession(analytics)((session) => session.query(recordRawColumnsStatement(schema), [table, fingerprint])).pipe(Effect.asVoid)
+      inSession(analytics)((session) => session.query(recordRawColumnsStatement(schema), [table, fingerprint])).pipe(
+        Effect.asVoid
+      )
     return { read, write, recordRawColumns, reject }
   })

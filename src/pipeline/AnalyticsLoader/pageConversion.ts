@@ -38,7 +38,8 @@ const convertRows = (
   policy: BadRowPolicy
 ): Effect.Effect<ConvertedPage, DataValidationError> => {
   const keyAt = keyIndex(shape)
-  const keyOf = (row: ReadonlyArray<unknown>) => (keyAt < 0 ? "(no primary key)" : `${shape.primaryKey[0]}=${String(row[keyAt])}`)
+  const keyOf = (row: ReadonlyArray<unknown>) =>
+    keyAt < 0 ? "(no primary key)" : `${shape.primaryKey[0]}=${String(row[keyAt])}`
   let text = ""
   let loaded = 0
   const rejected: Array<Rejection> = []

@@ -32,7 +32,12 @@ export interface CopyStatusStore {
   /** The table's state, creating (or completing) the status table first if this process has not yet. */
   readonly read: (table: string) => Effect.Effect<Option.Option<CopyState>, SqlError>
   /** Commits with the transaction around it, when there is one: a page and the state past it go together. */
-  readonly write: (table: string, runId: string, state: CopyState, error?: string | null) => Effect.Effect<void, SqlError>
+  readonly write: (
+    table: string,
+    runId: string,
+    state: CopyState,
+    error?: string | null
+  ) => Effect.Effect<void, SqlError>
   /** Marks the table's copy failed with `error`, keeping where it stopped; a table without state is left alone. */
   readonly markFailed: (table: string, runId: string, error: string) => Effect.Effect<void, SqlError>
 }
@@ -66,33 +71,45 @@ export const make = (replica: MysqlDatabase): Effect.Effect<CopyStatusStore> =>
   Effect.map(Ref.make(false), (created) => {
     const complete = Effect.gen(function* () {
       const present = new Set(
-        (yield* replica.sql.unsafe<{ name: string }>(copyStatusColumns, [replica.settings.database])).map((r) => r.name.toLowerCase())
+        (yield* replica.sql.unsafe<{ name: string }>(copyStatusColumns, [replica.settings.database])).map((r) =>
+          r.name.toLowerCase()
+        )
       )
       const missing = copyStatusAdditions.map(([column]) => column).filter((column) => !present.has(column))
       if (missing.length === 0) return
-      yield* replica.sql.unsafe(addCopyStatusColumns(missing)).pipe(Effect.catchIf((e) => errnoOf(e) === duplicateColumn, () => Effect.void))
+      yield* replica.sql.unsafe(addCopyStatusColumns(missing)).pipe(
+        Effect.catchIf(
+          (e) => errnoOf(e) === duplicateColumn,
+          () => Effect.void
+        )
+      )
     })
     const ensure = Effect.flatMap(Ref.get(created), (done) =>
-      done ? Effect.void : Effect.all([replica.sql.unsafe(createCopyStatusTable), complete, Ref.set(created, true)], { discard: true })
+      done
+        ? Effect.void
+        : Effect.all([replica.sql.unsafe(createCopyStatusTable), complete, Ref.set(created, true)], { discard: true })
     )
     const read = (table: string) =>
       Effect.zipRight(ensure, replica.sql.unsafe<CopyStatusRow>(readCopyStatus, [table])).pipe(
         Effect.map(([row]) =>
           Option.fromNullable(row).pipe(
-            Option.map(
-              (r): CopyState => ({
-                strategy: fromStored(r.strategy),
-                status: r.status,
-                watermarkColumn: r.watermarkColumn,
-                watermark: r.watermark,
-                lastKey: r.lastKey,
-                copyStartedWatermark: r.copyStartedWatermark,
-                rowsCopied: Number(r.rowsCopied),
-                source: { readAt: r.sourceReadAt, updateTime: r.sourceUpdateTime, checksum: r.sourceChecksum, columns: r.sourceColumns },
-                generation: r.generation,
-                proof: r.proof
-              })
-            )
+            Option.map((r): CopyState => ({
+              strategy: fromStored(r.strategy),
+              status: r.status,
+              watermarkColumn: r.watermarkColumn,
+              watermark: r.watermark,
+              lastKey: r.lastKey,
+              copyStartedWatermark: r.copyStartedWatermark,
+              rowsCopied: Number(r.rowsCopied),
+              source: {
+                readAt: r.sourceReadAt,
+                updateTime: r.sourceUpdateTime,
+                checksum: r.sourceChecksum,
+                columns: r.sourceColumns
+              },
+              generation: r.generation,
+              proof: r.proof
+            }))
           )
         )
       )

@@ -44,7 +44,13 @@ type Header = { affectedRows: number; info: string }
 const columnsOf = (shape: TableShape) => shape.columns.map((c) => c.name)
 
 /** Fails the page when LOAD DATA adjusted a value or skipped a row: nothing is truncated silently. */
-const checkLoaded = (replica: MysqlDatabase, shape: TableShape, loaded: { affectedRows: number; warningStatus: number }, rowCount: number, verb: string) =>
+const checkLoaded = (
+  replica: MysqlDatabase,
+  shape: TableShape,
+  loaded: { affectedRows: number; warningStatus: number },
+  rowCount: number,
+  verb: string
+) =>
   loaded.warningStatus === 0 && loaded.affectedRows === rowCount
     ? Effect.void
     : Effect.flatMap(replica.sql<{ Message: string }>`SHOW WARNINGS LIMIT 3`, (warnings) =>
@@ -61,45 +67,57 @@ const checkLoaded = (replica: MysqlDatabase, shape: TableShape, loaded: { affect
 const linesOf = (rows: Rows) => Buffer.from(`${rows.map((r) => r[1] as string).join("\n")}\n`, "utf8")
 
 /** A multi-row INSERT ... ON DUPLICATE KEY UPDATE of the page's values. */
-const upsertValues = (replica: MysqlDatabase, shape: TableShape): PageWriter => (target, rows, commitState) =>
-  replica.sql.withTransaction(
-    Effect.gen(function* () {
-      const statement = bulkStatement(upsertStatement(target, columnsOf(shape), shape.primaryKey, rows.length), rows.flat())
-      const outcome = upsertOutcome((yield* replica.sql.unsafe(statement).raw) as Header)
-      yield* commitState(outcome)
-      return outcome
-    })
-  )
+const upsertValues =
+  (replica: MysqlDatabase, shape: TableShape): PageWriter =>
+  (target, rows, commitState) =>
+    replica.sql.withTransaction(
+      Effect.gen(function* () {
+        const statement = bulkStatement(
+          upsertStatement(target, columnsOf(shape), shape.primaryKey, rows.length),
+          rows.flat()
+        )
+        const outcome = upsertOutcome((yield* replica.sql.unsafe(statement).raw) as Header)
+        yield* commitState(outcome)
+        return outcome
+      })
+    )
 
 /** LOAD DATA LOCAL INFILE into an empty-keyed shadow, with the state, in one transaction. */
-const loadPayload = (replica: MysqlDatabase, shape: TableShape, payloadOf: (rows: Rows) => Buffer): PageWriter => (target, rows, commitState) =>
-  replica.sql.withTransaction(
-    Effect.gen(function* () {
-      const loaded = yield* replica.loadLocal(loadDataStatement(target, columnsOf(shape)), payloadOf(rows))
-      yield* checkLoaded(replica, shape, loaded, rows.length, "accepted")
-      const outcome = { inserted: loaded.affectedRows, updated: 0 }
-      yield* commitState(outcome)
-      return outcome
-    })
-  )
+const loadPayload =
+  (replica: MysqlDatabase, shape: TableShape, payloadOf: (rows: Rows) => Buffer): PageWriter =>
+  (target, rows, commitState) =>
+    replica.sql.withTransaction(
+      Effect.gen(function* () {
+        const loaded = yield* replica.loadLocal(loadDataStatement(target, columnsOf(shape)), payloadOf(rows))
+        yield* checkLoaded(replica, shape, loaded, rows.length, "accepted")
+        const outcome = { inserted: loaded.affectedRows, updated: 0 }
+        yield* commitState(outcome)
+        return outcome
+      })
+    )
 
 /**
  * Server-written lines of an incremental page: loaded into a temporary copy of the table on the transaction's
  * connection, then upserted from it in one statement, with the state.
  */
-const upsertLines = (replica: MysqlDatabase, shape: TableShape): PageWriter => (target, rows, commitState) =>
-  replica.sql.withTransaction(
-    Effect.gen(function* () {
-      for (const statement of createStagingTable(target)) yield* replica.sql.unsafe(statement)
-      const loaded = yield* replica.loadLocal(loadDataStatement(stagingTableOf(target), columnsOf(shape)), linesOf(rows))
-      yield* checkLoaded(replica, shape, loaded, rows.length, "staged")
-      const upsert = upsertFromStatement(target, stagingTableOf(target), columnsOf(shape), shape.primaryKey)
-      const outcome = upsertOutcome((yield* replica.sql.unsafe(upsert).raw) as Header)
-      yield* replica.sql.unsafe(dropStagingTable(target))
-      yield* commitState(outcome)
-      return outcome
-    })
-  )
+const upsertLines =
+  (replica: MysqlDatabase, shape: TableShape): PageWriter =>
+  (target, rows, commitState) =>
+    replica.sql.withTransaction(
+      Effect.gen(function* () {
+        for (const statement of createStagingTable(target)) yield* replica.sql.unsafe(statement)
+        const loaded = yield* replica.loadLocal(
+          loadDataStatement(stagingTableOf(target), columnsOf(shape)),
+          linesOf(rows)
+        )
+        yield* checkLoaded(replica, shape, loaded, rows.length, "staged")
+        const upsert = upsertFromStatement(target, stagingTableOf(target), columnsOf(shape), shape.primaryKey)
+        const outcome = upsertOutcome((yield* replica.sql.unsafe(upsert).raw) as Header)
+        yield* replica.sql.unsafe(dropStagingTable(target))
+        yield* commitState(outcome)
+        return outcome
+      })
+    )
 
 /**
  * With LOAD DATA (BIT values cannot go through it as bytes), the source's server writes each line when it can
@@ -125,6 +143,9 @@ export const pagePlan = (
     select: undefined,
     keyAt: keyIndex(shape),
     watermarkAt: options.watermark === null ? -1 : columnIndex(shape, options.watermark),
-    write: options.into === "shadow" && loadData ? loadPayload(replica, shape, encodeLoadDataRows) : upsertValues(replica, shape)
+    write:
+      options.into === "shadow" && loadData
+        ? loadPayload(replica, shape, encodeLoadDataRows)
+        : upsertValues(replica, shape)
   }
 }
