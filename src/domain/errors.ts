@@ -96,7 +96,10 @@ export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
   reason: Schema.String
 }) {
   override get message(): string {
-    return `Loading '${this.table}' into analytics failed at the ${this.stage} stage: ${this.reason}; the load status still matches the data committed before the failure, and a rerun continues from there`
+    return (
+      `Loading '${this.table}' into analytics failed at the ${this.stage} stage: ${this.reason}; the load status ` +
+      `still matches the data committed before the failure, and a rerun continues from there`
+    )
   }
 }
 
@@ -107,7 +110,10 @@ export class LockTimeoutError extends Schema.TaggedError<LockTimeoutError>()("Lo
   waitedSeconds: Schema.Number
 }) {
   override get message(): string {
-    return `Another pipeline run is writing '${this.table}' (its lock in the ${this.database} database is held); gave up after ${this.waitedSeconds} s. Rerun when it has finished, or raise ETL_LOCK_TIMEOUT_SECONDS.`
+    return (
+      `Another pipeline run is writing '${this.table}' (its lock in the ${this.database} database is held); gave ` +
+      `up after ${this.waitedSeconds} s. Rerun when it has finished, or raise ETL_LOCK_TIMEOUT_SECONDS.`
+    )
   }
 }
 
@@ -214,7 +220,10 @@ export class ReportDirectoryError extends Schema.TaggedError<ReportDirectoryErro
   setting: Schema.String
 }) {
   override get message(): string {
-    return `The directory '${this.directory}' (${this.setting}) cannot take the run's report: ${this.reason}. Choose another with ${this.setting}.`
+    return (
+      `The directory '${this.directory}' (${this.setting}) cannot take the run's report: ${this.reason}. Choose ` +
+      `another with ${this.setting}.`
+    )
   }
 }
 

@@ -1,4 +1,5 @@
 import { Cause, Exit } from "effect"
+import { propertyOf } from "./unknownValues.ts"
 
 /** Exit codes a scheduler or CI reads: the same for every command. */
 export const ExitCode = {
@@ -22,7 +23,8 @@ const codeByTag: Record<string, number> = {
 /** A failed validation carries its report, and the report its exit code. */
 const codeOf = (error: unknown): number => {
   const tag = tagOf(error)
-  if (tag === "ValidationFailedError") return (error as { report: { exitCode: number } }).report.exitCode
+  const reported = propertyOf(propertyOf(error, "report"), "exitCode")
+  if (tag === "ValidationFailedError" && typeof reported === "number") return reported
   return codeByTag[tag ?? ""] ?? ExitCode.checkFailed
 }
 

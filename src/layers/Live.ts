@@ -62,7 +62,10 @@ const DriftReconcilerLive = Reconciler.layer.pipe(
   Layer.provide(PipelineDatabases)
 )
 
-/** What `validate` runs on: the harness, the drift check's reconcile and a pipeline (built-in, or an external command's). */
+/**
+ * What `validate` runs on: the harness, the drift check's reconcile and a pipeline (built-in, or an external
+ * command's).
+ */
 export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, E, R>) =>
   Layer.mergeAll(HarnessLive, DriftReconcilerLive, pipelineLayer)
 

@@ -8,8 +8,10 @@ import { EtlSettings } from "../connections/EtlSettings.ts"
 export const checkAccess = Effect.gen(function* () {
   const settings = yield* EtlSettings
   const checks = yield* (yield* AccessControl).check
+  const probes = (c: (typeof checks)[number]) => (c.probes.length ? `  (probes: ${c.probes.join(", ")})` : "")
   const lines = checks.flatMap((c) => [
-    `  ${c.findings.length === 0 ? "ok  " : "FIX "} ${c.database.padEnd(14)} ${c.account}, ${describeTls(c.tls)}${c.probes.length ? `  (probes: ${c.probes.join(", ")})` : ""}`,
+    `  ${c.findings.length === 0 ? "ok  " : "FIX "} ${c.database.padEnd(14)} ${c.account}, ${describeTls(c.tls)}` +
+      probes(c),
     ...c.findings.map(
       (f) =>
         `        ${f.problem}\n${f.fix

@@ -79,7 +79,8 @@ const prepareDemo = Effect.scoped(
     const a = demoAccounts
     const mysql = yield* asRoot(a.sourceDatabase)
     const [found] = yield* mysql.sql<{ n: number }>`
-      SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${a.sourceDatabase} AND TABLE_NAME = 'patient'`
+      SELECT COUNT(*) AS n FROM information_schema.TABLES
+       WHERE TABLE_SCHEMA = ${a.sourceDatabase} AND TABLE_NAME = 'patient'`
     if (Number(found?.n ?? 0) === 0) {
       yield* Effect.logInfo(
         `Demo: generating an OpenDental source with ${demoPatients} patients in ${a.sourceDatabase}`
@@ -103,7 +104,8 @@ const prepareDemo = Effect.scoped(
     ))
       yield* pg.sql.unsafe(statement)
     yield* Effect.logInfo(
-      `Demo: accounts ${a.reader}, ${a.writer}, ${a.replica} (MariaDB) and ${a.loader} (PostgreSQL, owns ${a.analyticsSchema})`
+      `Demo: accounts ${a.reader}, ${a.writer}, ${a.replica} (MariaDB) and ${a.loader} (PostgreSQL, owns ` +
+        `${a.analyticsSchema})`
     )
   })
 ).pipe(Effect.mapError((e) => new DemoSetupError({ reason: e.message })))
@@ -122,7 +124,8 @@ export const ensureLocalServers = Command.make("bash", serversScript, "--demo-da
     () =>
       new DemoSetupError({
         reason:
-          "the local MariaDB and PostgreSQL are not available; install them with: sudo apt-get install -y mariadb-server postgresql"
+          "the local MariaDB and PostgreSQL are not available; install them with: sudo apt-get install -y " +
+          "mariadb-server postgresql"
       })
   ),
   Effect.zipRight(prepareDemo)

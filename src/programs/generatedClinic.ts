@@ -6,8 +6,8 @@ import { createTableStatement, type Engine, openDentalTables } from "../domain/o
 /** Rows per INSERT: patient's 84 columns x 250 rows stay well under MySQL's 65,535 placeholders. */
 const insertBatch = 250
 
-const batches = function* (rows: Iterable<Row>, size: number): Generator<ReadonlyArray<Row>> {
-  let batch: Array<Row> = []
+const batches = function* (rows: Iterable<Row>, size: number): Generator<Array<Record<string, unknown>>> {
+  let batch: Array<Record<string, unknown>> = []
   for (const row of rows) {
     batch.push(row)
     if (batch.length === size) {
@@ -43,7 +43,7 @@ export const loadGeneratedOpenDental = (sql: SqlClient.SqlClient, options: Gener
         for (const { table, rows } of generatedTables(options)) {
           let inserted = 0
           for (const batch of batches(rows(), insertBatch)) {
-            yield* sql`INSERT INTO ${sql(table.name)} ${sql.insert(batch as Array<Record<string, unknown>>)}`
+            yield* sql`INSERT INTO ${sql(table.name)} ${sql.insert(batch)}`
             inserted += batch.length
           }
           counts[table.name] = inserted

@@ -6,6 +6,7 @@ import { UsageError } from "../domain/errors.ts"
 import { expectationsFromText, presetNamed } from "../domain/harness/expectations.ts"
 import { ExitCode, exitCodeOf, leftBehind } from "../domain/exitCodes.ts"
 import { type EnvironmentMode, environmentModes } from "../domain/externalCommand.ts"
+import { propertyOf } from "../domain/unknownValues.ts"
 import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../connections/EtlSettings.ts"
 import * as Layers from "../layers/Live.ts"
@@ -37,7 +38,8 @@ const testConnectionsCommand = Command.make("test-connections", {}, () => withSe
 
 const tables = Options.text("tables").pipe(
   Options.withDescription(
-    "Comma-separated tables, or all for every base table of the source (default: ETL_TABLES or the six OpenDental tables)"
+    "Comma-separated tables, or all for every base table of the source (default: ETL_TABLES or the six OpenDental " +
+      "tables)"
   ),
   Options.optional
 )
@@ -60,7 +62,8 @@ const pipelineCommand = Command.make(
     ),
     propagateDeletes: Options.boolean("propagate-deletes").pipe(
       Options.withDescription(
-        "Also find the rows deleted in the source, by key-range checksums, and delete them from replica and raw (default ETL_PROPAGATE_DELETES)"
+        "Also find the rows deleted in the source, by key-range checksums, and delete them from replica and raw " +
+          "(default ETL_PROPAGATE_DELETES)"
       )
     ),
     onBadRow: Options.choice("on-bad-row", ["fail", "quarantine"]).pipe(
@@ -89,7 +92,8 @@ const reconcileCommand = Command.make(
     tables,
     repair: Options.boolean("repair").pipe(
       Options.withDescription(
-        "Copy the differing rows again and delete the extra ones downstream; a table without a primary key is copied whole"
+        "Copy the differing rows again and delete the extra ones downstream; a table without a primary key is copied " +
+          "whole"
       )
     )
   },
@@ -102,7 +106,8 @@ const reconcileCommand = Command.make(
     )
 ).pipe(
   Command.withDescription(
-    "Compare source, replica and raw by count and checksum per key range, computed in each database; name the rows missing, extra and different by key and column"
+    "Compare source, replica and raw by count and checksum per key range, computed in each database; name the rows " +
+      "missing, extra and different by key and column"
   )
 )
 
@@ -145,7 +150,9 @@ const pipelineFor = (command: Option.Option<string>, environment: EnvironmentMod
     }).pipe(Effect.map(({ name, layer }) => Layer.merge(layer, Layer.succeed(PipelineName, name))))
   )
 
-/** `--expect`: a preset, else a rules file; a file that cannot be read or is not valid stops the run before it starts. */
+/**
+ * `--expect`: a preset, else a rules file; a file that cannot be read or is not valid stops the run before it starts.
+ */
 const expectationsFor = (spec: string) =>
   Effect.gen(function* () {
     const preset = presetNamed(spec)
@@ -157,7 +164,8 @@ const expectationsFor = (spec: string) =>
       .pipe(
         Effect.mapError((e) =>
           problem(
-            `is not lossless, compatible or a readable file (${e._tag === "SystemError" && e.reason === "NotFound" ? "no such file" : e.message})`
+            `is not lossless, compatible or a readable file ` +
+              `(${e._tag === "SystemError" && e.reason === "NotFound" ? "no such file" : e.message})`
           )
         )
       )
@@ -181,7 +189,8 @@ const validateCommand = Command.make(
     ),
     pipelineCommand: Options.text("pipeline-command").pipe(
       Options.withDescription(
-        "Validate a pipeline written elsewhere: its command line. {table} runs it once per table; {tables} (or nothing, the tables appended) once for all"
+        "Validate a pipeline written elsewhere: its command line. {table} runs it once per table; {tables} (or " +
+          "nothing, the tables appended) once for all"
       ),
       Options.optional
     ),
@@ -194,13 +203,17 @@ const validateCommand = Command.make(
     scenario: Options.choice("scenario", scenarios).pipe(
       Options.withDefault("standard" as const),
       Options.withDescription(
-        "malformed: also seed values the type map must convert or reject, and load in quarantine mode; boundary: seed, run, seed again in the same second as the last stamp, run again; concurrent: change the seeded rows while the pipeline runs, then run it once more"
+        "malformed: also seed values the type map must convert or reject, and load in quarantine mode; boundary: " +
+          "seed, run, seed again in the same second as the last stamp, run again; concurrent: change the seeded rows " +
+          "while the pipeline runs, then run it once more"
       )
     ),
     expect: Options.text("expect").pipe(
       Options.optional,
       Options.withDescription(
-        "The pipeline's conventions, by which analytics is judged: lossless, compatible (the old raw's) or a JSON rules file; what they allow is a conversion, the rest are findings. Default: the built-in pipeline's (ETL_RAW_PROFILE), lossless for --pipeline-command"
+        "The pipeline's conventions, by which analytics is judged: lossless, compatible (the old raw's) or a JSON " +
+          "rules file; what they allow is a conversion, the rest are findings. Default: the built-in pipeline's " +
+          "(ETL_RAW_PROFILE), lossless for --pipeline-command"
       )
     )
   },
@@ -322,8 +335,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       // On a terminal the pipeline's live progress line is cleared first, not written after.
       (process.stderr.isTTY ? "\r\x1b[K" : "") +
         (signalsReceived++ === 0
-          ? `Received ${signal}: stopping; tables in flight keep their last committed page, and test rows a validation seeded are deleted before exit.`
-          : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone (SIGKILL would leave them for npm run sweep).`)
+          ? `Received ${signal}: stopping; tables in flight keep their last committed page, and test rows a ` +
+            `validation seeded are deleted before exit.`
+          : `Received ${signal} again: still deleting this run's test rows; the process ends when they are gone ` +
+            `(SIGKILL would leave them for npm run sweep).`)
     )
   )
 }
@@ -334,7 +349,7 @@ NodeRuntime.runMain(main, {
     // An interrupted run is past its error handlers: the rows a failed cleanup left are said here.
     if (Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)) {
       for (const error of leftBehind(exit.cause))
-        console.error(`${String((error as Error).message)}. Run npm run sweep once the databases answer.`)
+        console.error(`${String(propertyOf(error, "message"))}. Run npm run sweep once the databases answer.`)
     }
     const code =
       Exit.isFailure(exit) && Cause.failures(exit.cause).pipe((c) => [...c].some(ValidationError.isValidationError))

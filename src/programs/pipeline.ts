@@ -58,19 +58,21 @@ const perTable = (runs: ReadonlyArray<TableRun>): ReadonlyArray<string> => {
     r.table,
     r.success ? "ok" : "FAILED",
     r.replication
-      ? `${r.replication.strategy}: ${r.replication.rowsRead} read, ${r.replication.rowsWritten} written${deletedIn(r, "replica")}`
+      ? `${r.replication.strategy}: ${r.replication.rowsRead} read, ${r.replication.rowsWritten} ` +
+        `written${deletedIn(r, "replica")}`
       : "-",
     r.analytics
-      ? `${r.analytics.strategy}: ${r.analytics.rowsInserted} new, ${r.analytics.rowsUpdated} changed${deletedIn(r, "analytics")}`
+      ? `${r.analytics.strategy}: ${r.analytics.rowsInserted} new, ${r.analytics.rowsUpdated} ` +
+        `changed${deletedIn(r, "analytics")}`
       : "-",
     r.analytics ? String(r.analytics.rowsRejected) : "-",
     r.analytics ? String(r.analytics.conversions.zeroDatesToNull) : "-",
     seconds(r.durationMs)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
   const line = (cells: ReadonlyArray<string>) =>
     cells
-      .map((c, i) => c.padEnd(widths[i] as number))
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
       .join("  ")
       .trimEnd()
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)]
@@ -104,7 +106,8 @@ export const summary = (
         sum(loaded, (r) => r.analytics?.rowsRead),
         "row"
       )} read, ${count(sum(loaded, (r) => r.analytics?.rowsInserted))} new, ` +
-      `${count(sum(loaded, (r) => r.analytics?.rowsUpdated))} changed, ${count(sum(loaded, (r) => r.analytics?.rowsRejected))} rejected, ` +
+      `${count(sum(loaded, (r) => r.analytics?.rowsUpdated))} changed, ` +
+      `${count(sum(loaded, (r) => r.analytics?.rowsRejected))} rejected, ` +
       `${count(sum(loaded, (r) => r.analytics?.conversions.zeroDatesToNull))} zero dates -> NULL${deletes("analytics")}`
   ]
   if (options.verbose === true) lines.push("", ...perTable(runs))
@@ -131,11 +134,13 @@ export const summary = (
 export const interruptedSummary = (progress: RunProgress, now: number): string => {
   const failed = progress.finished.filter((f) => !f.success).map((f) => f.table)
   const notStarted = progress.total - progress.finished.length - progress.inFlight.length
+  const failures = failed.length > 0 ? ` (${failed.length} failed: ${failed.join(", ")})` : ""
   return [
-    `Interrupted after ${duration(now - progress.startedAt)}: ${progress.finished.length} of ${plural(progress.total, "table")} finished` +
-      `${failed.length > 0 ? ` (${failed.length} failed: ${failed.join(", ")})` : ""}, ${count(notStarted)} not started.`,
+    `Interrupted after ${duration(now - progress.startedAt)}: ${progress.finished.length} of ` +
+      `${plural(progress.total, "table")} finished${failures}, ${count(notStarted)} not started.`,
     progress.inFlight.length > 0
-      ? `Stopped in flight, each kept at its last committed page (the next run continues or redoes it): ${progress.inFlight.join(", ")}`
+      ? `Stopped in flight, each kept at its last committed page (the next run continues or redoes it): ` +
+        `${progress.inFlight.join(", ")}`
       : "No table was in flight.",
     ...(progress.finished.length > 0 ? [`Finished: ${progress.finished.map((f) => f.table).join(", ")}`] : [])
   ].join("\n")
@@ -225,7 +230,8 @@ export const runPipeline = (options: PipelineOptions) =>
     }
     if (selection.excluded.length > 0) {
       yield* Effect.logInfo(
-        `Excluded by ETL_EXCLUDE_TABLES (${settings.pipeline.excludeTables.join(",")}): ${selection.excluded.join(", ")}`
+        `Excluded by ETL_EXCLUDE_TABLES (${settings.pipeline.excludeTables.join(",")}): ` +
+          `${selection.excluded.join(", ")}`
       )
     }
     const tables = selection.tables

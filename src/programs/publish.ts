@@ -52,8 +52,9 @@ export const publish = (report: ValidationReport, options: PublishOptions = {}) 
             })
         )
       )
+    const junit = written.junit ? `, JUnit: ${written.junit}` : ""
     yield* Console.log(
-      `${written.summary}\n  report: ${written.json}, ${written.html}${written.junit ? `, JUnit: ${written.junit}` : ""}; metrics: ${written.prometheus}`
+      `${written.summary}\n  report: ${written.json}, ${written.html}${junit}; metrics: ${written.prometheus}`
     )
     const reasons = alertReasons(report, earlier, settings.monitoring)
     if (reasons.length > 0) {

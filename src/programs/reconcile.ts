@@ -25,15 +25,18 @@ const repairLine = (r: TableReconcile) => {
   return [...hop("replica", r.repaired?.replication), ...hop("analytics", r.repaired?.analytics)].join("; ")
 }
 
-/** What a person reads after a reconcile: a line of totals, then only the tables that differ, failed or were repaired. */
+/**
+ * What a person reads after a reconcile: a line of totals, then only the tables that differ, failed or were repaired.
+ */
 export const reconcileSummary = (outcomes: ReadonlyArray<TableOutcome>, durationMs: number): string => {
   const results = outcomes.flatMap((o) => ("result" in o ? [o.result] : []))
   const failed = outcomes.flatMap((o) => ("error" in o ? [o] : []))
   const repaired = results.filter((r) => r.repaired !== null)
   const differing = results.filter((r) => !r.inSync)
+  const afterRepair = repaired.length > 0 ? ` (${repaired.length} after repair)` : ""
   const lines = [
     `${outcomes.length} tables in ${duration(durationMs)}: ${results.length - differing.length} in sync` +
-      `${repaired.length > 0 ? ` (${repaired.length} after repair)` : ""}, ${differing.length} differ, ${failed.length} failed`
+      `${afterRepair}, ${differing.length} differ, ${failed.length} failed`
   ]
   for (const r of repaired) {
     lines.push(`  ${r.table}: repaired (${repairLine(r)})`)
@@ -62,7 +65,8 @@ export const reconcile = (options: ReconcileRunOptions) =>
     )
     const tables = selection.tables
     yield* Effect.logInfo(
-      `Reconcile (ETL_ENVIRONMENT=${settings.environment}): ${tables.length} tables${options.repair ? ", repairing differences" : ""}`
+      `Reconcile (ETL_ENVIRONMENT=${settings.environment}): ${tables.length} ` +
+        `tables${options.repair ? ", repairing differences" : ""}`
     )
     // Each table in flight holds its lock connections, as a pipeline's does: the same budget bounds them.
     const plan = connectionPlanOf(settings)

@@ -68,7 +68,8 @@ const postgresProbe = (db: PostgresDatabase) =>
               r.rolsuper AS "superuser",
               r.rolcreatedb AS "createDatabase",
               EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${db.settings.schema}) AS "schemaExists",
-              COALESCE((SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = ${db.settings.schema}), false) AS "schemaCreate",
+              COALESCE((SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace
+                         WHERE nspname = ${db.settings.schema}), false) AS "schemaCreate",
               has_database_privilege(current_database(), 'CREATE') AS "databaseCreate"
          FROM pg_roles r WHERE r.rolname = current_user`
     const privileges = row
@@ -116,7 +117,8 @@ const render = (checks: ReadonlyArray<ConnectionCheck>) =>
   checks
     .map((c) =>
       c.reachable
-        ? `  ok    ${c.database.padEnd(14)} ${c.endpoint.padEnd(22)} ${c.serverVersion}  ${c.roundTripMs?.toFixed(1)} ms\n        tls: ${c.tls}\n        privileges: ${c.privileges}`
+        ? `  ok    ${c.database.padEnd(14)} ${c.endpoint.padEnd(22)} ${c.serverVersion}  ` +
+          `${c.roundTripMs?.toFixed(1)} ms\n        tls: ${c.tls}\n        privileges: ${c.privileges}`
         : `  FAIL  ${c.database.padEnd(14)} ${c.endpoint.padEnd(22)} ${c.problem?.message}`
     )
     .join("\n")

@@ -42,7 +42,7 @@ export const mapSqlErrors =
       self,
       (e): e is SqlError => e instanceof SqlError,
       (e) => Effect.fail(classify(e))
-    ) as Effect.Effect<A, Exclude<E2, SqlError> | E, R>
+    )
 
 /** Retries an idempotent step after a lost connection: bounded, jittered, exponential. */
 export const retryOnConnectionLoss =

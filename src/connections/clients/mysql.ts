@@ -50,7 +50,8 @@ interface LocalLoadingConnection extends SqlConnection.Connection {
  * Backslash escapes stay on because bulk statements are escaped client-side (see `bulkStatement`).
  */
 const sessionSetup =
-  "SET time_zone = '+00:00', sql_mode = REPLACE(REPLACE(REPLACE(@@SESSION.sql_mode, 'NO_ZERO_IN_DATE', ''), 'NO_ZERO_DATE', ''), 'NO_BACKSLASH_ESCAPES', '')"
+  "SET time_zone = '+00:00', sql_mode = REPLACE(REPLACE(REPLACE(@@SESSION.sql_mode, 'NO_ZERO_IN_DATE', ''), " +
+  "'NO_ZERO_DATE', ''), 'NO_BACKSLASH_ESCAPES', '')"
 
 /**
  * A multi-row statement with its values escaped by mysql2 exactly as `query()` does. Bulk pages carry hundreds of
@@ -58,6 +59,7 @@ const sessionSetup =
  * compiler can spread into a parameter list.
  */
 export const bulkStatement = (text: string, values: ReadonlyArray<unknown>): string =>
+  // The values are rows mysql2 itself read (text, numbers, Buffers, null), each one a SqlValue it can escape.
   Mysql.format(text, values as Array<Mysql.SqlValue>)
 
 /** mysql2's TLS for a mode; without a CA of the settings' own, Node's list of trusted CAs checks the certificate. */
@@ -122,7 +124,7 @@ const runQuery = (
   Effect.async<unknown, SqlError.SqlError>((resume) => {
     const callback = (cause: Mysql.QueryError | null, results: unknown) =>
       resume(cause ? Effect.fail(sqlError("Failed to execute statement")(cause)) : Effect.succeed(results))
-    const query = { sql, values: values as Array<unknown>, rowsAsArray: options.rowsAsArray }
+    const query = { sql, values: [...values], rowsAsArray: options.rowsAsArray }
     if (options.prepared) conn.execute(query, callback)
     else conn.query(query, callback)
   })
@@ -163,7 +165,7 @@ const streamQuery = <A extends object = object>(
     const start = (on: Mysql.PoolConnection) => {
       connection = on
       on.on("error", failed)
-      query = on.query({ sql, values: values as Array<unknown>, rowsAsArray }).stream({ highWaterMark: 1024 })
+      query = on.query({ sql, values: [...values], rowsAsArray }).stream({ highWaterMark: 1024 })
       query.on("error", failed)
       query.on("data", (row) => emit.single(row))
       query.on("end", () => finish(false, emit.end))
@@ -201,11 +203,10 @@ function* slices(payload: Buffer, size = 1 << 20) {
 
 const loadLocal = (conn: Mysql.Pool | Mysql.PoolConnection, statement: string, payload: Buffer) =>
   Effect.async<LoadResult, SqlError.SqlError>((resume) => {
-    conn.query(
+    conn.query<Mysql.ResultSetHeader>(
       { sql: statement, infileStreamFactory: () => Readable.from(slices(payload)) },
-      (cause: Mysql.QueryError | null, result: unknown) => {
+      (cause, header) => {
         if (cause) return resume(Effect.fail(sqlError("Failed to load data")(cause)))
-        const header = result as Mysql.ResultSetHeader
         resume(Effect.succeed({ affectedRows: header.affectedRows, warningStatus: header.warningStatus }))
       }
     )
@@ -266,7 +267,7 @@ const unlessConnectionGone = <A>(rollback: Effect.Effect<A, SqlError.SqlError>) 
  */
 const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
   Effect.gen(function* () {
-    const transactionTag = Context.GenericTag<"MysqlTransaction", readonly [SqlConnection.Connection, number]>(
+    const transactionTag = Context.GenericTag<"MysqlTransaction", readonly [LocalLoadingConnection, number]>(
       `opendental-etl/${settings.role}/${crypto.randomUUID()}/transaction`
     )
     const spanAttributes: ReadonlyArray<readonly [string, unknown]> = [
@@ -278,7 +279,7 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
     ]
     const poolConnection = connectionOf(pool)
     const currentLoader = Effect.map(Effect.serviceOption(transactionTag), (tx) =>
-      Option.match(tx, { onNone: () => poolConnection, onSome: ([conn]) => conn as LocalLoadingConnection })
+      Option.match(tx, { onNone: () => poolConnection, onSome: ([conn]) => conn })
     )
     const reserve = Effect.map(reserveFrom(pool), connectionOf)
     const currentConnection = Effect.map(Effect.serviceOption(transactionTag), (tx) =>
@@ -299,24 +300,26 @@ const makeSqlClient = (pool: Mysql.Pool, settings: DatabaseSettings) =>
     })
     const reactivity = yield* Reactivity.Reactivity
     const statement = Statement.make(currentConnection, makeCompiler(), spanAttributes, undefined)
-    const client = Object.assign(statement, {
-      [SqlClient.TypeId]: SqlClient.TypeId as typeof SqlClient.TypeId,
-      safe: undefined as unknown as SqlClient.SqlClient,
+    // Built as @effect/sql's own `make` builds one (which would share the one transaction slot): the client names
+    // itself (`safe`, `withoutTransforms`), so it is a SqlClient only once it is whole.
+    const client = Object.assign(statement, { [SqlClient.TypeId]: SqlClient.TypeId } as const, {
       withTransaction,
       reserve,
       withoutTransforms: () => client,
       reactive: reactivity.stream,
       reactiveMailbox: reactivity.query
     })
-    client.safe = client
+    const sqlClient = Object.assign(client, { safe: client }) as unknown as SqlClient.SqlClient
     const load = (statement: string, payload: Buffer) =>
       Effect.flatMap(currentLoader, (conn) => conn.loadLocal(statement, payload))
     const streamValues = (statement: string, params: ReadonlyArray<unknown> = []) =>
       streamQuery<ReadonlyArray<unknown>>(pool, statement, params, true)
-    return { sql: client as SqlClient.SqlClient, loadLocal: load, streamValues }
+    return { sql: sqlClient, loadLocal: load, streamValues }
   })
 
-/** Every session of a pool is made alike, so one session's encryption is the pool's. SHOW works on MariaDB and MySQL 8. */
+/**
+ * Every session of a pool is made alike, so one session's encryption is the pool's. SHOW works on MariaDB and MySQL 8.
+ */
 const tlsStatus = "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')"
 
 const sessionTls = (rows: ReadonlyArray<{ Variable_name: string; Value: string }>): Option.Option<TlsSession> => {

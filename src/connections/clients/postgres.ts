@@ -56,8 +56,9 @@ const sqlError = (message: string) => (cause: unknown) => new SqlError({ cause, 
 const sessionOf = (client: Pg.PoolClient): PostgresSession => {
   const query = <A extends object>(text: string, params: ReadonlyArray<unknown> = []) =>
     Effect.tryPromise({
-      try: () => client.query(text, params as Array<unknown>),
+      try: () => client.query(text, [...params]),
       catch: sqlError("Failed to execute statement")
+      // The row type is the caller's claim about its own statement, as @effect/sql's typed queries are.
     }).pipe(Effect.map((r) => ({ rows: r.rows as ReadonlyArray<A>, rowCount: r.rowCount ?? 0 })))
   const copyFrom = (statement: string, payload: string | Buffer) =>
     Effect.tryPromise({
@@ -105,6 +106,7 @@ const sessionFrom = (pool: Pg.Pool) =>
  */
 const textTypes = new Set([1082, 1083, 1114, 1184, 1186, 1266])
 
+// pg declares getTypeParser as a set of generic overloads that no single function literal can satisfy.
 const types: Pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
     textTypes.has(oid)
@@ -172,7 +174,8 @@ export const makePostgresDatabase = (
       Effect.tryPromise({
         try: () =>
           pool.query<{ server_version: string; ssl: boolean; version: string | null; cipher: string | null }>(
-            "SELECT current_setting('server_version') AS server_version, s.ssl, s.version, s.cipher FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
+            "SELECT current_setting('server_version') AS server_version, s.ssl, s.version, s.cipher FROM pg_stat_ssl " +
+              "s WHERE s.pid = pg_backend_pid()"
           ),
         catch: driverFailure
       }).pipe(Effect.map((r) => [r.rows[0]?.server_version ?? "", sessionTls(r.rows[0])] as const))

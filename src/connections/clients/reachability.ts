@@ -1,5 +1,6 @@
 import { Duration, Effect, Redacted, Ref, Schedule } from "effect"
 import { ConnectionError } from "../../domain/errors.ts"
+import { errorCode, propertyOf } from "../../domain/unknownValues.ts"
 import { tlsHint } from "../../domain/connections/tls.ts"
 import type { ConnectionPolicy, DatabaseSettings } from "../EtlSettings.ts"
 
@@ -13,8 +14,7 @@ export interface DriverFailure {
 
 export const driverFailure = (cause: unknown): DriverFailure => {
   if (cause instanceof Error) {
-    const { code, fatal } = cause as { code?: unknown; fatal?: unknown }
-    return { code: typeof code === "string" ? code : undefined, message: cause.message, fatal: fatal === true }
+    return { code: errorCode(cause), message: cause.message, fatal: propertyOf(cause, "fatal") === true }
   }
   return { code: undefined, message: String(cause) }
 }

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import { DatabaseError, LockTimeoutError } from "../../domain/errors.ts"
+import { errorCode, propertyOf } from "../../domain/unknownValues.ts"
 import type { DatabaseSettings } from "../EtlSettings.ts"
 import { classifySqlError, mapSqlErrors } from "./failures.ts"
 import type { MysqlDatabase } from "./mysql.ts"
@@ -36,7 +37,7 @@ export const replicaTableLock = (replica: MysqlDatabase, table: string, timeoutS
     const name = lockName(replica, table)
     const connection = yield* replica.sql.reserve
     const [got] = yield* connection.execute("SELECT GET_LOCK(?, ?) AS got", [name, timeoutSeconds], undefined)
-    if (Number((got as { got: unknown } | undefined)?.got) !== 1) {
+    if (Number(propertyOf(got, "got")) !== 1) {
       return yield* new LockTimeoutError({ table, database: "replication", waitedSeconds: timeoutSeconds })
     }
     yield* Effect.addFinalizer(() => Effect.ignore(connection.execute("DO RELEASE_LOCK(?)", [name], undefined)))
@@ -55,7 +56,7 @@ const analyticsTableLock = (
     yield* session.query(`SET lock_timeout = '${timeoutSeconds}s'`)
     yield* session.query("SELECT pg_advisory_lock(hashtext($1))", [name]).pipe(
       Effect.catchIf(
-        (e) => String((e.cause as { code?: unknown })?.code) === "55P03",
+        (e) => errorCode(e.cause) === "55P03",
         () => Effect.fail(new LockTimeoutError({ table, database: "analytics", waitedSeconds: timeoutSeconds }))
       )
     )

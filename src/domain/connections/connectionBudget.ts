@@ -71,7 +71,9 @@ export const connectionPlan = (inputs: BudgetInputs): ConnectionPlan => {
     pools,
     tableConcurrency: limit,
     lowered:
-      `ETL_TABLE_CONCURRENCY=${inputs.tableConcurrency} lowered to ${limit}: each table in flight holds a ${lockHolder === "replication" ? "replica" : "analytics"} connection for its locks and needs one more to work, ` +
-      `and the ${lockHolder === "replication" ? "replica" : "analytics database"}${sharing} gets ${pools[lockHolder]} of ETL_MAX_CONNECTIONS=${inputs.maxConnectionsPerServer}`
+      `ETL_TABLE_CONCURRENCY=${inputs.tableConcurrency} lowered to ${limit}: each table in flight holds a ` +
+      `${lockHolder === "replication" ? "replica" : "analytics"} connection for its locks and needs one more to ` +
+      `work, and the ${lockHolder === "replication" ? "replica" : "analytics database"}${sharing} gets ` +
+      `${pools[lockHolder]} of ETL_MAX_CONNECTIONS=${inputs.maxConnectionsPerServer}`
   }
 }

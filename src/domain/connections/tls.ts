@@ -62,7 +62,10 @@ export const unverifiableMysqlHost = (connection: {
   const variables = tlsVariables(connection.role)
   return {
     variable: variables.mode,
-    problem: `is verify-full, but ${variables.host} is the IP address ${connection.host}, which the MySQL driver cannot check against the certificate's names: set ${variables.host} to a name the certificate lists, or ${variables.mode}=verify-ca to check the CA only`
+    problem:
+      `is verify-full, but ${variables.host} is the IP address ${connection.host}, which the MySQL driver ` +
+      `cannot check against the certificate's names: set ${variables.host} to a name the certificate lists, or ` +
+      `${variables.mode}=verify-ca to check the CA only`
   }
 }
 
@@ -77,7 +80,9 @@ export const plaintextExposures = (
     .filter((c) => c.tls.mode === "disable" && !isLoopback(c.host))
     .map((c) => ({
       variable: tlsVariables(c.role).mode,
-      problem: `is disable, so the ${c.role} connection to ${c.host} would carry patient data and its password unencrypted: set it to verify-full (or require), or set ETL_ALLOW_PLAINTEXT=true to accept plain text`
+      problem:
+        `is disable, so the ${c.role} connection to ${c.host} would carry patient data and its password ` +
+        `unencrypted: set it to verify-full (or require), or set ETL_ALLOW_PLAINTEXT=true to accept plain text`
     }))
 
 const certificateBegins = "-----BEGIN CERTIFICATE-----"
@@ -142,8 +147,15 @@ const untrustedChain = new Set([
   "CERT_SIGNATURE_FAILURE",
   "CERT_UNTRUSTED"
 ])
-const untrustedText =
-  /self[- ]signed certificate|unable to get (local )?issuer certificate|unable to verify the first certificate|certificate signature failure/i
+const untrustedText = new RegExp(
+  [
+    "self[- ]signed certificate",
+    "unable to get (local )?issuer certificate",
+    "unable to verify the first certificate",
+    "certificate signature failure"
+  ].join("|"),
+  "i"
+)
 
 interface Failure {
   readonly code: string | undefined
@@ -169,7 +181,10 @@ export const tlsHint = (role: DatabaseRole, tls: TlsSettings, host: string, fail
   if (code === "CERT_NOT_YET_VALID" || /certificate is not yet valid/i.test(said))
     return "certificate problem: the server's certificate is not valid yet"
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /does not match certificate's altnames/i.test(said)) {
-    return `certificate problem: the server's certificate is not for host '${host}' (connect by a name the certificate lists, or set ${variables.mode}=verify-ca to check the CA only)`
+    return (
+      `certificate problem: the server's certificate is not for host '${host}' (connect by a name the ` +
+      `certificate lists, or set ${variables.mode}=verify-ca to check the CA only)`
+    )
   }
   if (tls.mode === "disable") {
     if (code === "ER_SECURE_TRANSPORT_REQUIRED" || /insecure transport|require_secure_transport/i.test(said)) {
