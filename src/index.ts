@@ -1,17 +1,18 @@
 /**
- * opendental-etl as a library: the pipeline and the validation harness for Effect services that embed them.
+ * opendental-etl as a library: the pipeline and the validation harness for Effect services that embed them. Each
+ * module is a namespace, as @effect/sql-pg exports its own (`PgClient.PgClient` is the tag, `PgClient.layer` its
+ * layer): `Catalog.Catalog` is the Catalog's tag, `Catalog.layer` builds it.
  *
  *   Settings  where the settings come from (`layer`: process environment and `.env_<environment>`;
- *             `layerFromConfig`: the ConfigProvider in context)
+ *             `layerFromConfig`: the ConfigProvider in context; `layerOf`: settings built by hand)
  *   Layers    the services, each needing only the settings
- *   Programs  validate, sweep, runPipeline, reconcile, testConnections, checkAccess
+ *   Programs  validate, publish, sweep, runPipeline, reconcile, testConnections, checkAccess
  *
- * The error classes, the report schema and the service tags (for stubbing a service in a test) are exported too.
+ * The error classes and the report schema are also exported by name, for `catchTag` and for reading a report.
  */
 export * as Layers from "./layers/Live.ts"
 export * as Programs from "./programs/index.ts"
 export * as Settings from "./connections/EtlSettings.ts"
-export * as Expectations from "./domain/harness/expectations.ts"
 
 export * from "./domain/errors.ts"
 export {
@@ -22,56 +23,38 @@ export {
   ValidationFailedError,
   ValidationReport
 } from "./domain/harness/report.ts"
-export { buildReport, type ValidationFacts, verdictOf } from "./domain/harness/verdict.ts"
-export { type DatabaseRole, type Environment, environments } from "./domain/environment.ts"
-export { ExitCode, exitCodeOf } from "./domain/exitCodes.ts"
-export {
-  plainText,
-  type TlsFact,
-  type TlsMode,
-  tlsModes,
-  type TlsSession,
-  type TlsSettings
-} from "./domain/connections/tls.ts"
-export {
-  compatibleProfile,
-  losslessProfile,
-  type RawProfile,
-  type RawProfileName,
-  rawProfileNames
-} from "./domain/pipeline/rawProfile.ts"
 
-export {
-  type AccessControlService,
-  type AccountCheck,
-  type AccessFinding,
-  AccessControl
-} from "./harness/AccessControl.ts"
-export { type Alert, Alerts, type AlertsService } from "./harness/Alerts.ts"
-export { AnalyticsDb } from "./connections/AnalyticsDb.ts"
-export {
-  AnalyticsLoader,
-  type AnalyticsLoaderService,
-  type BadRowPolicy,
-  type LoadResult
-} from "./pipeline/AnalyticsLoader.ts"
-export { Benchmark, type BenchmarkRun, type BenchmarkService } from "./harness/Benchmark.ts"
-export { Catalog, type CatalogService } from "./pipeline/Catalog.ts"
-export { Collateral, type CollateralService } from "./harness/Collateral.ts"
-export type { MysqlDatabase } from "./connections/clients/mysql.ts"
-export type { PostgresDatabase } from "./connections/clients/postgres.ts"
-export { EtlSettings } from "./connections/EtlSettings.ts"
-export { Isolation, type IsolationService } from "./harness/Isolation.ts"
-export { MetricsHistory, type MetricsHistoryService } from "./harness/MetricsHistory.ts"
-export { Pipeline, type PipelineService, type TableRun } from "./pipeline/Pipeline.ts"
-export { ReplicationDb } from "./connections/ReplicationDb.ts"
-export { type ReplicationResult, Replicator, type ReplicatorService } from "./pipeline/Replicator.ts"
-export { Reconciler, type ReconcilerService, type TableReconcile } from "./pipeline/Reconciler.ts"
-export { Reporter, type ReporterService } from "./harness/Reporter.ts"
-export { SeededData, type SeededDataService } from "./harness/SeededData.ts"
-export { SourceDb } from "./connections/SourceDb.ts"
-export { SourceTables, type SourceTablesService } from "./pipeline/SourceTables.ts"
-export { SourceWriterDb } from "./connections/SourceWriterDb.ts"
-export { type TableComparison, TableChecksum, type TableChecksumService } from "./pipeline/TableChecksum.ts"
-export type { PairReport } from "./domain/pipeline/reconcile.ts"
-export { Verifier, type VerifierService } from "./harness/Verifier.ts"
+// What a run is judged by, and how its outcome reads.
+export * as Environment from "./domain/environment.ts"
+export * as ExitCodes from "./domain/exitCodes.ts"
+export * as Expectations from "./domain/harness/expectations.ts"
+export * as RawProfile from "./domain/pipeline/rawProfile.ts"
+export * as Report from "./domain/harness/report.ts"
+export * as Tls from "./domain/connections/tls.ts"
+export * as Verdict from "./domain/harness/verdict.ts"
+
+// The connections: one service per database.
+export * as AnalyticsDb from "./connections/AnalyticsDb.ts"
+export * as ReplicationDb from "./connections/ReplicationDb.ts"
+export * as SourceDb from "./connections/SourceDb.ts"
+export * as SourceWriterDb from "./connections/SourceWriterDb.ts"
+
+// The pipeline.
+export * as AnalyticsLoader from "./pipeline/AnalyticsLoader.ts"
+export * as Catalog from "./pipeline/Catalog.ts"
+export * as Pipeline from "./pipeline/Pipeline.ts"
+export * as Reconciler from "./pipeline/Reconciler.ts"
+export * as Replicator from "./pipeline/Replicator.ts"
+export * as SourceTables from "./pipeline/SourceTables.ts"
+export * as TableChecksum from "./pipeline/TableChecksum.ts"
+
+// The validation harness.
+export * as AccessControl from "./harness/AccessControl.ts"
+export * as Alerts from "./harness/Alerts.ts"
+export * as Benchmark from "./harness/Benchmark.ts"
+export * as Collateral from "./harness/Collateral.ts"
+export * as Isolation from "./harness/Isolation.ts"
+export * as MetricsHistory from "./harness/MetricsHistory.ts"
+export * as Reporter from "./harness/Reporter.ts"
+export * as SeededData from "./harness/SeededData.ts"
+export * as Verifier from "./harness/Verifier.ts"
