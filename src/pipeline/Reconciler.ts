@@ -222,7 +222,13 @@ export const make = Effect.gen(function* () {
       const hashesOf = (target: StageTarget, batch: ReadonlyArray<string>) =>
         Effect.map(
           target.run<Record<string, string>>(
-            columnHashesStatement(target.engine, target.table, key, target.canonical, batch)
+            columnHashesStatement({
+              engine: target.engine,
+              table: target.table,
+              key,
+              columns: target.canonical,
+              keys: batch
+            })
           ),
           (rows) => rows.map((r) => [String(r.etl_key), target.canonical.map((_, i) => String(r[`c${i}`]))] as const)
         )
