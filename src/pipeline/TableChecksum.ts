@@ -14,9 +14,9 @@ import {
   rangeableKey,
   rowHash
 } from "../domain/pipeline/checksum.ts"
-import { escapePgIdentifier } from "../domain/harness/collateral.ts"
 import type { DatabaseRole } from "../domain/environment.ts"
 import { type ConnectionError, DatabaseError, SchemaError } from "../domain/errors.ts"
+import { qualified } from "../domain/pipeline/analyticsStatements.ts"
 import { escapeIdentifier } from "../domain/pipeline/replicaStatements.ts"
 import type { Column, TableShape } from "../domain/tableShape.ts"
 import { mapColumns } from "../domain/pipeline/rawProfile.ts"
@@ -280,7 +280,7 @@ export const make = Effect.gen(function* () {
       return Option.some<StageTarget>({
         stage: "analytics",
         engine: "postgres",
-        table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`,
+        table: qualified(schema, table),
         canonical,
         run
       })

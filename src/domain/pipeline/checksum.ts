@@ -1,4 +1,4 @@
-import { escapePgIdentifier } from "../harness/collateral.ts"
+import { escapeIdentifier as escapePgIdentifier } from "./analyticsStatements.ts"
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column } from "../tableShape.ts"
 import { mapColumn } from "./typeMap.ts"
