@@ -1,6 +1,6 @@
 import type * as SqlConnection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Effect, Layer, Option, Ref } from "effect"
+import { Array as Arr, Context, Effect, Layer, Option, Ref } from "effect"
 import {
   type AggregateRow,
   aggregateStatement,
@@ -14,18 +14,19 @@ import {
   rangeableKey,
   rowHash
 } from "../domain/pipeline/checksum.ts"
-import { escapePgIdentifier } from "../domain/harness/collateral.ts"
 import type { DatabaseRole } from "../domain/environment.ts"
 import { type ConnectionError, DatabaseError, SchemaError } from "../domain/errors.ts"
+import { qualified } from "../domain/pipeline/analyticsStatements.ts"
 import { escapeIdentifier } from "../domain/pipeline/replicaStatements.ts"
 import type { Column, TableShape } from "../domain/tableShape.ts"
-import { mapColumns } from "../domain/pipeline/rawProfile.ts"
+import { mapColumns, type RawProfile } from "../domain/pipeline/rawProfile.ts"
 import type { Stage } from "../domain/environment.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
-import { Catalog } from "./Catalog.ts"
+import { Catalog, type CatalogService } from "./Catalog.ts"
 import { namingDatabase } from "../connections/clients/failures.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
-import { EtlSettings } from "../connections/EtlSettings.ts"
+import type { PostgresDatabase } from "../connections/clients/postgres.ts"
+import { type DatabaseSettings, EtlSettings } from "../connections/EtlSettings.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
 import { SourceDb } from "../connections/SourceDb.ts"
 
@@ -128,223 +129,278 @@ const roleOf = { source: "source", replication: "replication", analytics: "analy
   DatabaseRole
 >
 
+/** What the checksum's steps share. */
+interface Deps {
+  readonly source: MysqlDatabase
+  readonly replica: MysqlDatabase
+  readonly analytics: PostgresDatabase
+  readonly catalog: CatalogService
+  readonly settingsOf: Readonly<Record<Stage, DatabaseSettings>>
+  readonly attempts: number
+  readonly rawProfile: RawProfile
+  /** Set once raw is found UTF-8: a database's encoding is fixed when it is created, so it is not asked again. */
+  readonly analyticsIsUtf8: Ref.Ref<boolean>
+}
+
+const naming = (deps: Deps, stage: Stage, table: string) =>
+  namingDatabase(deps.settingsOf[stage], deps.attempts, `the checksum of '${table}'`)
+
+const schemaError = (stage: Stage, table: string, problem: string) =>
+  new SchemaError({ database: roleOf[stage], table, problem })
+
+/** The source's columns to sum up, and the range's key when a range is asked for. */
+interface Plan {
+  readonly shape: TableShape
+  readonly columns: ReadonlyArray<Column>
+  readonly range: { readonly key: string; readonly range: KeyRange } | undefined
+}
+
+const plan = (deps: Deps, table: string, options: ChecksumOptions) =>
+  Effect.gen(function* () {
+    const shape = yield* naming(deps, "source", table)(deps.catalog.describe(deps.source, table))
+    const omit = new Set(options.omit ?? [])
+    const columns = shape.columns.filter((c) => !omit.has(c.name))
+    if (columns.length === 0) return yield* schemaError("source", table, "every column is left out of the checksum")
+    const range = yield* rangeOf(shape, options.range)
+    return { shape, columns, range } satisfies Plan
+  })
+
+/** The single-column integer primary key that key ranges are made of; null when the table has none such. */
+const rangeKeyOf = (shape: TableShape): string | null => {
+  const [key, ...rest] = shape.primaryKey
+  const column = shape.columns.find((c) => c.name === key)
+  return column !== undefined && rest.length === 0 && rangeableKey(column) ? column.name : null
+}
+
+const rangeOf = (shape: TableShape, range: KeyRange | undefined) => {
+  if (range === undefined) return Effect.succeed(undefined)
+  const key = rangeKeyOf(shape)
+  if (key === null) {
+    return Effect.fail(
+      schemaError(
+        "source",
+        shape.name,
+        "key ranges need a single-column integer primary key; checksum the whole table instead"
+      )
+    )
+  }
+  return Effect.succeed({ key, range })
+}
+
+const canonicalOf = (deps: Deps, stage: Stage, table: string, columns: ReadonlyArray<Column>) =>
+  Effect.forEach(Arr.zip(columns, mapColumns(deps.rawProfile, table, columns)), ([column, mapping]) => {
+    const c = canonicalColumn(column, { postgresType: mapping.postgresType })
+    return c instanceof NoCanonicalForm
+      ? Effect.fail(
+          schemaError(
+            stage,
+            table,
+            `column ${c.column} has type ${c.dataType}, which the checksum has no canonical form for`
+          )
+        )
+      : Effect.succeed(c)
+  })
+
+/** Sums the rows; a row MySQL could not turn into text (beyond max_allowed_packet) fails rather than drop out. */
+const stageSums = (stage: Stage, table: string, row: AggregateRow | undefined) =>
+  row !== undefined && row.etl_hashed_0 === row.etl_rows
+    ? Effect.succeed<StageChecksum>({ stage, rows: Number(row.etl_rows), checksum: String(row.etl_sum_0) })
+    : Effect.fail(
+        new DatabaseError({
+          database: roleOf[stage],
+          operation: `the checksum of '${table}'`,
+          reason:
+            `${Number(row?.etl_rows ?? 0) - Number(row?.etl_hashed_0 ?? 0)} rows could not be hashed ` +
+            "(a row's text is longer than max_allowed_packet)"
+        })
+      )
+
+/** A MySQL stage's table, as the source describes its columns and the stage's own catalog holds it. */
+interface MysqlTable {
+  readonly stage: "source" | "replication"
+  readonly db: MysqlDatabase
+  readonly table: string
+  /** The source's columns to sum up. */
+  readonly columns: ReadonlyArray<Column>
+  /** The table as the stage's catalog describes it; the source's is the plan's own, read once. */
+  readonly held: Option.Option<TableShape>
+  /** A connection the caller holds: the statements run on it rather than on one of the pool's. */
+  readonly connection?: SqlConnection.Connection | undefined
+}
+
+/** A MySQL stage's target, with the columns as that stage declares them. */
+type MysqlTarget = StageTarget & { readonly declared: ReadonlyArray<Column> }
+
+const mysqlTarget = (deps: Deps, t: MysqlTable) =>
+  Effect.gen(function* () {
+    if (Option.isNone(t.held)) return Option.none<MysqlTarget>()
+    const own = new Map(t.held.value.columns.map((c) => [c.name, c]))
+    const missing = t.columns.filter((c) => !own.has(c.name)).map((c) => c.name)
+    if (missing.length > 0)
+      return yield* schemaError(t.stage, t.table, `lacks the source's columns ${missing.join(", ")}`)
+    // Each MySQL stage's values are read through its own declarations of the columns.
+    const declared = t.columns.flatMap((c) => own.get(c.name) ?? [])
+    const canonical = yield* canonicalOf(deps, t.stage, t.table, declared)
+    return Option.some<MysqlTarget>({
+      stage: t.stage,
+      engine: "mysql",
+      table: escapeIdentifier(t.table),
+      canonical,
+      run: mysqlRun(deps, t),
+      declared
+    })
+  })
+
+const mysqlRun =
+  (deps: Deps, t: MysqlTable) =>
+  <R extends object>(statement: ChecksumStatement) => {
+    // Unprepared: each statement's text is its table's own, so preparing it would cost a round trip and a
+    // server-side statement kept for nothing.
+    const rows: Effect.Effect<ReadonlyArray<R>, SqlError> = t.connection === undefined
+      ? t.db.sql.unsafe<R>(statement.sql, statement.params).unprepared
+      : t.connection.executeUnprepared(statement.sql, statement.params, undefined)
+    return naming(deps, t.stage, t.table)(rows)
+  }
+
+const sourceTarget = (deps: Deps, table: string, { shape, columns }: Plan) =>
+  mysqlTarget(deps, { stage: "source", db: deps.source, table, columns, held: Option.some(shape) })
+
+const replicaTarget = (
+  deps: Deps,
+  table: string,
+  columns: ReadonlyArray<Column>,
+  connection?: SqlConnection.Connection
+) =>
+  Effect.flatMap(naming(deps, "replication", table)(deps.catalog.find(deps.replica, table)), (held) =>
+    mysqlTarget(deps, { stage: "replication", db: deps.replica, table, columns, held, connection })
+  )
+
+/** raw.<table>'s columns and their types as format_type prints them, which the type map's are written as. */
+const analyticsColumns = (deps: Deps, table: string) => {
+  const { schema } = deps.analytics.settings
+  return deps.analytics.sql<{ name: string; type: string }>`
+      SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+        FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+       WHERE n.nspname = ${schema} AND t.relname = ${table} AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`
+}
+
+/** Canonical texts are UTF-8: md5 of a PostgreSQL text reads it in the database's encoding. */
+const utf8Analytics = (deps: Deps, table: string) =>
+  Effect.gen(function* () {
+    if (yield* Ref.get(deps.analyticsIsUtf8)) return
+    const [encoding] = yield* naming(
+      deps,
+      "analytics",
+      table
+    )(deps.analytics.sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
+    if (encoding?.encoding !== "UTF8") {
+      return yield* schemaError(
+        "analytics",
+        table,
+        `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`
+      )
+    }
+    yield* Ref.set(deps.analyticsIsUtf8, true)
+  })
+
+const analyticsTarget = (deps: Deps, table: string, columns: ReadonlyArray<Column>) =>
+  Effect.gen(function* () {
+    const { rawProfile } = deps
+    const held = yield* naming(deps, "analytics", table)(analyticsColumns(deps, table))
+    if (held.length === 0) return Option.none<StageTarget>()
+    const types = new Map(held.map((c) => [c.name, c.type]))
+    const drifted = mapColumns(rawProfile, table, columns).flatMap((m) => {
+      const actual = types.get(m.name)
+      return actual === m.postgresType
+        ? []
+        : [`${m.name} (${actual ?? "missing"}, the ${rawProfile.name} type map gives ${m.postgresType})`]
+    })
+    if (drifted.length > 0)
+      return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
+    const canonical = yield* canonicalOf(deps, "analytics", table, columns)
+    const { sql } = deps.analytics
+    yield* utf8Analytics(deps, table)
+    const run = <R extends object>(statement: ChecksumStatement) =>
+      naming(deps, "analytics", table)(sql.unsafe<R>(statement.sql, statement.params))
+    return Option.some<StageTarget>({
+      stage: "analytics",
+      engine: "postgres",
+      table: qualified(deps.analytics.settings.schema, table),
+      canonical,
+      run
+    })
+  })
+
+const stageTarget = (
+  deps: Deps,
+  table: string,
+  stage: Stage,
+  planned: Plan
+): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
+  stage === "source"
+    ? sourceTarget(deps, table, planned)
+    : stage === "replication"
+      ? replicaTarget(deps, table, planned.columns)
+      : analyticsTarget(deps, table, planned.columns)
+
+const stageChecksum = (deps: Deps, table: string, stage: Stage, planned: Plan) =>
+  Effect.gen(function* () {
+    const { range } = planned
+    const target = yield* stageTarget(deps, table, stage, planned)
+    if (Option.isNone(target)) return Option.none<StageChecksum>()
+    const { engine, table: name, canonical } = target.value
+    const statement = aggregateStatement(
+      { engine, table: name, key: range?.key ?? null, hashes: [rowHash(engine, canonical)] },
+      range?.range
+    )
+    const [row] = yield* target.value.run<AggregateRow>(statement)
+    return Option.some(yield* stageSums(stage, table, row))
+  })
+
+/** Source and replica declare a column alike: its values print alike on both. */
+const alike = (a: Column, b: Column) =>
+  a.columnType === b.columnType && a.charset === b.charset && a.collation === b.collation && a.nullable === b.nullable
+
+/** The cheaper row hash, when source and replica both hold the table and declare every column alike. */
+const nativeHashOf = (source: Option.Option<MysqlTarget>, replica: Option.Option<MysqlTarget>) =>
+  Option.isSome(source) &&
+  Option.isSome(replica) &&
+  Arr.zipWith(source.value.declared, replica.value.declared, alike).every((same) => same)
+    ? Option.some(nativeRowHash(source.value.declared))
+    : Option.none<string>()
+
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
   const replica = yield* ReplicationDb
   const analytics = yield* AnalyticsDb
-  const catalog = yield* Catalog
   const settings = yield* EtlSettings
-  const { attempts } = settings.connection
-  const { rawProfile } = settings.pipeline
-  const schema = analytics.settings.schema
-  const settingsOf = { source: source.settings, replication: replica.settings, analytics: analytics.settings }
-  const naming = (stage: Stage, table: string) =>
-    namingDatabase(settingsOf[stage], attempts, `the checksum of '${table}'`)
-  const schemaError = (stage: Stage, table: string, problem: string) =>
-    new SchemaError({ database: roleOf[stage], table, problem })
-
-  /** The source's columns to sum up, and the range's key when a range is asked for. */
-  const plan = (table: string, options: ChecksumOptions) =>
-    Effect.gen(function* () {
-      const shape = yield* naming("source", table)(catalog.describe(source, table))
-      const omit = new Set(options.omit ?? [])
-      const columns = shape.columns.filter((c) => !omit.has(c.name))
-      if (columns.length === 0) return yield* schemaError("source", table, "every column is left out of the checksum")
-      const range = yield* rangeOf(shape, options.range)
-      return { shape, columns, range }
-    })
-
-  const rangeOf = (shape: TableShape, range: KeyRange | undefined) => {
-    if (range === undefined) return Effect.succeed(undefined)
-    const [key, ...rest] = shape.primaryKey
-    const column = shape.columns.find((c) => c.name === key)
-    if (column === undefined || rest.length > 0 || !rangeableKey(column)) {
-      return Effect.fail(
-        schemaError(
-          "source",
-          shape.name,
-          "key ranges need a single-column integer primary key; checksum the whole table instead"
-        )
-      )
-    }
-    return Effect.succeed({ key: column.name, range })
+  const deps: Deps = {
+    source,
+    replica,
+    analytics,
+    catalog: yield* Catalog,
+    settingsOf: { source: source.settings, replication: replica.settings, analytics: analytics.settings },
+    attempts: settings.connection.attempts,
+    rawProfile: settings.pipeline.rawProfile,
+    analyticsIsUtf8: yield* Ref.make(false)
   }
 
-  const canonicalOf = (stage: Stage, table: string, columns: ReadonlyArray<Column>) =>
-    Effect.forEach(mapColumns(rawProfile, table, columns), (mapping, i) => {
-      const c = canonicalColumn(columns[i] as Column, { postgresType: mapping.postgresType })
-      return c instanceof NoCanonicalForm
-        ? Effect.fail(
-            schemaError(
-              stage,
-              table,
-              `column ${c.column} has type ${c.dataType}, which the checksum has no canonical form for`
-            )
-          )
-        : Effect.succeed(c)
-    })
-
-  /** Sums the rows; a row MySQL could not turn into text (beyond max_allowed_packet) fails rather than drop out. */
-  const sums = (stage: Stage, table: string, row: AggregateRow | undefined) =>
-    row !== undefined && row.etl_hashed_0 === row.etl_rows
-      ? Effect.succeed<StageChecksum>({ stage, rows: Number(row.etl_rows), checksum: String(row.etl_sum_0) })
-      : Effect.fail(
-          new DatabaseError({
-            database: roleOf[stage],
-            operation: `the checksum of '${table}'`,
-            reason: `${Number(row?.etl_rows ?? 0) - Number(row?.etl_hashed_0 ?? 0)} rows could not be hashed (a row's text is longer than max_allowed_packet)`
-          })
-        )
-
-  type Plan = Effect.Effect.Success<ReturnType<typeof plan>>
-
-  /** `held`: the table as the stage's catalog describes it; the source's is the plan's own, read once. */
-  const mysqlTarget = (
-    stage: "source" | "replication",
-    db: MysqlDatabase,
-    table: string,
-    columns: ReadonlyArray<Column>,
-    held: Option.Option<TableShape>,
-    connection?: SqlConnection.Connection
-  ) =>
-    Effect.gen(function* () {
-      if (Option.isNone(held)) return Option.none<StageTarget & { readonly declared: ReadonlyArray<Column> }>()
-      const own = new Map(held.value.columns.map((c) => [c.name, c]))
-      const missing = columns.filter((c) => !own.has(c.name)).map((c) => c.name)
-      if (missing.length > 0)
-        return yield* schemaError(stage, table, `lacks the source's columns ${missing.join(", ")}`)
-      // Each MySQL stage's values are read through its own declarations of the columns.
-      const declared = columns.map((c) => own.get(c.name) as Column)
-      const canonical = yield* canonicalOf(stage, table, declared)
-      // Unprepared: each statement's text is its table's own, so preparing it would cost a round trip and a server-side statement kept for nothing.
-      const run = <R extends object>(statement: ChecksumStatement) =>
-        naming(
-          stage,
-          table
-        )(
-          connection === undefined
-            ? db.sql.unsafe<R>(statement.sql, statement.params).unprepared
-            : (connection.executeUnprepared(statement.sql, statement.params, undefined) as Effect.Effect<
-                ReadonlyArray<R>,
-                SqlError
-              >)
-        )
-      return Option.some({ stage, engine: "mysql" as const, table: escapeIdentifier(table), canonical, run, declared })
-    })
-
-  /** raw.<table>'s columns and their types as format_type prints them, which the type map's are written as. */
-  const analyticsColumns = (table: string) =>
-    analytics.sql<{ name: string; type: string }>`
-      SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
-        FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-       WHERE n.nspname = ${schema} AND t.relname = ${table} AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`
-
-  // A database's encoding is fixed when it is created: once found UTF-8, it is not asked again.
-  const analyticsIsUtf8 = yield* Ref.make(false)
-  /** Canonical texts are UTF-8: md5 of a PostgreSQL text reads it in the database's encoding. */
-  const utf8Analytics = (table: string) =>
-    Effect.gen(function* () {
-      if (yield* Ref.get(analyticsIsUtf8)) return
-      const [encoding] = yield* naming(
-        "analytics",
-        table
-      )(analytics.sql<{ encoding: string }>`SELECT current_setting('server_encoding') AS encoding`)
-      if (encoding?.encoding !== "UTF8") {
-        return yield* schemaError(
-          "analytics",
-          table,
-          `the database's encoding is ${encoding?.encoding}; the checksum compares UTF-8 text`
-        )
-      }
-      yield* Ref.set(analyticsIsUtf8, true)
-    })
-
-  const analyticsTarget = (table: string, columns: ReadonlyArray<Column>) =>
-    Effect.gen(function* () {
-      const held = yield* naming("analytics", table)(analyticsColumns(table))
-      if (held.length === 0) return Option.none<StageTarget>()
-      const types = new Map(held.map((c) => [c.name, c.type]))
-      const drifted = mapColumns(rawProfile, table, columns).flatMap((m) => {
-        const actual = types.get(m.name)
-        return actual === m.postgresType
-          ? []
-          : [`${m.name} (${actual ?? "missing"}, the ${rawProfile.name} type map gives ${m.postgresType})`]
-      })
-      if (drifted.length > 0)
-        return yield* schemaError("analytics", table, `columns differ from the type map: ${drifted.join(", ")}`)
-      const canonical = yield* canonicalOf("analytics", table, columns)
-      const { sql } = analytics
-      yield* utf8Analytics(table)
-      const run = <R extends object>(statement: ChecksumStatement) =>
-        naming("analytics", table)(sql.unsafe<R>(statement.sql, statement.params))
-      return Option.some<StageTarget>({
-        stage: "analytics",
-        engine: "postgres",
-        table: `${escapePgIdentifier(schema)}.${escapePgIdentifier(table)}`,
-        canonical,
-        run
-      })
-    })
-
-  const replicaTarget = (table: string, columns: ReadonlyArray<Column>, connection?: SqlConnection.Connection) =>
-    Effect.flatMap(naming("replication", table)(catalog.find(replica, table)), (held) =>
-      mysqlTarget("replication", replica, table, columns, held, connection)
-    )
-
-  const stageTarget = (
-    table: string,
-    stage: Stage,
-    { shape, columns }: Plan
-  ): Effect.Effect<Option.Option<StageTarget>, ChecksumError> =>
-    stage === "source"
-      ? mysqlTarget("source", source, table, columns, Option.some(shape))
-      : stage === "replication"
-        ? replicaTarget(table, columns)
-        : analyticsTarget(table, columns)
-
-  const stageChecksum = (table: string, stage: Stage, planned: Plan) =>
-    Effect.gen(function* () {
-      const { range } = planned
-      const target = yield* stageTarget(table, stage, planned)
-      if (Option.isNone(target)) return Option.none<StageChecksum>()
-      const { engine, table: name, canonical } = target.value
-      const statement = aggregateStatement(
-        { engine, table: name, key: range?.key ?? null, hashes: [rowHash(engine, canonical)] },
-        range?.range
-      )
-      const [row] = yield* target.value.run<AggregateRow>(statement)
-      return Option.some(yield* sums(stage, table, row))
-    })
-
   const targets = Effect.fn("TableChecksum.targets")(function* (table: string, options: ChecksumOptions = {}) {
-    const { shape, columns } = yield* plan(table, options)
+    const planned = yield* plan(deps, table, options)
+    const { shape, columns } = planned
     const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
       [
-        mysqlTarget("source", source, table, columns, Option.some(shape)),
-        replicaTarget(table, columns, options.replicaConnection),
-        analyticsTarget(table, columns)
+        sourceTarget(deps, table, planned),
+        replicaTarget(deps, table, columns, options.replicaConnection),
+        analyticsTarget(deps, table, columns)
       ],
       { concurrency: 3 }
     )
-    const [key, ...rest] = shape.primaryKey
-    const keyColumn = shape.columns.find((c) => c.name === key)
-    const ranged = keyColumn !== undefined && rest.length === 0 && rangeableKey(keyColumn)
-    const alike = (a: Column, b: Column) =>
-      a.columnType === b.columnType &&
-      a.charset === b.charset &&
-      a.collation === b.collation &&
-      a.nullable === b.nullable
-    const nativeHash =
-      Option.isSome(fromSource) &&
-      Option.isSome(fromReplica) &&
-      fromSource.value.declared.every((c, i) => alike(c, fromReplica.value.declared[i] as Column))
-        ? Option.some(nativeRowHash(fromSource.value.declared))
-        : Option.none()
     return {
       table,
-      key: ranged ? (key as string) : null,
+      key: rangeKeyOf(shape),
       columns: columns.map((c) => c.name),
-      nativeHash,
+      nativeHash: nativeHashOf(fromSource, fromReplica),
       stages: { source: fromSource, replication: fromReplica, analytics: fromAnalytics }
     } satisfies TableTargets
   })
@@ -354,7 +410,7 @@ export const make = Effect.gen(function* () {
     stage: Stage,
     options: ChecksumOptions = {}
   ) {
-    const found = yield* stageChecksum(table, stage, yield* plan(table, options))
+    const found = yield* stageChecksum(deps, table, stage, yield* plan(deps, table, options))
     if (Option.isNone(found)) return yield* schemaError(stage, table, "no such table")
     return found.value
   })
@@ -363,12 +419,12 @@ export const make = Effect.gen(function* () {
     table: string,
     options: ChecksumOptions = {}
   ) {
-    const planned = yield* plan(table, options)
+    const planned = yield* plan(deps, table, options)
     const [fromSource, fromReplica, fromAnalytics] = yield* Effect.all(
       [
-        stageChecksum(table, "source", planned),
-        stageChecksum(table, "replication", planned),
-        stageChecksum(table, "analytics", planned)
+        stageChecksum(deps, table, "source", planned),
+        stageChecksum(deps, table, "replication", planned),
+        stageChecksum(deps, table, "analytics", planned)
       ],
       { concurrency: 3 }
     )

@@ -1,4 +1,4 @@
-import { escapePgIdentifier } from "../harness/collateral.ts"
+import { escapeIdentifier as escapePgIdentifier } from "./analyticsStatements.ts"
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column } from "../tableShape.ts"
 import { mapColumn } from "./typeMap.ts"
@@ -82,7 +82,10 @@ const postgresDouble = (v: string) => {
   const scaled = `(abs(${v}) * power(2::float8, ${scale} / 2) * power(2::float8, ${scale} - ${scale} / 2))::bigint`
   // The lowest set bit is a power of two: its logarithm is within rounding of an integer.
   const zeros = `round(ln((${scaled} & -${scaled})::float8) / ln(2))::int`
-  return `CASE WHEN ${v} = 0 THEN '0' ELSE CASE WHEN ${v} < 0 THEN '-' ELSE '' END || (${scaled} >> ${zeros})::text || 'p' || (${exponent} - 53 + ${zeros})::text END`
+  return (
+    `CASE WHEN ${v} = 0 THEN '0' ELSE CASE WHEN ${v} < 0 THEN '-' ELSE '' END` +
+    ` || (${scaled} >> ${zeros})::text || 'p' || (${exponent} - 53 + ${zeros})::text END`
+  )
 }
 
 /**
@@ -336,7 +339,8 @@ export const aggregateStatement = (target: RangeTarget, range?: KeyRange, width?
       ]),
       ...(bounds ? ["CAST(etl_min_key AS CHAR) AS etl_min_key", "CAST(etl_max_key AS CHAR) AS etl_max_key"] : [])
     ]
-    const sql = `SELECT ${outer.join(", ")} FROM (SELECT ${sums.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}) rows_hashed${group}) sums`
+    const hashed = `SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where}`
+    const sql = `SELECT ${outer.join(", ")} FROM (SELECT ${sums.join(", ")} FROM (${hashed}) rows_hashed${group}) sums`
     return { sql, params }
   }
   const outer = [
@@ -348,8 +352,10 @@ export const aggregateStatement = (target: RangeTarget, range?: KeyRange, width?
     ]),
     ...(bounds ? ["min(k)::text AS etl_min_key", "max(k)::text AS etl_max_key"] : [])
   ]
-  // OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would compute each hash once per aggregate naming it.
-  const sql = `SELECT ${outer.join(", ")} FROM (SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where} OFFSET 0) rows_hashed${group}`
+  // OFFSET 0 keeps PostgreSQL from pulling the subquery up, which would compute each hash once per aggregate
+  // naming it.
+  const hashed = `SELECT ${selected.join(", ") || "1 AS h"} FROM ${target.table}${where} OFFSET 0`
+  const sql = `SELECT ${outer.join(", ")} FROM (${hashed}) rows_hashed${group}`
   return { sql, params }
 }
 
@@ -359,25 +365,31 @@ export const keyHashesStatement = (target: RangeTarget, range: KeyRange): Checks
   const where = rangeCondition(target, range, params)
   const key = keyOf(target)
   const [hash] = target.hashes
-  const sql =
+  const selected =
     target.engine === "mysql"
-      ? `SELECT CAST(${key} AS CHAR) AS etl_key, CAST(${hash} AS CHAR) AS etl_hash FROM ${target.table}${where} ORDER BY ${key}`
-      : `SELECT ${key}::text AS etl_key, (${hash})::text AS etl_hash FROM ${target.table}${where} ORDER BY ${key}`
+      ? `CAST(${key} AS CHAR) AS etl_key, CAST(${hash} AS CHAR) AS etl_hash`
+      : `${key}::text AS etl_key, (${hash})::text AS etl_hash`
+  const sql = `SELECT ${selected} FROM ${target.table}${where} ORDER BY ${key}`
   return { sql, params }
+}
+
+/** The rows whose columns `columnHashesStatement` hashes. */
+export interface ColumnHashesOf {
+  readonly engine: Engine
+  /** Escaped, and schema-qualified in PostgreSQL. */
+  readonly table: string
+  /** The single-column primary key, unescaped. */
+  readonly key: string
+  readonly columns: ReadonlyArray<CanonicalColumn>
+  readonly keys: ReadonlyArray<string>
 }
 
 /**
  * For the given keys, each column's canonical value hashed on its own (16 hex digits of the md5 of the value as it
- * enters a row's text): two stages'
- * rows compared column by column name what differs without a value leaving either database.
+ * enters a row's text): two stages' rows compared column by column name what differs without a value leaving
+ * either database.
  */
-export const columnHashesStatement = (
-  engine: Engine,
-  table: string,
-  key: string,
-  columns: ReadonlyArray<CanonicalColumn>,
-  keys: ReadonlyArray<string>
-): ChecksumStatement => {
+export const columnHashesStatement = ({ engine, table, key, columns, keys }: ColumnHashesOf): ChecksumStatement => {
   const mysql = engine === "mysql"
   const k = mysql ? escapeIdentifier(key) : escapePgIdentifier(key)
   const hashes = columns.map((c, i) =>

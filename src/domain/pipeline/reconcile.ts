@@ -162,7 +162,10 @@ export const describePair = (pair: PairReport): string => {
   if (pair.status === "table missing")
     return `${pair.to}: table missing in ${pair.rows.from === null ? pair.from : pair.to}`
   if (pair.wholeTable)
-    return `${pair.to}: differs (${pair.rows.from} rows in ${pair.from}, ${pair.rows.to} in ${pair.to}; no primary key, compared whole)`
+    return (
+      `${pair.to}: differs (${pair.rows.from} rows in ${pair.from}, ${pair.rows.to} in ${pair.to}; ` +
+      "no primary key, compared whole)"
+    )
   const part = (n: number, what: string, keys: ReadonlyArray<string>) =>
     n === 0
       ? []
