@@ -245,7 +245,7 @@ export const make = Effect.gen(function* () {
           const { key, marker } = shapes.get(table) as { key: string; marker: string }
           const inserted = yield* insertRow(table, row)
           yield* ledger
-            .recordKey(runId, table, inserted, key, marker)
+            .recordKey({ runId, table, key: inserted, keyColumn: key, markerColumn: marker })
             .pipe(seedFailure(replica, "recording a seeded key in the ledger"))
           return inserted
         })
@@ -357,7 +357,7 @@ export const make = Effect.gen(function* () {
           const { key, marker } = shapes.get(table) as { key: string; marker: string }
           const floor = yield* keyFloor(table, key)
           yield* ledger
-            .recordFloor(runId, table, key, marker, floor)
+            .recordFloor({ runId, table, keyColumn: key, markerColumn: marker, floor })
             .pipe(seedFailure(replica, "recording a key floor in the ledger"))
         }
         yield* insertBatch(1, () => Option.none())

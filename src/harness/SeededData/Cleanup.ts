@@ -233,7 +233,13 @@ export const make = (deps: CleanupDependencies): Cleanup => {
           const inSource = sourceUp ? yield* keysIn(writer, runId, entry, floor.value) : []
           const unrecordedKeys = inSource.filter((k) => !entry.keys.includes(k))
           for (const key of unrecordedKeys)
-            yield* ledger.recordKey(runId, entry.table, key, entry.keyColumn, entry.markerColumn)
+            yield* ledger.recordKey({
+              runId,
+              table: entry.table,
+              key,
+              keyColumn: entry.keyColumn,
+              markerColumn: entry.markerColumn
+            })
           unrecorded += unrecordedKeys.length
           // Under the table's pipeline locks: a pipeline running beside this cleanup cannot copy these rows back
           // into the replica or analytics between their delete there and their delete in the source.
