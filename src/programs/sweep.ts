@@ -14,20 +14,22 @@ const deletedText = (run: SweptRun) =>
 
 /** One run as a person reads it: why it is dead, what it left where, and what became of it. */
 export const describeSweptRun = (run: SweptRun): string => {
-  const head = `Run ${run.runId} (${run.host}, pid ${run.pid}, last heartbeat ${run.heartbeatAt} UTC) is dead: ${run.why}.`
+  const which = `${run.runId} (${run.host}, pid ${run.pid}, last heartbeat ${run.heartbeatAt} UTC)`
+  const head = `Run ${which} is dead: ${run.why}.`
   const unrecorded = run.found.reduce((n, t) => n + t.unrecorded, 0)
   const left = run.found
     .filter((t) => t.source + t.replication + Option.getOrElse(t.analytics, () => 0) > 0)
-    .map(
-      (t) =>
-        `${t.table} ${t.source}/${t.replication}/${Option.getOrElse(Option.map(t.analytics, String), () => "unreachable")}`
-    )
+    .map((t) => {
+      const analytics = Option.getOrElse(Option.map(t.analytics, String), () => "unreachable")
+      return `${t.table} ${t.source}/${t.replication}/${analytics}`
+    })
   const found =
     left.length === 0
       ? "It left no row in the source, replica or analytics."
       : `It left (source/replica/analytics): ${left.join(", ")}.` +
         (unrecorded > 0
-          ? ` ${plural(unrecorded, "row")} of them the ledger had not recorded (the process died between an insert and its record); found by the run's marker above the key floor it recorded first.`
+          ? ` ${plural(unrecorded, "row")} of them the ledger had not recorded (the process died between an insert ` +
+            "and its record); found by the run's marker above the key floor it recorded first."
           : "")
   switch (run.outcome) {
     case "would delete":
@@ -35,7 +37,11 @@ export const describeSweptRun = (run: SweptRun): string => {
     case "deleted":
       return `${head}\n  ${found}\n  Deleted (source/replica/analytics): ${deletedText(run)}; the run is marked clean.`
     case "failed":
-      return `${head}\n  ${found}\n  Could not finish: ${run.remaining.join("; ")}.\n  Deleted so far (source/replica/analytics): ${deletedText(run)}. The run stays in the ledger; the next sweep retries it once the cause is fixed.`
+      return (
+        `${head}\n  ${found}\n  Could not finish: ${run.remaining.join("; ")}.\n  ` +
+        `Deleted so far (source/replica/analytics): ${deletedText(run)}. ` +
+        "The run stays in the ledger; the next sweep retries it once the cause is fixed."
+      )
   }
 }
 
@@ -57,12 +63,16 @@ export const sweep = (options: { readonly dryRun: boolean; readonly staleAfterSe
     return yield* seededData.sweep({ staleAfter, dryRun: options.dryRun })
   })
 
-/** `npm run sweep`'s output: each dead run in plain words; a run that could not be cleaned fails the command (exit 3). */
+/**
+ * `npm run sweep`'s output: each dead run in plain words; a run that could not be cleaned fails the command
+ * (exit 3).
+ */
 export const printSweep = (swept: ReadonlyArray<SweptRun>) =>
   Effect.gen(function* () {
     yield* Console.log(
       swept.length === 0
-        ? "No dead validation runs: none whose heartbeat is older than the stale limit, and none whose process on this host is gone."
+        ? "No dead validation runs: none whose heartbeat is older than the stale limit, " +
+            "and none whose process on this host is gone."
         : swept.map(describeSweptRun).join("\n")
     )
     const failed = swept.filter((r) => r.outcome === "failed")

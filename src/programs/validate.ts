@@ -1,6 +1,14 @@
-import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Option, Ref } from "effect"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Cause, Clock, Deferred, Effect, Either, Exit, Fiber, Option, Ref, Scope } from "effect"
 import type { CollateralResult } from "../domain/harness/collateral.ts"
-import { type CleanupError, type ConnectionError, DatabaseError, UsageError } from "../domain/errors.ts"
+import {
+  type CleanupError,
+  type ConnectionError,
+  DatabaseError,
+  type SchemaError,
+  type SeedError,
+  UsageError
+} from "../domain/errors.ts"
 import { type Expectations, lossless } from "../domain/harness/expectations.ts"
 import { StepReport, ValidationFailedError } from "../domain/harness/report.ts"
 import { allTables } from "../domain/tableSelection.ts"
@@ -11,22 +19,23 @@ import {
   type IsolationFact,
   type ValidationFacts
 } from "../domain/harness/verdict.ts"
-import { AccessControl } from "../harness/AccessControl.ts"
-import { Benchmark } from "../harness/Benchmark.ts"
-import { Collateral } from "../harness/Collateral.ts"
-import { connectionPlanOf, EtlSettings } from "../connections/EtlSettings.ts"
-import { type Fingerprint, Isolation } from "../harness/Isolation.ts"
-import { Pipeline, type TableRun } from "../pipeline/Pipeline.ts"
+import { AccessControl, type AccessControlService, type AccountCheck } from "../harness/AccessControl.ts"
+import { Benchmark, type BenchmarkRun } from "../harness/Benchmark.ts"
+import { Collateral, type CollateralService, type CollateralSnapshot } from "../harness/Collateral.ts"
+import { connectionPlanOf, EtlSettings, type Settings } from "../connections/EtlSettings.ts"
+import { type Fingerprints, Isolation, type IsolationService } from "../harness/Isolation.ts"
+import { Pipeline, type PipelineService, type TableRun } from "../pipeline/Pipeline.ts"
 import { Reconciler } from "../pipeline/Reconciler.ts"
 import {
   type CleanupReport,
   type SeedableTable,
   seedableTables,
   SeededData,
+  type SeededDataService,
   type SeededSet,
   type SeededTable
 } from "../harness/SeededData.ts"
-import { type CaseOutcome, type TableVerification, Verifier } from "../harness/Verifier.ts"
+import { type CaseOutcome, type TableVerification, Verifier, type VerifierService } from "../harness/Verifier.ts"
 
 /**
  * What a run provokes: `standard`; `malformed` seeds values the type map must convert or reject; `boundary` seeds
@@ -63,14 +72,18 @@ const tablesToSeed = (requested: ReadonlyArray<string>, scenario: Scenario) =>
     if (requested.some((t) => t.toLowerCase() === allTables)) {
       return yield* new UsageError({
         option: "--tables",
-        problem: `${allTables} is for the pipeline (npm run pipeline -- --tables all, or ETL_TABLES=all); validate checks the tables it seeds: give one or more of ${seedableTables.join(", ")}, or leave --tables out for all of them`
+        problem:
+          `${allTables} is for the pipeline (npm run pipeline -- --tables all, or ETL_TABLES=all); validate checks ` +
+          `the tables it seeds: give one or more of ${seedableTables.join(", ")}, or leave --tables out for all of them`
       })
     }
-    const unknown = requested.filter((t) => !(seedableTables as ReadonlyArray<string>).includes(t))
+    const unknown = requested.filter((t) => !seedableTables.some((s) => s === t))
     if (unknown.length > 0) {
+      const named = unknown.map((t) => `'${t}'`).join(", ")
+      const areNot = unknown.length === 1 ? "is not a table" : "are not tables"
       return yield* new UsageError({
         option: "--tables",
-        problem: `${unknown.map((t) => `'${t}'`).join(", ")} ${unknown.length === 1 ? "is not a table" : "are not tables"} the harness seeds (${seedableTables.join(", ")})`
+        problem: `${named} ${areNot} the harness seeds (${seedableTables.join(", ")})`
       })
     }
     return seedableTables.filter(
@@ -79,7 +92,7 @@ const tablesToSeed = (requested: ReadonlyArray<string>, scenario: Scenario) =>
         (t === "patient" &&
           (scenario === "malformed" || requested.some((x) => x === "appointment" || x === "procedurelog"))) ||
         (t === "appointment" && requested.includes("procedurelog"))
-    ) as ReadonlyArray<SeedableTable>
+    )
   })
 
 /** One table's two runs of the boundary scenario as one: it passed when both did; its time is theirs together. */
@@ -125,13 +138,26 @@ const driftOf = (tables: ReadonlyArray<string>) =>
     )
   })
 
-/**
- * settings -> connections -> access checks -> scoped(seed (its release deletes the rows) -> pipeline -> verify)
- * -> cleanup verified -> drift (the validated tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the report when every check passed; otherwise fails with
- * ValidationFailedError carrying it. Printing, files, history and alerts are `publish`'s. An interruption still
- * deletes the seeded rows before it ends the run.
- */
-export const validate = (options: ValidateOptions = {}) =>
+/** What a validation run works with: the services it drives, and what it validates and how. */
+interface Deps {
+  readonly settings: Settings
+  readonly seededData: SeededDataService
+  readonly pipeline: PipelineService
+  readonly verifier: VerifierService
+  readonly isolation: IsolationService
+  readonly collateral: CollateralService
+  readonly accessControl: AccessControlService
+  readonly bench: BenchmarkRun
+  readonly startedAt: Date
+  readonly scenario: Scenario
+  readonly pipelineName: string
+  readonly expectations: Expectations
+  readonly tables: ReadonlyArray<SeedableTable>
+  /** Whether the clinic's rows are fingerprinted before and after (never in production, where they change). */
+  readonly fingerprinted: boolean
+}
+
+const depsOf = (options: ValidateOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const seededData = yield* SeededData
@@ -142,189 +168,347 @@ export const validate = (options: ValidateOptions = {}) =>
     const accessControl = yield* AccessControl
     const startedAt = new Date(yield* Clock.currentTimeMillis)
     const scenario = options.scenario ?? "standard"
-    const builtIn = (options.pipelineName ?? "built-in") === "built-in"
-    const expectations = options.expect ?? (builtIn ? settings.pipeline.rawProfile : lossless)
+    const pipelineName = options.pipelineName ?? "built-in"
+    const expectations = options.expect ?? (pipelineName === "built-in" ? settings.pipeline.rawProfile : lossless)
     const tables = yield* tablesToSeed(options.tables ?? seedableTables, scenario)
     const fingerprinted = settings.environment !== "production" && settings.validation.isolationFingerprint
     const bench = yield* (yield* Benchmark).start
+    return {
+      settings,
+      seededData,
+      pipeline,
+      verifier,
+      isolation,
+      collateral,
+      accessControl,
+      bench,
+      startedAt,
+      scenario,
+      pipelineName,
+      expectations,
+      tables,
+      fingerprinted
+    } satisfies Deps
+  })
 
-    const access = yield* bench.time("access", accessControl.check)
-    // A writer that could insert but not delete would leave its test rows in the clinic's database.
+/** The accounts' rights. A writer that could insert but not delete would leave its test rows in the clinic's data. */
+const checkAccess = (deps: Deps) =>
+  Effect.gen(function* () {
+    const access = yield* deps.bench.time("access", deps.accessControl.check)
     const blocking = access.flatMap((a) =>
-      a.findings.filter(
-        (f) => f.blocksSeeding !== undefined && (tables as ReadonlyArray<string>).includes(f.blocksSeeding)
-      )
+      a.findings.filter((f) => f.blocksSeeding !== undefined && deps.tables.some((t) => t === f.blocksSeeding))
     )
     if (blocking.length > 0) {
       return yield* new DatabaseError({
         database: "source-writer",
         operation: "seeding",
-        reason: `${blocking.map((f) => `account ${f.account} ${f.problem}`).join("; ")}, so its test rows could not all be written and deleted again; nothing was seeded. Fix: ${blocking.map((f) => f.fix).join(" ")}`
+        reason:
+          `${blocking.map((f) => `account ${f.account} ${f.problem}`).join("; ")}, so its test rows could not all be ` +
+          `written and deleted again; nothing was seeded. Fix: ${blocking.map((f) => f.fix).join(" ")}`
       })
     }
-    // Where nothing else writes, the clinic's rows must come out of the run exactly as they went in.
-    const fingerprintBefore = fingerprinted
-      ? Option.some(yield* bench.time("fingerprint", isolation.fingerprint(tables)))
-      : Option.none()
-    const collateralRef = yield* Ref.make<ReadonlyArray<CollateralResult>>([])
-    const seededRef = yield* Ref.make(Option.none<SeededSet>())
-    const seededTablesRef = yield* Ref.make<ReadonlyArray<SeededTable>>([])
-    const runsRef = yield* Ref.make<ReadonlyArray<TableRun>>([])
-    const verificationRef = yield* Ref.make<ReadonlyArray<TableVerification>>([])
-    const malformedRef = yield* Ref.make<ReadonlyArray<CaseOutcome>>([])
+    return access
+  })
 
-    const outcome = yield* Effect.scoped(
-      Effect.gen(function* () {
-        const seeded = yield* bench.time(
-          "seed",
-          seededData.seed({
-            tables,
-            patients: settings.validation.seedPatients,
-            appointmentsPerPatient: settings.validation.seedAppointmentsPerPatient,
-            proceduresPerAppointment: settings.validation.seedProceduresPerAppointment,
-            malformed: scenario === "malformed",
-            expectations
+/** Where nothing else writes, the clinic's rows must come out of the run exactly as they went in. */
+const fingerprintBefore = (deps: Deps): Effect.Effect<Option.Option<Fingerprints>, ConnectionError | DatabaseError> =>
+  deps.fingerprinted
+    ? Effect.map(deps.bench.time("fingerprint", deps.isolation.fingerprint(deps.tables)), Option.some)
+    : Effect.succeed(Option.none())
+
+/** What the steps in the seed's scope observed; a step that failed leaves its own facts and the later ones empty. */
+interface Observed {
+  readonly seeded: Option.Option<SeededSet>
+  /** The rows to verify: the seed's, and in the boundary scenario the second batch's too. */
+  readonly seededTables: ReadonlyArray<SeededTable>
+  readonly collateralBefore: Option.Option<CollateralSnapshot>
+  readonly runs: ReadonlyArray<TableRun>
+  readonly verification: ReadonlyArray<TableVerification>
+  readonly malformed: ReadonlyArray<CaseOutcome>
+  readonly collateral: ReadonlyArray<CollateralResult>
+}
+
+const nothingObserved: Observed = {
+  seeded: Option.none(),
+  seededTables: [],
+  collateralBefore: Option.none(),
+  runs: [],
+  verification: [],
+  malformed: [],
+  collateral: []
+}
+
+type StepError = SeedError | SchemaError | ConnectionError | CleanupError | DatabaseError | SqlError
+
+/** The seed's scope as it ended: what its steps observed, and how they ended (a failure stops them). */
+interface InScope {
+  readonly observed: Observed
+  readonly outcome: Exit.Exit<void, StepError>
+}
+
+/** A step in the seed's scope: it adds what it observed to what the steps before it did. */
+type Step = (observed: Observed) => Effect.Effect<Observed, StepError, Scope.Scope>
+
+/** Runs the steps in turn; the first that fails ends them, what was observed before it kept. */
+const inTurn = (observed: Observed, steps: ReadonlyArray<Step>): Effect.Effect<InScope, never, Scope.Scope> => {
+  const [step, ...rest] = steps
+  return step === undefined
+    ? Effect.succeed({ observed, outcome: Exit.void })
+    : Effect.matchCauseEffect(step(observed), {
+        onFailure: (cause) => Effect.succeed({ observed, outcome: Exit.failCause(cause) }),
+        onSuccess: (next) => inTurn(next, rest)
+      })
+}
+
+const seedRows = (deps: Deps) =>
+  deps.bench.time(
+    "seed",
+    deps.seededData.seed({
+      tables: deps.tables,
+      patients: deps.settings.validation.seedPatients,
+      appointmentsPerPatient: deps.settings.validation.seedAppointmentsPerPatient,
+      proceduresPerAppointment: deps.settings.validation.seedProceduresPerAppointment,
+      malformed: deps.scenario === "malformed",
+      expectations: deps.expectations
+    })
+  )
+
+const runPipeline = (deps: Deps, seeded: SeededSet, step: string) =>
+  deps.bench
+    .time(
+      step,
+      deps.pipeline.run(deps.tables, {
+        runId: seeded.runId,
+        ...(deps.scenario === "malformed" ? { onBadRow: "quarantine" as const } : {})
+      })
+    )
+    .pipe(
+      Effect.tap((runs) =>
+        Effect.forEach(runs, (run) =>
+          deps.bench.record(`${step} table`, run.durationMs, {
+            table: run.table,
+            budget: deps.settings.validation.tableBudget
           })
         )
-        yield* Ref.set(seededRef, Option.some(seeded))
-        yield* Ref.set(seededTablesRef, seeded.tables)
-        // The clinic's rows downstream before the pipeline runs (the seeded rows are only in the source yet, and the
-        // ledger's keys are left out anyway); the snapshot tables carry the run's id and go with its scope.
-        const collateralBefore = settings.validation.collateralCheck
-          ? Option.some(yield* bench.time("collateral snapshot", collateral.snapshot(tables, seeded.runId)))
-          : Option.none()
-        const runPipeline = (step: string) =>
-          bench
-            .time(
-              step,
-              pipeline.run(tables, {
-                runId: seeded.runId,
-                ...(scenario === "malformed" ? { onBadRow: "quarantine" as const } : {})
-              })
-            )
-            .pipe(
-              Effect.tap((runs) =>
-                Effect.forEach(runs, (run) =>
-                  bench.record(`${step} table`, run.durationMs, {
-                    table: run.table,
-                    budget: settings.validation.tableBudget
-                  })
-                )
-              )
-            )
-        if (scenario === "concurrent") {
-          // Each round rewrites every seeded row; after the rounds stop, one more run must bring the last values.
-          const rounds = yield* Ref.make(0)
-          const changing = yield* Effect.fork(
-            Effect.forever(
-              Effect.flatMap(
-                Ref.updateAndGet(rounds, (n) => n + 1),
-                (round) => seeded.changeRows(round)
-              )
-            )
-          )
-          const first = yield* runPipeline("pipeline")
-          yield* Fiber.interrupt(changing)
-          yield* Effect.logInfo(`The seeded rows changed in ${yield* Ref.get(rounds)} rounds while the pipeline ran`)
-          const again = yield* runPipeline("pipeline again")
-          yield* Ref.set(runsRef, bothRuns(first, again))
-        } else {
-          yield* Ref.set(runsRef, yield* runPipeline("pipeline"))
-        }
-        if (scenario === "boundary") {
-          // Rows committed in the same second as the last stamp the pipeline saw: a strict '>' on the watermark loses them.
-          yield* Ref.set(
-            seededTablesRef,
-            yield* bench.time("seed again in the same second", seeded.seedAgainInTheSameSecond)
-          )
-          const again = yield* runPipeline("pipeline again")
-          yield* Ref.update(runsRef, (first) => bothRuns(first, again))
-        }
-        const toVerify = yield* Ref.get(seededTablesRef)
-        yield* Ref.set(verificationRef, yield* bench.time("verify", verifier.verify(toVerify, expectations)))
-        if (seeded.malformed.length > 0) {
-          yield* Ref.set(
-            malformedRef,
-            yield* bench.time(
-              "verify malformed",
-              verifier.verifyMalformed(seeded.runId, seeded.malformed, expectations)
-            )
-          )
-        }
-        if (Option.isSome(collateralBefore)) {
-          yield* Ref.set(collateralRef, yield* bench.time("collateral check", collateral.check(collateralBefore.value)))
-        }
-      })
-    ).pipe(Effect.exit)
-    // A defect is a bug, not a finding: the rows are already deleted (the scope closed), and it ends the run as a crash.
-    if (Exit.isFailure(outcome) && Cause.isDie(outcome.cause)) return yield* Effect.failCause(outcome.cause)
+      )
+    )
 
-    const seeded = yield* Ref.get(seededRef)
-    // The release deleted the rows when the scope closed; its outcome is waiting in the seeded set.
+/** Each round rewrites every seeded row; after the rounds stop, one more run must bring the last values. */
+const runWhileRowsChange = (deps: Deps, seeded: SeededSet) =>
+  Effect.gen(function* () {
+    const rounds = yield* Ref.make(0)
+    const changing = yield* Effect.fork(
+      Effect.forever(
+        Effect.flatMap(
+          Ref.updateAndGet(rounds, (n) => n + 1),
+          (round) => seeded.changeRows(round)
+        )
+      )
+    )
+    const first = yield* runPipeline(deps, seeded, "pipeline")
+    yield* Fiber.interrupt(changing)
+    yield* Effect.logInfo(`The seeded rows changed in ${yield* Ref.get(rounds)} rounds while the pipeline ran`)
+    const again = yield* runPipeline(deps, seeded, "pipeline again")
+    return bothRuns(first, again)
+  })
+
+/**
+ * The clinic's rows downstream before the pipeline runs (the seeded rows are only in the source yet, and the
+ * ledger's keys are left out anyway); the snapshot tables carry the run's id and go with its scope.
+ */
+const snapshotCollateral =
+  (deps: Deps, seeded: SeededSet): Step =>
+  (observed) =>
+    deps.settings.validation.collateralCheck
+      ? Effect.map(
+          deps.bench.time("collateral snapshot", deps.collateral.snapshot(deps.tables, seeded.runId)),
+          (snapshot) => ({ ...observed, collateralBefore: Option.some(snapshot) })
+        )
+      : Effect.succeed(observed)
+
+const runThePipeline =
+  (deps: Deps, seeded: SeededSet): Step =>
+  (observed) =>
+    Effect.map(
+      deps.scenario === "concurrent" ? runWhileRowsChange(deps, seeded) : runPipeline(deps, seeded, "pipeline"),
+      (runs) => ({ ...observed, runs })
+    )
+
+/** Rows committed in the same second as the last stamp the pipeline saw: a strict '>' on the watermark loses them. */
+const seedAgainInTheSameSecond =
+  (deps: Deps, seeded: SeededSet): Step =>
+  (observed) =>
+    Effect.map(deps.bench.time("seed again in the same second", seeded.seedAgainInTheSameSecond), (seededTables) => ({
+      ...observed,
+      seededTables
+    }))
+
+const runThePipelineAgain =
+  (deps: Deps, seeded: SeededSet): Step =>
+  (observed) =>
+    Effect.map(runPipeline(deps, seeded, "pipeline again"), (again) => ({
+      ...observed,
+      runs: bothRuns(observed.runs, again)
+    }))
+
+const verify =
+  (deps: Deps): Step =>
+  (observed) =>
+    Effect.map(
+      deps.bench.time("verify", deps.verifier.verify(observed.seededTables, deps.expectations)),
+      (verification) => ({ ...observed, verification })
+    )
+
+const verifyMalformed =
+  (deps: Deps, seeded: SeededSet): Step =>
+  (observed) =>
+    Effect.map(
+      deps.bench.time(
+        "verify malformed",
+        deps.verifier.verifyMalformed(seeded.runId, seeded.malformed, deps.expectations)
+      ),
+      (malformed) => ({ ...observed, malformed })
+    )
+
+const checkCollateral =
+  (deps: Deps): Step =>
+  (observed) =>
+    Option.match(observed.collateralBefore, {
+      onNone: () => Effect.succeed(observed),
+      onSome: (before) =>
+        Effect.map(deps.bench.time("collateral check", deps.collateral.check(before)), (collateral) => ({
+          ...observed,
+          collateral
+        }))
+    })
+
+/** Seed (its release deletes the rows), pipeline, verify: what each step observed, until one fails. */
+const seedRunVerify = (deps: Deps): Effect.Effect<InScope, never, Scope.Scope> =>
+  Effect.matchCauseEffect(seedRows(deps), {
+    onFailure: (cause) => Effect.succeed({ observed: nothingObserved, outcome: Exit.failCause(cause) }),
+    onSuccess: (seeded) =>
+      inTurn({ ...nothingObserved, seeded: Option.some(seeded), seededTables: seeded.tables }, [
+        snapshotCollateral(deps, seeded),
+        runThePipeline(deps, seeded),
+        ...(deps.scenario === "boundary"
+          ? [seedAgainInTheSameSecond(deps, seeded), runThePipelineAgain(deps, seeded)]
+          : []),
+        verify(deps),
+        ...(seeded.malformed.length > 0 ? [verifyMalformed(deps, seeded)] : []),
+        checkCollateral(deps)
+      ])
+  })
+
+/**
+ * Runs the steps in a scope of their own, as `Effect.scoped` does, but closes it with the way they ended rather than
+ * with their value: the seed's release tells an interruption from a failure, and a release that fails follows the
+ * steps' failure in the cause, just as when the steps fail the scope themselves.
+ */
+const inSeedScope = <R>(steps: Effect.Effect<InScope, never, R>) =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const exit = yield* Effect.exit(restore(Scope.extend(steps, scope)))
+      const outcome = Exit.flatMap(exit, (s) => s.outcome)
+      const closed = yield* Effect.exit(Scope.close(scope, outcome))
+      if (Exit.isFailure(closed)) {
+        return yield* Effect.failCause(
+          Exit.isFailure(outcome) ? Cause.sequential(outcome.cause, closed.cause) : closed.cause
+        )
+      }
+      return yield* exit
+    })
+  )
+
+/** The release deleted the rows when the scope closed; its outcome is waiting in the seeded set. */
+const cleanupOf = (deps: Deps, seeded: Option.Option<SeededSet>) =>
+  Effect.gen(function* () {
     const cleanup: Option.Option<Either.Either<CleanupReport, CleanupError>> = Option.isSome(seeded)
       ? Option.some(yield* Deferred.await(seeded.value.cleanup).pipe(Effect.either))
       : Option.none()
     const cleanedUp = Option.flatMap(cleanup, Either.getRight)
-    if (Option.isSome(cleanedUp)) yield* bench.record("cleanup", cleanedUp.value.durationMs)
-    // A source that went away during the run cannot be fingerprinted again: said as an error, the rest still reported.
-    const fingerprintAfter: Either.Either<
-      { readonly tables: ReadonlyArray<Fingerprint> },
-      ConnectionError | DatabaseError
-    > = Option.isSome(fingerprintBefore)
-      ? yield* bench
-          .time("fingerprint", isolation.fingerprint(tables, { since: fingerprintBefore.value.since }))
-          .pipe(Effect.either)
-      : Either.right({ tables: [] })
-    // After the cleanup, when the seeded rows are gone from every stage: what differs then is the clinic's own, and a
-    // seeded row the pipeline lost stays the verifier's finding, not a second one here.
-    const runs = yield* Ref.get(runsRef)
-    const drift: DriftFact = !settings.validation.driftCheck
-      ? { state: "off" }
-      : runs.length === 0
-        ? { state: "skipped", reason: "the pipeline did not run" }
-        : Option.isNone(cleanedUp)
-          ? {
-              state: "skipped",
-              reason: "test rows may remain (see cleanup); the clinic's rows are compared once they are gone"
-            }
-          : { state: "checked", tables: yield* bench.time("drift check", driftOf(tables)) }
-    const measured = yield* bench.finish
-    const verification = yield* Ref.get(verificationRef)
+    if (Option.isSome(cleanedUp)) yield* deps.bench.record("cleanup", cleanedUp.value.durationMs)
+    return cleanup
+  })
+
+/**
+ * The clinic's rows fingerprinted again. A source that went away during the run cannot be: said as an error, the
+ * rest still reported.
+ */
+const isolationAfter = (deps: Deps, before: Option.Option<Fingerprints>) =>
+  Effect.gen(function* () {
+    if (Option.isNone(before)) return { tables: [], errors: [] }
+    const after = yield* deps.bench
+      .time("fingerprint", deps.isolation.fingerprint(deps.tables, { since: before.value.since }))
+      .pipe(Effect.either)
+    return Either.match(after, {
+      onLeft: (e) => ({ tables: [], errors: [e] }),
+      onRight: (fingerprints) => ({ tables: isolationFacts(before.value.tables, fingerprints.tables), errors: [] })
+    })
+  })
+
+/**
+ * After the cleanup, when the seeded rows are gone from every stage: what differs then is the clinic's own, and a
+ * seeded row the pipeline lost stays the verifier's finding, not a second one here.
+ */
+const driftAfter = (deps: Deps, runs: ReadonlyArray<TableRun>, cleanedUp: boolean) =>
+  Effect.gen(function* () {
+    if (!deps.settings.validation.driftCheck) return { state: "off" } satisfies DriftFact
+    if (runs.length === 0) return { state: "skipped", reason: "the pipeline did not run" } satisfies DriftFact
+    if (!cleanedUp) {
+      return {
+        state: "skipped",
+        reason: "test rows may remain (see cleanup); the clinic's rows are compared once they are gone"
+      } satisfies DriftFact
+    }
+    return { state: "checked", tables: yield* deps.bench.time("drift check", driftOf(deps.tables)) } satisfies DriftFact
+  })
+
+/** The facts of the phases after the seed's scope, for the report. */
+interface Afterwards {
+  readonly access: ReadonlyArray<AccountCheck>
+  readonly inScope: InScope
+  readonly cleanup: Option.Option<Either.Either<CleanupReport, CleanupError>>
+  readonly isolation: {
+    readonly tables: ReadonlyArray<IsolationFact>
+    readonly errors: ReadonlyArray<ConnectionError | DatabaseError>
+  }
+  readonly drift: DriftFact
+}
+
+/** The run's facts as the report holds them. */
+const factsOf = (deps: Deps, facts: Afterwards) =>
+  Effect.gen(function* () {
+    const { observed, outcome } = facts.inScope
+    const measured = yield* deps.bench.finish
     const failures = Exit.isFailure(outcome) ? [...Cause.failures(outcome.cause)] : []
-    const facts: ValidationFacts = {
-      runId: Option.map(seeded, (s) => s.runId),
-      environment: settings.environment,
-      startedAt,
+    return {
+      runId: Option.map(observed.seeded, (s) => s.runId),
+      environment: deps.settings.environment,
+      startedAt: deps.startedAt,
       finishedAt: new Date(yield* Clock.currentTimeMillis),
-      pipeline: options.pipelineName ?? "built-in",
-      scenario,
-      expectations: expectations.name,
-      tables,
-      seeded: Object.fromEntries((yield* Ref.get(seededTablesRef)).map((t) => [t.table, t.keys.length])),
-      runs,
-      verification,
-      malformed: yield* Ref.get(malformedRef),
+      pipeline: deps.pipelineName,
+      scenario: deps.scenario,
+      expectations: deps.expectations.name,
+      tables: deps.tables,
+      seeded: Object.fromEntries(observed.seededTables.map((t) => [t.table, t.keys.length])),
+      runs: observed.runs,
+      verification: observed.verification,
+      malformed: observed.malformed,
       steps: measured.steps.map((s) => new StepReport(s)),
       resources: measured.resources,
-      isolation: {
-        mode: fingerprinted ? "fingerprint" : "guarded deletes",
-        tables: Either.match(fingerprintAfter, {
-          onLeft: () => [],
-          onRight: (after) =>
-            isolationFacts(Option.match(fingerprintBefore, { onNone: () => [], onSome: (f) => f.tables }), after.tables)
-        })
-      },
-      collateral: yield* Ref.get(collateralRef),
-      drift,
-      access,
+      isolation: { mode: deps.fingerprinted ? "fingerprint" : "guarded deletes", tables: facts.isolation.tables },
+      collateral: observed.collateral,
+      drift: facts.drift,
+      access: facts.access,
       // The seed's own CleanupError (a failed seed whose cleanup failed too) is the cleanup's outcome, not a step's.
       errors: [
         ...failures.filter((e) => e._tag !== "CleanupError"),
-        ...verification.flatMap((v) => v.unreachable),
-        ...Either.match(fingerprintAfter, { onLeft: (e) => [e], onRight: () => [] })
+        ...observed.verification.flatMap((v) => v.unreachable),
+        ...facts.isolation.errors
       ],
       cleanup: Option.orElse(
-        Option.map(cleanup, (c) =>
+        Option.map(facts.cleanup, (c) =>
           Either.match(c, {
             onLeft: (e) => ({ deleted: e.deleted, remaining: e.remaining }),
             onRight: (r) => ({ deleted: r.deleted, remaining: [] })
@@ -336,7 +520,29 @@ export const validate = (options: ValidateOptions = {}) =>
             remaining: e.remaining
           }))
       )
-    }
-    const report = buildReport(facts)
+    } satisfies ValidationFacts
+  })
+
+/**
+ * settings -> connections -> access checks -> scoped(seed (its release deletes the rows) -> pipeline -> verify)
+ * -> cleanup verified -> drift (the validated tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the
+ * report when every check passed; otherwise fails with ValidationFailedError carrying it. Printing, files, history
+ * and alerts are `publish`'s. An interruption still deletes the seeded rows before it ends the run.
+ */
+export const validate = (options: ValidateOptions = {}) =>
+  Effect.gen(function* () {
+    const deps = yield* depsOf(options)
+    const access = yield* checkAccess(deps)
+    const before = yield* fingerprintBefore(deps)
+    const inScope = yield* inSeedScope(seedRunVerify(deps))
+    const { observed, outcome } = inScope
+    // A defect is a bug, not a finding: the rows are already deleted (the scope closed), and it ends the run as a
+    // crash.
+    if (Exit.isFailure(outcome) && Cause.isDie(outcome.cause)) return yield* Effect.failCause(outcome.cause)
+    const cleanup = yield* cleanupOf(deps, observed.seeded)
+    const isolation = yield* isolationAfter(deps, before)
+    const cleanedUp = Option.isSome(Option.flatMap(cleanup, Either.getRight))
+    const drift = yield* driftAfter(deps, observed.runs, cleanedUp)
+    const report = buildReport(yield* factsOf(deps, { access, inScope, cleanup, isolation, drift }))
     return report.status === "passed" ? report : yield* new ValidationFailedError({ report })
   }).pipe(Effect.scoped, Effect.withSpan("validate"))

@@ -1,3 +1,5 @@
+import { escapeIdentifier } from "../pipeline/replicaStatements.ts"
+
 /**
  * Test rows carry a marker unique to their run: `E2E_TEST_<run id>_<table>`. Deletes go by recorded primary key,
  * with the marker as a second guard, matched by a LIKE pattern whose `_` and `%` are escaped and compared byte for
@@ -33,6 +35,10 @@ const escapeLike = (text: string) => text.replace(/[!%_]/g, (c) => `${likeEscape
 
 /** Matches values that start with the run's marker for `table` (the seeder may append a row number). */
 export const markerPattern = (runId: string, table: string) => `${escapeLike(markerOf(runId, table))}%`
+
+/** MySQL's test that `column` starts with the marker a `markerPattern` parameter (`?`) gives, byte for byte. */
+export const mysqlMarkerMatch = (column: string) =>
+  `CAST(${escapeIdentifier(column)} AS BINARY) LIKE CAST(? AS BINARY) ESCAPE '${likeEscape}'`
 
 /** Whether a column of `maxLength` characters holds the run's marker for `table`. */
 export const markerFits = (runId: string, table: string, maxLength: number | null): boolean =>

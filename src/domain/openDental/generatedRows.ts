@@ -1,3 +1,4 @@
+import { Array as Arr } from "effect"
 import { declaredBooleans } from "../pipeline/declaredBooleans.ts"
 import { columnKey, columnSet } from "../harness/expectations.ts"
 import {
@@ -44,12 +45,16 @@ export const random = (seed: number) => {
 }
 
 type Rng = () => number
-const pick = <A>(rng: Rng, items: ReadonlyArray<A>): A => items[Math.floor(rng() * items.length)] as A
+/** One of `items`, at random: a non-empty list always has one at the index drawn. */
+const pick = <A>(rng: Rng, items: Arr.NonEmptyReadonlyArray<A>): A =>
+  items[Math.floor(rng() * items.length)] ?? items[0]
+/** Values a column takes one of: never none. */
+type Choices = Arr.NonEmptyReadonlyArray<string>
 const int = (rng: Rng, min: number, max: number) => min + Math.floor(rng() * (max - min + 1))
 const pad = (n: number, width = 2) => String(n).padStart(width, "0")
 
 /** Names real clinics hold: apostrophes, backslashes, accents and non-Latin scripts (all within utf8mb3). */
-const lastNames = [
+const lastNames: Choices = [
   "Smith",
   "O'Brien",
   "Nguyễn",
@@ -71,7 +76,7 @@ const lastNames = [
   "Tanaka",
   "Davis"
 ]
-const firstNames = [
+const firstNames: Choices = [
   "Ana",
   "José",
   "Zoë",
@@ -93,7 +98,7 @@ const firstNames = [
   "Ines",
   "Tom"
 ]
-const notes = [
+const notes: Choices = [
   "",
   "Pt prefers mornings",
   "Allergic to latex; use nitrile",
@@ -105,10 +110,10 @@ const notes = [
   "Spanish-speaking: habla español",
   "ümlaut & ñ"
 ]
-const cities = ["Springfield", "Montréal", "São Paulo", "Zürich", "O'Fallon", "Köln", "Portland", ""]
-const states = ["OR", "WA", "CA", "QC", "", "NY"]
-const surfaces = ["", "M", "O", "D", "MOD", "B", "L", "MODBL"]
-const teeth = ["", "1", "3", "8", "14", "19", "30", "32", "A", "T"]
+const cities: Choices = ["Springfield", "Montréal", "São Paulo", "Zürich", "O'Fallon", "Köln", "Portland", ""]
+const states: Choices = ["OR", "WA", "CA", "QC", "", "NY"]
+const surfaces: Choices = ["", "M", "O", "D", "MOD", "B", "L", "MODBL"]
+const teeth: Choices = ["", "1", "3", "8", "14", "19", "30", "32", "A", "T"]
 
 /** A string of exactly `length` characters, ending in a multi-byte one, to probe column limits. */
 const maxLength = (length: number) => "M".repeat(Math.max(0, length - 1)) + "é"
@@ -156,10 +161,9 @@ const generic = (declaration: string, rng: Rng, i: number): unknown => {
   if (type.startsWith("char")) return length <= 1 ? pick(rng, ["", "A", "B"]) : ""
   if (type.startsWith("varchar")) {
     if (i % 53 === 11) return maxLength(length)
-    return pick(
-      rng,
-      notes.filter((n) => n.length <= length && !n.includes("\n"))
-    )
+    // The empty note fits every column.
+    const fitting = notes.filter((n) => n.length <= length && !n.includes("\n"))
+    return Arr.isNonEmptyReadonlyArray(fitting) ? pick(rng, fitting) : ""
   }
   throw new Error(`no generator for declaration '${declaration}'`)
 }

@@ -44,20 +44,8 @@ export interface Ledger {
   /** Creates the ledger's tables where they are missing: by the first step that needs them, never at start-up. */
   readonly ensure: Effect.Effect<void, SqlError>
   readonly register: (run: RunRegistration) => Effect.Effect<void, SqlError>
-  readonly recordFloor: (
-    runId: string,
-    table: string,
-    keyColumn: string,
-    markerColumn: string,
-    floor: string
-  ) => Effect.Effect<void, SqlError>
-  readonly recordKey: (
-    runId: string,
-    table: string,
-    key: string,
-    keyColumn: string,
-    markerColumn: string
-  ) => Effect.Effect<void, SqlError>
+  readonly recordFloor: (floor: RecordedFloor) => Effect.Effect<void, SqlError>
+  readonly recordKey: (key: RecordedKey) => Effect.Effect<void, SqlError>
   readonly setStatus: (runId: string, status: RunStatus, detail?: string) => Effect.Effect<void, SqlError>
   readonly heartbeat: (runId: string) => Effect.Effect<void, SqlError>
   /** The run's tables, in the order it seeded them. */
@@ -73,6 +61,24 @@ export interface Ledger {
   readonly testDataOf: (table: string, since: string) => Effect.Effect<LedgerTestData, SqlError>
 }
 
+/** A table's key floor of a run: every key the run inserts into `table` is above `floor`. */
+export interface RecordedFloor {
+  readonly runId: string
+  readonly table: string
+  readonly keyColumn: string
+  readonly markerColumn: string
+  readonly floor: string
+}
+
+/** A key the run inserted into `table`, with the columns its rows are found by. */
+export interface RecordedKey {
+  readonly runId: string
+  readonly table: string
+  readonly key: string
+  readonly keyColumn: string
+  readonly markerColumn: string
+}
+
 /** A table's test data by the ledger: recorded keys, and each run's floor and marker for keys not yet recorded. */
 export interface LedgerTestData {
   readonly keys: ReadonlyArray<string>
@@ -84,10 +90,10 @@ export interface LedgerTestData {
   }>
 }
 
-export const make = (replica: MysqlDatabase): Ledger => {
-  const sql = replica.sql
+type Sql = MysqlDatabase["sql"]
 
-  const ensure = Effect.all([
+const ensure = (sql: Sql) =>
+  Effect.all([
     sql`CREATE TABLE IF NOT EXISTS ${sql(runsTable)} (
       run_id VARCHAR(32) NOT NULL PRIMARY KEY, environment VARCHAR(16) NOT NULL, host VARCHAR(255) NOT NULL,
       pid INT NOT NULL, started_at DATETIME(6) NOT NULL, heartbeat_at DATETIME(6) NOT NULL,
@@ -102,75 +108,81 @@ export const make = (replica: MysqlDatabase): Ledger => {
       PRIMARY KEY (run_id, table_name, primary_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
   ]).pipe(Effect.asVoid)
 
-  const tableExists = (name: string) =>
-    sql<{
-      n: number
-    }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${name}`.pipe(
-      Effect.map(([row]) => Number(row?.n ?? 0) > 0)
-    )
+const tableExists = (sql: Sql, name: string) =>
+  sql<{
+    n: number
+  }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${name}`.pipe(
+    Effect.map(([row]) => Number(row?.n ?? 0) > 0)
+  )
 
-  const register = (run: RunRegistration) =>
-    sql`INSERT INTO ${sql(runsTable)} (run_id, environment, host, pid, started_at, heartbeat_at, status)
+const register = (sql: Sql, run: RunRegistration) =>
+  sql`INSERT INTO ${sql(runsTable)} (run_id, environment, host, pid, started_at, heartbeat_at, status)
       VALUES (${run.runId}, ${run.environment}, ${run.host}, ${run.pid}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`.pipe(
-      Effect.asVoid
-    )
+    Effect.asVoid
+  )
 
-  const recordFloor = (runId: string, table: string, keyColumn: string, markerColumn: string, floor: string) =>
-    sql`INSERT INTO ${sql(floorsTable)} (run_id, table_name, key_column, marker_column, floor_key, position)
+const recordFloor = (sql: Sql, { runId, table, keyColumn, markerColumn, floor }: RecordedFloor) =>
+  sql`INSERT INTO ${sql(floorsTable)} (run_id, table_name, key_column, marker_column, floor_key, position)
       SELECT ${runId}, ${table}, ${keyColumn}, ${markerColumn}, ${floor}, COUNT(*) FROM ${sql(floorsTable)} WHERE run_id = ${runId}`.pipe(
-      Effect.asVoid
-    )
+    Effect.asVoid
+  )
 
-  // The text protocol puts the values into the statement itself: one statement per recorded key, which the
-  // kill tests can hold at the connection to stop the seeder between an insert and its record.
-  const recordKey = (runId: string, table: string, key: string, keyColumn: string, markerColumn: string) =>
-    sql`INSERT IGNORE INTO ${sql(seededTable)} (run_id, table_name, primary_key, key_column, marker_column, seeded_at)
+// The text protocol puts the values into the statement itself: one statement per recorded key, which the
+// kill tests can hold at the connection to stop the seeder between an insert and its record.
+const recordKey = (sql: Sql, { runId, table, key, keyColumn, markerColumn }: RecordedKey) =>
+  sql`INSERT IGNORE INTO ${sql(seededTable)} (run_id, table_name, primary_key, key_column, marker_column, seeded_at)
       VALUES (${runId}, ${table}, ${key}, ${keyColumn}, ${markerColumn}, UTC_TIMESTAMP(6))`.unprepared.pipe(
-      Effect.asVoid
-    )
+    Effect.asVoid
+  )
 
-  const setStatus = (runId: string, status: RunStatus, detail?: string) =>
-    sql`UPDATE ${sql(runsTable)} SET status = ${status}, detail = ${detail ?? null}, heartbeat_at = UTC_TIMESTAMP(6)
+const setStatus = (sql: Sql, runId: string, status: RunStatus, detail?: string) =>
+  sql`UPDATE ${sql(runsTable)} SET status = ${status}, detail = ${detail ?? null}, heartbeat_at = UTC_TIMESTAMP(6)
       WHERE run_id = ${runId}`.pipe(Effect.asVoid)
 
-  const heartbeat = (runId: string) =>
-    sql`UPDATE ${sql(runsTable)} SET heartbeat_at = UTC_TIMESTAMP(6) WHERE run_id = ${runId}`.pipe(Effect.asVoid)
+const heartbeat = (sql: Sql, runId: string) =>
+  sql`UPDATE ${sql(runsTable)} SET heartbeat_at = UTC_TIMESTAMP(6) WHERE run_id = ${runId}`.pipe(Effect.asVoid)
 
-  const tablesOf = (runId: string) =>
-    Effect.gen(function* () {
-      if (!(yield* tableExists(runsTable))) return []
-      const floors = yield* sql<{ table: string; keyColumn: string; markerColumn: string; floor: string }>`
+/** A table of the run as the ledger holds it, its keys still being gathered. */
+interface GatheredTable {
+  readonly keyColumn: string
+  readonly markerColumn: string
+  readonly floor: Option.Option<string>
+  readonly keys: Array<string>
+}
+
+const tablesOf = (sql: Sql, runId: string) =>
+  Effect.gen(function* () {
+    if (!(yield* tableExists(sql, runsTable))) return []
+    const floors = yield* sql<{ table: string; keyColumn: string; markerColumn: string; floor: string }>`
         SELECT table_name AS "table", key_column AS keyColumn, marker_column AS markerColumn, CAST(floor_key AS CHAR) AS floor
           FROM ${sql(floorsTable)} WHERE run_id = ${runId} ORDER BY position`
-      const recorded = yield* sql<{ table: string; key: string; keyColumn: string; markerColumn: string }>`
+    const recorded = yield* sql<{ table: string; key: string; keyColumn: string; markerColumn: string }>`
         SELECT table_name AS "table", primary_key AS "key", key_column AS keyColumn, marker_column AS markerColumn
           FROM ${sql(seededTable)} WHERE run_id = ${runId} ORDER BY seeded_at`
-      const tables = new Map<
-        string,
-        { keyColumn: string; markerColumn: string; floor: Option.Option<string>; keys: Array<string> }
-      >()
-      for (const f of floors)
-        tables.set(f.table, {
-          keyColumn: f.keyColumn,
-          markerColumn: f.markerColumn,
-          floor: Option.some(f.floor),
-          keys: []
-        })
-      for (const r of recorded) {
-        const entry = tables.get(r.table) ?? {
-          keyColumn: r.keyColumn,
-          markerColumn: r.markerColumn,
-          floor: Option.none(),
-          keys: []
-        }
-        entry.keys.push(String(r.key))
-        tables.set(r.table, entry)
+    const tables = new Map<string, GatheredTable>()
+    for (const f of floors)
+      tables.set(f.table, {
+        keyColumn: f.keyColumn,
+        markerColumn: f.markerColumn,
+        floor: Option.some(f.floor),
+        keys: []
+      })
+    for (const r of recorded) {
+      const entry = tables.get(r.table) ?? {
+        keyColumn: r.keyColumn,
+        markerColumn: r.markerColumn,
+        floor: Option.none(),
+        keys: []
       }
-      return [...tables.entries()].map(([table, entry]): LedgerTable => ({ table, ...entry }))
-    })
+      entry.keys.push(String(r.key))
+      tables.set(r.table, entry)
+    }
+    return [...tables.entries()].map(([table, entry]): LedgerTable => ({ table, ...entry }))
+  })
 
-  const unfinished = Effect.gen(function* () {
-    if (!(yield* tableExists(runsTable))) return []
+const unfinished = (sql: Sql) =>
+  Effect.gen(function* () {
+    if (!(yield* tableExists(sql, runsTable))) return []
     const rows = yield* sql<{
       runId: string
       host: string
@@ -190,21 +202,33 @@ export const make = (replica: MysqlDatabase): Ledger => {
     }))
   })
 
-  const now = sql<{ now: string }>`SELECT CAST(UTC_TIMESTAMP(6) AS CHAR) AS now`.pipe(
-    Effect.map(([row]) => String(row?.now))
-  )
+const now = (sql: Sql) =>
+  sql<{ now: string }>`SELECT CAST(UTC_TIMESTAMP(6) AS CHAR) AS now`.pipe(Effect.map(([row]) => String(row?.now)))
 
-  const testDataOf = (table: string, since: string) =>
-    Effect.gen(function* () {
-      if (!(yield* tableExists(runsTable))) return { keys: [], floors: [] }
-      const live = sql`SELECT run_id FROM ${sql(runsTable)} WHERE status <> 'clean' OR heartbeat_at >= ${since}`
-      const keys = yield* sql<{ key: string }>`
+const testDataOf = (sql: Sql, table: string, since: string) =>
+  Effect.gen(function* () {
+    if (!(yield* tableExists(sql, runsTable))) return { keys: [], floors: [] }
+    const live = sql`SELECT run_id FROM ${sql(runsTable)} WHERE status <> 'clean' OR heartbeat_at >= ${since}`
+    const keys = yield* sql<{ key: string }>`
         SELECT primary_key AS "key" FROM ${sql(seededTable)} WHERE table_name = ${table} AND run_id IN (${live})`
-      const floors = yield* sql<{ runId: string; keyColumn: string; markerColumn: string; floor: string }>`
+    const floors = yield* sql<{ runId: string; keyColumn: string; markerColumn: string; floor: string }>`
         SELECT run_id AS runId, key_column AS keyColumn, marker_column AS markerColumn, CAST(floor_key AS CHAR) AS floor
           FROM ${sql(floorsTable)} WHERE table_name = ${table} AND run_id IN (${live})`
-      return { keys: keys.map((k) => String(k.key)), floors: floors.map((f) => ({ ...f, floor: String(f.floor) })) }
-    })
+    return { keys: keys.map((k) => String(k.key)), floors: floors.map((f) => ({ ...f, floor: String(f.floor) })) }
+  })
 
-  return { ensure, register, recordFloor, recordKey, setStatus, heartbeat, tablesOf, unfinished, now, testDataOf }
+export const make = (replica: MysqlDatabase): Ledger => {
+  const sql = replica.sql
+  return {
+    ensure: ensure(sql),
+    register: (run) => register(sql, run),
+    recordFloor: (floor) => recordFloor(sql, floor),
+    recordKey: (key) => recordKey(sql, key),
+    setStatus: (runId, status, detail) => setStatus(sql, runId, status, detail),
+    heartbeat: (runId) => heartbeat(sql, runId),
+    tablesOf: (runId) => tablesOf(sql, runId),
+    unfinished: unfinished(sql),
+    now: now(sql),
+    testDataOf: (table, since) => testDataOf(sql, table, since)
+  }
 }
