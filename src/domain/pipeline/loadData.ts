@@ -14,7 +14,7 @@ const specialCharacters = /[\\\t\n\r\0]/g
 const escapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0" }
 
 const escapeText = (text: string) =>
-  specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] as string) : text
+  specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] ?? c) : text
 
 const byteEscapes = new Map<number, Buffer>([
   [0x5c, Buffer.from("\\\\")],
@@ -27,8 +27,8 @@ const byteEscapes = new Map<number, Buffer>([
 const escapeBytes = (bytes: Uint8Array): Buffer => {
   const parts: Array<Buffer> = []
   let start = 0
-  for (let i = 0; i < bytes.length; i++) {
-    const escaped = byteEscapes.get(bytes[i] as number)
+  for (const [i, byte] of bytes.entries()) {
+    const escaped = byteEscapes.get(byte)
     if (escaped !== undefined) {
       parts.push(Buffer.from(bytes.subarray(start, i)), escaped)
       start = i + 1
