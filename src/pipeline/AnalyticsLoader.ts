@@ -276,7 +276,17 @@ const wholeLoad = (
           batchSize: pageRows(shape, l.pipeline),
           progress: `${table}: full load`,
           read: (afterKey) =>
-            readReplica(l, table, keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select, range.upTo)),
+            readReplica(
+              l,
+              table,
+              keyOrderPage({
+                shape,
+                afterKey,
+                batchSize: pageRows(shape, l.pipeline),
+                select: plan.select,
+                upTo: range.upTo
+              })
+            ),
           positionOf: (row) => String(row[plan.keyAt]),
           initial: { loaded: 0, rejected: 0 },
           write: (page, done) => intoShadow(page.rows, done)
@@ -460,7 +470,14 @@ const incrementalFrom = (
     start: null,
     watermark: decision.watermark,
     read: (plan, after) =>
-      watermarkPage(shape, decision.watermark, window, after, pageRows(shape, l.pipeline), plan.select),
+      watermarkPage({
+        shape,
+        watermarkColumn: decision.watermark,
+        window,
+        after,
+        batchSize: pageRows(shape, l.pipeline),
+        select: plan.select
+      }),
     positionOf: (plan, row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
     watermarkAfter: (watermark, page) => capped(laterWatermark(watermark, page.to?.watermark ?? null), sourceNow)
   }
@@ -478,7 +495,8 @@ const appendOnlyFrom = (
   from: decision.from,
   start: decision.from,
   watermark: null,
-  read: (plan, afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select),
+  read: (plan, afterKey) =>
+    keyOrderPage({ shape, afterKey, batchSize: pageRows(shape, l.pipeline), select: plan.select }),
   positionOf: (plan, row) => String(row[plan.keyAt]),
   watermarkAfter: (_, page) => page.to
 })

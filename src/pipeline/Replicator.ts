@@ -322,7 +322,8 @@ const wholeCopy = (
       plan,
       state,
       start: state.lastKey,
-      read: (afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, c.pipeline), plan.select),
+      read: (afterKey) =>
+        keyOrderPage({ shape, afterKey, batchSize: pageRows(shape, c.pipeline), select: plan.select }),
       positionOf: (row) => String(row[plan.keyAt]),
       advance: (s, page) => ({ ...s, lastKey: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => s.lastKey ?? "the first row"
@@ -416,7 +417,14 @@ const incrementalCopy = (
       state,
       start: null as WatermarkPosition | null,
       read: (after) =>
-        watermarkPage(shape, decision.watermark, window, after, pageRows(shape, c.pipeline), plan.select),
+        watermarkPage({
+          shape,
+          watermarkColumn: decision.watermark,
+          window,
+          after,
+          batchSize: pageRows(shape, c.pipeline),
+          select: plan.select
+        }),
       positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
       advance: (s, page) => ({
         ...s,
@@ -459,7 +467,8 @@ const appendOnlyCopy = (
       plan,
       state,
       start: decision.from,
-      read: (afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, c.pipeline), plan.select),
+      read: (afterKey) =>
+        keyOrderPage({ shape, afterKey, batchSize: pageRows(shape, c.pipeline), select: plan.select }),
       positionOf: (row) => String(row[plan.keyAt]),
       advance: (s, page) => ({ ...s, watermark: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => (s.watermark === null ? "the first key" : `after key ${s.watermark}`)
