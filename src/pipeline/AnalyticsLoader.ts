@@ -19,6 +19,7 @@ import {
   stagingTableOf,
   swapShadow
 } from "../domain/pipeline/analyticsStatements.ts"
+import { mysqlErrno, noSuchTable, unknownColumn } from "../domain/mysqlErrors.ts"
 import { checksumProof, generationProof } from "../domain/pipeline/changeProof.ts"
 import { type ConnectionError, type DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
 import {
@@ -517,7 +518,7 @@ const describeReplica = (l: Loader, table: string) =>
   })
 
 /** ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR: a replica without our status table, or with one of an earlier version. */
-const noStatusHere = new Set([1146, 1054])
+const noStatusHere = new Set([noSuchTable, unknownColumn])
 
 /**
  * The replica table's generation in etl_copy_status, read before any row is; where the replica has no status row
@@ -530,7 +531,7 @@ const replicaEvidence = (l: Loader, table: string) =>
       .pipe(
         Effect.map(([row]) => row),
         Effect.catchIf(
-          (e) => noStatusHere.has((e.cause as { errno?: number } | undefined)?.errno ?? 0),
+          (e) => noStatusHere.has(mysqlErrno(e.cause) ?? 0),
           () => Effect.succeed(undefined)
         )
       )

@@ -30,6 +30,7 @@ import {
   freshStatistics,
   recreateShadow,
   replicaTablePresent,
+  resultHeader,
   schemaDifferences,
   shadowOf,
   swapShadow,
@@ -782,7 +783,7 @@ export const make = Effect.gen(function* () {
       const removed = yield* c.replica.sql
         .withTransaction(Effect.zipLeft(c.replica.sql.unsafe(statement.text, statement.params).raw, changed()))
         .pipe(c.onReplica(table, "write"))
-      deleted += (removed as { affectedRows?: number }).affectedRows ?? 0
+      deleted += resultHeader(removed).affectedRows
     }
     yield* Effect.logInfo(`${table}: repaired in the replica: ${copied} rows copied again, ${deleted} deleted`)
     return { copied, deleted } satisfies RepairOutcome

@@ -94,6 +94,15 @@ export const upsertFromStatement = (
   return `INSERT INTO ${escapeIdentifier(table)} (${names}) SELECT ${names} FROM ${escapeIdentifier(stage)} ON DUPLICATE KEY UPDATE ${updates.join(",")}`
 }
 
+/** The server's answer to a statement that writes (mysql2's result header), from the driver's untyped result. */
+export const resultHeader = (raw: unknown): { readonly affectedRows: number; readonly info: string } => {
+  const header = typeof raw === "object" && raw !== null ? raw : {}
+  return {
+    affectedRows: "affectedRows" in header && typeof header.affectedRows === "number" ? header.affectedRows : 0,
+    info: "info" in header && typeof header.info === "string" ? header.info : ""
+  }
+}
+
 /**
  * What an upsert did, from the server's answer. With FOUND_ROWS off, affected rows count 1 per inserted row, 2 per
  * changed row and 0 per row already equal; "Duplicates: D" in a multi-row statement's info counts the changed rows
