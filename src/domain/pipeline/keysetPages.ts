@@ -32,12 +32,14 @@ export const allColumns = (shape: TableShape) => shape.columns.map((c) => escape
 
 const selectFrom = (shape: TableShape, select: string) => `SELECT ${select} FROM ${escapeIdentifier(shape.name)}`
 
-/** The table's (single) primary key column, escaped: the queries below are only asked of a keyed table. */
-const keyColumn = (shape: TableShape) => {
+/** The table's (single) primary key column: keyset pages and merges are only asked of a keyed table. */
+export const primaryKeyOf = (shape: TableShape): string => {
   const [key] = shape.primaryKey
   if (key === undefined) throw new Error(`${shape.name} has no primary key to page by`)
-  return escapeIdentifier(key)
+  return key
 }
+
+const keyColumn = (shape: TableShape) => escapeIdentifier(primaryKeyOf(shape))
 
 /** The IN list of `keys`, each bound as the key's type. */
 const keyList = (shape: TableShape, keys: ReadonlyArray<string>) => keys.map(() => keyPlaceholder(shape)).join(", ")
