@@ -155,15 +155,14 @@ const watermarkOf = (
   const isChangeColumn = (c: Column) => c.dataType === "timestamp" || c.dataType === "datetime"
   if (configured !== undefined) {
     const column = columns.find((c) => c.name === configured)
-    return column !== undefined && isChangeColumn(column)
-      ? Effect.succeed(Option.some(column.name))
-      : Effect.fail(
-          new SchemaError({
-            database: db.settings.role,
-            table,
-            problem: `the configured watermark column '${configured}' is not a timestamp or datetime column of this table`
-          })
-        )
+    if (column !== undefined && isChangeColumn(column)) return Effect.succeed(Option.some(column.name))
+    return Effect.fail(
+      new SchemaError({
+        database: db.settings.role,
+        table,
+        problem: `the configured watermark column '${configured}' is not a timestamp or datetime column of this table`
+      })
+    )
   }
   const found = watermarkCandidates
     .map((name) => columns.find((c) => c.name === name && isChangeColumn(c)))

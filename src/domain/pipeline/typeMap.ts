@@ -145,7 +145,9 @@ const writeTime: FieldWriter = (value) => {
 
 /** Server expressions; the session runs in UTC with backslash escapes on, so these literals mean what they say. */
 const serverText = (c: string): ServerField => ({
-  field: String.raw`REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), '\n', '\\n'), '\r', '\\r'), '\t', '\\t')`,
+  field:
+    String.raw`REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), ` +
+    String.raw`'\n', '\\n'), '\r', '\\r'), '\t', '\\t')`,
   exceptional: `INSTR(${c}, X'00') > 0`
 })
 const serverZeroPart = (c: string) => `(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYOFMONTH(${c}) = 0)`
