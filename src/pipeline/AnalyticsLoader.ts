@@ -19,6 +19,7 @@ import {
   stagingTableOf,
   swapShadow
 } from "../domain/pipeline/analyticsStatements.ts"
+import { mysqlErrno, noSuchTable, unknownColumn } from "../domain/mysqlErrors.ts"
 import { checksumProof, generationProof } from "../domain/pipeline/changeProof.ts"
 import { type ConnectionError, type DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
 import {
@@ -32,6 +33,7 @@ import {
   keySpan,
   laterWatermark,
   type PageQuery,
+  primaryKeyOf,
   tableRows,
   type WatermarkPosition,
   watermarkPage
@@ -150,8 +152,33 @@ interface Loader {
 interface ReplicaEvidence {
   readonly generation: string | null
   readonly checksum: string | null
-  /** The source's NOW() when the replica's last copy of the table started reading: no load records a watermark past it. */
+  /**
+   * The source's NOW() when the replica's last copy of the table started reading: no load records a watermark
+   * past it.
+   */
   readonly sourceNow: string | null
+}
+
+/**
+ * How a load ends: the followed column's maximum from before the first page, the replica's evidence, and the raw
+ * profile its rows are written in.
+ */
+interface WholeEnd {
+  readonly follows: string | null
+  readonly evidence: ReplicaEvidence
+  readonly proof: string
+  readonly rawProfile: string
+}
+
+/** One table's load as decided: what every way of loading it needs. */
+interface TableLoad {
+  readonly shape: TableShape
+  readonly mappings: ReadonlyArray<ColumnMapping>
+  /** Raw has the table already. */
+  readonly tableExists: boolean
+  readonly policy: BadRowPolicy
+  readonly runId: string
+  readonly end: WholeEnd
 }
 
 const readReplica = (l: Loader, table: string, query: PageQuery) =>
@@ -159,10 +186,8 @@ const readReplica = (l: Loader, table: string, query: PageQuery) =>
 
 const planFor = (
   l: Loader,
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  watermark: string | null,
-  policy: BadRowPolicy
+  { shape, mappings, policy }: Pick<TableLoad, "shape" | "mappings" | "policy">,
+  watermark: string | null
 ) => {
   const counts = noConversions()
   const readWhole = (query: PageQuery) => readReplica(l, shape.name, query)
@@ -174,10 +199,8 @@ type WholePlan = ConversionPlan<LoadError | ConnectionError, never>
 /** One page converted and COPYed into the shadow, its rejections kept in quarantine with it. */
 const copyIntoShadow = (
   l: Loader,
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  plan: WholePlan,
-  runId: string
+  { shape, mappings, runId }: Pick<TableLoad, "shape" | "mappings" | "runId">,
+  plan: WholePlan
 ) => {
   const shadow = qualified(l.schema, shadowOf(shape.name))
   return (rows: Rows, done: { readonly loaded: number; readonly rejected: number }) =>
@@ -197,13 +220,13 @@ const copyIntoShadow = (
     })
 }
 
-/** The shadow takes the table's place in one transaction with the load status: readers see the old rows until it commits. */
+/**
+ * The shadow takes the table's place in one transaction with the load status: readers see the old rows until it
+ * commits.
+ */
 const swapIn = (
   l: Loader,
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  tableExists: boolean,
-  runId: string,
+  { shape, mappings, tableExists, runId }: Pick<TableLoad, "shape" | "mappings" | "tableExists" | "runId">,
   state: LoadStatus.LoadState
 ) =>
   Effect.gen(function* () {
@@ -215,7 +238,7 @@ const swapIn = (
         session.transaction(
           Effect.zipRight(
             runAll(session, swapShadow(l.schema, table, mappings, { tableExists, keyed: key !== undefined })),
-            l.status.write(session, table, runId, state)
+            l.status.write({ session, table, runId, state })
           )
         )
       )
@@ -231,30 +254,12 @@ const dropShadowOnError =
     )
 
 /**
- * How a load ends: the followed column's maximum from before the first page, the replica's evidence, and the raw
- * profile its rows are written in.
- */
-interface WholeEnd {
-  readonly follows: string | null
-  readonly evidence: ReplicaEvidence
-  readonly proof: string
-  readonly rawProfile: string
-}
-
-/**
  * Everything into the shadow with COPY, by key ranges read at once (the replica's server computing the lines is
  * the bound), then one transaction swaps it in with the load status: readers see the old rows until that commit.
  */
-const wholeLoad = (
-  l: Loader,
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  tableExists: boolean,
-  policy: BadRowPolicy,
-  runId: string,
-  end: WholeEnd
-) =>
+const wholeLoad = (l: Loader, load: TableLoad) =>
   Effect.gen(function* () {
+    const { shape, mappings, end } = load
     const table = shape.name
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
     const highest =
@@ -264,19 +269,20 @@ const wholeLoad = (
       end.follows !== null && Option.contains(shape.watermark, end.follows)
         ? capped(highest, end.evidence.sourceNow)
         : highest
-    const { counts, plan } = planFor(l, shape, mappings, null, policy)
-    const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
+    const { counts, plan } = planFor(l, load, null)
+    const intoShadow = copyIntoShadow(l, load, plan)
     const span = yield* readReplica(l, table, keySpan(shape))
     const ranges = keyRanges(shape, firstValue(span, 0), firstValue(span, 1), l.pipeline.loadParallelism)
+    const batchSize = pageRows(shape, l.pipeline)
     const copies = yield* Effect.forEach(
       ranges,
       (range) =>
         pagedCopy({
           start: range.after,
-          batchSize: pageRows(shape, l.pipeline),
+          batchSize,
           progress: `${table}: full load`,
           read: (afterKey) =>
-            readReplica(l, table, keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select, range.upTo)),
+            readReplica(l, table, keyOrderPage({ shape, afterKey, batchSize, select: plan.select, upTo: range.upTo })),
           positionOf: (row) => String(row[plan.keyAt]),
           initial: { loaded: 0, rejected: 0 },
           write: (page, done) => intoShadow(page.rows, done)
@@ -285,7 +291,7 @@ const wholeLoad = (
     )
     const sum = (of: (copy: (typeof copies)[number]) => number) => copies.reduce((n, copy) => n + of(copy), 0)
     const loaded = sum((c) => c.value.loaded)
-    yield* swapIn(l, shape, mappings, tableExists, runId, completeWhole(end, startWatermark, loaded))
+    yield* swapIn(l, load, completeWhole(end, startWatermark, loaded))
     return {
       rowsRead: sum((c) => c.rowsRead),
       inserted: loaded,
@@ -294,7 +300,7 @@ const wholeLoad = (
       counts,
       watermarkTo: startWatermark
     }
-  }).pipe(dropShadowOnError(l, shape))
+  }).pipe(dropShadowOnError(l, load.shape))
 
 const completeWhole = (end: WholeEnd, watermark: string | null, rowsLoaded: number): LoadStatus.LoadState => ({
   strategy: "whole",
@@ -312,20 +318,13 @@ const completeWhole = (end: WholeEnd, watermark: string | null, rowsLoaded: numb
  * A replica table without a primary key, whole from one streamed SELECT (one consistent snapshot of the InnoDB
  * replica, no key needed to page), each page converted and COPYed into the shadow, then the swap.
  */
-const streamedWholeLoad = (
-  l: Loader,
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  tableExists: boolean,
-  policy: BadRowPolicy,
-  runId: string,
-  end: WholeEnd
-) =>
+const streamedWholeLoad = (l: Loader, load: TableLoad) =>
   Effect.gen(function* () {
+    const { shape, mappings, end } = load
     const table = shape.name
     yield* l.inSession((session) => runAll(session, recreateShadow(l.schema, table, mappings)))
-    const { counts, plan } = planFor(l, shape, mappings, null, policy)
-    const intoShadow = copyIntoShadow(l, shape, mappings, plan, runId)
+    const { counts, plan } = planFor(l, load, null)
+    const intoShadow = copyIntoShadow(l, load, plan)
     // Every column in order, as the client-side conversion of a table without a key expects them.
     const everyRow = tableRows(shape)
     const copied = yield* streamedCopy({
@@ -335,7 +334,7 @@ const streamedWholeLoad = (
       initial: { loaded: 0, rejected: 0 },
       write: (page, done) => intoShadow(page.rows, done)
     }).pipe(l.fromReplica(table, "read"))
-    yield* swapIn(l, shape, mappings, tableExists, runId, completeWhole(end, null, copied.value.loaded))
+    yield* swapIn(l, load, completeWhole(end, null, copied.value.loaded))
     return {
       rowsRead: copied.rowsRead,
       inserted: copied.value.loaded,
@@ -344,7 +343,7 @@ const streamedWholeLoad = (
       counts,
       watermarkTo: null
     }
-  }).pipe(dropShadowOnError(l, shape))
+  }).pipe(dropShadowOnError(l, load.shape))
 
 /** How a continuing load reads its pages and where each page leaves its watermark. */
 interface Continuation<P> {
@@ -360,39 +359,43 @@ interface Continuation<P> {
 }
 
 /**
+ * One converted page into a staging table that lives for its transaction, merged into raw's table with its
+ * rejections and the status past it. Returns whether each merged row was inserted (or updated).
+ */
+const mergePage = (
+  l: Loader,
+  { shape, mappings, runId }: Pick<TableLoad, "shape" | "mappings" | "runId">,
+  page: ConvertedPage,
+  state: LoadStatus.LoadState
+) => {
+  const table = shape.name
+  return l.inSession((session) =>
+    session.transaction(
+      Effect.gen(function* () {
+        yield* session.query(createStagingTable(l.schema, table))
+        if (page.loaded > 0)
+          yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), page.text)
+        const merged = yield* session.query<{ inserted: boolean }>(
+          mergeStaged(l.schema, table, mappings, primaryKeyOf(shape))
+        )
+        yield* l.status.reject(session, table, runId, page.rejected)
+        yield* l.status.write({ session, table, runId, state })
+        return merged.rows
+      })
+    )
+  )
+}
+
+/**
  * Rows past the last load, page by page: each page is copied into a staging table that lives for its transaction
  * and merged, in one transaction with the load status, so a failure leaves the previous state and a rerun is
  * idempotent. Pages keep the last completed load's replica evidence: only the load's end records the new one.
  */
-const continuingLoad = <P>(
-  l: Loader,
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  how: Continuation<P>,
-  previous: LoadStatus.LoadState,
-  policy: BadRowPolicy,
-  runId: string,
-  end: WholeEnd
-) =>
+const continuingLoad = <P>(l: Loader, load: TableLoad, how: Continuation<P>, previous: LoadStatus.LoadState) =>
   Effect.gen(function* () {
+    const { shape, runId, end } = load
     const table = shape.name
-    const { counts, plan } = planFor(l, shape, mappings, how.watermark, policy)
-    const mergePage = (page: ConvertedPage, state: LoadStatus.LoadState) =>
-      l.inSession((session) =>
-        session.transaction(
-          Effect.gen(function* () {
-            yield* session.query(createStagingTable(l.schema, table))
-            if (page.loaded > 0)
-              yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), page.text)
-            const merged = yield* session.query<{ inserted: boolean }>(
-              mergeStaged(l.schema, table, mappings, shape.primaryKey[0] as string)
-            )
-            yield* l.status.reject(session, table, runId, page.rejected)
-            yield* l.status.write(session, table, runId, state)
-            return merged.rows
-          })
-        )
-      )
+    const { counts, plan } = planFor(l, load, how.watermark)
     const copied = yield* pagedCopy({
       start: how.start,
       batchSize: pageRows(shape, l.pipeline),
@@ -413,7 +416,9 @@ const continuingLoad = <P>(
             rowsLoaded: page.rowsBefore + page.rows.length,
             rawProfile: end.rawProfile
           }
-          const merged = yield* l.retryTransient(mergePage(converted, state).pipe(l.onAnalytics(table, "merge")))
+          const merged = yield* l.retryTransient(
+            mergePage(l, load, converted, state).pipe(l.onAnalytics(table, "merge"))
+          )
           const inserted = merged.filter((r) => r.inserted).length
           return {
             watermark,
@@ -425,16 +430,21 @@ const continuingLoad = <P>(
     })
     const reached = copied.value.watermark
     yield* l.inSession((session) =>
-      l.status.write(session, table, runId, {
-        strategy: how.strategy,
-        status: "complete",
-        watermark: reached,
-        watermarkColumn: how.follows,
-        rowsLoaded: copied.rowsRead,
-        replicaGeneration: end.evidence.generation,
-        replicaChecksum: end.evidence.checksum,
-        proof: end.proof,
-        rawProfile: end.rawProfile
+      l.status.write({
+        session,
+        table,
+        runId,
+        state: {
+          strategy: how.strategy,
+          status: "complete",
+          watermark: reached,
+          watermarkColumn: how.follows,
+          rowsLoaded: copied.rowsRead,
+          replicaGeneration: end.evidence.generation,
+          replicaChecksum: end.evidence.checksum,
+          proof: end.proof,
+          rawProfile: end.rawProfile
+        }
       })
     )
     return { ...copied.value, rowsRead: copied.rowsRead, counts, watermarkTo: reached }
@@ -460,7 +470,14 @@ const incrementalFrom = (
     start: null,
     watermark: decision.watermark,
     read: (plan, after) =>
-      watermarkPage(shape, decision.watermark, window, after, pageRows(shape, l.pipeline), plan.select),
+      watermarkPage({
+        shape,
+        watermarkColumn: decision.watermark,
+        window,
+        after,
+        batchSize: pageRows(shape, l.pipeline),
+        select: plan.select
+      }),
     positionOf: (plan, row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
     watermarkAfter: (watermark, page) => capped(laterWatermark(watermark, page.to?.watermark ?? null), sourceNow)
   }
@@ -478,7 +495,8 @@ const appendOnlyFrom = (
   from: decision.from,
   start: decision.from,
   watermark: null,
-  read: (plan, afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, l.pipeline), plan.select),
+  read: (plan, afterKey) =>
+    keyOrderPage({ shape, afterKey, batchSize: pageRows(shape, l.pipeline), select: plan.select }),
   positionOf: (plan, row) => String(row[plan.keyAt]),
   watermarkAfter: (_, page) => page.to
 })
@@ -494,12 +512,14 @@ const describeReplica = (l: Loader, table: string) =>
     return yield* new SchemaError({
       database: "replication",
       table,
-      problem: `has a composite primary key (${shape.primaryKey.join(", ")}); only single-column keys can be merged into analytics`
+      problem:
+        `has a composite primary key (${shape.primaryKey.join(", ")}); ` +
+        "only single-column keys can be merged into analytics"
     })
   })
 
 /** ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR: a replica without our status table, or with one of an earlier version. */
-const noStatusHere = new Set([1146, 1054])
+const noStatusHere = new Set([noSuchTable, unknownColumn])
 
 /**
  * The replica table's generation in etl_copy_status, read before any row is; where the replica has no status row
@@ -512,7 +532,7 @@ const replicaEvidence = (l: Loader, table: string) =>
       .pipe(
         Effect.map(([row]) => row),
         Effect.catchIf(
-          (e) => noStatusHere.has((e.cause as { errno?: number } | undefined)?.errno ?? 0),
+          (e) => noStatusHere.has(mysqlErrno(e.cause) ?? 0),
           () => Effect.succeed(undefined)
         )
       )
@@ -554,15 +574,19 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
         database: "analytics",
         table: `${l.schema}.${table}`,
         problem:
-          `was loaded with the ${loadedWith} raw profile and ETL_RAW_PROFILE is ${profile}; its columns differ: ${drift.problems.join("; ")}. ` +
-          `Set ETL_RAW_PROFILE=${loadedWith} again, or convert the table in place with: ${drift.fixes.join(" ")} then rerun ` +
-          "(a value other than 0 or 1 stops a conversion to boolean: keep that column a number with ETL_NOT_BOOLEAN_COLUMNS)"
+          `was loaded with the ${loadedWith} raw profile and ETL_RAW_PROFILE is ${profile}; ` +
+          `its columns differ: ${drift.problems.join("; ")}. ` +
+          `Set ETL_RAW_PROFILE=${loadedWith} again, or convert the table in place with: ${drift.fixes.join(" ")} ` +
+          "then rerun (a value other than 0 or 1 stops a conversion to boolean: " +
+          "keep that column a number with ETL_NOT_BOOLEAN_COLUMNS)"
       })
     }
     return yield* new SchemaError({
       database: "analytics",
       table: `${l.schema}.${table}`,
-      problem: `its columns drifted from the replica: ${drift.problems.join("; ")}. Fix it with: ${drift.fixes.join(" ")} then rerun with --full`
+      problem:
+        `its columns drifted from the replica: ${drift.problems.join("; ")}. ` +
+        `Fix it with: ${drift.fixes.join(" ")} then rerun with --full`
     })
   })
 
@@ -590,16 +614,25 @@ const rawColumnsNow = (l: Loader, table: string) =>
  * An unchanged table's status keeps the last load's watermark and evidence, with this run's proof; its columns were
  * found to be as this run's raw profile makes them (no drift, or the same fingerprint), so it records that profile.
  */
-const recordUnchanged = (l: Loader, table: string, runId: string, last: LoadStatus.LoadState, proof: ChangeProof) =>
+const recordUnchanged = (
+  l: Loader,
+  { table, runId, proof }: Pick<LoadStart, "table" | "runId" | "proof">,
+  last: LoadStatus.LoadState
+) =>
   Effect.as(
     l.inSession((session) =>
-      l.status.write(session, table, runId, {
-        ...last,
-        strategy: "unchanged",
-        status: "complete",
-        rowsLoaded: 0,
-        proof: proof.says,
-        rawProfile: l.pipeline.rawProfile.name
+      l.status.write({
+        session,
+        table,
+        runId,
+        state: {
+          ...last,
+          strategy: "unchanged",
+          status: "complete",
+          rowsLoaded: 0,
+          proof: proof.says,
+          rawProfile: l.pipeline.rawProfile.name
+        }
       })
     ),
     {
@@ -613,13 +646,19 @@ const recordUnchanged = (l: Loader, table: string, runId: string, last: LoadStat
   )
 
 /** The result of one table's load, logged. */
-const finish = (
-  table: string,
-  decided: { readonly strategy: LoadStrategy; readonly reason: string },
-  outcome: Loaded,
-  previous: Option.Option<LoadStatus.LoadState>,
-  startedAt: number
-) =>
+const finish = ({
+  table,
+  decided,
+  outcome,
+  previous,
+  startedAt
+}: {
+  readonly table: string
+  readonly decided: { readonly strategy: LoadStrategy; readonly reason: string }
+  readonly outcome: Loaded
+  readonly previous: Option.Option<LoadStatus.LoadState>
+  readonly startedAt: number
+}) =>
   Effect.gen(function* () {
     const finishedAt = yield* Clock.currentTimeMillis
     const result: LoadResult = {
@@ -636,75 +675,79 @@ const finish = (
       durationMs: finishedAt - startedAt
     }
     yield* Effect.logInfo(
-      `${table}: ${result.strategy} load (${result.reason}): ${result.rowsRead} read, ${result.rowsInserted} inserted, ${result.rowsUpdated} updated, ${result.rowsRejected} rejected in ${result.durationMs} ms`
+      `${table}: ${result.strategy} load (${result.reason}): ${result.rowsRead} read, ` +
+        `${result.rowsInserted} inserted, ${result.rowsUpdated} updated, ${result.rowsRejected} rejected ` +
+        `in ${result.durationMs} ms`
     )
     return result
   })
 
 /** A table skipped before its shape is read: its replica copy is proved unchanged since the last completed load. */
-const skipped = (
-  l: Loader,
-  table: string,
-  runId: string,
-  last: LoadStatus.LoadState,
-  proof: ChangeProof,
-  startedAt: number
-) =>
-  Effect.flatMap(recordUnchanged(l, table, runId, last, proof).pipe(l.onAnalytics(table, "write")), (outcome) =>
-    finish(
-      table,
-      { strategy: "unchanged", reason: unchangedSince("analytics", proof).reason },
+const skipped = (l: Loader, start: LoadStart, last: LoadStatus.LoadState) =>
+  Effect.flatMap(recordUnchanged(l, start, last).pipe(l.onAnalytics(start.table, "write")), (outcome) =>
+    finish({
+      table: start.table,
+      decided: { strategy: "unchanged", reason: unchangedSince("analytics", start.proof).reason },
       outcome,
-      Option.some(last),
-      startedAt
-    )
+      previous: Option.some(last),
+      startedAt: start.startedAt
+    })
   )
 
-/**
- * The load of one table, in order: its shape, the raw table, its last status, what the replica proves, the
- * strategy, the load, the result.
- */
-export const make = Effect.gen(function* () {
-  const replica = yield* ReplicationDb
-  const analytics = yield* AnalyticsDb
-  const settings = yield* EtlSettings
-  const attempts = settings.connection.attempts
-  const l: Loader = {
-    replica,
-    catalog: yield* Catalog,
-    pipeline: settings.pipeline,
-    schema: analytics.settings.schema,
-    status: yield* LoadStatus.make(analytics),
-    inSession: sessionOf(analytics),
-    retryTransient: retryOnConnectionLoss(attempts),
-    fromReplica: failuresOf(replica, attempts),
-    onAnalytics: failuresOf(analytics, attempts)
-  }
+/** One load call as it starts: its table and run, the last status, and what the replica proves since. */
+interface LoadStart {
+  readonly table: string
+  readonly runId: string
+  readonly startedAt: number
+  readonly policy: BadRowPolicy
+  readonly full: boolean
+  readonly previous: Option.Option<LoadStatus.LoadState>
+  readonly evidence: ReplicaEvidence
+  readonly proof: ChangeProof
+}
 
-  const load = Effect.fn("AnalyticsLoader.load")(function* (table: string, options: LoadOptions = {}) {
+/** The last status and the replica's evidence, read before any row is. */
+const startLoad = (l: Loader, table: string, options: LoadOptions) =>
+  Effect.gen(function* () {
     const startedAt = yield* Clock.currentTimeMillis
     const runId = options.runId ?? crypto.randomUUID()
     const policy = options.onBadRow ?? "fail"
     const previous = yield* l.status.read(table).pipe(l.onAnalytics(table, "state"))
     const evidence = yield* replicaEvidence(l, table)
     const proof = proofFrom(evidence, previous)
-    const lastRawColumns = Option.getOrNull(previous)?.rawColumns ?? null
-    if (
-      options.full !== true &&
-      proof.verdict === "unchanged" &&
-      Option.exists(previous, (p) => p.status === "complete") &&
-      lastRawColumns !== null
-    ) {
-      // The replica's columns change only through a whole copy (a new generation): the proof covers them, and raw's
-      // own columns as the last load left them say there is no drift to report, without reading the replica's shape.
-      if ((yield* rawColumnsNow(l, table)) === lastRawColumns)
-        return yield* skipped(l, table, runId, Option.getOrThrow(previous), proof, startedAt)
-    }
+    return {
+      table,
+      runId,
+      startedAt,
+      policy,
+      full: options.full === true,
+      previous,
+      evidence,
+      proof
+    } satisfies LoadStart
+  })
+
+/** The last completed load's status when the table can be skipped before the replica's shape is read. */
+const skippable = (l: Loader, { table, full, proof, previous }: LoadStart) =>
+  Effect.gen(function* () {
+    const last = Option.getOrNull(previous)
+    const lastRawColumns = last?.rawColumns ?? null
+    if (full || proof.verdict !== "unchanged" || last?.status !== "complete" || lastRawColumns === null)
+      return Option.none<LoadStatus.LoadState>()
+    // The replica's columns change only through a whole copy (a new generation): the proof covers them, and raw's
+    // own columns as the last load left them say there is no drift to report, without reading the replica's shape.
+    return (yield* rawColumnsNow(l, table)) === lastRawColumns ? Option.some(last) : Option.none<LoadStatus.LoadState>()
+  })
+
+/** The replica's shape, raw's table as it stands, and the strategy they and the proof call for. */
+const decideLoad = (l: Loader, start: LoadStart) =>
+  Effect.gen(function* () {
+    const { table, previous } = start
     const shape = yield* describeReplica(l, table)
     const mappings = mapColumns(l.pipeline.rawProfile, table, shape.columns)
-    const exists = yield* rawTableExists(l, table, mappings, loadedWith(previous))
+    const tableExists = yield* rawTableExists(l, table, mappings, loadedWith(previous))
     const strategySettings = {
-      full: options.full === true,
+      full: start.full,
       lookbackSeconds: l.pipeline.lookbackSeconds,
       appendOnlyTables: l.pipeline.appendOnlyTables
     }
@@ -714,90 +757,165 @@ export const make = Effect.gen(function* () {
       primaryKey: shape.primaryKey,
       integerKey: hasIntegerKey(shape),
       watermark: Option.getOrNull(shape.watermark),
-      copyExists: exists,
+      copyExists: tableExists,
       columnChanges: [],
       resumableShadow: false,
-      change: proof
+      change: start.proof
     }
     const decision = chooseStrategy(facts, strategySettings, Option.getOrNull(previous))
-    const strategy = storedStrategy(decision.strategy)
     const end: WholeEnd = {
       follows: followed(facts, strategySettings)?.column ?? null,
-      evidence,
-      proof: proof.says,
+      evidence: start.evidence,
+      proof: start.proof.says,
       rawProfile: l.pipeline.rawProfile.name
     }
-    const loading = Effect.gen(function* () {
-      switch (decision.strategy) {
-        case "unchanged":
-          return yield* recordUnchanged(l, table, runId, Option.getOrThrow(previous), proof)
-        case "whole":
-          return shape.primaryKey.length === 0
-            ? yield* streamedWholeLoad(l, shape, mappings, exists, policy, runId, end)
-            : yield* wholeLoad(l, shape, mappings, exists, policy, runId, end)
-        case "incremental":
-          return yield* continuingLoad(
-            l,
-            shape,
-            mappings,
-            incrementalFrom(l, shape, decision, evidence.sourceNow),
-            Option.getOrThrow(previous),
-            policy,
-            runId,
-            end
-          )
-        case "append-only":
-          return yield* continuingLoad(
-            l,
-            shape,
-            mappings,
-            appendOnlyFrom(l, shape, decision),
-            Option.getOrThrow(previous),
-            policy,
-            runId,
-            end
-          )
-      }
-    })
-    const outcome: Loaded = yield* loading.pipe(
-      l.onAnalytics(table, "write"),
-      // The status keeps the last completed watermark and evidence: a rerun starts again from there.
-      Effect.tapError((error) =>
-        Option.match(previous, {
-          onNone: () => Effect.void,
-          onSome: (state) =>
-            Effect.ignore(
-              l.inSession((session) =>
-                l.status.write(
-                  session,
-                  table,
-                  runId,
-                  { ...state, strategy: decision.strategy, status: "failed", rowsLoaded: 0 },
-                  error.message
-                )
-              )
-            )
-        })
-      )
-    )
-    const loadedColumns = rawColumnsFingerprint(
-      [...mappings.map((m) => ({ name: m.name, type: m.postgresType })), loadedAt],
-      profileOfTable(l.pipeline.rawProfile, table)
-    )
-    // Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table.
-    yield* l.status
-      .recordRawColumns(table, loadedColumns)
-      .pipe(
-        Effect.catchAll((error) =>
-          Effect.logWarning(
-            `${table}: loaded, but raw's columns were not recorded (${error.message}); the next run reads the replica's shape again`
-          )
-        )
-      )
-    return yield* finish(table, { strategy, reason: decision.reason }, outcome, previous, startedAt)
+    const load: TableLoad = { shape, mappings, tableExists, policy: start.policy, runId: start.runId, end }
+    return { decision, load }
   })
 
-  const repair = Effect.fn("AnalyticsLoader.repair")(function* (table: string, keys: KeyRepair) {
+/** The load the decision calls for. */
+const loadAsDecided = (l: Loader, start: LoadStart, decision: Decision, load: TableLoad) =>
+  Effect.gen(function* () {
+    switch (decision.strategy) {
+      case "unchanged":
+        return yield* recordUnchanged(l, start, Option.getOrThrow(start.previous))
+      case "whole":
+        return load.shape.primaryKey.length === 0 ? yield* streamedWholeLoad(l, load) : yield* wholeLoad(l, load)
+      case "incremental":
+        return yield* continuingLoad(
+          l,
+          load,
+          incrementalFrom(l, load.shape, decision, start.evidence.sourceNow),
+          Option.getOrThrow(start.previous)
+        )
+      case "append-only":
+        return yield* continuingLoad(
+          l,
+          load,
+          appendOnlyFrom(l, load.shape, decision),
+          Option.getOrThrow(start.previous)
+        )
+    }
+  })
+
+/** The status keeps the last completed watermark and evidence: a rerun starts again from there. */
+const markFailed = (l: Loader, { table, runId, previous }: LoadStart, decision: Decision, error: string) =>
+  Option.match(previous, {
+    onNone: () => Effect.void,
+    onSome: (state) =>
+      Effect.ignore(
+        l.inSession((session) =>
+          l.status.write({
+            session,
+            table,
+            runId,
+            state: { ...state, strategy: decision.strategy, status: "failed", rowsLoaded: 0 },
+            error
+          })
+        )
+      )
+  })
+
+/** Only what lets the next run skip cheaply: the rows are loaded, so failing to record it must not fail the table. */
+const recordRawColumns = (l: Loader, table: string, mappings: ReadonlyArray<ColumnMapping>) => {
+  const loadedColumns = rawColumnsFingerprint(
+    [...mappings.map((m) => ({ name: m.name, type: m.postgresType })), loadedAt],
+    profileOfTable(l.pipeline.rawProfile, table)
+  )
+  return l.status
+    .recordRawColumns(table, loadedColumns)
+    .pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning(
+          `${table}: loaded, but raw's columns were not recorded (${error.message}); ` +
+            "the next run reads the replica's shape again"
+        )
+      )
+    )
+}
+
+/**
+ * The load of one table, in order: its shape, the raw table, its last status, what the replica proves, the
+ * strategy, the load, the result.
+ */
+const loadTable = (l: Loader, table: string, options: LoadOptions) =>
+  Effect.gen(function* () {
+    const start = yield* startLoad(l, table, options)
+    const last = yield* skippable(l, start)
+    if (Option.isSome(last)) return yield* skipped(l, start, last.value)
+    const { decision, load } = yield* decideLoad(l, start)
+    const outcome: Loaded = yield* loadAsDecided(l, start, decision, load).pipe(
+      l.onAnalytics(table, "write"),
+      Effect.tapError((error) => markFailed(l, start, decision, error.message))
+    )
+    yield* recordRawColumns(l, table, load.mappings)
+    return yield* finish({
+      table,
+      decided: { strategy: storedStrategy(decision.strategy), reason: decision.reason },
+      outcome,
+      previous: start.previous,
+      startedAt: start.startedAt
+    })
+  })
+
+/** One repair of a raw table: the replica's shape, its mappings, and its integer key. */
+interface Repair {
+  readonly shape: TableShape
+  readonly mappings: ReadonlyArray<ColumnMapping>
+  readonly key: string
+}
+
+/** The rows of `keys` the replica holds, read again, converted and merged as an incremental page is. */
+const mergeAgain = (l: Loader, { shape, mappings, key }: Repair, keys: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    const { plan } = planFor(l, { shape, mappings, policy: "fail" }, null)
+    let copied = 0
+    for (const batch of Arr.chunksOf(keys, repairBatch)) {
+      const converted = yield* plan.convert(yield* readReplica(l, table, keysPage(shape, batch, plan.select)))
+      if (converted.loaded === 0) continue
+      yield* l.retryTransient(
+        l
+          .inSession((session) =>
+            session.transaction(
+              Effect.gen(function* () {
+                yield* session.query(createStagingTable(l.schema, table))
+                yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), converted.text)
+                yield* session.query(mergeStaged(l.schema, table, mappings, key))
+              })
+            )
+          )
+          .pipe(l.onAnalytics(table, "merge"))
+      )
+      copied += converted.loaded
+    }
+    return copied
+  })
+
+/** The rows of `keys` the replica still lacks, deleted from raw's table. */
+const deleteGone = (l: Loader, { shape, mappings, key }: Repair, keys: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    // The key is one of the table's columns, so it has a mapping.
+    const keyType = Option.getOrThrow(Arr.findFirst(mappings, (m) => m.name === key)).postgresType
+    let deleted = 0
+    for (const batch of Arr.chunksOf(keys, repairBatch)) {
+      // A key the replica holds again since it was compared is not deleted.
+      const held = new Set(
+        (yield* readReplica(l, table, keysPage(shape, batch, escapeMysqlIdentifier(key)))).map((r) => String(r[0]))
+      )
+      const gone = batch.filter((k) => !held.has(k))
+      if (gone.length === 0) continue
+      const removed = yield* l
+        .inSession((session) => session.query(deleteKeys(l.schema, table, key, keyType), [gone]))
+        .pipe(l.onAnalytics(table, "write"))
+      deleted += removed.rowCount ?? 0
+    }
+    return deleted
+  })
+
+const repairTable = (l: Loader, table: string, keys: KeyRepair) =>
+  Effect.gen(function* () {
     const shape = yield* describeReplica(l, table)
     const key = shape.primaryKey[0]
     if (key === undefined || !hasIntegerKey(shape)) {
@@ -816,44 +934,35 @@ export const make = Effect.gen(function* () {
         problem: "does not exist; the pipeline loads it whole"
       })
     }
-    const { plan } = planFor(l, shape, mappings, null, "fail")
-    let copied = 0
-    for (const batch of Arr.chunksOf(keys.copy, repairBatch)) {
-      const converted = yield* plan.convert(yield* readReplica(l, table, keysPage(shape, batch, plan.select)))
-      if (converted.loaded === 0) continue
-      yield* l.retryTransient(
-        l
-          .inSession((session) =>
-            session.transaction(
-              Effect.gen(function* () {
-                yield* session.query(createStagingTable(l.schema, table))
-                yield* session.copyFrom(copyInto(escapeIdentifier(stagingTableOf(table)), mappings), converted.text)
-                yield* session.query(mergeStaged(l.schema, table, mappings, key))
-              })
-            )
-          )
-          .pipe(l.onAnalytics(table, "merge"))
-      )
-      copied += converted.loaded
-    }
-    const keyType = (mappings.find((m) => m.name === key) as ColumnMapping).postgresType
-    let deleted = 0
-    for (const batch of Arr.chunksOf(keys.remove, repairBatch)) {
-      // A key the replica holds again since it was compared is not deleted.
-      const held = new Set(
-        (yield* readReplica(l, table, keysPage(shape, batch, escapeMysqlIdentifier(key)))).map((r) => String(r[0]))
-      )
-      const gone = batch.filter((k) => !held.has(k))
-      if (gone.length === 0) continue
-      const removed = yield* l
-        .inSession((session) => session.query(deleteKeys(l.schema, table, key, keyType), [gone]))
-        .pipe(l.onAnalytics(table, "write"))
-      deleted += removed.rowCount ?? 0
-    }
+    const repair: Repair = { shape, mappings, key }
+    const copied = yield* mergeAgain(l, repair, keys.copy)
+    const deleted = yield* deleteGone(l, repair, keys.remove)
     yield* Effect.logInfo(`${table}: repaired in analytics: ${copied} rows copied again, ${deleted} deleted`)
     return { copied, deleted } satisfies RepairOutcome
   })
 
+export const make = Effect.gen(function* () {
+  const replica = yield* ReplicationDb
+  const analytics = yield* AnalyticsDb
+  const settings = yield* EtlSettings
+  const attempts = settings.connection.attempts
+  const l: Loader = {
+    replica,
+    catalog: yield* Catalog,
+    pipeline: settings.pipeline,
+    schema: analytics.settings.schema,
+    status: yield* LoadStatus.make(analytics),
+    inSession: sessionOf(analytics),
+    retryTransient: retryOnConnectionLoss(attempts),
+    fromReplica: failuresOf(replica, attempts),
+    onAnalytics: failuresOf(analytics, attempts)
+  }
+  const load = Effect.fn("AnalyticsLoader.load")(function* (table: string, options: LoadOptions = {}) {
+    return yield* loadTable(l, table, options)
+  })
+  const repair = Effect.fn("AnalyticsLoader.repair")(function* (table: string, keys: KeyRepair) {
+    return yield* repairTable(l, table, keys)
+  })
   return { load, repair } satisfies AnalyticsLoaderService
 })
 

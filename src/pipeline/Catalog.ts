@@ -1,6 +1,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option } from "effect"
 import { SchemaError } from "../domain/errors.ts"
+import { mysqlErrno, unknownColumn } from "../domain/mysqlErrors.ts"
 import type { SourceCatalog } from "../domain/tableSelection.ts"
 import type { Column, TableShape } from "../domain/tableShape.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
@@ -139,13 +140,10 @@ const mariadbJsonColumns = (db: MysqlDatabase, table: string) =>
      WHERE CONSTRAINT_SCHEMA = ${db.settings.database} AND TABLE_NAME = ${table}`.pipe(
     Effect.map((rows) => new Set(rows.flatMap((r) => /^json_valid\(`([^`]+)`\)$/.exec(r.clause)?.slice(1, 2) ?? []))),
     Effect.catchIf(
-      (e) => (e.cause as { errno?: number } | undefined)?.errno === unknownColumnErrno,
+      (e) => mysqlErrno(e.cause) === unknownColumn,
       () => Effect.succeed(new Set<string>())
     )
   )
-
-/** ER_BAD_FIELD_ERROR */
-const unknownColumnErrno = 1054
 
 /** A configured watermark must exist and be a date-time column; otherwise OpenDental's own change columns are used. */
 const watermarkOf = (
@@ -157,15 +155,14 @@ const watermarkOf = (
   const isChangeColumn = (c: Column) => c.dataType === "timestamp" || c.dataType === "datetime"
   if (configured !== undefined) {
     const column = columns.find((c) => c.name === configured)
-    return column !== undefined && isChangeColumn(column)
-      ? Effect.succeed(Option.some(column.name))
-      : Effect.fail(
-          new SchemaError({
-            database: db.settings.role,
-            table,
-            problem: `the configured watermark column '${configured}' is not a timestamp or datetime column of this table`
-          })
-        )
+    if (column !== undefined && isChangeColumn(column)) return Effect.succeed(Option.some(column.name))
+    return Effect.fail(
+      new SchemaError({
+        database: db.settings.role,
+        table,
+        problem: `the configured watermark column '${configured}' is not a timestamp or datetime column of this table`
+      })
+    )
   }
   const found = watermarkCandidates
     .map((name) => columns.find((c) => c.name === name && isChangeColumn(c)))

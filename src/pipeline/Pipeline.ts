@@ -26,12 +26,20 @@ import {
   tableStarted
 } from "../domain/pipeline/progress.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
-import { AnalyticsLoader, type BadRowPolicy, type LoadFailure, type LoadResult } from "./AnalyticsLoader.ts"
+import {
+  AnalyticsLoader,
+  type AnalyticsLoaderService,
+  type BadRowPolicy,
+  type LoadFailure,
+  type LoadResult
+} from "./AnalyticsLoader.ts"
 import { tableLock } from "../connections/clients/tableLocks.ts"
-import { connectionPlanOf, EtlSettings } from "../connections/EtlSettings.ts"
+import type { MysqlDatabase } from "../connections/clients/mysql.ts"
+import type { PostgresDatabase } from "../connections/clients/postgres.ts"
+import { connectionPlanOf, EtlSettings, type Settings } from "../connections/EtlSettings.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
-import { type DeletesPropagated, type ReconcileError, Reconciler } from "./Reconciler.ts"
-import { type ReplicateError, type ReplicationResult, Replicator } from "./Replicator.ts"
+import { type DeletesPropagated, type ReconcileError, Reconciler, type ReconcilerService } from "./Reconciler.ts"
+import { type ReplicateError, type ReplicationResult, Replicator, type ReplicatorService } from "./Replicator.ts"
 
 export interface TableRun {
   readonly table: string
@@ -140,91 +148,115 @@ const lostConnection = (
       (deleted !== undefined && Either.isLeft(deleted) && isLost(deleted.left))
   })
 
+/** What running a table needs: both hops and the delete propagation, the databases it locks in, the settings. */
+interface Runner {
+  readonly replicator: ReplicatorService
+  readonly loader: AnalyticsLoaderService
+  readonly reconciler: ReconcilerService
+  readonly replica: MysqlDatabase
+  readonly analytics: PostgresDatabase
+  readonly settings: Settings
+}
+
+/** One run of the pipeline: its options, its progress, and whether a lost connection still earns a second try. */
+interface Run {
+  readonly options: RunOptions
+  readonly track: ReturnType<typeof tracker>
+  readonly retrying: Ref.Ref<boolean>
+}
+
+/** One try of a table: both hops under the table's locks, then the delete propagation when it is on. */
+const tryTable = (r: Runner, { options, track }: Run, table: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      yield* tableLock(r.replica, r.analytics, table, r.settings.pipeline.lockTimeoutSeconds)
+      const replication = yield* r.replicator
+        .replicate(table, { full: options.full === true, ...(options.runId ? { runId: options.runId } : {}) })
+        .pipe(track.counting("replica"))
+      const loaded = yield* r.loader
+        .load(table, {
+          full: options.full === true,
+          onBadRow: options.onBadRow ?? "fail",
+          ...(options.runId ? { runId: options.runId } : {})
+        })
+        .pipe(track.counting("analytics"), Effect.either)
+      // Looked for on every run, also of a table proved unchanged: deletes from before propagation was on, or
+      // from a run that stopped between the replica's delete and raw's, are found all the same.
+      const deleted =
+        loaded._tag === "Right" && (options.propagateDeletes ?? r.settings.pipeline.propagateDeletes)
+          ? yield* Effect.either(r.reconciler.propagateDeletes(table))
+          : undefined
+      return { replication, loaded, deleted }
+    })
+  ).pipe(Effect.either)
+
+/** The table's run as its last try ended: the first failure it met, or what both hops (and deletes) did. */
+const tableRunOf = (
+  table: string,
+  durationMs: number,
+  outcome: Effect.Effect.Success<ReturnType<typeof tryTable>>
+): TableRun => {
+  if (outcome._tag === "Left") {
+    return { table, success: false, durationMs, error: outcome.left }
+  }
+  const { replication, loaded, deleted } = outcome.right
+  if (loaded._tag === "Left") return { table, success: false, durationMs, replication, error: loaded.left }
+  const run = { table, durationMs, replication, analytics: loaded.right }
+  if (deleted === undefined) return { ...run, success: true }
+  return deleted._tag === "Left"
+    ? { ...run, success: false, error: deleted.left }
+    : { ...run, success: true, deleted: deleted.right }
+}
+
+const runTable = (r: Runner, run: Run, table: string) =>
+  Effect.gen(function* () {
+    const startedAt = yield* Clock.currentTimeMillis
+    const once = tryTable(r, run, table)
+    const first = yield* once
+    // A lost connection (a network blip resets every session, a lock's too) costs the table one more try from a
+    // fresh lock, both hops resuming where they stopped. Once a retried table loses its connection again the
+    // database is taken as down: later tables fail at once rather than each wait for a retry.
+    const outcome =
+      lostConnection(first) && (yield* Ref.get(run.retrying)) && r.settings.connection.attempts > 1
+        ? yield* once.pipe(
+            Effect.delay(retryDelay),
+            Effect.tap((second) => (lostConnection(second) ? Ref.set(run.retrying, false) : Effect.void))
+          )
+        : first
+    const durationMs = (yield* Clock.currentTimeMillis) - startedAt
+    return tableRunOf(table, durationMs, outcome)
+  }).pipe(Effect.withSpan("Pipeline.table", { attributes: { table } }))
+
 /** The built-in pipeline: Replicator then AnalyticsLoader, per table, under that table's locks. */
 export const make = Effect.gen(function* () {
-  const replicator = yield* Replicator
-  const loader = yield* AnalyticsLoader
-  const reconciler = yield* Reconciler
-  const replica = yield* ReplicationDb
-  const analytics = yield* AnalyticsDb
-  const settings = yield* EtlSettings
-  const timeout = settings.pipeline.lockTimeoutSeconds
-  const plan = connectionPlanOf(settings)
+  const r: Runner = {
+    replicator: yield* Replicator,
+    loader: yield* AnalyticsLoader,
+    reconciler: yield* Reconciler,
+    replica: yield* ReplicationDb,
+    analytics: yield* AnalyticsDb,
+    settings: yield* EtlSettings
+  }
+  const plan = connectionPlanOf(r.settings)
   // The budget is the process's, not one run's: runs at once (validate's concurrent scenario, an embedding service)
   // share the slots, so the tables in flight never hold more lock connections than the pools can spare.
   const slots = yield* Effect.makeSemaphore(plan.tableConcurrency)
 
-  const runTable = (
-    table: string,
-    options: RunOptions,
-    track: ReturnType<typeof tracker>,
-    retrying: Ref.Ref<boolean>
-  ) =>
-    Effect.gen(function* () {
-      const startedAt = yield* Clock.currentTimeMillis
-      const once = Effect.scoped(
-        Effect.gen(function* () {
-          yield* tableLock(replica, analytics, table, timeout)
-          const replication = yield* replicator
-            .replicate(table, { full: options.full === true, ...(options.runId ? { runId: options.runId } : {}) })
-            .pipe(track.counting("replica"))
-          const loaded = yield* loader
-            .load(table, {
-              full: options.full === true,
-              onBadRow: options.onBadRow ?? "fail",
-              ...(options.runId ? { runId: options.runId } : {})
-            })
-            .pipe(track.counting("analytics"), Effect.either)
-          // Looked for on every run, also of a table proved unchanged: deletes from before propagation was on, or
-          // from a run that stopped between the replica's delete and raw's, are found all the same.
-          const deleted =
-            loaded._tag === "Right" && (options.propagateDeletes ?? settings.pipeline.propagateDeletes)
-              ? yield* Effect.either(reconciler.propagateDeletes(table))
-              : undefined
-          return { replication, loaded, deleted }
-        })
-      ).pipe(Effect.either)
-      const first = yield* once
-      // A lost connection (a network blip resets every session, a lock's too) costs the table one more try from a
-      // fresh lock, both hops resuming where they stopped. Once a retried table loses its connection again the
-      // database is taken as down: later tables fail at once rather than each wait for a retry.
-      const outcome =
-        lostConnection(first) && (yield* Ref.get(retrying)) && settings.connection.attempts > 1
-          ? yield* once.pipe(
-              Effect.delay(retryDelay),
-              Effect.tap((second) => (lostConnection(second) ? Ref.set(retrying, false) : Effect.void))
-            )
-          : first
-      const durationMs = (yield* Clock.currentTimeMillis) - startedAt
-      if (outcome._tag === "Left") {
-        return { table, success: false, durationMs, error: outcome.left } satisfies TableRun
-      }
-      const { replication, loaded, deleted } = outcome.right
-      if (loaded._tag === "Left")
-        return { table, success: false, durationMs, replication, error: loaded.left } satisfies TableRun
-      const run = { table, durationMs, replication, analytics: loaded.right }
-      if (deleted === undefined) return { ...run, success: true } satisfies TableRun
-      return deleted._tag === "Left"
-        ? ({ ...run, success: false, error: deleted.left } satisfies TableRun)
-        : ({ ...run, success: true, deleted: deleted.right } satisfies TableRun)
-    }).pipe(Effect.withSpan("Pipeline.table", { attributes: { table } }))
-
   const run = Effect.fn("Pipeline.run")(function* (tables: ReadonlyArray<string>, options: RunOptions = {}) {
-    const track = tracker(options.progress)
-    const retrying = yield* Ref.make(true)
+    const current: Run = { options, track: tracker(options.progress), retrying: yield* Ref.make(true) }
     if (plan.lowered !== undefined && tables.length > plan.tableConcurrency) yield* Effect.logWarning(plan.lowered)
     // Each table keeps its own locks, so tables in flight never write the same table; forEach keeps the input order.
     return yield* Effect.forEach(
       tables,
       (table) =>
         Effect.gen(function* () {
-          yield* track.started(table)
-          const result = yield* runTable(table, options, track, retrying)
+          yield* current.track.started(table)
+          const result = yield* runTable(r, current, table)
           yield* result.success
             ? Effect.logInfo(`${table}: done in ${result.durationMs} ms`)
             : Effect.logWarning(`${table}: failed: ${result.error?.message}`)
           yield* recordMetrics(result)
-          yield* track.finished(result)
+          yield* current.track.finished(result)
           return result
         }).pipe(slots.withPermits(1)),
       { concurrency: plan.tableConcurrency }

@@ -1,3 +1,4 @@
+import type { SqlError } from "@effect/sql/SqlError"
 import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
   checksumProof,
@@ -30,6 +31,7 @@ import {
   freshStatistics,
   recreateShadow,
   replicaTablePresent,
+  resultHeader,
   schemaDifferences,
   shadowOf,
   swapShadow,
@@ -147,8 +149,9 @@ const warnAhead = (c: Copier, shape: TableShape, column: string, now: string) =>
   Effect.gen(function* () {
     const rows = yield* readSource(c, shape.name, rowsAhead(shape, column, now, 10))
     const named = rows.map(([key, stamp]) => `key ${String(key)} at ${String(stamp)}`).join(", ")
+    const more = rows.length === 10 ? ", ..." : ""
     yield* Effect.logWarning(
-      `${shape.name}: rows stamped in ${column} after the source's clock (NOW() ${now}): ${named}${rows.length === 10 ? ", ..." : ""}; ` +
+      `${shape.name}: rows stamped in ${column} after the source's clock (NOW() ${now}): ${named}${more}; ` +
         "they are copied again on every run until that time passes, and the watermark is kept at the clock"
     )
   })
@@ -253,13 +256,18 @@ const swapIn = (c: Copier, shape: TableShape, run: Run, done: CopyStatus.CopySta
     return complete
   })
 
+/** Where a whole copy starts from: the source as recorded, the column it follows, the last copy's state. */
+interface WholeStart {
+  readonly source: RecordedSource
+  readonly follows: string | null
+  readonly previous: Option.Option<CopyStatus.CopyState>
+}
+
 /** The first state of a whole copy, written before its first page. */
 const wholeState = (
-  source: RecordedSource,
-  follows: string | null,
+  { source, follows, previous }: WholeStart,
   copyStartedWatermark: string | null,
-  run: Run,
-  previous: Option.Option<CopyStatus.CopyState>
+  run: Run
 ): CopyStatus.CopyState => ({
   strategy: "whole",
   status: "running",
@@ -282,12 +290,7 @@ const wholeCopy = (
   c: Copier,
   shape: TableShape,
   run: Run,
-  from: {
-    readonly resume: Option.Option<CopyStatus.CopyState>
-    readonly source: RecordedSource
-    readonly follows: string | null
-    readonly previous: Option.Option<CopyStatus.CopyState>
-  }
+  from: WholeStart & { readonly resume: Option.Option<CopyStatus.CopyState> }
 ) =>
   Effect.gen(function* () {
     const table = shape.name
@@ -311,7 +314,7 @@ const wholeCopy = (
       if (stamp !== null && highest !== null && highest > run.sourceNow)
         yield* warnAhead(c, shape, stamp, run.sourceNow)
       const copyStartedWatermark = stamp !== null ? cappedWatermark(highest, run.sourceNow) : highest
-      state = wholeState(from.source, from.follows, copyStartedWatermark, run, from.previous)
+      state = wholeState(from, copyStartedWatermark, run)
       yield* c.status.write(table, run.id, state)
     }
     const plan = planFor(c, shape, null, "shadow")
@@ -322,7 +325,8 @@ const wholeCopy = (
       plan,
       state,
       start: state.lastKey,
-      read: (afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, c.pipeline), plan.select),
+      read: (afterKey) =>
+        keyOrderPage({ shape, afterKey, batchSize: pageRows(shape, c.pipeline), select: plan.select }),
       positionOf: (row) => String(row[plan.keyAt]),
       advance: (s, page) => ({ ...s, lastKey: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => s.lastKey ?? "the first row"
@@ -340,13 +344,7 @@ const wholeCopy = (
  * pages are written. A failed copy starts over. Such tables are OpenDental's temp and backup copies, which nobody
  * writes, and the evidence recorded before the read makes any change during it show up next run.
  */
-const streamedWholeCopy = (
-  c: Copier,
-  shape: TableShape,
-  run: Run,
-  source: RecordedSource,
-  previous: Option.Option<CopyStatus.CopyState>
-) =>
+const streamedWholeCopy = (c: Copier, shape: TableShape, run: Run, from: Omit<WholeStart, "follows">) =>
   Effect.gen(function* () {
     const table = shape.name
     yield* runOnReplica(
@@ -355,7 +353,8 @@ const streamedWholeCopy = (
       "write",
       recreateShadow(table, shape, { secondaryIndexes: c.pipeline.replicaSecondaryIndexes })
     )
-    const state = wholeState(source, null, null, run, previous)
+    // Without a key nothing is followed.
+    const state = wholeState({ ...from, follows: null }, null, run)
     yield* c.status.write(table, run.id, state)
     const plan = planFor(c, shape, null, "shadow")
     const write = pageWrite<number>(c, shape, run, { target: shadowOf(table), plan, live: false })
@@ -378,21 +377,22 @@ const streamedWholeCopy = (
 /** Where a continuing copy starts: the last state, now running, recording this run's source facts. */
 const continuing = (
   previous: CopyStatus.CopyState,
-  strategy: "incremental" | "append-only",
-  follows: string,
-  source: RecordedSource,
-  run: Run
-): CopyStatus.CopyState => ({
-  ...previous,
-  strategy,
-  status: "running",
-  watermarkColumn: follows,
-  lastKey: null,
-  source,
-  // A status row of an earlier version has no generation: a new one makes the analytics hop load once.
-  generation: previous.generation ?? run.generation,
-  proof: run.proof
-})
+  run: Run,
+  how: { readonly strategy: "incremental" | "append-only"; readonly follows: string; readonly source: RecordedSource }
+): CopyStatus.CopyState => {
+  const { strategy, follows, source } = how
+  return {
+    ...previous,
+    strategy,
+    status: "running",
+    watermarkColumn: follows,
+    lastKey: null,
+    source,
+    // A status row of an earlier version has no generation: a new one makes the analytics hop load once.
+    generation: previous.generation ?? run.generation,
+    proof: run.proof
+  }
+}
 
 /**
  * Rows whose watermark is at or after the last one copied, less the lookback window (late commits carry an older
@@ -401,22 +401,31 @@ const continuing = (
 const incrementalCopy = (
   c: Copier,
   shape: TableShape,
-  decision: Extract<Decision, { strategy: "incremental" }>,
-  state: CopyStatus.CopyState,
-  run: Run
+  run: Run,
+  {
+    decision,
+    state
+  }: { readonly decision: Extract<Decision, { strategy: "incremental" }>; readonly state: CopyStatus.CopyState }
 ) =>
   Effect.gen(function* () {
     const plan = planFor(c, shape, decision.watermark, "table")
     const window = { from: decision.from, lookbackSeconds: c.pipeline.lookbackSeconds }
-    const copied = yield* copyPages(c, shape, run, {
+    const copied = yield* copyPages<WatermarkPosition | null>(c, shape, run, {
       name: "incremental",
       target: shape.name,
       live: true,
       plan,
       state,
-      start: null as WatermarkPosition | null,
+      start: null,
       read: (after) =>
-        watermarkPage(shape, decision.watermark, window, after, pageRows(shape, c.pipeline), plan.select),
+        watermarkPage({
+          shape,
+          watermarkColumn: decision.watermark,
+          window,
+          after,
+          batchSize: pageRows(shape, c.pipeline),
+          select: plan.select
+        }),
       positionOf: (row) => ({ watermark: String(row[plan.watermarkAt]), key: String(row[plan.keyAt]) }),
       advance: (s, page) => ({
         ...s,
@@ -446,9 +455,11 @@ const incrementalCopy = (
 const appendOnlyCopy = (
   c: Copier,
   shape: TableShape,
-  decision: Extract<Decision, { strategy: "append-only" }>,
-  state: CopyStatus.CopyState,
-  run: Run
+  run: Run,
+  {
+    decision,
+    state
+  }: { readonly decision: Extract<Decision, { strategy: "append-only" }>; readonly state: CopyStatus.CopyState }
 ) =>
   Effect.gen(function* () {
     const plan = planFor(c, shape, null, "table")
@@ -459,7 +470,8 @@ const appendOnlyCopy = (
       plan,
       state,
       start: decision.from,
-      read: (afterKey) => keyOrderPage(shape, afterKey, pageRows(shape, c.pipeline), plan.select),
+      read: (afterKey) =>
+        keyOrderPage({ shape, afterKey, batchSize: pageRows(shape, c.pipeline), select: plan.select }),
       positionOf: (row) => String(row[plan.keyAt]),
       advance: (s, page) => ({ ...s, watermark: page.to, rowsCopied: s.rowsCopied + page.rows.length }),
       resumeFrom: (s) => (s.watermark === null ? "the first key" : `after key ${s.watermark}`)
@@ -536,19 +548,30 @@ const sourceChecksum = (c: Copier, table: string) =>
     c.fromSource(table, "read")
   )
 
+/** What one replicate call reads before deciding, and whether a full copy was asked for. */
+interface Evidence {
+  readonly snapshot: SourceSnapshot
+  readonly previous: Option.Option<CopyStatus.CopyState>
+  /** CHECKSUM TABLE of the source, run at most once. */
+  readonly checksum: Effect.Effect<string | null, ReplicationError | ConnectionError>
+  readonly full: boolean
+}
+
+/** Read before any row is: a change made while the copy reads is then seen by the next run. */
+const gatherEvidence = (c: Copier, table: string, full: boolean) =>
+  Effect.gen(function* () {
+    const snapshot = yield* sourceSnapshot(c, table)
+    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
+    const checksum = yield* Effect.cached(sourceChecksum(c, table))
+    return { snapshot, previous, checksum, full } satisfies Evidence
+  })
+
 /**
  * What `chooseStrategy` needs: the replica table's drift, a shadow a whole copy could resume into, and what the
  * source proves about the table since the last copy. UPDATE_TIME costs one query; CHECKSUM TABLE costs a scan, so
  * it is asked only when the time proves nothing and the table would otherwise be copied whole.
  */
-const decide = (
-  c: Copier,
-  shape: TableShape,
-  previous: Option.Option<CopyStatus.CopyState>,
-  full: boolean,
-  snapshot: SourceSnapshot,
-  checksum: Effect.Effect<string | null, ReplicationError | ConnectionError>
-) =>
+const decide = (c: Copier, shape: TableShape, { previous, full, snapshot, checksum }: Evidence) =>
   Effect.gen(function* () {
     const existing = yield* c.catalog.find(c.replica, shape.name)
     const unfinished = Option.exists(previous, (p) => p.strategy === "whole" && p.status !== "complete")
@@ -588,13 +611,7 @@ const decide = (
  * unchanged since (see `unchangedSinceLastCopy`) and the replica still has it. A replica table altered by hand
  * since is not noticed until the source table changes.
  */
-const provedUnchanged = (
-  c: Copier,
-  table: string,
-  previous: Option.Option<CopyStatus.CopyState>,
-  snapshot: SourceSnapshot,
-  full: boolean
-) =>
+const provedUnchanged = (c: Copier, table: string, { previous, snapshot, full }: Evidence) =>
   Effect.gen(function* () {
     if (full || Option.isNone(previous) || previous.value.status !== "complete") return Option.none<ChangeProof>()
     const proof = unchangedSinceLastCopy(snapshot, previous.value.source)
@@ -605,7 +622,199 @@ const provedUnchanged = (
     return present === undefined ? Option.none<ChangeProof>() : Option.some(proof)
   })
 
+/** The strategy for one table and what it rests on; the source's shape is read unless the table is skipped first. */
+interface Decided {
+  readonly shape: Option.Option<TableShape>
+  readonly decision: Decision
+  readonly columnChanges: ReadonlyArray<string>
+  readonly follows: string | null
+  readonly proof: ChangeProof
+}
+
+const decideTable = (c: Copier, table: string, evidence: Evidence) =>
+  Effect.gen(function* () {
+    const early = yield* provedUnchanged(c, table, evidence)
+    if (Option.isSome(early)) {
+      return {
+        shape: Option.none(),
+        decision: unchangedSince("replica", early.value),
+        columnChanges: [],
+        follows: null,
+        proof: early.value
+      } satisfies Decided
+    }
+    const shape = yield* describeSource(c, table)
+    const decided = yield* decide(c, shape, evidence).pipe(c.onReplica(table, "state"))
+    return { shape: Option.some(shape), ...decided } satisfies Decided
+  })
+
+/** The copy `decided` calls for, recording the source as `evidence` found it. */
+const copyAsDecided = (
+  c: Copier,
+  table: string,
+  run: Run,
+  { snapshot, previous, checksum, ...decided }: Evidence & Decided
+) =>
+  Effect.gen(function* () {
+    const { decision, follows } = decided
+    const recorded = (withChecksum: boolean) =>
+      Effect.map(withChecksum ? checksum : Effect.succeed(null), (sum): RecordedSource => ({
+        readAt: snapshot.readAt,
+        updateTime: snapshot.updateTime,
+        checksum: sum,
+        columns: snapshot.columns
+      }))
+    switch (decision.strategy) {
+      case "unchanged": {
+        const last = Option.getOrThrow(previous)
+        // The columns just matched the replica's: their fingerprint lets the next run skip before reading them.
+        const source = { ...last.source, columns: snapshot.columns }
+        yield* c.status.write(table, run.id, {
+          ...last,
+          strategy: "unchanged",
+          status: "complete",
+          lastKey: null,
+          proof: run.proof,
+          source
+        })
+        return { rowsRead: 0, inserted: 0, updated: 0, watermarkTo: last.watermark } satisfies Copied
+      }
+      case "whole": {
+        const shape = Option.getOrThrow(decided.shape)
+        // Only a table that nothing can follow is ever proved unchanged by its checksum: the others skip the scan.
+        const source = yield* recorded(follows === null)
+        if (shape.primaryKey.length === 0) return yield* streamedWholeCopy(c, shape, run, { source, previous })
+        return yield* wholeCopy(c, shape, run, {
+          resume: decision.resume ? previous : Option.none(),
+          source,
+          follows,
+          previous
+        })
+      }
+      case "incremental": {
+        const from = { strategy: decision.strategy, follows: decision.watermark, source: yield* recorded(false) }
+        return yield* incrementalCopy(c, Option.getOrThrow(decided.shape), run, {
+          decision,
+          state: continuing(Option.getOrThrow(previous), run, from)
+        })
+      }
+      case "append-only": {
+        const from = { strategy: decision.strategy, follows: decision.key, source: yield* recorded(false) }
+        return yield* appendOnlyCopy(c, Option.getOrThrow(decided.shape), run, {
+          decision,
+          state: continuing(Option.getOrThrow(previous), run, from)
+        })
+      }
+    }
+  })
+
 /** The copy of one table, in order: its shape, its last state, what the source proves, the strategy, the copy. */
+const replicateTable = (c: Copier, table: string, options: ReplicateOptions) =>
+  Effect.gen(function* () {
+    const startedAt = yield* Clock.currentTimeMillis
+    const evidence = yield* gatherEvidence(c, table, options.full === true)
+    const decided = yield* decideTable(c, table, evidence)
+    const run: Run = {
+      id: options.runId ?? crypto.randomUUID(),
+      generation: crypto.randomUUID(),
+      proof: decided.proof.says,
+      sourceNow: evidence.snapshot.readAt
+    }
+    const strategy = storedStrategy(decided.decision.strategy)
+    yield* Effect.annotateCurrentSpan({ table, strategy })
+    const outcome: Copied = yield* copyAsDecided(c, table, run, { ...evidence, ...decided }).pipe(
+      c.onReplica(table, "state"),
+      Effect.tapError((error) => Effect.ignore(c.status.markFailed(table, run.id, error.message)))
+    )
+    const finishedAt = yield* Clock.currentTimeMillis
+    const result: ReplicationResult = {
+      table,
+      strategy,
+      reason: decided.decision.reason,
+      rowsRead: outcome.rowsRead,
+      rowsWritten: outcome.inserted + outcome.updated,
+      rowsInserted: outcome.inserted,
+      rowsUpdated: outcome.updated,
+      watermarkFrom: Option.isSome(evidence.previous) ? evidence.previous.value.watermark : null,
+      watermarkTo: outcome.watermarkTo,
+      durationMs: finishedAt - startedAt,
+      schemaChanges: decided.columnChanges
+    }
+    yield* Effect.logInfo(
+      `${table}: ${strategy} copy (${result.reason}): ${result.rowsRead} read, ${result.rowsInserted} inserted, ` +
+        `${result.rowsUpdated} updated in ${result.durationMs} ms`
+    )
+    return result
+  })
+
+/** One repair of a table: its shape and key, and what gives the table a new generation with each batch. */
+interface Repair {
+  readonly shape: TableShape
+  readonly key: string
+  readonly changed: () => Effect.Effect<void, SqlError>
+}
+
+/** The rows of `keys` the source holds, read again and upserted by the hop's page writer. */
+const copyAgain = (c: Copier, { shape, changed }: Repair, keys: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    const plan = planFor(c, shape, null, "table")
+    let copied = 0
+    for (const batch of Arr.chunksOf(keys, repairBatch)) {
+      const rows = yield* readSource(c, table, keysPage(shape, batch, plan.select))
+      if (rows.length === 0) continue
+      yield* c.retryTransient(plan.write(table, rows, changed).pipe(c.onReplica(table, "write")))
+      copied += rows.length
+    }
+    return copied
+  })
+
+/** The rows of `keys` the source still lacks, deleted from the replica. */
+const deleteGone = (c: Copier, { shape, key, changed }: Repair, keys: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    let deleted = 0
+    for (const batch of Arr.chunksOf(keys, repairBatch)) {
+      // A key the source holds again since it was compared is not deleted.
+      const held = new Set(
+        (yield* readSource(c, table, keysPage(shape, batch, escapeIdentifier(key)))).map((r) => String(r[0]))
+      )
+      const gone = batch.filter((k) => !held.has(k))
+      if (gone.length === 0) continue
+      const statement = deleteKeys(shape, gone)
+      const removed = yield* c.replica.sql
+        .withTransaction(Effect.zipLeft(c.replica.sql.unsafe(statement.text, statement.params).raw, changed()))
+        .pipe(c.onReplica(table, "write"))
+      deleted += resultHeader(removed).affectedRows
+    }
+    return deleted
+  })
+
+const repairTable = (c: Copier, table: string, keys: KeyRepair) =>
+  Effect.gen(function* () {
+    const shape = yield* describeSource(c, table)
+    const key = shape.primaryKey[0]
+    if (key === undefined || !hasIntegerKey(shape)) {
+      return yield* new SchemaError({
+        database: "source",
+        table,
+        problem: "has no single-column integer key to repair rows by; copy it whole with --full"
+      })
+    }
+    const runId = crypto.randomUUID()
+    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
+    const changed = () =>
+      Option.match(previous, {
+        onNone: () => Effect.void,
+        onSome: (p) => c.status.write(table, runId, { ...p, generation: crypto.randomUUID() })
+      })
+    const repair: Repair = { shape, key, changed }
+    const copied = yield* copyAgain(c, repair, keys.copy)
+    const deleted = yield* deleteGone(c, repair, keys.remove)
+    yield* Effect.logInfo(`${table}: repaired in the replica: ${copied} rows copied again, ${deleted} deleted`)
+    return { copied, deleted } satisfies RepairOutcome
+  })
+
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
   const replica = yield* ReplicationDb
@@ -621,164 +830,12 @@ export const make = Effect.gen(function* () {
     fromSource: failuresOf(source, attempts),
     onReplica: failuresOf(replica, attempts)
   }
-
   const replicate = Effect.fn("Replicator.replicate")(function* (table: string, options: ReplicateOptions = {}) {
-    const startedAt = yield* Clock.currentTimeMillis
-    // Read before any row is: a change made while the copy reads is then seen by the next run.
-    const snapshot = yield* sourceSnapshot(c, table)
-    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
-    const checksum = yield* Effect.cached(sourceChecksum(c, table))
-    const early = yield* provedUnchanged(c, table, previous, snapshot, options.full === true)
-    const {
-      shape: described,
-      decision,
-      columnChanges,
-      follows,
-      proof
-    } = Option.isSome(early)
-      ? {
-          shape: Option.none<TableShape>(),
-          decision: unchangedSince("replica", early.value),
-          columnChanges: [],
-          follows: null,
-          proof: early.value
-        }
-      : yield* Effect.gen(function* () {
-          const shape = yield* describeSource(c, table)
-          const decided = yield* decide(c, shape, previous, options.full === true, snapshot, checksum).pipe(
-            c.onReplica(table, "state")
-          )
-          return { shape: Option.some(shape), ...decided }
-        })
-    const run: Run = {
-      id: options.runId ?? crypto.randomUUID(),
-      generation: crypto.randomUUID(),
-      proof: proof.says,
-      sourceNow: snapshot.readAt
-    }
-    const strategy = storedStrategy(decision.strategy)
-    yield* Effect.annotateCurrentSpan({ table, strategy })
-    const recorded = (withChecksum: boolean) =>
-      Effect.map(withChecksum ? checksum : Effect.succeed(null), (sum): RecordedSource => ({
-        readAt: snapshot.readAt,
-        updateTime: snapshot.updateTime,
-        checksum: sum,
-        columns: snapshot.columns
-      }))
-    const copy = Effect.gen(function* () {
-      switch (decision.strategy) {
-        case "unchanged": {
-          const last = Option.getOrThrow(previous)
-          // The columns just matched the replica's: their fingerprint lets the next run skip before reading them.
-          const source = { ...last.source, columns: snapshot.columns }
-          yield* c.status.write(table, run.id, {
-            ...last,
-            strategy: "unchanged",
-            status: "complete",
-            lastKey: null,
-            proof: run.proof,
-            source
-          })
-          return { rowsRead: 0, inserted: 0, updated: 0, watermarkTo: last.watermark } satisfies Copied
-        }
-        case "whole": {
-          const shape = Option.getOrThrow(described)
-          // Only a table that nothing can follow is ever proved unchanged by its checksum: the others skip the scan.
-          const source = yield* recorded(follows === null)
-          if (shape.primaryKey.length === 0) return yield* streamedWholeCopy(c, shape, run, source, previous)
-          return yield* wholeCopy(c, shape, run, {
-            resume: decision.resume ? previous : Option.none(),
-            source,
-            follows,
-            previous
-          })
-        }
-        case "incremental":
-          return yield* incrementalCopy(
-            c,
-            Option.getOrThrow(described),
-            decision,
-            continuing(Option.getOrThrow(previous), "incremental", decision.watermark, yield* recorded(false), run),
-            run
-          )
-        case "append-only":
-          return yield* appendOnlyCopy(
-            c,
-            Option.getOrThrow(described),
-            decision,
-            continuing(Option.getOrThrow(previous), "append-only", decision.key, yield* recorded(false), run),
-            run
-          )
-      }
-    })
-    const outcome: Copied = yield* copy.pipe(
-      c.onReplica(table, "state"),
-      Effect.tapError((error) => Effect.ignore(c.status.markFailed(table, run.id, error.message)))
-    )
-    const finishedAt = yield* Clock.currentTimeMillis
-    const result: ReplicationResult = {
-      table,
-      strategy,
-      reason: decision.reason,
-      rowsRead: outcome.rowsRead,
-      rowsWritten: outcome.inserted + outcome.updated,
-      rowsInserted: outcome.inserted,
-      rowsUpdated: outcome.updated,
-      watermarkFrom: Option.isSome(previous) ? previous.value.watermark : null,
-      watermarkTo: outcome.watermarkTo,
-      durationMs: finishedAt - startedAt,
-      schemaChanges: columnChanges
-    }
-    yield* Effect.logInfo(
-      `${table}: ${strategy} copy (${result.reason}): ${result.rowsRead} read, ${result.rowsInserted} inserted, ${result.rowsUpdated} updated in ${result.durationMs} ms`
-    )
-    return result
+    return yield* replicateTable(c, table, options)
   })
-
   const repair = Effect.fn("Replicator.repair")(function* (table: string, keys: KeyRepair) {
-    const shape = yield* describeSource(c, table)
-    if (!hasIntegerKey(shape)) {
-      return yield* new SchemaError({
-        database: "source",
-        table,
-        problem: "has no single-column integer key to repair rows by; copy it whole with --full"
-      })
-    }
-    const runId = crypto.randomUUID()
-    const previous = yield* c.status.read(table).pipe(c.onReplica(table, "state"))
-    const changed = () =>
-      Option.match(previous, {
-        onNone: () => Effect.void,
-        onSome: (p) => c.status.write(table, runId, { ...p, generation: crypto.randomUUID() })
-      })
-    const plan = planFor(c, shape, null, "table")
-    let copied = 0
-    for (const batch of Arr.chunksOf(keys.copy, repairBatch)) {
-      const rows = yield* readSource(c, table, keysPage(shape, batch, plan.select))
-      if (rows.length === 0) continue
-      yield* c.retryTransient(plan.write(table, rows, changed).pipe(c.onReplica(table, "write")))
-      copied += rows.length
-    }
-    let deleted = 0
-    for (const batch of Arr.chunksOf(keys.remove, repairBatch)) {
-      // A key the source holds again since it was compared is not deleted.
-      const held = new Set(
-        (yield* readSource(c, table, keysPage(shape, batch, escapeIdentifier(shape.primaryKey[0] as string)))).map(
-          (r) => String(r[0])
-        )
-      )
-      const gone = batch.filter((key) => !held.has(key))
-      if (gone.length === 0) continue
-      const statement = deleteKeys(shape, gone)
-      const removed = yield* c.replica.sql
-        .withTransaction(Effect.zipLeft(c.replica.sql.unsafe(statement.text, statement.params).raw, changed()))
-        .pipe(c.onReplica(table, "write"))
-      deleted += (removed as { affectedRows?: number }).affectedRows ?? 0
-    }
-    yield* Effect.logInfo(`${table}: repaired in the replica: ${copied} rows copied again, ${deleted} deleted`)
-    return { copied, deleted } satisfies RepairOutcome
+    return yield* repairTable(c, table, keys)
   })
-
   return { replicate, repair } satisfies ReplicatorService
 })
 

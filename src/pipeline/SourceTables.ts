@@ -51,7 +51,8 @@ export const make = Effect.gen(function* () {
       option,
       problem:
         problem._tag === "AllMixed"
-          ? `${allTables} stands alone: it means every base table of the source; name tables without it, or exclude some with ETL_EXCLUDE_TABLES`
+          ? `${allTables} stands alone: it means every base table of the source; ` +
+            "name tables without it, or exclude some with ETL_EXCLUDE_TABLES"
           : [
               `leaves no table to copy`,
               problem.views.length > 0 ? `views are not copied (${names(problem.views)})` : "",

@@ -40,7 +40,9 @@ describe("keyset pages", () => {
   })
 
   it("bounds a page by the range's upper key, bound as the key's own type", () => {
-    expect(keyOrderPage(table("int", "int(11)"), "10", 500, "`id`", "20")).toEqual({
+    expect(
+      keyOrderPage({ shape: table("int", "int(11)"), afterKey: "10", batchSize: 500, select: "`id`", upTo: "20" })
+    ).toEqual({
       text: "SELECT `id` FROM `t` WHERE `id` > CAST(? AS SIGNED) AND `id` <= CAST(? AS SIGNED) ORDER BY `id` LIMIT ?",
       params: ["10", "20", 500]
     })

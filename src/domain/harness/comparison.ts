@@ -1,5 +1,6 @@
 import type { ColumnExpectation } from "./expectations.ts"
 import type { Column } from "../tableShape.ts"
+import { binaryTypes } from "../mysqlTypes.ts"
 import { bitsAsNumber, hasZeroPart } from "../pipeline/typeMap.ts"
 
 /**
@@ -32,6 +33,7 @@ const bytesOf = (value: unknown) =>
 
 export const canonical = (column: Column, value: unknown): Canonical => {
   if (value === null || value === undefined) return null
+  if (binaryTypes.has(column.dataType)) return bytesOf(value).toString("hex")
   switch (column.dataType) {
     case "float":
       return String(Math.fround(Number(value)))
@@ -51,13 +53,6 @@ export const canonical = (column: Column, value: unknown): Canonical => {
     case "bit":
       if (typeof value === "boolean") return value ? "1" : "0"
       return Buffer.isBuffer(value) ? bitsAsNumber(value) : String(value)
-    case "binary":
-    case "varbinary":
-    case "tinyblob":
-    case "blob":
-    case "mediumblob":
-    case "longblob":
-      return bytesOf(value).toString("hex")
     case "json":
       return stableJson(typeof value === "string" ? JSON.parse(value) : value)
     case "date":

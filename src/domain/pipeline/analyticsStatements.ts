@@ -70,8 +70,10 @@ const oldEtlColumns = [
   `${escapeIdentifier(loadedAtColumn)} timestamptz GENERATED ALWAYS AS (updated_at) STORED`
 ]
 
-export const completeLoadStatusTable = (schema: string) =>
-  `ALTER TABLE ${qualified(schema, loadStatusTable)} ${[...addedColumns, ...oldEtlColumns].map((column) => `ADD COLUMN IF NOT EXISTS ${column}`).join(", ")}`
+export const completeLoadStatusTable = (schema: string) => {
+  const additions = [...addedColumns, ...oldEtlColumns].map((column) => `ADD COLUMN IF NOT EXISTS ${column}`)
+  return `ALTER TABLE ${qualified(schema, loadStatusTable)} ${additions.join(", ")}`
+}
 
 /**
  * Where dbt records its own runs, as the old ETL made it (its column types, timestamps in UTC wall time): the
@@ -132,14 +134,19 @@ export const rawColumnsFingerprint = (
  * column, replica generation, replica checksum, proof and raw profile.
  */
 export const upsertLoadStatus = (schema: string) =>
-  `INSERT INTO ${qualified(schema, loadStatusTable)} (table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error,
-  watermark_column, replica_generation, replica_checksum, proof, raw_profile)
-VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12)
-ON CONFLICT (table_name) DO UPDATE SET strategy = EXCLUDED.strategy, status = EXCLUDED.status,
-  watermark = EXCLUDED.watermark, rows_loaded = EXCLUDED.rows_loaded, run_id = EXCLUDED.run_id,
-  updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error, watermark_column = EXCLUDED.watermark_column,
-  replica_generation = EXCLUDED.replica_generation, replica_checksum = EXCLUDED.replica_checksum, proof = EXCLUDED.proof,
-  raw_profile = EXCLUDED.raw_profile`
+  [
+    `INSERT INTO ${qualified(schema, loadStatusTable)} ` +
+      "(table_name, strategy, status, watermark, rows_loaded, run_id, updated_at, last_error,",
+    "  watermark_column, replica_generation, replica_checksum, proof, raw_profile)",
+    "VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12)",
+    "ON CONFLICT (table_name) DO UPDATE SET strategy = EXCLUDED.strategy, status = EXCLUDED.status,",
+    "  watermark = EXCLUDED.watermark, rows_loaded = EXCLUDED.rows_loaded, run_id = EXCLUDED.run_id,",
+    "  updated_at = EXCLUDED.updated_at, last_error = EXCLUDED.last_error, " +
+      "watermark_column = EXCLUDED.watermark_column,",
+    "  replica_generation = EXCLUDED.replica_generation, replica_checksum = EXCLUDED.replica_checksum, " +
+      "proof = EXCLUDED.proof,",
+    "  raw_profile = EXCLUDED.raw_profile"
+  ].join("\n")
 
 /** Rows set aside in quarantine; binds run id, table, then arrays of keys, columns, values and problems. */
 export const insertRejectedRows = (schema: string) =>
@@ -193,7 +200,8 @@ export const copyInto = (target: string, mappings: ReadonlyArray<ColumnMapping>)
 const primaryKeyName = (table: string) => escapeIdentifier(`${table}_pkey`)
 
 export const addPrimaryKey = (schema: string, table: string, key: string) =>
-  `ALTER TABLE ${qualified(schema, table)} ADD CONSTRAINT ${primaryKeyName(table)} PRIMARY KEY (${escapeIdentifier(key)})`
+  `ALTER TABLE ${qualified(schema, table)} ADD CONSTRAINT ${primaryKeyName(table)} ` +
+  `PRIMARY KEY (${escapeIdentifier(key)})`
 
 /**
  * The shadow takes the table's place, in one transaction with the load status. A new table is renamed into place
@@ -218,17 +226,22 @@ export const swapShadow = (
         `ALTER TABLE ${qualified(schema, shadow)} RENAME TO ${escapeIdentifier(table)}`,
         ...(options.keyed
           ? [
-              `ALTER TABLE ${qualified(schema, table)} RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`
+              `ALTER TABLE ${qualified(schema, table)} ` +
+                `RENAME CONSTRAINT ${primaryKeyName(shadow)} TO ${primaryKeyName(table)}`
             ]
           : [])
       ]
 }
 
-/** The staging table of an incremental page: a session-local copy of the table, dropped when its transaction commits. */
+/**
+ * The staging table of an incremental page: a session-local copy of the table, dropped when its transaction
+ * commits.
+ */
 export const stagingTableOf = (table: string) => `etl_stage_${table}`
 
 export const createStagingTable = (schema: string, table: string) =>
-  `CREATE TEMP TABLE ${escapeIdentifier(stagingTableOf(table))} (LIKE ${qualified(schema, table)} INCLUDING DEFAULTS) ON COMMIT DROP`
+  `CREATE TEMP TABLE ${escapeIdentifier(stagingTableOf(table))} ` +
+  `(LIKE ${qualified(schema, table)} INCLUDING DEFAULTS) ON COMMIT DROP`
 
 /** Deletes raw's rows of the given keys, bound as one array of the key's type. */
 export const deleteKeys = (schema: string, table: string, key: string, keyType: string) =>
@@ -247,10 +260,15 @@ export const mergeStaged = (schema: string, table: string, mappings: ReadonlyArr
       .map((m) => `${escapeIdentifier(m.name)} = EXCLUDED.${escapeIdentifier(m.name)}`),
     `${escapeIdentifier(loadedAtColumn)} = now()`
   ]
-  const changed = `(${names.map((n) => `t.${n}`).join(", ")}) IS DISTINCT FROM (${names.map((n) => `EXCLUDED.${n}`).join(", ")})`
-  return `INSERT INTO ${qualified(schema, table)} AS t (${names.join(", ")}) SELECT ${names.join(", ")} FROM ${escapeIdentifier(stagingTableOf(table))}
-  ON CONFLICT (${escapeIdentifier(key)}) DO UPDATE SET ${updates.join(", ")} WHERE ${changed}
-  RETURNING (xmax = 0) AS inserted`
+  const current = names.map((n) => `t.${n}`).join(", ")
+  const incoming = names.map((n) => `EXCLUDED.${n}`).join(", ")
+  const changed = `(${current}) IS DISTINCT FROM (${incoming})`
+  return [
+    `INSERT INTO ${qualified(schema, table)} AS t (${names.join(", ")}) ` +
+      `SELECT ${names.join(", ")} FROM ${escapeIdentifier(stagingTableOf(table))}`,
+    `  ON CONFLICT (${escapeIdentifier(key)}) DO UPDATE SET ${updates.join(", ")} WHERE ${changed}`,
+    "  RETURNING (xmax = 0) AS inserted"
+  ].join("\n")
 }
 
 const integerType = /^(smallint|integer|bigint|numeric\(\d+,0\))$/
@@ -292,9 +310,8 @@ export const columnDrift = (
       fixes.push(`${alter} ADD COLUMN ${escapeIdentifier(m.name)} ${m.postgresType};`)
     } else if (type !== m.postgresType) {
       problems.push(`column "${m.name}" is ${type}, the type map gives ${m.postgresType}`)
-      fixes.push(
-        `${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType}${conversionFrom(type, m.postgresType, escapeIdentifier(m.name))};`
-      )
+      const using = conversionFrom(type, m.postgresType, escapeIdentifier(m.name))
+      fixes.push(`${alter} ALTER COLUMN ${escapeIdentifier(m.name)} TYPE ${m.postgresType}${using};`)
     }
   }
   for (const c of existing) {

@@ -13,7 +13,10 @@ export interface SourceSnapshot {
   readonly engine: string
   /** information_schema.TABLES.UPDATE_TIME in the same session, or null. */
   readonly updateTime: string | null
-  /** `myisam_use_mmap`: MyISAM then writes through memory maps, and the file's time moves only when they reach the disk. */
+  /**
+   * `myisam_use_mmap`: MyISAM then writes through memory maps, and the file's time moves only when they reach the
+   * disk.
+   */
   readonly mmap: boolean
   /** A fingerprint of the table's columns and indexes (count and summed hashes), or null. */
   readonly columns: string | null

@@ -32,6 +32,18 @@ export const allColumns = (shape: TableShape) => shape.columns.map((c) => escape
 
 const selectFrom = (shape: TableShape, select: string) => `SELECT ${select} FROM ${escapeIdentifier(shape.name)}`
 
+/** The table's (single) primary key column: keyset pages and merges are only asked of a keyed table. */
+export const primaryKeyOf = (shape: TableShape): string => {
+  const [key] = shape.primaryKey
+  if (key === undefined) throw new Error(`${shape.name} has no primary key to page by`)
+  return key
+}
+
+const keyColumn = (shape: TableShape) => escapeIdentifier(primaryKeyOf(shape))
+
+/** The IN list of `keys`, each bound as the key's type. */
+const keyList = (shape: TableShape, keys: ReadonlyArray<string>) => keys.map(() => keyPlaceholder(shape)).join(", ")
+
 /** Whether the table's single-column primary key is an integer: what an append-only copy can follow. */
 export const hasIntegerKey = (shape: TableShape) => {
   const key = shape.columns.find((c) => c.name === shape.primaryKey[0])
@@ -57,15 +69,22 @@ export const tableRows = (shape: TableShape, select = streamedColumns(shape)): P
   params: []
 })
 
-/** The next page of the whole table in primary-key order, after `afterKey`. */
-export const keyOrderPage = (
-  shape: TableShape,
-  afterKey: string | null,
-  batchSize: number,
+/** The next page of the whole table in primary-key order, after `afterKey` (and up to `upTo` when given). */
+export const keyOrderPage = ({
+  shape,
+  afterKey,
+  batchSize,
   select = allColumns(shape),
-  upTo: string | null = null
-): PageQuery => {
-  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  upTo = null
+}: {
+  readonly shape: TableShape
+  readonly afterKey: string | null
+  readonly batchSize: number
+  /** The select list; every column in the table's order when undefined. */
+  readonly select?: string | undefined
+  readonly upTo?: string | null
+}): PageQuery => {
+  const key = keyColumn(shape)
   const conditions = [
     ...(afterKey === null ? [] : [`${key} > ${keyPlaceholder(shape)}`]),
     ...(upTo === null ? [] : [`${key} <= ${keyPlaceholder(shape)}`])
@@ -79,16 +98,16 @@ export const keyOrderPage = (
 
 /** The rows of the given primary keys, in key order: what a reconcile's repair re-copies. */
 export const keysPage = (shape: TableShape, keys: ReadonlyArray<string>, select = allColumns(shape)): PageQuery => {
-  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  const key = keyColumn(shape)
   return {
-    text: `${selectFrom(shape, select)} WHERE ${key} IN (${keys.map(() => keyPlaceholder(shape)).join(", ")}) ORDER BY ${key}`,
+    text: `${selectFrom(shape, select)} WHERE ${key} IN (${keyList(shape, keys)}) ORDER BY ${key}`,
     params: keys
   }
 }
 
 /** Deletes the rows of the given primary keys: what a reconcile's repair does with keys the source lacks. */
 export const deleteKeys = (shape: TableShape, keys: ReadonlyArray<string>): PageQuery => ({
-  text: `DELETE FROM ${escapeIdentifier(shape.name)} WHERE ${escapeIdentifier(shape.primaryKey[0] as string)} IN (${keys.map(() => keyPlaceholder(shape)).join(", ")})`,
+  text: `DELETE FROM ${escapeIdentifier(shape.name)} WHERE ${keyColumn(shape)} IN (${keyList(shape, keys)})`,
   params: keys
 })
 
@@ -119,9 +138,7 @@ export const keyRanges = (
 
 /** Whole rows by primary key, every column in the table's order. */
 export const rowsByKey = (shape: TableShape, keys: ReadonlyArray<string>): PageQuery => ({
-  text: `${selectFrom(shape, allColumns(shape))} WHERE ${escapeIdentifier(shape.primaryKey[0] as string)} IN (${keys
-    .map(() => keyPlaceholder(shape))
-    .join(", ")})`,
+  text: `${selectFrom(shape, allColumns(shape))} WHERE ${keyColumn(shape)} IN (${keyList(shape, keys)})`,
   params: keys
 })
 
@@ -134,16 +151,24 @@ export const lowerBoundOf = (watermark: string | null) =>
  * watermark), in (watermark, key) order after `after`. The lower bound is inclusive: a row sharing the last
  * watermark is read again rather than lost.
  */
-export const watermarkPage = (
-  shape: TableShape,
-  watermarkColumn: string,
-  window: { readonly from: string | null; readonly lookbackSeconds: number },
-  after: WatermarkPosition | null,
-  batchSize: number,
+export const watermarkPage = ({
+  shape,
+  watermarkColumn,
+  window,
+  after,
+  batchSize,
   select = allColumns(shape)
-): PageQuery => {
+}: {
+  readonly shape: TableShape
+  readonly watermarkColumn: string
+  readonly window: { readonly from: string | null; readonly lookbackSeconds: number }
+  readonly after: WatermarkPosition | null
+  readonly batchSize: number
+  /** The select list; every column in the table's order when undefined. */
+  readonly select?: string | undefined
+}): PageQuery => {
   const wm = escapeIdentifier(watermarkColumn)
-  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  const key = keyColumn(shape)
   const conditions: Array<string> = []
   const params: Array<unknown> = []
   const lowerBound = lowerBoundOf(window.from)
@@ -174,7 +199,9 @@ export const cappedWatermark = (watermark: string | null, now: string): string |
 export const rowsAhead = (shape: TableShape, watermarkColumn: string, now: string, limit: number): PageQuery => {
   const wm = escapeIdentifier(watermarkColumn)
   return {
-    text: `SELECT ${escapeIdentifier(shape.primaryKey[0] as string)}, ${wm} FROM ${escapeIdentifier(shape.name)} WHERE ${wm} > CAST(? AS DATETIME(6)) ORDER BY ${wm} LIMIT ?`,
+    text:
+      `SELECT ${keyColumn(shape)}, ${wm} FROM ${escapeIdentifier(shape.name)} ` +
+      `WHERE ${wm} > CAST(? AS DATETIME(6)) ORDER BY ${wm} LIMIT ?`,
     params: [now, limit]
   }
 }
@@ -193,6 +220,6 @@ export const highestWatermark = (shape: TableShape, watermarkColumn: string): Pa
 
 /** The primary key's lowest and highest values: the span `keyRanges` splits. */
 export const keySpan = (shape: TableShape): PageQuery => {
-  const key = escapeIdentifier(shape.primaryKey[0] as string)
+  const key = keyColumn(shape)
   return { text: `SELECT MIN(${key}), MAX(${key}) FROM ${escapeIdentifier(shape.name)}`, params: [] }
 }

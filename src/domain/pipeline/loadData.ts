@@ -14,7 +14,7 @@ const specialCharacters = /[\\\t\n\r\0]/g
 const escapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0" }
 
 const escapeText = (text: string) =>
-  specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] as string) : text
+  specialCharacters.test(text) ? text.replace(specialCharacters, (c) => escapes[c] ?? c) : text
 
 const byteEscapes = new Map<number, Buffer>([
   [0x5c, Buffer.from("\\\\")],
@@ -27,8 +27,8 @@ const byteEscapes = new Map<number, Buffer>([
 const escapeBytes = (bytes: Uint8Array): Buffer => {
   const parts: Array<Buffer> = []
   let start = 0
-  for (let i = 0; i < bytes.length; i++) {
-    const escaped = byteEscapes.get(bytes[i] as number)
+  for (const [i, byte] of bytes.entries()) {
+    const escaped = byteEscapes.get(byte)
     if (escaped !== undefined) {
       parts.push(Buffer.from(bytes.subarray(start, i)), escaped)
       start = i + 1
@@ -85,7 +85,10 @@ const serverField = (column: Column): string | undefined => {
   const c = escapeIdentifier(column.name)
   if (textTypes.has(column.dataType)) {
     // CHAR(0 USING utf8mb4), not X'00': a binary argument would make the whole line a binary string.
-    return String.raw`REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), '\t', '\\t'), '\n', '\\n'), '\r', '\\r'), CHAR(0 USING utf8mb4), '\\0')`
+    return (
+      String.raw`REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), ` +
+      String.raw`'\t', '\\t'), '\n', '\\n'), '\r', '\\r'), CHAR(0 USING utf8mb4), '\\0')`
+    )
   }
   // A float prints with 6 digits; as a double it prints every digit the float holds, and loads back to the same float.
   if (column.dataType === "float") return `CAST(${c} AS DOUBLE)`
@@ -94,7 +97,8 @@ const serverField = (column: Column): string | undefined => {
 
 /**
  * The select list that makes the source's server write each row as its line of the format above: the key (NULL
- * for a table without one), the line, then the watermark when one is given (incremental pages are positioned by it). Reading 67 typed values a row was the full copy's bottleneck on the client's one core; now it reads one
+ * for a table without one), the line, then the watermark when one is given (incremental pages are positioned by
+ * it). Reading 67 typed values a row was the full copy's bottleneck on the client's one core; now it reads one
  * string. Null when a column's type (binary, bit) needs the client's encoding: the table is encoded by
  * `encodeLoadDataRows` instead.
  */

@@ -1,5 +1,5 @@
-import { Chunk, Effect, FiberRef, Stream } from "effect"
-import { readAhead, type Rows } from "./readAhead.ts"
+import { Array as Arr, Chunk, Effect, FiberRef, Stream } from "effect"
+import { type NonEmptyRows, readAhead, type Rows } from "./readAhead.ts"
 
 /** One page as the writer sees it: its rows, where the copy stood before them and where they end. */
 export interface Page<P> {
@@ -44,7 +44,7 @@ export const pagedCopy = <P, A, E1, R1, E2, R2>(options: {
     let value = options.initial
     let rowsRead = 0
     let number = 0
-    const positionAfter = (rows: Rows) => options.positionOf(rows[rows.length - 1] as ReadonlyArray<unknown>)
+    const positionAfter = (rows: NonEmptyRows) => options.positionOf(Arr.lastNonEmpty(rows))
     yield* readAhead({
       start: options.start,
       batchSize: options.batchSize,

@@ -1,6 +1,9 @@
-import { Effect, Fiber } from "effect"
+import { Array as Arr, Effect, Fiber } from "effect"
 
 export type Rows = ReadonlyArray<ReadonlyArray<unknown>>
+
+/** A page that read rows: only the last page can be empty, and it is never written. */
+export type NonEmptyRows = Arr.NonEmptyReadonlyArray<ReadonlyArray<unknown>>
 
 /**
  * Keyset paging that reads page N+1 while page N is written: the source's server, the network and the writer
@@ -11,14 +14,14 @@ export const readAhead = <P, E1, R1, E2, R2>(options: {
   readonly start: P
   readonly batchSize: number
   readonly read: (position: P) => Effect.Effect<Rows, E1, R1>
-  readonly positionAfter: (rows: Rows) => P
-  readonly write: (rows: Rows) => Effect.Effect<void, E2, R2>
+  readonly positionAfter: (rows: NonEmptyRows) => P
+  readonly write: (rows: NonEmptyRows) => Effect.Effect<void, E2, R2>
 }): Effect.Effect<void, E1 | E2, R1 | R2> =>
   Effect.gen(function* () {
     let pending = yield* Effect.fork(options.read(options.start))
     for (;;) {
       const rows = yield* Fiber.join(pending)
-      if (rows.length === 0) return
+      if (!Arr.isNonEmptyReadonlyArray(rows)) return
       const more = rows.length >= options.batchSize
       if (more) pending = yield* Effect.fork(options.read(options.positionAfter(rows)))
       yield* options.write(rows)

@@ -48,13 +48,15 @@ export const createReplicaTable = (
   const watermarkIndex =
     shape.watermark._tag === "Some"
       ? [
-          `KEY ${escapeIdentifier("etl_watermark")} (${[shape.watermark.value, ...shape.primaryKey].map(escapeIdentifier).join(", ")})`
+          `KEY ${escapeIdentifier("etl_watermark")} ` +
+            `(${[shape.watermark.value, ...shape.primaryKey].map(escapeIdentifier).join(", ")})`
         ]
       : []
   const secondary = options.secondaryIndexes
     ? shape.indexes.map(
         (index) =>
-          `${index.unique ? "UNIQUE KEY" : "KEY"} ${escapeIdentifier(index.name)} (${index.parts.map(keyPart).join(", ")})`
+          `${index.unique ? "UNIQUE KEY" : "KEY"} ${escapeIdentifier(index.name)} ` +
+          `(${index.parts.map(keyPart).join(", ")})`
       )
     : []
   const definitions = [
@@ -63,7 +65,10 @@ export const createReplicaTable = (
     ...(shape.primaryKey.length === 0 ? [] : watermarkIndex),
     ...secondary
   ]
-  return `CREATE TABLE ${escapeIdentifier(name)} (\n  ${definitions.join(",\n  ")}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
+  return (
+    `CREATE TABLE ${escapeIdentifier(name)} (\n  ${definitions.join(",\n  ")}\n) ` +
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+  )
 }
 
 /** A multi-row upsert of `rowCount` rows: new keys are inserted, known keys take the source's values. */
@@ -77,7 +82,11 @@ export const upsertStatement = (
   const updates = columns
     .filter((c) => !primaryKey.includes(c))
     .map((c) => `${escapeIdentifier(c)}=VALUES(${escapeIdentifier(c)})`)
-  return `INSERT INTO ${escapeIdentifier(table)} (${columns.map(escapeIdentifier).join(",")}) VALUES ${Array.from({ length: rowCount }, () => tuple).join(",")} ON DUPLICATE KEY UPDATE ${updates.join(",")}`
+  const rows = Array.from({ length: rowCount }, () => tuple).join(",")
+  return (
+    `INSERT INTO ${escapeIdentifier(table)} (${columns.map(escapeIdentifier).join(",")}) VALUES ${rows} ` +
+    `ON DUPLICATE KEY UPDATE ${updates.join(",")}`
+  )
 }
 
 /** The same upsert from a staging table holding the page's rows. */
@@ -91,7 +100,19 @@ export const upsertFromStatement = (
   const updates = columns
     .filter((c) => !primaryKey.includes(c))
     .map((c) => `${escapeIdentifier(c)}=VALUES(${escapeIdentifier(c)})`)
-  return `INSERT INTO ${escapeIdentifier(table)} (${names}) SELECT ${names} FROM ${escapeIdentifier(stage)} ON DUPLICATE KEY UPDATE ${updates.join(",")}`
+  return (
+    `INSERT INTO ${escapeIdentifier(table)} (${names}) SELECT ${names} FROM ${escapeIdentifier(stage)} ` +
+    `ON DUPLICATE KEY UPDATE ${updates.join(",")}`
+  )
+}
+
+/** The server's answer to a statement that writes (mysql2's result header), from the driver's untyped result. */
+export const resultHeader = (raw: unknown): { readonly affectedRows: number; readonly info: string } => {
+  const header = typeof raw === "object" && raw !== null ? raw : {}
+  return {
+    affectedRows: "affectedRows" in header && typeof header.affectedRows === "number" ? header.affectedRows : 0,
+    info: "info" in header && typeof header.info === "string" ? header.info : ""
+  }
 }
 
 /**
@@ -162,7 +183,9 @@ export const createCopyStatusTable = `CREATE TABLE IF NOT EXISTS ${escapeIdentif
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
 
 /** The status table's columns; binds the replica's database. */
-export const copyStatusColumns = `SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '${copyStatusTable}'`
+export const copyStatusColumns =
+  "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS " +
+  `WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '${copyStatusTable}'`
 
 /** Adds the columns an earlier version's status table lacks. */
 export const addCopyStatusColumns = (missing: ReadonlyArray<string>) =>
@@ -172,34 +195,43 @@ export const addCopyStatusColumns = (missing: ReadonlyArray<string>) =>
     .join(", ")}`
 
 /** One table's state; binds the table name. */
-export const readCopyStatus = `SELECT strategy, status, watermark_column AS watermarkColumn, watermark, last_key AS lastKey,
-       copy_started_watermark AS copyStartedWatermark, rows_copied AS rowsCopied, source_read_at AS sourceReadAt,
-       source_update_time AS sourceUpdateTime, source_checksum AS sourceChecksum, source_columns AS sourceColumns, generation, proof
-  FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+export const readCopyStatus = [
+  "SELECT strategy, status, watermark_column AS watermarkColumn, watermark, last_key AS lastKey,",
+  "       copy_started_watermark AS copyStartedWatermark, rows_copied AS rowsCopied, source_read_at AS sourceReadAt,",
+  "       source_update_time AS sourceUpdateTime, source_checksum AS sourceChecksum, " +
+    "source_columns AS sourceColumns, generation, proof",
+  `  FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+].join("\n")
 
 /** A row when the replica has the table; binds the database and the table. */
 export const replicaTablePresent =
   "SELECT 1 AS present FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
 
 /** The generation and the source's clock at the last copy, for the analytics hop; binds the table name. */
-export const readGeneration = `SELECT generation, source_read_at AS sourceReadAt FROM ${escapeIdentifier(copyStatusTable)} WHERE table_name = ?`
+export const readGeneration =
+  `SELECT generation, source_read_at AS sourceReadAt FROM ${escapeIdentifier(copyStatusTable)} ` +
+  "WHERE table_name = ?"
 
 /**
  * Writes one table's state; binds table, strategy, status, watermark column, watermark, last key, start watermark,
  * rows copied, run id, error, the four source facts, generation and proof. `started_at` moves only when another
  * run takes the table over.
  */
-export const upsertCopyStatus = `INSERT INTO ${escapeIdentifier(copyStatusTable)}
-  (table_name, strategy, status, watermark_column, watermark, last_key, copy_started_watermark, rows_copied,
-   run_id, started_at, updated_at, last_error, source_read_at, source_update_time, source_checksum, source_columns, generation, proof)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?, ?)
-ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), status = VALUES(status),
-  watermark_column = VALUES(watermark_column), watermark = VALUES(watermark), last_key = VALUES(last_key),
-  copy_started_watermark = VALUES(copy_started_watermark), rows_copied = VALUES(rows_copied),
-  started_at = IF(run_id = VALUES(run_id), started_at, VALUES(started_at)), run_id = VALUES(run_id),
-  updated_at = VALUES(updated_at), last_error = VALUES(last_error), source_read_at = VALUES(source_read_at),
-  source_update_time = VALUES(source_update_time), source_checksum = VALUES(source_checksum), source_columns = VALUES(source_columns),
-  generation = VALUES(generation), proof = VALUES(proof)`
+export const upsertCopyStatus = [
+  `INSERT INTO ${escapeIdentifier(copyStatusTable)}`,
+  "  (table_name, strategy, status, watermark_column, watermark, last_key, copy_started_watermark, rows_copied,",
+  "   run_id, started_at, updated_at, last_error, source_read_at, source_update_time, source_checksum, " +
+    "source_columns, generation, proof)",
+  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?, ?)",
+  "ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), status = VALUES(status),",
+  "  watermark_column = VALUES(watermark_column), watermark = VALUES(watermark), last_key = VALUES(last_key),",
+  "  copy_started_watermark = VALUES(copy_started_watermark), rows_copied = VALUES(rows_copied),",
+  "  started_at = IF(run_id = VALUES(run_id), started_at, VALUES(started_at)), run_id = VALUES(run_id),",
+  "  updated_at = VALUES(updated_at), last_error = VALUES(last_error), source_read_at = VALUES(source_read_at),",
+  "  source_update_time = VALUES(source_update_time), source_checksum = VALUES(source_checksum), " +
+    "source_columns = VALUES(source_columns),",
+  "  generation = VALUES(generation), proof = VALUES(proof)"
+].join("\n")
 
 /**
  * The source's clock and its account of a table, in one statement so the two belong together; binds the database
@@ -244,7 +276,8 @@ export const recreateShadow = (
 export const swapShadow = (table: string, tableExists: boolean): ReadonlyArray<string> =>
   tableExists
     ? [
-        `RENAME TABLE ${escapeIdentifier(table)} TO ${escapeIdentifier(retiredOf(table))}, ${escapeIdentifier(shadowOf(table))} TO ${escapeIdentifier(table)}`,
+        `RENAME TABLE ${escapeIdentifier(table)} TO ${escapeIdentifier(retiredOf(table))}, ` +
+          `${escapeIdentifier(shadowOf(table))} TO ${escapeIdentifier(table)}`,
         `DROP TABLE ${escapeIdentifier(retiredOf(table))}`
       ]
     : [`RENAME TABLE ${escapeIdentifier(shadowOf(table))} TO ${escapeIdentifier(table)}`]

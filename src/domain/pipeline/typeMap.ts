@@ -1,4 +1,5 @@
 import type { ColumnExpectation } from "../harness/expectations.ts"
+import { binaryTypes } from "../mysqlTypes.ts"
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column } from "../tableShape.ts"
 
@@ -144,7 +145,9 @@ const writeTime: FieldWriter = (value) => {
 
 /** Server expressions; the session runs in UTC with backslash escapes on, so these literals mean what they say. */
 const serverText = (c: string): ServerField => ({
-  field: String.raw`REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), '\n', '\\n'), '\r', '\\r'), '\t', '\\t')`,
+  field:
+    String.raw`REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), ` +
+    String.raw`'\n', '\\n'), '\r', '\\r'), '\t', '\\t')`,
   exceptional: `INSTR(${c}, X'00') > 0`
 })
 const serverZeroPart = (c: string) => `(YEAR(${c}) = 0 OR MONTH(${c}) = 0 OR DAYOFMONTH(${c}) = 0)`
@@ -168,146 +171,155 @@ const losslessRule: ColumnRule = { boolean: false, timestamps: "timestamptz" }
 const zoned = (base: "timestamp" | "time", precision: number | null, zone: "with" | "without") =>
   `${base}(${precision ?? 0}) ${zone} time zone`
 
+/** How one MySQL type maps: the column's mapping but its name, and its nullability where a conversion changes it. */
+type TypeConversion = (
+  column: Column,
+  c: string
+) => Omit<ColumnMapping, "name" | "nullable"> & { readonly nullable?: true }
+
+/** A character or BIT type's declared length: `char(36)` is 36. */
+const lengthOf = (column: Column) => /\((\d+)\)/.exec(column.columnType)?.[1] ?? String(column.maxLength ?? 1)
+
+/** An integer column declared boolean: 0 and 1, checked by the server as by the writer. */
+const declaredBoolean: TypeConversion = (column, c) => {
+  const bits = column.dataType === "bit"
+  const n = bits ? `CAST(${c} AS UNSIGNED)` : c
+  return {
+    postgresType: "boolean",
+    write: writeDeclaredBoolean(bits ? bitsAsNumber : String),
+    server: { field: `CASE ${n} WHEN 0 THEN 'f' WHEN 1 THEN 't' END`, exceptional: `${n} NOT IN (0, 1)` }
+  }
+}
+
+/** A number the server prints as PostgreSQL reads it. */
+const numberAs =
+  (postgresType: (column: Column) => string): TypeConversion =>
+  (column, c) => ({ postgresType: postgresType(column), write: writeNumber, server: { field: c } })
+
+const textAs =
+  (postgresType: (column: Column) => string): TypeConversion =>
+  (column, c) => ({
+    postgresType: postgresType(column),
+    write: writeText,
+    lossy: "NUL characters stripped",
+    server: serverText(c)
+  })
+
+/** A datetime, and in the compatible profile a timestamp: read in a UTC session, its value is the UTC wall time. */
+const wallTime: TypeConversion = (column, c) => ({
+  postgresType: zoned("timestamp", column.datetimePrecision, "without"),
+  nullable: true,
+  write: writeDate,
+  lossy: "zero dates -> NULL",
+  server: serverDate(c)
+})
+
+/** A type the map does not know: its value as text, converted by the client only. */
+const untyped: TypeConversion = () => ({ postgresType: "text", write: writeText })
+
+const bytea: TypeConversion = (_, c) => ({
+  postgresType: "bytea",
+  write: writeBytes,
+  server: { field: String.raw`CONCAT('\\\\x', HEX(${c}))` }
+})
+
+const bit: TypeConversion = (column, c) =>
+  lengthOf(column) === "1"
+    ? {
+        postgresType: "boolean",
+        write: writeBoolean,
+        server: { field: `CASE WHEN ${c} = 0 THEN 'f' WHEN ${c} <> 0 THEN 't' END` }
+      }
+    : { postgresType: "bigint", write: writeBits, server: { field: `CAST(${c} AS UNSIGNED)` } }
+
+const date: TypeConversion = (_, c) => ({
+  postgresType: "date",
+  nullable: true,
+  write: writeDate,
+  lossy: "zero dates -> NULL",
+  server: serverDate(c)
+})
+
+/** A `timestamp` is an instant: `timestamptz`, written with its UTC offset. */
+const instant: TypeConversion = (column, c) => ({
+  postgresType: zoned("timestamp", column.datetimePrecision, "with"),
+  nullable: true,
+  write: writeInstant,
+  lossy: "zero dates -> NULL",
+  server: serverDate(c, "+00")
+})
+
+const time: TypeConversion = (column, c) => ({
+  postgresType: zoned("time", column.datetimePrecision, "without"),
+  write: writeTime,
+  server: { field: c, exceptional: `(${c} < '00:00:00' OR ${c} >= '24:00:00')` }
+})
+
+// The conversions several MySQL types share.
+const smallint = numberAs(() => "smallint")
+const integerOrBigint = numberAs((column) => (column.unsigned ? "bigint" : "integer"))
+const numeric = numberAs((column) => `numeric(${column.numericPrecision ?? 10},${column.numericScale ?? 0})`)
+const double = numberAs(() => "double precision")
+const varchar = textAs((column) => `character varying(${lengthOf(column)})`)
+const text = textAs(() => "text")
+
+/** The type map, by MySQL data type. */
+const typeConversions: ReadonlyMap<string, TypeConversion> = new Map([
+  ...Object.entries({
+    tinyint: smallint,
+    year: smallint,
+    smallint: numberAs((column) => (column.unsigned ? "integer" : "smallint")),
+    mediumint: numberAs(() => "integer"),
+    int: integerOrBigint,
+    integer: integerOrBigint,
+    bigint: numberAs((column) => (column.unsigned ? "numeric(20,0)" : "bigint")),
+    decimal: numeric,
+    numeric,
+    float: (_, c) => ({ postgresType: "real", write: writeNumber, server: { field: `CAST(${c} AS DOUBLE)` } }),
+    double,
+    real: double,
+    bit,
+    char: varchar,
+    varchar,
+    tinytext: text,
+    text,
+    mediumtext: text,
+    longtext: text,
+    enum: text,
+    set: text,
+    json: (_, c) => ({ postgresType: "jsonb", write: writeText, server: serverText(c) }),
+    date,
+    datetime: wallTime,
+    timestamp: instant,
+    time
+  } satisfies Record<string, TypeConversion>),
+  ...[...binaryTypes].map((type) => [type, bytea] as const)
+])
+
 /**
  * The PostgreSQL column for a MySQL column, with its value writer; `rule` is the raw profile's for the column
  * (lossless by default). A declared boolean applies to integer columns only: other types keep their mapping.
  */
 export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): ColumnMapping => {
-  const c = escapeIdentifier(column.name)
-  const base = { name: column.name, nullable: column.nullable }
-  const asIs: ServerField = { field: c }
-  const lengthOf = () => /\((\d+)\)/.exec(column.columnType)?.[1] ?? String(column.maxLength ?? 1)
-  if (rule.boolean && integerTypes.has(column.dataType)) {
-    const bits = column.dataType === "bit"
-    const n = bits ? `CAST(${c} AS UNSIGNED)` : c
-    return {
-      ...base,
-      postgresType: "boolean",
-      write: writeDeclaredBoolean(bits ? bitsAsNumber : String),
-      server: { field: `CASE ${n} WHEN 0 THEN 'f' WHEN 1 THEN 't' END`, exceptional: `${n} NOT IN (0, 1)` }
-    }
-  }
-  // A datetime, and in the compatible profile a timestamp: read in a UTC session, its value is the UTC wall time.
-  const wallTime = (): ColumnMapping => ({
-    ...base,
-    postgresType: zoned("timestamp", column.datetimePrecision, "without"),
-    nullable: true,
-    write: writeDate,
-    lossy: "zero dates -> NULL",
-    server: serverDate(c)
-  })
-  if (column.dataType === "timestamp" && rule.timestamps === "timestamp-utc") return wallTime()
-  switch (column.dataType) {
-    case "tinyint":
-    case "year":
-      return { ...base, postgresType: "smallint", write: writeNumber, server: asIs }
-    case "smallint":
-      return { ...base, postgresType: column.unsigned ? "integer" : "smallint", write: writeNumber, server: asIs }
-    case "mediumint":
-      return { ...base, postgresType: "integer", write: writeNumber, server: asIs }
-    case "int":
-    case "integer":
-      return { ...base, postgresType: column.unsigned ? "bigint" : "integer", write: writeNumber, server: asIs }
-    case "bigint":
-      return { ...base, postgresType: column.unsigned ? "numeric(20,0)" : "bigint", write: writeNumber, server: asIs }
-    case "decimal":
-    case "numeric":
-      return {
-        ...base,
-        postgresType: `numeric(${column.numericPrecision ?? 10},${column.numericScale ?? 0})`,
-        write: writeNumber,
-        server: asIs
-      }
-    case "float":
-      return { ...base, postgresType: "real", write: writeNumber, server: { field: `CAST(${c} AS DOUBLE)` } }
-    case "double":
-    case "real":
-      return { ...base, postgresType: "double precision", write: writeNumber, server: asIs }
-    case "bit":
-      return lengthOf() === "1"
-        ? {
-            ...base,
-            postgresType: "boolean",
-            write: writeBoolean,
-            server: { field: `CASE WHEN ${c} = 0 THEN 'f' WHEN ${c} <> 0 THEN 't' END` }
-          }
-        : { ...base, postgresType: "bigint", write: writeBits, server: { field: `CAST(${c} AS UNSIGNED)` } }
-    case "char":
-    case "varchar":
-      return {
-        ...base,
-        postgresType: `character varying(${lengthOf()})`,
-        write: writeText,
-        lossy: "NUL characters stripped",
-        server: serverText(c)
-      }
-    case "tinytext":
-    case "text":
-    case "mediumtext":
-    case "longtext":
-    case "enum":
-    case "set":
-      return {
-        ...base,
-        postgresType: "text",
-        write: writeText,
-        lossy: "NUL characters stripped",
-        server: serverText(c)
-      }
-    case "binary":
-    case "varbinary":
-    case "tinyblob":
-    case "blob":
-    case "mediumblob":
-    case "longblob":
-      return {
-        ...base,
-        postgresType: "bytea",
-        write: writeBytes,
-        server: { field: String.raw`CONCAT('\\\\x', HEX(${c}))` }
-      }
-    case "json":
-      return { ...base, postgresType: "jsonb", write: writeText, server: serverText(c) }
-    case "date":
-      return {
-        ...base,
-        postgresType: "date",
-        nullable: true,
-        write: writeDate,
-        lossy: "zero dates -> NULL",
-        server: serverDate(c)
-      }
-    case "datetime":
-      return wallTime()
-    case "timestamp":
-      return {
-        ...base,
-        postgresType: zoned("timestamp", column.datetimePrecision, "with"),
-        nullable: true,
-        write: writeInstant,
-        lossy: "zero dates -> NULL",
-        server: serverDate(c, "+00")
-      }
-    case "time":
-      return {
-        ...base,
-        postgresType: zoned("time", column.datetimePrecision, "without"),
-        write: writeTime,
-        server: { field: c, exceptional: `(${c} < '00:00:00' OR ${c} >= '24:00:00')` }
-      }
-    default:
-      return { ...base, postgresType: "text", write: writeText }
-  }
+  const conversion =
+    rule.boolean && integerTypes.has(column.dataType)
+      ? declaredBoolean
+      : column.dataType === "timestamp" && rule.timestamps === "timestamp-utc"
+        ? wallTime
+        : (typeConversions.get(column.dataType) ?? untyped)
+  return { name: column.name, nullable: column.nullable, ...conversion(column, escapeIdentifier(column.name)) }
 }
 
 /**
  * One row as a line of COPY text. A value that cannot be converted throws ConversionFailure with the column's
- * index, so the caller can name it.
+ * index and name, so the caller can name it.
  */
 export class RowConversionFailure {
   constructor(
     readonly columnIndex: number,
-    readonly failure: ConversionFailure
+    readonly failure: ConversionFailure,
+    /** The column's name. */
+    readonly column: string
   ) {}
 }
 
@@ -317,11 +329,11 @@ export const copyLine = (
   counts: ConversionCounts
 ): string => {
   let line = ""
-  for (let i = 0; i < mappings.length; i++) {
+  for (const [i, mapping] of mappings.entries()) {
     try {
-      line += (i === 0 ? "" : "\t") + (mappings[i] as ColumnMapping).write(row[i], counts)
+      line += (i === 0 ? "" : "\t") + mapping.write(row[i], counts)
     } catch (e) {
-      if (e instanceof ConversionFailure) throw new RowConversionFailure(i, e)
+      if (e instanceof ConversionFailure) throw new RowConversionFailure(i, e, mapping.name)
       throw e
     }
   }
@@ -343,9 +355,8 @@ export const serverCopySelect = (
   key: string,
   watermark: string | null
 ): string | null => {
-  const fields = mappings.map((m) => m.server)
-  if (fields.some((f) => f === undefined)) return null
-  const present = fields as ReadonlyArray<ServerField>
+  const present = mappings.flatMap((m) => (m.server === undefined ? [] : [m.server]))
+  if (present.length < mappings.length) return null
   const any = (parts: ReadonlyArray<string>, join: string, none: string) =>
     parts.length === 0 ? none : parts.join(join)
   const zeroDates = any(

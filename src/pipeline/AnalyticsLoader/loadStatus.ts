@@ -27,23 +27,30 @@ export interface LoadState extends PreviousRun {
   readonly replicaChecksum: string | null
   /** The evidence behind the last decision. */
   readonly proof: string | null
-  /** The raw table's columns after the last completed load (`rawColumnsFingerprint`); read, never written with the state. */
+  /**
+   * The raw table's columns after the last completed load (`rawColumnsFingerprint`); read, never written with the
+   * state.
+   */
   readonly rawColumns?: string | null
   /** The raw profile the table was loaded with; null in status rows written before profiles (lossless). */
   readonly rawProfile: string | null
 }
 
+/** A table's status row as one write sets it. */
+export interface StatusWrite {
+  /** The write commits with the merge or swap running on this session. */
+  readonly session: PostgresSession
+  readonly table: string
+  readonly runId: string
+  readonly state: LoadState
+  readonly error?: string | null
+}
+
 export interface LoadStatusStore {
   /** The table's last load, creating the bookkeeping tables first if this process has not yet. */
   readonly read: (table: string) => Effect.Effect<Option.Option<LoadState>, SqlError>
-  /** On `session`, so it commits with the merge or swap around it. */
-  readonly write: (
-    session: PostgresSession,
-    table: string,
-    runId: string,
-    state: LoadState,
-    error?: string | null
-  ) => Effect.Effect<void, SqlError>
+  /** On the write's session, so it commits with the merge or swap around it. */
+  readonly write: (write: StatusWrite) => Effect.Effect<void, SqlError>
   /** Records the raw table's columns once a load of it completed. */
   readonly recordRawColumns: (table: string, fingerprint: string) => Effect.Effect<void, SqlError>
   /** Keeps quarantined rows in etl_rejected_rows, on `session`. */
@@ -106,13 +113,7 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
           }))
         )
       )
-    const write = (
-      session: PostgresSession,
-      table: string,
-      runId: string,
-      state: LoadState,
-      error: string | null = null
-    ) =>
+    const write = ({ session, table, runId, state, error = null }: StatusWrite) =>
       session
         .query(upsertLoadStatus(schema), [
           table,

@@ -29,13 +29,18 @@ export interface ConvertedPage {
   readonly rejected: ReadonlyArray<Rejection>
 }
 
+/** How a table's rows are converted on the client: its mappings, the counts they add to, what a bad row does. */
+interface ClientConversion {
+  readonly shape: TableShape
+  readonly mappings: ReadonlyArray<ColumnMapping>
+  readonly counts: ConversionCounts
+  readonly policy: BadRowPolicy
+}
+
 /** Rows to COPY text; a value PostgreSQL cannot hold fails the load or, in quarantine, sets the row aside. */
 const convertRows = (
-  shape: TableShape,
-  mappings: ReadonlyArray<ColumnMapping>,
-  rows: Rows,
-  counts: ConversionCounts,
-  policy: BadRowPolicy
+  { shape, mappings, counts, policy }: ClientConversion,
+  rows: Rows
 ): Effect.Effect<ConvertedPage, DataValidationError> => {
   const keyAt = keyIndex(shape)
   const keyOf = (row: ReadonlyArray<unknown>) =>
@@ -51,7 +56,7 @@ const convertRows = (
       if (!(e instanceof RowConversionFailure)) throw e
       const rejection: Rejection = {
         key: keyOf(row),
-        column: (mappings[e.columnIndex] as ColumnMapping).name,
+        column: e.column,
         value: e.failure.value.slice(0, 1000),
         problem: e.failure.problem
       }
@@ -87,7 +92,8 @@ export const conversionPlan = <E, R>(
     readonly readWhole: (query: PageQuery) => Effect.Effect<Rows, E, R>
   }
 ): ConversionPlan<E, R> => {
-  const { watermark, counts, policy } = options
+  const { watermark, counts } = options
+  const onClient: ClientConversion = { shape, mappings, counts, policy: options.policy }
   const key = shape.primaryKey[0]
   const select = key === undefined ? null : serverCopySelect(mappings, key, watermark)
   if (select === null) {
@@ -95,7 +101,7 @@ export const conversionPlan = <E, R>(
       select: allColumns(shape),
       keyAt: keyIndex(shape),
       watermarkAt: watermark === null ? -1 : columnIndex(shape, watermark),
-      convert: (rows) => convertRows(shape, mappings, rows, counts, policy)
+      convert: (rows) => convertRows(onClient, rows)
     }
   }
   return {
@@ -111,14 +117,14 @@ export const conversionPlan = <E, R>(
           if (Number(row[serverRow.exceptional]) !== 0) {
             exceptional.push(String(row[serverRow.key]))
           } else {
-            text += `${row[serverRow.line] as string}\n`
+            text += `${String(row[serverRow.line])}\n`
             loaded++
             counts.zeroDatesToNull += Number(row[serverRow.zeroDates])
           }
         }
         if (exceptional.length === 0) return { text, loaded, rejected: [] } satisfies ConvertedPage
         const whole = yield* options.readWhole(rowsByKey(shape, exceptional))
-        const converted = yield* convertRows(shape, mappings, whole, counts, policy)
+        const converted = yield* convertRows(onClient, whole)
         return { text: text + converted.text, loaded: loaded + converted.loaded, rejected: converted.rejected }
       })
   }

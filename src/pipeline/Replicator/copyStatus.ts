@@ -1,5 +1,6 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Ref } from "effect"
+import { duplicateColumn, mysqlErrno } from "../../domain/mysqlErrors.ts"
 import type { RecordedSource } from "../../domain/pipeline/changeProof.ts"
 import {
   addCopyStatusColumns,
@@ -58,11 +59,6 @@ interface CopyStatusRow {
   readonly proof: string | null
 }
 
-/** ER_DUP_FIELDNAME: another process added the column first. */
-const duplicateColumn = 1060
-
-const errnoOf = (e: SqlError) => (e.cause as { errno?: number } | undefined)?.errno
-
 /**
  * The replica's `etl_copy_status`. Making the store runs no DDL: the first read creates the table, or adds the
  * columns a table made by an earlier version lacks (its rows read back with them NULL).
@@ -79,7 +75,8 @@ export const make = (replica: MysqlDatabase): Effect.Effect<CopyStatusStore> =>
       if (missing.length === 0) return
       yield* replica.sql.unsafe(addCopyStatusColumns(missing)).pipe(
         Effect.catchIf(
-          (e) => errnoOf(e) === duplicateColumn,
+          // Another process added the column first.
+          (e) => mysqlErrno(e.cause) === duplicateColumn,
           () => Effect.void
         )
       )

@@ -7,13 +7,14 @@ import type { Rows } from "../../domain/pipeline/readAhead.ts"
 import {
   createStagingTable,
   dropStagingTable,
+  resultHeader,
   stagingTableOf,
   upsertFromStatement,
   upsertOutcome,
   upsertStatement
 } from "../../domain/pipeline/replicaStatements.ts"
 import type { TableShape } from "../../domain/tableShape.ts"
-import { bulkStatement, type MysqlDatabase } from "../../connections/clients/mysql.ts"
+import { bulkStatement, type LoadResult, type MysqlDatabase } from "../../connections/clients/mysql.ts"
 
 export interface WriteOutcome {
   readonly inserted: number
@@ -39,32 +40,35 @@ export interface PagePlan {
   readonly write: PageWriter
 }
 
-type Header = { affectedRows: number; info: string }
-
 const columnsOf = (shape: TableShape) => shape.columns.map((c) => c.name)
 
-/** Fails the page when LOAD DATA adjusted a value or skipped a row: nothing is truncated silently. */
+/**
+ * Fails the page when LOAD DATA adjusted a value or skipped a row: nothing is truncated silently. `verb` says
+ * what the replica did with the rows ("accepted", "staged").
+ */
 const checkLoaded = (
   replica: MysqlDatabase,
   shape: TableShape,
-  loaded: { affectedRows: number; warningStatus: number },
-  rowCount: number,
-  verb: string
-) =>
-  loaded.warningStatus === 0 && loaded.affectedRows === rowCount
+  load: { readonly loaded: LoadResult; readonly rowCount: number; readonly verb: string }
+) => {
+  const { loaded, rowCount, verb } = load
+  return loaded.warningStatus === 0 && loaded.affectedRows === rowCount
     ? Effect.void
     : Effect.flatMap(replica.sql<{ Message: string }>`SHOW WARNINGS LIMIT 3`, (warnings) =>
         Effect.fail(
           new ReplicationError({
             table: shape.name,
             stage: "write",
-            reason: `the replica ${verb} ${loaded.affectedRows} of ${rowCount} rows with ${loaded.warningStatus} warnings: ${warnings.map((w) => w.Message).join("; ")}`
+            reason:
+              `the replica ${verb} ${loaded.affectedRows} of ${rowCount} rows with ${loaded.warningStatus} ` +
+              `warnings: ${warnings.map((w) => w.Message).join("; ")}`
           })
         )
       )
+}
 
-/** Rows of `serverLoadDataSelect`: the source's server already wrote each line. */
-const linesOf = (rows: Rows) => Buffer.from(`${rows.map((r) => r[1] as string).join("\n")}\n`, "utf8")
+/** Rows of `serverLoadDataSelect`: the source's server already wrote each line (the row's second value). */
+const linesOf = (rows: Rows) => Buffer.from(`${rows.map((r) => r[1]).join("\n")}\n`, "utf8")
 
 /** A multi-row INSERT ... ON DUPLICATE KEY UPDATE of the page's values. */
 const upsertValues =
@@ -76,7 +80,7 @@ const upsertValues =
           upsertStatement(target, columnsOf(shape), shape.primaryKey, rows.length),
           rows.flat()
         )
-        const outcome = upsertOutcome((yield* replica.sql.unsafe(statement).raw) as Header)
+        const outcome = upsertOutcome(resultHeader(yield* replica.sql.unsafe(statement).raw))
         yield* commitState(outcome)
         return outcome
       })
@@ -89,7 +93,7 @@ const loadPayload =
     replica.sql.withTransaction(
       Effect.gen(function* () {
         const loaded = yield* replica.loadLocal(loadDataStatement(target, columnsOf(shape)), payloadOf(rows))
-        yield* checkLoaded(replica, shape, loaded, rows.length, "accepted")
+        yield* checkLoaded(replica, shape, { loaded, rowCount: rows.length, verb: "accepted" })
         const outcome = { inserted: loaded.affectedRows, updated: 0 }
         yield* commitState(outcome)
         return outcome
@@ -110,9 +114,9 @@ const upsertLines =
           loadDataStatement(stagingTableOf(target), columnsOf(shape)),
           linesOf(rows)
         )
-        yield* checkLoaded(replica, shape, loaded, rows.length, "staged")
+        yield* checkLoaded(replica, shape, { loaded, rowCount: rows.length, verb: "staged" })
         const upsert = upsertFromStatement(target, stagingTableOf(target), columnsOf(shape), shape.primaryKey)
-        const outcome = upsertOutcome((yield* replica.sql.unsafe(upsert).raw) as Header)
+        const outcome = upsertOutcome(resultHeader(yield* replica.sql.unsafe(upsert).raw))
         yield* replica.sql.unsafe(dropStagingTable(target))
         yield* commitState(outcome)
         return outcome
