@@ -1,3 +1,5 @@
+import { propertyOf } from "./unknownValues.ts"
+
 /** MySQL's error numbers the pipeline tells apart, and where a driver's error carries one. */
 
 /** ER_DUP_FIELDNAME: the column is there already (another process added it first). */
@@ -10,7 +12,7 @@ export const unknownColumn = 1054
 export const noSuchTable = 1146
 
 /** The MySQL error number of a driver's error (an SqlError's cause); undefined for anything else. */
-export const mysqlErrno = (cause: unknown): number | undefined =>
-  typeof cause === "object" && cause !== null && "errno" in cause && typeof cause.errno === "number"
-    ? cause.errno
-    : undefined
+export const mysqlErrno = (cause: unknown): number | undefined => {
+  const errno = propertyOf(cause, "errno")
+  return typeof errno === "number" ? errno : undefined
+}

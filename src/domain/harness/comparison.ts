@@ -1,6 +1,6 @@
 import type { ColumnExpectation } from "./expectations.ts"
 import type { Column } from "../tableShape.ts"
-import { binaryTypes } from "../mysqlTypes.ts"
+import { binaryTypes, booleanCarrierTypes, textTypes } from "../mysqlTypes.ts"
 import { bitsAsNumber, hasZeroPart } from "../pipeline/typeMap.ts"
 
 /**
@@ -86,9 +86,6 @@ const losslessColumn: ColumnExpectation = {
   boolean: false
 }
 
-const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"])
-const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bit"])
-
 /** PostgreSQL prints a timestamptz with its offset ('2024-01-01 10:00:00+00'), a timestamp without one. */
 const hasOffset = (value: unknown) => typeof value === "string" && /\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?$/.test(value)
 
@@ -112,7 +109,7 @@ export const expectedValue = (
       ? { expected: null, kind: "zero date -> NULL" }
       : { expected: column.dataType === "date" ? "0001-01-01" : "0001-01-01 00:00:00", kind: "zero date -> 0001-01-01" }
   }
-  if (rule.boolean && integerTypes.has(column.dataType)) {
+  if (rule.boolean && booleanCarrierTypes.has(column.dataType)) {
     const number = canonical(column, mysqlValue)
     if (number === "0" || number === "1") return { expected: number === "1" ? "true" : "false", kind: "0/1 -> boolean" }
     return { expected: number, problem: "not a boolean" }

@@ -1,5 +1,6 @@
 import type { Column } from "../tableShape.ts"
 import { notBooleanProblem } from "../pipeline/typeMap.ts"
+import { integerTypes } from "../mysqlTypes.ts"
 
 /**
  * `validate --scenario malformed`: values real OpenDental sources hold that the type map must convert (and count)
@@ -97,8 +98,6 @@ export const notBooleanCase = (column: Column): MalformedCase => ({
   value: 2,
   expected: { outcome: "rejected", problem: notBooleanProblem }
 })
-
-const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "bigint"])
 
 /**
  * The cases for a patient table of this shape; the marker column is never one of them. `isBoolean` says which

@@ -2,6 +2,7 @@ import { escapeIdentifier as escapePgIdentifier } from "./analyticsStatements.ts
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column } from "../tableShape.ts"
 import { mapColumn } from "./typeMap.ts"
+import { binaryTypes, integerTypes, textTypes } from "../mysqlTypes.ts"
 
 /**
  * One canonical text per value, computed inside MySQL/MariaDB (source, replica) and inside PostgreSQL (raw), so a
@@ -54,10 +55,6 @@ export class NoCanonicalForm {
     readonly dataType: string
   ) {}
 }
-
-const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "integer", "bigint"])
-const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"])
-const binaryTypes = new Set(["binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"])
 
 /**
  * A double's exact binary value as `[-]<odd integer>p<power of two>` (0.1 is `3602879701896397p-55`), by

@@ -1,5 +1,6 @@
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { TableShape } from "../tableShape.ts"
+import { integerTypes } from "../mysqlTypes.ts"
 
 /**
  * Keyset page queries on a MySQL table: pages follow an index instead of OFFSET, so page N costs what page 1
@@ -16,8 +17,6 @@ export interface WatermarkPosition {
   readonly watermark: string
   readonly key: string
 }
-
-const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "bigint"])
 
 /** Binds a key as the column's own integer type: a string compared with a bigint would go through a double. */
 const keyPlaceholder = (shape: TableShape) => {

@@ -1,5 +1,6 @@
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column, TableShape } from "../tableShape.ts"
+import { textTypes } from "../mysqlTypes.ts"
 
 /**
  * Rows in the text format of `LOAD DATA ... FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'`:
@@ -61,7 +62,6 @@ export const encodeLoadDataRows = (rows: ReadonlyArray<ReadonlyArray<unknown>>):
   return Buffer.concat(chunks)
 }
 
-const textTypes = new Set(["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"])
 const asIsTypes = new Set([
   "tinyint",
   "smallint",
@@ -83,7 +83,7 @@ const asIsTypes = new Set([
 /** One column as a field of the format above, computed by the source's server; undefined when only the client can. */
 const serverField = (column: Column): string | undefined => {
   const c = escapeIdentifier(column.name)
-  if (textTypes.has(column.dataType)) {
+  if (textTypes.has(column.dataType) || column.dataType === "json") {
     // CHAR(0 USING utf8mb4), not X'00': a binary argument would make the whole line a binary string.
     return (
       String.raw`REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(${c} USING utf8mb4), '\\', '\\\\'), ` +

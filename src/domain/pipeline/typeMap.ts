@@ -1,5 +1,5 @@
 import type { ColumnExpectation } from "../harness/expectations.ts"
-import { binaryTypes } from "../mysqlTypes.ts"
+import { binaryTypes, booleanCarrierTypes } from "../mysqlTypes.ts"
 import { escapeIdentifier } from "./replicaStatements.ts"
 import type { Column } from "../tableShape.ts"
 
@@ -156,9 +156,6 @@ const serverDate = (c: string, suffix = ""): ServerField => ({
   zeroDate: `(${c} IS NOT NULL AND ${serverZeroPart(c)})`
 })
 
-/** The integer types a declared boolean column may have. */
-const integerTypes = new Set(["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "bit"])
-
 /**
  * What the raw profile decides for one column: whether it is a declared boolean, and whether a TIMESTAMP is an
  * instant (`timestamptz`) or the UTC wall time (`timestamp-utc`).
@@ -302,7 +299,7 @@ const typeConversions: ReadonlyMap<string, TypeConversion> = new Map([
  */
 export const mapColumn = (column: Column, rule: ColumnRule = losslessRule): ColumnMapping => {
   const conversion =
-    rule.boolean && integerTypes.has(column.dataType)
+    rule.boolean && booleanCarrierTypes.has(column.dataType)
       ? declaredBoolean
       : column.dataType === "timestamp" && rule.timestamps === "timestamp-utc"
         ? wallTime
