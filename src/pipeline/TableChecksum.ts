@@ -281,7 +281,8 @@ const analyticsColumns = (deps: Deps, table: string) => {
   return deps.analytics.sql<{ name: string; type: string }>`
       SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
         FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-       WHERE n.nspname = ${schema} AND t.relname = ${table} AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`
+       WHERE n.nspname = ${schema} AND t.relname = ${table} AND t.relkind IN ('r', 'p')
+         AND a.attnum > 0 AND NOT a.attisdropped`
 }
 
 /** Canonical texts are UTF-8: md5 of a PostgreSQL text reads it in the database's encoding. */

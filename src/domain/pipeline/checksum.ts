@@ -9,19 +9,24 @@ import { binaryTypes, integerTypes, textTypes } from "../mysqlTypes.ts"
  * table's count and order-independent checksum can be compared across the three stages without reading its rows.
  * The same row gives the same text on both engines after the type map's documented conversions:
  *
- * | type | canonical text |
- * |---|---|
- * | integers, year, bit(n > 1) | the number in decimal (`-128`, `18446744073709551615`, year `0000` is `0`) |
- * | bit(1) (boolean in raw) | `0` or `1` |
- * | decimal(p,s) | the number without trailing fractional zeros (`1.50` is `1.5`, `0.00` is `0`) |
- * | float, double | the exact binary value as `[-]<odd integer>p<exponent of two>` (`0.5` is `1p-1`), computed by arithmetic, never by printing (see `mysqlDouble`); a float is widened to double first (exact on both engines); `-0` is `0` |
- * | char, varchar, text family, enum, set | the value's UTF-8 bytes, whatever the column's character set, NUL removed (raw cannot hold NUL: stripped and counted by the loader) |
- * | binary, varbinary, blob family | md5 of the bytes, in hex (a long blob would not fit MySQL's max_allowed_packet inline) |
- * | json | `json` when present: MariaDB keeps the text as written, jsonb re-orders keys and spacing, and no SQL on both engines prints them alike. The Verifier's row comparison checks json values |
- * | date | `YYYY-MM-DD`; zero and partial zero dates are NULL (as the analytics hop converts them); `0001-01-01` stays |
- * | datetime(p) | `YYYY-MM-DD HH:MM:SS.ffffff`, zero dates NULL |
- * | timestamp(p) | seconds since the epoch with six decimals: MySQL's UNIX_TIMESTAMP of a timestamp column reads the stored instant whatever the session's time zone, PostgreSQL's extract(epoch) of a timestamptz likewise; zero NULL |
- * | time | `HH:MM:SS.ffffff` |
+ * - integers, year, bit(n > 1): the number in decimal (`-128`, `18446744073709551615`, year `0000` is `0`)
+ * - bit(1) (boolean in raw): `0` or `1`
+ * - decimal(p,s): the number without trailing fractional zeros (`1.50` is `1.5`, `0.00` is `0`)
+ * - float, double: the exact binary value as `[-]<odd integer>p<exponent of two>` (`0.5` is `1p-1`), computed by
+ *   arithmetic, never by printing (see `mysqlDouble`); a float is widened to double first (exact on both engines);
+ *   `-0` is `0`
+ * - char, varchar, text family, enum, set: the value's UTF-8 bytes, whatever the column's character set, NUL
+ *   removed (raw cannot hold NUL: stripped and counted by the loader)
+ * - binary, varbinary, blob family: md5 of the bytes, in hex (a long blob would not fit MySQL's max_allowed_packet
+ *   inline)
+ * - json: `json` when present: MariaDB keeps the text as written, jsonb re-orders keys and spacing, and no SQL on
+ *   both engines prints them alike. The Verifier's row comparison checks json values
+ * - date: `YYYY-MM-DD`; zero and partial zero dates are NULL (as the analytics hop converts them); `0001-01-01`
+ *   stays
+ * - datetime(p): `YYYY-MM-DD HH:MM:SS.ffffff`, zero dates NULL
+ * - timestamp(p): seconds since the epoch with six decimals: MySQL's UNIX_TIMESTAMP of a timestamp column reads the
+ *   stored instant whatever the session's time zone, PostgreSQL's extract(epoch) of a timestamptz likewise; zero NULL
+ * - time: `HH:MM:SS.ffffff`
  *
  * A row's text joins its columns' values with the two bytes `US ,` (US is the control character 0x1F), a NULL value
  * written as `US N`, and each US inside a text value doubled. Only text can hold a US (no other type's characters

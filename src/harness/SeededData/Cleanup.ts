@@ -168,7 +168,8 @@ const dropSnapshots = (deps: CleanupDependencies, runId: string, analyticsUp: bo
     const { replica, analytics } = deps
     const pattern = `${snapshotPrefix}${runId}_`.replace(/[!%_]/g, (c) => `${likeEscape}${c}`) + "%"
     const inReplica = yield* replica.sql<{ name: string }>`
-        SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE ${pattern} ESCAPE '!'`
+        SELECT TABLE_NAME AS name FROM information_schema.TABLES
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE ${pattern} ESCAPE '!'`
     for (const { name } of inReplica) yield* replica.sql.unsafe(`DROP TABLE IF EXISTS ${escapeIdentifier(name)}`)
     if (!analyticsUp) return
     const schema = analytics.settings.schema

@@ -117,15 +117,13 @@ const tableExists = (sql: Sql, name: string) =>
 
 const register = (sql: Sql, run: RunRegistration) =>
   sql`INSERT INTO ${sql(runsTable)} (run_id, environment, host, pid, started_at, heartbeat_at, status)
-      VALUES (${run.runId}, ${run.environment}, ${run.host}, ${run.pid}, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`.pipe(
-    Effect.asVoid
-  )
+      VALUES (${run.runId}, ${run.environment}, ${run.host}, ${run.pid},
+              UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'seeding')`.pipe(Effect.asVoid)
 
 const recordFloor = (sql: Sql, { runId, table, keyColumn, markerColumn, floor }: RecordedFloor) =>
   sql`INSERT INTO ${sql(floorsTable)} (run_id, table_name, key_column, marker_column, floor_key, position)
-      SELECT ${runId}, ${table}, ${keyColumn}, ${markerColumn}, ${floor}, COUNT(*) FROM ${sql(floorsTable)} WHERE run_id = ${runId}`.pipe(
-    Effect.asVoid
-  )
+      SELECT ${runId}, ${table}, ${keyColumn}, ${markerColumn}, ${floor}, COUNT(*)
+        FROM ${sql(floorsTable)} WHERE run_id = ${runId}`.pipe(Effect.asVoid)
 
 // The text protocol puts the values into the statement itself: one statement per recorded key, which the
 // kill tests can hold at the connection to stop the seeder between an insert and its record.
@@ -154,7 +152,8 @@ const tablesOf = (sql: Sql, runId: string) =>
   Effect.gen(function* () {
     if (!(yield* tableExists(sql, runsTable))) return []
     const floors = yield* sql<{ table: string; keyColumn: string; markerColumn: string; floor: string }>`
-        SELECT table_name AS "table", key_column AS keyColumn, marker_column AS markerColumn, CAST(floor_key AS CHAR) AS floor
+        SELECT table_name AS "table", key_column AS keyColumn, marker_column AS markerColumn,
+               CAST(floor_key AS CHAR) AS floor
           FROM ${sql(floorsTable)} WHERE run_id = ${runId} ORDER BY position`
     const recorded = yield* sql<{ table: string; key: string; keyColumn: string; markerColumn: string }>`
         SELECT table_name AS "table", primary_key AS "key", key_column AS keyColumn, marker_column AS markerColumn

@@ -58,7 +58,8 @@ const changedColumns: Record<SeedableTable, string> = {
   procedurelog: "ClaimNote"
 }
 
-const textTypes = ["char", "varchar", "text", "mediumtext", "longtext", "tinytext"]
+/** Columns that can hold any text, so a marker (not an enum or a set, which hold only their members). */
+const markerColumnTypes = ["char", "varchar", "text", "mediumtext", "longtext", "tinytext"]
 
 /** Foreign keys between the seeded tables: the child column and the parent table it points at. */
 const parents: Record<SeedableTable, ReadonlyArray<readonly [column: string, parent: SeedableTable]>> = {
@@ -120,7 +121,7 @@ const markerColumnOf = (validation: ValidationSettings, shape: TableShape, table
   Effect.gen(function* () {
     const name = validation.markerColumns[table]
     const column = shape.columns.find((c) => c.name === name)
-    if (name === undefined || column === undefined || !textTypes.includes(column.dataType)) {
+    if (name === undefined || column === undefined || !markerColumnTypes.includes(column.dataType)) {
       return yield* new SchemaError({
         database: "source",
         table,
@@ -146,11 +147,18 @@ export const describeTarget = (deps: SeedingDeps, table: SeedableTable, runId: s
       .describe(deps.writer, table)
       .pipe(seedFailure(deps, deps.writer, `describing ${table}`))
     const marker = yield* markerColumnOf(deps.validation, shape, table, runId)
+    const [key] = shape.primaryKey
+    if (key === undefined || shape.primaryKey.length > 1) {
+      return yield* new SchemaError({
+        database: "source",
+        table,
+        problem: "has no primary key of one column, by which the ledger records and deletes each seeded row"
+      })
+    }
     const target: SeedTarget = {
       table,
       shape,
-      // Every table the harness seeds is an OpenDental table with a primary key of one column.
-      key: shape.primaryKey[0] as string,
+      key,
       marker: marker.name,
       markerLength: marker.maxLength,
       keys: []
