@@ -149,7 +149,9 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
         new ReportFinding({
           check: "budget",
           ...(s.table === undefined ? {} : { table: s.table }),
-          message: `${s.step}${s.table ? ` of ${s.table}` : ""} took ${s.durationMs} ms, over its budget of ${s.budgetMs} ms`
+          message:
+            `${s.step}${s.table ? ` of ${s.table}` : ""} took ${s.durationMs} ms, ` +
+            `over its budget of ${s.budgetMs} ms`
         })
     ),
   ...facts.isolation.tables
@@ -159,7 +161,9 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
         new ReportFinding({
           check: "isolation",
           table: t.table,
-          message: `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ${t.after.rows} rows (checksum ${t.after.checksum}) after`
+          message:
+            `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ` +
+            `${t.after.rows} rows (checksum ${t.after.checksum}) after`
         })
     ),
   ...facts.collateral.flatMap((c) =>
