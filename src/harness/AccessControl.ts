@@ -18,7 +18,7 @@ import { type TlsFact, tlsFact } from "../domain/connections/tls.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
 import type { PostgresDatabase } from "../connections/clients/postgres.ts"
-import { EtlSettings } from "../connections/EtlSettings.ts"
+import { EtlSettings, type Settings } from "../connections/EtlSettings.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
 import { seedableTables } from "./SeededData.ts"
 import { SourceDb } from "../connections/SourceDb.ts"
@@ -74,52 +74,60 @@ const probe = (db: MysqlDatabase, statement: string) =>
     Effect.map((result) => Either.isLeft(result) && result.left === "rollback")
   )
 
-export const make = Effect.gen(function* () {
-  const source = yield* SourceDb
-  const replica = yield* ReplicationDb
-  const analytics = yield* AnalyticsDb
-  const writer = yield* Effect.serviceOption(SourceWriterDb)
-  const settings = yield* EtlSettings
-  const sourceDb = settings.source.database
-  const currentUser = (db: MysqlDatabase) =>
-    db.sql<{ account: string }>`SELECT CURRENT_USER() AS account`.pipe(Effect.map(([r]) => r?.account ?? "?"))
-  const account = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^([^@]*)@(.*)$/, "`$1`@`$2`"))
-  const finding =
-    (database: DatabaseRole, who: string) =>
-    (problem: string, fix: string): AccessFinding => ({ database, account: who, problem, fix })
+/** What the checks use: the pipeline's databases, the seeder's when it is configured, and the settings. */
+interface Deps {
+  readonly source: MysqlDatabase
+  readonly replica: MysqlDatabase
+  readonly analytics: PostgresDatabase
+  readonly settings: Settings
+}
 
-  /**
-   * The tool's own accounts, for an operator whose settings name an administrator's: created from the same host
-   * as the account in use, with a password to choose. Nothing is taken from the administrator's account.
-   */
-  const dedicated = (host: string): DedicatedAccounts => ({
-    host,
-    sourceDatabase: sourceDb,
-    replicaDatabase: settings.replication.database,
-    analyticsSchema: settings.analytics.schema,
-    reader: "etl_reader",
-    writer: "etl_seeder",
-    replica: "etl_replica",
-    loader: "etl_loader",
-    password: () => "<password>"
-  })
-  const hostOf = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^[^@]*@/, ""))
-  const administrator = (list: ReadonlyArray<Grant>, who: string, risk: string) => {
-    const global = globalPrivileges(list)
-    return global.length === 0
-      ? undefined
-      : `is ${who}, an administrator's account (${global.join(", ")} on *.*): ${risk}. Give the tool an account of its own (and set it in the settings)`
-  }
+const currentUser = (db: MysqlDatabase) =>
+  db.sql<{ account: string }>`SELECT CURRENT_USER() AS account`.pipe(Effect.map(([r]) => r?.account ?? "?"))
 
-  /** The pipeline's reader: SELECT on the source, nothing else. */
-  const checkSource = Effect.gen(function* () {
+const account = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^([^@]*)@(.*)$/, "`$1`@`$2`"))
+
+const hostOf = (db: MysqlDatabase) => Effect.map(currentUser(db), (a) => a.replace(/^[^@]*@/, ""))
+
+const finding =
+  (database: DatabaseRole, who: string) =>
+  (problem: string, fix: string): AccessFinding => ({ database, account: who, problem, fix })
+
+/**
+ * The tool's own accounts, for an operator whose settings name an administrator's: created from the same host
+ * as the account in use, with a password to choose. Nothing is taken from the administrator's account.
+ */
+const dedicated = (settings: Settings, host: string): DedicatedAccounts => ({
+  host,
+  sourceDatabase: settings.source.database,
+  replicaDatabase: settings.replication.database,
+  analyticsSchema: settings.analytics.schema,
+  reader: "etl_reader",
+  writer: "etl_seeder",
+  replica: "etl_replica",
+  loader: "etl_loader",
+  password: () => "<password>"
+})
+
+const administrator = (list: ReadonlyArray<Grant>, who: string, risk: string) => {
+  const global = globalPrivileges(list)
+  return global.length === 0
+    ? undefined
+    : `is ${who}, an administrator's account (${global.join(", ")} on *.*): ${risk}. ` +
+        "Give the tool an account of its own (and set it in the settings)"
+}
+
+/** The pipeline's reader: SELECT on the source, nothing else. */
+const checkSource = ({ source, settings }: Deps) =>
+  Effect.gen(function* () {
+    const sourceDb = settings.source.database
     const who = yield* account(source)
     const found = finding("source", who)
     const list = yield* readGrants(source)
     const admin = administrator(list, who, "it can write and drop the clinic's data")
     const findings =
       admin !== undefined
-        ? [found(admin, readerStatements(dedicated(yield* hostOf(source))).join("\n"))]
+        ? [found(admin, readerStatements(dedicated(settings, yield* hostOf(source))).join("\n"))]
         : excessGrants(list, { database: sourceDb, onDatabase: ["SELECT", "SHOW VIEW"] }).map((g) =>
             found(`can ${g.excess.join(", ")} on ${g.scope}; the pipeline only reads the source`, g.revoke)
           )
@@ -138,61 +146,81 @@ export const make = Effect.gen(function* () {
     return { database: "source", account: who, findings, probes } satisfies AccountRights
   })
 
-  /** The seeder: SELECT, INSERT and DELETE on the seeded tables, SELECT on procedurecode; no UPDATE, no DDL. */
-  const checkWriter = (db: MysqlDatabase) =>
-    Effect.gen(function* () {
-      const who = yield* account(db)
-      const found = finding("source-writer", who)
-      const list = yield* readGrants(db)
-      const needs = Object.fromEntries([
-        ...seedableTables.map((t) => [t, ["SELECT", "INSERT", "DELETE"]]),
-        ["procedurecode", ["SELECT"]]
-      ])
-      const admin = administrator(
-        list,
-        who,
-        "it can change and drop every table of the clinic, not only delete the rows it seeded"
-      )
-      if (admin !== undefined) {
-        return {
-          database: "source-writer",
-          account: who,
-          findings: [found(admin, writerStatements(dedicated(yield* hostOf(db))).join("\n"))],
-          probes: []
-        } satisfies AccountRights
+/** The seeder: SELECT, INSERT and DELETE on the seeded tables, SELECT on procedurecode; no UPDATE, no DDL. */
+const checkWriter = ({ settings }: Deps, db: MysqlDatabase) =>
+  Effect.gen(function* () {
+    const sourceDb = settings.source.database
+    const who = yield* account(db)
+    const found = finding("source-writer", who)
+    const list = yield* readGrants(db)
+    const needs = Object.fromEntries([
+      ...seedableTables.map((t) => [t, ["SELECT", "INSERT", "DELETE"]]),
+      ["procedurecode", ["SELECT"]]
+    ])
+    const admin = administrator(
+      list,
+      who,
+      "it can change and drop every table of the clinic, not only delete the rows it seeded"
+    )
+    if (admin !== undefined) {
+      return {
+        database: "source-writer",
+        account: who,
+        findings: [found(admin, writerStatements(dedicated(settings, yield* hostOf(db))).join("\n"))],
+        probes: []
+      } satisfies AccountRights
+    }
+    const findings = excessGrants(list, { database: sourceDb, onDatabase: [], onTables: needs }).map((g) =>
+      found(`can ${g.excess.join(", ")} on ${g.scope}; the seeder only inserts and deletes its own rows`, g.revoke)
+    )
+    for (const table of seedableTables) {
+      const missing = ["SELECT", "INSERT", "DELETE"].filter((p) => !grants(list, sourceDb, table, p))
+      if (missing.length > 0) {
+        findings.push({
+          ...found(
+            `cannot ${missing.join(", ")} ${table}`,
+            `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`
+          ),
+          blocksSeeding: table
+        })
       }
-      const findings = excessGrants(list, { database: sourceDb, onDatabase: [], onTables: needs }).map((g) =>
-        found(`can ${g.excess.join(", ")} on ${g.scope}; the seeder only inserts and deletes its own rows`, g.revoke)
-      )
-      for (const table of seedableTables) {
-        const missing = ["SELECT", "INSERT", "DELETE"].filter((p) => !grants(list, sourceDb, table, p))
-        if (missing.length > 0) {
-          findings.push({
-            ...found(
-              `cannot ${missing.join(", ")} ${table}`,
-              `GRANT ${missing.join(", ")} ON \`${sourceDb}\`.\`${table}\` TO ${who};`
-            ),
-            blocksSeeding: table
-          })
-        }
-      }
-      const probes = [
-        `INSERT patient: ${(yield* probe(db, "INSERT INTO `patient` SELECT * FROM `patient` WHERE 1 = 0")) ? "allowed" : "DENIED"}`,
-        `DELETE patient: ${(yield* probe(db, "DELETE FROM `patient` WHERE 1 = 0")) ? "allowed" : "DENIED"}`,
-        `UPDATE patient: ${(yield* probe(db, "UPDATE `patient` SET `LName` = `LName` WHERE 1 = 0")) ? "ALLOWED" : "denied"}`
-      ]
-      return { database: "source-writer", account: who, findings, probes } satisfies AccountRights
-    })
+    }
+    const insert = yield* probe(db, "INSERT INTO `patient` SELECT * FROM `patient` WHERE 1 = 0")
+    const remove = yield* probe(db, "DELETE FROM `patient` WHERE 1 = 0")
+    const update = yield* probe(db, "UPDATE `patient` SET `LName` = `LName` WHERE 1 = 0")
+    const probes = [
+      `INSERT patient: ${insert ? "allowed" : "DENIED"}`,
+      `DELETE patient: ${remove ? "allowed" : "DENIED"}`,
+      `UPDATE patient: ${update ? "ALLOWED" : "denied"}`
+    ]
+    return { database: "source-writer", account: who, findings, probes } satisfies AccountRights
+  })
 
-  /** The replica's owner: everything on its own database, nothing elsewhere. */
-  const checkReplication = Effect.gen(function* () {
+/** What the replica's owner may do in its own database. */
+const replicaRights = [
+  "ALL PRIVILEGES",
+  "SELECT",
+  "INSERT",
+  "UPDATE",
+  "DELETE",
+  "CREATE",
+  "DROP",
+  "ALTER",
+  "INDEX",
+  "LOCK TABLES",
+  "CREATE TEMPORARY TABLES"
+]
+
+/** The replica's owner: everything on its own database, nothing elsewhere. */
+const checkReplication = ({ replica, settings }: Deps) =>
+  Effect.gen(function* () {
     const who = yield* account(replica)
     const found = finding("replication", who)
     const database = settings.replication.database
     const list = yield* readGrants(replica)
     const admin = administrator(list, who, "it can change and drop every database on the server, the clinic's included")
     if (admin !== undefined) {
-      const fix = replicaStatements(dedicated(yield* hostOf(replica))).join("\n")
+      const fix = replicaStatements(dedicated(settings, yield* hostOf(replica))).join("\n")
       return {
         database: "replication",
         account: who,
@@ -200,22 +228,9 @@ export const make = Effect.gen(function* () {
         probes: []
       } satisfies AccountRights
     }
-    const findings = excessGrants(list, {
-      database,
-      onDatabase: [
-        "ALL PRIVILEGES",
-        "SELECT",
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "CREATE",
-        "DROP",
-        "ALTER",
-        "INDEX",
-        "LOCK TABLES",
-        "CREATE TEMPORARY TABLES"
-      ]
-    }).map((g) => found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke))
+    const findings = excessGrants(list, { database, onDatabase: replicaRights }).map((g) =>
+      found(`can ${g.excess.join(", ")} on ${g.scope}, beyond its own database`, g.revoke)
+    )
     const missing = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"].filter(
       (p) => !grants(list, database, "etl_copy_status", p)
     )
@@ -226,53 +241,35 @@ export const make = Effect.gen(function* () {
     return { database: "replication", account: who, findings, probes: [] } satisfies AccountRights
   })
 
-  /** The loader: create and write in its schema, never outside it. */
-  const checkAnalytics = Effect.gen(function* () {
+/** A superuser as the loader: the fix is a role of the tool's own, owning the schema and its tables. */
+const superuserFinding = ({ analytics, settings }: Deps, who: string) =>
+  Effect.gen(function* () {
     const { sql, settings: pg } = analytics
-    const [role] = yield* sql<{
-      who: string
-      superuser: boolean
-      createdb: boolean
-      createrole: boolean
-      createOnDatabase: boolean
-    }>`
-      SELECT current_user AS who, rolsuper AS superuser, rolcreatedb AS createdb, rolcreaterole AS createrole,
-             has_database_privilege(current_database(), 'CREATE') AS "createOnDatabase"
-        FROM pg_roles WHERE rolname = current_user`
-    const who = role?.who ?? "?"
+    const tables = yield* sql<{
+      name: string
+    }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = ${pg.schema} ORDER BY tablename`
+    const accounts = dedicated(settings, "%")
+    const fix = [
+      ...loaderRoleStatements(accounts),
+      `-- connected to database ${pg.database}:`,
+      ...loaderSchemaStatements(
+        accounts,
+        tables.map((t) => t.name)
+      )
+    ].join("\n")
+    return finding("analytics", who)(
+      `is ${who}, a superuser: it can change and drop every database on the server and act as any role. ` +
+        `Give the tool a role of its own that owns schema ${pg.schema} (and set it in the settings)`,
+      fix
+    )
+  })
+
+/** Schemas other than its own where the loader can create objects, and its own schema when it cannot. */
+const schemaFindings = ({ analytics }: Deps, who: string) =>
+  Effect.gen(function* () {
+    const { sql, settings: pg } = analytics
     const found = finding("analytics", who)
     const findings: Array<AccessFinding> = []
-    if (role?.superuser) {
-      const tables = yield* sql<{
-        name: string
-      }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = ${pg.schema} ORDER BY tablename`
-      const accounts = dedicated("%")
-      const fix = [
-        ...loaderRoleStatements(accounts),
-        `-- connected to database ${pg.database}:`,
-        ...loaderSchemaStatements(
-          accounts,
-          tables.map((t) => t.name)
-        )
-      ].join("\n")
-      findings.push(
-        found(
-          `is ${who}, a superuser: it can change and drop every database on the server and act as any role. Give the tool a role of its own that owns schema ${pg.schema} (and set it in the settings)`,
-          fix
-        )
-      )
-      return { database: "analytics", account: who, findings, probes: [] } satisfies AccountRights
-    }
-    if (role?.createdb) findings.push(found("can create databases", `ALTER ROLE "${who}" NOCREATEDB;`))
-    if (role?.createrole) findings.push(found("can create roles", `ALTER ROLE "${who}" NOCREATEROLE;`))
-    if (role?.createOnDatabase) {
-      findings.push(
-        found(
-          `can create schemas in database ${pg.database}`,
-          `REVOKE CREATE ON DATABASE "${pg.database}" FROM "${who}";`
-        )
-      )
-    }
     const schemas = yield* sql<{ name: string }>`
       SELECT nspname AS name FROM pg_namespace
        WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' AND nspname <> ${pg.schema}
@@ -295,58 +292,103 @@ export const make = Effect.gen(function* () {
         )
       )
     }
+    return findings
+  })
+
+/** The loader: create and write in its schema, never outside it. */
+const checkAnalytics = (d: Deps) =>
+  Effect.gen(function* () {
+    const { sql, settings: pg } = d.analytics
+    const [role] = yield* sql<{
+      who: string
+      superuser: boolean
+      createdb: boolean
+      createrole: boolean
+      createOnDatabase: boolean
+    }>`
+      SELECT current_user AS who, rolsuper AS superuser, rolcreatedb AS createdb, rolcreaterole AS createrole,
+             has_database_privilege(current_database(), 'CREATE') AS "createOnDatabase"
+        FROM pg_roles WHERE rolname = current_user`
+    const who = role?.who ?? "?"
+    const found = finding("analytics", who)
+    const findings: Array<AccessFinding> = []
+    if (role?.superuser) {
+      findings.push(yield* superuserFinding(d, who))
+      return { database: "analytics", account: who, findings, probes: [] } satisfies AccountRights
+    }
+    if (role?.createdb) findings.push(found("can create databases", `ALTER ROLE "${who}" NOCREATEDB;`))
+    if (role?.createrole) findings.push(found("can create roles", `ALTER ROLE "${who}" NOCREATEROLE;`))
+    if (role?.createOnDatabase) {
+      findings.push(
+        found(
+          `can create schemas in database ${pg.database}`,
+          `REVOKE CREATE ON DATABASE "${pg.database}" FROM "${who}";`
+        )
+      )
+    }
+    findings.push(...(yield* schemaFindings(d, who)))
     return { database: "analytics", account: who, findings, probes: [] } satisfies AccountRights
   })
 
-  const check = Effect.gen(function* () {
-    const guarded = (database: DatabaseRole, effect: Effect.Effect<AccountRights, unknown>) =>
-      effect.pipe(
-        Effect.catchAll((e) =>
-          Effect.succeed<AccountRights>({
+/** A check that fails is a finding of its own: the other accounts are still checked. */
+const guarded = (database: DatabaseRole, effect: Effect.Effect<AccountRights, unknown>) =>
+  effect.pipe(
+    Effect.catchAll((e) =>
+      Effect.succeed<AccountRights>({
+        database,
+        account: "?",
+        findings: [
+          {
             database,
             account: "?",
-            findings: [
-              {
-                database,
-                account: "?",
-                problem: `could not be checked: ${e instanceof Error ? e.message : String(e)}`,
-                fix: "check the connection settings"
-              }
-            ],
-            probes: []
-          })
-        )
-      )
-    const over =
-      (db: MysqlDatabase | PostgresDatabase) =>
-      (check: AccountRights): AccountCheck => ({
-        ...check,
-        tls: tlsFact(db.settings.tls.mode, db.tls)
+            problem: `could not be checked: ${e instanceof Error ? e.message : String(e)}`,
+            fix: "check the connection settings"
+          }
+        ],
+        probes: []
       })
-    return yield* Effect.all([
-      Effect.map(guarded("source", checkSource), over(source)),
-      Option.match(writer, {
-        onNone: () =>
-          Effect.succeed<AccountCheck>({
-            database: "source-writer",
-            account: "?",
-            findings: [
-              {
-                database: "source-writer",
-                account: "?",
-                problem: "is not configured",
-                fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD"
-              }
-            ],
-            probes: [],
-            tls: null
-          }),
-        onSome: (db) => Effect.map(guarded("source-writer", checkWriter(db)), over(db))
-      }),
-      Effect.map(guarded("replication", checkReplication), over(replica)),
-      Effect.map(guarded("analytics", checkAnalytics), over(analytics))
-    ])
-  }).pipe(Effect.withSpan("AccessControl.check"))
+    )
+  )
+
+const over =
+  (db: MysqlDatabase | PostgresDatabase) =>
+  (check: AccountRights): AccountCheck => ({
+    ...check,
+    tls: tlsFact(db.settings.tls.mode, db.tls)
+  })
+
+const writerNotConfigured: AccountCheck = {
+  database: "source-writer",
+  account: "?",
+  findings: [
+    {
+      database: "source-writer",
+      account: "?",
+      problem: "is not configured",
+      fix: "set OPENDENTAL_SOURCE_WRITER_USER and OPENDENTAL_SOURCE_WRITER_PASSWORD"
+    }
+  ],
+  probes: [],
+  tls: null
+}
+
+export const make = Effect.gen(function* () {
+  const source = yield* SourceDb
+  const replica = yield* ReplicationDb
+  const analytics = yield* AnalyticsDb
+  const writer = yield* Effect.serviceOption(SourceWriterDb)
+  const settings = yield* EtlSettings
+  const d: Deps = { source, replica, analytics, settings }
+
+  const check = Effect.all([
+    Effect.map(guarded("source", checkSource(d)), over(source)),
+    Option.match(writer, {
+      onNone: () => Effect.succeed(writerNotConfigured),
+      onSome: (db) => Effect.map(guarded("source-writer", checkWriter(d, db)), over(db))
+    }),
+    Effect.map(guarded("replication", checkReplication(d)), over(replica)),
+    Effect.map(guarded("analytics", checkAnalytics(d)), over(analytics))
+  ]).pipe(Effect.withSpan("AccessControl.check"))
 
   return { check } satisfies AccessControlService
 })

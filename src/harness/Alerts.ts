@@ -24,6 +24,7 @@ export const make = Effect.gen(function* () {
   const executor = yield* CommandExecutor.CommandExecutor
 
   const byCommand = (line: ReadonlyArray<string>, alert: Alert) =>
+    // The setting's first word is the program; only a JSON `[]` would leave it out.
     Command.make(line[0] as string, ...line.slice(1), alert.message).pipe(
       Command.env({ ETL_ALERT_MESSAGE: alert.message, ETL_ALERT_RUN_ID: alert.runId, ETL_ALERT_REPORT: alert.report }),
       Command.exitCode,

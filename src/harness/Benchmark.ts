@@ -64,8 +64,112 @@ const mysqlCounters = [
   "Bytes_sent"
 ]
 
-const delta = (before: Record<string, number>, after: Record<string, number>) =>
+type Counters = Readonly<Record<string, number>>
+
+const delta = (before: Counters, after: Counters) =>
   Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]))
+
+const noCounters = (): Counters => ({})
+
+// Server I/O counters describe the run; a database that cannot answer them (it went down) leaves them empty
+// rather than turning a measurement into the run's failure: the steps that needed it report that.
+const replicationCounters = (replica: MysqlDatabase) =>
+  replica.sql<{ Variable_name: string; Value: string }>`SHOW GLOBAL STATUS`.pipe(
+    Effect.map((rows) =>
+      Object.fromEntries(
+        rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)])
+      )
+    ),
+    Effect.orElseSucceed(noCounters)
+  )
+
+const analyticsCounters = (analytics: PostgresDatabase) =>
+  analytics.sql<Record<string, string>>`
+      SELECT blks_read, blks_hit, tup_inserted, tup_updated, tup_deleted, tup_fetched
+        FROM pg_stat_database WHERE datname = current_database()`.pipe(
+    Effect.map(([row]) => Object.fromEntries(Object.entries(row ?? {}).map(([k, v]) => [k, Number(v)]))),
+    Effect.orElseSucceed(noCounters)
+  )
+
+interface StepOptions {
+  readonly table?: string
+  readonly budget?: Duration.Duration
+}
+
+const recordStep =
+  (steps: Ref.Ref<ReadonlyArray<StepTiming>>) =>
+  (step: string, durationMs: number, options: StepOptions = {}) => {
+    const budgetMs = options.budget === undefined ? undefined : Duration.toMillis(options.budget)
+    return Ref.update(steps, (all) => [
+      ...all,
+      {
+        step,
+        ...(options.table === undefined ? {} : { table: options.table }),
+        durationMs,
+        ...(budgetMs === undefined ? {} : { budgetMs }),
+        overBudget: budgetMs !== undefined && durationMs > budgetMs
+      }
+    ])
+  }
+
+/** What a run measured from its start, and how to read the servers' counters again at its end. */
+interface RunState {
+  readonly runBudget: Duration.Duration
+  readonly steps: Ref.Ref<ReadonlyArray<StepTiming>>
+  readonly peakRss: Ref.Ref<number>
+  readonly cpuAtStart: NodeJS.CpuUsage
+  readonly startedAt: number
+  readonly before: readonly [Counters, Counters]
+  readonly counters: Effect.Effect<readonly [Counters, Counters]>
+}
+
+const finishRun = (run: RunState) =>
+  Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    const [replicationAfter, analyticsAfter] = yield* run.counters
+    const cpu = process.cpuUsage(run.cpuAtStart)
+    const totalMs = now - run.startedAt
+    const runBudgetMs = Duration.toMillis(run.runBudget)
+    const all = yield* Ref.get(run.steps)
+    return {
+      totalMs,
+      steps: [...all, { step: "total", durationMs: totalMs, budgetMs: runBudgetMs, overBudget: totalMs > runBudgetMs }],
+      resources: {
+        peakRssMb: Math.round((yield* Ref.get(run.peakRss)) / 1024 / 1024),
+        cpuUserMs: Math.round(cpu.user / 1000),
+        cpuSystemMs: Math.round(cpu.system / 1000),
+        replicationIo: delta(run.before[0], replicationAfter),
+        analyticsIo: delta(run.before[1], analyticsAfter)
+      }
+    } satisfies BenchmarkResult
+  })
+
+const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytics: PostgresDatabase) =>
+  Effect.gen(function* () {
+    const steps = yield* Ref.make<ReadonlyArray<StepTiming>>([])
+    const peakRss = yield* Ref.make(process.memoryUsage().rss)
+    const cpuAtStart = process.cpuUsage()
+    const startedAt = yield* Clock.currentTimeMillis
+    const counters = Effect.all([replicationCounters(replica), analyticsCounters(analytics)])
+    const before = yield* counters
+
+    yield* Effect.sync(() => process.memoryUsage().rss).pipe(
+      Effect.flatMap((rss) => Ref.update(peakRss, (peak) => Math.max(peak, rss))),
+      Effect.repeat(Schedule.spaced(Duration.millis(200))),
+      Effect.forkScoped
+    )
+
+    const record = recordStep(steps)
+    const time = <A, E, R>(step: string, effect: Effect.Effect<A, E, R>, options: StepOptions = {}) =>
+      Effect.gen(function* () {
+        const start = yield* Clock.currentTimeMillis
+        return yield* effect.pipe(
+          Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => record(step, end - start, options)))
+        )
+      })
+    const finish = finishRun({ runBudget, steps, peakRss, cpuAtStart, startedAt, before, counters })
+    return { time, record, finish } satisfies BenchmarkRun
+  })
 
 export const make = Effect.gen(function* () {
   const settings = yield* EtlSettings
@@ -74,92 +178,5 @@ export const make = Effect.gen(function* () {
   const start = startRun(settings.validation.runBudget, replica, analytics)
   return { start } satisfies BenchmarkService
 })
-
-const startRun = (runBudget: Duration.Duration, replica: MysqlDatabase, analytics: PostgresDatabase) =>
-  Effect.gen(function* () {
-    const steps = yield* Ref.make<ReadonlyArray<StepTiming>>([])
-    const peakRss = yield* Ref.make(process.memoryUsage().rss)
-    const cpuAtStart = process.cpuUsage()
-    const startedAt = yield* Clock.currentTimeMillis
-
-    // Server I/O counters describe the run; a database that cannot answer them (it went down) leaves them empty
-    // rather than turning a measurement into the run's failure: the steps that needed it report that.
-    const replicationCounters = replica.sql<{ Variable_name: string; Value: string }>`SHOW GLOBAL STATUS`.pipe(
-      Effect.map((rows) =>
-        Object.fromEntries(
-          rows.filter((r) => mysqlCounters.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)])
-        )
-      ),
-      Effect.orElseSucceed(() => ({}) as Record<string, number>)
-    )
-    const analyticsCounters = analytics.sql<Record<string, string>>`
-      SELECT blks_read, blks_hit, tup_inserted, tup_updated, tup_deleted, tup_fetched
-        FROM pg_stat_database WHERE datname = current_database()`.pipe(
-      Effect.map(([row]) => Object.fromEntries(Object.entries(row ?? {}).map(([k, v]) => [k, Number(v)]))),
-      Effect.orElseSucceed(() => ({}) as Record<string, number>)
-    )
-    const before = yield* Effect.all([replicationCounters, analyticsCounters])
-
-    yield* Effect.sync(() => process.memoryUsage().rss).pipe(
-      Effect.flatMap((rss) => Ref.update(peakRss, (peak) => Math.max(peak, rss))),
-      Effect.repeat(Schedule.spaced(Duration.millis(200))),
-      Effect.forkScoped
-    )
-
-    const record = (
-      step: string,
-      durationMs: number,
-      options: { readonly table?: string; readonly budget?: Duration.Duration } = {}
-    ) => {
-      const budgetMs = options.budget === undefined ? undefined : Duration.toMillis(options.budget)
-      return Ref.update(steps, (all) => [
-        ...all,
-        {
-          step,
-          ...(options.table === undefined ? {} : { table: options.table }),
-          durationMs,
-          ...(budgetMs === undefined ? {} : { budgetMs }),
-          overBudget: budgetMs !== undefined && durationMs > budgetMs
-        }
-      ])
-    }
-
-    const time = <A, E, R>(
-      step: string,
-      effect: Effect.Effect<A, E, R>,
-      options: { readonly table?: string; readonly budget?: Duration.Duration } = {}
-    ) =>
-      Effect.gen(function* () {
-        const start = yield* Clock.currentTimeMillis
-        return yield* effect.pipe(
-          Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => record(step, end - start, options)))
-        )
-      })
-
-    const finish = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      const [replicationAfter, analyticsAfter] = yield* Effect.all([replicationCounters, analyticsCounters])
-      const cpu = process.cpuUsage(cpuAtStart)
-      const totalMs = now - startedAt
-      const runBudgetMs = Duration.toMillis(runBudget)
-      const all = yield* Ref.get(steps)
-      return {
-        totalMs,
-        steps: [
-          ...all,
-          { step: "total", durationMs: totalMs, budgetMs: runBudgetMs, overBudget: totalMs > runBudgetMs }
-        ],
-        resources: {
-          peakRssMb: Math.round((yield* Ref.get(peakRss)) / 1024 / 1024),
-          cpuUserMs: Math.round(cpu.user / 1000),
-          cpuSystemMs: Math.round(cpu.system / 1000),
-          replicationIo: delta(before[0], replicationAfter),
-          analyticsIo: delta(before[1], analyticsAfter)
-        }
-      } satisfies BenchmarkResult
-    })
-
-    return { time, record, finish } satisfies BenchmarkRun
-  })
 
 export const layer = Layer.effect(Benchmark, make)

@@ -4,6 +4,7 @@ import { escapeIdentifier } from "../domain/pipeline/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import type { ConnectionError, DatabaseError } from "../domain/errors.ts"
 import { Catalog } from "../pipeline/Catalog.ts"
+import type { MysqlDatabase } from "../connections/clients/mysql.ts"
 import { namingDatabase } from "../connections/clients/failures.ts"
 import { EtlSettings } from "../connections/EtlSettings.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
@@ -48,6 +49,44 @@ const floorsOf = (data: TestData) =>
     .sort()
     .join(",")
 
+/** The condition that keeps a table's clinic rows, as `clinicRowsCondition` makes it. */
+type ClinicRows = ReturnType<typeof clinicRowsCondition>
+
+/** The clinic rows of a table counted and checksummed, one key range (chunk) per statement. */
+const sumUp = (source: MysqlDatabase, shape: TableShape, clinicRows: ClinicRows) =>
+  Effect.gen(function* () {
+    const table = shape.name
+    const key = escapeIdentifier(shape.primaryKey[0] ?? shape.columns[0]?.name ?? "")
+    // NULL and '' must differ, so each value is tagged before the row is hashed.
+    const values = shape.columns.map((c) => `IFNULL(CONCAT('v', ${escapeIdentifier(c.name)}), 'n')`).join(", ")
+    const row = `CONCAT_WS('#', ${values})`
+    const [bounds] = yield* source.sql.unsafe<{ low: string | null; high: string | null }>(
+      `SELECT MIN(${key}) AS low, MAX(${key}) AS high FROM ${escapeIdentifier(table)} WHERE ${clinicRows.sql}`,
+      clinicRows.params
+    )
+    let rows = 0
+    let checksum = 0n
+    if (bounds?.low !== null && bounds?.low !== undefined) {
+      const numeric = /^-?\d+$/.test(String(bounds.low)) && /^-?\d+$/.test(String(bounds.high))
+      const ranges = numeric
+        ? Array.from({ length: Math.floor((Number(bounds.high) - Number(bounds.low)) / chunk) + 1 }, (_, i) => [
+            Number(bounds.low) + i * chunk,
+            Number(bounds.low) + (i + 1) * chunk - 1
+          ])
+        : [[null, null]]
+      for (const [from, to] of ranges) {
+        const where = from === null ? `WHERE ${clinicRows.sql}` : `WHERE ${key} BETWEEN ? AND ? AND ${clinicRows.sql}`
+        const [part] = yield* source.sql.unsafe<{ n: string; x: string | null }>(
+          `SELECT COUNT(*) AS n, BIT_XOR(CRC32(${row})) AS x FROM ${escapeIdentifier(table)} ${where}`,
+          from === null ? clinicRows.params : [from, to, ...clinicRows.params]
+        )
+        rows += Number(part?.n ?? 0)
+        checksum ^= BigInt(part?.x ?? 0)
+      }
+    }
+    return { table, rows, checksum: checksum.toString(16) }
+  })
+
 export const make = Effect.gen(function* () {
   const source = yield* SourceDb
   const replica = yield* ReplicationDb
@@ -56,39 +95,6 @@ export const make = Effect.gen(function* () {
   const { attempts } = (yield* EtlSettings).connection
   const onSource = namingDatabase(source.settings, attempts, "the isolation fingerprint")
   const onLedger = namingDatabase(replica.settings, attempts, "reading the ledger")
-
-  const sumUp = (shape: TableShape, clinicRows: { readonly sql: string; readonly params: ReadonlyArray<string> }) =>
-    Effect.gen(function* () {
-      const table = shape.name
-      const key = escapeIdentifier(shape.primaryKey[0] ?? shape.columns[0]?.name ?? "")
-      // NULL and '' must differ, so each value is tagged before the row is hashed.
-      const row = `CONCAT_WS('#', ${shape.columns.map((c) => `IFNULL(CONCAT('v', ${escapeIdentifier(c.name)}), 'n')`).join(", ")})`
-      const [bounds] = yield* source.sql.unsafe<{ low: string | null; high: string | null }>(
-        `SELECT MIN(${key}) AS low, MAX(${key}) AS high FROM ${escapeIdentifier(table)} WHERE ${clinicRows.sql}`,
-        clinicRows.params
-      )
-      let rows = 0
-      let checksum = 0n
-      if (bounds?.low !== null && bounds?.low !== undefined) {
-        const numeric = /^-?\d+$/.test(String(bounds.low)) && /^-?\d+$/.test(String(bounds.high))
-        const ranges = numeric
-          ? Array.from({ length: Math.floor((Number(bounds.high) - Number(bounds.low)) / chunk) + 1 }, (_, i) => [
-              Number(bounds.low) + i * chunk,
-              Number(bounds.low) + (i + 1) * chunk - 1
-            ])
-          : [[null, null]]
-        for (const [from, to] of ranges) {
-          const where = from === null ? `WHERE ${clinicRows.sql}` : `WHERE ${key} BETWEEN ? AND ? AND ${clinicRows.sql}`
-          const [part] = yield* source.sql.unsafe<{ n: string; x: string | null }>(
-            `SELECT COUNT(*) AS n, BIT_XOR(CRC32(${row})) AS x FROM ${escapeIdentifier(table)} ${where}`,
-            from === null ? clinicRows.params : [from, to, ...clinicRows.params]
-          )
-          rows += Number(part?.n ?? 0)
-          checksum ^= BigInt(part?.x ?? 0)
-        }
-      }
-      return { table, rows, checksum: checksum.toString(16) }
-    })
 
   /**
    * Only the ledger says what is test data. A run may insert a row between the ledger's reading and the table's;
@@ -104,7 +110,7 @@ export const make = Effect.gen(function* () {
       if (Option.isNone(shape)) return { table, rows: 0, checksum: "absent" }
       let testData = yield* onLedger(ledger.testDataOf(table, since))
       for (let attempt = 1; ; attempt++) {
-        const result = yield* onSource(sumUp(shape.value, clinicRowsCondition(shape.value, testData)))
+        const result = yield* onSource(sumUp(source, shape.value, clinicRowsCondition(shape.value, testData)))
         const after = yield* onLedger(ledger.testDataOf(table, since))
         if (floorsOf(after) === floorsOf(testData) || attempt >= rereads) return result
         testData = after

@@ -1,7 +1,8 @@
-import { Statement } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer } from "effect"
 import { MonitoringError } from "../domain/errors.ts"
 import type { ValidationReport } from "../domain/harness/report.ts"
+import { qualified } from "../domain/pipeline/analyticsStatements.ts"
 import { toolVersion } from "../domain/version.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
 import { ensureSchema, type PostgresSession } from "../connections/clients/postgres.ts"
@@ -38,8 +39,6 @@ export class MetricsHistory extends Context.Tag("opendental-etl/MetricsHistory")
 
 export const historyTable = "etl_validation_runs"
 
-const pgIdentifier = Statement.defaultEscape('"')
-
 export const historyRunOf = (report: ValidationReport): HistoryRun => ({
   runId: report.runId,
   startedAt: report.startedAt,
@@ -70,15 +69,36 @@ interface Row {
   tables: Record<string, number>
 }
 
+const historyRunFrom = (r: Row): HistoryRun => ({
+  runId: r.run_id,
+  startedAt: new Date(r.started_at).toISOString(),
+  environment: r.environment,
+  status: r.status,
+  success: r.success,
+  durationMs: Number(r.duration_ms),
+  peakRssMb: r.peak_rss_mb,
+  cpuMs: Number(r.cpu_ms),
+  seededRows: r.seeded_rows,
+  pipeline: r.pipeline,
+  version: r.version,
+  tables: r.tables
+})
+
+/** The driver's own message where the error wraps one, else the error's. */
+const reasonOf = (e: SqlError) => {
+  const cause = e.cause
+  const inner = typeof cause === "object" && cause !== null && "message" in cause ? cause.message : undefined
+  return String(inner ?? e.message)
+}
+
 export const make = Effect.gen(function* () {
   const analytics = yield* AnalyticsDb
   const settings = yield* EtlSettings
-  const table = `${pgIdentifier(settings.monitoring.historySchema)}.${pgIdentifier(historyTable)}`
-  const failure = (target: string) => (e: { readonly message: string; readonly cause?: unknown }) =>
-    new MonitoringError({ target, reason: String((e.cause as Error | undefined)?.message ?? e.message) })
+  const table = qualified(settings.monitoring.historySchema, historyTable)
+  const failure = (target: string) => (e: SqlError) => new MonitoringError({ target, reason: reasonOf(e) })
 
   /** Every step creates the table first: the history starts with the first run that reaches analytics. */
-  const withTable = <A, E>(target: string, use: (session: PostgresSession) => Effect.Effect<A, E>) =>
+  const withTable = <A>(target: string, use: (session: PostgresSession) => Effect.Effect<A, SqlError>) =>
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* analytics.session
@@ -98,7 +118,7 @@ export const make = Effect.gen(function* () {
           tables jsonb NOT NULL)`)
         return yield* use(session)
       })
-    ).pipe(Effect.mapError((e) => failure(target)(e as { readonly message: string; readonly cause?: unknown })))
+    ).pipe(Effect.mapError(failure(target)))
 
   const record = Effect.fn("MetricsHistory.record")(function* (report: ValidationReport) {
     const run = historyRunOf(report)
@@ -132,20 +152,7 @@ export const make = Effect.gen(function* () {
     const { rows } = yield* withTable(`read ${settings.monitoring.historySchema}.${historyTable}`, (session) =>
       session.query<Row>(`SELECT * FROM ${table} ORDER BY started_at DESC LIMIT $1`, [limit])
     )
-    return rows.map((r): HistoryRun => ({
-      runId: r.run_id,
-      startedAt: new Date(r.started_at).toISOString(),
-      environment: r.environment,
-      status: r.status,
-      success: r.success,
-      durationMs: Number(r.duration_ms),
-      peakRssMb: r.peak_rss_mb,
-      cpuMs: Number(r.cpu_ms),
-      seededRows: r.seeded_rows,
-      pipeline: r.pipeline,
-      version: r.version,
-      tables: r.tables
-    }))
+    return rows.map(historyRunFrom)
   })
 
   return { record, recent } satisfies MetricsHistoryService

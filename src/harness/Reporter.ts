@@ -9,9 +9,9 @@ import { describePair } from "../domain/pipeline/reconcile.ts"
 import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
 import { ReportDirectoryError } from "../domain/errors.ts"
-import { type ReportFinding, ValidationReport } from "../domain/harness/report.ts"
+import { type ReportFinding, type TableReport, ValidationReport } from "../domain/harness/report.ts"
 import { checkOrder } from "../domain/harness/verdict.ts"
-import { EtlSettings } from "../connections/EtlSettings.ts"
+import { EtlSettings, type Settings } from "../connections/EtlSettings.ts"
 
 export interface WrittenReport {
   readonly json: string
@@ -64,7 +64,9 @@ const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => 
   const failed = drift.tables.filter((t) => t.error !== undefined)
   const differing = drift.tables.filter((t) => !t.inSync && t.error === undefined)
   return [
-    `  drift (the validated tables compared whole across the stages after cleanup; reported, never failing the run): ${drift.tables.length - differing.length - failed.length} in sync, ${differing.length} ${differing.length > 0 ? "DIFFER" : "differ"}, ${failed.length} not compared`,
+    "  drift (the validated tables compared whole across the stages after cleanup; reported, never failing the run): " +
+      `${drift.tables.length - differing.length - failed.length} in sync, ` +
+      `${differing.length} ${differing.length > 0 ? "DIFFER" : "differ"}, ${failed.length} not compared`,
     ...differing.flatMap((t) =>
       t.pairs.filter((p) => p.status !== "in sync").map((p) => `    ${t.table}, ${describePair(p)}`)
     ),
@@ -72,55 +74,82 @@ const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => 
   ]
 }
 
+const headline = (report: ValidationReport) =>
+  `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}, ` +
+  `expectations: ${report.expectations}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ` +
+  `${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`
+
+const tableLine = (t: TableReport) => {
+  const found = [t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")
+  const conversions = Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""
+  return (
+    `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${found} (source/replica/analytics), ` +
+    `pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${conversions}`
+  )
+}
+
+const isolationLine = ({ isolation }: ValidationReport) =>
+  `  isolation (${isolation.mode}): ${
+    isolation.mode === "fingerprint"
+      ? isolation.tables
+          .map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`)
+          .join(", ")
+      : "every delete by seeded key and marker, exact counts, no marker row left"
+  }`
+
+const collateralPart = (c: ValidationReport["collateral"][number]) => {
+  if (c.skipped !== undefined) return `${c.table}/${c.stage} skipped (${c.skipped})`
+  const damage =
+    c.vanished.count + c.changed.count === 0 ? "unchanged" : `${c.vanished.count} VANISHED, ${c.changed.count} CHANGED`
+  return `${c.table}/${c.stage} ${damage} (${c.compared} rows)`
+}
+
+const accessLine = ({ access }: ValidationReport) => {
+  const accounts = access.map((a) => {
+    const rights = a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`
+    return `${a.database} ${rights} (${a.tls === null ? "not connected" : (a.tls.version ?? "not encrypted")})`
+  })
+  const fixes = access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""
+  return `  access: ${accounts.join(", ")}${fixes}`
+}
+
+const malformedLine = (m: ValidationReport["malformed"][number]) =>
+  `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ` +
+  `${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
+
+const cleanupLine = ({ cleanup }: ValidationReport) => {
+  const deleted = cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ")
+  const remaining = cleanup.remaining.length ? `; REMAINING: ${cleanup.remaining.join("; ")}` : ""
+  return `  cleanup (deleted source/replica/analytics): ${deleted || "nothing deleted"}${remaining}`
+}
+
+// The causes first: 97 findings are often three causes.
+const causeLines = ({ causes, findings }: ValidationReport): ReadonlyArray<string> =>
+  causes.length === 0
+    ? []
+    : [
+        `  findings by cause (${findings.length} findings, ` +
+          `${causes.length} ${causes.length === 1 ? "cause" : "causes"}):`,
+        ...causes.slice(0, 20).map((c) => `    ${String(c.count).padStart(5)} x ${c.cause}`),
+        ...(causes.length > 20 ? [`    ... ${causes.length - 20} more causes in the JSON report`] : [])
+      ]
+
 /** What a person reads first: the verdict, each table, each finding, the cleanup. */
 export const summaryOf = (report: ValidationReport): string => {
   const lines = [
-    `Validation ${report.runId} (${report.environment}, pipeline: ${report.pipeline}, expectations: ${report.expectations}${report.scenario === "standard" ? "" : `, scenario ${report.scenario}`}): ${report.status.toUpperCase()} in ${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}`,
-    ...report.tables.map(
-      (t) =>
-        `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${[t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")} (source/replica/analytics), pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""}`
-    ),
-    `  isolation (${report.isolation.mode}): ${
-      report.isolation.mode === "fingerprint"
-        ? report.isolation.tables
-            .map((t) => `${t.table} ${t.unchanged ? "unchanged" : "CHANGED"} (${t.after.rows} rows)`)
-            .join(", ")
-        : "every delete by seeded key and marker, exact counts, no marker row left"
-    }`,
+    headline(report),
+    ...report.tables.map(tableLine),
+    isolationLine(report),
     `  collateral (clinic rows downstream): ${
-      report.collateral.length === 0
-        ? "not checked"
-        : report.collateral
-            .map((c) =>
-              c.skipped !== undefined
-                ? `${c.table}/${c.stage} skipped (${c.skipped})`
-                : `${c.table}/${c.stage} ${c.vanished.count + c.changed.count === 0 ? "unchanged" : `${c.vanished.count} VANISHED, ${c.changed.count} CHANGED`} (${c.compared} rows)`
-            )
-            .join(", ")
+      report.collateral.length === 0 ? "not checked" : report.collateral.map(collateralPart).join(", ")
     }`,
     ...driftLines(report.drift),
-    `  access: ${report.access
-      .map(
-        (a) =>
-          `${a.database} ${a.findings.length === 0 ? "ok" : `${a.findings.length} ${a.enforced ? "findings" : "warnings"}`} (${a.tls === null ? "not connected" : (a.tls.version ?? "not encrypted")})`
-      )
-      .join(
-        ", "
-      )}${report.access.some((a) => a.findings.length > 0) ? " (npm run check-access prints the fixes)" : ""}`,
-    ...report.malformed.map(
-      (m) =>
-        `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
-    ),
-    `  resources: peak ${report.resources.peakRssMb} MB, CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
-    `  cleanup (deleted source/replica/analytics): ${report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing deleted"}${report.cleanup.remaining.length ? `; REMAINING: ${report.cleanup.remaining.join("; ")}` : ""}`,
-    // The causes first: 97 findings are often three causes.
-    ...(report.causes.length === 0
-      ? []
-      : [
-          `  findings by cause (${report.findings.length} findings, ${report.causes.length} ${report.causes.length === 1 ? "cause" : "causes"}):`,
-          ...report.causes.slice(0, 20).map((c) => `    ${String(c.count).padStart(5)} x ${c.cause}`),
-          ...(report.causes.length > 20 ? [`    ... ${report.causes.length - 20} more causes in the JSON report`] : [])
-        ]),
+    accessLine(report),
+    ...report.malformed.map(malformedLine),
+    `  resources: peak ${report.resources.peakRssMb} MB, ` +
+      `CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
+    cleanupLine(report),
+    ...causeLines(report),
     ...[...report.findings]
       .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
       .slice(0, 20)
@@ -131,9 +160,14 @@ export const summaryOf = (report: ValidationReport): string => {
   return lines.join("\n")
 }
 
-/** Its types describe the ES module's default export; Node loads the CommonJS build, whose exports are the builder. */
-const junit: Builder =
-  (junitReportBuilder as unknown as { default?: Builder }).default ?? (junitReportBuilder as unknown as Builder)
+/**
+ * Its types describe the module, whose default export is the builder; Node loads the CommonJS build, whose exports
+ * are the builder itself. Only the builder has `newBuilder` (a method of its class).
+ */
+const isBuilder = (loaded: unknown): loaded is Builder =>
+  typeof loaded === "object" && loaded !== null && "newBuilder" in loaded
+
+const junit: Builder = isBuilder(junitReportBuilder) ? junitReportBuilder : junitReportBuilder.default
 
 /** One test case per check: each table's counts and values, each budget, the pipeline per table, the cleanup. */
 const junitOf = (report: ValidationReport): string => {
@@ -183,9 +217,11 @@ const junitOf = (report: ValidationReport): string => {
 }
 
 /** What a file system error says, without the platform's wrapping ("SystemError: ..."). */
-const reasonOf = (e: { readonly message: string }) => {
-  const cause = (e as { cause?: { message?: string } }).cause
-  return cause?.message ?? e.message
+const reasonOf = (e: { readonly message: string; readonly cause?: unknown }) => {
+  const cause = e.cause
+  return typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
+    ? cause.message
+    : e.message
 }
 
 /** The single-file build of Chart.js, inlined into each HTML report. */
@@ -194,84 +230,93 @@ const chartJsFile = nodePath.join(
   "chart.umd.min.js"
 )
 
-export const make = Effect.gen(function* () {
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
-  const settings = yield* EtlSettings
-  const chartJs = yield* fs.readFileString(chartJsFile).pipe(Effect.orDie)
+/** What the report's steps use. */
+interface Deps {
+  readonly fs: FileSystem.FileSystem
+  readonly path: Path.Path
+  readonly settings: Settings
+  /** Chart.js, read once. */
+  readonly chartJs: string
+}
 
-  /**
-   * Makes the missing directories one level at a time: Node's recursive mkdir never returns on some paths
-   * (`/proc/x` spins forever), where a plain mkdir fails at once.
-   */
-  const makeDirectories = (directory: string) =>
-    Effect.gen(function* () {
-      const missing: Array<string> = []
-      let current = path.resolve(directory)
-      while (!(yield* fs.exists(current))) {
-        missing.unshift(current)
-        const parent = path.dirname(current)
-        if (parent === current) break
-        current = parent
-      }
-      for (const dir of missing) yield* fs.makeDirectory(dir)
-    })
-
-  const prepare = Effect.fn("Reporter.prepare")(function* (
-    options: Pick<WriteOptions, "directory" | "junitPath"> = {}
-  ) {
-    const directories: ReadonlyArray<readonly [directory: string, setting: string]> = [
-      [options.directory ?? settings.validation.reportDirectory, "--report-dir or ETL_REPORT_DIR"],
-      ...(options.junitPath === undefined ? [] : [[path.dirname(options.junitPath), "--junit"] as const]),
-      ...Option.match(settings.monitoring.prometheusFile, {
-        onNone: () => [],
-        onSome: (file) => [[path.dirname(file), "ETL_PROMETHEUS_FILE"] as const]
-      })
-    ]
-    for (const [directory, setting] of directories) {
-      const probe = path.join(directory, `.opendental-etl-write-check-${process.pid}`)
-      yield* makeDirectories(directory).pipe(
-        Effect.zipRight(fs.writeFileString(probe, "")),
-        Effect.zipRight(fs.remove(probe)),
-        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("it did not answer within 10 s") }),
-        Effect.mapError((e) => new ReportDirectoryError({ directory, setting, reason: reasonOf(e) }))
-      )
+/**
+ * Makes the missing directories one level at a time: Node's recursive mkdir never returns on some paths
+ * (`/proc/x` spins forever), where a plain mkdir fails at once.
+ */
+const makeDirectories = ({ fs, path }: Deps, directory: string) =>
+  Effect.gen(function* () {
+    const missing: Array<string> = []
+    let current = path.resolve(directory)
+    while (!(yield* fs.exists(current))) {
+      missing.unshift(current)
+      const parent = path.dirname(current)
+      if (parent === current) break
+      current = parent
     }
+    for (const dir of missing) yield* fs.makeDirectory(dir)
   })
 
-  /** node_exporter may read at any moment: it sees the old file or the new one, never half of one. */
-  const replaceFile = (file: string, content: string) =>
-    Effect.gen(function* () {
-      yield* makeDirectories(path.dirname(file))
-      yield* fs.writeFileString(`${file}.tmp`, content)
-      yield* fs.rename(`${file}.tmp`, file)
-    })
+/** Each directory a report goes to, with the setting that names it. */
+const reportDirectories = (
+  { path, settings }: Deps,
+  options: Pick<WriteOptions, "directory" | "junitPath">
+): ReadonlyArray<readonly [directory: string, setting: string]> => [
+  [options.directory ?? settings.validation.reportDirectory, "--report-dir or ETL_REPORT_DIR"],
+  ...(options.junitPath === undefined ? [] : [[path.dirname(options.junitPath), "--junit"] as const]),
+  ...Option.match(settings.monitoring.prometheusFile, {
+    onNone: () => [],
+    onSome: (file) => [[path.dirname(file), "ETL_PROMETHEUS_FILE"] as const]
+  })
+]
 
-  const write = Effect.fn("Reporter.write")(function* (report: ValidationReport, options: WriteOptions = {}) {
+/** The directory exists or can be made, and takes a file. */
+const checkWritable = (d: Deps, directory: string, setting: string) => {
+  const probe = d.path.join(directory, `.opendental-etl-write-check-${process.pid}`)
+  return makeDirectories(d, directory).pipe(
+    Effect.zipRight(d.fs.writeFileString(probe, "")),
+    Effect.zipRight(d.fs.remove(probe)),
+    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("it did not answer within 10 s") }),
+    Effect.mapError((e) => new ReportDirectoryError({ directory, setting, reason: reasonOf(e) }))
+  )
+}
+
+/** node_exporter may read at any moment: it sees the old file or the new one, never half of one. */
+const replaceFile = (d: Deps, file: string, content: string) =>
+  Effect.gen(function* () {
+    yield* makeDirectories(d, d.path.dirname(file))
+    yield* d.fs.writeFileString(`${file}.tmp`, content)
+    yield* d.fs.rename(`${file}.tmp`, file)
+  })
+
+/** Without a history (analytics unreachable), the chart shows this run alone. */
+const thisRunAlone = (report: ValidationReport): ReadonlyArray<TrendPoint> => [
+  {
+    runId: report.runId,
+    startedAt: report.startedAt,
+    success: report.status === "passed",
+    durationMs: report.durationMs,
+    peakRssMb: report.resources.peakRssMb,
+    tables: Object.fromEntries(report.tables.map((t) => [t.table, t.pipelineMs]))
+  }
+]
+
+const writeReport = (d: Deps, report: ValidationReport, options: WriteOptions) =>
+  Effect.gen(function* () {
+    const { fs, path, settings } = d
     const directory = options.directory ?? settings.validation.reportDirectory
-    yield* makeDirectories(directory)
+    yield* makeDirectories(d, directory)
     const json = path.join(directory, `validate-${report.runId}.json`)
     const encoded = Schema.encodeSync(ValidationReport)(report)
     yield* fs.writeFileString(json, JSON.stringify(encoded, null, 2) + "\n")
     const html = path.join(directory, `validate-${report.runId}.html`)
-    // Without a history (analytics unreachable), the chart shows this run alone.
-    const trend: ReadonlyArray<TrendPoint> = options.trend ?? [
-      {
-        runId: report.runId,
-        startedAt: report.startedAt,
-        success: report.status === "passed",
-        durationMs: report.durationMs,
-        peakRssMb: report.resources.peakRssMb,
-        tables: Object.fromEntries(report.tables.map((t) => [t.table, t.pipelineMs]))
-      }
-    ]
-    yield* fs.writeFileString(html, htmlReport(report, trend, chartJs, json))
+    const trend = options.trend ?? thisRunAlone(report)
+    yield* fs.writeFileString(html, htmlReport(report, trend, d.chartJs, json))
     const prometheus = Option.getOrElse(settings.monitoring.prometheusFile, () =>
       path.join(directory, "opendental_etl.prom")
     )
-    yield* replaceFile(prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))
+    yield* replaceFile(d, prometheus, yield* Effect.promise(() => prometheusText(report, toolVersion)))
     if (options.junitPath !== undefined) {
-      yield* makeDirectories(path.dirname(options.junitPath))
+      yield* makeDirectories(d, path.dirname(options.junitPath))
       yield* fs.writeFileString(options.junitPath, junitOf(report))
     }
     return {
@@ -280,8 +325,26 @@ export const make = Effect.gen(function* () {
       prometheus,
       summary: summaryOf(report),
       ...(options.junitPath === undefined ? {} : { junit: options.junitPath })
-    }
+    } satisfies WrittenReport
   })
+
+export const make = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const settings = yield* EtlSettings
+  const chartJs = yield* fs.readFileString(chartJsFile).pipe(Effect.orDie)
+  const d: Deps = { fs, path, settings, chartJs }
+
+  const prepare = Effect.fn("Reporter.prepare")(function* (
+    options: Pick<WriteOptions, "directory" | "junitPath"> = {}
+  ) {
+    for (const [directory, setting] of reportDirectories(d, options)) yield* checkWritable(d, directory, setting)
+  })
+
+  const write = Effect.fn("Reporter.write")(function* (report: ValidationReport, options: WriteOptions = {}) {
+    return yield* writeReport(d, report, options)
+  })
+
   return { prepare, write } satisfies ReporterService
 })
 

@@ -16,10 +16,10 @@ export const minimumRunsForRegression = 3
 
 const median = (values: ReadonlyArray<number>) => {
   const sorted = [...values].sort((a, b) => a - b)
+  // NaN past the ends, as arithmetic on a missing value gives: only an empty list has no middle.
+  const at = (i: number) => sorted[i] ?? Number.NaN
   const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
+  return sorted.length % 2 === 1 ? at(middle) : (at(middle - 1) + at(middle)) / 2
 }
 
 /**
@@ -38,18 +38,24 @@ export const alertReasons = (
   }
   for (const step of report.steps.filter((s) => s.overBudget)) {
     reasons.push(
-      `${step.step}${step.table ? ` of ${step.table}` : ""} took ${step.durationMs} ms, over its budget of ${step.budgetMs} ms`
+      `${step.step}${step.table ? ` of ${step.table}` : ""} took ${step.durationMs} ms, ` +
+        `over its budget of ${step.budgetMs} ms`
     )
   }
   const passed = earlier.filter((r) => r.success).slice(0, policy.regressionRuns)
   if (passed.length >= minimumRunsForRegression) {
     for (const table of report.tables) {
-      const past = passed.flatMap((r) => (r.tables[table.table] === undefined ? [] : [r.tables[table.table] as number]))
+      const past = passed.flatMap((r) => {
+        const ms = r.tables[table.table]
+        return ms === undefined ? [] : [ms]
+      })
       if (past.length < minimumRunsForRegression) continue
       const typical = median(past)
       if (typical > 0 && table.pipelineMs > typical * (1 + policy.regressionPercent / 100)) {
+        const over = Math.round((table.pipelineMs / typical - 1) * 100)
         reasons.push(
-          `${table.table} pipeline took ${table.pipelineMs} ms, ${Math.round((table.pipelineMs / typical - 1) * 100)}% over the median ${typical} ms of its last ${past.length} passed runs`
+          `${table.table} pipeline took ${table.pipelineMs} ms, ${over}% over the median ${typical} ms ` +
+            `of its last ${past.length} passed runs`
         )
       }
     }

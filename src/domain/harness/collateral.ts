@@ -86,12 +86,14 @@ const listed = (keys: ReadonlyArray<string>, count: number) =>
 export const collateralMessages = (r: CollateralResult): ReadonlyArray<string> => [
   ...(r.vanished.count > 0
     ? [
-        `${plural(r.vanished.count)} of the clinic vanished from ${stageName(r.stage)} (${listed(r.vanished.keys, r.vanished.count)}) though the source still holds them`
+        `${plural(r.vanished.count)} of the clinic vanished from ${stageName(r.stage)} ` +
+          `(${listed(r.vanished.keys, r.vanished.count)}) though the source still holds them`
       ]
     : []),
   ...(r.changed.count > 0
     ? [
-        `${plural(r.changed.count)} of the clinic changed in ${stageName(r.stage)} (${listed(r.changed.keys, r.changed.count)}) though the source did not change them`
+        `${plural(r.changed.count)} of the clinic changed in ${stageName(r.stage)} ` +
+          `(${listed(r.changed.keys, r.changed.count)}) though the source did not change them`
       ]
     : [])
 ]

@@ -125,7 +125,8 @@ export const expectationsFromText = (name: string, text: string): Either.Either<
   try {
     json = JSON.parse(text)
   } catch (e) {
-    return Either.left(`is not JSON: ${(e as Error).message}`)
+    // JSON.parse throws SyntaxErrors only.
+    return Either.left(`is not JSON: ${e instanceof Error ? e.message : String(e)}`)
   }
   return decodeFile(json).pipe(
     Either.mapLeft((error) =>

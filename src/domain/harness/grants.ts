@@ -38,14 +38,8 @@ export const parseGrant = (line: string): Grant | undefined => {
     line.trim()
   )
   if (match === null) return undefined
-  const [, privileges, database, table, account, rest] = match as unknown as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string
-  ]
+  // Every group of the pattern takes part in a match: the defaults never apply.
+  const [, privileges = "", database = "", table = "", account = "", rest = ""] = match
   return {
     database: unquote(database),
     table: unquote(table),
@@ -174,7 +168,8 @@ export const replicaStatements = (a: DedicatedAccounts): ReadonlyArray<string> =
 
 /** PostgreSQL: the loader's role, with no right beyond signing in (run by a superuser, once per server). */
 export const loaderRoleStatements = (a: DedicatedAccounts): ReadonlyArray<string> => [
-  `CREATE ROLE ${pgName(a.loader)} LOGIN PASSWORD ${pgString(a.password(a.loader))} NOSUPERUSER NOCREATEDB NOCREATEROLE;`
+  `CREATE ROLE ${pgName(a.loader)} LOGIN PASSWORD ${pgString(a.password(a.loader))} ` +
+    "NOSUPERUSER NOCREATEDB NOCREATEROLE;"
 ]
 
 /**

@@ -11,11 +11,16 @@ export interface TrendPoint {
   readonly tables: Readonly<Record<string, number>>
 }
 
-const escapeHtml = (text: string) =>
-  text.replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string
-  )
+const entities: Readonly<Record<string, string>> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;"
+}
+
+// Every character the pattern matches has an entity; `?? c` only satisfies the index type.
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => entities[c] ?? c)
 
 /** JSON inside a <script> element: `<` escaped so no value can close the element. */
 const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, "\\u003c")
@@ -35,10 +40,19 @@ const driftSection = (drift: ValidationReport["drift"]) => {
     (["missing", "extra", "different"] as const)
       .flatMap((kind) => (k[kind].length === 0 ? [] : [`${kind}: ${k[kind].join(", ")}`]))
       .join("; ")
-  return `<p>The validated tables compared whole across the stages after the seeded rows were deleted: the clinic's rows. Reported, never failing the run.</p>
-<table>${row(["table", "hop", "status", "rows", "missing", "extra", "different", "quarantined", "keys (up to 20 each)", "columns differing"], "th")}
-${drift.tables
-  .flatMap((t) =>
+  const header = [
+    "table",
+    "hop",
+    "status",
+    "rows",
+    "missing",
+    "extra",
+    "different",
+    "quarantined",
+    "keys (up to 20 each)",
+    "columns differing"
+  ]
+  const rows = drift.tables.flatMap((t) =>
     t.error !== undefined
       ? [row([t.table, "", "not compared", "", "", "", "", "", "", `${t.error.tag}: ${t.error.message}`])]
       : t.pairs.map((p) =>
@@ -58,52 +72,65 @@ ${drift.tables
           ])
         )
   )
-  .join("\n")}
-</table>`
+  return [
+    "<p>The validated tables compared whole across the stages after the seeded rows were deleted: the clinic's rows. " +
+      "Reported, never failing the run.</p>",
+    `<table>${row(header, "th")}`,
+    rows.join("\n"),
+    "</table>"
+  ].join("\n")
 }
 
 /** Draws the three trend charts from the embedded data; marks the page once every chart exists. */
-const drawCharts = `
-const data = JSON.parse(document.getElementById("trend").textContent);
-const labels = data.map((r) => r.startedAt.slice(5, 19).replace("T", " "));
-const tables = [...new Set(data.flatMap((r) => Object.keys(r.tables)))];
-const common = { animation: false, responsive: false, plugins: { legend: { position: "bottom" } } };
-const charts = [
-  new Chart(document.getElementById("durations"), { type: "line", options: { ...common, scales: { y: { title: { display: true, text: "seconds" } } } },
-    data: { labels, datasets: tables.map((t) => ({ label: t, data: data.map((r) => r.tables[t] === undefined ? null : r.tables[t] / 1000) })) } }),
-  new Chart(document.getElementById("passrate"), { type: "bar", options: { ...common, scales: { y: { min: 0, max: 100, title: { display: true, text: "% passed" } } } },
-    data: { labels, datasets: [{ label: "runs passed so far (%)", data: data.map((_, i) => Math.round(100 * data.slice(0, i + 1).filter((r) => r.success).length / (i + 1))),
-      backgroundColor: data.map((r) => r.success ? "#2e7d32" : "#c62828") }] } }),
-  new Chart(document.getElementById("memory"), { type: "line", options: { ...common, scales: { y: { title: { display: true, text: "MB" } } } },
-    data: { labels, datasets: [{ label: "peak resident memory", data: data.map((r) => r.peakRssMb) }] } })
-];
-document.body.dataset.charts = "rendered:" + charts.length;
-`
+const drawCharts = [
+  "",
+  'const data = JSON.parse(document.getElementById("trend").textContent);',
+  'const labels = data.map((r) => r.startedAt.slice(5, 19).replace("T", " "));',
+  "const tables = [...new Set(data.flatMap((r) => Object.keys(r.tables)))];",
+  'const common = { animation: false, responsive: false, plugins: { legend: { position: "bottom" } } };',
+  "const charts = [",
+  '  new Chart(document.getElementById("durations"), { type: "line", ' +
+    'options: { ...common, scales: { y: { title: { display: true, text: "seconds" } } } },',
+  "    data: { labels, datasets: tables.map((t) => ({ label: t, " +
+    "data: data.map((r) => r.tables[t] === undefined ? null : r.tables[t] / 1000) })) } }),",
+  '  new Chart(document.getElementById("passrate"), { type: "bar", ' +
+    'options: { ...common, scales: { y: { min: 0, max: 100, title: { display: true, text: "% passed" } } } },',
+  '    data: { labels, datasets: [{ label: "runs passed so far (%)", ' +
+    "data: data.map((_, i) => Math.round(100 * data.slice(0, i + 1).filter((r) => r.success).length / (i + 1))),",
+  '      backgroundColor: data.map((r) => r.success ? "#2e7d32" : "#c62828") }] } }),',
+  '  new Chart(document.getElementById("memory"), { type: "line", ' +
+    'options: { ...common, scales: { y: { title: { display: true, text: "MB" } } } },',
+  '    data: { labels, datasets: [{ label: "peak resident memory", data: data.map((r) => r.peakRssMb) }] } })',
+  "];",
+  'document.body.dataset.charts = "rendered:" + charts.length;',
+  ""
+].join("\n")
 
-/**
- * The run and its trend as one self-contained page: the data and Chart.js are inlined, so it opens from a file,
- * a CI artifact or an email without a server.
- */
-export const htmlReport = (
-  report: ValidationReport,
-  trend: ReadonlyArray<TrendPoint>,
-  chartJs: string,
-  reportPath: string
-): string => {
+const style = [
+  "<style>",
+  "body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }",
+  ".passed { color: #2e7d32; } .failed { color: #c62828; }",
+  "table { border-collapse: collapse; margin: 1em 0; } " +
+    "td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }",
+  ".charts { display: flex; flex-wrap: wrap; gap: 2em; }",
+  "</style></head>"
+].join("\n")
+
+const heading = (report: ValidationReport) => {
   const verdict = report.status === "passed" ? "passed" : "failed"
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>opendental-etl validate ${escapeHtml(report.runId)}: ${escapeHtml(report.status)}</title>
-<style>
-body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
-.passed { color: #2e7d32; } .failed { color: #c62828; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
-.charts { display: flex; flex-wrap: wrap; gap: 2em; }
-</style></head>
-<body>
-<h1>Validation ${escapeHtml(report.runId)}: <span class="${verdict}">${escapeHtml(report.status.toUpperCase())}</span></h1>
-<p>${escapeHtml(report.environment)} environment, pipeline ${escapeHtml(report.pipeline)}, expectations ${escapeHtml(report.expectations)}, started ${escapeHtml(report.startedAt)},
-${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}, peak ${report.resources.peakRssMb} MB. JSON report: ${escapeHtml(reportPath)}</p>
-<h2>Tables</h2>
+  return (
+    `<h1>Validation ${escapeHtml(report.runId)}: ` +
+    `<span class="${verdict}">${escapeHtml(report.status.toUpperCase())}</span></h1>`
+  )
+}
+
+const runParagraph = (report: ValidationReport, reportPath: string) =>
+  `<p>${escapeHtml(report.environment)} environment, pipeline ${escapeHtml(report.pipeline)}, ` +
+  `expectations ${escapeHtml(report.expectations)}, started ${escapeHtml(report.startedAt)},
+${(report.durationMs / 1000).toFixed(1)} s, exit code ${report.exitCode}, peak ${report.resources.peakRssMb} MB. ` +
+  `JSON report: ${escapeHtml(reportPath)}</p>`
+
+const tablesSection = (report: ValidationReport) => `<h2>Tables</h2>
 <table>${row(["table", "seeded", "source", "replica", "analytics", "pipeline", "ms", "findings", "conversions"], "th")}
 ${report.tables
   .map((t) =>
@@ -122,46 +149,117 @@ ${report.tables
     ])
   )
   .join("\n")}
-</table>
-<h2>Trend over the last ${trend.length} runs</h2>
-<div class="charts">
-<figure><canvas id="durations" width="560" height="300"></canvas><figcaption>Pipeline time per table</figcaption></figure>
-<figure><canvas id="passrate" width="560" height="300"></canvas><figcaption>Pass rate (red: a failed run)</figcaption></figure>
-<figure><canvas id="memory" width="560" height="300"></canvas><figcaption>Peak memory</figcaption></figure>
-</div>
-${
-  report.collateral.length === 0
-    ? ""
-    : `<h2>Clinic rows downstream</h2>
+</table>`
+
+const figure = (canvas: string, caption: string) =>
+  `<figure><canvas id="${canvas}" width="560" height="300"></canvas><figcaption>${caption}</figcaption></figure>`
+
+const trendSection = (trend: ReadonlyArray<TrendPoint>) =>
+  [
+    `<h2>Trend over the last ${trend.length} runs</h2>`,
+    '<div class="charts">',
+    figure("durations", "Pipeline time per table"),
+    figure("passrate", "Pass rate (red: a failed run)"),
+    figure("memory", "Peak memory"),
+    "</div>"
+  ].join("\n")
+
+/** Empty when the check did not run. */
+const collateralSection = ({ collateral }: ValidationReport) => {
+  if (collateral.length === 0) return ""
+  const rows = collateral.map((c) =>
+    row([
+      c.table,
+      c.stage,
+      String(c.compared),
+      String(c.vanished.count),
+      String(c.changed.count),
+      c.skipped ?? [...c.vanished.keys, ...c.changed.keys].join(", ")
+    ])
+  )
+  return `<h2>Clinic rows downstream</h2>
 <table>${row(["table", "stage", "rows before", "vanished", "changed", "keys"], "th")}
-${report.collateral.map((c) => row([c.table, c.stage, String(c.compared), String(c.vanished.count), String(c.changed.count), c.skipped ?? [...c.vanished.keys, ...c.changed.keys].join(", ")])).join("\n")}
+${rows.join("\n")}
 </table>`
 }
-<h2>Drift</h2>
-${driftSection(report.drift)}
-${
-  report.access.length === 0
-    ? ""
-    : `<h2>Access</h2>
+
+/** Empty when no account was checked. */
+const accessSection = ({ access }: ValidationReport) => {
+  if (access.length === 0) return ""
+  const rows = access.map((a) =>
+    row([
+      a.database,
+      a.account,
+      describeTls(a.tls),
+      a.findings.length === 0 ? "ok" : a.findings.map((f) => f.problem).join("; ")
+    ])
+  )
+  return `<h2>Access</h2>
 <table>${row(["database", "account", "encryption", "rights"], "th")}
-${report.access.map((a) => row([a.database, a.account, describeTls(a.tls), a.findings.length === 0 ? "ok" : a.findings.map((f) => f.problem).join("; ")])).join("\n")}
+${rows.join("\n")}
 </table>`
 }
-${
-  report.causes.length === 0
+
+/** Empty when there is no finding. */
+const causesSection = ({ causes }: ValidationReport) =>
+  causes.length === 0
     ? ""
     : `<h2>Findings by cause</h2>
 <table>${row(["findings", "cause"], "th")}
-${report.causes.map((c) => row([String(c.count), c.cause])).join("\n")}
+${causes.map((c) => row([String(c.count), c.cause])).join("\n")}
 </table>`
+
+const findingsList = (report: ValidationReport) => {
+  if (report.findings.length + report.errors.length === 0) return "<p>None.</p>"
+  const items = [
+    ...report.errors.map((e) => `${e.tag}: ${e.message}`),
+    ...report.findings.map((f) =>
+      [f.check, f.table, f.stage, f.key && `key ${f.key}`, f.column, f.message].filter(Boolean).join(", ")
+    )
+  ]
+  return `<ul>${items.map((m) => `<li>${escapeHtml(m)}</li>`).join("")}</ul>`
 }
-<h2>Findings</h2>
-${report.findings.length + report.errors.length === 0 ? "<p>None.</p>" : `<ul>${[...report.errors.map((e) => `${e.tag}: ${e.message}`), ...report.findings.map((f) => [f.check, f.table, f.stage, f.key && `key ${f.key}`, f.column, f.message].filter(Boolean).join(", "))].map((m) => `<li>${escapeHtml(m)}</li>`).join("")}</ul>`}
-<h2>Cleanup</h2>
-<p>${escapeHtml(report.cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ") || "nothing deleted")}${report.cleanup.remaining.length ? ` <strong class="failed">Remaining: ${escapeHtml(report.cleanup.remaining.join("; "))}</strong>` : ""}</p>
-<script type="application/json" id="trend">${scriptJson(trend)}</script>
-<script>${chartJs.replace(/<\/script/gi, "<\\/script")}</script>
-<script>${drawCharts}</script>
-</body></html>
-`
+
+const cleanupParagraph = ({ cleanup }: ValidationReport) => {
+  const deleted = cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ")
+  const remaining = cleanup.remaining.length
+    ? ` <strong class="failed">Remaining: ${escapeHtml(cleanup.remaining.join("; "))}</strong>`
+    : ""
+  return `<p>${escapeHtml(deleted || "nothing deleted")}${remaining}</p>`
 }
+
+/**
+ * The run and its trend as one self-contained page: the data and Chart.js are inlined, so it opens from a file,
+ * a CI artifact or an email without a server.
+ */
+export const htmlReport = (
+  report: ValidationReport,
+  trend: ReadonlyArray<TrendPoint>,
+  chartJs: string,
+  reportPath: string
+): string =>
+  [
+    "<!doctype html>",
+    '<html lang="en"><head><meta charset="utf-8">' +
+      `<title>opendental-etl validate ${escapeHtml(report.runId)}: ${escapeHtml(report.status)}</title>`,
+    style,
+    "<body>",
+    heading(report),
+    runParagraph(report, reportPath),
+    tablesSection(report),
+    trendSection(trend),
+    collateralSection(report),
+    "<h2>Drift</h2>",
+    driftSection(report.drift),
+    accessSection(report),
+    causesSection(report),
+    "<h2>Findings</h2>",
+    findingsList(report),
+    "<h2>Cleanup</h2>",
+    cleanupParagraph(report),
+    `<script type="application/json" id="trend">${scriptJson(trend)}</script>`,
+    `<script>${chartJs.replace(/<\/script/gi, "<\\/script")}</script>`,
+    `<script>${drawCharts}</script>`,
+    "</body></html>",
+    ""
+  ].join("\n")

@@ -47,7 +47,10 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   findings: Schema.Number
 }) {}
 
-/** One hop of a table compared whole (see `PairReport`): counts, up to 20 keys of each kind and column names, no value. */
+/**
+ * One hop of a table compared whole (see `PairReport`): counts, up to 20 keys of each kind and column names,
+ * no value.
+ */
 export const DriftPair = Schema.Struct({
   from: Stage,
   to: Stage,
@@ -208,11 +211,14 @@ export class ValidationFailedError extends Schema.TaggedError<ValidationFailedEr
 }) {
   override get message(): string {
     const { report } = this
-    const head = `Validation run ${report.runId}: ${report.status.toUpperCase().replace("_", " ")} (exit code ${report.exitCode})`
+    const status = report.status.toUpperCase().replace("_", " ")
+    const head = `Validation run ${report.runId}: ${status} (exit code ${report.exitCode})`
     const [first] = report.findings
     const errors = report.errors.map((e) => e.message)
-    return errors.length > 0
-      ? `${head}: ${errors.join("; ")}`
-      : `${head}, ${report.findings.length} finding${report.findings.length === 1 ? "" : "s"}${first === undefined ? "" : `; the first: ${[first.table, first.stage, first.key && `key ${first.key}`, first.column && `column ${first.column}`].filter(Boolean).join(", ")}: ${first.message}`}`
+    if (errors.length > 0) return `${head}: ${errors.join("; ")}`
+    const counted = `${head}, ${report.findings.length} finding${report.findings.length === 1 ? "" : "s"}`
+    if (first === undefined) return counted
+    const where = [first.table, first.stage, first.key && `key ${first.key}`, first.column && `column ${first.column}`]
+    return `${counted}; the first: ${where.filter(Boolean).join(", ")}: ${first.message}`
   }
 }

@@ -116,6 +116,45 @@ export interface ValidationFacts {
 
 const sameFingerprint = (t: IsolationFact) => t.before.rows === t.after.rows && t.before.checksum === t.after.checksum
 
+const verificationFinding = (f: Finding) =>
+  new ReportFinding({
+    check: f.key === undefined ? "count" : "value",
+    table: f.table,
+    stage: f.stage,
+    ...(f.key === undefined ? {} : { key: f.key }),
+    ...(f.column === undefined ? {} : { column: f.column }),
+    expected: f.expected,
+    actual: f.actual,
+    message: f.problem
+  })
+
+const budgetFinding = (s: StepReport) =>
+  new ReportFinding({
+    check: "budget",
+    ...(s.table === undefined ? {} : { table: s.table }),
+    message: `${s.step}${s.table ? ` of ${s.table}` : ""} took ${s.durationMs} ms, over its budget of ${s.budgetMs} ms`
+  })
+
+const isolationFinding = (t: IsolationFact) =>
+  new ReportFinding({
+    check: "isolation",
+    table: t.table,
+    message:
+      `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ` +
+      `${t.after.rows} rows (checksum ${t.after.checksum}) after`
+  })
+
+const malformedFinding = (m: MalformedFact) =>
+  new ReportFinding({
+    check: "malformed",
+    table: m.table,
+    key: m.key,
+    column: m.column,
+    expected: m.expected,
+    actual: m.found,
+    message: `the ${m.case} was not handled as the type map documents`
+  })
+
 const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
   ...facts.runs
     .filter((r) => !r.success)
@@ -127,41 +166,9 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
           message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}`
         })
     ),
-  ...facts.verification.flatMap((t) =>
-    t.findings.map(
-      (f) =>
-        new ReportFinding({
-          check: f.key === undefined ? "count" : "value",
-          table: f.table,
-          stage: f.stage,
-          ...(f.key === undefined ? {} : { key: f.key }),
-          ...(f.column === undefined ? {} : { column: f.column }),
-          expected: f.expected,
-          actual: f.actual,
-          message: f.problem
-        })
-    )
-  ),
-  ...facts.steps
-    .filter((s) => s.overBudget)
-    .map(
-      (s) =>
-        new ReportFinding({
-          check: "budget",
-          ...(s.table === undefined ? {} : { table: s.table }),
-          message: `${s.step}${s.table ? ` of ${s.table}` : ""} took ${s.durationMs} ms, over its budget of ${s.budgetMs} ms`
-        })
-    ),
-  ...facts.isolation.tables
-    .filter((t) => !sameFingerprint(t))
-    .map(
-      (t) =>
-        new ReportFinding({
-          check: "isolation",
-          table: t.table,
-          message: `the clinic's rows changed during the run: ${t.before.rows} rows (checksum ${t.before.checksum}) before, ${t.after.rows} rows (checksum ${t.after.checksum}) after`
-        })
-    ),
+  ...facts.verification.flatMap((t) => t.findings.map(verificationFinding)),
+  ...facts.steps.filter((s) => s.overBudget).map(budgetFinding),
+  ...facts.isolation.tables.filter((t) => !sameFingerprint(t)).map(isolationFinding),
   ...facts.collateral.flatMap((c) =>
     collateralMessages(c).map(
       (message) => new ReportFinding({ check: "collateral", table: c.table, stage: c.stage, message })
@@ -175,20 +182,7 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
         )
       )
     : []),
-  ...facts.malformed
-    .filter((m) => !m.ok)
-    .map(
-      (m) =>
-        new ReportFinding({
-          check: "malformed",
-          table: m.table,
-          key: m.key,
-          column: m.column,
-          expected: m.expected,
-          actual: m.found,
-          message: `the ${m.case} was not handled as the type map documents`
-        })
-    ),
+  ...facts.malformed.filter((m) => !m.ok).map(malformedFinding),
   ...Option.match(facts.cleanup, {
     onNone: () => [],
     onSome: (c) => c.remaining.map((message) => new ReportFinding({ check: "cleanup", message }))
