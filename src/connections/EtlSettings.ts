@@ -6,7 +6,7 @@ import type { TlsSettings } from "../domain/connections/tls.ts"
 import { type DatabaseRole, type Environment, environmentVariable } from "../domain/environment.ts"
 import { SettingProblem, SettingsError } from "../domain/errors.ts"
 import type { RawProfile } from "../domain/pipeline/rawProfile.ts"
-import type { ReplicaBulkMethod } from "./EtlSettings/config.ts"
+import type { CommandLine, ReplicaBulkMethod } from "./EtlSettings/config.ts"
 import { environmentFrom, processFirst, resolve } from "./EtlSettings/files.ts"
 
 /**
@@ -16,6 +16,7 @@ import { environmentFrom, processFirst, resolve } from "./EtlSettings/files.ts"
  */
 
 export {
+  type CommandLine,
   commandLine,
   defaultReconcileChunkRows,
   defaultTableConcurrency,
@@ -88,7 +89,7 @@ export interface PipelineSettings {
   /** Readers that page through one table at once in a full load into analytics, each over a range of keys. */
   readonly loadParallelism: number
   /** A pipeline written elsewhere, for the harness to validate: `{table}` runs it per table, `{tables}` once. */
-  readonly externalCommand: Option.Option<ReadonlyArray<string>>
+  readonly externalCommand: Option.Option<CommandLine>
   /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME. */
   readonly externalEnvironment: ReadonlyArray<string>
   /**
@@ -138,7 +139,7 @@ export interface MonitoringSettings {
   /** For node_exporter's textfile collector; when unset, `<report dir>/opendental_etl.prom`. */
   readonly prometheusFile: Option.Option<string>
   /** Run with the alert as its last argument (and in ETL_ALERT_MESSAGE) when a validation needs a person. */
-  readonly alertCommand: Option.Option<ReadonlyArray<string>>
+  readonly alertCommand: Option.Option<CommandLine>
   /** Receives the alert as a JSON POST; redacted because chat webhooks carry their token in the URL. */
   readonly alertWebhook: Option.Option<Redacted.Redacted<string>>
   /** A table slower than the median of its last `regressionRuns` passed runs by more than this alerts. */

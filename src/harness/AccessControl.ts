@@ -283,7 +283,8 @@ const schemaFindings = ({ analytics }: Deps, who: string) =>
       )
     }
     const [own] = yield* sql<{ usable: boolean | null }>`
-      SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE') AS usable FROM pg_namespace WHERE nspname = ${pg.schema}`
+      SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE') AS usable
+        FROM pg_namespace WHERE nspname = ${pg.schema}`
     if (own !== undefined && !own.usable) {
       findings.push(
         found(

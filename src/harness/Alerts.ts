@@ -1,7 +1,7 @@
 import { Command, CommandExecutor, FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { MonitoringError } from "../domain/errors.ts"
-import { EtlSettings } from "../connections/EtlSettings.ts"
+import { type CommandLine, EtlSettings } from "../connections/EtlSettings.ts"
 
 export interface Alert {
   readonly message: string
@@ -23,9 +23,8 @@ export const make = Effect.gen(function* () {
   const http = (yield* HttpClient.HttpClient).pipe(HttpClient.filterStatusOk)
   const executor = yield* CommandExecutor.CommandExecutor
 
-  const byCommand = (line: ReadonlyArray<string>, alert: Alert) =>
-    // The setting's first word is the program; only a JSON `[]` would leave it out.
-    Command.make(line[0] as string, ...line.slice(1), alert.message).pipe(
+  const byCommand = ([program, ...args]: CommandLine, alert: Alert) =>
+    Command.make(program, ...args, alert.message).pipe(
       Command.env({ ETL_ALERT_MESSAGE: alert.message, ETL_ALERT_RUN_ID: alert.runId, ETL_ALERT_REPORT: alert.report }),
       Command.exitCode,
       Effect.provideService(CommandExecutor.CommandExecutor, executor),
@@ -34,7 +33,7 @@ export const make = Effect.gen(function* () {
       Effect.mapError(
         (e) =>
           new MonitoringError({
-            target: `run the alert command ${line[0]} (ETL_ALERT_COMMAND)`,
+            target: `run the alert command ${program} (ETL_ALERT_COMMAND)`,
             reason: typeof e === "string" ? e : e.message
           })
       ),

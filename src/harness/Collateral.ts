@@ -1,13 +1,13 @@
 import { Context, Effect, Layer, Option, type Scope } from "effect"
 import {
   type CollateralResult,
-  escapePgIdentifier,
   keysListed,
   mysqlRowHash,
   pgRowHash,
   snapshotTableName
 } from "../domain/harness/collateral.ts"
 import type { ConnectionError, DatabaseError, SchemaError } from "../domain/errors.ts"
+import { escapeIdentifier as pgIdentifier } from "../domain/pipeline/analyticsStatements.ts"
 import { escapeIdentifier } from "../domain/pipeline/replicaStatements.ts"
 import type { TableShape } from "../domain/tableShape.ts"
 import { AnalyticsDb } from "../connections/AnalyticsDb.ts"
@@ -97,13 +97,13 @@ interface Deps {
 }
 
 /** A table of the analytics schema, quoted. */
-const pgTable = (d: Deps, name: string) =>
-  `${escapePgIdentifier(d.analytics.settings.schema)}.${escapePgIdentifier(name)}`
+const pgTable = (d: Deps, name: string) => `${pgIdentifier(d.analytics.settings.schema)}.${pgIdentifier(name)}`
 
 const analyticsColumns = (d: Deps, table: string) => {
   const schema = d.analytics.settings.schema
   return d.analytics.sql<{ name: string }>`
-      SELECT column_name AS name FROM information_schema.columns WHERE table_schema = ${schema} AND table_name = ${table}
+      SELECT column_name AS name FROM information_schema.columns
+       WHERE table_schema = ${schema} AND table_name = ${table}
        ORDER BY ordinal_position`.pipe(
     Effect.map((rows) => rows.map((r) => r.name).filter((c) => c !== "_loaded_at")),
     d.onAnalytics
@@ -134,7 +134,7 @@ const replicaSnapshot = (d: Deps, { table, name, key }: Target, hashed: TableSha
 const analyticsSnapshot = (d: Deps, { table, name, key }: Target, columns: ReadonlyArray<string>) =>
   d.analytics.sql
     .unsafe(
-      `CREATE TABLE ${pgTable(d, name)} AS SELECT t.${escapePgIdentifier(key)} AS k, ` +
+      `CREATE TABLE ${pgTable(d, name)} AS SELECT t.${pgIdentifier(key)} AS k, ` +
         `${pgRowHash(columns, "t")} AS h FROM ${pgTable(d, table)} t`
     )
     .pipe(
@@ -208,9 +208,8 @@ const snapshot = (d: Deps, tables: ReadonlyArray<string>, runId: string) =>
 const replicaTableExists = (d: Deps, table: string) =>
   d.replica.sql<{
     n: number
-  }>`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${table}`.pipe(
-    Effect.map(([r]) => Number(r?.n ?? 0) > 0)
-  )
+  }>`SELECT COUNT(*) AS n FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${table}`.pipe(Effect.map(([r]) => Number(r?.n ?? 0) > 0))
 
 const analyticsTableExists = (d: Deps, table: string) => {
   const schema = d.analytics.settings.schema
@@ -252,7 +251,7 @@ const replicaCandidates =
 /** Analytics' pages of keys in the snapshot gone from the table or hashing otherwise now, after `after`. */
 const analyticsCandidates =
   (d: Deps, t: SnapshotTable, a: AnalyticsSnapshot, exists: boolean) => (after: Option.Option<string>) => {
-    const k = escapePgIdentifier(t.key)
+    const k = pgIdentifier(t.key)
     const from = Option.isSome(after) ? "AND s.k > $1" : ""
     const params = Option.toArray(after)
     return (

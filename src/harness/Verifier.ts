@@ -18,6 +18,7 @@ import type { PostgresDatabase } from "../connections/clients/postgres.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
 import type { SeededCase, SeededTable } from "./SeededData.ts"
 import { SourceDb } from "../connections/SourceDb.ts"
+import { primaryKeyOf } from "../domain/pipeline/keysetPages.ts"
 
 export type { Stage } from "../domain/environment.ts"
 export type { Finding } from "../domain/harness/verdict.ts"
@@ -81,8 +82,8 @@ const naming = (d: Deps, database: DatabaseSettings) =>
   mapSqlErrors((error: SqlError) => classifySqlError(database, d.attempts, () => error)(error))
 
 const mysqlRows = (db: MysqlDatabase, shape: TableShape, keys: ReadonlyArray<string>) => {
-  // A seeded table has a single-column key: seeding needs one.
-  const key = shape.primaryKey[0] as string
+  // A seeded table has a single-column key: seeding checks it before it writes.
+  const key = primaryKeyOf(shape)
   return db.sql.unsafe(
     `SELECT ${shape.columns.map((c) => escapeIdentifier(c.name)).join(", ")} FROM ${escapeIdentifier(shape.name)}
         WHERE ${escapeIdentifier(key)} IN (${keys.map(() => "?").join(",")})`,

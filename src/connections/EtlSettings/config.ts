@@ -174,11 +174,16 @@ const variableNames = (text: string) =>
     .map((name) => name.trim())
     .filter((name) => name.length > 0)
 
+/** A program and its arguments. */
+export type CommandLine = readonly [program: string, ...args: Array<string>]
+
 /** `node bin/etl.js --quiet` or a JSON array `["node", "bin/etl.js"]` when an argument holds spaces. */
-export const commandLine = (text: string): ReadonlyArray<string> =>
-  text.trim().startsWith("[")
-    ? Schema.decodeUnknownSync(Schema.Array(Schema.String))(JSON.parse(text))
-    : text.trim().split(/\s+/)
+export const commandLine = (text: string): CommandLine => {
+  if (text.trim().startsWith("["))
+    return Schema.decodeUnknownSync(Schema.NonEmptyArray(Schema.String))(JSON.parse(text))
+  const [program = "", ...args] = text.trim().split(/\s+/)
+  return [program, ...args]
+}
 
 const defaultMarkerColumns = {
   patient: "LName",

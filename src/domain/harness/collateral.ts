@@ -1,4 +1,5 @@
 import { likeEscape, markerPattern } from "./marker.ts"
+import { escapeIdentifier as pgIdentifier } from "../pipeline/analyticsStatements.ts"
 import { escapeIdentifier } from "../pipeline/replicaStatements.ts"
 import type { TableShape } from "../tableShape.ts"
 
@@ -46,11 +47,9 @@ export const mysqlRowHash = (shape: TableShape, alias?: string) =>
     .map((c) => `IFNULL(CONCAT('v', ${alias === undefined ? "" : `${alias}.`}${escapeIdentifier(c.name)}), 'n')`)
     .join(", ")}))`
 
-export const escapePgIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`
-
 /** One text per PostgreSQL row of the given columns, hashed (comparable only with itself, in the same database). */
 export const pgRowHash = (columns: ReadonlyArray<string>, alias: string) =>
-  `md5(ROW(${columns.map((c) => `${alias}.${escapePgIdentifier(c)}`).join(", ")})::text)`
+  `md5(ROW(${columns.map((c) => `${alias}.${pgIdentifier(c)}`).join(", ")})::text)`
 
 /** Names of this check's snapshot tables start with it, so a killed run's leftovers are easy to find and drop. */
 export const snapshotPrefix = "etl_e2e_snap_"

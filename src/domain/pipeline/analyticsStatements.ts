@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto"
-import { Statement } from "@effect/sql"
 import type { ColumnMapping } from "./typeMap.ts"
 
 /**
@@ -7,7 +6,8 @@ import type { ColumnMapping } from "./typeMap.ts"
  * the source's case-preserved column names (`"PatNum"`); values are bound ($1, $2 ...).
  */
 
-export const escapeIdentifier = Statement.defaultEscape('"')
+/** A name quoted whole, `"` doubled: a name from the Catalog is one identifier, even with a dot in it. */
+export const escapeIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`
 
 export const qualified = (schema: string, name: string) => `${escapeIdentifier(schema)}.${escapeIdentifier(name)}`
 

@@ -1,11 +1,10 @@
-import { Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Array as Arr, Clock, Effect, Option, Predicate } from "effect"
 import { CleanupError, type CleanupTable } from "../../domain/errors.ts"
 import { snapshotPrefix } from "../../domain/harness/collateral.ts"
 import { likeEscape, markerPattern, mysqlMarkerMatch } from "../../domain/harness/marker.ts"
 import { escapeIdentifier } from "../../domain/pipeline/replicaStatements.ts"
-import { rejectedRowsTable } from "../../domain/pipeline/analyticsStatements.ts"
+import { escapeIdentifier as pgIdentifier, rejectedRowsTable } from "../../domain/pipeline/analyticsStatements.ts"
 import type { CatalogService } from "../../pipeline/Catalog.ts"
 import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "../../connections/clients/failures.ts"
 import type { MysqlDatabase } from "../../connections/clients/mysql.ts"
@@ -55,8 +54,6 @@ export interface CleanupDependencies {
   readonly lockTimeoutSeconds: number
   readonly attempts: number
 }
-
-const pgIdentifier = Statement.defaultEscape('"')
 
 const placeholders = (values: ReadonlyArray<unknown>) => values.map(() => "?").join(",")
 
