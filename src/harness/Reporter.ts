@@ -123,6 +123,17 @@ const cleanupLine = ({ cleanup }: ValidationReport) => {
   return `  cleanup (deleted source/replica/analytics): ${deleted || "nothing deleted"}${remaining}`
 }
 
+/** Earlier runs that died, as the sweep before seeding left them: a killed run healed by the next one. */
+const sweptLines = ({ sweptBefore }: ValidationReport): ReadonlyArray<string> =>
+  sweptBefore.map((run) => {
+    const deleted = run.deleted
+      .filter((d) => d.source + d.replication + d.analytics > 0)
+      .map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`)
+      .join(", ")
+    const left = run.outcome === "failed" ? `; REMAINING: ${run.remaining.join("; ")}` : ""
+    return `  swept before seeding: dead run ${run.runId} (${run.why}), deleted ${deleted || "nothing"}${left}`
+  })
+
 // The causes first: 97 findings are often three causes.
 const causeLines = ({ causes, findings }: ValidationReport): ReadonlyArray<string> =>
   causes.length === 0
@@ -138,6 +149,7 @@ const causeLines = ({ causes, findings }: ValidationReport): ReadonlyArray<strin
 export const summaryOf = (report: ValidationReport): string => {
   const lines = [
     headline(report),
+    ...sweptLines(report),
     ...report.tables.map(tableLine),
     isolationLine(report),
     `  collateral (clinic rows downstream): ${

@@ -1,16 +1,4 @@
-import {
-  Cause,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Layer,
-  Predicate,
-  Schedule,
-  type Scope
-} from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, Exit, Layer, Schedule, type Scope } from "effect"
 import * as os from "node:os"
 import type { CleanupError, CleanupTable, ConnectionError, SchemaError, SeedError } from "../domain/errors.ts"
 import type { Environment } from "../domain/environment.ts"
@@ -24,6 +12,7 @@ import { ReplicationDb } from "../connections/ReplicationDb.ts"
 import * as Cleanup from "./SeededData/Cleanup.ts"
 import * as Ledger from "./SeededData/Ledger.ts"
 import type { UnfinishedRun } from "./SeededData/Ledger.ts"
+import { isRunning } from "./SeededData/liveness.ts"
 import {
   changeRows,
   describeTarget,
@@ -94,7 +83,10 @@ export interface SeededSet {
   readonly changeRows: (round: number) => Effect.Effect<void, SeedError | ConnectionError>
 }
 
-/** A dead run that sweep found: why it is dead, what it left per table, and what was deleted. */
+/**
+ * An unfinished run that sweep found: why it is dead (or why it cannot be judged dead yet, and when it can), what it
+ * left per table, and what was deleted. A run not judged dead is left alone.
+ */
 export interface SweptRun {
   readonly runId: string
   readonly host: string
@@ -102,9 +94,11 @@ export interface SweptRun {
   readonly heartbeatAt: string
   readonly why: string
   readonly found: ReadonlyArray<Cleanup.TableSurvey>
-  readonly outcome: "deleted" | "would delete" | "failed"
+  readonly outcome: "deleted" | "would delete" | "failed" | "not judged"
   readonly deleted: ReadonlyArray<CleanupTable>
   readonly remaining: ReadonlyArray<string>
+  /** For a run not judged dead: when sweep can judge it. */
+  readonly judgeable?: string
 }
 
 export interface SeededDataService {
@@ -114,7 +108,10 @@ export interface SeededDataService {
   ) => Effect.Effect<SeededSet, SeedError | SchemaError | ConnectionError | CleanupError, Scope.Scope>
   /** Deletes a run's rows from analytics, replica and source by its ledger. */
   readonly cleanup: (runId: string) => Effect.Effect<CleanupReport, CleanupError>
-  /** Cleans runs that died (stale heartbeat, or a process on this host that is gone). */
+  /**
+   * Cleans runs that died (a process on this host that is gone, or on another host a stale heartbeat), and lists
+   * the unfinished runs it cannot judge dead yet with what they left.
+   */
   readonly sweep: (options: {
     readonly staleAfter: Duration.Duration
     readonly dryRun: boolean
@@ -217,38 +214,46 @@ const seed = (deps: Deps, plan: SeedPlan) =>
     return seededSet
   })
 
-/** Whether a process of this host still runs (signal 0 checks without touching it). */
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return Predicate.hasProperty(e, "code") && e.code === "EPERM"
-  }
-}
-
 interface SweepOptions {
   readonly staleAfter: Duration.Duration
   readonly dryRun: boolean
 }
 
-/** Why the run is dead, if it is: its process on this host is gone, or its heartbeat is stale. */
-const deathOf = (
-  deps: Deps,
-  options: SweepOptions,
-  run: UnfinishedRun
-): ReadonlyArray<UnfinishedRun & { readonly why: string }> => {
-  if (run.host === os.hostname() && !isAlive(run.pid)) return [{ ...run, why: `its process ${run.pid} is gone` }]
-  // A heartbeat younger than a few beats is a live run, whatever limit was asked for: sweep never cleans one.
-  const staleMs = Math.max(
-    Duration.toMillis(options.staleAfter),
-    3 * Duration.toMillis(deps.validation.heartbeatInterval)
+/** A run as sweep judges it: dead (and why), or alive as far as it can tell (why, and when it can judge again). */
+type Judged =
+  | (UnfinishedRun & { readonly dead: true; readonly why: string })
+  | (UnfinishedRun & { readonly dead: false; readonly why: string; readonly judgeable: string })
+
+/**
+ * A run whose process on this host is gone is dead at once, whatever its heartbeat. A run of another host is dead
+ * once its heartbeat is older than the stale limit, and never younger than a few beats (a live run is never swept).
+ */
+const judge = (deps: Deps, options: SweepOptions, run: UnfinishedRun): Judged => {
+  if (run.host === os.hostname()) {
+    return isRunning(run.pid)
+      ? {
+          ...run,
+          dead: false,
+          why: `its process ${run.pid} on this host is still running`,
+          judgeable: "once that process has ended (sweep then deletes what it left at once)"
+        }
+      : { ...run, dead: true, why: `its process ${run.pid} is gone` }
+  }
+  const staleSeconds = Math.ceil(
+    Math.max(Duration.toMillis(options.staleAfter), 3 * Duration.toMillis(deps.validation.heartbeatInterval)) / 1000
   )
-  return run.ageSeconds * 1000 >= staleMs ? [{ ...run, why: `no heartbeat for ${run.ageSeconds} s` }] : []
+  return run.ageSeconds >= staleSeconds
+    ? { ...run, dead: true, why: `no heartbeat for ${run.ageSeconds} s` }
+    : {
+        ...run,
+        dead: false,
+        why: `it runs on ${run.host}, and its last heartbeat is ${run.ageSeconds} s old`,
+        judgeable: `in ${staleSeconds - run.ageSeconds} s, when its heartbeat is ${staleSeconds} s old`
+      }
 }
 
-/** What the dead run left, and (unless a dry run) its cleanup. */
-const sweepRun = (deps: Deps, run: UnfinishedRun & { readonly why: string }, dryRun: boolean) =>
+/** What the dead run left, and (unless a dry run) its cleanup; a run not judged dead is only surveyed. */
+const sweepRun = (deps: Deps, run: Judged, dryRun: boolean) =>
   Effect.gen(function* () {
     const described = {
       runId: run.runId,
@@ -266,6 +271,16 @@ const sweepRun = (deps: Deps, run: UnfinishedRun & { readonly why: string }, dry
         deleted: [],
         remaining: found.left.remaining
       } satisfies SweptRun
+    if (!run.dead) {
+      return {
+        ...described,
+        found: found.right,
+        outcome: "not judged",
+        deleted: [],
+        remaining: [],
+        judgeable: run.judgeable
+      } satisfies SweptRun
+    }
     if (dryRun)
       return {
         ...described,
@@ -297,8 +312,8 @@ const sweepRun = (deps: Deps, run: UnfinishedRun & { readonly why: string }, dry
 const sweep = (deps: Deps, options: SweepOptions) =>
   Effect.gen(function* () {
     const unfinished = yield* deps.ledger.unfinished.pipe(seedFailure(deps, deps.replica, "reading the ledger"))
-    const dead = unfinished.flatMap((run) => deathOf(deps, options, run))
-    return yield* Effect.forEach(dead, (run) => sweepRun(deps, run, options.dryRun))
+    const judged = unfinished.map((run) => judge(deps, options, run))
+    return yield* Effect.forEach(judged, (run) => sweepRun(deps, run, options.dryRun))
   })
 
 export const make = Effect.gen(function* () {

@@ -15,7 +15,10 @@ const deletedText = (run: SweptRun) =>
 /** One run as a person reads it: why it is dead, what it left where, and what became of it. */
 export const describeSweptRun = (run: SweptRun): string => {
   const which = `${run.runId} (${run.host}, pid ${run.pid}, last heartbeat ${run.heartbeatAt} UTC)`
-  const head = `Run ${which} is dead: ${run.why}.`
+  const head =
+    run.outcome === "not judged"
+      ? `Run ${which} is not judged dead yet: ${run.why}.`
+      : `Run ${which} is dead: ${run.why}.`
   const unrecorded = run.found.reduce((n, t) => n + t.unrecorded, 0)
   const left = run.found
     .filter((t) => t.source + t.replication + Option.getOrElse(t.analytics, () => 0) > 0)
@@ -32,6 +35,8 @@ export const describeSweptRun = (run: SweptRun): string => {
             "and its record); found by the run's marker above the key floor it recorded first."
           : "")
   switch (run.outcome) {
+    case "not judged":
+      return `${head}\n  ${found}\n  Left alone; sweep again ${run.judgeable ?? "later"}.`
     case "would delete":
       return `${head}\n  ${found}\n  Dry run: nothing deleted.`
     case "deleted":
@@ -71,16 +76,23 @@ export const printSweep = (swept: ReadonlyArray<SweptRun>) =>
   Effect.gen(function* () {
     yield* Console.log(
       swept.length === 0
-        ? "No dead validation runs: none whose heartbeat is older than the stale limit, " +
-            "and none whose process on this host is gone."
+        ? "No dead validation runs: every run in the ledger is clean."
         : swept.map(describeSweptRun).join("\n")
     )
+    // Rows remain where a cleanup failed, and may remain where a run cannot be judged dead yet: never exit 0 then.
     const failed = swept.filter((r) => r.outcome === "failed")
-    if (failed.length > 0) {
+    const notJudged = swept.filter((r) => r.outcome === "not judged")
+    if (failed.length + notJudged.length > 0) {
       return yield* new CleanupError({
-        runId: failed.map((r) => r.runId).join(", "),
+        runId: [...failed, ...notJudged].map((r) => r.runId).join(", "),
         deleted: failed.flatMap((r) => r.deleted),
-        remaining: failed.flatMap((r) => r.remaining)
+        remaining: [
+          ...failed.flatMap((r) => r.remaining),
+          ...notJudged.map(
+            (r) =>
+              `rows remain: run ${r.runId} is not judged dead yet (${r.why}); sweep again ${r.judgeable ?? "later"}`
+          )
+        ]
       })
     }
   })

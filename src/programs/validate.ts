@@ -17,8 +17,10 @@ import {
   type DriftFact,
   type DriftTableFact,
   type IsolationFact,
+  type SweptRunFact,
   type ValidationFacts
 } from "../domain/harness/verdict.ts"
+import { describeSweptRun } from "./sweep.ts"
 import { AccessControl, type AccessControlService, type AccountCheck } from "../harness/AccessControl.ts"
 import { Benchmark, type BenchmarkRun } from "../harness/Benchmark.ts"
 import { Collateral, type CollateralService, type CollateralSnapshot } from "../harness/Collateral.ts"
@@ -208,6 +210,24 @@ const checkAccess = (deps: Deps) =>
       })
     }
     return access
+  })
+
+/**
+ * Runs that died earlier (a SIGKILL, a lost machine) are cleaned before this one seeds, so a nightly schedule heals
+ * a killed run the next night. Runs sweep cannot judge dead yet are left to their own process or a later sweep.
+ */
+const sweepDeadRuns = (deps: Deps) =>
+  Effect.gen(function* () {
+    const swept = yield* deps.seededData.sweep({ staleAfter: deps.settings.validation.staleAfter, dryRun: false })
+    const dead = swept.filter((run) => run.outcome !== "not judged")
+    for (const run of dead) yield* Effect.logWarning(`Before seeding: ${describeSweptRun(run)}`)
+    return dead.map((run): SweptRunFact => ({
+      runId: run.runId,
+      why: run.why,
+      outcome: run.outcome === "failed" ? "failed" : "deleted",
+      deleted: run.deleted,
+      remaining: run.remaining
+    }))
   })
 
 /** Where nothing else writes, the clinic's rows must come out of the run exactly as they went in. */
@@ -467,6 +487,7 @@ const driftAfter = (deps: Deps, runs: ReadonlyArray<TableRun>, cleanedUp: boolea
 /** The facts of the phases after the seed's scope, for the report. */
 interface Afterwards {
   readonly access: ReadonlyArray<AccountCheck>
+  readonly sweptBefore: ReadonlyArray<SweptRunFact>
   readonly inScope: InScope
   readonly cleanup: Option.Option<Either.Either<CleanupReport, CleanupError>>
   readonly isolation: {
@@ -501,6 +522,7 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
       collateral: observed.collateral,
       drift: facts.drift,
       access: facts.access,
+      sweptBefore: facts.sweptBefore,
       // The seed's own CleanupError (a failed seed whose cleanup failed too) is the cleanup's outcome, not a step's.
       errors: [
         ...failures.filter((e) => e._tag !== "CleanupError"),
@@ -524,7 +546,7 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
   })
 
 /**
- * settings -> connections -> access checks -> scoped(seed (its release deletes the rows) -> pipeline -> verify)
+ * settings -> connections -> access checks -> sweep of dead runs -> scoped(seed (its release deletes the rows) -> pipeline -> verify)
  * -> cleanup verified -> drift (the validated tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the
  * report when every check passed; otherwise fails with ValidationFailedError carrying it. Printing, files, history
  * and alerts are `publish`'s. An interruption still deletes the seeded rows before it ends the run.
@@ -533,6 +555,7 @@ export const validate = (options: ValidateOptions = {}) =>
   Effect.gen(function* () {
     const deps = yield* depsOf(options)
     const access = yield* checkAccess(deps)
+    const sweptBefore = yield* sweepDeadRuns(deps)
     const before = yield* fingerprintBefore(deps)
     const inScope = yield* inSeedScope(seedRunVerify(deps))
     const { observed, outcome } = inScope
@@ -543,6 +566,6 @@ export const validate = (options: ValidateOptions = {}) =>
     const isolation = yield* isolationAfter(deps, before)
     const cleanedUp = Option.isSome(Option.flatMap(cleanup, Either.getRight))
     const drift = yield* driftAfter(deps, observed.runs, cleanedUp)
-    const report = buildReport(yield* factsOf(deps, { access, inScope, cleanup, isolation, drift }))
+    const report = buildReport(yield* factsOf(deps, { access, sweptBefore, inScope, cleanup, isolation, drift }))
     return report.status === "passed" ? report : yield* new ValidationFailedError({ report })
   }).pipe(Effect.scoped, Effect.withSpan("validate"))

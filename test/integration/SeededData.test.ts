@@ -228,17 +228,24 @@ describe("SeededData", () => {
       const live = yield* Scope.make()
       const running = yield* seededData.seed(plan).pipe(Scope.extend(live))
 
-      // Even asked to take every run as stale, sweep leaves one whose heartbeat is fresh.
+      // Even asked to take every run as stale, sweep leaves one whose process runs: it lists it, not judged dead.
       const eager = yield* seededData.sweep({ staleAfter: Duration.zero, dryRun: true })
-      expect(eager.map((r) => r.runId)).toEqual([orphan.runId])
+      expect(eager.map((r) => [r.runId, r.outcome])).toEqual([
+        [orphan.runId, "would delete"],
+        [running.runId, "not judged"]
+      ])
       const listed = yield* seededData.sweep({ staleAfter: Duration.hours(1), dryRun: true })
       expect(listed.map((r) => [r.runId, r.outcome, r.found.reduce((n, t) => n + t.source, 0)])).toEqual([
-        [orphan.runId, "would delete", 22]
+        [orphan.runId, "would delete", 22],
+        [running.runId, "not judged", 22]
       ])
       expect((yield* census).source).toBe(30)
 
       const swept = yield* seededData.sweep({ staleAfter: Duration.hours(1), dryRun: false })
-      expect(swept.map((r) => [r.runId, r.outcome])).toEqual([[orphan.runId, "deleted"]])
+      expect(swept.map((r) => [r.runId, r.outcome])).toEqual([
+        [orphan.runId, "deleted"],
+        [running.runId, "not judged"]
+      ])
       expect((yield* census).source).toBe(15)
 
       yield* Scope.close(live, Exit.void)

@@ -26,18 +26,31 @@ export interface RunningCli {
   readonly done: Effect.Effect<CliResult>
 }
 
+export interface CliOptions {
+  readonly env: Record<string, string>
+  readonly cwd: string
+  /**
+   * Run the CLI under a parent that never reaps it (a shell that starts it in the background and then only sleeps):
+   * killed, the CLI stays a zombie, as under a supervisor busy elsewhere. `signal` then reaches the CLI itself.
+   */
+  readonly unreapedParent?: boolean
+}
+
+// As package.json's scripts run it: the bundled CLI (rebuilt when a source is newer) under the same heap cap.
+const spawnCli = (args: ReadonlyArray<string>, options: CliOptions) => {
+  const env = { ...inherited(), ...options.env }
+  if (options.unreapedParent !== true) {
+    return spawn(process.execPath, ["--max-old-space-size=128", entry, ...args], { cwd: options.cwd, env })
+  }
+  const script = `"$0" --max-old-space-size=128 "$@" & echo "cli pid $!" >&2; exec sleep 3600`
+  return spawn("sh", ["-c", script, process.execPath, entry, ...args], { cwd: options.cwd, env })
+}
+
 /** Starts the CLI as a user would, in `cwd`; the process is killed if the scope ends first. */
-export const startCli = (
-  args: ReadonlyArray<string>,
-  options: { readonly env: Record<string, string>; readonly cwd: string }
-) =>
+export const startCli = (args: ReadonlyArray<string>, options: CliOptions) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      // As package.json's scripts run it: the bundled CLI (rebuilt when a source is newer) under the same heap cap.
-      const child = spawn(process.execPath, ["--max-old-space-size=128", entry, ...args], {
-        cwd: options.cwd,
-        env: { ...inherited(), ...options.env }
-      })
+      const child = spawnCli(args, options)
       let stdout = ""
       let stderr = ""
       const watchers = new Set<() => void>()
@@ -58,19 +71,37 @@ export const startCli = (
             check()
             return Effect.sync(() => watchers.delete(check))
           }),
-        signal: (signal) => Effect.sync(() => void child.kill(signal)),
+        signal: (signal) =>
+          Effect.sync(() => {
+            const pid = cliPid()
+            if (pid === undefined) child.kill(signal)
+            else process.kill(pid, signal)
+          }),
         done: Effect.promise(() => done)
       }
-      return { child, running }
+      const cliPid = () => {
+        const pid = /cli pid (\d+)/.exec(stderr)?.[1]
+        return pid === undefined ? undefined : Number(pid)
+      }
+      return { child, running, cliPid }
     }),
-    ({ child }) => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL"))
+    ({ child, cliPid }) =>
+      Effect.sync(() => {
+        const pid = cliPid()
+        if (pid !== undefined) {
+          try {
+            process.kill(pid, "SIGKILL")
+          } catch {
+            // Already gone.
+          }
+        }
+        if (child.exitCode === null) child.kill("SIGKILL")
+      })
   ).pipe(Effect.map(({ running }) => running))
 
 /** Runs the CLI to its end and collects its exit code and output. */
-export const runCli = (
-  args: ReadonlyArray<string>,
-  options: { readonly env: Record<string, string>; readonly cwd: string }
-) => Effect.scoped(Effect.flatMap(startCli(args, options), (cli) => cli.done))
+export const runCli = (args: ReadonlyArray<string>, options: CliOptions) =>
+  Effect.scoped(Effect.flatMap(startCli(args, options), (cli) => cli.done))
 
 /** A scoped working directory with the given settings files in it. */
 export const workingDirectory = (files: Record<string, string>) =>

@@ -189,6 +189,29 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
     })
   ),
   errors: Schema.Array(Schema.Struct({ tag: Schema.String, message: Schema.String })),
+  /**
+   * Earlier runs that died (SIGKILL, a lost machine) and were swept before this run seeded: what each left and
+   * what was deleted. `failed`: its rows could not all be deleted; `npm run sweep` retries.
+   */
+  sweptBefore: Schema.optionalWith(
+    Schema.Array(
+      Schema.Struct({
+        runId: Schema.String,
+        why: Schema.String,
+        outcome: Schema.Literal("deleted", "failed"),
+        deleted: Schema.Array(
+          Schema.Struct({
+            table: Schema.String,
+            source: Schema.Number,
+            replication: Schema.Number,
+            analytics: Schema.Number
+          })
+        ),
+        remaining: Schema.Array(Schema.String)
+      })
+    ),
+    { default: () => [] }
+  ),
   cleanup: Schema.Struct({
     deleted: Schema.Array(
       Schema.Struct({

@@ -83,6 +83,15 @@ export type DriftFact =
   | { readonly state: "off" }
   | { readonly state: "skipped"; readonly reason: string }
 
+/** An earlier run that died, as the sweep before seeding left it. */
+export interface SweptRunFact {
+  readonly runId: string
+  readonly why: string
+  readonly outcome: "deleted" | "failed"
+  readonly deleted: ReadonlyArray<{ table: string; source: number; replication: number; analytics: number }>
+  readonly remaining: ReadonlyArray<string>
+}
+
 export interface ValidationFacts {
   readonly runId: Option.Option<string>
   readonly environment: "production" | "test" | "local"
@@ -109,6 +118,8 @@ export interface ValidationFacts {
   /** Reported, never a finding: it is the clinic's data as the run leaves it, not what the run did. */
   readonly drift: DriftFact
   readonly access: ReadonlyArray<AccessFact>
+  /** Earlier runs found dead and swept before this one seeded. */
+  readonly sweptBefore?: ReadonlyArray<SweptRunFact>
   /** Errors that stopped a step: the run's own, and connection losses met by the verifier. */
   readonly errors: ReadonlyArray<{ readonly _tag: string; readonly message: string }>
   readonly cleanup: Option.Option<CleanupFact>
@@ -293,6 +304,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     },
     collateral: facts.collateral,
     drift: driftSection(facts.drift),
+    sweptBefore: facts.sweptBefore ?? [],
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
     // One lost connection is met by several steps: each error is said once.
