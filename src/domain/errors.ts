@@ -149,6 +149,38 @@ export class PipelineFailedError extends Schema.TaggedError<PipelineFailedError>
   }
 }
 
+/**
+ * Bookkeeping tables another ETL made stand where this tool keeps its own (the old Python ETL's etl_copy_status in
+ * the replica, its raw.etl_load_status): nothing is copied until they are set aside, which `npm run adopt` does.
+ */
+export class ForeignBookkeepingError extends Schema.TaggedError<ForeignBookkeepingError>()("ForeignBookkeepingError", {
+  tables: Schema.Array(
+    Schema.Struct({ database: DatabaseRole, table: Schema.String, columns: Schema.Array(Schema.String) })
+  )
+}) {
+  override get message(): string {
+    const named = this.tables.map((t) => `the ${t.database} database's ${t.table} (${t.columns.join(", ")})`)
+    return (
+      `Another ETL's bookkeeping stands where this tool keeps its own: ${named.join("; ")}. ` +
+      "Nothing was copied. To take its databases over, run npm run adopt -- --dry-run to see what it does, then " +
+      "npm run adopt: it renames those tables aside (kept, never dropped) and prepares the raw tables " +
+      "(docs/execution.md, Switching from an existing ETL)."
+    )
+  }
+}
+
+/** Raw tables `adopt` could not take over: each is named in its output with what to do. */
+export class TakeoverBlockedError extends Schema.TaggedError<TakeoverBlockedError>()("TakeoverBlockedError", {
+  tables: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return (
+      `${this.tables.length} raw table(s) not taken over: ${this.tables.join(", ")}. ` +
+      "The lines above say why and what to run; then run npm run adopt again"
+    )
+  }
+}
+
 /** The reconcile found tables whose stages differ (and did not repair them), or tables it could not compare. */
 export class ReconcileDifferencesError extends Schema.TaggedError<ReconcileDifferencesError>()(
   "ReconcileDifferencesError",

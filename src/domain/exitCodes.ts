@@ -17,6 +17,7 @@ const codeByTag: Record<string, number> = {
   UsageError: ExitCode.configurationOrConnection,
   DatabaseError: ExitCode.configurationOrConnection,
   ReportDirectoryError: ExitCode.configurationOrConnection,
+  ForeignBookkeepingError: ExitCode.configurationOrConnection,
   CleanupError: ExitCode.cleanupIncomplete
 }
 

@@ -19,6 +19,7 @@ import * as SourceDb from "../connections/SourceDb.ts"
 import * as SourceTables from "../pipeline/SourceTables.ts"
 import * as SourceWriterDb from "../connections/SourceWriterDb.ts"
 import * as TableChecksum from "../pipeline/TableChecksum.ts"
+import * as Takeover from "../pipeline/Takeover.ts"
 import * as Verifier from "../harness/Verifier.ts"
 
 /** The pipeline's three connections (never the source writer: the pipeline only reads the source). */
@@ -30,7 +31,9 @@ export const PipelineDatabases = Layer.mergeAll(SourceDb.layer, ReplicationDb.la
  */
 export const PipelineLive = Pipeline.layer.pipe(
   Layer.provideMerge(Reconciler.layer),
-  Layer.provideMerge(Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, SourceTables.layer, TableChecksum.layer)),
+  Layer.provideMerge(
+    Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, SourceTables.layer, TableChecksum.layer, Takeover.layer)
+  ),
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(PipelineDatabases)
 )

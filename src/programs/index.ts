@@ -1,5 +1,6 @@
 // The programs an embedding service runs; each returns its result and fails with typed errors. Printing, files,
 // history and alerts are `publish`, which the CLI composes after `validate`.
+export { adopt, type AdoptOptions, adoptSummary } from "./adopt.ts"
 export { checkAccess } from "./checkAccess.ts"
 export { type PipelineOptions, type ProgressDisplay, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
 export { publish, type PublishOptions } from "./publish.ts"

@@ -11,6 +11,7 @@ import { toolVersion } from "../domain/version.ts"
 import * as EtlSettings from "../connections/EtlSettings.ts"
 import * as Layers from "../layers/Live.ts"
 import { Telemetry } from "../layers/Telemetry.ts"
+import { adopt } from "./adopt.ts"
 import { checkAccess } from "./checkAccess.ts"
 import { commandLine } from "../connections/EtlSettings.ts"
 import { Reporter } from "../harness/Reporter.ts"
@@ -108,6 +109,26 @@ const reconcileCommand = Command.make(
   Command.withDescription(
     "Compare source, replica and raw by count and checksum per key range, computed in each database; name the rows " +
       "missing, extra and different by key and column"
+  )
+)
+
+const adoptCommand = Command.make(
+  "adopt",
+  {
+    tables,
+    dryRun: Options.boolean("dry-run").pipe(Options.withDescription("Say what adopt would do; change nothing"))
+  },
+  (options) =>
+    withSettings(
+      adopt({
+        ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
+        dryRun: options.dryRun
+      }).pipe(Effect.provide(Layers.pipeline))
+    )
+).pipe(
+  Command.withDescription(
+    "Take over databases another ETL filled: rename its bookkeeping tables aside (kept) and take each raw table over " +
+      "in place, so the first pipeline run copies every table whole into place with views and grants kept"
   )
 )
 
@@ -299,6 +320,7 @@ const commands = [
   validateCommand,
   pipelineCommand,
   reconcileCommand,
+  adoptCommand,
   sweepCommand,
   checkAccessCommand,
   demoCommand

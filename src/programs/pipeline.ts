@@ -5,6 +5,7 @@ import type { BadRowPolicy } from "../pipeline/AnalyticsLoader.ts"
 import { EtlSettings } from "../connections/EtlSettings.ts"
 import { Pipeline, type TableRun } from "../pipeline/Pipeline.ts"
 import { SourceTables } from "../pipeline/SourceTables.ts"
+import { Takeover } from "../pipeline/Takeover.ts"
 
 /** How a run shows its progress: a live line on a terminal, a log line every ETL_PROGRESS_SECONDS, or nothing. */
 export type ProgressDisplay = "terminal" | "log" | "none"
@@ -219,6 +220,7 @@ export const runPipeline = (options: PipelineOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const pipeline = yield* Pipeline
+    yield* (yield* Takeover).guard
     const selection = yield* (yield* SourceTables).select(
       options.tables ?? settings.pipeline.tables,
       options.tables ? "--tables" : "ETL_TABLES"

@@ -5,6 +5,7 @@ import { describePair } from "../domain/pipeline/reconcile.ts"
 import { connectionPlanOf, EtlSettings } from "../connections/EtlSettings.ts"
 import { type ReconcileError, Reconciler, type TableReconcile } from "../pipeline/Reconciler.ts"
 import { SourceTables } from "../pipeline/SourceTables.ts"
+import { Takeover } from "../pipeline/Takeover.ts"
 
 export interface ReconcileRunOptions {
   /** Table names, or `all`; default ETL_TABLES. */
@@ -59,6 +60,7 @@ export const reconcile = (options: ReconcileRunOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
     const reconciler = yield* Reconciler
+    yield* (yield* Takeover).guard
     const selection = yield* (yield* SourceTables).select(
       options.tables ?? settings.pipeline.tables,
       options.tables ? "--tables" : "ETL_TABLES"

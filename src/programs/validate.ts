@@ -38,6 +38,7 @@ import {
   type SeededTable
 } from "../harness/SeededData.ts"
 import { type CaseOutcome, type TableVerification, Verifier, type VerifierService } from "../harness/Verifier.ts"
+import { Takeover } from "../pipeline/Takeover.ts"
 
 /**
  * What a run provokes: `standard`; `malformed` seeds values the type map must convert or reject; `boundary` seeds
@@ -546,14 +547,17 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
   })
 
 /**
- * settings -> connections -> access checks -> sweep of dead runs -> scoped(seed (its release deletes the rows) -> pipeline -> verify)
- * -> cleanup verified -> drift (the validated tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the
+ * settings -> connections -> another ETL's bookkeeping refused -> access checks -> sweep of dead runs
+ * -> scoped(seed (its release deletes the rows) -> pipeline -> verify) -> cleanup verified -> drift (the validated tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the
  * report when every check passed; otherwise fails with ValidationFailedError carrying it. Printing, files, history
  * and alerts are `publish`'s. An interruption still deletes the seeded rows before it ends the run.
  */
 export const validate = (options: ValidateOptions = {}) =>
   Effect.gen(function* () {
     const deps = yield* depsOf(options)
+    // The built-in pipeline would stop at another ETL's bookkeeping: say so before anything is seeded.
+    const takeover = yield* Effect.serviceOption(Takeover)
+    if (deps.pipelineName === "built-in" && Option.isSome(takeover)) yield* takeover.value.guard
     const access = yield* checkAccess(deps)
     const sweptBefore = yield* sweepDeadRuns(deps)
     const before = yield* fingerprintBefore(deps)
