@@ -548,7 +548,8 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
 
 /**
  * settings -> connections -> another ETL's bookkeeping refused -> access checks -> sweep of dead runs
- * -> scoped(seed (its release deletes the rows) -> pipeline -> verify) -> cleanup verified -> drift (the validated tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the
+ * -> scoped(seed (its release deletes the rows) -> pipeline -> verify) -> cleanup verified -> drift (the validated
+ * tables reconciled whole, ETL_DRIFT_CHECK) -> the report. Returns the
  * report when every check passed; otherwise fails with ValidationFailedError carrying it. Printing, files, history
  * and alerts are `publish`'s. An interruption still deletes the seeded rows before it ends the run.
  */
