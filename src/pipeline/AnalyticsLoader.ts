@@ -2,7 +2,9 @@ import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
   addLoadedAt,
   addPrimaryKey,
+  booleansNowNumbers,
   columnDrift,
+  convertToNumbers,
   copyInto,
   createStagingTable,
   deleteKeys,
@@ -552,6 +554,33 @@ const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus
 }
 
 /**
+ * A table this profile loaded whose declared booleans it no longer declares (the shipped list reviewed, or
+ * ETL_NOT_BOOLEAN_COLUMNS set): those columns become numbers again in place, false and true 0 and 1, so setting the
+ * line a run printed is all it takes. Raw's columns as they are after it.
+ */
+const numbersAgain = (
+  l: Loader,
+  table: string,
+  mappings: ReadonlyArray<ColumnMapping>,
+  existing: ReadonlyArray<{ readonly name: string; readonly type: string }>,
+  loadedWith: string | null
+) =>
+  Effect.gen(function* () {
+    const profile = l.pipeline.rawProfile.name
+    const columns = profile === "compatible" && loadedWith === profile ? booleansNowNumbers(mappings, existing) : []
+    if (columns.length === 0) return existing
+    yield* l
+      .inSession((session) => session.query(convertToNumbers(l.schema, table, columns)))
+      .pipe(l.onAnalytics(table, "state"))
+    yield* Effect.logWarning(
+      `${table}: ${columns.map((c) => c.name).join(", ")} no longer declared boolean: converted to numbers in raw ` +
+        "(false 0, true 1)"
+    )
+    const converted = new Map(columns.map((c) => [c.name, c.postgresType]))
+    return existing.map((c) => ({ name: c.name, type: converted.get(c.name) ?? c.type }))
+  })
+
+/**
  * A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. A
  * table made before `_loaded_at` existed gets the column here: the loader owns raw's tables, so no reload is needed.
  * `loadedWith` is the raw profile its status records: a table another profile made is never loaded into as if it
@@ -566,7 +595,12 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     if (!existing.rows.some((c) => c.name === loadedAtColumn)) {
       yield* l.inSession((session) => session.query(addLoadedAt(l.schema, table))).pipe(l.onAnalytics(table, "state"))
     }
-    const drift = columnDrift(l.schema, table, mappings, existing.rows)
+    const drift = columnDrift(
+      l.schema,
+      table,
+      mappings,
+      yield* numbersAgain(l, table, mappings, existing.rows, loadedWith)
+    )
     if (drift.problems.length === 0) return true
     const profile = l.pipeline.rawProfile.name
     if (loadedWith !== null && loadedWith !== profile) {
