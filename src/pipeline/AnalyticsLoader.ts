@@ -23,7 +23,13 @@ import {
 } from "../domain/pipeline/analyticsStatements.ts"
 import { mysqlErrno, noSuchTable, unknownColumn } from "../domain/mysqlErrors.ts"
 import { checksumProof, generationProof } from "../domain/pipeline/changeProof.ts"
-import { type ConnectionError, type DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
+import {
+  type ConnectionError,
+  type DatabaseError,
+  type DataValidationError,
+  LoadError,
+  SchemaError
+} from "../domain/errors.ts"
 import {
   firstValue,
   hasIntegerKey,
@@ -73,7 +79,12 @@ import { inSession as sessionOf, runAll } from "./AnalyticsLoader/sessions.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
 import type { PostgresDatabase } from "../connections/clients/postgres.ts"
-import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "../connections/clients/failures.ts"
+import {
+  classifySqlError,
+  mapSqlErrors,
+  namingDatabase,
+  retryOnConnectionLoss
+} from "../connections/clients/failures.ts"
 import { EtlSettings, type PipelineSettings } from "../connections/EtlSettings.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
 
@@ -113,6 +124,13 @@ export interface AnalyticsLoaderService {
    * deleted, each batch in one transaction. A value raw cannot hold fails the repair, naming table, key and column.
    */
   readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, LoadFailure>
+  /**
+   * Of `tables`, those raw has not loaded under this run's raw profile (no status row, or another profile's): the
+   * loads that make their raw columns.
+   */
+  readonly firstLoads: (
+    tables: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<string>, DatabaseError | ConnectionError>
 }
 
 export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<
@@ -997,7 +1015,13 @@ export const make = Effect.gen(function* () {
   const repair = Effect.fn("AnalyticsLoader.repair")(function* (table: string, keys: KeyRepair) {
     return yield* repairTable(l, table, keys)
   })
-  return { load, repair } satisfies AnalyticsLoaderService
+  const firstLoads = Effect.fn("AnalyticsLoader.firstLoads")(function* (tables: ReadonlyArray<string>) {
+    const loaded = yield* l.status
+      .loadedWith(settings.pipeline.rawProfile.name, tables)
+      .pipe(namingDatabase(analytics.settings, attempts, "the read of the tables' load status"))
+    return tables.filter((t) => !loaded.has(t))
+  })
+  return { load, repair, firstLoads } satisfies AnalyticsLoaderService
 })
 
 export const layer = Layer.effect(AnalyticsLoader, make)

@@ -2,6 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { declaredBooleans } from "../../src/domain/pipeline/declaredBooleans.ts"
+import { keptNumbers, notBooleanReport } from "../../src/domain/pipeline/notBooleans.ts"
+import { compatibleProfile } from "../../src/domain/pipeline/rawProfile.ts"
 
 /** OpenDental 24.3's own column types, the reference scripts/declared-booleans.mjs reviews the old raw's list by. */
 const OpenDentalColumns = Schema.Struct({
@@ -37,5 +39,26 @@ describe("the shipped declared booleans, by OpenDental's own column types", () =
     expect(declaredBooleans.filter((name) => typeOf(name)?.cs === "bool")).toHaveLength(329)
     // A two-member enum holds only 0 and 1, and the old staging models test it as a boolean ("case when Priority").
     expect(declaredBooleans).toContain("appointment.Priority")
+  })
+})
+
+describe("the ETL_NOT_BOOLEAN_COLUMNS line a check prints", () => {
+  it("is one line of the columns found and those kept numbers already, each once in any case, sorted", () => {
+    const found = [
+      { table: "patient", column: "Premed", rows: { found: 2, of: 351 } },
+      { table: "appointment", column: "TimeLocked", rows: { found: 1, of: 867 } },
+      { table: "appointment", column: "Priority" }
+    ]
+    const kept = keptNumbers(compatibleProfile({ remove: ["carrier.IsHidden", "APPOINTMENT.priority"] }))
+    expect(kept).toEqual(["appointment.Priority", "carrier.IsHidden"])
+    expect(notBooleanReport(kept, found)).toEqual([
+      "Declared boolean columns holding values other than 0 and 1: 3 in 2 tables",
+      "  appointment.Priority    named by the failed load",
+      "  appointment.TimeLocked  1 of 867 rows",
+      "  patient.Premed          2 of 351 rows",
+      "Keep them numbers in raw with this setting (it replaces ETL_NOT_BOOLEAN_COLUMNS, whose columns it keeps), then " +
+        "run again:",
+      "ETL_NOT_BOOLEAN_COLUMNS=appointment:Priority,appointment:TimeLocked,carrier:IsHidden,patient:Premed"
+    ])
   })
 })

@@ -309,6 +309,11 @@ export const convertToNumbers = (schema: string, table: string, columns: Readonl
     })
     .join(", ")
 
+/** The tables among $2 whose status records the raw profile $1; a status row from before profiles was lossless's. */
+export const tablesLoadedWith = (schema: string) =>
+  `SELECT table_name AS "table" FROM ${qualified(schema, loadStatusTable)}
+    WHERE COALESCE(raw_profile, 'lossless') = $1 AND table_name = ANY($2)`
+
 /**
  * How raw.<table> differs from what the type map gives the replica's columns, each with the statement that fixes
  * it; `_loaded_at` is the loader's own and not compared. A drifted raw table is never dropped (dbt models depend on
