@@ -101,7 +101,7 @@ export class NotBooleanColumnsError extends Schema.TaggedError<NotBooleanColumns
     const held = this.columns.map((c) => `${c.column} (${c.rows} row${c.rows === 1 ? "" : "s"})`).join(", ")
     return (
       `Table '${this.table}': declared boolean columns hold values other than 0 and 1 in the source: ${held}. ` +
-      "Not copied before its first load as the compatible profile; keep them numbers with the " +
+      "Not copied: its first load as the compatible profile would make them boolean. Keep them numbers with the " +
       "ETL_NOT_BOOLEAN_COLUMNS line the summary ends with"
     )
   }

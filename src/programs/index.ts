@@ -1,6 +1,7 @@
 // The programs an embedding service runs; each returns its result and fails with typed errors. Printing, files,
 // history and alerts are `publish`, which the CLI composes after `validate`.
 export { checkAccess } from "./checkAccess.ts"
+export { checkProfile } from "./checkProfile.ts"
 export { type PipelineOptions, type ProgressDisplay, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
 export { publish, type PublishOptions } from "./publish.ts"
 export { reconcile, type ReconcileRunOptions, reconcileSummary, type TableOutcome } from "./reconcile.ts"
