@@ -6,7 +6,7 @@
  *   Settings  where the settings come from (`layer`: process environment and `.env_<environment>`;
  *             `layerFromConfig`: the ConfigProvider in context; `layerOf`: settings built by hand)
  *   Layers    the services, each needing only the settings
- *   Programs  validate, publish, sweep, runPipeline, reconcile, testConnections, checkAccess
+ *   Programs  validate, publish, sweep, runPipeline, checkProfile, reconcile, testConnections, checkAccess
  *
  * The error classes and the report schema are also exported by name, for `catchTag` and for reading a report.
  */
@@ -43,6 +43,7 @@ export * as SourceWriterDb from "./connections/SourceWriterDb.ts"
 export * as AnalyticsLoader from "./pipeline/AnalyticsLoader.ts"
 export * as Catalog from "./pipeline/Catalog.ts"
 export * as Pipeline from "./pipeline/Pipeline.ts"
+export * as ProfileCheck from "./pipeline/ProfileCheck.ts"
 export * as Reconciler from "./pipeline/Reconciler.ts"
 export * as Replicator from "./pipeline/Replicator.ts"
 export * as SourceTables from "./pipeline/SourceTables.ts"

@@ -89,6 +89,38 @@ export class DataValidationError extends Schema.TaggedError<DataValidationError>
   }
 }
 
+/**
+ * Declared boolean columns that hold other values in the source, found before the table's first load under the
+ * compatible profile: it is not copied, rather than loaded with an enum as a boolean or failed by one value a run.
+ */
+export class NotBooleanColumnsError extends Schema.TaggedError<NotBooleanColumnsError>()("NotBooleanColumnsError", {
+  table: Schema.String,
+  columns: Schema.Array(Schema.Struct({ column: Schema.String, rows: Schema.Number }))
+}) {
+  override get message(): string {
+    const held = this.columns.map((c) => `${c.column} (${c.rows} row${c.rows === 1 ? "" : "s"})`).join(", ")
+    return (
+      `Table '${this.table}': declared boolean columns hold values other than 0 and 1 in the source: ${held}. ` +
+      "Not copied: its first load as the compatible profile would make them boolean. Keep them numbers with the " +
+      "ETL_NOT_BOOLEAN_COLUMNS line the summary ends with"
+    )
+  }
+}
+
+/** `pipeline --check-profile` found declared boolean columns the clinic's data does not fit. */
+export class ProfileCheckError extends Schema.TaggedError<ProfileCheckError>()("ProfileCheckError", {
+  columns: Schema.Number,
+  tables: Schema.Number
+}) {
+  override get message(): string {
+    return (
+      `${this.columns} declared boolean column${this.columns === 1 ? "" : "s"} in ${this.tables} ` +
+      `table${this.tables === 1 ? "" : "s"} hold values other than 0 and 1: set the ETL_NOT_BOOLEAN_COLUMNS line ` +
+      "above before the compatible profile loads them"
+    )
+  }
+}
+
 /** A load into the analytics database that failed part-way, with the stage it failed at. */
 export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
   table: Schema.String,

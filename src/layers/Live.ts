@@ -10,6 +10,7 @@ import * as Collateral from "../harness/Collateral.ts"
 import * as Isolation from "../harness/Isolation.ts"
 import * as MetricsHistory from "../harness/MetricsHistory.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
+import * as ProfileCheck from "../pipeline/ProfileCheck.ts"
 import * as Reconciler from "../pipeline/Reconciler.ts"
 import * as ReplicationDb from "../connections/ReplicationDb.ts"
 import * as Replicator from "../pipeline/Replicator.ts"
@@ -27,12 +28,19 @@ export const PipelineDatabases = Layer.mergeAll(SourceDb.layer, ReplicationDb.la
 
 /**
  * Both hops, the built-in Pipeline, the reconcile of its stages (whose repairs and delete propagation go through the
- * hops' writers) and the source's table list, over the settings in context.
+ * hops' writers), the source's table list and the check of its declared booleans, over the settings in context.
  */
 export const PipelineLive = Pipeline.layer.pipe(
   Layer.provideMerge(Reconciler.layer),
   Layer.provideMerge(
-    Layer.mergeAll(Replicator.layer, AnalyticsLoader.layer, SourceTables.layer, TableChecksum.layer, Takeover.layer)
+    Layer.mergeAll(
+      Replicator.layer,
+      AnalyticsLoader.layer,
+      SourceTables.layer,
+      TableChecksum.layer,
+      ProfileCheck.layer,
+      Takeover.layer
+    )
   ),
   Layer.provideMerge(Catalog.layer),
   Layer.provideMerge(PipelineDatabases)
@@ -77,6 +85,13 @@ export const harnessWith = <E, R>(pipelineLayer: Layer.Layer<Pipeline.Pipeline, 
 
 /** The built-in pipeline and the reconcile of its stages: `Programs.runPipeline`, `Programs.reconcile`. */
 export const pipeline = PipelineLive.pipe(Layer.provide(NodeContext.layer), Layer.passthrough)
+
+/** The source's table list and the check of its declared booleans: `pipeline --check-profile`, the source only. */
+export const profileCheck = Layer.mergeAll(ProfileCheck.layer, SourceTables.layer).pipe(
+  Layer.provideMerge(Catalog.layer),
+  Layer.provideMerge(SourceDb.layer),
+  Layer.passthrough
+)
 
 /**
  * A pipeline written elsewhere, for the harness to validate: `{table}` in its command line runs it once per table,

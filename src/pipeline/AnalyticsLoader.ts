@@ -2,7 +2,9 @@ import { Array as Arr, Clock, Context, Effect, Layer, Option } from "effect"
 import {
   addLoadedAt,
   addPrimaryKey,
+  booleansNowNumbers,
   columnDrift,
+  convertToNumbers,
   copyInto,
   createStagingTable,
   deleteKeys,
@@ -21,7 +23,13 @@ import {
 } from "../domain/pipeline/analyticsStatements.ts"
 import { mysqlErrno, noSuchTable, unknownColumn } from "../domain/mysqlErrors.ts"
 import { checksumProof, generationProof } from "../domain/pipeline/changeProof.ts"
-import { type ConnectionError, type DataValidationError, LoadError, SchemaError } from "../domain/errors.ts"
+import {
+  type ConnectionError,
+  type DatabaseError,
+  type DataValidationError,
+  LoadError,
+  SchemaError
+} from "../domain/errors.ts"
 import {
   firstValue,
   hasIntegerKey,
@@ -71,7 +79,12 @@ import { inSession as sessionOf, runAll } from "./AnalyticsLoader/sessions.ts"
 import { Catalog, type CatalogService } from "./Catalog.ts"
 import type { MysqlDatabase } from "../connections/clients/mysql.ts"
 import type { PostgresDatabase } from "../connections/clients/postgres.ts"
-import { classifySqlError, mapSqlErrors, retryOnConnectionLoss } from "../connections/clients/failures.ts"
+import {
+  classifySqlError,
+  mapSqlErrors,
+  namingDatabase,
+  retryOnConnectionLoss
+} from "../connections/clients/failures.ts"
 import { EtlSettings, type PipelineSettings } from "../connections/EtlSettings.ts"
 import { ReplicationDb } from "../connections/ReplicationDb.ts"
 
@@ -111,6 +124,13 @@ export interface AnalyticsLoaderService {
    * deleted, each batch in one transaction. A value raw cannot hold fails the repair, naming table, key and column.
    */
   readonly repair: (table: string, keys: KeyRepair) => Effect.Effect<RepairOutcome, LoadFailure>
+  /**
+   * Of `tables`, those raw has not loaded under this run's raw profile (no status row, or another profile's): the
+   * loads that make their raw columns.
+   */
+  readonly firstLoads: (
+    tables: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<string>, DatabaseError | ConnectionError>
 }
 
 export class AnalyticsLoader extends Context.Tag("opendental-etl/AnalyticsLoader")<
@@ -552,6 +572,33 @@ const proofFrom = (evidence: ReplicaEvidence, previous: Option.Option<LoadStatus
 }
 
 /**
+ * A table this profile loaded whose declared booleans it no longer declares (the shipped list reviewed, or
+ * ETL_NOT_BOOLEAN_COLUMNS set): those columns become numbers again in place, false and true 0 and 1, so setting the
+ * line a run printed is all it takes. Raw's columns as they are after it.
+ */
+const numbersAgain = (
+  l: Loader,
+  table: string,
+  mappings: ReadonlyArray<ColumnMapping>,
+  existing: ReadonlyArray<{ readonly name: string; readonly type: string }>,
+  loadedWith: string | null
+) =>
+  Effect.gen(function* () {
+    const profile = l.pipeline.rawProfile.name
+    const columns = profile === "compatible" && loadedWith === profile ? booleansNowNumbers(mappings, existing) : []
+    if (columns.length === 0) return existing
+    yield* l
+      .inSession((session) => session.query(convertToNumbers(l.schema, table, columns)))
+      .pipe(l.onAnalytics(table, "state"))
+    yield* Effect.logWarning(
+      `${table}: ${columns.map((c) => c.name).join(", ")} no longer declared boolean: converted to numbers in raw ` +
+        "(false 0, true 1)"
+    )
+    const converted = new Map(columns.map((c) => [c.name, c.postgresType]))
+    return existing.map((c) => ({ name: c.name, type: converted.get(c.name) ?? c.type }))
+  })
+
+/**
  * A drifted raw table is an error that says what differs and how to fix it; an absent one is the first load. A
  * table made before `_loaded_at` existed gets the column here: the loader owns raw's tables, so no reload is needed.
  * `loadedWith` is the raw profile its status records: a table another profile made is never loaded into as if it
@@ -566,7 +613,12 @@ const rawTableExists = (l: Loader, table: string, mappings: ReadonlyArray<Column
     if (!existing.rows.some((c) => c.name === loadedAtColumn)) {
       yield* l.inSession((session) => session.query(addLoadedAt(l.schema, table))).pipe(l.onAnalytics(table, "state"))
     }
-    const drift = columnDrift(l.schema, table, mappings, existing.rows)
+    const drift = columnDrift(
+      l.schema,
+      table,
+      mappings,
+      yield* numbersAgain(l, table, mappings, existing.rows, loadedWith)
+    )
     if (drift.problems.length === 0) return true
     const profile = l.pipeline.rawProfile.name
     if (loadedWith !== null && loadedWith !== profile) {
@@ -963,7 +1015,13 @@ export const make = Effect.gen(function* () {
   const repair = Effect.fn("AnalyticsLoader.repair")(function* (table: string, keys: KeyRepair) {
     return yield* repairTable(l, table, keys)
   })
-  return { load, repair } satisfies AnalyticsLoaderService
+  const firstLoads = Effect.fn("AnalyticsLoader.firstLoads")(function* (tables: ReadonlyArray<string>) {
+    const loaded = yield* l.status
+      .loadedWith(settings.pipeline.rawProfile.name, tables)
+      .pipe(namingDatabase(analytics.settings, attempts, "the read of the tables' load status"))
+    return tables.filter((t) => !loaded.has(t))
+  })
+  return { load, repair, firstLoads } satisfies AnalyticsLoaderService
 })
 
 export const layer = Layer.effect(AnalyticsLoader, make)

@@ -15,7 +15,8 @@ import {
   type ConnectionError,
   type DatabaseError,
   ExternalPipelineError,
-  type LockTimeoutError
+  type LockTimeoutError,
+  type NotBooleanColumnsError
 } from "../domain/errors.ts"
 import { pageWritten } from "../domain/pipeline/pagedCopy.ts"
 import {
@@ -82,6 +83,8 @@ export type TableFailure =
   | DatabaseError
   | ConnectionError
   | ExternalPipelineError
+  // Held back before its first compatible load by the pipeline command's check (src/programs/checkProfile.ts).
+  | NotBooleanColumnsError
 
 /** Effect metrics of each table run: what OTLP exports when an endpoint is configured. */
 const tableSeconds = Metric.histogram(

@@ -2,6 +2,7 @@
 // history and alerts are `publish`, which the CLI composes after `validate`.
 export { adopt, type AdoptOptions, adoptSummary } from "./adopt.ts"
 export { checkAccess } from "./checkAccess.ts"
+export { checkProfile } from "./checkProfile.ts"
 export { type PipelineOptions, type ProgressDisplay, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
 export { publish, type PublishOptions } from "./publish.ts"
 export { reconcile, type ReconcileRunOptions, reconcileSummary, type TableOutcome } from "./reconcile.ts"

@@ -13,6 +13,7 @@ import * as Layers from "../layers/Live.ts"
 import { Telemetry } from "../layers/Telemetry.ts"
 import { adopt } from "./adopt.ts"
 import { checkAccess } from "./checkAccess.ts"
+import { checkProfile } from "./checkProfile.ts"
 import { commandLine } from "../connections/EtlSettings.ts"
 import { Reporter } from "../harness/Reporter.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
@@ -70,22 +71,39 @@ const pipelineCommand = Command.make(
     onBadRow: Options.choice("on-bad-row", ["fail", "quarantine"]).pipe(
       Options.withDefault("fail" as const),
       Options.withDescription("A value PostgreSQL cannot hold: fail the table, or keep the row in etl_rejected_rows")
+    ),
+    checkProfile: Options.boolean("check-profile").pipe(
+      Options.withDescription(
+        "Copy nothing: ask the source whether the declared boolean columns hold values other than 0 and 1, and print " +
+          "the ETL_NOT_BOOLEAN_COLUMNS line that keeps those numbers (exit 1 when there are any)"
+      )
     )
   },
-  (options) =>
-    withSettings(
-      runPipeline({
-        ...Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) }),
-        full: options.full,
-        onBadRow: options.onBadRow,
-        verbose: options.verbose,
-        // The flag turns propagation on; without it the setting decides.
-        ...(options.propagateDeletes ? { propagateDeletes: true } : {}),
-        // A live line needs a terminal to rewrite; a log or a pipe gets a line every ETL_PROGRESS_SECONDS.
-        progress: process.stderr.isTTY ? "terminal" : "log"
-      }).pipe(Effect.provide(Layers.pipeline))
+  (options) => {
+    const given = Option.match(tableList(options.tables), { onNone: () => ({}), onSome: (tables) => ({ tables }) })
+    return withSettings(
+      Effect.if(options.checkProfile, {
+        onTrue: () => checkProfile(given).pipe(Effect.provide(Layers.profileCheck)),
+        onFalse: () =>
+          runPipeline({
+            ...given,
+            full: options.full,
+            onBadRow: options.onBadRow,
+            verbose: options.verbose,
+            // The flag turns propagation on; without it the setting decides.
+            ...(options.propagateDeletes ? { propagateDeletes: true } : {}),
+            // A live line needs a terminal to rewrite; a log or a pipe gets a line every ETL_PROGRESS_SECONDS.
+            progress: process.stderr.isTTY ? "terminal" : "log"
+          }).pipe(Effect.provide(Layers.pipeline))
+      })
     )
-).pipe(Command.withDescription("Copy source -> replica -> analytics for the configured tables."))
+  }
+).pipe(
+  Command.withDescription(
+    "Copy source -> replica -> analytics for the configured tables, or with --check-profile check their declared " +
+      "booleans"
+  )
+)
 
 const reconcileCommand = Command.make(
   "reconcile",

@@ -6,6 +6,7 @@ import { EtlSettings } from "../connections/EtlSettings.ts"
 import { Pipeline, type TableRun } from "../pipeline/Pipeline.ts"
 import { SourceTables } from "../pipeline/SourceTables.ts"
 import { Takeover } from "../pipeline/Takeover.ts"
+import { checkFirstLoads, notBooleanLines, notBooleansAfter } from "./checkProfile.ts"
 
 /** How a run shows its progress: a live line on a terminal, a log line every ETL_PROGRESS_SECONDS, or nothing. */
 export type ProgressDisplay = "terminal" | "log" | "none"
@@ -211,16 +212,10 @@ const showingProgress =
 
 const listed = (tables: ReadonlyArray<string>) => (tables.length <= 12 ? tables.join(", ") : `${tables.length} tables`)
 
-/**
- * `npm run pipeline`: both hops for the chosen tables, ETL_TABLE_CONCURRENCY at once, with progress while it runs, a
- * summary, and a failure when any table failed. Interrupted (Ctrl-C), it says which tables finished and which were
- * stopped in flight, and ends as an interruption.
- */
-export const runPipeline = (options: PipelineOptions) =>
+/** The tables to copy, from --tables or ETL_TABLES; the views and the excluded tables set aside are said. */
+const selectedTables = (options: PipelineOptions) =>
   Effect.gen(function* () {
     const settings = yield* EtlSettings
-    const pipeline = yield* Pipeline
-    yield* (yield* Takeover).guard
     const selection = yield* (yield* SourceTables).select(
       options.tables ?? settings.pipeline.tables,
       options.tables ? "--tables" : "ETL_TABLES"
@@ -236,19 +231,37 @@ export const runPipeline = (options: PipelineOptions) =>
           `${selection.excluded.join(", ")}`
       )
     }
-    const tables = selection.tables
+    return selection.tables
+  })
+
+/**
+ * `npm run pipeline`: both hops for the chosen tables, ETL_TABLE_CONCURRENCY at once, with progress while it runs, a
+ * summary, and a failure when any table failed. Tables about to be loaded for the first time as the compatible
+ * profile are checked first (`checkFirstLoads`); a run with declared booleans that do not fit ends with the one
+ * ETL_NOT_BOOLEAN_COLUMNS line that keeps them numbers. Interrupted (Ctrl-C), it says which tables finished and which
+ * were stopped in flight, and ends as an interruption.
+ */
+export const runPipeline = (options: PipelineOptions) =>
+  Effect.gen(function* () {
+    const settings = yield* EtlSettings
+    const pipeline = yield* Pipeline
+    yield* (yield* Takeover).guard
+    const tables = yield* selectedTables(options)
+    const before = yield* checkFirstLoads(tables, options.onBadRow)
+    const held = new Map(before.held.map((r) => [r.table, r]))
+    const toRun = tables.filter((t) => !held.has(t))
     const also = [
       ...(options.full ? ["full reload"] : []),
       ...((options.propagateDeletes ?? settings.pipeline.propagateDeletes) ? ["propagating deletes"] : [])
     ]
     yield* Effect.logInfo(
-      `Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(tables)}${also.map((a) => `, ${a}`).join("")}`
+      `Pipeline (ETL_ENVIRONMENT=${settings.environment}): ${listed(toRun)}${also.map((a) => `, ${a}`).join("")}`
     )
     const startedAt = yield* Clock.currentTimeMillis
-    const progress = yield* Ref.make(startProgress(tables.length, startedAt))
+    const progress = yield* Ref.make(startProgress(toRun.length, startedAt))
     const propagateDeletes = options.propagateDeletes ?? settings.pipeline.propagateDeletes
-    const runs = yield* pipeline
-      .run(tables, { full: options.full, onBadRow: options.onBadRow, progress, propagateDeletes })
+    const ran = yield* pipeline
+      .run(toRun, { full: options.full, onBadRow: options.onBadRow, progress, propagateDeletes })
       .pipe(
         showingProgress(progress, options.progress ?? "log", settings.pipeline.progressInterval),
         Effect.onInterrupt(() =>
@@ -258,7 +271,13 @@ export const runPipeline = (options: PipelineOptions) =>
         )
       )
     const durationMs = (yield* Clock.currentTimeMillis) - startedAt
-    yield* Console.log(summary(runs, { verbose: options.verbose === true, durationMs }))
+    // In the order given: the tables held back by the check among those that ran.
+    const runs = tables.flatMap((t) => held.get(t) ?? ran.filter((r) => r.table === t))
+    const notBooleans = notBooleanLines(settings.pipeline.rawProfile, [
+      ...before.found,
+      ...(yield* notBooleansAfter(ran))
+    ])
+    yield* Console.log([summary(runs, { verbose: options.verbose === true, durationMs }), ...notBooleans].join("\n"))
     const failed = runs.filter((r) => !r.success).map((r) => r.table)
     // A lost connection is the run's problem, not one table's: it exits as a connection error, naming the database.
     const lost = runs.flatMap((r) => (r.error?._tag === "ConnectionError" ? [r.error] : []))

@@ -227,7 +227,7 @@ describe("a clinic loaded in the compatible raw profile", () => {
           expect(
             report.malformed.find((m: { case: string }) => m.case === "2 in a declared boolean column")
           ).toMatchObject({
-            column: "GradeLevel",
+            column: "PlannedIsDone",
             found: `rejected: ${notBooleanProblem}`,
             ok: true
           })

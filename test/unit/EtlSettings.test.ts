@@ -226,6 +226,8 @@ describe("EtlSettings", () => {
             ETL_ENVIRONMENT: "test",
             ETL_RAW_PROFILE: "compatible",
             ETL_BOOLEAN_COLUMNS: "appointment:AptStatus",
+            // apptview.RowsPerIncr (OpenDental's byte) is no longer declared: a setting written for the earlier list
+            // still resolves.
             ETL_NOT_BOOLEAN_COLUMNS: " appointment:Priority, apptview:RowsPerIncr "
           },
           file

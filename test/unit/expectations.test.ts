@@ -37,7 +37,7 @@ describe("the expectations a pipeline declares", () => {
   })
 
   it("the declared booleans are the old raw's bool columns: table.Column, sorted, unique, OpenDental's known flags among them", () => {
-    expect(declaredBooleans.length).toBe(608)
+    expect(declaredBooleans.length).toBe(419)
     expect(new Set(declaredBooleans).size).toBe(declaredBooleans.length)
     expect(declaredBooleans.every((c) => /^[a-z0-9_]+\.[A-Za-z0-9_]+$/.test(c))).toBe(true)
     expect(
@@ -89,7 +89,7 @@ describe("the expectations a pipeline declares", () => {
         '{ "booleans": "declared", "rejectedRows": { "in": "table", "table": "bad_rows" } }'
       )
     )
-    expect(parsed.booleans.size).toBe(608)
+    expect(parsed.booleans.size).toBe(419)
     expect(parsed.rejectedRows).toEqual({ in: "table", table: "bad_rows" })
   })
 

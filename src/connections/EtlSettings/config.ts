@@ -10,6 +10,7 @@ import { openDentalAppendOnlyTables } from "../../domain/pipeline/appendOnlyTabl
 import {
   compatibleProfile,
   losslessProfile,
+  numbersAlready,
   type RawProfile,
   type RawProfileName,
   rawProfileNames
@@ -126,7 +127,8 @@ const columnNames = (name: string) =>
 
 /**
  * The raw profile. Its boolean columns can only be changed in `compatible` (lossless has none to change), and a
- * column kept a number must be one the profile declares boolean: a misspelt name would otherwise change nothing.
+ * column kept a number must be one the profile declares boolean, or one the shipped list no longer declares: a
+ * misspelt name would otherwise change nothing.
  */
 const rawProfile = Config.all({
   name: Config.literal(...rawProfileNames)("ETL_RAW_PROFILE").pipe(Config.withDefault<RawProfileName>("lossless")),
@@ -152,7 +154,7 @@ const rawProfile = Config.all({
       }
     } else {
       const declared = compatibleProfile({ add }).booleans
-      const unknown = remove.filter((c) => !declared.has(c.toLowerCase()))
+      const unknown = remove.filter((c) => !declared.has(c.toLowerCase()) && !numbersAlready.has(c.toLowerCase()))
       if (unknown.length > 0) {
         problems.push(
           ConfigError.InvalidData(

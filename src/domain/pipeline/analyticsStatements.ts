@@ -288,6 +288,33 @@ const conversionFrom = (from: string, to: string, column: string) => {
 }
 
 /**
+ * The columns raw holds as boolean that the raw profile now makes numbers (declared booleans it no longer declares):
+ * each converted back to what the loader writes, false and true to 0 and 1.
+ */
+export const booleansNowNumbers = (
+  mappings: ReadonlyArray<ColumnMapping>,
+  existing: ReadonlyArray<{ readonly name: string; readonly type: string }>
+): ReadonlyArray<ColumnMapping> => {
+  const booleans = new Set(existing.filter((c) => c.type === "boolean").map((c) => c.name))
+  return mappings.filter((m) => booleans.has(m.name) && integerType.test(m.postgresType))
+}
+
+/** `booleansNowNumbers`' columns converted in one statement: PostgreSQL rewrites the table once. */
+export const convertToNumbers = (schema: string, table: string, columns: ReadonlyArray<ColumnMapping>) =>
+  `ALTER TABLE ${qualified(schema, table)} ` +
+  columns
+    .map((c) => {
+      const column = escapeIdentifier(c.name)
+      return `ALTER COLUMN ${column} TYPE ${c.postgresType}${conversionFrom("boolean", c.postgresType, column)}`
+    })
+    .join(", ")
+
+/** The tables among $2 whose status records the raw profile $1; a status row from before profiles was lossless's. */
+export const tablesLoadedWith = (schema: string) =>
+  `SELECT table_name AS "table" FROM ${qualified(schema, loadStatusTable)}
+    WHERE COALESCE(raw_profile, 'lossless') = $1 AND table_name = ANY($2)`
+
+/**
  * How raw.<table> differs from what the type map gives the replica's columns, each with the statement that fixes
  * it; `_loaded_at` is the loader's own and not compared. A drifted raw table is never dropped (dbt models depend on
  * it): a person fixes it and reloads.

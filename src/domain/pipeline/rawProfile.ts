@@ -1,5 +1,6 @@
 import { columnExpectation, columnSet, compatible, type Expectations, lossless } from "../harness/expectations.ts"
 import type { Column } from "../tableShape.ts"
+import { openDentalNonBooleans } from "./declaredBooleans.ts"
 import { type ColumnMapping, mapColumn } from "./typeMap.ts"
 
 /**
@@ -25,6 +26,12 @@ export const compatibleProfile = (
   const booleans = [...compatible.booleans, ...columnSet(changes.add ?? [])].filter((c) => !removed.has(c))
   return { ...compatible, name: "compatible", booleans: new Set(booleans) }
 }
+
+/**
+ * The old raw's boolean columns the shipped list leaves numbers (OpenDental types them enums or numbers): an
+ * `ETL_NOT_BOOLEAN_COLUMNS` written for the earlier list names them, and asks for what already is.
+ */
+export const numbersAlready: ReadonlySet<string> = columnSet(Object.keys(openDentalNonBooleans))
 
 /** One table's columns through the type map, each with the profile's rule for it. */
 export const mapColumns = (

@@ -177,14 +177,19 @@ type TypeConversion = (
 /** A character or BIT type's declared length: `char(36)` is 36. */
 const lengthOf = (column: Column) => /\((\d+)\)/.exec(column.columnType)?.[1] ?? String(column.maxLength ?? 1)
 
+/** A declared boolean's value as the server compares it: a BIT cast to its number, an integer as it is. */
+const booleanNumber = (column: Column, c: string) => (column.dataType === "bit" ? `CAST(${c} AS UNSIGNED)` : c)
+
+/** True where a declared boolean column holds neither 0 nor 1 (NULL where it is NULL): the server's own test. */
+export const notZeroOrOne = (column: Column) => `${booleanNumber(column, escapeIdentifier(column.name))} NOT IN (0, 1)`
+
 /** An integer column declared boolean: 0 and 1, checked by the server as by the writer. */
 const declaredBoolean: TypeConversion = (column, c) => {
-  const bits = column.dataType === "bit"
-  const n = bits ? `CAST(${c} AS UNSIGNED)` : c
+  const n = booleanNumber(column, c)
   return {
     postgresType: "boolean",
-    write: writeDeclaredBoolean(bits ? bitsAsNumber : String),
-    server: { field: `CASE ${n} WHEN 0 THEN 'f' WHEN 1 THEN 't' END`, exceptional: `${n} NOT IN (0, 1)` }
+    write: writeDeclaredBoolean(column.dataType === "bit" ? bitsAsNumber : String),
+    server: { field: `CASE ${n} WHEN 0 THEN 'f' WHEN 1 THEN 't' END`, exceptional: notZeroOrOne(column) }
   }
 }
 

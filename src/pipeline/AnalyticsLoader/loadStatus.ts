@@ -11,6 +11,7 @@ import {
   readLoadStatus,
   recordRawColumns as recordRawColumnsStatement,
   rejectedRowsTable,
+  tablesLoadedWith,
   upsertLoadStatus
 } from "../../domain/pipeline/analyticsStatements.ts"
 import { fromStored, type PreviousRun, storedStrategy } from "../../domain/pipeline/strategy.ts"
@@ -49,6 +50,8 @@ export interface StatusWrite {
 export interface LoadStatusStore {
   /** The table's last load, creating the bookkeeping tables first if this process has not yet. */
   readonly read: (table: string) => Effect.Effect<Option.Option<LoadState>, SqlError>
+  /** Of `tables`, those whose last load was under the raw profile `profile`. */
+  readonly loadedWith: (profile: string, tables: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, SqlError>
   /** On the write's session, so it commits with the merge or swap around it. */
   readonly write: (write: StatusWrite) => Effect.Effect<void, SqlError>
   /** Records the raw table's columns once a load of it completed. */
@@ -113,6 +116,11 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
           }))
         )
       )
+    const loadedWith = (profile: string, tables: ReadonlyArray<string>) =>
+      Effect.zipRight(
+        ensure,
+        inSession(analytics)((session) => session.query<{ table: string }>(tablesLoadedWith(schema), [profile, tables]))
+      ).pipe(Effect.map((r) => new Set(r.rows.map((row) => row.table))))
     const write = ({ session, table, runId, state, error = null }: StatusWrite) =>
       session
         .query(upsertLoadStatus(schema), [
@@ -147,5 +155,5 @@ export const make = (analytics: PostgresDatabase): Effect.Effect<LoadStatusStore
       inSession(analytics)((session) => session.query(recordRawColumnsStatement(schema), [table, fingerprint])).pipe(
         Effect.asVoid
       )
-    return { read, write, recordRawColumns, reject }
+    return { read, loadedWith, write, recordRawColumns, reject }
   })
