@@ -46,7 +46,8 @@ const perTablePipeline = (cwd: string) =>
        } else {
          const loader = ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}
          const entry = ${JSON.stringify(`${repository}src/programs/main.ts`)}
-         const run = spawnSync(process.execPath, ["--import", loader, entry, "pipeline", "--tables", table], { stdio: "inherit" })
+         const env = { ...process.env, ETL_ENVIRONMENT: "test" }
+         const run = spawnSync(process.execPath, ["--import", loader, entry, "pipeline", "--tables", table], { stdio: "inherit", env })
          process.exitCode = run.status ?? 1
        }`
     )
@@ -130,23 +131,25 @@ describe("validate --pipeline-command with another team's pipeline", () => {
         })
     )
 
-    it.scoped("--pipeline-env clean passes only PATH, HOME and the variables named in ETL_PIPELINE_ENV", () =>
-      Effect.gen(function* () {
-        const { mysql } = TestDatabases.testServers
-        const cwd = yield* preparedSite({ patients: 50, settings: { ETL_PIPELINE_ENV: "DBT_TARGET" } })
-        const record = path.join(cwd, "seen.json")
-        const script = yield* curiousPipeline(cwd, record)
-        // All three are in the harness's own environment.
-        const env = { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: mysql.host, DBT_TARGET: "analytics_dev" }
-        const seen = Effect.promise(async () => JSON.parse(await fs.readFile(record, "utf8")))
+    it.scoped(
+      "--pipeline-env inherit passes everything; clean only PATH, HOME and those named in ETL_PIPELINE_ENV",
+      () =>
+        Effect.gen(function* () {
+          const { mysql } = TestDatabases.testServers
+          const cwd = yield* preparedSite({ patients: 50, settings: { ETL_PIPELINE_ENV: "DBT_TARGET" } })
+          const record = path.join(cwd, "seen.json")
+          const script = yield* curiousPipeline(cwd, record)
+          // All three are in the harness's own environment.
+          const env = { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: mysql.host, DBT_TARGET: "analytics_dev" }
+          const seen = Effect.promise(async () => JSON.parse(await fs.readFile(record, "utf8")))
 
-        yield* runCli(["validate", "--pipeline-command", `node ${script}`], { env, cwd })
-        expect(yield* seen).toEqual(["ETL_ENVIRONMENT", "OPENDENTAL_SOURCE_HOST", "DBT_TARGET"])
+          yield* runCli(["validate", "--pipeline-command", `node ${script}`, "--pipeline-env", "inherit"], { env, cwd })
+          expect(yield* seen).toEqual(["ETL_ENVIRONMENT", "OPENDENTAL_SOURCE_HOST", "DBT_TARGET"])
 
-        yield* runCli(["validate", "--pipeline-command", `node ${script}`, "--pipeline-env", "clean"], { env, cwd })
-        expect(yield* seen).toEqual(["DBT_TARGET"])
-        expect((yield* markedRows).marked).toBe(0)
-      })
+          yield* runCli(["validate", "--pipeline-command", `node ${script}`, "--pipeline-env", "clean"], { env, cwd })
+          expect(yield* seen).toEqual(["DBT_TARGET"])
+          expect((yield* markedRows).marked).toBe(0)
+        })
     )
 
     it.scoped("--pipeline-env clean without an external pipeline is a usage error, exit 2", () =>
