@@ -10,7 +10,7 @@ import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
 import { ReportDirectoryError } from "../domain/errors.ts"
 import { type ReportFinding, type TableReport, ValidationReport } from "../domain/harness/report.ts"
-import { checkOrder } from "../domain/harness/verdict.ts"
+import { bySeverity } from "../domain/harness/verdict.ts"
 import { EtlSettings, type Settings } from "../connections/EtlSettings.ts"
 
 export interface WrittenReport {
@@ -163,7 +163,7 @@ export const summaryOf = (report: ValidationReport): string => {
     cleanupLine(report),
     ...causeLines(report),
     ...[...report.findings]
-      .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
+      .sort(bySeverity)
       .slice(0, 20)
       .map((f) => `  finding: ${describeFinding(f)}`),
     ...(report.findings.length > 20 ? [`  ... ${report.findings.length - 20} more findings in the JSON report`] : []),

@@ -121,7 +121,7 @@ describe("comparing a value through the pipeline's expectations", () => {
 })
 
 describe("findings grouped by cause", () => {
-  it("counts findings per check, stage, table, column and problem; collateral before values, the most frequent first", () => {
+  it("counts findings per check, stage, table, column and problem; collateral, then lost rows, then values, the most frequent first", () => {
     const value = (key: string, column: string, message = "value differs") =>
       new ReportFinding({
         check: "value",
@@ -156,9 +156,9 @@ describe("findings grouped by cause", () => {
     ]
     expect(causesOf(findings).map((c) => [c.cause, c.count])).toEqual([
       ["10 rows of the clinic vanished from analytics: patient in analytics", 1],
+      ["row missing: patient in replication", 1],
       ["value differs: procedurelog.ProcFee in analytics", 3],
-      ["not a boolean: procedurelog.IsLocked in analytics", 1],
-      ["row missing: patient in replication", 1]
+      ["not a boolean: procedurelog.IsLocked in analytics", 1]
     ])
   })
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { StepReport } from "../../src/domain/harness/report.ts"
+import { StepReport, ValidationFailedError } from "../../src/domain/harness/report.ts"
 import { buildReport, type ValidationFacts } from "../../src/domain/harness/verdict.ts"
 
 const passing: ValidationFacts = {
@@ -259,6 +259,52 @@ describe("the verdict of a validation", () => {
       ]
     ])
     expect(report.collateral[0]?.vanished).toEqual({ count: 25, keys })
+  })
+
+  it("reads the most severe cause first: clinic rows vanished, then a lost row, then the many values that differ", () => {
+    const value = (key: string) => ({
+      table: "patient",
+      stage: "analytics" as const,
+      key,
+      column: "Preferred",
+      expected: "changed 2",
+      actual: "changed 1",
+      problem: "value differs"
+    })
+    const report = buildReport({
+      ...passing,
+      verification: [
+        {
+          ...passing.verification[0]!,
+          findings: [
+            value("7"),
+            value("8"),
+            { table: "patient", stage: "replication", key: "9", expected: "9", actual: null, problem: "row missing" }
+          ]
+        }
+      ],
+      collateral: [
+        {
+          table: "patient",
+          stage: "analytics",
+          compared: 50,
+          vanished: { count: 2, keys: ["3", "4"] },
+          changed: { count: 0, keys: [] }
+        }
+      ]
+    })
+    const vanished = "2 rows of the clinic vanished from analytics (keys 3, 4) though the source still holds them"
+    expect(report.causes.map((c) => [c.cause, c.count])).toEqual([
+      [`${vanished}: patient in analytics`, 1],
+      ["row missing: patient in replication", 1],
+      ["value differs: patient.Preferred in analytics", 2]
+    ])
+    expect(report.findings.map((f) => f.message)).toEqual([vanished, "row missing", "value differs", "value differs"])
+    expect(report.headline).toBe(
+      `Validation run tp4tabcdef12: FAILED (exit code 1), 4 findings in 3 causes; the most severe: ${vanished}: ` +
+        "patient in analytics"
+    )
+    expect(new ValidationFailedError({ report }).message).toBe(report.headline)
   })
 
   it("reports drift and a drift check that failed in their section, without failing the run", () => {

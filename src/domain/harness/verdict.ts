@@ -4,7 +4,15 @@ import type { Stage } from "../environment.ts"
 import { ExitCode } from "../exitCodes.ts"
 import type { PairReport } from "../pipeline/reconcile.ts"
 import type { TlsFact } from "../connections/tls.ts"
-import { DriftTable, FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
+import {
+  DriftTable,
+  FindingCause,
+  headlineOf,
+  ReportFinding,
+  StepReport,
+  TableReport,
+  ValidationReport
+} from "./report.ts"
 
 /**
  * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
@@ -200,18 +208,34 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
   })
 ]
 
-/** The order causes are read in: a leak into clinic data before a missing copy. */
-export const checkOrder: ReadonlyArray<ReportFinding["check"]> = [
+/** A seeded row a stage does not hold: a lost row, read before a value that differs. */
+const rowMissing = "row missing"
+
+/**
+ * The order findings and causes are read in, most severe first: clinic data touched, rows left behind, rights, a
+ * pipeline that failed, rows lost, values that differ, and last a step that was only slow.
+ */
+const severityOrder = [
   "isolation",
   "collateral",
   "cleanup",
   "access",
   "pipeline",
-  "budget",
   "count",
+  "lost row",
   "value",
-  "malformed"
-]
+  "malformed",
+  "budget"
+] as const
+
+const severityOf = (f: { readonly check: ReportFinding["check"]; readonly message: string }) =>
+  severityOrder.indexOf(f.check === "value" && f.message.startsWith(rowMissing) ? "lost row" : f.check)
+
+/** Orders findings, or causes, most severe first; `sort` keeps the order of those equally severe. */
+export const bySeverity = (
+  a: { readonly check: ReportFinding["check"]; readonly message: string },
+  b: { readonly check: ReportFinding["check"]; readonly message: string }
+) => severityOf(a) - severityOf(b)
 
 /** What findings of one cause share, as a person reads it: `value differs: patient.FName in analytics`. */
 const causeOf = (f: ReportFinding) => {
@@ -221,7 +245,7 @@ const causeOf = (f: ReportFinding) => {
   return where === "" ? f.message : `${f.message}: ${where}`
 }
 
-/** Findings grouped by check, stage, table, column and problem; the most frequent first within each check. */
+/** Findings grouped by check, stage, table, column and problem; the most severe first, then the most frequent. */
 export const causesOf = (findings: ReadonlyArray<ReportFinding>): ReadonlyArray<FindingCause> => {
   const groups = new Map<string, { cause: string; check: ReportFinding["check"]; count: number }>()
   for (const f of findings) {
@@ -231,8 +255,10 @@ export const causesOf = (findings: ReadonlyArray<ReportFinding>): ReadonlyArray<
     if (group) group.count++
     else groups.set(id, { cause, check: f.check, count: 1 })
   }
+  // A cause begins with its findings' problem.
+  const severity = (g: { cause: string; check: ReportFinding["check"] }) => ({ check: g.check, message: g.cause })
   return [...groups.values()]
-    .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check) || b.count - a.count)
+    .sort((a, b) => bySeverity(severity(a), severity(b)) || b.count - a.count)
     .map((g) => new FindingCause(g))
 }
 
@@ -269,15 +295,22 @@ const driftSection = (drift: DriftFact): ValidationReport["drift"] => {
 }
 
 export const buildReport = (facts: ValidationFacts): ValidationReport => {
-  const findings = findingsOf(facts)
+  const findings = [...findingsOf(facts)].sort(bySeverity)
   const runId = Option.getOrElse(facts.runId, () => `unseeded-${facts.startedAt.getTime().toString(36)}`)
+  const verdict = verdictOf(facts, findings.length)
+  const causes = causesOf(findings)
+  // One lost connection is met by several steps: each error is said once.
+  const errors = [
+    ...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()
+  ]
   return new ValidationReport({
     runId,
     environment: facts.environment,
     startedAt: facts.startedAt.toISOString(),
     finishedAt: facts.finishedAt.toISOString(),
     durationMs: facts.finishedAt.getTime() - facts.startedAt.getTime(),
-    ...verdictOf(facts, findings.length),
+    ...verdict,
+    headline: headlineOf({ runId, ...verdict, findings, causes, errors }),
     pipeline: facts.pipeline,
     scenario: facts.scenario,
     tables: facts.tables.map((table) => {
@@ -295,7 +328,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     }),
     steps: facts.steps,
     expectations: facts.expectations ?? "lossless",
-    causes: causesOf(findings),
+    causes,
     findings,
     resources: facts.resources,
     isolation: {
@@ -307,10 +340,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     sweptBefore: facts.sweptBefore ?? [],
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
-    // One lost connection is met by several steps: each error is said once.
-    errors: [
-      ...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()
-    ],
+    errors,
     cleanup: Option.match(facts.cleanup, {
       onNone: () => ({ deleted: [], remaining: [] }),
       onSome: (c) => ({ deleted: c.deleted, remaining: c.remaining })
