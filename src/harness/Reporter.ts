@@ -134,6 +134,18 @@ const sweptLines = ({ sweptBefore }: ValidationReport): ReadonlyArray<string> =>
     return `  swept before seeding: dead run ${run.runId} (${run.why}), deleted ${deleted || "nothing"}${left}`
   })
 
+/** How a failed pipeline command ended, and for which tables. */
+const commandHeading = (c: ValidationReport["failedCommands"][number]) =>
+  `pipeline command ${c.exitCode === null ? "could not be started" : `failed (exit ${c.exitCode})`} for ` +
+  `${c.tables.join(", ")}: ${c.command}`
+
+/** Each failed pipeline command's output, once: the findings of its tables refer to it. */
+const failedCommandLines = ({ failedCommands }: ValidationReport): ReadonlyArray<string> =>
+  failedCommands.flatMap((c) => [
+    `  ${commandHeading(c)}`,
+    ...(c.excerpt === "" ? ["    (it printed nothing)"] : c.excerpt.split("\n").map((line) => `    ${line}`))
+  ])
+
 // The causes first: 97 findings are often three causes.
 const causeLines = ({ causes, findings }: ValidationReport): ReadonlyArray<string> =>
   causes.length === 0
@@ -161,6 +173,7 @@ export const summaryOf = (report: ValidationReport): string => {
     `  resources: peak ${report.resources.peakRssMb} MB, ` +
       `CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
     cleanupLine(report),
+    ...failedCommandLines(report),
     ...causeLines(report),
     ...[...report.findings]
       .sort(bySeverity)
@@ -196,8 +209,13 @@ const junitOf = (report: ValidationReport): string => {
       .className(`validate.${table.table}`)
       .name("pipeline")
       .time(table.pipelineMs / 1000)
+    // Each table's test case stands alone: it carries its command's output.
+    const command = report.failedCommands.find((c) => c.tables.includes(table.table))
+    const failure = findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed"
     if (!table.pipelineSuccess)
-      pipelineCase.failure(findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed")
+      pipelineCase.failure(
+        command === undefined ? failure : `${failure}\n${commandHeading(command)}\n${command.excerpt}`
+      )
     const integrity = suite.testCase().className(`validate.${table.table}`).name("counts and values")
     const integrityFindings = findings.filter((f) => f.check === "count" || f.check === "value")
     if (integrityFindings.length > 0)

@@ -359,13 +359,18 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
         yield* Effect.forEach(planned.tables, track.started, { discard: true })
         const results = yield* runOnce(planned)
         yield* Effect.forEach(results, track.finished, { discard: true })
-        // The tables of one command share its outcome: said once.
+        // The tables of one command share its outcome: said once, without the output the log has just shown.
         const [first] = results
         const which = planned.tables.join(", ")
+        const error = first?.error
+        const failure =
+          error?._tag === "ExternalPipelineError" && error.exitCode !== undefined
+            ? `${error.ended}; its output is in the lines above`
+            : error?.message
         if (first !== undefined) {
           yield* first.success
             ? Effect.logInfo(`${which}: done in ${first.durationMs} ms`)
-            : Effect.logWarning(`${which}: failed: ${first.error?.message}`)
+            : Effect.logWarning(`${which}: failed: ${failure}`)
         }
         yield* Effect.forEach(results, recordMetrics, { discard: true })
         runs.push(...results)

@@ -111,13 +111,19 @@ describe("validate --pipeline-command with another team's pipeline", () => {
           ).toEqual(["carrier", "patient", "appointment", "procedurelog"])
 
           const pipelineFindings = report.findings.filter((f: { check: string }) => f.check === "pipeline")
-          expect(pipelineFindings.map((f: { table: string }) => f.table)).toEqual(["appointment"])
-          const [heading, ...excerpt] = (pipelineFindings[0].message as string).split("\n")
-          expect(heading).toBe(
-            `ExternalPipelineError: The external pipeline command 'node ${script} appointment' exited with code 1:`
-          )
+          expect(pipelineFindings.map((f: { table: string; message: string }) => [f.table, f.message])).toEqual([
+            ["appointment", "the pipeline command failed: see its output above (exit 1)"]
+          ])
+          // The command's output, once, in whole lines.
+          expect(
+            report.failedCommands.map((c: { command: string; tables: ReadonlyArray<string>; exitCode: number }) => [
+              c.command,
+              c.tables,
+              c.exitCode
+            ])
+          ).toEqual([[`node ${script} appointment`, ["appointment"], 1]])
           const printed = new Set([...failingOutput.before, ...failingOutput.cause, ...failingOutput.after])
-          const lines = excerpt.map((l) => l.replace(/^ {4}/, ""))
+          const lines = (report.failedCommands[0].excerpt as string).split("\n")
           expect(lines).toContain("ERROR:  bigint out of range")
           // stdout and stderr are read side by side, so only the order within each stream is certain.
           expect(lines).toContain(failingOutput.after.at(-1))
@@ -125,7 +131,9 @@ describe("validate --pipeline-command with another team's pipeline", () => {
           expect(lines.filter((l) => !printed.has(l) && !/^\.\.\. \(\d+ lines? left out\)$/.test(l))).toEqual([])
           expect(lines.join("\n").length).toBeLessThan(4500)
           // The console summary shows the same excerpt.
-          expect(result.stdout).toContain("exited with code 1:\n")
+          expect(result.stdout).toContain(
+            `pipeline command failed (exit 1) for appointment: node ${script} appointment\n`
+          )
           expect(result.stdout).toContain("    ERROR:  bigint out of range\n")
           expect((yield* markedRows).marked).toBe(0)
         })

@@ -307,6 +307,27 @@ describe("the verdict of a validation", () => {
     expect(new ValidationFailedError({ report }).message).toBe(report.headline)
   })
 
+  it("says a failed command's output once, and each of its tables refers to it", () => {
+    const failed = {
+      _tag: "ExternalPipelineError",
+      message: "The external pipeline command 'etl carrier patient' exited with code 2:\n    Aborted!",
+      command: "etl carrier patient",
+      exitCode: 2,
+      excerpt: "loading\nAborted!"
+    }
+    const report = buildReport({
+      ...passing,
+      tables: ["carrier", "patient"],
+      runs: ["carrier", "patient"].map((table) => ({ table, success: false, durationMs: 5, error: failed }))
+    })
+    expect(report.failedCommands).toEqual([
+      { command: "etl carrier patient", tables: ["carrier", "patient"], exitCode: 2, excerpt: "loading\nAborted!" }
+    ])
+    expect(report.findings.map((f) => [f.check, f.table, f.message])).toEqual(
+      ["carrier", "patient"].map((t) => ["pipeline", t, "the pipeline command failed: see its output above (exit 2)"])
+    )
+  })
+
   it("reports drift and a drift check that failed in their section, without failing the run", () => {
     const pair = {
       rows: { from: 49, to: 50 },

@@ -110,6 +110,21 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   expectations: Schema.optionalWith(Schema.String, { default: () => "lossless" }),
   /** The findings grouped by cause, the most severe first: what to read before the detail. */
   causes: Schema.optionalWith(Schema.Array(FindingCause), { default: () => [] }),
+  /**
+   * An external pipeline's commands that failed, each once with an excerpt of its output (`exitCode` null: it could
+   * not be started, and `excerpt` says why); its tables' `pipeline` findings refer to it.
+   */
+  failedCommands: Schema.optionalWith(
+    Schema.Array(
+      Schema.Struct({
+        command: Schema.String,
+        tables: Schema.Array(Schema.String),
+        exitCode: Schema.NullOr(Schema.Number),
+        excerpt: Schema.String
+      })
+    ),
+    { default: () => [] }
+  ),
   findings: Schema.Array(ReportFinding),
   resources: Schema.Struct({
     peakRssMb: Schema.Number,

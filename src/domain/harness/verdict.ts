@@ -34,7 +34,14 @@ export interface TableRunFact {
   readonly table: string
   readonly success: boolean
   readonly durationMs: number
-  readonly error?: { readonly _tag: string; readonly message: string }
+  /** An external command's failure (`ExternalPipelineError`) also carries its command line and output. */
+  readonly error?: {
+    readonly _tag: string
+    readonly message: string
+    readonly command?: string
+    readonly exitCode?: number | undefined
+    readonly excerpt?: string
+  }
 }
 
 export interface VerificationFact {
@@ -174,17 +181,44 @@ const malformedFinding = (m: MalformedFact) =>
     message: `the ${m.case} was not handled as the type map documents`
   })
 
+/** An external command that failed, and the tables whose outcome it decided. */
+const commandFailureOf = (run: TableRunFact) => {
+  const error = run.error
+  return !run.success && error?._tag === "ExternalPipelineError" && error.command !== undefined
+    ? { command: error.command, exitCode: error.exitCode ?? null, excerpt: error.excerpt ?? "" }
+    : undefined
+}
+
+/**
+ * Each failed external command once, with its output: one command for all tables fails them all, and its output
+ * said once per table would bury everything else.
+ */
+export const failedCommandsOf = (runs: ReadonlyArray<TableRunFact>): ValidationReport["failedCommands"] => {
+  const failed = new Map<string, ValidationReport["failedCommands"][number]>()
+  for (const run of runs) {
+    const failure = commandFailureOf(run)
+    if (failure === undefined) continue
+    const id = `${failure.command}\u0000${failure.exitCode}\u0000${failure.excerpt}`
+    const known = failed.get(id)
+    failed.set(id, { ...failure, tables: [...(known?.tables ?? []), run.table] })
+  }
+  return [...failed.values()]
+}
+
+/** A table's failed run; an external command's refers to its output, shown once for all its tables. */
+const pipelineFinding = (run: TableRunFact) => {
+  const failure = commandFailureOf(run)
+  const message =
+    failure === undefined
+      ? `${run.error?._tag ?? "Error"}: ${run.error?.message ?? "failed"}`
+      : failure.exitCode === null
+        ? "the pipeline command could not be started: see why above"
+        : `the pipeline command failed: see its output above (exit ${failure.exitCode})`
+  return new ReportFinding({ check: "pipeline", table: run.table, message })
+}
+
 const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
-  ...facts.runs
-    .filter((r) => !r.success)
-    .map(
-      (r) =>
-        new ReportFinding({
-          check: "pipeline",
-          table: r.table,
-          message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}`
-        })
-    ),
+  ...facts.runs.filter((r) => !r.success).map(pipelineFinding),
   ...facts.verification.flatMap((t) => t.findings.map(verificationFinding)),
   ...facts.steps.filter((s) => s.overBudget).map(budgetFinding),
   ...facts.isolation.tables.filter((t) => !sameFingerprint(t)).map(isolationFinding),
@@ -329,6 +363,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     steps: facts.steps,
     expectations: facts.expectations ?? "lossless",
     causes,
+    failedCommands: failedCommandsOf(facts.runs),
     findings,
     resources: facts.resources,
     isolation: {
