@@ -47,10 +47,13 @@ export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, R
 
 const describeFinding = (f: ReportFinding) => {
   const where = [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ")
+  // Equal values shown twice read as no difference at all: what differs is then the type the message names.
   const values =
-    f.expected !== undefined || f.actual !== undefined
-      ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})`
-      : ""
+    f.expected !== undefined && f.expected === f.actual
+      ? ` (values equal: ${JSON.stringify(f.expected)})`
+      : f.expected !== undefined || f.actual !== undefined
+        ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})`
+        : ""
   return `${where === "" ? f.message : `${where}: ${f.message}`}${values}`
 }
 

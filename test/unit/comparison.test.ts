@@ -99,7 +99,7 @@ describe("comparing a value through the pipeline's expectations", () => {
         column: "DateTStamp",
         expected: "2024-03-01 10:00:00",
         actual: "2024-03-01 10:00:00",
-        problem: "timestamp without time zone"
+        problem: "type differs: expected timestamp with time zone, found timestamp without time zone"
       }
     ])
     expect(compare(compatible, stamp, "2024-03-01 10:00:00", "2024-03-01 10:00:00")).toEqual({
@@ -111,7 +111,7 @@ describe("comparing a value through the pipeline's expectations", () => {
         column: "DateTStamp",
         expected: "2024-03-01 10:00:00",
         actual: "2024-03-01 10:00:00",
-        problem: "timestamptz, not a timestamp"
+        problem: "type differs: expected timestamp without time zone, found timestamp with time zone"
       }
     ])
     expect(compare(compatible, stamp, "2024-03-01 10:00:00", "2024-03-01 05:00:00").differences).toEqual([
