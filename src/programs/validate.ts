@@ -497,6 +497,19 @@ interface Afterwards {
   readonly drift: DriftFact
 }
 
+/** The boundary scenario's second batch: the keys per table the seed's own set does not hold. */
+const secondBatchOf = (observed: Observed) =>
+  Option.match(observed.seeded, {
+    onNone: () => ({}),
+    onSome: (seeded) =>
+      Object.fromEntries(
+        observed.seededTables.map((t) => {
+          const first = new Set(seeded.tables.find((s) => s.table === t.table)?.keys)
+          return [t.table, t.keys.filter((key) => !first.has(key))]
+        })
+      )
+  })
+
 /** The run's facts as the report holds them. */
 const factsOf = (deps: Deps, facts: Afterwards) =>
   Effect.gen(function* () {
@@ -513,6 +526,7 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
       expectations: deps.expectations.name,
       tables: deps.tables,
       seeded: Object.fromEntries(observed.seededTables.map((t) => [t.table, t.keys.length])),
+      secondBatch: secondBatchOf(observed),
       runs: observed.runs,
       verification: observed.verification,
       malformed: observed.malformed,

@@ -328,6 +328,55 @@ describe("the verdict of a validation", () => {
     )
   })
 
+  it("boundary and concurrent findings say what the scenario did and what the loss means", () => {
+    const missing = (key: string) => ({
+      table: "patient",
+      stage: "analytics" as const,
+      key,
+      expected: key,
+      actual: null,
+      problem: "row missing"
+    })
+    const short = { table: "patient", stage: "analytics" as const, expected: "4", actual: "2", problem: "holds 2 of 4" }
+    const boundary = buildReport({
+      ...passing,
+      scenario: "boundary",
+      secondBatch: { patient: ["3", "4"] },
+      verification: [{ ...passing.verification[0]!, findings: [short, missing("2"), missing("4")] }]
+    })
+    const sameSecond = "second batch, stamped in the same second as the first batch's latest row"
+    expect(boundary.findings.map((f) => f.message)).toEqual([
+      `holds 2 of 4: 1 of the 2 missing is of the ${sameSecond}: a strict '>' on the watermark loses it`,
+      "row missing",
+      `row missing: ${sameSecond}: a strict '>' on the watermark loses it`
+    ])
+    const differs = (key: string, column: string, expected: string) => ({
+      table: "patient",
+      stage: "replication" as const,
+      key,
+      column,
+      expected,
+      actual: "x",
+      problem: "value differs"
+    })
+    const concurrent = buildReport({
+      ...passing,
+      scenario: "concurrent",
+      verification: [
+        {
+          ...passing.verification[0]!,
+          findings: [
+            differs("7", "Preferred", "changed 12"),
+            differs("7", "DateTStamp", "t"),
+            differs("8", "FName", "a")
+          ]
+        }
+      ]
+    })
+    const lost = "value differs: a lost update: the row's last change (round 12) did not arrive"
+    expect(concurrent.findings.map((f) => f.message)).toEqual([lost, lost, "value differs"])
+  })
+
   it("reports drift and a drift check that failed in their section, without failing the run", () => {
     const pair = {
       rows: { from: 49, to: 50 },

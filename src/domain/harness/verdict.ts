@@ -1,5 +1,6 @@
 import { Option } from "effect"
 import { type CollateralResult, collateralMessages } from "./collateral.ts"
+import { inScenario } from "./scenarioFindings.ts"
 import type { Stage } from "../environment.ts"
 import { ExitCode } from "../exitCodes.ts"
 import type { PairReport } from "../pipeline/reconcile.ts"
@@ -119,6 +120,8 @@ export interface ValidationFacts {
   readonly tables: ReadonlyArray<string>
   /** Seeded rows per table; empty when nothing was seeded. */
   readonly seeded: Readonly<Record<string, number>>
+  /** The boundary scenario's second batch, seeded after the first run: its keys per table. */
+  readonly secondBatch?: Readonly<Record<string, ReadonlyArray<string>>>
   readonly runs: ReadonlyArray<TableRunFact>
   readonly verification: ReadonlyArray<VerificationFact>
   readonly malformed: ReadonlyArray<MalformedFact>
@@ -219,7 +222,9 @@ const pipelineFinding = (run: TableRunFact) => {
 
 const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
   ...facts.runs.filter((r) => !r.success).map(pipelineFinding),
-  ...facts.verification.flatMap((t) => t.findings.map(verificationFinding)),
+  ...facts.verification.flatMap((t) =>
+    inScenario(facts.scenario, t.findings, facts.secondBatch?.[t.table] ?? []).map(verificationFinding)
+  ),
   ...facts.steps.filter((s) => s.overBudget).map(budgetFinding),
   ...facts.isolation.tables.filter((t) => !sameFingerprint(t)).map(isolationFinding),
   ...facts.collateral.flatMap((c) =>
