@@ -60,6 +60,9 @@ const describeFinding = (f: ReportFinding) => {
 /** Long values stay in the JSON report; the console shows their start and length. */
 const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
 
+/** Each quoted or hex value of a text shortened on its own: the one that comes first never cuts off the others. */
+const valuesShortened = (text: string) => text.replace(/"(?:[^"\\]|\\.)*"|X'[0-9A-Fa-f]*'/g, shortened)
+
 /** The drift section: a line of totals, then only the tables that differ or could not be compared. */
 const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => {
   if (drift.state === "off") return ["  drift: off (ETL_DRIFT_CHECK=false)"]
@@ -118,7 +121,7 @@ const accessLine = ({ access }: ValidationReport) => {
 
 const malformedLine = (m: ValidationReport["malformed"][number]) =>
   `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ` +
-  `${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
+  `${valuesShortened(m.found)}${m.ok ? "" : ` (expected ${valuesShortened(m.expected)})`}`
 
 const cleanupLine = ({ cleanup }: ValidationReport) => {
   const deleted = cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ")
