@@ -88,8 +88,14 @@ const headline = (report: ValidationReport) =>
 const tableLine = (t: TableReport) => {
   const found = [t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")
   const conversions = Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""
+  // The malformed rows are checked case by case below: the counts are the other rows'.
+  const seeded =
+    t.malformed === 0
+      ? `seeded ${t.seeded}, found ${found}`
+      : `seeded ${t.seeded} (${t.malformed} of them malformed, checked case by case below), ` +
+        `found ${found} of the other ${t.seeded - t.malformed}`
   return (
-    `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${found} (source/replica/analytics), ` +
+    `  ${t.table.padEnd(13)} ${seeded} (source/replica/analytics), ` +
     `pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${conversions}`
   )
 }

@@ -516,6 +516,10 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
     const { observed, outcome } = facts.inScope
     const measured = yield* deps.bench.finish
     const failures = Exit.isFailure(outcome) ? [...Cause.failures(outcome.cause)] : []
+    // The malformed rows are seeded and deleted like the others, and counted with them.
+    const malformedRows: Record<string, number> = {}
+    for (const c of Option.match(observed.seeded, { onNone: () => [], onSome: (s) => s.malformed }))
+      malformedRows[c.table] = (malformedRows[c.table] ?? 0) + 1
     return {
       runId: Option.map(observed.seeded, (s) => s.runId),
       environment: deps.settings.environment,
@@ -525,7 +529,10 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
       scenario: deps.scenario,
       expectations: deps.expectations.name,
       tables: deps.tables,
-      seeded: Object.fromEntries(observed.seededTables.map((t) => [t.table, t.keys.length])),
+      seeded: Object.fromEntries(
+        observed.seededTables.map((t) => [t.table, t.keys.length + (malformedRows[t.table] ?? 0)])
+      ),
+      malformedRows,
       secondBatch: secondBatchOf(observed),
       runs: observed.runs,
       verification: observed.verification,

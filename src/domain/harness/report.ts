@@ -35,7 +35,10 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   table: Schema.String,
   pipelineSuccess: Schema.Boolean,
   pipelineMs: Schema.Number,
+  /** Every row seeded, the malformed ones included: what the cleanup deletes. */
   seeded: Schema.Number,
+  /** Of them, the malformed scenario's rows, checked case by case (`malformed`) and not counted in `counts`. */
+  malformed: Schema.optionalWith(Schema.Number, { default: () => 0 }),
   /** Seeded rows found in each stage; null where the stage could not be read. */
   counts: Schema.Struct({
     source: Schema.NullOr(Schema.Number),

@@ -118,8 +118,10 @@ export interface ValidationFacts {
   /** The conventions the pipeline was judged by (default `lossless`). */
   readonly expectations?: string
   readonly tables: ReadonlyArray<string>
-  /** Seeded rows per table; empty when nothing was seeded. */
+  /** Seeded rows per table, the malformed ones included; empty when nothing was seeded. */
   readonly seeded: Readonly<Record<string, number>>
+  /** Of them, the rows carrying a malformed value, per table. */
+  readonly malformedRows?: Readonly<Record<string, number>>
   /** The boundary scenario's second batch, seeded after the first run: its keys per table. */
   readonly secondBatch?: Readonly<Record<string, ReadonlyArray<string>>>
   readonly runs: ReadonlyArray<TableRunFact>
@@ -360,6 +362,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
         pipelineSuccess: run?.success ?? false,
         pipelineMs: run?.durationMs ?? 0,
         seeded: facts.seeded[table] ?? 0,
+        malformed: facts.malformedRows?.[table] ?? 0,
         counts: verified?.counts ?? { source: null, replication: null, analytics: null },
         conversions: verified?.conversions ?? {},
         findings: findings.filter((f) => f.table === table).length
