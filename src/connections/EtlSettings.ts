@@ -90,7 +90,10 @@ export interface PipelineSettings {
   readonly loadParallelism: number
   /** A pipeline written elsewhere, for the harness to validate: `{table}` runs it per table, `{tables}` once. */
   readonly externalCommand: Option.Option<CommandLine>
-  /** Variables an external pipeline run with `--pipeline-env clean` still sees, besides PATH and HOME. */
+  /**
+   * Variables an external pipeline still sees: with `--pipeline-env clean` besides PATH and HOME, with
+   * `inherit-except-ours` though they are this tool's own.
+   */
   readonly externalEnvironment: ReadonlyArray<string>
   /**
    * How raw holds the source's values: `ETL_RAW_PROFILE`, its booleans changed by `ETL_BOOLEAN_COLUMNS` and

@@ -158,8 +158,13 @@ export class ExternalPipelineError extends Schema.TaggedError<ExternalPipelineEr
   exitCode: Schema.optional(Schema.Number),
   excerpt: Schema.String
 }) {
-  override get message(): string {
+  /** How the command ended, without its output. */
+  get ended(): string {
     const how = this.exitCode === undefined ? "could not be started" : `exited with code ${this.exitCode}`
+    return `The external pipeline command '${this.command}' ${how}`
+  }
+
+  override get message(): string {
     const lines = this.excerpt === "" ? [] : this.excerpt.split("\n")
     const output =
       lines.length === 0
@@ -167,7 +172,7 @@ export class ExternalPipelineError extends Schema.TaggedError<ExternalPipelineEr
         : lines.length === 1
           ? `: ${lines[0]}`
           : `:\n${lines.map((l) => `    ${l}`).join("\n")}`
-    return `The external pipeline command '${this.command}' ${how}${output}`
+    return `${this.ended}${output}`
   }
 }
 

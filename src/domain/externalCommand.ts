@@ -148,12 +148,21 @@ export const excerpt = (output: string, limits: ExcerptLimits = defaultExcerptLi
     limits
   )
 
-/** `clean`: the command sees only PATH, HOME and the variables named in ETL_PIPELINE_ENV. */
-export const environmentModes = ["inherit", "clean"] as const
+/**
+ * What the command's environment is: `inherit-except-ours` (the default) the whole environment without this tool's
+ * own variables, but those named in ETL_PIPELINE_ENV; `inherit` everything; `clean` only PATH, HOME and the named.
+ */
+export const environmentModes = ["inherit-except-ours", "inherit", "clean"] as const
 export type EnvironmentMode = (typeof environmentModes)[number]
 
 /** Always passed in clean mode: without them a command cannot find its programs or its user's files. */
 export const essentialVariables = ["PATH", "HOME"] as const
+
+/**
+ * The prefixes of the variables this tool reads: another pipeline may read the same names with other meanings
+ * (`ETL_ENVIRONMENT=production`). `OTEL_*` are not among them: OpenTelemetry's names mean the same to every tool.
+ */
+export const ourVariablePrefixes = ["ETL_", "OPENDENTAL_SOURCE_", "MYSQL_REPLICATION_", "POSTGRES_ANALYTICS_"] as const
 
 export const isVariableName = (name: string): boolean => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
 
@@ -167,4 +176,17 @@ export const cleanEnvironment = (
       const value = from[name]
       return value === undefined ? [] : [[name, value] as const]
     })
+  )
+
+/** The inherited environment without this tool's own variables, but those named in `passed`. */
+export const inheritedEnvironment = (
+  from: Readonly<Record<string, string | undefined>>,
+  passed: ReadonlyArray<string>
+): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(from).flatMap(([name, value]) =>
+      value === undefined || (!passed.includes(name) && ourVariablePrefixes.some((prefix) => name.startsWith(prefix)))
+        ? []
+        : [[name, value] as const]
+    )
   )

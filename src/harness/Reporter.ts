@@ -10,7 +10,7 @@ import { toolVersion } from "../domain/version.ts"
 import junitReportBuilder, { type Builder } from "junit-report-builder"
 import { ReportDirectoryError } from "../domain/errors.ts"
 import { type ReportFinding, type TableReport, ValidationReport } from "../domain/harness/report.ts"
-import { checkOrder } from "../domain/harness/verdict.ts"
+import { bySeverity } from "../domain/harness/verdict.ts"
 import { EtlSettings, type Settings } from "../connections/EtlSettings.ts"
 
 export interface WrittenReport {
@@ -47,15 +47,21 @@ export class Reporter extends Context.Tag("opendental-etl/Reporter")<Reporter, R
 
 const describeFinding = (f: ReportFinding) => {
   const where = [f.table, f.stage, f.key && `key ${f.key}`, f.column && `column ${f.column}`].filter(Boolean).join(", ")
+  // Equal values shown twice read as no difference at all: what differs is then the type the message names.
   const values =
-    f.expected !== undefined || f.actual !== undefined
-      ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})`
-      : ""
+    f.expected !== undefined && f.expected === f.actual
+      ? ` (values equal: ${JSON.stringify(f.expected)})`
+      : f.expected !== undefined || f.actual !== undefined
+        ? ` (expected ${JSON.stringify(f.expected)}, found ${JSON.stringify(f.actual)})`
+        : ""
   return `${where === "" ? f.message : `${where}: ${f.message}`}${values}`
 }
 
 /** Long values stay in the JSON report; the console shows their start and length. */
 const shortened = (text: string) => (text.length <= 60 ? text : `${text.slice(0, 40)}... (${text.length} characters)`)
+
+/** Each quoted or hex value of a text shortened on its own: the one that comes first never cuts off the others. */
+const valuesShortened = (text: string) => text.replace(/"(?:[^"\\]|\\.)*"|X'[0-9A-Fa-f]*'/g, shortened)
 
 /** The drift section: a line of totals, then only the tables that differ or could not be compared. */
 const driftLines = (drift: ValidationReport["drift"]): ReadonlyArray<string> => {
@@ -82,8 +88,14 @@ const headline = (report: ValidationReport) =>
 const tableLine = (t: TableReport) => {
   const found = [t.counts.source, t.counts.replication, t.counts.analytics].map((n) => n ?? "unread").join("/")
   const conversions = Object.keys(t.conversions).length ? `, conversions ${JSON.stringify(t.conversions)}` : ""
+  // The malformed rows are checked case by case below: the counts are the other rows'.
+  const seeded =
+    t.malformed === 0
+      ? `seeded ${t.seeded}, found ${found}`
+      : `seeded ${t.seeded} (${t.malformed} of them malformed, checked case by case below), ` +
+        `found ${found} of the other ${t.seeded - t.malformed}`
   return (
-    `  ${t.table.padEnd(13)} seeded ${t.seeded}, found ${found} (source/replica/analytics), ` +
+    `  ${t.table.padEnd(13)} ${seeded} (source/replica/analytics), ` +
     `pipeline ${t.pipelineSuccess ? "ok" : "FAILED"} in ${t.pipelineMs} ms, ${t.findings} findings${conversions}`
   )
 }
@@ -115,7 +127,7 @@ const accessLine = ({ access }: ValidationReport) => {
 
 const malformedLine = (m: ValidationReport["malformed"][number]) =>
   `  malformed ${m.case.padEnd(32)} ${m.table} key ${m.key}, ${m.column}: ${m.ok ? "ok" : "WRONG"}, ` +
-  `${shortened(m.found)}${m.ok ? "" : ` (expected ${shortened(m.expected)})`}`
+  `${valuesShortened(m.found)}${m.ok ? "" : ` (expected ${valuesShortened(m.expected)})`}`
 
 const cleanupLine = ({ cleanup }: ValidationReport) => {
   const deleted = cleanup.deleted.map((d) => `${d.table} ${d.source}/${d.replication}/${d.analytics}`).join(", ")
@@ -133,6 +145,18 @@ const sweptLines = ({ sweptBefore }: ValidationReport): ReadonlyArray<string> =>
     const left = run.outcome === "failed" ? `; REMAINING: ${run.remaining.join("; ")}` : ""
     return `  swept before seeding: dead run ${run.runId} (${run.why}), deleted ${deleted || "nothing"}${left}`
   })
+
+/** How a failed pipeline command ended, and for which tables. */
+const commandHeading = (c: ValidationReport["failedCommands"][number]) =>
+  `pipeline command ${c.exitCode === null ? "could not be started" : `failed (exit ${c.exitCode})`} for ` +
+  `${c.tables.join(", ")}: ${c.command}`
+
+/** Each failed pipeline command's output, once: the findings of its tables refer to it. */
+const failedCommandLines = ({ failedCommands }: ValidationReport): ReadonlyArray<string> =>
+  failedCommands.flatMap((c) => [
+    `  ${commandHeading(c)}`,
+    ...(c.excerpt === "" ? ["    (it printed nothing)"] : c.excerpt.split("\n").map((line) => `    ${line}`))
+  ])
 
 // The causes first: 97 findings are often three causes.
 const causeLines = ({ causes, findings }: ValidationReport): ReadonlyArray<string> =>
@@ -161,9 +185,10 @@ export const summaryOf = (report: ValidationReport): string => {
     `  resources: peak ${report.resources.peakRssMb} MB, ` +
       `CPU ${report.resources.cpuUserMs + report.resources.cpuSystemMs} ms`,
     cleanupLine(report),
+    ...failedCommandLines(report),
     ...causeLines(report),
     ...[...report.findings]
-      .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check))
+      .sort(bySeverity)
       .slice(0, 20)
       .map((f) => `  finding: ${describeFinding(f)}`),
     ...(report.findings.length > 20 ? [`  ... ${report.findings.length - 20} more findings in the JSON report`] : []),
@@ -196,8 +221,13 @@ const junitOf = (report: ValidationReport): string => {
       .className(`validate.${table.table}`)
       .name("pipeline")
       .time(table.pipelineMs / 1000)
+    // Each table's test case stands alone: it carries its command's output.
+    const command = report.failedCommands.find((c) => c.tables.includes(table.table))
+    const failure = findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed"
     if (!table.pipelineSuccess)
-      pipelineCase.failure(findings.find((f) => f.check === "pipeline")?.message ?? "pipeline failed")
+      pipelineCase.failure(
+        command === undefined ? failure : `${failure}\n${commandHeading(command)}\n${command.excerpt}`
+      )
     const integrity = suite.testCase().className(`validate.${table.table}`).name("counts and values")
     const integrityFindings = findings.filter((f) => f.check === "count" || f.check === "value")
     if (integrityFindings.length > 0)

@@ -209,7 +209,8 @@ const seed = (deps: Deps, plan: SeedPlan) =>
       registerAndInsert(run, cleanupDone, deps.environment).pipe(deletedOnFailure(deps, runId)),
       (_, scopeExit) => deleteSeeded(deps, runId, cleanupDone, scopeExit)
     )
-    const counts = seededSet.tables.map((t) => `${t.keys.length} ${t.table}`).join(", ")
+    const malformed = seededSet.malformed.length > 0 ? [`${seededSet.malformed.length} malformed patient`] : []
+    const counts = [...seededSet.tables.map((t) => `${t.keys.length} ${t.table}`), ...malformed].join(", ")
     yield* Effect.logInfo(`Seeded run ${runId}: ${counts} (marker ${markerOf(runId, "<table>")})`)
     return seededSet
   })

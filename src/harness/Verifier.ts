@@ -301,6 +301,14 @@ const readCase = (d: Deps, { runId, rejectedIn, recorded }: CaseCheck, seeded: S
     return { original, copy, row: loaded[0], reason: rejected[0]?.problem } satisfies CaseReading
   })
 
+/** A value's bytes as a person reads them: its text escaped (a NUL as \u0000), or its hex where it is not UTF-8. */
+const shownBytes = (hex: string | null) => {
+  if (hex === null) return "NULL"
+  const bytes = Buffer.from(hex, "hex")
+  const text = bytes.toString("utf8")
+  return Buffer.from(text, "utf8").equals(bytes) ? JSON.stringify(text) : `X'${hex}'`
+}
+
 /** The replica must hold the value byte for byte; analytics as the case expects it, converted or rejected. */
 const outcomeOf = (seeded: SeededCase, rejectedIn: string | undefined, reading: CaseReading): CaseOutcome => {
   const { original, copy, row, reason } = reading
@@ -316,7 +324,9 @@ const outcomeOf = (seeded: SeededCase, rejectedIn: string | undefined, reading: 
     const found =
       copy === undefined
         ? "missing from the replica"
-        : `the replica holds X'${copy}' where the source holds X'${original}'`
+        : original === undefined
+          ? "missing from the source"
+          : `the replica holds ${shownBytes(copy)} where the source holds ${shownBytes(original)}`
     return { ...base, found, ok: false }
   }
   if (expected.outcome === "rejected") {

@@ -95,8 +95,9 @@ export const profileCheck = Layer.mergeAll(ProfileCheck.layer, SourceTables.laye
 
 /**
  * A pipeline written elsewhere, for the harness to validate: `{table}` in its command line runs it once per table,
- * `{tables}` or no placeholder once for all (the tables appended); `environment: "clean"` keeps the harness's
- * settings out of its environment.
+ * `{tables}` or no placeholder once for all (the tables appended). Its environment is this process's without the
+ * harness's own variables (`inherit-except-ours`, the default), all of it (`inherit`), or only PATH, HOME and
+ * `passEnvironment` (`clean`).
  */
 export const externalPipeline = (command: ReadonlyArray<string>, options: Pipeline.ExternalOptions = {}) =>
   Pipeline.layerExternal(command, options).pipe(Layer.provide(NodeContext.layer))

@@ -8,6 +8,7 @@ import {
   emptyTranscript,
   type EnvironmentMode,
   excerptOf,
+  inheritedEnvironment,
   plan,
   type PlannedCommand
 } from "../domain/externalCommand.ts"
@@ -275,11 +276,28 @@ const linesOf = <E>(bytes: Stream.Stream<Uint8Array, E>) => bytes.pipe(Stream.de
 
 /** How an external pipeline command runs. */
 export interface ExternalOptions {
-  /** `clean`: the command sees only PATH, HOME and `passEnvironment`, never the harness's own settings. */
+  /**
+   * `inherit-except-ours` (the default): the whole environment but the harness's own settings, which the command
+   * may read with other meanings; `clean`: only PATH, HOME and `passEnvironment`; `inherit`: everything.
+   */
   readonly environment?: EnvironmentMode
-  /** Variables passed through in clean mode, from this process's environment. */
+  /** Variables passed through in clean and inherit-except-ours mode, from this process's environment. */
   readonly passEnvironment?: ReadonlyArray<string>
 }
+
+/** The command's environment as `options` has it; none when it inherits this process's whole environment. */
+const environmentOf = (options: ExternalOptions) =>
+  Effect.sync((): Option.Option<Record<string, string>> => {
+    const passed = options.passEnvironment ?? []
+    switch (options.environment ?? "inherit-except-ours") {
+      case "inherit":
+        return Option.none()
+      case "clean":
+        return Option.some(cleanEnvironment(process.env, passed))
+      case "inherit-except-ours":
+        return Option.some(inheritedEnvironment(process.env, passed))
+    }
+  })
 
 /**
  * A pipeline written elsewhere, for the harness to validate. With `{table}` in its command line it runs once per
@@ -289,10 +307,7 @@ export interface ExternalOptions {
 export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOptions = {}) =>
   Effect.gen(function* () {
     const executor = yield* CommandExecutor.CommandExecutor
-    const environment =
-      options.environment === "clean"
-        ? Option.some(yield* Effect.sync(() => cleanEnvironment(process.env, options.passEnvironment ?? [])))
-        : Option.none()
+    const environment = yield* environmentOf(options)
 
     const runOnce = (planned: PlannedCommand) =>
       Effect.gen(function* () {
@@ -347,13 +362,18 @@ export const makeExternal = (command: ReadonlyArray<string>, options: ExternalOp
         yield* Effect.forEach(planned.tables, track.started, { discard: true })
         const results = yield* runOnce(planned)
         yield* Effect.forEach(results, track.finished, { discard: true })
-        // The tables of one command share its outcome: said once.
+        // The tables of one command share its outcome: said once, without the output the log has just shown.
         const [first] = results
         const which = planned.tables.join(", ")
+        const error = first?.error
+        const failure =
+          error?._tag === "ExternalPipelineError" && error.exitCode !== undefined
+            ? `${error.ended}; its output is in the lines above`
+            : error?.message
         if (first !== undefined) {
           yield* first.success
             ? Effect.logInfo(`${which}: done in ${first.durationMs} ms`)
-            : Effect.logWarning(`${which}: failed: ${first.error?.message}`)
+            : Effect.logWarning(`${which}: failed: ${failure}`)
         }
         yield* Effect.forEach(results, recordMetrics, { discard: true })
         runs.push(...results)

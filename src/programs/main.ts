@@ -234,9 +234,11 @@ const validateCommand = Command.make(
       Options.optional
     ),
     pipelineEnv: Options.choice("pipeline-env", environmentModes).pipe(
-      Options.withDefault("inherit" as const),
+      Options.withDefault("inherit-except-ours" as const),
       Options.withDescription(
-        "clean: the external command sees only PATH, HOME and the variables named in ETL_PIPELINE_ENV"
+        "The external command's environment. inherit-except-ours (default): all of it but this tool's own variables " +
+          "(ETL_*, OPENDENTAL_SOURCE_*, MYSQL_REPLICATION_*, POSTGRES_ANALYTICS_*) not named in ETL_PIPELINE_ENV; " +
+          "inherit: all of it; clean: only PATH, HOME and the variables named in ETL_PIPELINE_ENV"
       )
     ),
     scenario: Options.choice("scenario", scenarios).pipe(

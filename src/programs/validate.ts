@@ -498,12 +498,29 @@ interface Afterwards {
   readonly drift: DriftFact
 }
 
+/** The boundary scenario's second batch: the keys per table the seed's own set does not hold. */
+const secondBatchOf = (observed: Observed) =>
+  Option.match(observed.seeded, {
+    onNone: () => ({}),
+    onSome: (seeded) =>
+      Object.fromEntries(
+        observed.seededTables.map((t) => {
+          const first = new Set(seeded.tables.find((s) => s.table === t.table)?.keys)
+          return [t.table, t.keys.filter((key) => !first.has(key))]
+        })
+      )
+  })
+
 /** The run's facts as the report holds them. */
 const factsOf = (deps: Deps, facts: Afterwards) =>
   Effect.gen(function* () {
     const { observed, outcome } = facts.inScope
     const measured = yield* deps.bench.finish
     const failures = Exit.isFailure(outcome) ? [...Cause.failures(outcome.cause)] : []
+    // The malformed rows are seeded and deleted like the others, and counted with them.
+    const malformedRows: Record<string, number> = {}
+    for (const c of Option.match(observed.seeded, { onNone: () => [], onSome: (s) => s.malformed }))
+      malformedRows[c.table] = (malformedRows[c.table] ?? 0) + 1
     return {
       runId: Option.map(observed.seeded, (s) => s.runId),
       environment: deps.settings.environment,
@@ -513,7 +530,11 @@ const factsOf = (deps: Deps, facts: Afterwards) =>
       scenario: deps.scenario,
       expectations: deps.expectations.name,
       tables: deps.tables,
-      seeded: Object.fromEntries(observed.seededTables.map((t) => [t.table, t.keys.length])),
+      seeded: Object.fromEntries(
+        observed.seededTables.map((t) => [t.table, t.keys.length + (malformedRows[t.table] ?? 0)])
+      ),
+      malformedRows,
+      secondBatch: secondBatchOf(observed),
       runs: observed.runs,
       verification: observed.verification,
       malformed: observed.malformed,

@@ -46,7 +46,8 @@ const perTablePipeline = (cwd: string) =>
        } else {
          const loader = ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}
          const entry = ${JSON.stringify(`${repository}src/programs/main.ts`)}
-         const run = spawnSync(process.execPath, ["--import", loader, entry, "pipeline", "--tables", table], { stdio: "inherit" })
+         const env = { ...process.env, ETL_ENVIRONMENT: "test" }
+         const run = spawnSync(process.execPath, ["--import", loader, entry, "pipeline", "--tables", table], { stdio: "inherit", env })
          process.exitCode = run.status ?? 1
        }`
     )
@@ -110,13 +111,19 @@ describe("validate --pipeline-command with another team's pipeline", () => {
           ).toEqual(["carrier", "patient", "appointment", "procedurelog"])
 
           const pipelineFindings = report.findings.filter((f: { check: string }) => f.check === "pipeline")
-          expect(pipelineFindings.map((f: { table: string }) => f.table)).toEqual(["appointment"])
-          const [heading, ...excerpt] = (pipelineFindings[0].message as string).split("\n")
-          expect(heading).toBe(
-            `ExternalPipelineError: The external pipeline command 'node ${script} appointment' exited with code 1:`
-          )
+          expect(pipelineFindings.map((f: { table: string; message: string }) => [f.table, f.message])).toEqual([
+            ["appointment", "the pipeline command failed: see its output above (exit 1)"]
+          ])
+          // The command's output, once, in whole lines.
+          expect(
+            report.failedCommands.map((c: { command: string; tables: ReadonlyArray<string>; exitCode: number }) => [
+              c.command,
+              c.tables,
+              c.exitCode
+            ])
+          ).toEqual([[`node ${script} appointment`, ["appointment"], 1]])
           const printed = new Set([...failingOutput.before, ...failingOutput.cause, ...failingOutput.after])
-          const lines = excerpt.map((l) => l.replace(/^ {4}/, ""))
+          const lines = (report.failedCommands[0].excerpt as string).split("\n")
           expect(lines).toContain("ERROR:  bigint out of range")
           // stdout and stderr are read side by side, so only the order within each stream is certain.
           expect(lines).toContain(failingOutput.after.at(-1))
@@ -124,29 +131,33 @@ describe("validate --pipeline-command with another team's pipeline", () => {
           expect(lines.filter((l) => !printed.has(l) && !/^\.\.\. \(\d+ lines? left out\)$/.test(l))).toEqual([])
           expect(lines.join("\n").length).toBeLessThan(4500)
           // The console summary shows the same excerpt.
-          expect(result.stdout).toContain("exited with code 1:\n")
+          expect(result.stdout).toContain(
+            `pipeline command failed (exit 1) for appointment: node ${script} appointment\n`
+          )
           expect(result.stdout).toContain("    ERROR:  bigint out of range\n")
           expect((yield* markedRows).marked).toBe(0)
         })
     )
 
-    it.scoped("--pipeline-env clean passes only PATH, HOME and the variables named in ETL_PIPELINE_ENV", () =>
-      Effect.gen(function* () {
-        const { mysql } = TestDatabases.testServers
-        const cwd = yield* preparedSite({ patients: 50, settings: { ETL_PIPELINE_ENV: "DBT_TARGET" } })
-        const record = path.join(cwd, "seen.json")
-        const script = yield* curiousPipeline(cwd, record)
-        // All three are in the harness's own environment.
-        const env = { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: mysql.host, DBT_TARGET: "analytics_dev" }
-        const seen = Effect.promise(async () => JSON.parse(await fs.readFile(record, "utf8")))
+    it.scoped(
+      "--pipeline-env inherit passes everything; clean only PATH, HOME and those named in ETL_PIPELINE_ENV",
+      () =>
+        Effect.gen(function* () {
+          const { mysql } = TestDatabases.testServers
+          const cwd = yield* preparedSite({ patients: 50, settings: { ETL_PIPELINE_ENV: "DBT_TARGET" } })
+          const record = path.join(cwd, "seen.json")
+          const script = yield* curiousPipeline(cwd, record)
+          // All three are in the harness's own environment.
+          const env = { ETL_ENVIRONMENT: "test", OPENDENTAL_SOURCE_HOST: mysql.host, DBT_TARGET: "analytics_dev" }
+          const seen = Effect.promise(async () => JSON.parse(await fs.readFile(record, "utf8")))
 
-        yield* runCli(["validate", "--pipeline-command", `node ${script}`], { env, cwd })
-        expect(yield* seen).toEqual(["ETL_ENVIRONMENT", "OPENDENTAL_SOURCE_HOST", "DBT_TARGET"])
+          yield* runCli(["validate", "--pipeline-command", `node ${script}`, "--pipeline-env", "inherit"], { env, cwd })
+          expect(yield* seen).toEqual(["ETL_ENVIRONMENT", "OPENDENTAL_SOURCE_HOST", "DBT_TARGET"])
 
-        yield* runCli(["validate", "--pipeline-command", `node ${script}`, "--pipeline-env", "clean"], { env, cwd })
-        expect(yield* seen).toEqual(["DBT_TARGET"])
-        expect((yield* markedRows).marked).toBe(0)
-      })
+          yield* runCli(["validate", "--pipeline-command", `node ${script}`, "--pipeline-env", "clean"], { env, cwd })
+          expect(yield* seen).toEqual(["DBT_TARGET"])
+          expect((yield* markedRows).marked).toBe(0)
+        })
     )
 
     it.scoped("--pipeline-env clean without an external pipeline is a usage error, exit 2", () =>

@@ -22,7 +22,7 @@ const strictPipeline = (cwd: string, names: TestDatabases.TestDatabaseSet) =>
       script,
       `import { spawnSync } from "node:child_process"
 import mysql from ${JSON.stringify(`${repository}node_modules/mysql2/promise.js`)}
-const run = spawnSync(process.execPath, ["--import", ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}, ${JSON.stringify(`${repository}src/programs/main.ts`)}, "pipeline", "--tables", process.argv.slice(2).join(",")], { stdio: "inherit" })
+const run = spawnSync(process.execPath, ["--import", ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}, ${JSON.stringify(`${repository}src/programs/main.ts`)}, "pipeline", "--tables", process.argv.slice(2).join(",")], { stdio: "inherit", env: { ...process.env, ETL_ENVIRONMENT: "test" } })
 if (run.status !== 0) process.exit(run.status ?? 1)
 const replica = await mysql.createConnection(${JSON.stringify({ host: mysql.host, port: mysql.port, user: names.accounts.replica.user, password: names.accounts.replica.password, database: names.replication })})
 await replica.query("UPDATE etl_copy_status SET watermark = DATE_FORMAT(CAST(watermark AS DATETIME) + INTERVAL 1 SECOND, '%Y-%m-%d %H:%i:%s') WHERE watermark IS NOT NULL")
@@ -31,6 +31,45 @@ await replica.end()
     )
     return `node ${script}`
   })
+
+/** A pipeline that copies on its first run only: what the rows' changes after that copy were, it never brings. */
+const copyOncePipeline = (cwd: string, names: TestDatabases.TestDatabaseSet) =>
+  Effect.promise(async () => {
+    const { mysql } = TestDatabases.testServers
+    const { reader, replica } = names.accounts
+    const script = path.join(cwd, "copy-once-pipeline.mjs")
+    const connection = (account: { user: string; password: string }, database: string) =>
+      JSON.stringify({ host: mysql.host, port: mysql.port, user: account.user, password: account.password, database })
+    await fs.writeFile(
+      script,
+      `import { existsSync, writeFileSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import mysql from ${JSON.stringify(`${repository}node_modules/mysql2/promise.js`)}
+const copied = ${JSON.stringify(path.join(cwd, "copied-once"))}
+if (existsSync(copied)) process.exit(0)
+writeFileSync(copied, "")
+const run = spawnSync(process.execPath, ["--import", ${JSON.stringify(`${repository}node_modules/tsx/dist/loader.mjs`)}, ${JSON.stringify(`${repository}src/programs/main.ts`)}, "pipeline", "--tables", process.argv.slice(2).join(",")], { stdio: "inherit", env: { ...process.env, ETL_ENVIRONMENT: "test" } })
+if (run.status !== 0) process.exit(run.status ?? 1)
+// It returns once every seeded patient changed again in the source after the copy: a change it never copies.
+const seeded = "SELECT PatNum, Preferred FROM patient WHERE BINARY LName LIKE 'E2E!_TEST!_%' ESCAPE '!'"
+const replica = await mysql.createConnection(${connection(replica, names.replication)})
+const [copies] = await replica.query(seeded)
+await replica.end()
+const copy = new Map(copies.map((r) => [String(r.PatNum), r.Preferred]))
+const source = await mysql.createConnection(${connection(reader, names.source)})
+for (;;) {
+  const [rows] = await source.query(seeded)
+  if (rows.length > 0 && rows.every((r) => copy.has(String(r.PatNum)) && copy.get(String(r.PatNum)) !== r.Preferred)) break
+}
+await source.end()
+`
+    )
+    return `node ${script}`
+  })
+
+const secondBatchLost =
+  "row missing: second batch, stamped in the same second as the first batch's latest row: a strict '>' on the " +
+  "watermark loses it"
 
 const reportIn = (directory: string) =>
   Effect.promise(async () => {
@@ -85,14 +124,27 @@ describe("validate --scenario boundary and concurrent", () => {
                 t.table,
                 failed.findings.filter(
                   (f: { table?: string; stage?: string; key?: string; message: string }) =>
-                    f.table === t.table && f.stage === stage && f.key !== undefined && f.message === "row missing"
+                    f.table === t.table && f.stage === stage && f.key !== undefined && f.message === secondBatchLost
                 ).length
               ])
             )
           // The second batch, and only it: half of what was seeded, each row named by its key, in both stages.
           expect(missing("replication")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
           expect(missing("analytics")).toEqual({ carrier: 1, patient: 3, appointment: 6, procedurelog: 12 })
-          expect(lost.stdout).toMatch(/finding: patient, replication, key \d+: row missing/)
+          expect(lost.stdout).toMatch(
+            /finding: patient, replication, key \d+: row missing: second batch, stamped in the same second as the first batch's latest row: a strict '>' on the watermark loses it /
+          )
+          expect(
+            failed.findings
+              .filter((f: { table?: string; key?: string }) => f.table === "patient" && f.key === undefined)
+              .map((f: { stage: string; message: string }) => [f.stage, f.message])
+          ).toEqual(
+            ["replication", "analytics"].map((stage) => [
+              stage,
+              "holds 3 of the 6 seeded rows: the 3 missing are of the second batch, stamped in the same second as the " +
+                "first batch's latest row: a strict '>' on the watermark loses them"
+            ])
+          )
           expect((yield* markedRows).marked).toBe(0)
         })
     )
@@ -116,6 +168,53 @@ describe("validate --scenario boundary and concurrent", () => {
           const report = yield* reportIn(path.join(cwd, "reports"))
           expect(report.scenario).toBe("concurrent")
           expect(report.steps.map((s: { step: string }) => s.step)).toContain("pipeline again")
+          expect((yield* markedRows).marked).toBe(0)
+        })
+    )
+
+    it.scoped(
+      "concurrent: a pipeline that loses the rows' last change is a lost update, naming the round that did not arrive",
+      () =>
+        Effect.gen(function* () {
+          const names = yield* TestDatabases.TestDatabases
+          const cwd = yield* preparedSite({ patients: 50, engine: "MyISAM" })
+          const reports = path.join(cwd, "reports")
+          const result = yield* runCli(
+            [
+              "validate",
+              "--scenario",
+              "concurrent",
+              "--tables",
+              "patient",
+              "--pipeline-command",
+              yield* copyOncePipeline(cwd, names),
+              "--report-dir",
+              reports
+            ],
+            { env: { ETL_ENVIRONMENT: "test" }, cwd }
+          )
+          expect(result.code).toBe(1)
+          const report = yield* reportIn(reports)
+          const lost = report.findings.filter(
+            (f: { table?: string; column?: string }) => f.table === "patient" && f.column === "Preferred"
+          )
+          expect(lost.map((f: { stage: string }) => f.stage).sort()).toEqual([
+            "analytics",
+            "analytics",
+            "analytics",
+            "replication",
+            "replication",
+            "replication"
+          ])
+          for (const finding of lost) {
+            const round = /^changed (\d+)$/.exec(finding.expected)?.[1]
+            expect(finding.message).toBe(
+              `value differs: a lost update: the row's last change (round ${round}) did not arrive`
+            )
+          }
+          expect(result.stdout).toMatch(
+            /finding: patient, replication, key \d+, column Preferred: value differs: a lost update: the row's last change \(round \d+\) did not arrive/
+          )
           expect((yield* markedRows).marked).toBe(0)
         })
     )

@@ -140,7 +140,9 @@ describe("npm run validate", () => {
           expect(result.stdout).toMatch(
             /finding: patient, analytics, key \d+, column FName: value differs \(expected "[^"]*", found "Tampered"\)/
           )
-          expect(result.stderr).toContain("FAILED (exit code 1), 3 findings; the first: patient, analytics, key")
+          expect(result.stderr).toContain(
+            "FAILED (exit code 1), 3 findings in 1 cause: value differs: patient.FName in analytics"
+          )
           expect((yield* markedRows).marked).toBe(0)
         })
     )

@@ -99,7 +99,7 @@ describe("comparing a value through the pipeline's expectations", () => {
         column: "DateTStamp",
         expected: "2024-03-01 10:00:00",
         actual: "2024-03-01 10:00:00",
-        problem: "timestamp without time zone"
+        problem: "type differs: expected timestamp with time zone, found timestamp without time zone"
       }
     ])
     expect(compare(compatible, stamp, "2024-03-01 10:00:00", "2024-03-01 10:00:00")).toEqual({
@@ -111,7 +111,7 @@ describe("comparing a value through the pipeline's expectations", () => {
         column: "DateTStamp",
         expected: "2024-03-01 10:00:00",
         actual: "2024-03-01 10:00:00",
-        problem: "timestamptz, not a timestamp"
+        problem: "type differs: expected timestamp without time zone, found timestamp with time zone"
       }
     ])
     expect(compare(compatible, stamp, "2024-03-01 10:00:00", "2024-03-01 05:00:00").differences).toEqual([
@@ -121,7 +121,7 @@ describe("comparing a value through the pipeline's expectations", () => {
 })
 
 describe("findings grouped by cause", () => {
-  it("counts findings per check, stage, table, column and problem; collateral before values, the most frequent first", () => {
+  it("counts findings per check, stage, table, column and problem; collateral, then lost rows, then values, the most frequent first", () => {
     const value = (key: string, column: string, message = "value differs") =>
       new ReportFinding({
         check: "value",
@@ -156,9 +156,9 @@ describe("findings grouped by cause", () => {
     ]
     expect(causesOf(findings).map((c) => [c.cause, c.count])).toEqual([
       ["10 rows of the clinic vanished from analytics: patient in analytics", 1],
+      ["row missing: patient in replication", 1],
       ["value differs: procedurelog.ProcFee in analytics", 3],
-      ["not a boolean: procedurelog.IsLocked in analytics", 1],
-      ["row missing: patient in replication", 1]
+      ["not a boolean: procedurelog.IsLocked in analytics", 1]
     ])
   })
 })

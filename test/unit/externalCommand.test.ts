@@ -6,6 +6,7 @@ import {
   commandMode,
   describeCommand,
   excerpt,
+  inheritedEnvironment,
   isErrorLine,
   isVariableName,
   plan
@@ -148,6 +149,31 @@ describe("the clean environment", () => {
     expect(cleanEnvironment(from, ["DBT_TARGET", "NOT_SET"])).toEqual({
       PATH: "/usr/bin",
       HOME: "/home/etl",
+      DBT_TARGET: "dev"
+    })
+  })
+
+  it("inherit-except-ours holds everything but this tool's own variables, and those of them that are named", () => {
+    const from = {
+      PATH: "/usr/bin",
+      HOME: "/home/etl",
+      ETL_ENVIRONMENT: "production",
+      ETL_PIPELINE_ENV: "MYSQL_REPLICATION_HOST",
+      OPENDENTAL_SOURCE_HOST: "db",
+      OPENDENTAL_SOURCE_WRITER_PASSWORD: "secret",
+      MYSQL_REPLICATION_HOST: "replica",
+      POSTGRES_ANALYTICS_PASSWORD_FILE: "/run/secrets/pg",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OPENDENTAL_API_KEY: "not ours",
+      DBT_TARGET: "dev",
+      UNSET: undefined
+    }
+    expect(inheritedEnvironment(from, ["MYSQL_REPLICATION_HOST", "NOT_SET"])).toEqual({
+      PATH: "/usr/bin",
+      HOME: "/home/etl",
+      MYSQL_REPLICATION_HOST: "replica",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OPENDENTAL_API_KEY: "not ours",
       DBT_TARGET: "dev"
     })
   })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
-import { StepReport } from "../../src/domain/harness/report.ts"
+import { StepReport, ValidationFailedError } from "../../src/domain/harness/report.ts"
 import { buildReport, type ValidationFacts } from "../../src/domain/harness/verdict.ts"
 
 const passing: ValidationFacts = {
@@ -259,6 +259,122 @@ describe("the verdict of a validation", () => {
       ]
     ])
     expect(report.collateral[0]?.vanished).toEqual({ count: 25, keys })
+  })
+
+  it("reads the most severe cause first: clinic rows vanished, then a lost row, then the many values that differ", () => {
+    const value = (key: string) => ({
+      table: "patient",
+      stage: "analytics" as const,
+      key,
+      column: "Preferred",
+      expected: "changed 2",
+      actual: "changed 1",
+      problem: "value differs"
+    })
+    const report = buildReport({
+      ...passing,
+      verification: [
+        {
+          ...passing.verification[0]!,
+          findings: [
+            value("7"),
+            value("8"),
+            { table: "patient", stage: "replication", key: "9", expected: "9", actual: null, problem: "row missing" }
+          ]
+        }
+      ],
+      collateral: [
+        {
+          table: "patient",
+          stage: "analytics",
+          compared: 50,
+          vanished: { count: 2, keys: ["3", "4"] },
+          changed: { count: 0, keys: [] }
+        }
+      ]
+    })
+    const vanished = "2 rows of the clinic vanished from analytics (keys 3, 4) though the source still holds them"
+    expect(report.causes.map((c) => [c.cause, c.count])).toEqual([
+      [`${vanished}: patient in analytics`, 1],
+      ["row missing: patient in replication", 1],
+      ["value differs: patient.Preferred in analytics", 2]
+    ])
+    expect(report.findings.map((f) => f.message)).toEqual([vanished, "row missing", "value differs", "value differs"])
+    expect(report.headline).toBe(
+      `Validation run tp4tabcdef12: FAILED (exit code 1), 4 findings in 3 causes; the most severe: ${vanished}: ` +
+        "patient in analytics"
+    )
+    expect(new ValidationFailedError({ report }).message).toBe(report.headline)
+  })
+
+  it("says a failed command's output once, and each of its tables refers to it", () => {
+    const failed = {
+      _tag: "ExternalPipelineError",
+      message: "The external pipeline command 'etl carrier patient' exited with code 2:\n    Aborted!",
+      command: "etl carrier patient",
+      exitCode: 2,
+      excerpt: "loading\nAborted!"
+    }
+    const report = buildReport({
+      ...passing,
+      tables: ["carrier", "patient"],
+      runs: ["carrier", "patient"].map((table) => ({ table, success: false, durationMs: 5, error: failed }))
+    })
+    expect(report.failedCommands).toEqual([
+      { command: "etl carrier patient", tables: ["carrier", "patient"], exitCode: 2, excerpt: "loading\nAborted!" }
+    ])
+    expect(report.findings.map((f) => [f.check, f.table, f.message])).toEqual(
+      ["carrier", "patient"].map((t) => ["pipeline", t, "the pipeline command failed: see its output above (exit 2)"])
+    )
+  })
+
+  it("boundary and concurrent findings say what the scenario did and what the loss means", () => {
+    const missing = (key: string) => ({
+      table: "patient",
+      stage: "analytics" as const,
+      key,
+      expected: key,
+      actual: null,
+      problem: "row missing"
+    })
+    const short = { table: "patient", stage: "analytics" as const, expected: "4", actual: "2", problem: "holds 2 of 4" }
+    const boundary = buildReport({
+      ...passing,
+      scenario: "boundary",
+      secondBatch: { patient: ["3", "4"] },
+      verification: [{ ...passing.verification[0]!, findings: [short, missing("2"), missing("4")] }]
+    })
+    const sameSecond = "second batch, stamped in the same second as the first batch's latest row"
+    expect(boundary.findings.map((f) => f.message)).toEqual([
+      `holds 2 of 4: 1 of the 2 missing is of the ${sameSecond}: a strict '>' on the watermark loses it`,
+      "row missing",
+      `row missing: ${sameSecond}: a strict '>' on the watermark loses it`
+    ])
+    const differs = (key: string, column: string, expected: string) => ({
+      table: "patient",
+      stage: "replication" as const,
+      key,
+      column,
+      expected,
+      actual: "x",
+      problem: "value differs"
+    })
+    const concurrent = buildReport({
+      ...passing,
+      scenario: "concurrent",
+      verification: [
+        {
+          ...passing.verification[0]!,
+          findings: [
+            differs("7", "Preferred", "changed 12"),
+            differs("7", "DateTStamp", "t"),
+            differs("8", "FName", "a")
+          ]
+        }
+      ]
+    })
+    const lost = "value differs: a lost update: the row's last change (round 12) did not arrive"
+    expect(concurrent.findings.map((f) => f.message)).toEqual([lost, lost, "value differs"])
   })
 
   it("reports drift and a drift check that failed in their section, without failing the run", () => {

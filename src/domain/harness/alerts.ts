@@ -33,7 +33,8 @@ export const alertReasons = (
 ): ReadonlyArray<string> => {
   const reasons: Array<string> = []
   if (report.status !== "passed") {
-    const first = report.errors[0]?.message ?? report.findings[0]?.message ?? report.cleanup.remaining[0]
+    // The most severe cause, as the line on stderr names it.
+    const first = report.errors[0]?.message ?? report.causes[0]?.cause ?? report.cleanup.remaining[0]
     reasons.push(`validation ${report.status.toUpperCase()} (exit code ${report.exitCode})${first ? `: ${first}` : ""}`)
   }
   for (const step of report.steps.filter((s) => s.overBudget)) {

@@ -74,9 +74,12 @@ export type LossyConversion =
   | "0/1 -> boolean"
   | "TIMESTAMP -> timestamp (UTC)"
 
+/** A timestamp of the other kind: the value may be equal, the type is what differs, and the finding names both. */
+const zoneLost = "type differs: expected timestamp with time zone, found timestamp without time zone"
+const zoneAdded = "type differs: expected timestamp without time zone, found timestamp with time zone"
+
 /** Why a value is a finding: it differs, or it breaks a convention the expectations declare. */
-export type ValueProblem =
-  "value differs" | "not a boolean" | "timestamp without time zone" | "timestamptz, not a timestamp"
+export type ValueProblem = "value differs" | "not a boolean" | typeof zoneLost | typeof zoneAdded
 
 /** What the built-in pipeline makes of every column. */
 const losslessColumn: ColumnExpectation = {
@@ -139,8 +142,8 @@ const timestampProblem = (
   postgresValue: unknown
 ): ValueProblem | undefined => {
   if (column.dataType !== "timestamp" || postgresValue === null || postgresValue === undefined) return undefined
-  if (rule.timestamps === "timestamptz" && !hasOffset(postgresValue)) return "timestamp without time zone"
-  if (rule.timestamps === "timestamp-utc" && hasOffset(postgresValue)) return "timestamptz, not a timestamp"
+  if (rule.timestamps === "timestamptz" && !hasOffset(postgresValue)) return zoneLost
+  if (rule.timestamps === "timestamp-utc" && hasOffset(postgresValue)) return zoneAdded
   return undefined
 }
 

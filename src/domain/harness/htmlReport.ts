@@ -200,6 +200,18 @@ ${rows.join("\n")}
 </table>`
 }
 
+/** Each failed pipeline command's output, once; empty when none failed. */
+const failedCommandsSection = ({ failedCommands }: ValidationReport) =>
+  failedCommands.length === 0
+    ? ""
+    : `<h2>Pipeline commands that failed</h2>
+${failedCommands
+  .map((c) => {
+    const ended = c.exitCode === null ? "could not be started" : `exit ${c.exitCode}`
+    return `<p>${escapeHtml(`${ended}, for ${c.tables.join(", ")}: ${c.command}`)}</p>\n<pre>${escapeHtml(c.excerpt)}</pre>`
+  })
+  .join("\n")}`
+
 /** Empty when there is no finding. */
 const causesSection = ({ causes }: ValidationReport) =>
   causes.length === 0
@@ -252,6 +264,7 @@ export const htmlReport = (
     "<h2>Drift</h2>",
     driftSection(report.drift),
     accessSection(report),
+    failedCommandsSection(report),
     causesSection(report),
     "<h2>Findings</h2>",
     findingsList(report),

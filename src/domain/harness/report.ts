@@ -35,7 +35,10 @@ export class TableReport extends Schema.Class<TableReport>("TableReport")({
   table: Schema.String,
   pipelineSuccess: Schema.Boolean,
   pipelineMs: Schema.Number,
+  /** Every row seeded, the malformed ones included: what the cleanup deletes. */
   seeded: Schema.Number,
+  /** Of them, the malformed scenario's rows, checked case by case (`malformed`) and not counted in `counts`. */
+  malformed: Schema.optionalWith(Schema.Number, { default: () => 0 }),
   /** Seeded rows found in each stage; null where the stage could not be read. */
   counts: Schema.Struct({
     source: Schema.NullOr(Schema.Number),
@@ -97,6 +100,8 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
   durationMs: Schema.Number,
   status: Schema.Literal("passed", "failed", "cleanup_incomplete", "error"),
   exitCode: Schema.Number,
+  /** The verdict in one line, naming the most severe cause: what stderr says (`headlineOf`). */
+  headline: Schema.optionalWith(Schema.String, { default: () => "" }),
   pipeline: Schema.String,
   scenario: Schema.Literal("standard", "malformed", "boundary", "concurrent"),
   tables: Schema.Array(TableReport),
@@ -106,8 +111,23 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
    * they allow are conversions, listed per table; the rest are findings.
    */
   expectations: Schema.optionalWith(Schema.String, { default: () => "lossless" }),
-  /** The findings grouped by cause, most frequent first within each check: what to read before the detail. */
+  /** The findings grouped by cause, the most severe first: what to read before the detail. */
   causes: Schema.optionalWith(Schema.Array(FindingCause), { default: () => [] }),
+  /**
+   * An external pipeline's commands that failed, each once with an excerpt of its output (`exitCode` null: it could
+   * not be started, and `excerpt` says why); its tables' `pipeline` findings refer to it.
+   */
+  failedCommands: Schema.optionalWith(
+    Schema.Array(
+      Schema.Struct({
+        command: Schema.String,
+        tables: Schema.Array(Schema.String),
+        exitCode: Schema.NullOr(Schema.Number),
+        excerpt: Schema.String
+      })
+    ),
+    { default: () => [] }
+  ),
   findings: Schema.Array(ReportFinding),
   resources: Schema.Struct({
     peakRssMb: Schema.Number,
@@ -226,6 +246,26 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
 }) {}
 
 /**
+ * The verdict in one line: the errors that stopped the run, or the count of findings and the most severe cause
+ * (the causes come most severe first), which may not be the most frequent one.
+ */
+export const headlineOf = (
+  report: Pick<ValidationReport, "runId" | "status" | "exitCode" | "findings" | "causes" | "errors">
+): string => {
+  const status = report.status.toUpperCase().replace("_", " ")
+  const head = `Validation run ${report.runId}: ${status} (exit code ${report.exitCode})`
+  const errors = report.errors.map((e) => e.message)
+  if (errors.length > 0) return `${head}: ${errors.join("; ")}`
+  const { findings, causes } = report
+  const counted = `${head}, ${findings.length} finding${findings.length === 1 ? "" : "s"}`
+  const [worst] = causes
+  if (worst === undefined) return counted
+  if (causes.length === 1) return `${counted} in 1 cause: ${worst.cause}`
+  const times = worst.count === 1 ? "" : ` (${worst.count} findings)`
+  return `${counted} in ${causes.length} causes; the most severe: ${worst.cause}${times}`
+}
+
+/**
  * A validation that did not pass: a check failed (exit 1), a connection was lost (2) or test rows remain (3). It
  * carries the whole report, so a caller can publish it like a passed one.
  */
@@ -233,15 +273,6 @@ export class ValidationFailedError extends Schema.TaggedError<ValidationFailedEr
   report: ValidationReport
 }) {
   override get message(): string {
-    const { report } = this
-    const status = report.status.toUpperCase().replace("_", " ")
-    const head = `Validation run ${report.runId}: ${status} (exit code ${report.exitCode})`
-    const [first] = report.findings
-    const errors = report.errors.map((e) => e.message)
-    if (errors.length > 0) return `${head}: ${errors.join("; ")}`
-    const counted = `${head}, ${report.findings.length} finding${report.findings.length === 1 ? "" : "s"}`
-    if (first === undefined) return counted
-    const where = [first.table, first.stage, first.key && `key ${first.key}`, first.column && `column ${first.column}`]
-    return `${counted}; the first: ${where.filter(Boolean).join(", ")}: ${first.message}`
+    return headlineOf(this.report)
   }
 }

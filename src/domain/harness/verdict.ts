@@ -1,10 +1,19 @@
 import { Option } from "effect"
 import { type CollateralResult, collateralMessages } from "./collateral.ts"
+import { inScenario } from "./scenarioFindings.ts"
 import type { Stage } from "../environment.ts"
 import { ExitCode } from "../exitCodes.ts"
 import type { PairReport } from "../pipeline/reconcile.ts"
 import type { TlsFact } from "../connections/tls.ts"
-import { DriftTable, FindingCause, ReportFinding, StepReport, TableReport, ValidationReport } from "./report.ts"
+import {
+  DriftTable,
+  FindingCause,
+  headlineOf,
+  ReportFinding,
+  StepReport,
+  TableReport,
+  ValidationReport
+} from "./report.ts"
 
 /**
  * What a validation run observed, step by step, as plain data: `buildReport` turns it into the report, its
@@ -26,7 +35,14 @@ export interface TableRunFact {
   readonly table: string
   readonly success: boolean
   readonly durationMs: number
-  readonly error?: { readonly _tag: string; readonly message: string }
+  /** An external command's failure (`ExternalPipelineError`) also carries its command line and output. */
+  readonly error?: {
+    readonly _tag: string
+    readonly message: string
+    readonly command?: string
+    readonly exitCode?: number | undefined
+    readonly excerpt?: string
+  }
 }
 
 export interface VerificationFact {
@@ -102,8 +118,12 @@ export interface ValidationFacts {
   /** The conventions the pipeline was judged by (default `lossless`). */
   readonly expectations?: string
   readonly tables: ReadonlyArray<string>
-  /** Seeded rows per table; empty when nothing was seeded. */
+  /** Seeded rows per table, the malformed ones included; empty when nothing was seeded. */
   readonly seeded: Readonly<Record<string, number>>
+  /** Of them, the rows carrying a malformed value, per table. */
+  readonly malformedRows?: Readonly<Record<string, number>>
+  /** The boundary scenario's second batch, seeded after the first run: its keys per table. */
+  readonly secondBatch?: Readonly<Record<string, ReadonlyArray<string>>>
   readonly runs: ReadonlyArray<TableRunFact>
   readonly verification: ReadonlyArray<VerificationFact>
   readonly malformed: ReadonlyArray<MalformedFact>
@@ -166,18 +186,47 @@ const malformedFinding = (m: MalformedFact) =>
     message: `the ${m.case} was not handled as the type map documents`
   })
 
+/** An external command that failed, and the tables whose outcome it decided. */
+const commandFailureOf = (run: TableRunFact) => {
+  const error = run.error
+  return !run.success && error?._tag === "ExternalPipelineError" && error.command !== undefined
+    ? { command: error.command, exitCode: error.exitCode ?? null, excerpt: error.excerpt ?? "" }
+    : undefined
+}
+
+/**
+ * Each failed external command once, with its output: one command for all tables fails them all, and its output
+ * said once per table would bury everything else.
+ */
+export const failedCommandsOf = (runs: ReadonlyArray<TableRunFact>): ValidationReport["failedCommands"] => {
+  const failed = new Map<string, ValidationReport["failedCommands"][number]>()
+  for (const run of runs) {
+    const failure = commandFailureOf(run)
+    if (failure === undefined) continue
+    const id = `${failure.command}\u0000${failure.exitCode}\u0000${failure.excerpt}`
+    const known = failed.get(id)
+    failed.set(id, { ...failure, tables: [...(known?.tables ?? []), run.table] })
+  }
+  return [...failed.values()]
+}
+
+/** A table's failed run; an external command's refers to its output, shown once for all its tables. */
+const pipelineFinding = (run: TableRunFact) => {
+  const failure = commandFailureOf(run)
+  const message =
+    failure === undefined
+      ? `${run.error?._tag ?? "Error"}: ${run.error?.message ?? "failed"}`
+      : failure.exitCode === null
+        ? "the pipeline command could not be started: see why above"
+        : `the pipeline command failed: see its output above (exit ${failure.exitCode})`
+  return new ReportFinding({ check: "pipeline", table: run.table, message })
+}
+
 const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
-  ...facts.runs
-    .filter((r) => !r.success)
-    .map(
-      (r) =>
-        new ReportFinding({
-          check: "pipeline",
-          table: r.table,
-          message: `${r.error?._tag ?? "Error"}: ${r.error?.message ?? "failed"}`
-        })
-    ),
-  ...facts.verification.flatMap((t) => t.findings.map(verificationFinding)),
+  ...facts.runs.filter((r) => !r.success).map(pipelineFinding),
+  ...facts.verification.flatMap((t) =>
+    inScenario(facts.scenario, t.findings, facts.secondBatch?.[t.table] ?? []).map(verificationFinding)
+  ),
   ...facts.steps.filter((s) => s.overBudget).map(budgetFinding),
   ...facts.isolation.tables.filter((t) => !sameFingerprint(t)).map(isolationFinding),
   ...facts.collateral.flatMap((c) =>
@@ -200,18 +249,34 @@ const findingsOf = (facts: ValidationFacts): ReadonlyArray<ReportFinding> => [
   })
 ]
 
-/** The order causes are read in: a leak into clinic data before a missing copy. */
-export const checkOrder: ReadonlyArray<ReportFinding["check"]> = [
+/** A seeded row a stage does not hold: a lost row, read before a value that differs. */
+const rowMissing = "row missing"
+
+/**
+ * The order findings and causes are read in, most severe first: clinic data touched, rows left behind, rights, a
+ * pipeline that failed, rows lost, values that differ, and last a step that was only slow.
+ */
+const severityOrder = [
   "isolation",
   "collateral",
   "cleanup",
   "access",
   "pipeline",
-  "budget",
   "count",
+  "lost row",
   "value",
-  "malformed"
-]
+  "malformed",
+  "budget"
+] as const
+
+const severityOf = (f: { readonly check: ReportFinding["check"]; readonly message: string }) =>
+  severityOrder.indexOf(f.check === "value" && f.message.startsWith(rowMissing) ? "lost row" : f.check)
+
+/** Orders findings, or causes, most severe first; `sort` keeps the order of those equally severe. */
+export const bySeverity = (
+  a: { readonly check: ReportFinding["check"]; readonly message: string },
+  b: { readonly check: ReportFinding["check"]; readonly message: string }
+) => severityOf(a) - severityOf(b)
 
 /** What findings of one cause share, as a person reads it: `value differs: patient.FName in analytics`. */
 const causeOf = (f: ReportFinding) => {
@@ -221,7 +286,7 @@ const causeOf = (f: ReportFinding) => {
   return where === "" ? f.message : `${f.message}: ${where}`
 }
 
-/** Findings grouped by check, stage, table, column and problem; the most frequent first within each check. */
+/** Findings grouped by check, stage, table, column and problem; the most severe first, then the most frequent. */
 export const causesOf = (findings: ReadonlyArray<ReportFinding>): ReadonlyArray<FindingCause> => {
   const groups = new Map<string, { cause: string; check: ReportFinding["check"]; count: number }>()
   for (const f of findings) {
@@ -231,8 +296,10 @@ export const causesOf = (findings: ReadonlyArray<ReportFinding>): ReadonlyArray<
     if (group) group.count++
     else groups.set(id, { cause, check: f.check, count: 1 })
   }
+  // A cause begins with its findings' problem.
+  const severity = (g: { cause: string; check: ReportFinding["check"] }) => ({ check: g.check, message: g.cause })
   return [...groups.values()]
-    .sort((a, b) => checkOrder.indexOf(a.check) - checkOrder.indexOf(b.check) || b.count - a.count)
+    .sort((a, b) => bySeverity(severity(a), severity(b)) || b.count - a.count)
     .map((g) => new FindingCause(g))
 }
 
@@ -269,15 +336,22 @@ const driftSection = (drift: DriftFact): ValidationReport["drift"] => {
 }
 
 export const buildReport = (facts: ValidationFacts): ValidationReport => {
-  const findings = findingsOf(facts)
+  const findings = [...findingsOf(facts)].sort(bySeverity)
   const runId = Option.getOrElse(facts.runId, () => `unseeded-${facts.startedAt.getTime().toString(36)}`)
+  const verdict = verdictOf(facts, findings.length)
+  const causes = causesOf(findings)
+  // One lost connection is met by several steps: each error is said once.
+  const errors = [
+    ...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()
+  ]
   return new ValidationReport({
     runId,
     environment: facts.environment,
     startedAt: facts.startedAt.toISOString(),
     finishedAt: facts.finishedAt.toISOString(),
     durationMs: facts.finishedAt.getTime() - facts.startedAt.getTime(),
-    ...verdictOf(facts, findings.length),
+    ...verdict,
+    headline: headlineOf({ runId, ...verdict, findings, causes, errors }),
     pipeline: facts.pipeline,
     scenario: facts.scenario,
     tables: facts.tables.map((table) => {
@@ -288,6 +362,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
         pipelineSuccess: run?.success ?? false,
         pipelineMs: run?.durationMs ?? 0,
         seeded: facts.seeded[table] ?? 0,
+        malformed: facts.malformedRows?.[table] ?? 0,
         counts: verified?.counts ?? { source: null, replication: null, analytics: null },
         conversions: verified?.conversions ?? {},
         findings: findings.filter((f) => f.table === table).length
@@ -295,7 +370,8 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     }),
     steps: facts.steps,
     expectations: facts.expectations ?? "lossless",
-    causes: causesOf(findings),
+    causes,
+    failedCommands: failedCommandsOf(facts.runs),
     findings,
     resources: facts.resources,
     isolation: {
@@ -307,10 +383,7 @@ export const buildReport = (facts: ValidationFacts): ValidationReport => {
     sweptBefore: facts.sweptBefore ?? [],
     access: facts.access.map((a) => ({ ...a, enforced: facts.environment === "production" })),
     malformed: facts.malformed,
-    // One lost connection is met by several steps: each error is said once.
-    errors: [
-      ...new Map(facts.errors.map((e) => [`${e._tag}: ${e.message}`, { tag: e._tag, message: e.message }])).values()
-    ],
+    errors,
     cleanup: Option.match(facts.cleanup, {
       onNone: () => ({ deleted: [], remaining: [] }),
       onSome: (c) => ({ deleted: c.deleted, remaining: c.remaining })

@@ -3,6 +3,7 @@ import { SchemaError, SeedError } from "../../domain/errors.ts"
 import { columnExpectation, lossless } from "../../domain/harness/expectations.ts"
 import { malformedCasesFor } from "../../domain/harness/malformed.ts"
 import { markedValue, markerFits, markerOf, markerPattern, mysqlMarkerMatch } from "../../domain/harness/marker.ts"
+import { changedValue } from "../../domain/harness/scenarioFindings.ts"
 import { appointments, carriers, patients, procedures, type Row } from "../../domain/openDental/generatedRows.ts"
 import { escapeIdentifier } from "../../domain/pipeline/replicaStatements.ts"
 import type { TableShape } from "../../domain/tableShape.ts"
@@ -360,7 +361,7 @@ const changeTableRows = (run: SeedRun, target: SeedTarget, round: number) =>
                SELECT ${selected} FROM ${escapeIdentifier(table)}
                 WHERE ${escapeIdentifier(key)} IN (${placeholders(keys)})
                   AND ${mysqlMarkerMatch(marker)}`,
-      [`changed ${round}`, ...keys, markerPattern(run.runId, table)]
+      [changedValue(round), ...keys, markerPattern(run.runId, table)]
     ).raw
   }).pipe(seedFailure(run.deps, run.deps.writer, `changing the run's ${target.table} rows`))
 
