@@ -218,6 +218,38 @@ export class TakeoverBlockedError extends Schema.TaggedError<TakeoverBlockedErro
   }
 }
 
+/** The fleet file, or a clinic's settings in it, cannot be used: every problem with its clinic and field. */
+export class FleetFileError extends Schema.TaggedError<FleetFileError>()("FleetFileError", {
+  file: Schema.String,
+  problems: Schema.Array(Schema.Struct({ where: Schema.String, field: Schema.String, problem: Schema.String }))
+}) {
+  override get message(): string {
+    return [
+      `The fleet file ${this.file} cannot be used:`,
+      ...this.problems.map((p) => `  ${p.where}, ${p.field}: ${p.problem}`)
+    ].join("\n")
+  }
+}
+
+/** Clinics whose fleet run failed (their tables, or the run itself): each is named with why in the output. */
+export class FleetRunFailedError extends Schema.TaggedError<FleetRunFailedError>()("FleetRunFailedError", {
+  clinics: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `${this.clinics.length} clinic(s) failed: ${this.clinics.join(", ")}; npm run fleet -- status says why`
+  }
+}
+
+/** A clinic the command names is not in the fleet file, or a tag selects none. */
+export class UnknownClinicError extends Schema.TaggedError<UnknownClinicError>()("UnknownClinicError", {
+  requested: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `--clinics ${this.requested} selects no clinic of the fleet file (its clinics: ${this.known.join(", ")})`
+  }
+}
+
 /** The reconcile found tables whose stages differ (and did not repair them), or tables it could not compare. */
 export class ReconcileDifferencesError extends Schema.TaggedError<ReconcileDifferencesError>()(
   "ReconcileDifferencesError",

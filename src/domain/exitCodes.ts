@@ -18,6 +18,8 @@ const codeByTag: Record<string, number> = {
   DatabaseError: ExitCode.configurationOrConnection,
   ReportDirectoryError: ExitCode.configurationOrConnection,
   ForeignBookkeepingError: ExitCode.configurationOrConnection,
+  FleetFileError: ExitCode.configurationOrConnection,
+  UnknownClinicError: ExitCode.configurationOrConnection,
   CleanupError: ExitCode.cleanupIncomplete
 }
 

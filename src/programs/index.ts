@@ -3,7 +3,15 @@
 export { adopt, type AdoptOptions, adoptSummary } from "./adopt.ts"
 export { checkAccess } from "./checkAccess.ts"
 export { checkProfile } from "./checkProfile.ts"
-export { type PipelineOptions, type ProgressDisplay, runPipeline, summary as pipelineSummary } from "./pipeline.ts"
+export {
+  copyTable,
+  type PipelineOptions,
+  type ProgressDisplay,
+  runPipeline,
+  summary as pipelineSummary,
+  tablesToCopy
+} from "./pipeline.ts"
+export type { TableRun } from "../pipeline/Pipeline.ts"
 export { publish, type PublishOptions } from "./publish.ts"
 export { reconcile, type ReconcileRunOptions, reconcileSummary, type TableOutcome } from "./reconcile.ts"
 export { describeSweptRun, printSweep, sweep } from "./sweep.ts"

@@ -17,6 +17,7 @@ import { checkProfile } from "./checkProfile.ts"
 import { commandLine } from "../connections/EtlSettings.ts"
 import { Reporter } from "../harness/Reporter.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
+import { fleetCommand, runnerCommand } from "./fleetCommands.ts"
 import { runPipeline } from "./pipeline.ts"
 import { publish } from "./publish.ts"
 import { reconcile } from "./reconcile.ts"
@@ -341,6 +342,8 @@ const commands = [
   pipelineCommand,
   reconcileCommand,
   adoptCommand,
+  fleetCommand,
+  runnerCommand,
   sweepCommand,
   checkAccessCommand,
   demoCommand

@@ -285,3 +285,16 @@ export const runPipeline = (options: PipelineOptions) =>
     if (failed.length > 0) return yield* new PipelineFailedError({ failed, total: runs.length })
     return runs
   })
+
+/**
+ * The first step of a clinic's run in the fleet: another ETL's bookkeeping refused, then the tables its settings
+ * choose (ETL_TABLES, exclusions), views set aside as `npm run pipeline` does.
+ */
+export const tablesToCopy = Effect.gen(function* () {
+  yield* (yield* Takeover).guard
+  return yield* selectedTables({ full: false, onBadRow: "fail" })
+})
+
+/** One table through both hops, as `npm run pipeline` copies it: the fleet's step for each table of a clinic. */
+export const copyTable = (table: string, options: { readonly runId: string }) =>
+  Effect.flatMap(Pipeline, (pipeline) => pipeline.run([table], { runId: options.runId }))

@@ -1,0 +1,150 @@
+import { FileSystem } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { FleetFileError } from "../domain/errors.ts"
+import type { PostgresEndpoint } from "../domain/fleet/fleetFile.ts"
+import type { ClinicRunRow, ClinicTableRow } from "../domain/fleet/status.ts"
+import { FleetConfig } from "./FleetConfig.ts"
+
+/** One clinic run as it starts: which workflow, which clinic and slot, on which runner. */
+export interface RunStart {
+  readonly runId: string
+  readonly clinic: string
+  readonly slot: string
+  readonly kind: "pipeline" | "validate"
+  readonly runner: string
+}
+
+/** One table of a run as it ended. */
+export interface TableDone {
+  readonly runId: string
+  readonly clinic: string
+  readonly table: string
+  readonly success: boolean
+  readonly rowsRead: number
+  readonly rowsWritten: number
+  readonly error: string | null
+}
+
+export interface FleetStorageService {
+  /** The storage's own client: the cluster's message and runner storage, and the fleet's status tables. */
+  readonly sql: SqlClient.SqlClient
+  readonly recordStart: (run: RunStart) => Effect.Effect<void, SqlError>
+  readonly recordTable: (table: TableDone) => Effect.Effect<void, SqlError>
+  readonly recordFinish: (runId: string, outcome: string, error: string | null) => Effect.Effect<void, SqlError>
+  /** Each clinic's runs, newest first, at most `perClinic` each. */
+  readonly runs: (perClinic: number) => Effect.Effect<ReadonlyArray<ClinicRunRow>, SqlError>
+  /** Each clinic's tables with their last successful copy. */
+  readonly tables: Effect.Effect<ReadonlyArray<ClinicTableRow>, SqlError>
+}
+
+export class FleetStorage extends Context.Tag("opendental-etl/FleetStorage")<FleetStorage, FleetStorageService>() {}
+
+/**
+ * Created by the storage account on first use, as the cluster's own tables are. A run's row is written when it
+ * starts and when it ends; a table's row each time one of its copies ends.
+ */
+const createTables = (sql: SqlClient.SqlClient) =>
+  Effect.all(
+    [
+      sql`CREATE TABLE IF NOT EXISTS fleet_runs (
+        run_id text PRIMARY KEY, clinic text NOT NULL, slot text NOT NULL, kind text NOT NULL, runner text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, outcome text NOT NULL DEFAULT 'running',
+        tables_ok integer NOT NULL DEFAULT 0, tables_failed integer NOT NULL DEFAULT 0,
+        rows_read bigint NOT NULL DEFAULT 0, rows_written bigint NOT NULL DEFAULT 0, error text)`,
+      sql`CREATE INDEX IF NOT EXISTS fleet_runs_clinic ON fleet_runs (clinic, started_at DESC)`,
+      sql`CREATE TABLE IF NOT EXISTS fleet_tables (
+        clinic text NOT NULL, table_name text NOT NULL, run_id text NOT NULL, finished_at timestamptz NOT NULL,
+        success boolean NOT NULL, last_success_at timestamptz, error text, PRIMARY KEY (clinic, table_name))`
+    ],
+    { discard: true }
+  )
+
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* createTables(sql)
+  return {
+    sql,
+    recordStart: (run) =>
+      sql`INSERT INTO fleet_runs (run_id, clinic, slot, kind, runner)
+          VALUES (${run.runId}, ${run.clinic}, ${run.slot}, ${run.kind}, ${run.runner})
+          ON CONFLICT (run_id) DO UPDATE SET runner = EXCLUDED.runner`.pipe(Effect.asVoid),
+    recordTable: (t) =>
+      sql
+        .withTransaction(
+          Effect.zipRight(
+            sql`UPDATE fleet_runs SET
+                tables_ok = tables_ok + ${t.success ? 1 : 0}, tables_failed = tables_failed + ${t.success ? 0 : 1},
+                rows_read = rows_read + ${t.rowsRead}, rows_written = rows_written + ${t.rowsWritten}
+              WHERE run_id = ${t.runId}`,
+            sql`INSERT INTO fleet_tables (clinic, table_name, run_id, finished_at, success, last_success_at, error)
+              VALUES (${t.clinic}, ${t.table}, ${t.runId}, now(), ${t.success},
+                      ${t.success ? sql`now()` : sql`NULL`}, ${t.error})
+              ON CONFLICT (clinic, table_name) DO UPDATE SET run_id = EXCLUDED.run_id,
+                finished_at = EXCLUDED.finished_at, success = EXCLUDED.success, error = EXCLUDED.error,
+                last_success_at = COALESCE(EXCLUDED.last_success_at, fleet_tables.last_success_at)`
+          )
+        )
+        .pipe(Effect.asVoid),
+    recordFinish: (runId, outcome, error) =>
+      sql`UPDATE fleet_runs SET finished_at = now(), outcome = ${outcome}, error = ${error}
+          WHERE run_id = ${runId}`.pipe(Effect.asVoid),
+    runs: (perClinic) =>
+      sql<ClinicRunRow>`
+        SELECT run_id AS "runId", clinic, slot, kind, runner, started_at::text AS "startedAt",
+               finished_at::text AS "finishedAt", outcome, tables_ok AS "tablesOk", tables_failed AS "tablesFailed",
+               rows_read::int AS "rowsRead", rows_written::int AS "rowsWritten", error
+          FROM (SELECT *, row_number() OVER (PARTITION BY clinic ORDER BY started_at DESC) AS n FROM fleet_runs) r
+         WHERE n <= ${perClinic} ORDER BY clinic, started_at DESC`,
+    tables: sql<ClinicTableRow>`
+      SELECT clinic, table_name AS "table", success, last_success_at::text AS "lastSuccessAt", error
+        FROM fleet_tables ORDER BY clinic, table_name`
+  } satisfies FleetStorageService
+})
+
+/** The storage's password: from its file, or the variable the file names. */
+const storagePassword = (file: string, storage: PostgresEndpoint) =>
+  Effect.gen(function* () {
+    const problem = (p: string) =>
+      new FleetFileError({ file, problems: [{ where: "storage", field: "password_file", problem: p }] })
+    if (storage.password_variable !== undefined) {
+      const value = process.env[storage.password_variable]
+      if (value === undefined || value === "") {
+        return yield* problem(`password_variable names ${storage.password_variable}, which is not set`)
+      }
+      return Redacted.make(value)
+    }
+    if (storage.password_file === undefined) return Redacted.make("")
+    const text = yield* (yield* FileSystem.FileSystem)
+      .readFileString(storage.password_file)
+      .pipe(Effect.mapError(() => problem("names a file that cannot be read")))
+    return Redacted.make(text.replace(/\r?\n$/, ""))
+  })
+
+/** The SqlClient of the fleet file's storage: the cluster's storage and the fleet's status tables. */
+export const storageClientLayer = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const config = yield* FleetConfig
+    const storage = config.fleet.storage
+    const password = yield* storagePassword(config.file, storage)
+    const ca =
+      storage.ssl_ca === undefined ? undefined : yield* (yield* FileSystem.FileSystem).readFileString(storage.ssl_ca)
+    const ssl =
+      storage.ssl_mode === undefined || storage.ssl_mode === "disable"
+        ? undefined
+        : { rejectUnauthorized: storage.ssl_mode !== "require", ...(ca === undefined ? {} : { ca }) }
+    return PgClient.layer({
+      host: storage.host ?? "127.0.0.1",
+      port: storage.port ?? 5432,
+      database: storage.database ?? "etl_fleet",
+      username: storage.user ?? "etl_fleet",
+      password,
+      applicationName: "opendental-etl fleet",
+      ...(ssl === undefined ? {} : { ssl })
+    })
+  })
+)
+
+export const layer = Layer.effect(FleetStorage, make)

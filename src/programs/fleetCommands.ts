@@ -1,0 +1,106 @@
+import { Command, Options } from "@effect/cli"
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as FleetConfig from "../fleet/FleetConfig.ts"
+import * as FleetStorage from "../fleet/FleetStorage.ts"
+import * as Runners from "../fleet/Runners.ts"
+import { fleetCheck, fleetRun, printFleetStatus } from "./fleet.ts"
+
+const fleetFile = Options.file("fleet").pipe(
+  Options.withDescription(`The fleet file (YAML or JSON); default ${FleetConfig.fleetFileVariable}`),
+  Options.optional
+)
+
+const asCommand = <A, E, R>(program: Effect.Effect<A, E, R>) => Effect.asVoid(program)
+
+const checkCommand = Command.make("check", { fleetFile }, ({ fleetFile }) =>
+  asCommand(fleetCheck.pipe(Effect.provide(FleetConfig.layer(fleetFile)), Effect.provide(NodeContext.layer)))
+).pipe(Command.withDescription("Check the fleet file and test every clinic's connections"))
+
+const runCommand = Command.make(
+  "run",
+  {
+    fleetFile,
+    clinics: Options.text("clinics").pipe(
+      Options.withDescription("all, clinic ids separated by commas, or tag:<tag>"),
+      Options.withDefault("all")
+    ),
+    slot: Options.text("slot").pipe(
+      Options.withDescription("The run slot: one slot runs once however often it is submitted (default: this minute)"),
+      Options.optional
+    ),
+    wait: Options.boolean("wait").pipe(Options.withDescription("Wait for every clinic's run; exit 1 if one failed")),
+    local: Options.boolean("local").pipe(
+      Options.withDescription("Run the fleet in this process (the single-runner form), waiting for the runs")
+    )
+  },
+  (options) =>
+    asCommand(
+      options.local
+        ? fleetRun({ ...options, wait: true }).pipe(
+            Effect.provide(Runners.single({ fleetFile: options.fleetFile, schedules: false }))
+          )
+        : fleetRun(options).pipe(Effect.provide(Runners.client(options.fleetFile)))
+    )
+).pipe(Command.withDescription("Submit one run per clinic to the runners (or run them here with --local)"))
+
+const statusCommand = Command.make(
+  "status",
+  { fleetFile, json: Options.boolean("json").pipe(Options.withDescription("The status as JSON")) },
+  ({ fleetFile, json }) =>
+    asCommand(
+      printFleetStatus({ json }).pipe(
+        Effect.provide(
+          FleetStorage.layer.pipe(
+            Layer.provideMerge(FleetStorage.storageClientLayer),
+            Layer.provideMerge(FleetConfig.layer(fleetFile)),
+            Layer.provide(NodeContext.layer)
+          )
+        )
+      )
+    )
+).pipe(Command.withDescription("Each clinic at a glance: last run, freshness, what runs now and where, next slot"))
+
+export const fleetCommand = Command.make("fleet").pipe(
+  Command.withDescription("Many clinics: each clinic's pipeline as a durable workflow on the runners"),
+  Command.withSubcommands([checkCommand, runCommand, statusCommand])
+)
+
+/** The port runners listen on by default. */
+export const defaultRunnerPort = 34431
+
+export const runnerCommand = Command.make(
+  "runner",
+  {
+    fleetFile,
+    host: Options.text("host").pipe(Options.withDefault("127.0.0.1")),
+    port: Options.integer("port").pipe(Options.withDefault(defaultRunnerPort)),
+    advertise: Options.text("advertise").pipe(
+      Options.withDescription("The host other runners reach this one by (default: --host)"),
+      Options.optional
+    ),
+    single: Options.boolean("single").pipe(
+      Options.withDescription("The whole fleet in this one process, schedules included (no other runner)")
+    )
+  },
+  (options) =>
+    asCommand(
+      Effect.zipRight(
+        Effect.logInfo(
+          options.single
+            ? "Fleet runner (single process) started"
+            : `Fleet runner listening on ${options.host}:${options.port}`
+        ),
+        Layer.launch(
+          options.single
+            ? Runners.single({ fleetFile: options.fleetFile, schedules: true })
+            : Runners.runner({
+                fleetFile: options.fleetFile,
+                host: options.host,
+                port: options.port,
+                advertise: options.advertise
+              })
+        )
+      )
+    )
+).pipe(Command.withDescription("Start a fleet runner: it shares the clinics' workflows with the other runners"))
