@@ -86,7 +86,7 @@ const copy = (clinic: string, table: string, runId: string) =>
         rowsWritten: run?.analytics?.rowsInserted ?? 0,
         error: run?.error === undefined ? null : `${run.error._tag}: ${run.error.message}`
       }
-      yield* (yield* FleetStorage).recordTable({ runId, clinic, ...copied })
+      yield* (yield* FleetStorage).recordTable({ runId, clinic, runner: yield* RunnerName, ...copied })
       return copied
     }).pipe(Effect.mapError(failedWith(clinic)))
   })

@@ -22,6 +22,8 @@ export interface TableDone {
   readonly runId: string
   readonly clinic: string
   readonly table: string
+  /** The runner that copied it: after a runner died, another one. */
+  readonly runner: string
   readonly success: boolean
   readonly rowsRead: number
   readonly rowsWritten: number
@@ -56,7 +58,8 @@ const createTables = (sql: SqlClient.SqlClient) =>
         rows_read bigint NOT NULL DEFAULT 0, rows_written bigint NOT NULL DEFAULT 0, error text)`,
       sql`CREATE INDEX IF NOT EXISTS fleet_runs_clinic ON fleet_runs (clinic, started_at DESC)`,
       sql`CREATE TABLE IF NOT EXISTS fleet_tables (
-        clinic text NOT NULL, table_name text NOT NULL, run_id text NOT NULL, finished_at timestamptz NOT NULL,
+        clinic text NOT NULL, table_name text NOT NULL, run_id text NOT NULL, runner text NOT NULL,
+        finished_at timestamptz NOT NULL,
         success boolean NOT NULL, last_success_at timestamptz, error text, PRIMARY KEY (clinic, table_name))`
     ],
     { discard: true }
@@ -79,10 +82,10 @@ export const make = Effect.gen(function* () {
                 tables_ok = tables_ok + ${t.success ? 1 : 0}, tables_failed = tables_failed + ${t.success ? 0 : 1},
                 rows_read = rows_read + ${t.rowsRead}, rows_written = rows_written + ${t.rowsWritten}
               WHERE run_id = ${t.runId}`,
-            sql`INSERT INTO fleet_tables (clinic, table_name, run_id, finished_at, success, last_success_at, error)
-              VALUES (${t.clinic}, ${t.table}, ${t.runId}, now(), ${t.success},
+            sql`INSERT INTO fleet_tables (clinic, table_name, run_id, runner, finished_at, success, last_success_at, error)
+              VALUES (${t.clinic}, ${t.table}, ${t.runId}, ${t.runner}, now(), ${t.success},
                       ${t.success ? sql`now()` : sql`NULL`}, ${t.error})
-              ON CONFLICT (clinic, table_name) DO UPDATE SET run_id = EXCLUDED.run_id,
+              ON CONFLICT (clinic, table_name) DO UPDATE SET run_id = EXCLUDED.run_id, runner = EXCLUDED.runner,
                 finished_at = EXCLUDED.finished_at, success = EXCLUDED.success, error = EXCLUDED.error,
                 last_success_at = COALESCE(EXCLUDED.last_success_at, fleet_tables.last_success_at)`
           )

@@ -85,21 +85,23 @@ export const runnerCommand = Command.make(
   },
   (options) =>
     asCommand(
-      Effect.zipRight(
-        Effect.logInfo(
-          options.single
-            ? "Fleet runner (single process) started"
-            : `Fleet runner listening on ${options.host}:${options.port}`
-        ),
-        Layer.launch(
-          options.single
-            ? Runners.single({ fleetFile: options.fleetFile, schedules: true })
-            : Runners.runner({
-                fleetFile: options.fleetFile,
-                host: options.host,
-                port: options.port,
-                advertise: options.advertise
-              })
+      Layer.launch(
+        (options.single
+          ? Runners.single({ fleetFile: options.fleetFile, schedules: true })
+          : Runners.runner({
+              fleetFile: options.fleetFile,
+              host: options.host,
+              port: options.port,
+              advertise: options.advertise
+            })
+        ).pipe(
+          Layer.tap(() =>
+            Effect.logInfo(
+              options.single
+                ? "Fleet runner ready: the whole fleet in this process"
+                : `Fleet runner ready on ${options.host}:${options.port}`
+            )
+          )
         )
       )
     )

@@ -1,7 +1,10 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
-import { envFileFor, runCli, workingDirectory } from "../support/cli.ts"
+import { Effect, Schedule } from "effect"
+import * as net from "node:net"
+import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
+import { makeFaultProxy } from "../support/FaultProxy.ts"
+import * as TestDatabases from "../support/TestDatabases.ts"
 import { testFleet, type TestFleet } from "../support/fleet.ts"
 
 const env = { ETL_ENVIRONMENT: "test" }
@@ -42,6 +45,114 @@ describe("the fleet", () => {
         expect(status.code, status.stdout + status.stderr).toBe(0)
         expect(status.stdout).toMatch(/ok {4}north/)
       })
+    )
+  })
+})
+
+/** A port nothing listens on now, for a runner. */
+const freePort = Effect.async<number>((resume) => {
+  const server = net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** The fleet's storage, read as its own account would. */
+const storageRows = (fleet: TestFleet, query: string) =>
+  Effect.scoped(
+    Effect.flatMap(TestDatabases.postgresAdmin(fleet.storage.database), (pg) =>
+      Effect.promise(async () => (await pg.query(query)).rows)
+    )
+  )
+
+/** A clinic's copy status in its replica: each table's last copy, as the replicator recorded it. */
+const copyStatus = (fleet: TestFleet, id: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const clinic = fleet.clinics.find((c) => c.id === id)
+      const my = yield* TestDatabases.mysqlAdmin
+      const [rows] = yield* Effect.promise(() =>
+        my.query(
+          `SELECT table_name AS t, status, CAST(updated_at AS CHAR) AS at FROM \`${clinic?.names.replication}\`.etl_copy_status`
+        )
+      )
+      return new Map(
+        (Array.isArray(rows) ? rows : []).map((r) => [
+          String(Reflect.get(r, "t")),
+          `${Reflect.get(r, "status")} ${Reflect.get(r, "at")}`
+        ])
+      )
+    })
+  )
+
+describe("the fleet on two runners", () => {
+  layer(NodeContext.layer, { excludeTestServices: true })((it) => {
+    it.scoped(
+      "SIGKILL of the runner holding a clinic mid-table: another runner finishes it, finished tables are not copied " +
+        "again, and all three stages agree",
+      () =>
+        Effect.gen(function* () {
+          const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+          const fleet = yield* testFleet([
+            { id: "north", patients: 400, replicaPort: proxy.port },
+            { id: "south", patients: 20 },
+            { id: "east", patients: 20 }
+          ])
+          const runnerEnv = { ...env, ETL_FLEET_LOCK_EXPIRY_SECONDS: "6", ETL_FLEET_POLL_SECONDS: "1" }
+          const ports = [yield* freePort, yield* freePort]
+          const runners = yield* Effect.forEach(ports, (port) =>
+            startCli(["runner", "--fleet", fleet.file, "--port", String(port)], {
+              env: runnerEnv,
+              cwd: fleet.directory
+            })
+          )
+          yield* Effect.forEach(runners, (r, i) => r.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`))
+          proxy.setFault({ _tag: "stallOn", pattern: "INTO TABLE `procedurelog__etl_shadow`" })
+          const submitted = yield* startCli(["fleet", "run", "--wait", "--fleet", fleet.file, "--slot", "night-1"], {
+            env: runnerEnv,
+            cwd: fleet.directory
+          })
+          yield* proxy.stalled
+          // The tables beside the one held finish first: their copies are what a resumption must not repeat.
+          yield* storageRows(fleet, "SELECT count(*)::int AS n FROM fleet_tables WHERE clinic = 'north'").pipe(
+            Effect.repeat({
+              schedule: Schedule.spaced("200 millis"),
+              until: ([row]) => Number(Reflect.get(row ?? {}, "n")) >= 2
+            })
+          )
+          const [holder] = yield* storageRows(fleet, "SELECT runner FROM fleet_runs WHERE clinic = 'north'")
+          const victim = ports.findIndex((p) => String(Reflect.get(holder ?? {}, "runner")).endsWith(`:${p}`))
+          expect(victim).toBeGreaterThanOrEqual(0)
+          const beforeKill = yield* copyStatus(fleet, "north")
+          const finishedBeforeKill = (yield* storageRows(
+            fleet,
+            "SELECT table_name AS t FROM fleet_tables WHERE clinic = 'north'"
+          )).map((r) => String(Reflect.get(r, "t")))
+          expect(finishedBeforeKill.length).toBeGreaterThanOrEqual(2)
+          yield* runners[victim]!.signal("SIGKILL")
+          yield* proxy.releaseStalled
+          const done = yield* submitted.done
+          expect(done.code, done.stdout + done.stderr).toBe(0)
+          expect(done.stdout).toMatch(/north: ok, 6 tables copied, 0 failed/)
+          const afterRun = yield* copyStatus(fleet, "north")
+          // A table whose step had ended is not copied again; the ones in flight resume (their replica hop may run
+          // once more, finding nothing new).
+          for (const table of finishedBeforeKill) {
+            expect({ table, state: afterRun.get(table) }).toEqual({ table, state: beforeKill.get(table) })
+          }
+          for (const id of ["north", "south", "east"]) {
+            expect(yield* inSync(fleet, id)).toMatchObject({ clinic: id, code: 0 })
+          }
+          const [finished] = yield* storageRows(fleet, "SELECT outcome FROM fleet_runs WHERE clinic = 'north'")
+          expect(Reflect.get(finished ?? {}, "outcome")).toBe("succeeded")
+          const [resumed] = yield* storageRows(
+            fleet,
+            "SELECT runner FROM fleet_tables WHERE clinic = 'north' AND table_name = 'procedurelog'"
+          )
+          expect(String(Reflect.get(resumed ?? {}, "runner"))).toMatch(new RegExp(`:${ports[1 - victim]}$`))
+        })
     )
   })
 })

@@ -9,13 +9,19 @@ export interface TestClinic {
   readonly id: string
   readonly patients: number
   readonly extraColumn?: boolean
+  /** The port its replica is reached at (a FaultProxy's), instead of the server's own. */
+  readonly replicaPort?: number
 }
 
 export interface TestFleet {
   /** The fleet file, in a scoped directory beside its secret files. */
   readonly file: string
   readonly directory: string
-  readonly clinics: ReadonlyArray<{ readonly id: string; readonly names: TestDatabases.TestDatabaseSet }>
+  readonly clinics: ReadonlyArray<{
+    readonly id: string
+    readonly names: TestDatabases.TestDatabaseSet
+    readonly replicaPort?: number | undefined
+  }>
   readonly storage: { readonly database: string; readonly user: string; readonly password: string }
 }
 
@@ -77,7 +83,7 @@ const yamlOf = (fleet: Omit<TestFleet, "file" | "directory">, extra: string) => 
       `    source: { host: ${mysql.host}, port: ${mysql.port}, database: ${c.names.source}, ` +
         `user: ${c.names.accounts.reader.user}, password_file: ${c.id}-reader }`,
       `    writer: { user: ${c.names.accounts.writer.user}, password_file: ${c.id}-writer }`,
-      `    replica: { host: ${mysql.host}, port: ${mysql.port}, database: ${c.names.replication}, ` +
+      `    replica: { host: ${mysql.host}, port: ${c.replicaPort ?? mysql.port}, database: ${c.names.replication}, ` +
         `user: ${c.names.accounts.replica.user}, password_file: ${c.id}-replica }`,
       `    analytics: { host: ${postgres.host}, port: ${postgres.port}, database: ${c.names.analytics}, schema: raw, ` +
         `user: ${c.names.accounts.loader.user}, password_file: ${c.id}-loader }`
@@ -103,7 +109,7 @@ export const testFleet = (clinics: ReadonlyArray<TestClinic>, extra = "") =>
       Effect.gen(function* () {
         const names = yield* TestDatabases.createTestDatabases
         yield* fillSource(names, clinic)
-        return { id: clinic.id, names }
+        return { id: clinic.id, names, replicaPort: clinic.replicaPort }
       })
     )
     const fs = yield* FileSystem.FileSystem
