@@ -1,3 +1,4 @@
+import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
@@ -153,6 +154,81 @@ describe("the fleet on two runners", () => {
           )
           expect(String(Reflect.get(resumed ?? {}, "runner"))).toMatch(new RegExp(`:${ports[1 - victim]}$`))
         })
+    )
+  })
+})
+
+describe("the fleet's clinics each on their own", () => {
+  layer(NodeContext.layer, { excludeTestServices: true })((it) => {
+    it.scoped("a clinic whose source is down fails with its typed error; the others finish; --wait exits 1", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet([
+          { id: "north", patients: 10 },
+          { id: "south", patients: 10 }
+        ])
+        const dead = yield* freePort
+        const fs = yield* FileSystem.FileSystem
+        const text = yield* fs.readFileString(fleet.file)
+        // south's source is a server that is not there, tried once.
+        const southSource = new RegExp(`(- id: south\\n    source: \\{ host: [^,]+, port: )\\d+`)
+        yield* fs.writeFileString(fleet.file, text.replace(southSource, `$1${dead}`) + "\n    connect_attempts: 1\n")
+        const run = yield* runCli(["fleet", "run", "--local", "--fleet", fleet.file], { env, cwd: fleet.directory })
+        expect(run.code, run.stdout + run.stderr).toBe(1)
+        expect(run.stdout).toMatch(/north: ok, 6 tables copied/)
+        expect(run.stdout).toMatch(new RegExp(`south: FAILED .*source database at 127\\.0\\.0\\.1:${dead}`))
+        expect(run.stderr).toContain("1 clinic(s) failed: south")
+        const status = yield* runCli(["fleet", "status", "--fleet", fleet.file], { env, cwd: fleet.directory })
+        const lines = status.stdout.split("\n")
+        expect(lines[1]).toMatch(/^ {2}STALE south .*never/)
+        expect(status.stdout).toMatch(/last run failed.*ConnectionError/)
+        expect(status.stdout).toMatch(/ok {4}north/)
+      })
+    )
+
+    it.scoped("the same slot submitted twice runs once", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet([{ id: "north", patients: 10 }])
+        const args = ["fleet", "run", "--local", "--fleet", fleet.file, "--slot", "2026-12-06T02:00"]
+        const first = yield* runCli(args, { env, cwd: fleet.directory })
+        expect(first.code, first.stdout + first.stderr).toBe(0)
+        const copied = yield* copyStatus(fleet, "north")
+        const again = yield* runCli(args, { env, cwd: fleet.directory })
+        expect(again.code, again.stdout + again.stderr).toBe(0)
+        expect(again.stdout).toMatch(/north: ok, 6 tables copied/)
+        expect(yield* copyStatus(fleet, "north")).toEqual(copied)
+        expect(yield* storageRows(fleet, "SELECT slot FROM fleet_runs")).toEqual([{ slot: "2026-12-06T02:00" }])
+      })
+    )
+
+    it.scoped("fleet check names a malformed entry and a missing secret file by clinic and field, exit 2", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet([{ id: "north", patients: 5 }])
+        const fs = yield* FileSystem.FileSystem
+        const good = yield* fs.readFileString(fleet.file)
+        const check = (text: string) =>
+          Effect.zipRight(
+            fs.writeFileString(fleet.file, text),
+            runCli(["fleet", "check", "--fleet", fleet.file], { env, cwd: fleet.directory })
+          )
+        const ok = yield* check(good)
+        expect(ok.code, ok.stdout + ok.stderr).toBe(0)
+        expect(ok.stdout).toContain("Clinic north:")
+        const malformed = yield* check(good.replace("- id: north", "- id: north-west"))
+        expect(malformed.code).toBe(2)
+        expect(malformed.stderr).toContain("clinic north-west, id: must be 1 to 40 letters, digits and underscores")
+        const badSetting = yield* check(good.replace("- id: north", "- id: north\n    table_concurrency: many"))
+        expect(badSetting.code).toBe(2)
+        expect(badSetting.stderr).toMatch(/clinic north, table_concurrency: Expected an integer value but received "many"/)
+        yield* fs.remove(`${fleet.directory}/north-replica`)
+        const missing = yield* check(good)
+        expect(missing.code).toBe(2)
+        expect(missing.stderr).toMatch(/clinic north, replica\.password_file: names a file that cannot be read/)
+        expect(missing.stderr).not.toContain("north-replica")
+        const secret = yield* check(good.replace("password_file: north-writer", "password: hunter2"))
+        expect(secret.code).toBe(2)
+        expect(secret.stderr).toContain("clinic north, writer.password: a secret is never written in the fleet file")
+        expect(secret.stderr).not.toContain("hunter2")
+      })
     )
   })
 })

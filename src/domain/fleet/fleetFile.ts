@@ -154,14 +154,27 @@ const secretsInFile = (document: unknown): ReadonlyArray<FleetProblem> => {
   return found
 }
 
+/** The document without the secrets written into it: reported apart, they never reach a message that quotes values. */
+const withoutSecrets = (value: unknown): unknown => {
+  if (Array.isArray(value)) return value.map(withoutSecrets)
+  if (typeof value !== "object" || value === null) return value
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => key !== "password")
+      .map(([key, inner]) => [key, withoutSecrets(inner)])
+  )
+}
+
 /** The fleet file checked against its schema: every problem, each naming its clinic and field. */
 export const decodeFleetFile = (document: unknown): Either.Either<FleetFile, ReadonlyArray<FleetProblem>> => {
   const secrets = secretsInFile(document)
-  const decoded = Schema.decodeUnknownEither(FleetFile, { errors: "all", onExcessProperty: "error" })(document)
+  const checked = withoutSecrets(document)
+  const decoded = Schema.decodeUnknownEither(FleetFile, { errors: "all", onExcessProperty: "error" })(checked)
   const schemaProblems = Either.isLeft(decoded)
-    ? ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-        .filter((issue) => issue.path.at(-1) !== "password")
-        .map((issue) => ({ ...whereOf(document, issue.path), problem: issue.message }))
+    ? ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => ({
+        ...whereOf(checked, issue.path),
+        problem: issue.message
+      }))
     : []
   const duplicates = Either.isRight(decoded) ? duplicateIds(decoded.right) : []
   const problems = [...secrets, ...schemaProblems, ...duplicates]
