@@ -218,7 +218,9 @@ describe("the fleet's clinics each on their own", () => {
         expect(malformed.stderr).toContain("clinic north-west, id: must be 1 to 40 letters, digits and underscores")
         const badSetting = yield* check(good.replace("- id: north", "- id: north\n    table_concurrency: many"))
         expect(badSetting.code).toBe(2)
-        expect(badSetting.stderr).toMatch(/clinic north, table_concurrency: Expected an integer value but received "many"/)
+        expect(badSetting.stderr).toMatch(
+          /clinic north, table_concurrency: Expected an integer value but received "many"/
+        )
         yield* fs.remove(`${fleet.directory}/north-replica`)
         const missing = yield* check(good)
         expect(missing.code).toBe(2)
