@@ -28,21 +28,30 @@ export const make = Effect.gen(function* () {
   const { sql } = yield* FleetStorage
   const { fleet } = yield* FleetConfig
   const limit = fleet.limits.max_connections
+  // One session holds every slot this runner takes: advisory locks are the session's, and a pooled connection
+  // per slot would starve the cluster's own use of the pool.
+  const session = yield* sql.reserve
+  // The session would take a lock it holds again, so this runner's own slots are told apart here.
+  const held = new Set<string>()
+  const lock = yield* Effect.makeSemaphore(1)
 
-  /** One slot of `server`, on a session of its own kept for the scope. */
+  /** One slot of `server` for the scope. */
   const holdOne = (clinic: string, server: string, slots: number) =>
     Effect.gen(function* () {
-      const session = yield* sql.reserve
       const take = Effect.gen(function* () {
         for (let slot = 0; slot < slots; slot++) {
+          if (held.has(`${server}#${slot}`)) continue
           const [row] = yield* session.executeValues("SELECT pg_try_advisory_lock(hashtext($1), $2)", [
             key(server),
             slot
           ])
-          if (row?.[0] === true) return Option.some(slot)
+          if (row?.[0] === true) {
+            held.add(`${server}#${slot}`)
+            return Option.some(slot)
+          }
         }
         return Option.none<number>()
-      })
+      }).pipe(lock.withPermits(1))
       const acquire: Effect.Effect<number, SqlError> = Effect.flatMap(
         take,
         Option.match({
@@ -56,7 +65,10 @@ export const make = Effect.gen(function* () {
       )
       const slot = yield* acquire
       yield* Effect.addFinalizer(() =>
-        Effect.ignore(session.executeValues("SELECT pg_advisory_unlock(hashtext($1), $2)", [key(server), slot]))
+        Effect.ignore(session.executeValues("SELECT pg_advisory_unlock(hashtext($1), $2)", [key(server), slot])).pipe(
+          Effect.ensuring(Effect.sync(() => held.delete(`${server}#${slot}`))),
+          lock.withPermits(1)
+        )
       )
     })
 
@@ -68,4 +80,4 @@ export const make = Effect.gen(function* () {
   } satisfies ServerSlotsService
 })
 
-export const layer = Layer.effect(ServerSlots, make)
+export const layer = Layer.scoped(ServerSlots, make)

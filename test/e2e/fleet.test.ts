@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect, Fiber, Schedule } from "effect"
 import * as net from "node:net"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
@@ -230,6 +230,64 @@ describe("the fleet's clinics each on their own", () => {
         expect(secret.code).toBe(2)
         expect(secret.stderr).toContain("clinic north, writer.password: a secret is never written in the fleet file")
         expect(secret.stderr).not.toContain("hunter2")
+      })
+    )
+  })
+})
+
+/** The tool's connections to the MySQL server now, per clinic, from the server's process list. */
+const connectionsNow = (fleet: TestFleet) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const my = yield* TestDatabases.mysqlAdmin
+      const [rows] = yield* Effect.promise(() =>
+        my.query("SELECT USER AS user, COUNT(*) AS n FROM information_schema.PROCESSLIST GROUP BY USER")
+      )
+      const byUser = new Map(
+        (Array.isArray(rows) ? rows : []).map((r) => [String(Reflect.get(r, "user")), Number(Reflect.get(r, "n"))])
+      )
+      const perClinic = fleet.clinics.map(({ names }) =>
+        [names.accounts.reader.user, names.accounts.replica.user].reduce((n, u) => n + (byUser.get(u) ?? 0), 0)
+      )
+      return { total: perClinic.reduce((a, b) => a + b, 0), clinics: perClinic.filter((n) => n > 0).length }
+    })
+  )
+
+describe("the fleet's limits", () => {
+  layer(NodeContext.layer, { excludeTestServices: true })((it) => {
+    it.scoped("never more than max_connections to one server across two runners, sampled from its process list", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet(
+          [
+            { id: "north", patients: 300 },
+            { id: "south", patients: 300 },
+            { id: "east", patients: 300 },
+            { id: "west", patients: 300 }
+          ],
+          "limits: { max_connections: 8, clinics_per_runner: 3 }\ndefaults: { max_connections: 4 }"
+        )
+        const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1" }
+        const ports = [yield* freePort, yield* freePort]
+        const runners = yield* Effect.forEach(ports, (port) =>
+          startCli(["runner", "--fleet", fleet.file, "--port", String(port)], { env: runnerEnv, cwd: fleet.directory })
+        )
+        yield* Effect.forEach(runners, (r, i) => r.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`))
+        const submitted = yield* startCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
+          env: runnerEnv,
+          cwd: fleet.directory
+        })
+        const samples: Array<{ readonly total: number; readonly clinics: number }> = []
+        const sampler = yield* connectionsNow(fleet).pipe(
+          Effect.tap((sample) => Effect.sync(() => samples.push(sample))),
+          Effect.repeat(Schedule.spaced("50 millis")),
+          Effect.fork
+        )
+        const done = yield* submitted.done
+        yield* Fiber.interrupt(sampler)
+        expect(done.code, done.stdout + done.stderr).toBe(0)
+        const peak = Math.max(...samples.map((s) => s.total))
+        expect(peak).toBeLessThanOrEqual(8)
+        expect(Math.max(...samples.map((s) => s.clinics))).toBeGreaterThanOrEqual(2)
       })
     )
   })
