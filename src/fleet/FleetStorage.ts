@@ -6,6 +6,7 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import { FleetFileError } from "../domain/errors.ts"
 import type { PostgresEndpoint } from "../domain/fleet/fleetFile.ts"
 import type { ClinicRunRow, ClinicTableRow } from "../domain/fleet/status.ts"
+import type { Queued } from "../domain/fleet/statusReports.ts"
 import { FleetConfig } from "./FleetConfig.ts"
 
 /** One clinic run as it starts: which workflow, which clinic and slot, on which runner. */
@@ -33,6 +34,8 @@ export interface TableDone {
 export interface FleetStorageService {
   /** The storage's own client: the cluster's message and runner storage, and the fleet's status tables. */
   readonly sql: SqlClient.SqlClient
+  /** A run submitted for a slot; picked up when its first step starts. */
+  readonly recordSubmitted: (clinic: string, slot: string) => Effect.Effect<void, SqlError>
   readonly recordStart: (run: RunStart) => Effect.Effect<void, SqlError>
   readonly recordTable: (table: TableDone) => Effect.Effect<void, SqlError>
   readonly recordFinish: (runId: string, outcome: string, error: string | null) => Effect.Effect<void, SqlError>
@@ -40,6 +43,8 @@ export interface FleetStorageService {
   readonly runs: (perClinic: number) => Effect.Effect<ReadonlyArray<ClinicRunRow>, SqlError>
   /** Each clinic's tables with their last successful copy. */
   readonly tables: Effect.Effect<ReadonlyArray<ClinicTableRow>, SqlError>
+  /** Runs submitted and not yet picked up by any runner. */
+  readonly queued: Effect.Effect<Queued, SqlError>
 }
 
 export class FleetStorage extends Context.Tag("opendental-etl/FleetStorage")<FleetStorage, FleetStorageService>() {}
@@ -57,6 +62,9 @@ const createTables = (sql: SqlClient.SqlClient) =>
         tables_ok integer NOT NULL DEFAULT 0, tables_failed integer NOT NULL DEFAULT 0,
         rows_read bigint NOT NULL DEFAULT 0, rows_written bigint NOT NULL DEFAULT 0, error text)`,
       sql`CREATE INDEX IF NOT EXISTS fleet_runs_clinic ON fleet_runs (clinic, started_at DESC)`,
+      sql`CREATE TABLE IF NOT EXISTS fleet_submissions (
+        clinic text NOT NULL, slot text NOT NULL, submitted_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz, PRIMARY KEY (clinic, slot))`,
       sql`CREATE TABLE IF NOT EXISTS fleet_tables (
         clinic text NOT NULL, table_name text NOT NULL, run_id text NOT NULL, runner text NOT NULL,
         finished_at timestamptz NOT NULL,
@@ -70,10 +78,21 @@ export const make = Effect.gen(function* () {
   yield* createTables(sql)
   return {
     sql,
+    recordSubmitted: (clinic, slot) =>
+      sql`INSERT INTO fleet_submissions (clinic, slot) VALUES (${clinic}, ${slot})
+          ON CONFLICT (clinic, slot) DO NOTHING`.pipe(Effect.asVoid),
     recordStart: (run) =>
-      sql`INSERT INTO fleet_runs (run_id, clinic, slot, kind, runner)
-          VALUES (${run.runId}, ${run.clinic}, ${run.slot}, ${run.kind}, ${run.runner})
-          ON CONFLICT (run_id) DO UPDATE SET runner = EXCLUDED.runner`.pipe(Effect.asVoid),
+      sql
+        .withTransaction(
+          Effect.zipRight(
+            sql`INSERT INTO fleet_runs (run_id, clinic, slot, kind, runner)
+                VALUES (${run.runId}, ${run.clinic}, ${run.slot}, ${run.kind}, ${run.runner})
+                ON CONFLICT (run_id) DO UPDATE SET runner = EXCLUDED.runner`,
+            sql`INSERT INTO fleet_submissions (clinic, slot, started_at) VALUES (${run.clinic}, ${run.slot}, now())
+                ON CONFLICT (clinic, slot) DO UPDATE SET started_at = COALESCE(fleet_submissions.started_at, now())`
+          )
+        )
+        .pipe(Effect.asVoid),
     recordTable: (t) =>
       sql
         .withTransaction(
@@ -101,6 +120,12 @@ export const make = Effect.gen(function* () {
                rows_read::int AS "rowsRead", rows_written::int AS "rowsWritten", error
           FROM (SELECT *, row_number() OVER (PARTITION BY clinic ORDER BY started_at DESC) AS n FROM fleet_runs) r
          WHERE n <= ${perClinic} ORDER BY clinic, started_at DESC`,
+    queued: Effect.map(
+      sql<{ count: number; oldest: number | null }>`
+        SELECT count(*)::int AS count, extract(epoch FROM now() - min(submitted_at))::int AS oldest
+          FROM fleet_submissions WHERE started_at IS NULL`,
+      ([row]) => ({ count: row?.count ?? 0, oldestSeconds: row?.oldest ?? 0 })
+    ),
     tables: sql<ClinicTableRow>`
       SELECT clinic, table_name AS "table", success, last_success_at::text AS "lastSuccessAt", error
         FROM fleet_tables ORDER BY clinic, table_name`

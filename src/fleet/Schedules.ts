@@ -29,6 +29,7 @@ const scheduleOf = (clinic: Clinic) => {
           `Clinic ${clinic.id}: slot ${slot} skipped, its run of ${running.slot} still goes on (${running.runner})`
         )
       }
+      yield* (yield* FleetStorage).recordSubmitted(clinic.id, slot)
       yield* ClinicRun.execute({ clinic: clinic.id, slot }, { discard: true })
       yield* Effect.logInfo(`Clinic ${clinic.id}: run of slot ${slot} submitted`)
     }).pipe(Effect.orDie)

@@ -1,7 +1,9 @@
+import { FileSystem } from "@effect/platform"
 import { Clock, Console, Effect, Either, Option } from "effect"
 import { FleetRunFailedError } from "../domain/errors.ts"
 import type { Clinic } from "../domain/fleet/fleetFile.ts"
-import { type ClinicStatus, fleetStatus as statusOf } from "../domain/fleet/status.ts"
+import { age, type ClinicStatus, fleetStatus as statusOf } from "../domain/fleet/status.ts"
+import { fleetHtml, fleetPrometheus } from "../domain/fleet/statusReports.ts"
 import * as EtlSettings from "../connections/EtlSettings.ts"
 import { ClinicRun, type ClinicRunResult } from "../fleet/ClinicWorkflow.ts"
 import { FleetConfig } from "../fleet/FleetConfig.ts"
@@ -58,6 +60,8 @@ export const fleetRun = (options: FleetRunOptions) =>
       new Date(Math.floor(now.getTime() / 60_000) * 60_000).toISOString()
     )
     yield* Console.log(`Fleet run of slot ${slot}: ${clinics.map((c) => c.id).join(", ")}`)
+    const storage = yield* FleetStorage
+    yield* Effect.forEach(clinics, (c) => storage.recordSubmitted(c.id, slot), { discard: true })
     if (!options.wait) {
       yield* Effect.forEach(clinics, (c) => ClinicRun.execute({ clinic: c.id, slot }, { discard: true }), {
         discard: true
@@ -74,13 +78,6 @@ export const fleetRun = (options: FleetRunOptions) =>
     const failed = results.filter(([, r]) => Either.isLeft(r) || r.right.tablesFailed > 0).map(([id]) => id)
     if (failed.length > 0) return yield* new FleetRunFailedError({ clinics: failed })
   })
-
-const age = (seconds: number) =>
-  seconds < 120
-    ? `${seconds} s`
-    : seconds < 7200
-      ? `${Math.round(seconds / 60)} min`
-      : `${Math.round(seconds / 3600)} h`
 
 const statusLine = (s: ClinicStatus) => {
   const fresh = Option.match(s.freshSeconds, { onNone: () => "never", onSome: (x) => `${age(x)} ago` })
@@ -114,10 +111,26 @@ export const fleetStatus = Effect.gen(function* () {
   })
 })
 
-/** `npm run fleet -- status`: the status as lines, or as JSON. */
-export const printFleetStatus = (options: { readonly json: boolean }) =>
+export interface StatusOptions {
+  readonly json: boolean
+  /** Write the fleet's metrics here, for node_exporter's textfile collector. */
+  readonly prometheus: Option.Option<string>
+  /** Write the fleet page here: one row per clinic, coloured by freshness. */
+  readonly html: Option.Option<string>
+}
+
+/** `npm run fleet -- status`: the status as lines or as JSON, and the metrics and the fleet page when asked for. */
+export const printFleetStatus = (options: StatusOptions) =>
   Effect.gen(function* () {
     const status = yield* fleetStatus
+    const now = new Date(yield* Clock.currentTimeMillis)
+    const fs = yield* FileSystem.FileSystem
+    if (Option.isSome(options.prometheus)) {
+      const queued = yield* (yield* FleetStorage).queued
+      const text = yield* Effect.promise(() => fleetPrometheus(status, queued, now))
+      yield* fs.writeFileString(options.prometheus.value, text)
+    }
+    if (Option.isSome(options.html)) yield* fs.writeFileString(options.html.value, fleetHtml(status, now))
     if (options.json) {
       return yield* Console.log(
         JSON.stringify(

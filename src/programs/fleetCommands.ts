@@ -46,10 +46,21 @@ const runCommand = Command.make(
 
 const statusCommand = Command.make(
   "status",
-  { fleetFile, json: Options.boolean("json").pipe(Options.withDescription("The status as JSON")) },
-  ({ fleetFile, json }) =>
+  {
+    fleetFile,
+    json: Options.boolean("json").pipe(Options.withDescription("The status as JSON")),
+    prometheus: Options.file("prometheus").pipe(
+      Options.withDescription("Also write the fleet's metrics to this file (node_exporter's textfile collector)"),
+      Options.optional
+    ),
+    html: Options.file("html").pipe(
+      Options.withDescription("Also write the fleet page (one row per clinic, coloured by freshness) to this file"),
+      Options.optional
+    )
+  },
+  ({ fleetFile, ...options }) =>
     asCommand(
-      printFleetStatus({ json }).pipe(
+      printFleetStatus(options).pipe(
         Effect.provide(
           FleetStorage.layer.pipe(
             Layer.provideMerge(FleetStorage.storageClientLayer),

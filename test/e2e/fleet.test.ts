@@ -177,7 +177,19 @@ describe("the fleet's clinics each on their own", () => {
         expect(run.stdout).toMatch(/north: ok, 6 tables copied/)
         expect(run.stdout).toMatch(new RegExp(`south: FAILED .*source database at 127\\.0\\.0\\.1:${dead}`))
         expect(run.stderr).toContain("1 clinic(s) failed: south")
-        const status = yield* runCli(["fleet", "status", "--fleet", fleet.file], { env, cwd: fleet.directory })
+        const status = yield* runCli(
+          ["fleet", "status", "--fleet", fleet.file, "--prometheus", "fleet.prom", "--html", "fleet.html"],
+          { env, cwd: fleet.directory }
+        )
+        expect(status.code, status.stdout + status.stderr).toBe(0)
+        const metrics = yield* fs.readFileString(`${fleet.directory}/fleet.prom`)
+        expect(metrics).toContain('opendental_etl_fleet_clinic_stale{clinic="south"} 1')
+        expect(metrics).toContain('opendental_etl_fleet_clinic_stale{clinic="north"} 0')
+        expect(metrics).toContain('opendental_etl_fleet_clinic_last_run_failed_tables{clinic="north"} 0')
+        expect(metrics).toContain("opendental_etl_fleet_queued_runs 0")
+        const page = yield* fs.readFileString(`${fleet.directory}/fleet.html`)
+        expect(page).toMatch(/<tr style="background:#f8d7da"><td>south<\/td>/)
+        expect(page).toMatch(/<tr style="background:#d1e7dd"><td>north<\/td>/)
         const lines = status.stdout.split("\n")
         expect(lines[1]).toMatch(/^ {2}STALE south .*never/)
         expect(status.stdout).toMatch(/last run failed.*ConnectionError/)

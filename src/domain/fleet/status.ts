@@ -44,6 +44,14 @@ export interface ClinicStatus {
   readonly why: string
 }
 
+/** An age as a person reads it: seconds, minutes or hours. */
+export const age = (seconds: number) =>
+  seconds < 120
+    ? `${seconds} s`
+    : seconds < 7200
+      ? `${Math.round(seconds / 60)} min`
+      : `${Math.round(seconds / 3600)} h`
+
 const secondsSince = (now: Date, at: string) => Math.max(0, Math.round((now.getTime() - Date.parse(at)) / 1000))
 
 /** The next time a schedule fires after `now`, as an ISO instant; none without a schedule. */
