@@ -4,6 +4,7 @@ import { connectionPlanOf, EtlSettings } from "../connections/EtlSettings.ts"
 import { copyTable, tablesToCopy } from "../programs/pipeline.ts"
 import { ClinicRuntimes } from "./ClinicRuntimes.ts"
 import { FleetStorage } from "./FleetStorage.ts"
+import { fleetErrorText } from "../domain/fleet/errorText.ts"
 
 /** The address this runner is reached at (or `local` for the one-process fleet), as status shows it. */
 export class RunnerName extends Context.Tag("opendental-etl/RunnerName")<RunnerName, string>() {}
@@ -47,7 +48,7 @@ export const ClinicRun = Workflow.make({
 })
 
 const failedWith = (clinic: string) => (e: { readonly _tag: string; readonly message: string }) =>
-  new ClinicRunFailed({ clinic, error: e._tag, message: e.message })
+  new ClinicRunFailed({ clinic, error: e._tag, message: fleetErrorText(e) })
 
 /**
  * The tables the clinic's settings choose and how many run at once (its connection plan's), once its run is
@@ -84,7 +85,7 @@ const copy = (clinic: string, table: string, runId: string) =>
         success: run?.success ?? false,
         rowsRead: run?.replication?.rowsRead ?? 0,
         rowsWritten: run?.analytics?.rowsInserted ?? 0,
-        error: run?.error === undefined ? null : `${run.error._tag}: ${run.error.message}`
+        error: run?.error === undefined ? null : fleetErrorText(run.error)
       }
       yield* (yield* FleetStorage).recordTable({ runId, clinic, runner: yield* RunnerName, ...copied })
       return copied
@@ -113,7 +114,7 @@ const run = (payload: { readonly clinic: string; readonly slot: string }, runId:
       rowsWritten: copied.reduce((n, c) => n + c.rowsWritten, 0)
     } satisfies ClinicRunResult
   }).pipe(
-    Effect.tapError((e) => finish(payload.clinic, runId, "failed", `${e.error}: ${e.message}`)),
+    Effect.tapError((e) => finish(payload.clinic, runId, "failed", e.message)),
     Effect.withSpan("ClinicRun", { attributes: { clinic: payload.clinic, slot: payload.slot } })
   )
 

@@ -52,7 +52,7 @@ export interface RunnerOptions {
   /** Where this runner listens. */
   readonly host: string
   readonly port: number
-  /** The address other runners reach it by (default: where it listens). */
+  /** The address other runners reach it by, `host` or `host:port` (default: where it listens). */
   readonly advertise: Option.Option<string>
 }
 
@@ -61,19 +61,23 @@ export const runner = (options: RunnerOptions) =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const config = yield* shardingConfig
-      const advertised = Option.getOrElse(options.advertise, () => options.host)
+      const [advertisedHost = options.host, advertisedPort = String(options.port)] = Option.getOrElse(
+        options.advertise,
+        () => options.host
+      ).split(":")
+      const advertised = RunnerAddress.make(advertisedHost, Number(advertisedPort))
       const cluster = NodeClusterSocket.layer({
         storage: "sql",
         shardingConfig: {
           ...config,
-          runnerAddress: Option.some(RunnerAddress.make(advertised, options.port)),
+          runnerAddress: Option.some(advertised),
           runnerListenAddress: Option.some(RunnerAddress.make(options.host, options.port))
         }
       })
       return work({ schedules: true }).pipe(
         Layer.provideMerge(cluster),
         Layer.provideMerge(fleetServices),
-        Layer.provide(Layer.succeed(ClinicWorkflow.RunnerName, `${advertised}:${options.port}`))
+        Layer.provide(Layer.succeed(ClinicWorkflow.RunnerName, `${advertised.host}:${advertised.port}`))
       )
     })
   ).pipe(Layer.provide(FleetConfig.layer(options.fleetFile)), Layer.provide(NodeContext.layer))

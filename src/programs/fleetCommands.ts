@@ -87,7 +87,7 @@ export const runnerCommand = Command.make(
     host: Options.text("host").pipe(Options.withDefault("127.0.0.1")),
     port: Options.integer("port").pipe(Options.withDefault(defaultRunnerPort)),
     advertise: Options.text("advertise").pipe(
-      Options.withDescription("The host other runners reach this one by (default: --host)"),
+      Options.withDescription("The host (or host:port) other runners reach this one by (default: --host and --port)"),
       Options.optional
     ),
     single: Options.boolean("single").pipe(

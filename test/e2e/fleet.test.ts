@@ -5,6 +5,7 @@ import { Effect, Fiber, Schedule } from "effect"
 import * as net from "node:net"
 import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
+import { makeRecordingProxy } from "../support/recordingProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 import { testFleet, type TestFleet } from "../support/fleet.ts"
 
@@ -300,6 +301,69 @@ describe("the fleet's limits", () => {
         const peak = Math.max(...samples.map((s) => s.total))
         expect(peak).toBeLessThanOrEqual(8)
         expect(Math.max(...samples.map((s) => s.clinics))).toBeGreaterThanOrEqual(2)
+      })
+    )
+  })
+})
+
+describe("what travels between runners", () => {
+  layer(NodeContext.layer, { excludeTestServices: true })((it) => {
+    it.scoped("no secret, connection string or row value in the storage tables or on the wire between runners", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet([
+          { id: "north", patients: 30 },
+          { id: "south", patients: 30 }
+        ])
+        const planted = "Zyxwvut-planted-9137"
+        yield* Effect.scoped(
+          Effect.flatMap(TestDatabases.mysqlAdmin, (my) =>
+            Effect.promise(() =>
+              my.query(`UPDATE \`${fleet.clinics[0]?.names.source}\`.patient SET LName = ? LIMIT 3`, [planted])
+            )
+          )
+        )
+        const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1" }
+        const [first, second] = [yield* freePort, yield* freePort]
+        // The second runner is reached through a proxy that records what reaches it and what it answers.
+        const wire = yield* makeRecordingProxy({ host: "127.0.0.1", port: second })
+        const runners = [
+          yield* startCli(["runner", "--fleet", fleet.file, "--port", String(first)], {
+            env: runnerEnv,
+            cwd: fleet.directory
+          }),
+          yield* startCli(
+            ["runner", "--fleet", fleet.file, "--port", String(second), "--advertise", `127.0.0.1:${wire.port}`],
+            { env: runnerEnv, cwd: fleet.directory }
+          )
+        ]
+        yield* runners[0]!.waitFor(`Fleet runner ready on 127.0.0.1:${first}`)
+        yield* runners[1]!.waitFor(`Fleet runner ready on 127.0.0.1:${second}`)
+        const run = yield* runCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
+          env: runnerEnv,
+          cwd: fleet.directory
+        })
+        expect(run.code, run.stdout + run.stderr).toBe(0)
+        const stored =
+          (yield* storageRows(
+            fleet,
+            `SELECT string_agg(t::text, '\n') AS all FROM (
+             SELECT row_to_json(m)::text AS t FROM cluster_messages m UNION ALL
+             SELECT row_to_json(r)::text FROM cluster_replies r UNION ALL
+             SELECT row_to_json(f)::text FROM fleet_runs f UNION ALL
+             SELECT row_to_json(f)::text FROM fleet_tables f) rows`
+          )).map((r) => String(Reflect.get(r, "all")))[0] ?? ""
+        const wired = wire.recorded().toString("latin1")
+        expect(stored.length).toBeGreaterThan(0)
+        expect(wired.length).toBeGreaterThan(0)
+        const secrets = fleet.clinics.flatMap((c) => Object.values(c.names.accounts).map((a) => a.password))
+        for (const secret of [...secrets, fleet.storage.password, planted]) {
+          expect({ secret, inStorage: stored.includes(secret), onTheWire: wired.includes(secret) }).toEqual({
+            secret,
+            inStorage: false,
+            onTheWire: false
+          })
+        }
+        expect(stored).not.toMatch(/mysql:\/\/|postgres(ql)?:\/\//)
       })
     )
   })
