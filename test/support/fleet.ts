@@ -26,7 +26,7 @@ export interface TestFleet {
 }
 
 /** The fleet's storage: a database of its own and an account that owns it, never a superuser. */
-const storageDatabase = Effect.acquireRelease(
+export const storageDatabase = Effect.acquireRelease(
   Effect.gen(function* () {
     const base = `etl_t_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 6)}`
     const storage = { database: `${base}_fleet`, user: `${base}_fl`, password: crypto.randomUUID() }
