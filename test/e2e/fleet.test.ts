@@ -368,3 +368,50 @@ describe("what travels between runners", () => {
     )
   })
 })
+
+describe("the fleet's schedules", () => {
+  layer(NodeContext.layer, { excludeTestServices: true })((it) => {
+    it.scoped("slots missed while every runner was down run once when one comes back, not once per slot", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet(
+          [{ id: "north", patients: 5 }],
+          'defaults:\n  schedule: { cron: "*/3 * * * * *" }'
+        )
+        const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1", ETL_FLEET_LOCK_EXPIRY_SECONDS: "6" }
+        const start = () =>
+          startCli(["runner", "--single", "--fleet", fleet.file], { env: runnerEnv, cwd: fleet.directory })
+        const runs = storageRows(fleet, "SELECT slot FROM fleet_runs WHERE finished_at IS NOT NULL").pipe(
+          Effect.map((rows) => rows.length)
+        )
+        const until = (condition: (n: number) => boolean) =>
+          runs.pipe(Effect.filterOrFail(condition), Effect.retry(Schedule.spaced("250 millis")))
+        const first = yield* start()
+        yield* first.waitFor("Fleet runner ready")
+        // Killed between runs: a run still in flight would resume, and the missed slot wait for it.
+        yield* until((n) => n >= 1)
+        yield* first.signal("SIGKILL")
+        const downAt = Date.now()
+        // Every runner is down while three slots pass; the next slot after they come back is far away, so any run
+        // then is the missed slots' one run.
+        yield* runs.pipe(
+          Effect.filterOrFail(() => Date.now() - downAt > 9_500),
+          Effect.retry(Schedule.spaced("250 millis"))
+        )
+        const before = yield* runs
+        const fs = yield* FileSystem.FileSystem
+        const text = yield* fs.readFileString(fleet.file)
+        yield* fs.writeFileString(fleet.file, text.replace('"*/3 * * * * *"', '"0 0 1 1 *"'))
+        const back = yield* start()
+        yield* back.waitFor("Fleet runner ready")
+        const backAt = Date.now()
+        yield* until((n) => n > before)
+        // Three more old slots' time passes with the runner up: still the one run.
+        yield* runs.pipe(
+          Effect.filterOrFail(() => Date.now() - backAt > 9_500),
+          Effect.retry(Schedule.spaced("250 millis"))
+        )
+        expect((yield* runs) - before).toBe(1)
+      })
+    )
+  })
+})
