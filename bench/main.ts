@@ -2,6 +2,7 @@
  * npm run bench -- [--size small|default|large] [--runs 3] [--only replication,analytics,incremental,validate,memory]
  * npm run bench -- --clinic [--scale 0.05] [--runs 1] [--tables all]     (the whole clinic: bench/clinic/bench.ts)
  * npm run bench -- --tls [--patients 25000] [--runs 3]                    (plain text against verify-full: bench/tls.ts)
+ * npm run bench -- --fleet [--clinics 20] [--scale 0.001]                 (the fleet against the CLI: bench/fleet.ts)
  *
  * Side-by-side measurements on one machine in one invocation (the machines are shared and noisy: only ratios
  * measured together mean anything). The OpenDental source is generated once per size and kept in
@@ -17,6 +18,7 @@ import * as EtlSettings from "../src/connections/EtlSettings.ts"
 import * as SourceDb from "../src/connections/SourceDb.ts"
 import { envFileFor } from "../test/support/cli.ts"
 import { clinicBench } from "./clinic/bench.ts"
+import { fleetBench } from "./fleet.ts"
 import { tlsBench } from "./tls.ts"
 import { benchSettings, databaseNames, type Size, sizes } from "./databases.ts"
 import {
@@ -352,7 +354,16 @@ const bench = process.argv.includes("--clinic")
         Effect.runPromise(
           tlsBench({ patients: Number(argument("patients", "25000")), runs: Number(argument("runs", "3")) })
         )
-    : main
+    : process.argv.includes("--fleet")
+      ? () =>
+          Effect.runPromise(
+            fleetBench({
+              clinics: Number(argument("clinics", "20")),
+              scale: Number(argument("scale", "0.001")),
+              clinicsPerRunner: Number(argument("clinics-per-runner", "1"))
+            })
+          )
+      : main
 bench().catch((error) => {
   console.error(error instanceof Error ? error.message : error)
   process.exitCode = 1

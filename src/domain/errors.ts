@@ -250,6 +250,15 @@ export class UnknownClinicError extends Schema.TaggedError<UnknownClinicError>()
   }
 }
 
+/** What went wrong once the demo's fleet was built: the run failed, or it ended before the runner could be killed. */
+export class FleetDemoError extends Schema.TaggedError<FleetDemoError>()("FleetDemoError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `The fleet demo failed: ${this.reason}`
+  }
+}
+
 /** The reconcile found tables whose stages differ (and did not repair them), or tables it could not compare. */
 export class ReconcileDifferencesError extends Schema.TaggedError<ReconcileDifferencesError>()(
   "ReconcileDifferencesError",

@@ -1,4 +1,4 @@
-import { FileSystem } from "@effect/platform"
+import { FileSystem, Path } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
@@ -132,7 +132,7 @@ export const make = Effect.gen(function* () {
   } satisfies FleetStorageService
 })
 
-/** The storage's password: from its file, or the variable the file names. */
+/** The storage's password: from its file (relative to the fleet file's directory), or the variable the file names. */
 const storagePassword = (file: string, storage: PostgresEndpoint) =>
   Effect.gen(function* () {
     const problem = (p: string) =>
@@ -145,11 +145,15 @@ const storagePassword = (file: string, storage: PostgresEndpoint) =>
       return Redacted.make(value)
     }
     if (storage.password_file === undefined) return Redacted.make("")
+    const path = yield* Path.Path
     const text = yield* (yield* FileSystem.FileSystem)
-      .readFileString(storage.password_file)
+      .readFileString(path.resolve(path.dirname(file), storage.password_file))
       .pipe(Effect.mapError(() => problem("names a file that cannot be read")))
     return Redacted.make(text.replace(/\r?\n$/, ""))
   })
+
+/** The most sessions one runner (or client) opens to the storage. */
+export const storageConnections = 6
 
 /** The SqlClient of the fleet file's storage: the cluster's storage and the fleet's status tables. */
 export const storageClientLayer = Layer.unwrapEffect(
@@ -157,8 +161,21 @@ export const storageClientLayer = Layer.unwrapEffect(
     const config = yield* FleetConfig
     const storage = config.fleet.storage
     const password = yield* storagePassword(config.file, storage)
+    const path = yield* Path.Path
     const ca =
-      storage.ssl_ca === undefined ? undefined : yield* (yield* FileSystem.FileSystem).readFileString(storage.ssl_ca)
+      storage.ssl_ca === undefined
+        ? undefined
+        : yield* (yield* FileSystem.FileSystem)
+            .readFileString(path.resolve(path.dirname(config.file), storage.ssl_ca))
+            .pipe(
+              Effect.mapError(
+                () =>
+                  new FleetFileError({
+                    file: config.file,
+                    problems: [{ where: "storage", field: "ssl_ca", problem: "names a file that cannot be read" }]
+                  })
+              )
+            )
     const ssl =
       storage.ssl_mode === undefined || storage.ssl_mode === "disable"
         ? undefined
@@ -170,6 +187,8 @@ export const storageClientLayer = Layer.unwrapEffect(
       username: storage.user ?? "etl_fleet",
       password,
       applicationName: "opendental-etl fleet",
+      // A runner's storage sessions: the shard locks', the server slots', message polling and status writes.
+      maxConnections: storageConnections,
       ...(ssl === undefined ? {} : { ssl })
     })
   })

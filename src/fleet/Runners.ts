@@ -1,6 +1,6 @@
 import { ClusterWorkflowEngine, RunnerAddress, ShardingConfig, SingleRunner } from "@effect/cluster"
 import { NodeClusterSocket, NodeContext } from "@effect/platform-node"
-import { Config, Duration, Effect, Layer, Option } from "effect"
+import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
 import * as ClinicRuntimes from "./ClinicRuntimes.ts"
 import * as ClinicWorkflow from "./ClinicWorkflow.ts"
 import * as FleetConfig from "./FleetConfig.ts"
@@ -33,6 +33,13 @@ const shardingConfig = Effect.gen(function* () {
     })
   } satisfies Partial<ShardingConfig.ShardingConfig["Type"]>
 })
+
+/**
+ * Runners started together on an empty storage race to create the cluster's tables, and the one that loses fails
+ * (`type "cluster_runners" already exists`); built again, it finds them made.
+ */
+const startingTogether = <A, E, R>(cluster: Layer.Layer<A, E, R>) =>
+  Layer.retry(cluster, Schedule.spaced("500 millis").pipe(Schedule.intersect(Schedule.recurs(5))))
 
 /** The fleet's storage and what the clinics' steps run on, over the fleet file in context. */
 const fleetServices = ClinicRuntimes.layer.pipe(
@@ -75,7 +82,7 @@ export const runner = (options: RunnerOptions) =>
         }
       })
       return work({ schedules: true }).pipe(
-        Layer.provideMerge(cluster),
+        Layer.provideMerge(startingTogether(cluster)),
         Layer.provideMerge(fleetServices),
         Layer.provide(Layer.succeed(ClinicWorkflow.RunnerName, `${advertised.host}:${advertised.port}`))
       )
@@ -87,7 +94,7 @@ export const single = (options: { readonly fleetFile: Option.Option<string>; rea
   Layer.unwrapEffect(
     Effect.map(shardingConfig, (config) =>
       work(options).pipe(
-        Layer.provideMerge(SingleRunner.layer({ runnerStorage: "sql", shardingConfig: config })),
+        Layer.provideMerge(startingTogether(SingleRunner.layer({ runnerStorage: "sql", shardingConfig: config }))),
         Layer.provideMerge(fleetServices),
         Layer.provide(Layer.succeed(ClinicWorkflow.RunnerName, "local"))
       )
@@ -97,7 +104,7 @@ export const single = (options: { readonly fleetFile: Option.Option<string>; rea
 /** A process that only submits work to the runners and reads the fleet's status. */
 export const client = (fleetFile: Option.Option<string>) =>
   ClusterWorkflowEngine.layer.pipe(
-    Layer.provideMerge(NodeClusterSocket.layer({ clientOnly: true, storage: "sql" })),
+    Layer.provideMerge(startingTogether(NodeClusterSocket.layer({ clientOnly: true, storage: "sql" }))),
     Layer.provideMerge(FleetStorage.layer),
     Layer.provideMerge(FleetStorage.storageClientLayer),
     Layer.provideMerge(FleetConfig.layer(fleetFile)),

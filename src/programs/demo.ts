@@ -41,7 +41,7 @@ const demoAnalyticsDatabase = "opendental_demo_analytics"
 
 /** The local servers' administrators, as scripts/local-servers.sh sets them up. */
 const policy = { connectTimeout: Duration.seconds(5), attempts: 3 }
-const asRoot = (database: string) =>
+export const asRoot = (database: string) =>
   makeMysqlDatabase(
     {
       role: "source",
@@ -54,7 +54,7 @@ const asRoot = (database: string) =>
     },
     policy
   )
-const asPostgres = (database: string) =>
+export const asPostgres = (database: string) =>
   makePostgresDatabase(
     {
       role: "analytics",
@@ -114,22 +114,25 @@ const prepareDemo = Effect.scoped(
  * The same script .ci/run uses: starts the local servers (installs them as root) and creates the demo databases;
  * then, as the servers' administrators, the demo's source and the tool's own accounts.
  */
-export const ensureLocalServers = Command.make("bash", serversScript, "--demo-databases").pipe(
-  Command.stdout("inherit"),
-  Command.stderr("inherit"),
-  Command.exitCode,
-  Effect.mapError((e) => new DemoSetupError({ reason: e.message })),
-  Effect.filterOrFail(
-    (code) => code === 0,
-    () =>
-      new DemoSetupError({
-        reason:
-          "the local MariaDB and PostgreSQL are not available; install them with: sudo apt-get install -y " +
-          "mariadb-server postgresql"
-      })
-  ),
-  Effect.zipRight(prepareDemo)
-)
+/** The local MariaDB and PostgreSQL, started (installed as root) by the script CI uses, with `args` for it. */
+export const startLocalServers = (...args: ReadonlyArray<string>) =>
+  Command.make("bash", serversScript, ...args).pipe(
+    Command.stdout("inherit"),
+    Command.stderr("inherit"),
+    Command.exitCode,
+    Effect.mapError((e) => new DemoSetupError({ reason: e.message })),
+    Effect.filterOrFail(
+      (code) => code === 0,
+      () =>
+        new DemoSetupError({
+          reason:
+            "the local MariaDB and PostgreSQL are not available; install them with: sudo apt-get install -y " +
+            "mariadb-server postgresql"
+        })
+    )
+  )
+
+export const ensureLocalServers = startLocalServers("--demo-databases").pipe(Effect.zipRight(prepareDemo))
 
 /**
  * `npm run demo`: a generated OpenDental source (3,000 patients with their appointments and procedures) on the

@@ -17,6 +17,7 @@ import { checkProfile } from "./checkProfile.ts"
 import { commandLine } from "../connections/EtlSettings.ts"
 import { Reporter } from "../harness/Reporter.ts"
 import { demo, ensureLocalServers } from "./demo.ts"
+import { fleetDemo } from "./fleetDemo.ts"
 import { fleetCommand, runnerCommand } from "./fleetCommands.ts"
 import { runPipeline } from "./pipeline.ts"
 import { publish } from "./publish.ts"
@@ -316,18 +317,32 @@ const sweepCommand = Command.make(
   Command.withDescription("Delete the test rows of validation runs that died (SIGKILL, power loss), by their ledger.")
 )
 
-const demoCommand = Command.make("demo", {}, () =>
-  ensureLocalServers.pipe(
-    Effect.zipRight(
-      withSettings(
-        demo.pipe(
-          Effect.tap((report) => publish(report)),
-          Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report)),
-          Effect.provide(Layers.validation)
-        )
+const demoCommand = Command.make(
+  "demo",
+  {
+    fleet: Options.boolean("fleet").pipe(
+      Options.withDescription(
+        "Instead: a fleet of three generated clinics on two runner processes; the runner holding a clinic mid-table " +
+          "is killed with SIGKILL and the other one finishes it"
       )
     )
-  )
+  },
+  ({ fleet }) =>
+    Effect.if(fleet, {
+      onTrue: () => fleetDemo,
+      onFalse: () =>
+        ensureLocalServers.pipe(
+          Effect.zipRight(
+            withSettings(
+              demo.pipe(
+                Effect.tap((report) => publish(report)),
+                Effect.tapErrorTag("ValidationFailedError", (e) => publish(e.report)),
+                Effect.provide(Layers.validation)
+              )
+            )
+          )
+        )
+    })
 ).pipe(Command.withDescription("A complete validation on the local servers with a generated OpenDental source."))
 
 const checkAccessCommand = Command.make("check-access", {}, () =>

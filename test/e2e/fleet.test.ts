@@ -3,7 +3,7 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Fiber, Schedule } from "effect"
 import * as net from "node:net"
-import { envFileFor, runCli, startCli, workingDirectory } from "../support/cli.ts"
+import { envFileFor, type RunningCli, runCli, startCli, workingDirectory } from "../support/cli.ts"
 import { makeFaultProxy } from "../support/FaultProxy.ts"
 import { makeRecordingProxy } from "../support/recordingProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
@@ -50,6 +50,19 @@ describe("the fleet", () => {
     )
   })
 })
+
+/** Waits for a process to end; one that does not within `seconds` fails the test with what every process printed. */
+const ended = (cli: RunningCli, all: ReadonlyArray<RunningCli>, seconds = 90) =>
+  cli.done.pipe(
+    Effect.timeout(`${seconds} seconds`),
+    Effect.catchTag("TimeoutException", () =>
+      Effect.flatMap(Effect.all(all.map((p) => p.output)), (printed) =>
+        Effect.dieMessage(
+          `still running after ${seconds} s; the processes printed:\n${printed.map((o) => o.slice(-4000)).join("\n-----\n")}`
+        )
+      )
+    )
+  )
 
 /** A port nothing listens on now, for a runner. */
 const freePort = Effect.async<number>((resume) => {
@@ -155,6 +168,53 @@ describe("the fleet on two runners", () => {
           )
           expect(String(Reflect.get(resumed ?? {}, "runner"))).toMatch(new RegExp(`:${ports[1 - victim]}$`))
         })
+    )
+  })
+})
+
+describe("a runner stopped with SIGTERM", () => {
+  layer(NodeContext.layer, { excludeTestServices: true })((it) => {
+    it.scoped("finishes its steps in flight, hands its shards over, and the other runner finishes the clinic", () =>
+      Effect.gen(function* () {
+        const proxy = yield* makeFaultProxy(TestDatabases.testServers.mysql)
+        const fleet = yield* testFleet([
+          { id: "north", patients: 200, replicaPort: proxy.port },
+          { id: "south", patients: 20 }
+        ])
+        const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1", ETL_FLEET_LOCK_EXPIRY_SECONDS: "6" }
+        const ports = [yield* freePort, yield* freePort]
+        const runners = yield* Effect.forEach(ports, (port) =>
+          startCli(["runner", "--fleet", fleet.file, "--port", String(port)], { env: runnerEnv, cwd: fleet.directory })
+        )
+        yield* Effect.forEach(runners, (r, i) => r.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`))
+        proxy.setFault({ _tag: "stallOn", pattern: "INTO TABLE `procedurelog__etl_shadow`" })
+        const submitted = yield* startCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
+          env: runnerEnv,
+          cwd: fleet.directory
+        })
+        yield* proxy.stalled.pipe(
+          Effect.timeout("60 seconds"),
+          Effect.catchTag("TimeoutException", () =>
+            Effect.flatMap(Effect.all([...runners, submitted].map((p) => p.output)), (o) =>
+              Effect.dieMessage(`never stalled:\n${o.map((x) => x.slice(-3000)).join("\n-----\n")}`)
+            )
+          )
+        )
+        const [holder] = yield* storageRows(fleet, "SELECT runner FROM fleet_runs WHERE clinic = 'north'")
+        const stopped = ports.findIndex((p) => String(Reflect.get(holder ?? {}, "runner")).endsWith(`:${p}`))
+        yield* runners[stopped]!.signal("SIGTERM")
+        yield* proxy.releaseStalled
+        const stoppedRun = yield* ended(runners[stopped]!, [...runners, submitted])
+        expect(stoppedRun.code, stoppedRun.stdout + stoppedRun.stderr).toBe(130)
+        const done = yield* ended(submitted, [...runners, submitted])
+        expect(done.code, done.stdout + done.stderr).toBe(0)
+        expect(done.stdout).toMatch(/north: ok, 6 tables copied, 0 failed/)
+        const byRunner = (yield* storageRows(fleet, "SELECT runner FROM fleet_tables WHERE clinic = 'north'")).map(
+          (r) => String(Reflect.get(r, "runner"))
+        )
+        expect(byRunner.some((runner) => runner.endsWith(`:${ports[1 - stopped]}`))).toBe(true)
+        expect(yield* inSync(fleet, "north")).toMatchObject({ clinic: "north", code: 0 })
+      })
     )
   })
 })

@@ -24,6 +24,8 @@ export interface RunningCli {
   readonly waitFor: (text: string) => Effect.Effect<void>
   readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
   readonly done: Effect.Effect<CliResult>
+  /** What it printed so far, for a test's message when something else it waits on does not come. */
+  readonly output: Effect.Effect<string>
 }
 
 export interface CliOptions {
@@ -77,7 +79,8 @@ export const startCli = (args: ReadonlyArray<string>, options: CliOptions) =>
             if (pid === undefined) child.kill(signal)
             else process.kill(pid, signal)
           }),
-        done: Effect.promise(() => done)
+        done: Effect.promise(() => done),
+        output: Effect.sync(() => stdout + stderr)
       }
       const cliPid = () => {
         const pid = /cli pid (\d+)/.exec(stderr)?.[1]
