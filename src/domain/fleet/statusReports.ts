@@ -1,5 +1,6 @@
 import { Option } from "effect"
 import { Gauge, Registry } from "prom-client"
+import { escapeHtml } from "../harness/htmlReport.ts"
 import { age, type ClinicStatus } from "./status.ts"
 
 /** Work submitted to the runners and not yet picked up: how many, and the oldest's age. */
@@ -39,15 +40,6 @@ export const fleetPrometheus = (status: ReadonlyArray<ClinicStatus>, queued: Que
   )
   return registry.metrics()
 }
-
-const entities: Readonly<Record<string, string>> = {
-  "&": "&amp;",
-  "<": "&lt;",
-  ">": "&gt;",
-  '"': "&quot;",
-  "'": "&#39;"
-}
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => entities[c] ?? c)
 
 /** A clinic's row: red when stale, amber when its last run failed, green when fresh. */
 const row = (s: ClinicStatus) => {

@@ -20,7 +20,7 @@ const entities: Readonly<Record<string, string>> = {
 }
 
 // Every character the pattern matches has an entity; `?? c` only satisfies the index type.
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => entities[c] ?? c)
+export const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => entities[c] ?? c)
 
 /** JSON inside a <script> element: `<` escaped so no value can close the element. */
 const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, "\\u003c")
