@@ -101,7 +101,8 @@ export const make = Effect.gen(function* () {
                 tables_ok = tables_ok + ${t.success ? 1 : 0}, tables_failed = tables_failed + ${t.success ? 0 : 1},
                 rows_read = rows_read + ${t.rowsRead}, rows_written = rows_written + ${t.rowsWritten}
               WHERE run_id = ${t.runId}`,
-            sql`INSERT INTO fleet_tables (clinic, table_name, run_id, runner, finished_at, success, last_success_at, error)
+            sql`INSERT INTO fleet_tables
+                (clinic, table_name, run_id, runner, finished_at, success, last_success_at, error)
               VALUES (${t.clinic}, ${t.table}, ${t.runId}, ${t.runner}, now(), ${t.success},
                       ${t.success ? sql`now()` : sql`NULL`}, ${t.error})
               ON CONFLICT (clinic, table_name) DO UPDATE SET run_id = EXCLUDED.run_id, runner = EXCLUDED.runner,

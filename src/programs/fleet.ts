@@ -95,7 +95,8 @@ const statusLine = (s: ClinicStatus) => {
   })
   const next = Option.match(s.nextSlot, { onNone: () => "", onSome: (at) => `; next ${at}` })
   const flag = s.stale ? "STALE" : s.why.length > 0 ? "FAIL " : "ok   "
-  return `  ${flag} ${s.clinic.padEnd(16)} fresh ${fresh}; last ${last}${now}${oldest}${next}${s.why ? `\n        ${s.why}` : ""}`
+  const why = s.why ? `\n        ${s.why}` : ""
+  return `  ${flag} ${s.clinic.padEnd(16)} fresh ${fresh}; last ${last}${now}${oldest}${next}${why}`
 }
 
 /** Each clinic at a glance, the late and failing first. */

@@ -477,7 +477,8 @@ const story = (runners: ReadonlyArray<DemoRunner>, outcome: Outcome) =>
             onSome: (at) => ` at ${clock(at)}, ${seconds(killedAt, at)} after the kill`
           }) +
           ` (ETL_FLEET_LOCK_EXPIRY_SECONDS=${lockExpirySeconds} for this demo's runners; 35 s by default):`,
-        `  - not copied again: ${kept.length > 0 ? kept.join(", ") : "none"}, finished by ${victim.name} before the kill`,
+        `  - not copied again: ${kept.length > 0 ? kept.join(", ") : "none"}, ` +
+          `finished by ${victim.name} before the kill`,
         ...resumed.map(
           (r) => `  - ${r.table}: resumed after key ${r.key}, the ${r.rows} rows ${victim.name} had committed kept`
         ),

@@ -208,7 +208,8 @@ const failedCommandsSection = ({ failedCommands }: ValidationReport) =>
 ${failedCommands
   .map((c) => {
     const ended = c.exitCode === null ? "could not be started" : `exit ${c.exitCode}`
-    return `<p>${escapeHtml(`${ended}, for ${c.tables.join(", ")}: ${c.command}`)}</p>\n<pre>${escapeHtml(c.excerpt)}</pre>`
+    const heading = escapeHtml(`${ended}, for ${c.tables.join(", ")}: ${c.command}`)
+    return `<p>${heading}</p>\n<pre>${escapeHtml(c.excerpt)}</pre>`
   })
   .join("\n")}`
 

@@ -27,7 +27,8 @@ export interface CountedColumn extends NotBooleanColumn {
  * each column's rows holding another value. NULL is neither: a nullable flag's NULL loads as NULL.
  */
 export const notBooleanCounts = (table: string, columns: ReadonlyArray<Column>) =>
-  `SELECT COUNT(*), ${columns.map((c) => `IFNULL(SUM(${notZeroOrOne(c)}), 0)`).join(", ")} FROM ${escapeIdentifier(table)}`
+  `SELECT COUNT(*), ${columns.map((c) => `IFNULL(SUM(${notZeroOrOne(c)}), 0)`).join(", ")} ` +
+  `FROM ${escapeIdentifier(table)}`
 
 /** The columns `notBooleanCounts` found, from its one row. */
 export const notBooleansIn = (
@@ -78,7 +79,8 @@ export const notBooleanReport = (
       `table${tables === 1 ? "" : "s"}`,
     ...names.map((name) => {
       const rows = byName.get(name.toLowerCase())?.rows
-      return `  ${name.padEnd(width)}  ${rows === undefined ? "named by the failed load" : `${count(rows.found)} of ${count(rows.of)} rows`}`
+      const found = rows === undefined ? "named by the failed load" : `${count(rows.found)} of ${count(rows.of)} rows`
+      return `  ${name.padEnd(width)}  ${found}`
     }),
     "Keep them numbers in raw with this setting (it replaces ETL_NOT_BOOLEAN_COLUMNS, whose columns it keeps), then " +
       "run again:",
