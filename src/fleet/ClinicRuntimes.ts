@@ -20,6 +20,14 @@ export interface ClinicRuntimesService {
   readonly use: <A, E>(clinic: string, effect: Effect.Effect<A, E, ClinicServices>) => Effect.Effect<A, E | ClinicError>
   /** Closes the clinic's connections and gives its slots back: its run has ended on this runner. */
   readonly release: (clinic: string) => Effect.Effect<void>
+  /**
+   * Runs `use` with the clinic's settings, within the runner's limit and the servers' slots, for one step that
+   * builds services of its own (a validation, which seeds through the clinic's writer).
+   */
+  readonly withSettings: <A, E>(
+    clinic: string,
+    use: (settings: EtlSettings.Settings) => Effect.Effect<A, E, Scope.Scope>
+  ) => Effect.Effect<A, E | ClinicError>
 }
 
 export class ClinicRuntimes extends Context.Tag("opendental-etl/ClinicRuntimes")<
@@ -36,7 +44,8 @@ export const make = Effect.gen(function* () {
   const fs = yield* FileSystem.FileSystem
   const inFlight = yield* Effect.makeSemaphore(config.fleet.limits.clinics_per_runner)
 
-  const build = (id: string): Effect.Effect<Context.Context<ClinicServices>, ClinicError, Scope.Scope> =>
+  /** The clinic's settings, with this runner's permit and the servers' slots held for the scope. */
+  const admitted = (id: string): Effect.Effect<EtlSettings.Settings, ClinicError, Scope.Scope> =>
     Effect.gen(function* () {
       const clinic = config.clinics.find((c) => c.id === id)
       if (clinic === undefined) {
@@ -45,14 +54,20 @@ export const make = Effect.gen(function* () {
       const settings = yield* config.settingsOf(clinic).pipe(Effect.provideService(FileSystem.FileSystem, fs))
       yield* Effect.acquireRelease(inFlight.take(1), () => inFlight.release(1))
       yield* slots.hold(id, settings)
-      return yield* Layer.build(Layers.pipeline.pipe(Layer.provide(EtlSettings.layerOf(settings))))
+      return settings
     })
+
+  const build = (id: string): Effect.Effect<Context.Context<ClinicServices>, ClinicError, Scope.Scope> =>
+    Effect.flatMap(admitted(id), (settings) =>
+      Layer.build(Layers.pipeline.pipe(Layer.provide(EtlSettings.layerOf(settings))))
+    )
 
   const runtimes = yield* RcMap.make({ lookup: build, idleTimeToLive })
   return {
     use: (clinic, effect) =>
       Effect.scoped(Effect.flatMap(RcMap.get(runtimes, clinic), (context) => Effect.provide(effect, context))),
-    release: (clinic) => RcMap.invalidate(runtimes, clinic)
+    release: (clinic) => RcMap.invalidate(runtimes, clinic),
+    withSettings: (clinic, use) => Effect.scoped(Effect.flatMap(admitted(clinic), use))
   } satisfies ClinicRuntimesService
 })
 

@@ -2,6 +2,7 @@ import { ClusterWorkflowEngine, RunnerAddress, ShardingConfig, SingleRunner } fr
 import { NodeClusterSocket, NodeContext } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
 import * as ClinicRuntimes from "./ClinicRuntimes.ts"
+import * as ClinicValidation from "./ClinicValidation.ts"
 import * as ClinicWorkflow from "./ClinicWorkflow.ts"
 import * as FleetConfig from "./FleetConfig.ts"
 import * as FleetStorage from "./FleetStorage.ts"
@@ -50,7 +51,7 @@ const fleetServices = ClinicRuntimes.layer.pipe(
 
 /** What every runner registers: the clinic workflow, and the clinics' schedules. */
 const work = (options: { readonly schedules: boolean }) =>
-  Layer.mergeAll(ClinicWorkflow.layer, options.schedules ? Schedules.layer : Layer.empty).pipe(
+  Layer.mergeAll(ClinicWorkflow.layer, ClinicValidation.layer, options.schedules ? Schedules.layer : Layer.empty).pipe(
     Layer.provideMerge(ClusterWorkflowEngine.layer)
   )
 

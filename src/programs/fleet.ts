@@ -5,6 +5,7 @@ import type { Clinic } from "../domain/fleet/fleetFile.ts"
 import { age, type ClinicStatus, fleetStatus as statusOf } from "../domain/fleet/status.ts"
 import { fleetHtml, fleetPrometheus } from "../domain/fleet/statusReports.ts"
 import * as EtlSettings from "../connections/EtlSettings.ts"
+import { ClinicValidation } from "../fleet/ClinicValidation.ts"
 import { ClinicRun, type ClinicRunResult } from "../fleet/ClinicWorkflow.ts"
 import { FleetConfig } from "../fleet/FleetConfig.ts"
 import { FleetStorage } from "../fleet/FleetStorage.ts"
@@ -38,6 +39,37 @@ export interface FleetRunOptions {
   /** Wait for every clinic's run to end, and fail when one failed. */
   readonly wait: boolean
 }
+
+/** `npm run fleet -- validate`: each chosen clinic validated by the runners, as `npm run validate` would for it. */
+export const fleetValidate = (options: Omit<FleetRunOptions, "wait">) =>
+  Effect.gen(function* () {
+    const config = yield* FleetConfig
+    const clinics = yield* config.select(options.clinics)
+    const now = new Date(yield* Clock.currentTimeMillis)
+    const slot = Option.getOrElse(options.slot, () =>
+      new Date(Math.floor(now.getTime() / 60_000) * 60_000).toISOString()
+    )
+    yield* Console.log(`Fleet validation of slot ${slot}: ${clinics.map((c) => c.id).join(", ")}`)
+    const results = yield* Effect.forEach(
+      clinics,
+      (clinic) =>
+        Effect.map(
+          Effect.either(ClinicValidation.execute({ clinic: clinic.id, slot })),
+          (r) => [clinic.id, r] as const
+        ),
+      { concurrency: "unbounded" }
+    )
+    for (const [id, result] of results) {
+      yield* Console.log(
+        Either.match(result, {
+          onLeft: (e) => `  ${id}: FAILED ${e.message}`,
+          onRight: (r) => `  ${id}: ${r.status} (exit ${r.exitCode}, ${r.findings} findings): ${r.headline}`
+        })
+      )
+    }
+    const failed = results.filter(([, r]) => Either.isLeft(r) || r.right.exitCode !== 0).map(([id]) => id)
+    if (failed.length > 0) return yield* new FleetRunFailedError({ clinics: failed })
+  })
 
 const resultLine = (clinic: string, result: Either.Either<ClinicRunResult, { readonly message: string }>) =>
   Either.match(result, {

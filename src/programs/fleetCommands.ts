@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import * as FleetConfig from "../fleet/FleetConfig.ts"
 import * as FleetStorage from "../fleet/FleetStorage.ts"
 import * as Runners from "../fleet/Runners.ts"
-import { fleetCheck, fleetRun, printFleetStatus } from "./fleet.ts"
+import { fleetCheck, fleetRun, fleetValidate, printFleetStatus } from "./fleet.ts"
 
 const fleetFile = Options.file("fleet").pipe(
   Options.withDescription(`The fleet file (YAML or JSON); default ${FleetConfig.fleetFileVariable}`),
@@ -44,6 +44,26 @@ const runCommand = Command.make(
     )
 ).pipe(Command.withDescription("Submit one run per clinic to the runners (or run them here with --local)"))
 
+const validateCommand = Command.make(
+  "validate",
+  {
+    fleetFile,
+    clinics: Options.text("clinics").pipe(Options.withDescription("clinic ids separated by commas, or tag:<tag>")),
+    slot: Options.text("slot").pipe(Options.optional),
+    local: Options.boolean("local").pipe(Options.withDescription("Validate in this process (the single-runner form)"))
+  },
+  (options) =>
+    asCommand(
+      fleetValidate(options).pipe(
+        Effect.provide(
+          options.local
+            ? Runners.single({ fleetFile: options.fleetFile, schedules: false })
+            : Runners.client(options.fleetFile)
+        )
+      )
+    )
+).pipe(Command.withDescription("Validate clinics on the runners, as npm run validate does for one; waits for them"))
+
 const statusCommand = Command.make(
   "status",
   {
@@ -74,7 +94,7 @@ const statusCommand = Command.make(
 
 export const fleetCommand = Command.make("fleet").pipe(
   Command.withDescription("Many clinics: each clinic's pipeline as a durable workflow on the runners"),
-  Command.withSubcommands([checkCommand, runCommand, statusCommand])
+  Command.withSubcommands([checkCommand, runCommand, validateCommand, statusCommand])
 )
 
 /** The port runners listen on by default. */

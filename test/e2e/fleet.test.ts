@@ -258,6 +258,33 @@ describe("the fleet's clinics each on their own", () => {
       })
     )
 
+    it.scoped("fleet validate validates a clinic as npm run validate would, and leaves none of its rows", () =>
+      Effect.gen(function* () {
+        const fleet = yield* testFleet([{ id: "north", patients: 10 }])
+        const first = yield* runCli(["fleet", "run", "--local", "--fleet", fleet.file], { env, cwd: fleet.directory })
+        expect(first.code, first.stdout + first.stderr).toBe(0)
+        const validated = yield* runCli(["fleet", "validate", "--local", "--clinics", "north", "--fleet", fleet.file], {
+          env,
+          cwd: fleet.directory
+        })
+        expect(validated.code, validated.stdout + validated.stderr).toBe(0)
+        expect(validated.stdout).toMatch(/north: passed \(exit 0, 0 findings\)/)
+        const [row] = yield* storageRows(fleet, "SELECT outcome FROM fleet_runs WHERE kind = 'validate'")
+        expect(Reflect.get(row ?? {}, "outcome")).toBe("succeeded")
+        const clinic = fleet.clinics[0]!
+        const marked = yield* Effect.scoped(
+          Effect.flatMap(TestDatabases.mysqlAdmin, (my) =>
+            Effect.promise(() =>
+              my.query(
+                `SELECT COUNT(*) AS n FROM \`${clinic.names.source}\`.patient WHERE BINARY LName LIKE 'E2E!_TEST!_%' ESCAPE '!'`
+              )
+            )
+          )
+        )
+        expect(JSON.stringify(marked[0])).toBe('[{"n":"0"}]')
+      })
+    )
+
     it.scoped("the same slot submitted twice runs once", () =>
       Effect.gen(function* () {
         const fleet = yield* testFleet([{ id: "north", patients: 10 }])
