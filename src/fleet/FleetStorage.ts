@@ -1,4 +1,5 @@
 import { FileSystem, Path } from "@effect/platform"
+import { ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
@@ -73,9 +74,34 @@ const createTables = (sql: SqlClient.SqlClient) =>
     { discard: true }
   )
 
+/**
+ * The storage's tables, the cluster's and the fleet's, made by one process at a time: runners started together on
+ * an empty storage would race to create them, and PostgreSQL fails the one that loses (`type ... already exists`).
+ */
+export const prepareStorage = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* Effect.scoped(
+    Effect.gen(function* () {
+      const session = yield* sql.reserve
+      yield* session.executeValues("SELECT pg_advisory_lock(hashtext($1))", [storageSetupLock])
+      yield* Effect.addFinalizer(() =>
+        Effect.ignore(session.executeValues("SELECT pg_advisory_unlock(hashtext($1))", [storageSetupLock]))
+      )
+      yield* Layer.build(
+        Layer.mergeAll(SqlMessageStorage.layer, SqlRunnerStorage.layer).pipe(
+          Layer.provide(ShardingConfig.layerDefaults)
+        )
+      )
+      yield* createTables(sql)
+    })
+  )
+})
+
+const storageSetupLock = "opendental-etl:fleet-storage-setup"
+
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  yield* createTables(sql)
+  yield* prepareStorage
   return {
     sql,
     recordSubmitted: (clinic, slot) =>
@@ -154,7 +180,7 @@ const storagePassword = (file: string, storage: PostgresEndpoint) =>
   })
 
 /** The most sessions one runner (or client) opens to the storage. */
-export const storageConnections = 6
+export const storageConnections = 10
 
 /** The SqlClient of the fleet file's storage: the cluster's storage and the fleet's status tables. */
 export const storageClientLayer = Layer.unwrapEffect(

@@ -1,6 +1,6 @@
 import { ClusterWorkflowEngine, RunnerAddress, ShardingConfig, SingleRunner } from "@effect/cluster"
 import { NodeClusterSocket, NodeContext } from "@effect/platform-node"
-import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Config, Duration, Effect, Layer, Option } from "effect"
 import * as ClinicRuntimes from "./ClinicRuntimes.ts"
 import * as ClinicValidation from "./ClinicValidation.ts"
 import * as ClinicWorkflow from "./ClinicWorkflow.ts"
@@ -35,12 +35,9 @@ const shardingConfig = Effect.gen(function* () {
   } satisfies Partial<ShardingConfig.ShardingConfig["Type"]>
 })
 
-/**
- * Runners started together on an empty storage race to create the cluster's tables, and the one that loses fails
- * (`type "cluster_runners" already exists`); built again, it finds them made.
- */
+/** The cluster over a storage whose tables are made first, one process at a time (`prepareStorage`). */
 const startingTogether = <A, E, R>(cluster: Layer.Layer<A, E, R>) =>
-  Layer.retry(cluster, Schedule.spaced("500 millis").pipe(Schedule.intersect(Schedule.recurs(5))))
+  Layer.unwrapEffect(Effect.as(FleetStorage.prepareStorage, cluster))
 
 /** The fleet's storage and what the clinics' steps run on, over the fleet file in context. */
 const fleetServices = ClinicRuntimes.layer.pipe(

@@ -1,6 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
+import { vi } from "vitest"
 import { Effect, Fiber, Schedule } from "effect"
 import * as net from "node:net"
 import { envFileFor, type RunningCli, runCli, startCli, workingDirectory } from "../support/cli.ts"
@@ -8,6 +9,9 @@ import { makeFaultProxy } from "../support/FaultProxy.ts"
 import { makeRecordingProxy } from "../support/recordingProxy.ts"
 import * as TestDatabases from "../support/TestDatabases.ts"
 import { testFleet, type TestFleet } from "../support/fleet.ts"
+
+// Runner processes start, settle their shards and fail over: slower than one process, above all on a loaded machine.
+vi.setConfig({ testTimeout: 240_000 })
 
 const env = { ETL_ENVIRONMENT: "test" }
 
@@ -64,15 +68,56 @@ const ended = (cli: RunningCli, all: ReadonlyArray<RunningCli>, seconds = 90) =>
     )
   )
 
-/** A port nothing listens on now, for a runner. */
-const freePort = Effect.async<number>((resume) => {
-  const server = net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
+/** Ports nothing listens on now, for runners: held together while they are chosen, so no two are the same. */
+const freePorts = (count: number) =>
+  Effect.promise(async () => {
+    const servers = Array.from({ length: count }, () => net.createServer())
+    const ports = await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve) =>
+            server.listen(0, "127.0.0.1", () => {
+              const address = server.address()
+              resolve(typeof address === "object" && address !== null ? address.port : 0)
+            })
+          )
+      )
+    )
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+    return ports
   })
-})
+
+const freePort = Effect.map(freePorts(1), ([port]) => port ?? 0)
+
+/**
+ * Runner processes on the fleet, each ready (its layers built) before this returns; one that is not ready within a
+ * minute fails the test with what every runner printed. `advertise` gives a runner's address when it is not its port.
+ */
+const startRunners = (
+  fleet: TestFleet,
+  runnerEnv: Record<string, string>,
+  ports: ReadonlyArray<number>,
+  advertise: (port: number) => ReadonlyArray<string> = () => []
+) =>
+  Effect.gen(function* () {
+    const runners = yield* Effect.forEach(ports, (port) =>
+      startCli(["runner", "--fleet", fleet.file, "--port", String(port), ...advertise(port)], {
+        env: runnerEnv,
+        cwd: fleet.directory
+      })
+    )
+    yield* Effect.forEach(runners, (runner, i) =>
+      runner.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`).pipe(
+        Effect.timeout("60 seconds"),
+        Effect.catchTag("TimeoutException", () =>
+          Effect.flatMap(Effect.all(runners.map((r) => r.output)), (printed) =>
+            Effect.dieMessage(`a runner was not ready in 60 s; the runners printed:\n${printed.join("\n-----\n")}`)
+          )
+        )
+      )
+    )
+    return runners
+  })
 
 /** The fleet's storage, read as its own account would. */
 const storageRows = (fleet: TestFleet, query: string) =>
@@ -116,14 +161,8 @@ describe("the fleet on two runners", () => {
             { id: "east", patients: 20 }
           ])
           const runnerEnv = { ...env, ETL_FLEET_LOCK_EXPIRY_SECONDS: "6", ETL_FLEET_POLL_SECONDS: "1" }
-          const ports = [yield* freePort, yield* freePort]
-          const runners = yield* Effect.forEach(ports, (port) =>
-            startCli(["runner", "--fleet", fleet.file, "--port", String(port)], {
-              env: runnerEnv,
-              cwd: fleet.directory
-            })
-          )
-          yield* Effect.forEach(runners, (r, i) => r.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`))
+          const ports = yield* freePorts(2)
+          const runners = yield* startRunners(fleet, runnerEnv, ports)
           proxy.setFault({ _tag: "stallOn", pattern: "INTO TABLE `procedurelog__etl_shadow`" })
           const submitted = yield* startCli(["fleet", "run", "--wait", "--fleet", fleet.file, "--slot", "night-1"], {
             env: runnerEnv,
@@ -182,11 +221,8 @@ describe("a runner stopped with SIGTERM", () => {
           { id: "south", patients: 20 }
         ])
         const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1", ETL_FLEET_LOCK_EXPIRY_SECONDS: "6" }
-        const ports = [yield* freePort, yield* freePort]
-        const runners = yield* Effect.forEach(ports, (port) =>
-          startCli(["runner", "--fleet", fleet.file, "--port", String(port)], { env: runnerEnv, cwd: fleet.directory })
-        )
-        yield* Effect.forEach(runners, (r, i) => r.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`))
+        const ports = yield* freePorts(2)
+        const runners = yield* startRunners(fleet, runnerEnv, ports)
         proxy.setFault({ _tag: "stallOn", pattern: "INTO TABLE `procedurelog__etl_shadow`" })
         const submitted = yield* startCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
           env: runnerEnv,
@@ -367,11 +403,8 @@ describe("the fleet's limits", () => {
           "limits: { max_connections: 8, clinics_per_runner: 3 }\ndefaults: { max_connections: 4 }"
         )
         const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1" }
-        const ports = [yield* freePort, yield* freePort]
-        const runners = yield* Effect.forEach(ports, (port) =>
-          startCli(["runner", "--fleet", fleet.file, "--port", String(port)], { env: runnerEnv, cwd: fleet.directory })
-        )
-        yield* Effect.forEach(runners, (r, i) => r.waitFor(`Fleet runner ready on 127.0.0.1:${ports[i]}`))
+        const ports = yield* freePorts(2)
+        yield* startRunners(fleet, runnerEnv, ports)
         const submitted = yield* startCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
           env: runnerEnv,
           cwd: fleet.directory
@@ -410,21 +443,13 @@ describe("what travels between runners", () => {
           )
         )
         const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1" }
-        const [first, second] = [yield* freePort, yield* freePort]
+        const ports = yield* freePorts(2)
+        const second = ports[1] ?? 0
         // The second runner is reached through a proxy that records what reaches it and what it answers.
         const wire = yield* makeRecordingProxy({ host: "127.0.0.1", port: second })
-        const runners = [
-          yield* startCli(["runner", "--fleet", fleet.file, "--port", String(first)], {
-            env: runnerEnv,
-            cwd: fleet.directory
-          }),
-          yield* startCli(
-            ["runner", "--fleet", fleet.file, "--port", String(second), "--advertise", `127.0.0.1:${wire.port}`],
-            { env: runnerEnv, cwd: fleet.directory }
-          )
-        ]
-        yield* runners[0]!.waitFor(`Fleet runner ready on 127.0.0.1:${first}`)
-        yield* runners[1]!.waitFor(`Fleet runner ready on 127.0.0.1:${second}`)
+        yield* startRunners(fleet, runnerEnv, ports, (port) =>
+          port === second ? ["--advertise", `127.0.0.1:${wire.port}`] : []
+        )
         const run = yield* runCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
           env: runnerEnv,
           cwd: fleet.directory
