@@ -92,6 +92,14 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
   overBudget: Schema.Boolean
 }) {}
 
+/** What a cleanup deleted from one table, per stage. */
+const DeletedRows = Schema.Struct({
+  table: Schema.String,
+  source: Schema.Number,
+  replication: Schema.Number,
+  analytics: Schema.Number
+})
+
 export class ValidationReport extends Schema.Class<ValidationReport>("ValidationReport")({
   runId: Schema.String,
   environment: Schema.String,
@@ -219,28 +227,14 @@ export class ValidationReport extends Schema.Class<ValidationReport>("Validation
         runId: Schema.String,
         why: Schema.String,
         outcome: Schema.Literal("deleted", "failed"),
-        deleted: Schema.Array(
-          Schema.Struct({
-            table: Schema.String,
-            source: Schema.Number,
-            replication: Schema.Number,
-            analytics: Schema.Number
-          })
-        ),
+        deleted: Schema.Array(DeletedRows),
         remaining: Schema.Array(Schema.String)
       })
     ),
     { default: () => [] }
   ),
   cleanup: Schema.Struct({
-    deleted: Schema.Array(
-      Schema.Struct({
-        table: Schema.String,
-        source: Schema.Number,
-        replication: Schema.Number,
-        analytics: Schema.Number
-      })
-    ),
+    deleted: Schema.Array(DeletedRows),
     remaining: Schema.Array(Schema.String)
   })
 }) {}
