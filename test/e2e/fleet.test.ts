@@ -444,12 +444,13 @@ describe("what travels between runners", () => {
         )
         const runnerEnv = { ...env, ETL_FLEET_POLL_SECONDS: "1" }
         const ports = yield* freePorts(2)
-        const second = ports[1] ?? 0
-        // The second runner is reached through a proxy that records what reaches it and what it answers.
-        const wire = yield* makeRecordingProxy({ host: "127.0.0.1", port: second })
-        yield* startRunners(fleet, runnerEnv, ports, (port) =>
-          port === second ? ["--advertise", `127.0.0.1:${wire.port}`] : []
-        )
+        // Each runner is reached through a proxy that records what reaches it and what it answers: whichever runner
+        // holds a clinic, what the client and the other runner send it is on a recorded wire.
+        const wires = yield* Effect.forEach(ports, (port) => makeRecordingProxy({ host: "127.0.0.1", port }))
+        yield* startRunners(fleet, runnerEnv, ports, (port) => [
+          "--advertise",
+          `127.0.0.1:${wires[ports.indexOf(port)]?.port}`
+        ])
         const run = yield* runCli(["fleet", "run", "--wait", "--fleet", fleet.file], {
           env: runnerEnv,
           cwd: fleet.directory
@@ -464,7 +465,7 @@ describe("what travels between runners", () => {
              SELECT row_to_json(f)::text FROM fleet_runs f UNION ALL
              SELECT row_to_json(f)::text FROM fleet_tables f) rows`
           )).map((r) => String(Reflect.get(r, "all")))[0] ?? ""
-        const wired = wire.recorded().toString("latin1")
+        const wired = wires.map((wire) => wire.recorded().toString("latin1")).join("")
         expect(stored.length).toBeGreaterThan(0)
         expect(wired.length).toBeGreaterThan(0)
         const secrets = fleet.clinics.flatMap((c) => Object.values(c.names.accounts).map((a) => a.password))
